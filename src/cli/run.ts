@@ -1,0 +1,60 @@
+/**
+ * The one top-level handler of both programs: parses argv, runs the command,
+ * prints `error CODE: message` and the hint on stderr, and sets the exit code.
+ * A stack is printed only for unexpected errors or with --debug.
+ */
+import { type Command, CommanderError } from 'commander';
+import { ExitCode, isRickError } from '../errors.js';
+
+export interface Output {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export const processOutput: Output = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** Runs a program and returns its exit code; never throws. */
+export async function runProgram(
+  program: Command,
+  argv: readonly string[],
+  output: Output = processOutput,
+): Promise<number> {
+  program.exitOverride();
+  program.configureOutput({
+    writeOut: output.stdout,
+    writeErr: output.stderr,
+  });
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return ExitCode.ok;
+  } catch (error) {
+    return reportError(error, debug, output);
+  }
+}
+
+export function reportError(error: unknown, debug: boolean, output: Output): number {
+  if (error instanceof CommanderError) {
+    // Commander has already printed its message (or the help text).
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
+      return ExitCode.ok;
+    if (error.code === 'commander.help') return ExitCode.ok;
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  if (isRickError(error)) {
+    output.stderr(`error ${error.code}: ${error.message}\n`);
+    if (error.hint) output.stderr(`hint: ${error.hint}\n`);
+    if (debug)
+      output.stderr(
+        `${error.stack ?? ''}\n${error.cause ? `cause: ${String(error.cause)}\n` : ''}`,
+      );
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  output.stderr(`error INTERNAL: ${message}\n`);
+  output.stderr(`${error instanceof Error ? (error.stack ?? '') : ''}\n`);
+  return ExitCode.internal;
+}

@@ -1,0 +1,129 @@
+/**
+ * The one error model of rick. Every refusal is a RickError with a code from
+ * the closed set below; each code maps to a documented exit code so that
+ * scripts and the update timer can tell refusals apart.
+ */
+
+/** Exit codes shared by both programs. Documented in the README and in `--help`. */
+export const ExitCode = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  invalidBundle: 3,
+  untrustedSignature: 4,
+  missingPrerequisite: 5,
+  versionPolicy: 6,
+  rolledBack: 7,
+  rollbackFailed: 8,
+  lockBusy: 9,
+  drift: 10,
+  feed: 11,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+const codes = {
+  INTERNAL: ExitCode.internal,
+  IO_ERROR: ExitCode.internal,
+  USAGE: ExitCode.usage,
+  INPUT_NOT_FOUND: ExitCode.usage,
+  INVALID_VERSION: ExitCode.usage,
+  // Build side: the bundle definition or its templates are wrong.
+  DEFINITION_INVALID: ExitCode.invalidBundle,
+  TEMPLATE_ERROR: ExitCode.invalidBundle,
+  UNDEFINED_VARIABLE: ExitCode.invalidBundle,
+  UNKNOWN_PLACEHOLDER: ExitCode.invalidBundle,
+  QUADLET_REJECTED: ExitCode.invalidBundle,
+  // Host side: the bundle itself is malformed or hostile.
+  BUNDLE_INVALID: ExitCode.invalidBundle,
+  MANIFEST_INVALID: ExitCode.invalidBundle,
+  // Trust.
+  SIGNATURE_INVALID: ExitCode.untrustedSignature,
+  SIGNATURE_MISSING: ExitCode.untrustedSignature,
+  KEYRING_INVALID: ExitCode.untrustedSignature,
+  KEYRING_INSECURE: ExitCode.untrustedSignature,
+  KEY_INVALID: ExitCode.usage,
+  // Host prerequisites and facts.
+  PREREQUISITE_MISSING: ExitCode.missingPrerequisite,
+  FACT_MISSING: ExitCode.missingPrerequisite,
+  SECRETS_INSECURE: ExitCode.missingPrerequisite,
+  // Version policy.
+  VERSION_REFUSED: ExitCode.versionPolicy,
+  VERSION_QUARANTINED: ExitCode.versionPolicy,
+  // Activation.
+  ROLLED_BACK: ExitCode.rolledBack,
+  ROLLBACK_FAILED: ExitCode.rollbackFailed,
+  LOCK_BUSY: ExitCode.lockBusy,
+  DRIFT: ExitCode.drift,
+  // Release feed.
+  FEED_ERROR: ExitCode.feed,
+  CONFIG_INVALID: ExitCode.usage,
+} as const satisfies Record<string, ExitCode>;
+
+export type ErrorCode = keyof typeof codes;
+
+export interface RickErrorOptions {
+  /** One line telling the operator what to do about it. */
+  hint?: string;
+  /** The lower-level error this one wraps. */
+  cause?: unknown;
+}
+
+export class RickError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: RickErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RickError';
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  get exitCode(): ExitCode {
+    return codes[this.code];
+  }
+}
+
+export function isRickError(error: unknown): error is RickError {
+  return error instanceof RickError;
+}
+
+export function exitCodeFor(code: ErrorCode): ExitCode {
+  return codes[code];
+}
+
+/** The exit-code table as printed in `--help` and the README. */
+export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
+  [ExitCode.ok, 'success (also: same version already installed, nothing to do)'],
+  [ExitCode.internal, 'unexpected error (a bug or an I/O failure)'],
+  [ExitCode.usage, 'usage error: bad arguments, missing input file, invalid version'],
+  [ExitCode.invalidBundle, 'invalid bundle, bundle definition or template'],
+  [ExitCode.untrustedSignature, 'signature missing, invalid or not by a trusted key'],
+  [ExitCode.missingPrerequisite, 'missing prerequisite or host fact (group, user, secret, podman)'],
+  [ExitCode.versionPolicy, 'refused by version policy (downgrade or quarantined version)'],
+  [ExitCode.rolledBack, 'new generation failed its health gate and was rolled back'],
+  [ExitCode.rollbackFailed, 'rollback failed: the host needs attention'],
+  [ExitCode.lockBusy, 'another rick-install holds the lock'],
+  [ExitCode.drift, 'live files differ from their generation (verify)'],
+  [ExitCode.feed, 'release feed unreachable or malformed'],
+];
+
+export function formatExitCodes(): string {
+  return exitCodeHelp.map(([code, text]) => `  ${String(code).padStart(2)}  ${text}`).join('\n');
+}
+
+/** Wraps an unknown low-level failure at an I/O edge, keeping RickErrors as they are. */
+export function wrapError(
+  error: unknown,
+  code: ErrorCode,
+  message: string,
+  hint?: string,
+): RickError {
+  if (isRickError(error)) return error;
+  return new RickError(code, `${message}: ${describe(error)}`, { hint, cause: error });
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
