@@ -1,0 +1,73 @@
+/**
+ * The host layout, in one place. Every path is computed under a root so that
+ * `--root DIR` installs into an image or a test tree; `hostPath` gives the
+ * path as the running host will see it (what units must reference).
+ *
+ * A generation holds every bundle installed on the host, so that one
+ * `current` pointer switches the whole set atomically:
+ *
+ *   /var/lib/rick/generations/<n>/
+ *     quadlet/<bundle>/<unit files>         what /etc/containers/systemd/rick shows
+ *     bundles/<bundle>/manifest.json        the bundle's verified manifest
+ *     bundles/<bundle>/facts.json           facts resolved at install (no secret values)
+ *     bundles/<bundle>/env/…                env files, substituted (0600)
+ *     bundles/<bundle>/sysusers.d/…, tmpfiles.d/…
+ *     installer/rick-install.mjs            the installer of the last bundle installed
+ *     generation.json                       what this generation is (written last)
+ */
+import { join } from 'node:path';
+
+export const RICK_STATE_DIR = '/var/lib/rick';
+
+export interface HostPaths {
+  root: string;
+  config: string;
+  keysDir: string;
+  secretsDir: string;
+  stateDir: string;
+  generationsDir: string;
+  current: string;
+  stateFile: string;
+  lockFile: string;
+  /** `/etc/containers/systemd/rick`, a symlink to `current/quadlet`, created once. */
+  quadletLink: string;
+  /** `/usr/local/bin/rick-install`, a symlink to `current/installer/rick-install.mjs`. */
+  installerLink: string;
+  /** Default node-exporter textfile. */
+  metricsFile: string;
+}
+
+export function hostPaths(root = '/'): HostPaths {
+  const under = (p: string) => join(root, p);
+  return {
+    root,
+    config: under('/etc/rick/rick.conf'),
+    keysDir: under('/etc/rick/keys'),
+    secretsDir: under('/etc/rick/secrets'),
+    stateDir: under(RICK_STATE_DIR),
+    generationsDir: under(`${RICK_STATE_DIR}/generations`),
+    current: under(`${RICK_STATE_DIR}/current`),
+    stateFile: under(`${RICK_STATE_DIR}/state.json`),
+    lockFile: under(`${RICK_STATE_DIR}/lock`),
+    quadletLink: under('/etc/containers/systemd/rick'),
+    installerLink: under('/usr/local/bin/rick-install'),
+    metricsFile: under('/var/lib/prometheus/node-exporter/rick.prom'),
+  };
+}
+
+export function secretsFileFor(paths: HostPaths, bundle: string): string {
+  return join(paths.secretsDir, `${bundle}.env`);
+}
+
+/** The path of generation n as the running host sees it (never under --root). */
+export function hostGenerationDir(generation: number): string {
+  return `${RICK_STATE_DIR}/generations/${generation}`;
+}
+
+/**
+ * What a `@@rick:path:<p>@@` placeholder of a bundle resolves to: the file
+ * inside that bundle's directory of the given generation.
+ */
+export function hostBundleFile(generation: number, bundle: string, bundlePath: string): string {
+  return `${hostGenerationDir(generation)}/bundles/${bundle}/${bundlePath}`;
+}
