@@ -1,0 +1,55 @@
+/**
+ * The process edge for external commands (getent, systemctl, podman,
+ * systemd-sysusers, …). Everything that runs a program goes through a
+ * CommandRunner so that tests replace it with a fake at this one boundary.
+ */
+import { spawn } from 'node:child_process';
+
+export interface RunOptions {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Kills the command after this many milliseconds. */
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  /** Exit code, or null when the command was killed by a signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CommandRunner {
+  run(command: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+}
+
+/** Runs real programs. A program that cannot be started resolves with code 127, like a shell. */
+export const realCommandRunner: CommandRunner = {
+  run(command, args, options = {}) {
+    return new Promise((resolve) => {
+      const child = spawn(command, [...args], {
+        env: options.env ?? process.env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        timeout: options.timeoutMs,
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (d: Buffer) => out.push(d));
+      child.stderr.on('data', (d: Buffer) => err.push(d));
+      child.on('error', (error) => {
+        resolve({ code: 127, signal: null, stdout: '', stderr: `${command}: ${error.message}` });
+      });
+      child.on('close', (code, signal) => {
+        resolve({
+          code,
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        });
+      });
+      child.stdin.on('error', () => {});
+      child.stdin.end(options.input ?? '');
+    });
+  },
+};
