@@ -1,0 +1,180 @@
+/**
+ * `/etc/rick/rick.conf`: what `rick-install update` follows. The format is
+ * the one systemd's EnvironmentFile= and POSIX shells read: one `KEY=value`
+ * per line, `#` comments, blank lines, values optionally in single or double
+ * quotes. An operator edits it with any editor; bootstrap.sh writes it.
+ *
+ *   FEED=acme/rick-releases        # GitHub owner/name, or an https:// URL serving the releases API shape
+ *   BUNDLES=authentik              # bundles to follow, separated by spaces or commas
+ *   CHANNEL=stable                 # stable | prerelease
+ *   RANGE=^2                       # semver range (default: any version)
+ *   METRICS_FILE=/var/lib/prometheus/node-exporter/rick.prom   # empty: no metrics
+ *   MAX_BUNDLE_BYTES=67108864      # hard cap on one downloaded asset
+ *   DOWNLOAD_TIMEOUT_SEC=300       # deadline for the whole download of one asset
+ *   FEED_TIMEOUT_SEC=30            # deadline for the releases list
+ *
+ * Every problem is reported at once as `KEY: message`, with line numbers for
+ * lines that are not `KEY=value` at all.
+ */
+import semver from 'semver';
+import { z } from 'zod';
+import { RickError } from '../errors.js';
+import { bundleNamePattern } from './manifest.js';
+
+export const channels = ['stable', 'prerelease'] as const;
+export type Channel = (typeof channels)[number];
+
+export const DEFAULT_MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_DOWNLOAD_TIMEOUT_SEC = 300;
+export const DEFAULT_FEED_TIMEOUT_SEC = 30;
+
+/** A validated rick.conf. */
+export interface RickConfig {
+  /** The releases list URL (the `owner/name` form already expanded). */
+  feedUrl: string;
+  /** The FEED value as written, for log lines. */
+  feed: string;
+  bundles: string[];
+  channel: Channel;
+  range: string;
+  /** Absolute path of the node-exporter textfile, or undefined when metrics are off. */
+  metricsFile: string | undefined;
+  maxBundleBytes: number;
+  downloadTimeoutSec: number;
+  feedTimeoutSec: number;
+}
+
+const githubRepoPattern = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
+
+/** `owner/name` → the GitHub releases API URL; a URL is returned as it is. */
+export function feedUrlFor(feed: string): string {
+  if (githubRepoPattern.test(feed)) {
+    return `https://api.github.com/repos/${feed}/releases?per_page=100`;
+  }
+  return feed;
+}
+
+const positiveInt = (max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().positive().max(max));
+
+const configSchema = z.strictObject({
+  FEED: z
+    .string({ error: 'is required (a GitHub owner/name or an https:// URL)' })
+    .refine((v) => githubRepoPattern.test(v) || isFeedUrl(v), {
+      message: 'must be a GitHub owner/name or an http(s):// URL',
+    }),
+  BUNDLES: z
+    .string({ error: 'is required (the bundles to follow)' })
+    .transform((v) => v.split(/[\s,]+/).filter((b) => b.length > 0))
+    .pipe(
+      z
+        .array(z.string().regex(bundleNamePattern, 'must be bundle names such as authentik'))
+        .min(1, 'must name at least one bundle'),
+    ),
+  CHANNEL: z.enum(channels, { error: 'must be stable or prerelease' }).default('stable'),
+  RANGE: z
+    .string()
+    .refine((v) => semver.validRange(v) !== null, { message: 'must be a semver range such as ^2' })
+    .default('*'),
+  METRICS_FILE: z
+    .string()
+    .refine((v) => v === '' || v.startsWith('/'), {
+      message: 'must be an absolute path (or empty to turn metrics off)',
+    })
+    .optional(),
+  MAX_BUNDLE_BYTES: positiveInt(1024 * 1024 * 1024).optional(),
+  DOWNLOAD_TIMEOUT_SEC: positiveInt(3600).optional(),
+  FEED_TIMEOUT_SEC: positiveInt(600).optional(),
+});
+
+function isFeedUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '';
+  } catch {
+    return false;
+  }
+}
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+/** Splits the text into KEY=value pairs; lines that are neither blank, comment nor KEY=value are problems. */
+export function parseConfigLines(text: string): {
+  values: Record<string, string>;
+  problems: ConfigProblem[];
+} {
+  const values: Record<string, string> = {};
+  const problems: ConfigProblem[] = [];
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (!match) {
+      problems.push({ path: `line ${index + 1}`, message: 'expected KEY=value' });
+      return;
+    }
+    const key = match[1]!;
+    let value = match[2]!.trim();
+    const quote = value[0];
+    if ((quote === '"' || quote === "'") && value.length >= 2 && value.endsWith(quote)) {
+      value = value.slice(1, -1);
+    } else if (value.includes(' #')) {
+      value = value.slice(0, value.indexOf(' #')).trim();
+    }
+    if (key in values) {
+      problems.push({ path: key, message: `set twice (again on line ${index + 1})` });
+      return;
+    }
+    values[key] = value;
+  });
+  return { values, problems };
+}
+
+/** Validates the text of rick.conf whole; throws CONFIG_INVALID naming every problem. */
+export function parseConfig(text: string, source: string, defaultMetricsFile: string): RickConfig {
+  const { values, problems } = parseConfigLines(text);
+  const result = configSchema.safeParse(values);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) problems.push({ path: key, message: 'unknown setting' });
+      } else {
+        problems.push({
+          path: issue.path.length ? issue.path.join('.') : '(file)',
+          message: issue.message,
+        });
+      }
+    }
+  }
+  if (problems.length > 0 || !result.success) {
+    throw new RickError(
+      'CONFIG_INVALID',
+      `${source}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+      { hint: 'fix the file; its format is KEY=value per line, see the README' },
+    );
+  }
+  const c = result.data;
+  return {
+    feed: c.FEED,
+    feedUrl: feedUrlFor(c.FEED),
+    bundles: [...new Set(c.BUNDLES)],
+    channel: c.CHANNEL,
+    range: c.RANGE,
+    metricsFile:
+      c.METRICS_FILE === undefined
+        ? defaultMetricsFile
+        : c.METRICS_FILE === ''
+          ? undefined
+          : c.METRICS_FILE,
+    maxBundleBytes: c.MAX_BUNDLE_BYTES ?? DEFAULT_MAX_BUNDLE_BYTES,
+    downloadTimeoutSec: c.DOWNLOAD_TIMEOUT_SEC ?? DEFAULT_DOWNLOAD_TIMEOUT_SEC,
+    feedTimeoutSec: c.FEED_TIMEOUT_SEC ?? DEFAULT_FEED_TIMEOUT_SEC,
+  };
+}

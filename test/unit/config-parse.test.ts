@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { feedUrlFor, parseConfig, parseConfigLines } from '../../src/core/config.js';
+import { RickError } from '../../src/errors.js';
+
+const DEFAULT_METRICS = '/var/lib/prometheus/node-exporter/rick.prom';
+
+function refusal(text: string): RickError {
+  try {
+    parseConfig(text, '/etc/rick/rick.conf', DEFAULT_METRICS);
+  } catch (error) {
+    if (error instanceof RickError) return error;
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('rick.conf', () => {
+  it('reads a GitHub repository feed with defaults', () => {
+    const config = parseConfig(
+      '# rick\nFEED=acme/releases\nBUNDLES=authentik\n',
+      'rick.conf',
+      DEFAULT_METRICS,
+    );
+    expect(config).toEqual({
+      feed: 'acme/releases',
+      feedUrl: 'https://api.github.com/repos/acme/releases/releases?per_page=100',
+      bundles: ['authentik'],
+      channel: 'stable',
+      range: '*',
+      metricsFile: DEFAULT_METRICS,
+      maxBundleBytes: 64 * 1024 * 1024,
+      downloadTimeoutSec: 300,
+      feedTimeoutSec: 30,
+    });
+  });
+
+  it('reads every setting, quotes, comments and a URL feed', () => {
+    const config = parseConfig(
+      [
+        'FEED="https://mirror.example.org/api/releases"',
+        "BUNDLES='authentik, gitea  demo'",
+        'CHANNEL=prerelease',
+        'RANGE=^2.1 # follow 2.x from 2.1',
+        'METRICS_FILE=',
+        'MAX_BUNDLE_BYTES=1000',
+        'DOWNLOAD_TIMEOUT_SEC=5',
+        'FEED_TIMEOUT_SEC=2',
+        '',
+      ].join('\n'),
+      'rick.conf',
+      DEFAULT_METRICS,
+    );
+    expect(config.feedUrl).toBe('https://mirror.example.org/api/releases');
+    expect(config.bundles).toEqual(['authentik', 'gitea', 'demo']);
+    expect(config.channel).toBe('prerelease');
+    expect(config.range).toBe('^2.1');
+    expect(config.metricsFile).toBeUndefined();
+    expect(config.maxBundleBytes).toBe(1000);
+    expect(config.downloadTimeoutSec).toBe(5);
+    expect(config.feedTimeoutSec).toBe(2);
+  });
+
+  it('reports every problem at once, with names and line numbers', () => {
+    const error = refusal(
+      [
+        'FEED=not a feed',
+        'CHANNEL=nightly',
+        'RANGE=>>2',
+        'BOGUS=1',
+        'this line is not a setting',
+        'MAX_BUNDLE_BYTES=-3',
+        'METRICS_FILE=relative/rick.prom',
+      ].join('\n'),
+    );
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.exitCode).toBe(2);
+    for (const part of [
+      'line 5: expected KEY=value',
+      'FEED: must be a GitHub owner/name or an http(s):// URL',
+      'BUNDLES: is required',
+      'CHANNEL: must be stable or prerelease',
+      'RANGE: must be a semver range',
+      'BOGUS: unknown setting',
+      'MAX_BUNDLE_BYTES: must be a whole number',
+      'METRICS_FILE: must be an absolute path',
+    ]) {
+      expect(error.message).toContain(part);
+    }
+  });
+
+  it('refuses a setting given twice and an empty bundle list', () => {
+    const error = refusal('FEED=a/b\nFEED=c/d\nBUNDLES= , \n');
+    expect(error.message).toContain('FEED: set twice (again on line 2)');
+    expect(error.message).toContain('BUNDLES: must name at least one bundle');
+  });
+
+  it('refuses bundle names that are not bundle names and feeds with credentials', () => {
+    const error = refusal('FEED=https://user:pw@example.org/releases\nBUNDLES=Authentik ../x\n');
+    expect(error.message).toContain('FEED: must be a GitHub owner/name');
+    expect(error.message).toContain('BUNDLES.0: must be bundle names');
+  });
+
+  it('keeps the line parser independent of the schema', () => {
+    expect(parseConfigLines('A=1\n  # c\nB = 2\n')).toEqual({
+      values: { A: '1' },
+      problems: [{ path: 'line 3', message: 'expected KEY=value' }],
+    });
+  });
+
+  it('expands owner/name and leaves URLs alone', () => {
+    expect(feedUrlFor('goauthentik/rick-releases')).toBe(
+      'https://api.github.com/repos/goauthentik/rick-releases/releases?per_page=100',
+    );
+    expect(feedUrlFor('http://127.0.0.1:8080/releases')).toBe('http://127.0.0.1:8080/releases');
+  });
+});

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { parsePreviousMetrics, renderMetrics } from '../../src/core/metrics.js';
+
+describe('update metrics textfile', () => {
+  it('renders the installed versions as info labels, timestamps and counters', () => {
+    const text = renderMetrics({
+      installed: { zeta: '1.0.0', authentik: '2.1.0-rc.1' },
+      lastCheck: 1_700_000_100,
+      lastSuccess: 1_700_000_000,
+      successTotal: 4,
+      failureTotal: 1,
+    });
+    const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(samples).toEqual([
+      'rick_bundle_info{bundle="authentik",version="2.1.0-rc.1"} 1',
+      'rick_bundle_info{bundle="zeta",version="1.0.0"} 1',
+      'rick_update_last_check_timestamp_seconds 1700000100',
+      'rick_update_last_success_timestamp_seconds 1700000000',
+      'rick_update_success_total 4',
+      'rick_update_failure_total 1',
+    ]);
+    expect(text).toContain('# TYPE rick_update_failure_total counter');
+    expect(text.endsWith('\n')).toBe(true);
+  });
+
+  it('reads back its own counters and treats garbage as zero', () => {
+    const text = renderMetrics({
+      installed: {},
+      lastCheck: 5,
+      lastSuccess: 3,
+      successTotal: 7,
+      failureTotal: 2,
+    });
+    expect(parsePreviousMetrics(text)).toEqual({
+      lastSuccess: 3,
+      successTotal: 7,
+      failureTotal: 2,
+    });
+    expect(parsePreviousMetrics(undefined)).toEqual({
+      lastSuccess: 0,
+      successTotal: 0,
+      failureTotal: 0,
+    });
+    expect(parsePreviousMetrics('rick_update_success_total -4\n').successTotal).toBe(0);
+  });
+});
