@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import {
+  GENERATION_MARKER,
+  normalizeGenerationPaths,
+  substituteBundle,
+  substituteBundleNormalized,
+} from '../../src/core/substitute-bundle.js';
+import { isRickError, type RickError } from '../../src/errors.js';
+import { buildTestBundle, type FactoryFile, sampleFiles } from '../helpers/bundle-factory.js';
+
+function contentsOf(
+  files: FactoryFile[] = sampleFiles(),
+  manifestPatch?: (m: Record<string, unknown>) => Record<string, unknown>,
+) {
+  const { manifest } = buildTestBundle({ files, ...(manifestPatch ? { manifestPatch } : {}) });
+  const map = new Map(
+    files.map((f) => [f.path, Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content)]),
+  );
+  return { manifest, files: map };
+}
+
+const facts = new Map([
+  ['gid:demo', '990'],
+  ['uid:demo', '990'],
+  ['gid:postgres-clients', '117'],
+  ['secret:db_password', 'p@ss/word:1'],
+]);
+
+function refusal(fn: () => unknown): RickError {
+  try {
+    fn();
+  } catch (error) {
+    if (isRickError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('substituteBundle', () => {
+  it('replaces every token by plain substitution, url-encoding where asked', () => {
+    const out = substituteBundle(contentsOf(), facts, 7);
+    const unit = out.get('quadlet/demo-app.container')?.toString('utf8') ?? '';
+    expect(unit).toContain(
+      'EnvironmentFile=/var/lib/rick/generations/7/bundles/demo/env/demo.env\n',
+    );
+    expect(unit).toContain('User=990:990\n');
+    expect(unit).toContain('PodmanArgs=--group-add 117\n');
+    expect(unit).not.toContain('@@rick:');
+    const env = out.get('env/demo.env')?.toString('utf8');
+    expect(env).toBe(
+      'MARKER=v1\nDB_PASSWORD=p@ss/word:1\nCACHE_URL=unix:///run/valkey.sock?password=p%40ss%2Fword%3A1\n',
+    );
+    expect(out.get('quadlet/demo.pod')?.toString('utf8')).toContain('PodName=demo');
+  });
+
+  it('leaves installer files untouched even when they contain token syntax', () => {
+    const installer = Buffer.from('const t = "@@rick:gid:whatever@@";\n');
+    const files = [...sampleFiles(), { path: 'installer/rick-install.mjs', content: installer }];
+    const contents = contentsOf(files);
+    expect(substituteBundle(contents, facts, 1).get('installer/rick-install.mjs')).toBe(
+      contents.files.get('installer/rick-install.mjs'),
+    );
+  });
+
+  it('does not rescan substituted values (a secret that looks like a token stays a secret)', () => {
+    const sneaky = new Map(facts).set('secret:db_password', '@@rick:gid:root@@');
+    const env = substituteBundle(contentsOf(), sneaky, 1).get('env/demo.env')?.toString('utf8');
+    expect(env).toContain('DB_PASSWORD=@@rick:gid:root@@\n');
+  });
+
+  it('names every fact without a value as FACT_MISSING, with file and token', () => {
+    const error = refusal(() => substituteBundle(contentsOf(), new Map([['gid:demo', '1']]), 1));
+    expect(error.code).toBe('FACT_MISSING');
+    expect(error.message).toContain('quadlet/demo-app.container: @@rick:uid:demo@@');
+    expect(error.message).toContain('quadlet/demo-app.container: @@rick:gid:postgres-clients@@');
+    expect(error.message).toContain('env/demo.env: @@rick:secret:db_password@@');
+    expect(error.message).toContain('env/demo.env: @@rick:secret:db_password:url@@');
+  });
+
+  it('refuses malformed tokens, undeclared facts and paths outside the bundle as BUNDLE_INVALID', () => {
+    const files: FactoryFile[] = [
+      {
+        path: 'quadlet/x.container',
+        content:
+          'A=@@rick:host:name@@\nB=@@rick:gid:broken\nC=@@rick:path:env/nope.env@@\nD=@@rick:gid:ghost@@\n',
+      },
+    ];
+    // The manifest declares no fact for `ghost`.
+    const contents = contentsOf(files, (m) => ({ ...m, facts: [] }));
+    const error = refusal(() => substituteBundle(contents, new Map([['gid:ghost', '5']]), 1));
+    expect(error.code).toBe('BUNDLE_INVALID');
+    expect(error.message).toContain(
+      'quadlet/x.container: malformed token @@rick:host:name@@ (unknown placeholder kind "host")',
+    );
+    expect(error.message).toContain(
+      'quadlet/x.container: malformed token @@rick:gid:broken (unterminated token)',
+    );
+    expect(error.message).toContain(
+      'quadlet/x.container: @@rick:path:env/nope.env@@ names no file of the bundle',
+    );
+    expect(error.message).toContain(
+      "quadlet/x.container: @@rick:gid:ghost@@ is not declared in the manifest's facts",
+    );
+  });
+
+  it('refuses a secret in a world-readable quadlet file', () => {
+    const files: FactoryFile[] = [
+      { path: 'quadlet/x.container', content: 'Environment=P=@@rick:secret:pw@@\n' },
+    ];
+    const error = refusal(() =>
+      substituteBundle(contentsOf(files), new Map([['secret:pw', 'x']]), 1),
+    );
+    expect(error.code).toBe('BUNDLE_INVALID');
+    expect(error.message).toMatch(
+      /quadlet\/x\.container: @@rick:secret:pw@@ puts a secret into a quadlet file/,
+    );
+  });
+
+  it('refuses values carrying control characters (no line injection)', () => {
+    const bad = new Map(facts).set('secret:db_password', 'x\nEVIL=1');
+    const error = refusal(() => substituteBundle(contentsOf(), bad, 1));
+    expect(error.code).toBe('SECRETS_INSECURE');
+    expect(error.message).toContain('secret:db_password contains a control character');
+    expect(error.message).not.toContain('EVIL');
+  });
+});
+
+describe('generation path normalisation', () => {
+  it('makes renderings for two generations equal, and only the generation number is masked', () => {
+    const a =
+      substituteBundle(contentsOf(), facts, 7)
+        .get('quadlet/demo-app.container')
+        ?.toString('utf8') ?? '';
+    const b =
+      substituteBundle(contentsOf(), facts, 12)
+        .get('quadlet/demo-app.container')
+        ?.toString('utf8') ?? '';
+    expect(a).not.toBe(b);
+    expect(normalizeGenerationPaths(a)).toBe(normalizeGenerationPaths(b));
+    expect(normalizeGenerationPaths(a)).toContain(
+      `/var/lib/rick/generations/${GENERATION_MARKER}/bundles/demo/env/demo.env`,
+    );
+    const normalized = substituteBundleNormalized(contentsOf(), facts)
+      .get('quadlet/demo-app.container')
+      ?.toString('utf8');
+    expect(normalized).toBe(normalizeGenerationPaths(a));
+    expect(
+      normalizeGenerationPaths('/var/lib/rick/generations/3x /var/lib/rick/generationsX/3'),
+    ).toBe(`/var/lib/rick/generations/${GENERATION_MARKER}x /var/lib/rick/generationsX/3`);
+  });
+
+  it('still tells a real change apart', () => {
+    const other = new Map(facts).set('gid:postgres-clients', '118');
+    const a =
+      substituteBundle(contentsOf(), facts, 7)
+        .get('quadlet/demo-app.container')
+        ?.toString('utf8') ?? '';
+    const b =
+      substituteBundle(contentsOf(), other, 8)
+        .get('quadlet/demo-app.container')
+        ?.toString('utf8') ?? '';
+    expect(normalizeGenerationPaths(a)).not.toBe(normalizeGenerationPaths(b));
+  });
+});
