@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * rick-bundle: the build side. Renders bundles, signs and verifies them,
+ * and makes signing keys. `createProgram(deps)` returns a fresh program;
+ * nothing parses at import time.
+ */
+import { realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { registerBuild } from '../commands/build.js';
+import { registerKeygen } from '../commands/keygen.js';
+import { registerSign } from '../commands/sign.js';
+import { registerVerify } from '../commands/verify.js';
+import { formatExitCodes } from '../errors.js';
+import { type CommandRunner, realCommandRunner } from '../io/exec.js';
+import { type Output, processOutput, runProgram } from './run.js';
+
+export interface BundleProgramDeps {
+  output: Output;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  runner: CommandRunner;
+  /** The rick checkout (default installer, shared templates, cached quadlet). */
+  repoRoot: string;
+}
+
+/** The checkout this file belongs to: src/cli/ or dist/cli/, two levels down. */
+export const defaultRepoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function defaultDeps(): BundleProgramDeps {
+  return {
+    output: processOutput,
+    env: process.env,
+    cwd: process.cwd(),
+    runner: realCommandRunner,
+    repoRoot: defaultRepoRoot,
+  };
+}
+
+export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command {
+  const program = new Command('rick-bundle')
+    .description('Build, sign and verify rick bundles of Podman Quadlet services.')
+    .option('--debug', 'print stack traces of errors')
+    .showHelpAfterError()
+    .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
+  registerBuild(program, deps);
+  registerSign(program, deps);
+  registerVerify(program, deps);
+  registerKeygen(program, deps);
+  return program;
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  process.exitCode = await runProgram(createProgram(), argv);
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await main();

@@ -1,0 +1,236 @@
+/**
+ * `rick-bundle build <bundle-dir> --version <semver>`: render a bundle's
+ * templates, plan its manifest, check its units with podman's quadlet, and
+ * write <name>-<version>.tgz whole or not at all.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { Output } from '../cli/run.js';
+import {
+  type BundlePlan,
+  checkVersion,
+  fillSampleFacts,
+  planBundle,
+  type RenderedFile,
+} from '../core/build-plan.js';
+import { outputName, resolveVariables, type TemplateKind } from '../core/bundle-definition.js';
+import { describe, RickError } from '../errors.js';
+import { readBundleSource, readSourceInfo } from '../io/bundle-source.js';
+import type { CommandRunner } from '../io/exec.js';
+import { writeOutputFile } from '../io/output-file.js';
+import { runQuadletDryRun } from '../io/quadlet.js';
+import { createRenderer } from '../io/render.js';
+import { packTarGz } from '../io/tar-pack.js';
+
+export interface BuildDeps {
+  output: Output;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  runner: CommandRunner;
+  /** The rick checkout: default installer, shared templates, cached quadlet. */
+  repoRoot: string;
+}
+
+export interface BuildOptions {
+  bundleDir: string;
+  version: string;
+  vars?: string[];
+  outDir?: string;
+  installer?: string;
+  sourceCommit?: string;
+  /** Shared templates directory; defaults to templates/ two levels above the bundle. */
+  templatesDir?: string;
+  quadletCheck?: boolean;
+}
+
+export interface BuildResult {
+  path: string;
+  plan: BundlePlan;
+  tgz: Buffer;
+}
+
+const templateKinds: TemplateKind[] = ['quadlet', 'env', 'sysusers', 'tmpfiles'];
+
+async function readInstaller(path: string, isDefault: boolean): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new RickError(
+      'INPUT_NOT_FOUND',
+      `cannot read the installer ${path}: ${describe(error)}`,
+      {
+        hint: isDefault
+          ? 'run `npm run build:installer` first, or pass --installer FILE'
+          : 'pass the built rick-install.mjs with --installer FILE',
+      },
+    );
+  }
+}
+
+async function checkUnits(
+  plan: BundlePlan,
+  deps: BuildDeps,
+): Promise<{ quadletPath: string; warnings: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'rick-quadlet-'));
+  try {
+    for (const unit of plan.units) {
+      await writeFile(join(dir, unit.name), fillSampleFacts(unit.content, plan.manifest.name));
+    }
+    let result: Awaited<ReturnType<typeof runQuadletDryRun>>;
+    try {
+      result = await runQuadletDryRun(dir, {
+        env: deps.env,
+        runner: deps.runner,
+        repoRoot: deps.repoRoot,
+      });
+    } catch (error) {
+      if (error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {
+        throw new RickError('PREREQUISITE_MISSING', error.message, {
+          hint: 'run scripts/fetch-quadlet.sh or set RICK_QUADLET; --no-quadlet-check skips the check',
+        });
+      }
+      throw error;
+    }
+    const messages = result.output.map((line) => line.split(dir).join('<bundle>/quadlet'));
+    if (!result.ok) {
+      throw new RickError(
+        'QUADLET_REJECTED',
+        `podman's quadlet rejects the rendered units: ${messages.filter((l) => !l.startsWith('Warning')).join('; ') || 'no message'}`,
+        { hint: 'fix the unit templates; quadlet(5) lists the keys of each section' },
+      );
+    }
+    return { quadletPath: result.quadletPath, warnings: messages };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Builds a bundle; writes nothing unless every check passed. */
+export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promise<BuildResult> {
+  checkVersion(options.version);
+  const bundleDir = resolve(deps.cwd, options.bundleDir);
+  const source = await readBundleSource(
+    bundleDir,
+    (options.vars ?? []).map((v) => resolve(deps.cwd, v)),
+  );
+  const installerPath = options.installer
+    ? resolve(deps.cwd, options.installer)
+    : join(deps.repoRoot, 'dist/installer/rick-install.mjs');
+  const installer = await readInstaller(installerPath, options.installer === undefined);
+  const info = await readSourceInfo({
+    bundleDir,
+    env: deps.env,
+    runner: deps.runner,
+    ...(options.sourceCommit === undefined ? {} : { sourceCommit: options.sourceCommit }),
+  });
+
+  const renderer = createRenderer({
+    bundleDir,
+    templatesDir: options.templatesDir
+      ? resolve(deps.cwd, options.templatesDir)
+      : resolve(bundleDir, '../../templates'),
+  });
+  const context = resolveVariables(
+    {
+      ...source.variables,
+      bundle_name: source.definition.name,
+      bundle_version: options.version,
+    },
+    renderer.renderString,
+  );
+  const files: RenderedFile[] = [];
+  for (const kind of templateKinds) {
+    for (const template of source.definition.files[kind]) {
+      files.push({
+        kind,
+        template,
+        name: outputName(template),
+        content: renderer.render(template, context),
+      });
+    }
+  }
+  const plan = planBundle({
+    name: source.definition.name,
+    version: options.version,
+    epoch: info.epoch,
+    commit: info.commit,
+    files,
+    services: source.definition.services,
+    installer,
+  });
+
+  if (options.quadletCheck === false) {
+    deps.output.stderr("warning: podman's quadlet check skipped (--no-quadlet-check)\n");
+  } else {
+    const checked = await checkUnits(plan, deps);
+    for (const line of checked.warnings) deps.output.stderr(`quadlet: ${line}\n`);
+  }
+  if (info.epochFrom === 'none') {
+    deps.output.stderr(
+      'warning: no SOURCE_DATE_EPOCH and no git commit: createdAt is 1970-01-01T00:00:00Z\n',
+    );
+  }
+
+  const tgz = packTarGz(plan.entries, { mtime: info.epoch });
+  const outDir = resolve(deps.cwd, options.outDir ?? '.');
+  await mkdir(outDir, { recursive: true });
+  const path = join(outDir, plan.fileName);
+  await writeOutputFile(path, tgz, { mode: 0o644 });
+  return { path, plan, tgz };
+}
+
+interface BuildFlags {
+  version: string;
+  vars: string[];
+  out?: string;
+  installer?: string;
+  sourceCommit?: string;
+  templates?: string;
+  quadletCheck: boolean;
+}
+
+export function registerBuild(program: Command, deps: BuildDeps): void {
+  program
+    .command('build')
+    .description('render a bundle directory into <name>-<version>.tgz')
+    .argument('<bundle-dir>', 'the bundle directory (holding bundle.yaml)')
+    .requiredOption('--version <semver>', 'the bundle version, e.g. 1.4.0')
+    .option(
+      '--vars <file>',
+      'a YAML file of variable values (repeatable; later files win)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--out <dir>', 'where to write the bundle', '.')
+    .option('--installer <file>', 'the rick-install.mjs to ship (default: dist/installer/)')
+    .option('--source-commit <sha>', 'the source commit to record (default: $GITHUB_SHA, git HEAD)')
+    .option('--templates <dir>', 'shared templates directory (default: <repo>/templates)')
+    .option('--no-quadlet-check', "skip the check of the units by podman's quadlet")
+    .action(async (bundleDir: string, flags: BuildFlags) => {
+      const result = await buildBundle(
+        {
+          bundleDir,
+          version: flags.version,
+          vars: flags.vars,
+          quadletCheck: flags.quadletCheck,
+          ...(flags.out === undefined ? {} : { outDir: flags.out }),
+          ...(flags.installer === undefined ? {} : { installer: flags.installer }),
+          ...(flags.sourceCommit === undefined ? {} : { sourceCommit: flags.sourceCommit }),
+          ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+        },
+        deps,
+      );
+      const { manifest } = result.plan;
+      const shown = relative(deps.cwd, result.path) || result.path;
+      deps.output.stdout(
+        [
+          `built ${shown.startsWith('..') ? result.path : shown}`,
+          `  ${manifest.name} ${manifest.version}, ${manifest.files.length} files, created ${manifest.createdAt}, commit ${manifest.source.commit ?? '(none)'}`,
+          `  host facts: ${manifest.facts.map((f) => `${f.kind}:${f.name}`).join(', ') || '(none)'}`,
+          '',
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,73 @@
+/**
+ * `rick-bundle verify <bundle.tgz> --keyring PATH`: the detached signature
+ * first, against the given keys only; then the archive and its manifest,
+ * as the host installer reads them.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { Output } from '../cli/run.js';
+import type { Manifest } from '../core/manifest.js';
+import { RickError } from '../errors.js';
+import { parseBundleArchive } from '../io/bundle-archive.js';
+import { readKeyring, verifyDetached } from '../io/openpgp.js';
+import { readInput } from './sign.js';
+
+export interface VerifyDeps {
+  output: Output;
+  cwd: string;
+}
+
+export interface VerifyOptions {
+  bundle: string;
+  keyring: string;
+  signature?: string;
+}
+
+export async function verifyBundle(
+  options: VerifyOptions,
+  deps: VerifyDeps,
+): Promise<{ fingerprint: string; manifest: Manifest }> {
+  const bundle = resolve(deps.cwd, options.bundle);
+  const signaturePath = options.signature ? resolve(deps.cwd, options.signature) : `${bundle}.sig`;
+  const data = await readInput(bundle, 'bundle');
+  let signature: Buffer;
+  try {
+    signature = await readInput(signaturePath, 'signature');
+  } catch (error) {
+    throw new RickError('SIGNATURE_MISSING', (error as Error).message, {
+      hint: 'sign it with `rick-bundle sign` or pass --signature FILE',
+    });
+  }
+  const keys = await readKeyring(resolve(deps.cwd, options.keyring));
+  const verified = await verifyDetached(data, signature, keys);
+  // Only a bundle with a good signature is opened.
+  const { manifest } = parseBundleArchive(data);
+  return { fingerprint: verified.fingerprint, manifest };
+}
+
+export function registerVerify(program: Command, deps: VerifyDeps): void {
+  program
+    .command('verify')
+    .description("check a bundle's signature against trusted keys, then its contents")
+    .argument('<bundle.tgz>', 'the bundle to check')
+    .requiredOption('--keyring <path>', 'a public key file, or a directory of *.asc/*.gpg files')
+    .option('--signature <file>', 'the detached signature (default: <bundle.tgz>.sig)')
+    .action(async (bundle: string, flags: { keyring: string; signature?: string }) => {
+      const result = await verifyBundle(
+        {
+          bundle,
+          keyring: flags.keyring,
+          ...(flags.signature === undefined ? {} : { signature: flags.signature }),
+        },
+        deps,
+      );
+      const m = result.manifest;
+      deps.output.stdout(
+        [
+          `good signature by ${result.fingerprint}`,
+          `contents ok: ${m.name} ${m.version}, ${m.files.length} files, created ${m.createdAt}`,
+          '',
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,223 @@
+/**
+ * Plans a bundle from its rendered files: checks the placeholders they carry,
+ * records the host facts they need, and computes the manifest and the tar
+ * entries. Pure: the build command does the reading, rendering and writing.
+ */
+import { createHash } from 'node:crypto';
+import semver from 'semver';
+import { RickError } from '../errors.js';
+import type { TemplateKind } from './bundle-definition.js';
+import { hostBundleFile } from './host-paths.js';
+import {
+  type FileEntry,
+  type FileKind,
+  fileKindDirs,
+  MANIFEST_PATH,
+  type Manifest,
+  type ManifestInput,
+  parseManifest,
+  serializeManifest,
+  serviceNameForUnit,
+} from './manifest.js';
+import {
+  type FactKind,
+  isFactKind,
+  placeholderKey,
+  scanPlaceholders,
+  substitutePlaceholders,
+} from './placeholders.js';
+
+/** Lowest podman whose quadlet reads a symlinked unit directory (5.0 would do for .pod alone). */
+export const REQUIRED_PODMAN = '5.3.0';
+
+export const INSTALLER_PATH = 'installer/rick-install.mjs';
+
+export interface RenderedFile {
+  kind: TemplateKind;
+  /** The template it came from, relative to the bundle dir, for messages. */
+  template: string;
+  /** Output file name inside the kind's directory. */
+  name: string;
+  content: string;
+}
+
+export interface ServiceDefinition {
+  unit: string;
+  activeTimeoutSec?: number;
+  checks?: ManifestInput['services'][number]['checks'];
+}
+
+export interface PlanInput {
+  name: string;
+  version: string;
+  /** Seconds since the epoch. */
+  epoch: number;
+  commit: string | null;
+  files: readonly RenderedFile[];
+  services: readonly ServiceDefinition[];
+  installer: Buffer;
+}
+
+export interface PlannedEntry {
+  path: string;
+  data: Buffer;
+  mode: number;
+}
+
+export interface BundlePlan {
+  manifest: Manifest;
+  /** Every tar entry, manifest.json included. */
+  entries: PlannedEntry[];
+  /** The rendered Quadlet units, by file name, placeholders still in. */
+  units: { name: string; content: string }[];
+  fileName: string;
+}
+
+const modes: Record<FileKind, number> = {
+  quadlet: 0o644,
+  env: 0o600,
+  sysusers: 0o644,
+  tmpfiles: 0o644,
+  installer: 0o755,
+};
+
+/** The version must be a plain semantic version, exactly as written. */
+export function checkVersion(version: string): void {
+  if (semver.valid(version) !== version) {
+    throw new RickError(
+      'INVALID_VERSION',
+      `${JSON.stringify(version)} is not a semantic version such as 1.2.3 or 2.0.0-rc.1`,
+      { hint: 'pass --version without a leading "v"' },
+    );
+  }
+}
+
+export function bundleFileName(name: string, version: string): string {
+  return `${name}-${version}.tgz`;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function planBundle(input: PlanInput): BundlePlan {
+  checkVersion(input.version);
+  const paths = new Set<string>([
+    ...input.files.map((f) => `${fileKindDirs[f.kind]}/${f.name}`),
+    INSTALLER_PATH,
+  ]);
+  const malformed: string[] = [];
+  const misplaced: string[] = [];
+  const facts = new Map<string, { kind: FactKind; name: string }>();
+  for (const file of input.files) {
+    const { refs, malformed: bad } = scanPlaceholders(file.content);
+    if (bad.length > 0) malformed.push(`${file.template}: ${bad.join(', ')}`);
+    if ((file.kind === 'sysusers' || file.kind === 'tmpfiles') && refs.length > 0) {
+      // systemd-sysusers and systemd-tmpfiles run before any fact can be resolved.
+      misplaced.push(
+        `${file.template}: ${file.kind} fragments cannot use host facts or paths (${refs
+          .map((r) => `${r.kind}:${r.name}`)
+          .join(', ')})`,
+      );
+      continue;
+    }
+    for (const ref of refs) {
+      if (ref.kind === 'path') {
+        if (!paths.has(ref.name)) {
+          misplaced.push(
+            `${file.template}: bundle_path("${ref.name}") is not a file of the bundle`,
+          );
+        }
+      } else if (isFactKind(ref.kind)) {
+        facts.set(placeholderKey(ref), { kind: ref.kind, name: ref.name });
+      }
+    }
+  }
+  if (malformed.length > 0) {
+    throw new RickError('UNKNOWN_PLACEHOLDER', `unknown placeholder: ${malformed.join('; ')}`, {
+      hint: 'write host facts with gid(), uid(), secret() and bundle_path()',
+    });
+  }
+  if (misplaced.length > 0) {
+    throw new RickError('DEFINITION_INVALID', misplaced.join('; '));
+  }
+
+  const entries: PlannedEntry[] = [
+    ...input.files.map((f) => ({
+      path: `${fileKindDirs[f.kind]}/${f.name}`,
+      data: Buffer.from(f.content, 'utf8'),
+      mode: modes[f.kind],
+    })),
+    { path: INSTALLER_PATH, data: input.installer, mode: modes.installer },
+  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const kindOf = (path: string): FileKind =>
+    path === INSTALLER_PATH
+      ? 'installer'
+      : (input.files.find((f) => `${fileKindDirs[f.kind]}/${f.name}` === path)?.kind ?? 'quadlet');
+  const files: FileEntry[] = entries.map((e) => ({
+    path: e.path,
+    kind: kindOf(e.path),
+    sha256: sha256(e.data),
+    size: e.data.length,
+    mode: e.mode,
+  }));
+
+  const candidate: ManifestInput = {
+    schemaVersion: 1,
+    name: input.name,
+    version: input.version,
+    createdAt: new Date(input.epoch * 1000).toISOString(),
+    source: { commit: input.commit },
+    requires: { podman: REQUIRED_PODMAN },
+    files,
+    facts: [...facts.values()].sort((a, b) =>
+      placeholderKey(a) < placeholderKey(b) ? -1 : placeholderKey(a) > placeholderKey(b) ? 1 : 0,
+    ),
+    services: input.services.map((s) => ({
+      unit: s.unit,
+      service: serviceNameForUnit(s.unit),
+      ...(s.activeTimeoutSec === undefined ? {} : { activeTimeoutSec: s.activeTimeoutSec }),
+      checks: s.checks ?? [],
+    })),
+  };
+  const parsed = parseManifest(candidate);
+  if (!parsed.ok) {
+    throw new RickError(
+      'DEFINITION_INVALID',
+      `the bundle would have an invalid manifest: ${parsed.problems
+        .map((p) => `${p.path}: ${p.message}`)
+        .join('; ')}`,
+    );
+  }
+  const manifest = parsed.manifest;
+  return {
+    manifest,
+    entries: [
+      { path: MANIFEST_PATH, data: Buffer.from(serializeManifest(manifest)), mode: 0o644 },
+      ...entries,
+    ],
+    units: input.files
+      .filter((f) => f.kind === 'quadlet')
+      .map((f) => ({ name: f.name, content: f.content })),
+    fileName: bundleFileName(input.name, input.version),
+  };
+}
+
+/**
+ * Fills placeholders with sample values of the right shape so that quadlet
+ * can judge a rendered unit: numbers for IDs, a token for secrets, a path
+ * like the host's for bundle files.
+ */
+export function fillSampleFacts(text: string, bundle: string): string {
+  return substitutePlaceholders(text, (ref) => {
+    switch (ref.kind) {
+      case 'gid':
+      case 'uid':
+        return '4242';
+      case 'secret':
+        return 'sample-secret';
+      case 'path':
+        return hostBundleFile(1, bundle, ref.name);
+    }
+  }).text;
+}
