@@ -236,6 +236,8 @@ function collisionKey(path: string): string {
 function readTarEntries(tar: Buffer, limits: ArchiveLimits): RawEntry[] {
   const entries: RawEntry[] = [];
   const problems: string[] = [];
+  /** Every entry's name, refused or not, for the collision check. */
+  const names: string[] = [];
   let total = 0;
   let off = 0;
   let pendingPath: string | undefined;
@@ -283,6 +285,7 @@ function readTarEntries(tar: Buffer, limits: ArchiveLimits): RawEntry[] {
     pendingPath = undefined;
     pendingSource = undefined;
     const label = JSON.stringify(path);
+    names.push(flag === '5' ? path.replace(/\/$/, '') : path);
     off = next;
 
     if (entries.length >= limits.maxEntries) {
@@ -332,22 +335,23 @@ function readTarEntries(tar: Buffer, limits: ArchiveLimits): RawEntry[] {
   if (!isZero(tar, off, tar.length)) {
     throw invalid('archive has data after its end-of-archive marker');
   }
+  problems.push(...nameProblems(names, entries));
   if (problems.length) throw invalid(`bundle archive refused: ${listProblems(problems)}`);
   return entries;
 }
 
-function checkNames(entries: readonly RawEntry[]): void {
+/** Duplicates and collisions among all names, and files that are also directories. */
+function nameProblems(names: readonly string[], entries: readonly RawEntry[]): string[] {
   const problems: string[] = [];
   const byKey = new Map<string, string>();
-  for (const entry of entries) {
-    const key = collisionKey(entry.path);
+  for (const name of names) {
+    const key = collisionKey(name);
     const previous = byKey.get(key);
-    if (previous === undefined) byKey.set(key, entry.path);
-    else if (previous === entry.path)
-      problems.push(`${JSON.stringify(entry.path)}: duplicate name`);
+    if (previous === undefined) byKey.set(key, name);
+    else if (previous === name) problems.push(`${JSON.stringify(name)}: duplicate name`);
     else {
       problems.push(
-        `${JSON.stringify(entry.path)} and ${JSON.stringify(previous)}: names collide after Unicode normalisation or case folding`,
+        `${JSON.stringify(name)} and ${JSON.stringify(previous)}: names collide after Unicode normalisation or case folding`,
       );
     }
   }
@@ -366,7 +370,7 @@ function checkNames(entries: readonly RawEntry[]): void {
       }
     }
   }
-  if (problems.length) throw invalid(`bundle archive refused: ${listProblems(problems)}`);
+  return problems;
 }
 
 function parseManifestBytes(bytes: Buffer): Manifest {
@@ -410,7 +414,6 @@ export function parseBundleArchive(
 ): BundleContents {
   const tar = gunzipCapped(tgz, limits);
   const entries = readTarEntries(tar, limits);
-  checkNames(entries);
 
   const manifestEntry = entries.find((e) => e.path === MANIFEST_PATH);
   if (manifestEntry?.type !== 'file') {
