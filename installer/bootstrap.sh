@@ -1,0 +1,234 @@
+#!/bin/sh
+# Bootstraps a fresh host from one signed bundle, with nothing but Node.js 20+,
+# gpgv and tar:
+#
+#   sh bootstrap.sh --bundle authentik-1.2.0.tgz --key release.asc \
+#      --feed acme/rick-releases --bundles authentik [--range '^1'] [--channel stable]
+#
+# 1. checks the bundle's detached signature (BUNDLE.sig unless --signature)
+#    with gpgv against the release key, before anything is read from the bundle
+#    or written to the host;
+# 2. extracts installer/rick-install.mjs from the verified bundle;
+# 3. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
+#    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
+#    /etc/systemd/system and points /usr/local/bin/rick-install at the live
+#    generation's installer;
+# 4. runs the first install with the extracted installer, then enables the timer.
+#
+# The key may be armored (.asc; gpg is then needed to dearmor it for gpgv) or
+# binary (.gpg; gpgv alone suffices). Idempotent: running it again with the
+# same arguments changes nothing (the installer treats the installed version
+# as a no-op). --root DIR does everything inside DIR (an image or a test tree),
+# with `systemctl --root` and no running service manager.
+set -eu
+
+usage() {
+  cat <<'EOF'
+usage: bootstrap.sh --bundle FILE --key FILE --feed OWNER/NAME|URL --bundles "NAME..."
+                    [--signature FILE] [--channel stable|prerelease] [--range RANGE]
+                    [--root DIR] [--no-timer]
+EOF
+}
+
+die() {
+  echo "bootstrap: $*" >&2
+  exit 1
+}
+
+bundle=""
+signature=""
+key=""
+feed=""
+bundles=""
+channel="stable"
+range="*"
+root=""
+timer=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bundle) bundle="${2:?--bundle needs a file}"; shift 2 ;;
+    --signature) signature="${2:?--signature needs a file}"; shift 2 ;;
+    --key) key="${2:?--key needs a file}"; shift 2 ;;
+    --feed) feed="${2:?--feed needs a value}"; shift 2 ;;
+    --bundles) bundles="${2:?--bundles needs names}"; shift 2 ;;
+    --channel) channel="${2:?--channel needs a value}"; shift 2 ;;
+    --range) range="${2:?--range needs a value}"; shift 2 ;;
+    --root) root="${2:?--root needs a directory}"; shift 2 ;;
+    --no-timer) timer=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+
+[ -n "$bundle" ] || { usage >&2; die "--bundle is required"; }
+[ -n "$key" ] || { usage >&2; die "--key is required"; }
+[ -n "$feed" ] || { usage >&2; die "--feed is required"; }
+[ -n "$bundles" ] || { usage >&2; die "--bundles is required"; }
+[ -n "$signature" ] || signature="$bundle.sig"
+[ -f "$bundle" ] || die "no such bundle: $bundle"
+[ -f "$signature" ] || die "no signature: $signature (pass --signature FILE)"
+[ -f "$key" ] || die "no such key file: $key"
+case "$channel" in stable|prerelease) ;; *) die "--channel must be stable or prerelease" ;; esac
+# rick.conf is KEY=value; a value must stay on one line and not smuggle a quote.
+for value in "$feed" "$bundles" "$range"; do
+  case "$value" in *'
+'*|*\"*|*\'*|*\\*) die "values may not contain quotes, backslashes or newlines: $value" ;; esac
+done
+if [ -n "$root" ]; then
+  [ -d "$root" ] || die "--root $root is not a directory"
+  root=$(cd "$root" && pwd)
+fi
+
+for tool in node gpgv tar; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is required (apt-get install nodejs gpgv tar)"
+done
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  die "Node.js 20 or newer is required (found $(node --version))"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/rick-bootstrap.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+
+# 1. Verify before reading anything inside the bundle.
+if grep -q -- '-----BEGIN PGP PUBLIC KEY BLOCK-----' "$key"; then
+  command -v gpg >/dev/null 2>&1 || die "the key is armored: gpg is needed to dearmor it (or pass the binary key)"
+  gpg --batch --quiet --dearmor --output "$work/keyring.gpg" "$key" ||
+    die "cannot read the key $key"
+  key_name=release.asc
+else
+  cp "$key" "$work/keyring.gpg"
+  key_name=release.gpg
+fi
+if ! gpgv --keyring "$work/keyring.gpg" "$signature" "$bundle" 2>"$work/gpgv.log"; then
+  cat "$work/gpgv.log" >&2
+  die "signature check FAILED for $bundle: nothing was installed"
+fi
+echo "bootstrap: signature of $(basename "$bundle") verified"
+
+# 2. The installer, from the verified bundle.
+tar -xzf "$bundle" -C "$work" installer/rick-install.mjs 2>"$work/tar.log" ||
+  { cat "$work/tar.log" >&2; die "$bundle carries no installer/rick-install.mjs"; }
+installer="$work/installer/rick-install.mjs"
+if [ ! -f "$installer" ] || [ -L "$installer" ]; then
+  die "installer/rick-install.mjs is not a regular file"
+fi
+
+# 3. Key, configuration, units, command link.
+install -d -m 0755 -o root -g root "$root/etc/rick" "$root/etc/rick/keys" \
+  "$root/etc/systemd/system" "$root/usr/local/bin"
+install -m 0644 -o root -g root "$key" "$root/etc/rick/keys/$key_name"
+
+cat >"$work/rick.conf" <<EOF
+# rick-install update follows this feed (written by bootstrap.sh; edit freely).
+FEED=$feed
+BUNDLES="$bundles"
+CHANNEL=$channel
+RANGE="$range"
+EOF
+chmod 0644 "$work/rick.conf"
+if ! cmp -s "$work/rick.conf" "$root/etc/rick/rick.conf" 2>/dev/null; then
+  mv -f "$work/rick.conf" "$root/etc/rick/rick.conf"
+  echo "bootstrap: wrote /etc/rick/rick.conf"
+fi
+
+write_unit() {
+  cat >"$work/$1"
+  chmod 0644 "$work/$1"
+  if ! cmp -s "$work/$1" "$root/etc/systemd/system/$1" 2>/dev/null; then
+    mv -f "$work/$1" "$root/etc/systemd/system/$1"
+    echo "bootstrap: installed /etc/systemd/system/$1"
+  fi
+}
+# The units below are installer/systemd/ verbatim (a test keeps them equal).
+write_unit rick-update.timer <<'UNIT'
+# Follows the release feed named in /etc/rick/rick.conf.
+# Every host checks shortly after boot and then once an hour, each at its own
+# fixed random offset in the hour (FixedRandomDelay), so a fleet never hits
+# the feed at once; a check missed while the host was off runs at boot
+# (Persistent). A no-op check is one conditional request answered 304.
+[Unit]
+Description=Check the rick release feed for new bundles
+Documentation=man:systemd.timer(5)
+
+[Timer]
+OnBootSec=5min
+OnCalendar=hourly
+RandomizedDelaySec=1h
+FixedRandomDelay=true
+Persistent=true
+AccuracySec=1min
+
+[Install]
+WantedBy=timers.target
+UNIT
+write_unit rick-update.service <<'UNIT'
+# One tick of `rick-install update`: check the feed, install what is new
+# through the same verified, atomic pipeline as `rick-install <bundle>`.
+# See the last runs with `systemctl list-timers rick-update.timer` and
+# `journalctl -u rick-update`.
+[Unit]
+Description=Install new rick bundles from the release feed
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=/etc/rick/rick.conf
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/rick-install update
+# GITHUB_TOKEN=…, HTTPS_PROXY=…, NO_PROXY=… for hosts that need them.
+EnvironmentFile=-/etc/rick/update.env
+# Long enough for the health gates of every followed bundle and a rollback.
+TimeoutStartSec=1h
+UMask=0022
+
+# What an install writes, and nothing else:
+# - /var/lib/rick: generations, current, state.json, lock, feed cache;
+# - /etc: /etc/containers/systemd/rick (created once), and the user and group
+#   databases that systemd-sysusers updates (it writes temporary files next to
+#   /etc/passwd and renames them, so the directory itself must be writable);
+# - /var/lib and /srv: what the bundles' tmpfiles.d fragments create (service
+#   homes, data and log directories);
+# - the node-exporter textfile directory, when there is one.
+ProtectSystem=strict
+ReadWritePaths=/etc /var/lib /srv
+ReadWritePaths=-/var/lib/prometheus/node-exporter
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+NoNewPrivileges=yes
+RestrictSUIDSGID=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+# Unix sockets for systemctl, getent (nss/sssd) and the journal; IP for the
+# feed and the loopback health checks; netlink for address lookups.
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+# Not MemoryDenyWriteExecute: Node's JIT needs writable executable memory.
+UNIT
+
+# The command follows the live generation, so it updates and rolls back with it.
+ln -sfn /var/lib/rick/current/installer/rick-install.mjs "$root/usr/local/bin/rick-install"
+
+# 4. The first install, with the installer from the verified bundle.
+if [ -n "$root" ]; then
+  node "$installer" install "$bundle" --signature "$signature" --root "$root"
+else
+  node "$installer" install "$bundle" --signature "$signature"
+fi
+
+if [ "$timer" -eq 1 ]; then
+  if [ -n "$root" ]; then
+    systemctl --root="$root" enable rick-update.timer
+  else
+    systemctl daemon-reload
+    systemctl enable --now rick-update.timer
+  fi
+  echo "bootstrap: rick-update.timer enabled"
+fi
+echo "bootstrap: done"

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Builds, signs and checksums every bundle of bundles/ for one release; the
+# release workflow runs exactly this (npm run release:build), and so does a test.
+#
+#   scripts/release.sh --version 1.2.3 --key FILE [--out DIR]
+#
+# FILE is the armored private signing key; its passphrase, if any, is read by
+# rick-bundle from the environment variable RICK_SIGNING_PASSPHRASE, never
+# from an argument. DIR (default: release/) receives, for each bundle,
+# <name>-<version>.tgz and its detached signature .sig, then bootstrap.sh,
+# SHA256SUMS over all of them and its detached signature SHA256SUMS.sig.
+set -eu
+cd "$(dirname "$0")/.."
+
+version=""
+key=""
+out="release"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version) version="${2:?--version needs a value}"; shift 2 ;;
+    --key) key="${2:?--key needs a file}"; shift 2 ;;
+    --out) out="${2:?--out needs a directory}"; shift 2 ;;
+    *) echo "release: unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$version" ] || { echo "release: --version is required" >&2; exit 2; }
+[ -n "$key" ] || { echo "release: --key is required" >&2; exit 2; }
+# A tag v1.2.3 names version 1.2.3.
+version="${version#v}"
+
+# Always from the sources at hand, so the bundles carry the installer of this commit.
+npm run --silent build
+
+mkdir -p "$out"
+if [ -n "$(ls -A "$out")" ]; then
+  echo "release: $out is not empty; refusing to mix releases" >&2
+  exit 2
+fi
+
+found=0
+for dir in bundles/*/; do
+  [ -f "$dir/bundle.yaml" ] || continue
+  found=1
+  node dist/cli/rick-bundle.js build "$dir" --version "$version" --out "$out"
+done
+[ "$found" -eq 1 ] || { echo "release: no bundle in bundles/" >&2; exit 1; }
+
+for tgz in "$out"/*.tgz; do
+  node dist/cli/rick-bundle.js sign "$tgz" --key "$key"
+done
+cp installer/bootstrap.sh "$out/bootstrap.sh"
+
+(
+  cd "$out"
+  LC_ALL=C
+  export LC_ALL
+  # shellcheck disable=SC2035 # the names are ours: <name>-<version>.tgz[.sig]
+  sha256sum *.tgz *.tgz.sig bootstrap.sh >SHA256SUMS
+)
+node dist/cli/rick-bundle.js sign "$out/SHA256SUMS" --key "$key"
+echo "release: $version ready in $out"
+ls -l "$out"
