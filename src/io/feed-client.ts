@@ -77,22 +77,35 @@ function proxyConfigured(env: NodeJS.ProcessEnv): boolean {
   );
 }
 
-let proxyDispatcher: unknown;
+function pick(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name.toLowerCase()] || env[name.toUpperCase()];
+  return value ? value : undefined;
+}
 
-const undiciTransport: Transport = async (url, headers, signal) => {
-  const undici = await import('undici');
-  proxyDispatcher ??= new undici.EnvHttpProxyAgent();
-  const res = await undici.request(url, {
-    method: 'GET',
-    headers,
-    signal,
-    dispatcher: proxyDispatcher as InstanceType<typeof undici.EnvHttpProxyAgent>,
-  });
-  return {
-    status: res.statusCode,
-    headers: flatten(res.headers),
-    body: res.body as AsyncIterable<Buffer>,
-    discard: () => res.body.destroy(),
+const undiciTransport = (env: NodeJS.ProcessEnv): Transport => {
+  let proxyDispatcher: unknown;
+  return async (url, headers, signal) => {
+    const undici = await import('undici');
+    const httpProxy = pick(env, 'http_proxy');
+    const httpsProxy = pick(env, 'https_proxy');
+    const noProxy = pick(env, 'no_proxy');
+    proxyDispatcher ??= new undici.EnvHttpProxyAgent({
+      ...(httpProxy ? { httpProxy } : {}),
+      ...(httpsProxy ? { httpsProxy } : {}),
+      ...(noProxy ? { noProxy } : {}),
+    });
+    const res = await undici.request(url, {
+      method: 'GET',
+      headers,
+      signal,
+      dispatcher: proxyDispatcher as InstanceType<typeof undici.EnvHttpProxyAgent>,
+    });
+    return {
+      status: res.statusCode,
+      headers: flatten(res.headers),
+      body: res.body as AsyncIterable<Buffer>,
+      discard: () => res.body.destroy(),
+    };
   };
 };
 
@@ -107,7 +120,7 @@ function describeCause(error: unknown): string {
 
 /** The real client. `env` decides the proxy; it defaults to the process environment. */
 export function createHttpClient(env: NodeJS.ProcessEnv = process.env): HttpClient {
-  const transport = proxyConfigured(env) ? undiciTransport : nodeTransport;
+  const transport = proxyConfigured(env) ? undiciTransport(env) : nodeTransport;
   return {
     async get(startUrl, options) {
       const controller = new AbortController();

@@ -1,0 +1,181 @@
+/**
+ * The feed client against real loopback servers: byte caps, the overall
+ * deadline, redirects that must not carry the token away, and proxies.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RickError } from '../../src/errors.js';
+import { createHttpClient } from '../../src/io/feed-client.js';
+
+const servers: Server[] = [];
+
+async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
+async function refusal(promise: Promise<unknown>): Promise<RickError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof RickError) return error;
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+const noProxy = {};
+const opts = { headers: {}, maxBytes: 1000, timeoutMs: 5000, what: 'demo-1.0.0.tgz' };
+
+describe('feed client', () => {
+  it('returns status, headers and body', async () => {
+    const base = await serve((_req, res) => {
+      res.writeHead(200, { etag: '"abc"' });
+      res.end('hello');
+    });
+    const res = await createHttpClient(noProxy).get(`${base}/x`, opts);
+    expect(res.status).toBe(200);
+    expect(res.headers.etag).toBe('"abc"');
+    expect(res.body.toString()).toBe('hello');
+  });
+
+  it('refuses a body whose announced length exceeds the cap, without reading it', async () => {
+    const base = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '5000' });
+      res.end(Buffer.alloc(5000));
+    });
+    const error = await refusal(createHttpClient(noProxy).get(`${base}/x`, opts));
+    expect(error.code).toBe('FEED_ERROR');
+    expect(error.message).toBe(
+      'demo-1.0.0.tgz: server announces 5000 bytes, more than the cap of 1000',
+    );
+  });
+
+  it('cuts off a chunked body that grows past the cap', async () => {
+    const base = await serve((_req, res) => {
+      res.writeHead(200);
+      const timer = setInterval(() => res.write(Buffer.alloc(400)), 5);
+      res.on('close', () => clearInterval(timer));
+    });
+    const error = await refusal(createHttpClient(noProxy).get(`${base}/x`, opts));
+    expect(error.code).toBe('FEED_ERROR');
+    expect(error.message).toBe('demo-1.0.0.tgz: more than the cap of 1000 bytes; download cut off');
+  });
+
+  it('cuts off a server that trickles bytes, at the overall deadline', async () => {
+    let sent = 0;
+    const base = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '900' });
+      // Always just fast enough to defeat a per-read idle timeout.
+      const timer = setInterval(() => {
+        sent++;
+        res.write('x');
+      }, 50);
+      res.on('close', () => clearInterval(timer));
+    });
+    const error = await refusal(
+      createHttpClient(noProxy).get(`${base}/x`, { ...opts, timeoutMs: 400 }),
+    );
+    expect(error.code).toBe('FEED_ERROR');
+    expect(error.message).toBe('demo-1.0.0.tgz: no complete answer within 0.4 s; download cut off');
+    expect(sent).toBeLessThan(900);
+  });
+
+  it('follows redirects but keeps the token on the feed origin', async () => {
+    const seen: Array<string | undefined> = [];
+    const other = await serve((req, res) => {
+      seen.push(req.headers.authorization);
+      res.end('asset');
+    });
+    const base = await serve((req, res) => {
+      seen.push(req.headers.authorization);
+      if (req.url === '/a') {
+        res.writeHead(302, { location: '/b' });
+        res.end();
+      } else {
+        res.writeHead(302, { location: `${other}/c` });
+        res.end();
+      }
+    });
+    const res = await createHttpClient(noProxy).get(`${base}/a`, {
+      ...opts,
+      headers: { authorization: 'Bearer t0ken' },
+    });
+    expect(res.body.toString()).toBe('asset');
+    expect(seen).toEqual(['Bearer t0ken', 'Bearer t0ken', undefined]);
+  });
+
+  it('refuses a redirect to another scheme and an endless redirect loop', async () => {
+    const base = await serve((req, res) => {
+      res.writeHead(302, { location: req.url === '/file' ? 'file:///etc/passwd' : '/loop' });
+      res.end();
+    });
+    const client = createHttpClient(noProxy);
+    expect((await refusal(client.get(`${base}/file`, opts))).message).toBe(
+      'demo-1.0.0.tgz: refusing to fetch file: URL file:///etc/passwd',
+    );
+    expect((await refusal(client.get(`${base}/loop`, opts))).message).toBe(
+      'demo-1.0.0.tgz: more than 5 redirects',
+    );
+  });
+
+  it('reports an unreachable server as a feed error', async () => {
+    const base = await serve(() => {});
+    const port = new URL(base).port;
+    servers.splice(0).forEach((s) => {
+      s.close();
+    });
+    const error = await refusal(createHttpClient(noProxy).get(`http://127.0.0.1:${port}/`, opts));
+    expect(error.code).toBe('FEED_ERROR');
+    expect(error.message).toMatch(/^demo-1\.0\.0\.tgz: request failed: ECONNREFUSED/);
+    expect(error.hint).toBe('nothing was changed; the next timer tick tries again');
+  });
+
+  it('goes through the proxy named by HTTP_PROXY, and not when NO_PROXY says so', async () => {
+    const target = await serve((_req, res) => res.end('through'));
+    const tunnels: string[] = [];
+    const proxy = createServer();
+    servers.push(proxy);
+    proxy.on('connect', (req, clientSocket, head) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host, () => {
+        clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(clientSocket);
+        clientSocket.pipe(upstream);
+      });
+      upstream.on('error', () => clientSocket.destroy());
+      clientSocket.on('error', () => upstream.destroy());
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const targetHost = new URL(target).host;
+
+    const proxied = await createHttpClient({ HTTP_PROXY: proxyUrl }).get(`${target}/x`, opts);
+    expect(proxied.body.toString()).toBe('through');
+    expect(tunnels).toEqual([targetHost]);
+
+    const direct = await createHttpClient({ HTTP_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' }).get(
+      `${target}/y`,
+      opts,
+    );
+    expect(direct.body.toString()).toBe('through');
+    expect(tunnels).toEqual([targetHost]);
+  });
+});
