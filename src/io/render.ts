@@ -238,7 +238,13 @@ export function createRenderer(options: RendererOptions): Renderer {
     const site = locate(error);
     const path = site.path && isAbsolute(site.path) ? site.path : undefined;
     const file = path ? loader.display(path) : fallbackName;
-    const at = `${file}${site.line ? ` line ${site.line}` : ''}`;
+    let line = site.line;
+    if (line === undefined && /end of file/.test(site.message)) {
+      // nunjucks gives no position for an unclosed block: it is the last line.
+      const src = path ? loader.sources.get(path) : source;
+      if (src !== undefined) line = src.replace(/\n$/, '').split('\n').length;
+    }
+    const at = `${file}${line ? ` line ${line}` : ''}`;
     if (/attempted to output null or undefined value/.test(site.message)) {
       const src = path ? loader.sources.get(path) : source;
       const names: string[] = [];

@@ -1,0 +1,23 @@
+/**
+ * The manifest's JSON Schema, derived from the zod schema so the two cannot
+ * drift. Published as schema/manifest.schema.json (`npm run schema`).
+ */
+import { z } from 'zod';
+import { MANIFEST_SCHEMA_VERSION, manifestSchema } from './manifest.js';
+
+export const MANIFEST_SCHEMA_FILE = 'schema/manifest.schema.json';
+
+export function manifestJsonSchema(): Record<string, unknown> {
+  // "input": what a manifest.json may contain (defaulted fields optional).
+  const schema = z.toJSONSchema(manifestSchema, { io: 'input', unrepresentable: 'any' });
+  return {
+    ...schema,
+    title: `rick bundle manifest, schemaVersion ${MANIFEST_SCHEMA_VERSION}`,
+    description:
+      'manifest.json at the root of every rick bundle. Refinements JSON Schema cannot express (versions are semantic versions, paths lie in the directory of their kind, no duplicate paths, services name quadlet files of the bundle) are checked by rick itself.',
+  };
+}
+
+export function serializeJsonSchema(schema: Record<string, unknown>): string {
+  return `${JSON.stringify(schema, null, 2)}\n`;
+}
