@@ -1,9 +1,13 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MANIFEST_PATH } from '../../src/core/manifest.js';
-import { defaultArchiveLimits, parseBundleArchive } from '../../src/io/bundle-archive.js';
+import {
+  type ArchiveLimits,
+  defaultArchiveLimits,
+  parseBundleArchive,
+} from '../../src/io/bundle-archive.js';
 import { buildTestBundle, sampleFiles } from '../helpers/bundle-factory.js';
-import { forgeTar, manifestFor, refusal } from '../helpers/hostile-tar.js';
+import { type ForgedEntry, forgeTar, manifestFor, refusal } from '../helpers/hostile-tar.js';
 
 describe('parseBundleArchive on good bundles', () => {
   it('returns the manifest, its exact bytes and every listed file', () => {
@@ -60,5 +64,174 @@ describe('parseBundleArchive on good bundles', () => {
     expect(error.message).toContain('"../a": path traversal (..)');
     expect(error.message).toContain('"/etc/b": absolute path');
     expect(error.message).toContain('"quadlet/l": symbolic link entries are not allowed');
+  });
+});
+
+const unit = Buffer.from('[Container]\nImage=x\n');
+const unitFile = { path: 'quadlet/a.container', data: unit };
+const good = (extra: ForgedEntry[] = [], listed = [unitFile]) =>
+  forgeTar([
+    { path: MANIFEST_PATH, data: manifestFor(listed) },
+    { path: unitFile.path, data: unit },
+    ...extra,
+  ]);
+
+function refuse(tgz: Buffer, limits?: ArchiveLimits) {
+  return refusal(() => parseBundleArchive(tgz, limits));
+}
+
+describe('parseBundleArchive refuses malformed and tricky archives', () => {
+  it('refuses what is not gzip, and gzip that is not a tarball', () => {
+    expect(refuse(Buffer.from('plain text')).message).toBe(
+      'bundle is not a gzip-compressed tarball',
+    );
+    const truncatedGzip = gzipSync(good()).subarray(0, 40);
+    expect(refuse(truncatedGzip).message).toMatch(/^bundle is not valid gzip/);
+    expect(refuse(gzipSync(Buffer.alloc(0))).message).toMatch(/no end-of-archive marker/);
+  });
+
+  it('refuses a truncated tarball and a broken header checksum', () => {
+    const tar = good();
+    expect(refuse(gzipSync(tar.subarray(0, 1024 + 100))).message).toMatch(/archive is truncated/);
+    const bad = forgeTar([{ path: MANIFEST_PATH, data: manifestFor([]), badChecksum: true }]);
+    expect(refuse(gzipSync(bad)).message).toBe('entry at offset 0: tar header checksum mismatch');
+  });
+
+  it('refuses data smuggled after the end-of-archive marker', () => {
+    const hidden = forgeTar([{ path: 'quadlet/hidden.container', data: unit }]);
+    const tgz = gzipSync(
+      forgeTar(
+        [
+          { path: MANIFEST_PATH, data: manifestFor([unitFile]) },
+          { path: unitFile.path, data: unit },
+        ],
+        hidden,
+      ),
+    );
+    expect(refuse(tgz).message).toBe('archive has data after its end-of-archive marker');
+  });
+
+  it('refuses a directory entry that carries data, and a directory outside the manifest', () => {
+    const carrying = refuse(
+      gzipSync(
+        good([{ path: 'quadlet/', type: '5', headerSize: 512, data: Buffer.alloc(512, 0x41) }]),
+      ),
+    );
+    expect(carrying.message).toContain('"quadlet/": directory entry carries 512 bytes of data');
+    const stray = refuse(gzipSync(good([{ path: 'env/', type: '5' }])));
+    expect(stray.message).toContain('"env": directory not part of the manifest');
+  });
+
+  it('refuses a file that is also a directory of another entry', () => {
+    const error = refuse(gzipSync(good([{ path: 'quadlet/a.container/x', data: unit }])));
+    expect(error.message).toContain(
+      '"quadlet/a.container": is both a file and a directory of "quadlet/a.container/x"',
+    );
+  });
+
+  it('refuses PAX attributes that could desynchronise readers, and global headers', () => {
+    const size = refuse(
+      gzipSync(good([{ path: 'quadlet/b.container', data: unit, pax: { size: '0' } }])),
+    );
+    expect(size.message).toMatch(/PAX attribute "size" is not allowed in a bundle/);
+    const xattr = refuse(
+      gzipSync(
+        good([
+          {
+            path: 'quadlet/b.container',
+            data: unit,
+            pax: { 'SCHILY.xattr.security.capability': 'x' },
+          },
+        ]),
+      ),
+    );
+    expect(xattr.message).toMatch(
+      /PAX attribute "SCHILY\.xattr\.security\.capability" is not allowed/,
+    );
+    const global = refuse(
+      gzipSync(good([{ path: 'pax_global_header', type: 'g', data: Buffer.from('9 a=bcd\n') }])),
+    );
+    expect(global.message).toContain('PAX global header entries are not allowed');
+  });
+
+  it('refuses two long-name headers for one entry', () => {
+    const tar = forgeTar([
+      { path: MANIFEST_PATH, data: manifestFor([unitFile]) },
+      {
+        path: `quadlet/${'c'.repeat(120)}`,
+        data: unit,
+        longName: 'gnu',
+        pax: { path: 'quadlet/a.container' },
+      },
+    ]);
+    expect(refuse(gzipSync(tar)).message).toMatch(/more than one long-name header for one entry/);
+  });
+
+  it('refuses non-canonical names: ./, //, backslashes', () => {
+    const error = refuse(
+      gzipSync(
+        good([
+          { path: './quadlet/b.container', data: unit },
+          { path: 'quadlet//c.container', data: unit },
+          { path: 'quadlet\\..\\d', data: unit },
+        ]),
+      ),
+    );
+    expect(error.message).toContain('"./quadlet/b.container": non-canonical path (. or //)');
+    expect(error.message).toContain('"quadlet//c.container": non-canonical path (. or //)');
+    expect(error.message).toContain('"quadlet\\\\..\\\\d": backslash in name');
+  });
+
+  it('refuses a size or mode that differs from the manifest, and manifest files missing from the tarball', () => {
+    const listed = [
+      { path: 'quadlet/a.container', data: unit, mode: 0o600 },
+      { path: 'env/a.env', data: Buffer.from('A=1\n'), mode: 0o600 },
+    ];
+    const tar = forgeTar([
+      { path: MANIFEST_PATH, data: manifestFor(listed) },
+      { path: 'quadlet/a.container', data: unit, mode: 0o644 },
+    ]);
+    const error = refuse(gzipSync(tar));
+    expect(error.message).toMatch(/^bundle does not match its manifest: /);
+    expect(error.message).toContain(
+      `"quadlet/a.container": mode 644 differs from the manifest's 600`,
+    );
+    expect(error.message).toContain(
+      '"env/a.env": listed in the manifest but missing from the archive',
+    );
+    const longer = forgeTar([
+      { path: MANIFEST_PATH, data: manifestFor([unitFile]) },
+      { path: unitFile.path, data: Buffer.concat([unit, Buffer.from('X')]) },
+    ]);
+    expect(refuse(gzipSync(longer)).message).toContain(
+      `"quadlet/a.container": size ${unit.length + 1} differs from the manifest's ${unit.length}`,
+    );
+  });
+
+  it('refuses a bundle without manifest.json', () => {
+    const tar = forgeTar([{ path: unitFile.path, data: unit }]);
+    expect(refuse(gzipSync(tar)).message).toBe('bundle has no manifest.json at its root');
+  });
+
+  it('enforces every limit', () => {
+    const tgz = gzipSync(good([{ path: 'quadlet/b.container', data: Buffer.alloc(3000, 0x61) }]));
+    const base = { ...defaultArchiveLimits };
+    expect(refuse(tgz, { ...base, maxCompressedBytes: 10 }).message).toMatch(
+      /more than the limit of 10$/,
+    );
+    expect(refuse(tgz, { ...base, maxEntries: 2 }).message).toBe('bundle has more than 2 entries');
+    expect(refuse(tgz, { ...base, maxEntryBytes: 2000 }).message).toContain(
+      '"quadlet/b.container": 3000 bytes, more than the limit of 2000',
+    );
+    expect(refuse(tgz, { ...base, maxTotalBytes: 2500 }).message).toMatch(
+      /more than|exceeds the limit of 2500 bytes/,
+    );
+    // Above the ratio floor: 2 MiB of zeros.
+    const zeros = gzipSync(
+      good([{ path: 'quadlet/z.container', data: Buffer.alloc(2 * 1024 * 1024) }]),
+    );
+    expect(refuse(zeros, { ...base, maxRatio: 10 }).message).toMatch(
+      /more than 10 times its compressed size/,
+    );
   });
 });
