@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+/**
+ * rick-install: the host side. Installs signed bundles atomically, plans,
+ * reports status, rolls back and checks for drift. `createProgram(deps)`
+ * returns a fresh program; nothing parses at import time.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { type InstallerDeps, installCommand } from '../commands/install.js';
+import { planCommand } from '../commands/plan.js';
+import { rollbackCommand } from '../commands/rollback.js';
+import { statusCommand } from '../commands/status.js';
+import { updateCommand } from '../commands/update.js';
+import { verifyDriftCommand } from '../commands/verify-drift.js';
+import { formatExitCodes } from '../errors.js';
+import { realHost } from '../io/host.js';
+import { processOutput, runProgram } from './run.js';
+
+export type { InstallerDeps };
+
+export function defaultDeps(): InstallerDeps {
+  return {
+    output: processOutput,
+    host: (root) => realHost(root === undefined ? {} : { root }),
+  };
+}
+
+export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
+  const program = new Command('rick-install')
+    .description(
+      'Install signed rick bundles of Podman Quadlet services atomically, with health gate and rollback.\n' +
+        'Every command takes --root DIR to operate on an offline tree (no systemctl).',
+    )
+    .option('--debug', 'print stack traces of errors')
+    .showHelpAfterError()
+    .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
+  program.addCommand(installCommand(deps), { isDefault: true });
+  program.addCommand(planCommand(deps));
+  program.addCommand(statusCommand(deps));
+  program.addCommand(rollbackCommand(deps));
+  program.addCommand(verifyDriftCommand(deps));
+  program.addCommand(updateCommand(deps));
+  return program;
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  process.exitCode = await runProgram(createProgram(), argv);
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await main();

@@ -1,0 +1,593 @@
+/**
+ * `rick-install <bundle.tgz>`: the install pipeline, also what `update`
+ * calls for each release it takes.
+ *
+ *   lock → recover from a crashed run → verify signature, read bundle →
+ *   version policy → prerequisites (podman, infrastructure groups, unit names)
+ *   → secrets → systemd-sysusers → resolve facts → substitute →
+ *   systemd-tmpfiles → write generation, quadlet dry-run → flip → daemon-reload
+ *   → restart changed, stop removed → health gate (or roll back and
+ *   quarantine) → record state → prune
+ *
+ * `preparePlan` is everything up to the write, shared with `plan`, which
+ * changes nothing on the host.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import semver from 'semver';
+import type { Output } from '../cli/run.js';
+import { type RecordedFacts, renderMasked } from '../core/generation-files.js';
+import { type HostPaths, hostPaths, secretsFileFor } from '../core/host-paths.js';
+import type { Manifest } from '../core/manifest.js';
+import { type ActivationPlan, formatPlan, planActivation } from '../core/plan.js';
+import { checkPodmanVersion } from '../core/prerequisites.js';
+import { substituteBundle } from '../core/substitute-bundle.js';
+import { bundleSysusers } from '../core/sysusers.js';
+import { decideVersion } from '../core/version-policy.js';
+import { formatExitCodes, RickError } from '../errors.js';
+import { activate, describeFailure, restore } from '../io/activation.js';
+import { readVerifiedBundle } from '../io/bundle-trust.js';
+import { checkRequiredAccounts, type FactValues, resolveFacts } from '../io/facts.js';
+import { checkpoint } from '../io/fault.js';
+import {
+  carryBundle,
+  cleanupAfterCrash,
+  ensureHostLinks,
+  flipCurrent,
+  INSTALLER_FILE,
+  listGenerations,
+  pruneGenerations,
+  readGeneration,
+  readLiveGenerationNumber,
+  type StoredBundle,
+  type StoredGeneration,
+  writeGeneration,
+} from '../io/generations.js';
+import type { Host } from '../io/host.js';
+import { acquireLock } from '../io/lock.js';
+import { runQuadletDryRun } from '../io/quadlet.js';
+import { readSecretsFileIfPresent } from '../io/secrets.js';
+import { bundleState, type HostState, quarantine, readState, writeState } from '../io/state.js';
+
+/** What every rick-install command needs from the world outside the process. */
+export interface InstallerDeps {
+  output: Output;
+  /** The host port for a live host (`root` undefined) or a `--root DIR` tree. */
+  host: (root: string | undefined) => Host;
+  /**
+   * Checks a generation's unit directory with podman's quadlet in dry-run.
+   * Returns a note when it was skipped. Default: runQuadletDryRun.
+   */
+  validateUnits?: (unitDir: string, offline: boolean) => Promise<string | undefined>;
+}
+
+export interface InstallOptions {
+  bundlePath: string;
+  /** Default `<bundlePath>.sig`. */
+  signaturePath?: string;
+  /** Default /etc/rick/keys (under --root). */
+  keyringPath?: string;
+  /** Default /etc/rick/secrets/<bundle>.env (under --root). */
+  secretsPath?: string;
+  allowDowngrade?: boolean;
+  /** `--root DIR`. */
+  root?: string;
+  /** Generations to keep; stored in state.json once given. */
+  keepGenerations?: number;
+}
+
+export interface InstallResult {
+  outcome: 'installed' | 'noop';
+  bundle: string;
+  version: string;
+  /** The live generation after the run. */
+  generation?: number;
+  previousGeneration?: number;
+  plan?: ActivationPlan;
+  notes: string[];
+}
+
+type Log = (line: string) => void;
+
+/** Uid that must own keys and secrets: root on a host run as root; unchecked otherwise. */
+function requiredOwner(): number | undefined {
+  return process.getuid?.() === 0 ? 0 : undefined;
+}
+
+export async function defaultValidateUnits(
+  unitDir: string,
+  offline: boolean,
+): Promise<string | undefined> {
+  let result: Awaited<ReturnType<typeof runQuadletDryRun>>;
+  try {
+    result = await runQuadletDryRun(unitDir);
+  } catch (error) {
+    // An offline image may be built on a machine without podman; a live host must have it.
+    if (offline && error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {
+      return `quadlet dry-run skipped: ${error.message}`;
+    }
+    throw error;
+  }
+  if (!result.ok) {
+    throw new RickError(
+      'QUADLET_REJECTED',
+      `podman's quadlet rejects the new generation's units: ${result.output.join(' | ')}`,
+      { hint: 'the bundle does not suit this podman; nothing was changed' },
+    );
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+/**
+ * A run that died between the flip and recording its outcome left `current`
+ * pointing at a generation the state never confirmed. It was never proven
+ * healthy, so recovery puts the last confirmed generation back (with the same
+ * restore as a failed health gate), then removes half-written generations.
+ */
+export async function recoverAfterCrash(
+  paths: HostPaths,
+  host: Host,
+  state: HostState,
+  log: Log,
+): Promise<boolean> {
+  let changed = false;
+  const onDisk = await readLiveGenerationNumber(paths);
+  if (onDisk !== undefined && onDisk !== state.live) {
+    log(
+      `generation ${onDisk} went live in a run that did not finish: restoring ${state.live ?? 'none'}`,
+    );
+    const failed = await readGeneration(paths, onDisk).catch(() => undefined);
+    const back = state.live === undefined ? undefined : await readGeneration(paths, state.live);
+    if (failed) await restore({ host, paths, log }, failed, back);
+    else await flipCurrent(paths, state.live);
+    for (const b of failed?.bundles.values() ?? []) {
+      state.history.push({
+        generation: onDisk,
+        bundle: b.name,
+        version: b.version,
+        time: host.clock.now().toISOString(),
+        outcome: 'recovered',
+        detail: `interrupted run; generation ${state.live ?? 'none'} restored`,
+      });
+    }
+    changed = true;
+  }
+  const removed = await cleanupAfterCrash(paths, {
+    lastKnownGeneration: state.lastGeneration,
+    live: state.live,
+  });
+  for (const path of removed) log(`removed ${path} left by an interrupted run`);
+  if (changed) await writeState(paths.stateFile, state);
+  return changed || removed.length > 0;
+}
+
+// ---------------------------------------------------------------------------
+// Preparation (shared with `plan`)
+
+export interface PreparedInstall {
+  manifest: Manifest;
+  /** The bundle as it will be written (rendered for `generation`). */
+  bundle: StoredBundle;
+  live: StoredGeneration | undefined;
+  next: StoredGeneration;
+  plan: ActivationPlan;
+  /** Rendered tmpfiles.d fragments, applied just before the write. */
+  tmpfiles: Map<string, Buffer>;
+  notes: string[];
+}
+
+export type Preparation =
+  | { kind: 'noop'; manifest: Manifest; reason: string }
+  | ({ kind: 'install' } & PreparedInstall);
+
+interface PrepareContext {
+  paths: HostPaths;
+  host: Host;
+  state: HostState;
+  log: Log;
+  /** Plan only: nothing on the host may change (no sysusers). */
+  dryRun: boolean;
+}
+
+function recordFacts(manifest: Manifest, values: FactValues): RecordedFacts {
+  const facts: RecordedFacts = { gid: {}, uid: {}, secrets: [] };
+  for (const fact of manifest.facts) {
+    const value = values.get(`${fact.kind}:${fact.name}`);
+    if (fact.kind === 'secret') facts.secrets.push(fact.name);
+    else if (value !== undefined && /^[0-9]+$/.test(value))
+      facts[fact.kind][fact.name] = Number(value);
+  }
+  return facts;
+}
+
+async function nextGenerationNumber(paths: HostPaths, state: HostState): Promise<number> {
+  const existing = await listGenerations(paths);
+  return Math.max(state.lastGeneration, ...existing, 0) + 1;
+}
+
+function checkUnitNames(manifest: Manifest, live: StoredGeneration | undefined): void {
+  const mine = new Set(
+    manifest.files.filter((f) => f.kind === 'quadlet').map((f) => basename(f.path)),
+  );
+  const clashes: string[] = [];
+  for (const other of live?.bundles.values() ?? []) {
+    if (other.name === manifest.name) continue;
+    for (const f of other.manifest.files) {
+      if (f.kind === 'quadlet' && mine.has(basename(f.path))) {
+        clashes.push(`${basename(f.path)} (bundle ${other.name})`);
+      }
+    }
+  }
+  if (clashes.length) {
+    throw new RickError(
+      'BUNDLE_INVALID',
+      `bundle ${manifest.name} ships units another installed bundle owns: ${clashes.join(', ')}`,
+      { hint: 'systemd unit names are global on a host; rename the units in one of the bundles' },
+    );
+  }
+}
+
+async function applyFragments(
+  paths: HostPaths,
+  _host: Host,
+  bundle: string,
+  fragments: ReadonlyMap<string, Buffer>,
+  apply: (files: readonly string[]) => Promise<string | undefined>,
+): Promise<string | undefined> {
+  if (fragments.size === 0) return undefined;
+  const dir = join(paths.stateDir, `.apply-${process.pid}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    const files: string[] = [];
+    for (const [path, data] of fragments) {
+      const file = join(dir, `${bundle}-${basename(path)}`);
+      await writeFile(file, data, { mode: 0o600 });
+      files.push(file);
+    }
+    return await apply(files);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function prepareInstall(
+  options: InstallOptions,
+  ctx: PrepareContext,
+): Promise<Preparation> {
+  const { paths, host, state, log } = ctx;
+  const notes: string[] = [];
+  const owner = requiredOwner();
+  const verified = await readVerifiedBundle({
+    bundlePath: options.bundlePath,
+    signaturePath: options.signaturePath,
+    keyringPath: options.keyringPath ?? paths.keysDir,
+    requireKeyOwner: owner,
+  });
+  const { manifest, files } = verified.contents;
+  log(
+    `verified ${basename(options.bundlePath)}: ${manifest.name} ${manifest.version}, signed by ${verified.signer.fingerprint}`,
+  );
+  await checkpoint('verified');
+
+  const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
+    allowDowngrade: options.allowDowngrade ?? false,
+  });
+  if (decision.action === 'noop') return { kind: 'noop', manifest, reason: decision.reason };
+  if (decision.action === 'refuse') {
+    throw new RickError(decision.code, decision.message, { hint: decision.hint });
+  }
+
+  // Prerequisites, before anything on the host changes.
+  const version = await host.podmanVersion();
+  if (version === undefined && !host.systemctl) {
+    notes.push('podman version not checked (offline tree)');
+  } else {
+    checkPodmanVersion(version, manifest);
+  }
+  await checkRequiredAccounts(manifest, files, host.accounts);
+  const liveNumber = await readLiveGenerationNumber(paths);
+  const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
+  checkUnitNames(manifest, live);
+  const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
+  const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
+  const secrets = needsSecrets
+    ? await readSecretsFileIfPresent(secretsPath, { requireOwner: owner })
+    : undefined;
+
+  const sysusers = new Map<string, Buffer>();
+  const tmpfilesSources = new Map<string, Buffer>();
+  for (const f of manifest.files) {
+    const data = files.get(f.path);
+    if (!data) continue;
+    if (f.kind === 'sysusers') sysusers.set(f.path, data);
+    if (f.kind === 'tmpfiles') tmpfilesSources.set(f.path, data);
+  }
+  for (const [path, data] of sysusers) {
+    if (data.includes('@@rick:')) {
+      throw new RickError(
+        'BUNDLE_INVALID',
+        `${path}: sysusers fragments cannot hold placeholders`,
+        {
+          hint: 'they run before host facts are known; name users and groups instead',
+        },
+      );
+    }
+  }
+
+  let values: FactValues;
+  if (ctx.dryRun) {
+    const effects = bundleSysusers(manifest, files);
+    values = await resolveFacts(manifest, host.accounts, secrets, {
+      secretsPath,
+      pending: { users: effects.users, groups: effects.groups },
+    });
+  } else {
+    // Every secret and existing account must be there before sysusers changes the host.
+    const effects = bundleSysusers(manifest, files);
+    await resolveFacts(manifest, host.accounts, secrets, {
+      secretsPath,
+      pending: { users: effects.users, groups: effects.groups },
+    });
+    const note = await applyFragments(paths, host, manifest.name, sysusers, (f) =>
+      host.applySysusers(f),
+    );
+    if (note) notes.push(note);
+    values = await resolveFacts(manifest, host.accounts, secrets, { secretsPath });
+  }
+
+  const generation = await nextGenerationNumber(paths, state);
+  const rendered = substituteBundle(verified.contents, values, generation);
+  const facts = recordFacts(manifest, values);
+  const bundleFiles = new Map<string, Buffer>();
+  const sources = new Map<string, Buffer>();
+  const masked = new Map<string, string>();
+  const tmpfiles = new Map<string, Buffer>();
+  let installer: Buffer | undefined;
+  for (const f of manifest.files) {
+    const out = rendered.get(f.path);
+    const source = files.get(f.path);
+    if (!out || !source) continue;
+    if (f.kind === 'installer') {
+      if (f.path === INSTALLER_FILE) installer = out;
+      continue;
+    }
+    bundleFiles.set(f.path, out);
+    sources.set(f.path, source);
+    masked.set(
+      f.path,
+      renderMasked(source.toString('utf8'), { bundle: manifest.name, generation, facts }),
+    );
+    if (f.kind === 'tmpfiles') tmpfiles.set(f.path, out);
+  }
+  const bundle: StoredBundle = {
+    name: manifest.name,
+    version: manifest.version,
+    services: manifest.services,
+    files: bundleFiles,
+    masked,
+    manifest,
+    manifestBytes: verified.contents.manifestBytes,
+    facts,
+    sources,
+  };
+  const bundles = new Map<string, StoredBundle>();
+  for (const other of live?.bundles.values() ?? []) {
+    if (other.name !== manifest.name) {
+      bundles.set(other.name, carryBundle(other, live!.generation, generation));
+    }
+  }
+  bundles.set(manifest.name, bundle);
+  const next: StoredGeneration = {
+    generation,
+    bundles,
+    installer: installer ?? live?.installer,
+    record: {
+      schemaVersion: 1,
+      generation,
+      createdAt: host.clock.now().toISOString(),
+      reason: `install ${manifest.name} ${manifest.version}`,
+      bundles: {},
+    },
+  };
+  const plan = planActivation(live, next);
+  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes };
+}
+
+// ---------------------------------------------------------------------------
+// Install
+
+export interface InstallContext {
+  host: Host;
+  log: Log;
+  validateUnits?: InstallerDeps['validateUnits'];
+}
+
+/** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
+export async function installBundle(
+  options: InstallOptions,
+  ctx: InstallContext,
+): Promise<InstallResult> {
+  const { host, log } = ctx;
+  const paths = hostPaths(options.root ?? '/');
+  const validate = ctx.validateUnits ?? defaultValidateUnits;
+  const lock = await acquireLock(paths.lockFile, {
+    purpose: `install ${basename(options.bundlePath)}`,
+    now: () => host.clock.now(),
+  });
+  try {
+    await checkpoint('locked');
+    const state = await readState(paths.stateFile);
+    await recoverAfterCrash(paths, host, state, log);
+    await checkpoint('cleaned');
+    if (options.keepGenerations !== undefined) state.keepGenerations = options.keepGenerations;
+
+    const prepared = await prepareInstall(options, {
+      paths,
+      host,
+      state,
+      log,
+      dryRun: false,
+    });
+    if (prepared.kind === 'noop') {
+      log(
+        `${prepared.manifest.name} ${prepared.manifest.version}: ${prepared.reason}; nothing to do`,
+      );
+      return {
+        outcome: 'noop',
+        bundle: prepared.manifest.name,
+        version: prepared.manifest.version,
+        generation: state.live,
+        notes: [],
+      };
+    }
+    const { manifest, live, next, plan, notes } = prepared;
+    const tmpNote = await applyFragments(paths, host, manifest.name, prepared.tmpfiles, (f) =>
+      host.applyTmpfiles(f),
+    );
+    if (tmpNote) notes.push(tmpNote);
+    await checkpoint('sysusers-applied');
+    for (const note of notes) log(`note: ${note}`);
+
+    const dir = await writeGeneration(paths, {
+      generation: next.generation,
+      createdAt: next.record.createdAt,
+      reason: next.record.reason,
+      bundles: next.bundles,
+      installer: next.installer,
+    });
+    await checkpoint('generation-renamed');
+    try {
+      const skipped = await validate(join(dir, 'quadlet'), !host.systemctl);
+      if (skipped) log(`note: ${skipped}`);
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+    for (const note of await ensureHostLinks(paths)) log(`note: ${note}`);
+    await checkpoint('links-created');
+
+    const written = await readGeneration(paths, next.generation);
+    const outcome = await activate({ host, paths, log }, live, written, plan);
+    const now = host.clock.now().toISOString();
+    state.lastGeneration = Math.max(state.lastGeneration, next.generation);
+    const entry = bundleState(state, manifest.name);
+    if (!outcome.ok) {
+      quarantine(state, manifest.name, manifest.version);
+      state.history.push({
+        generation: next.generation,
+        bundle: manifest.name,
+        version: manifest.version,
+        time: now,
+        outcome: outcome.restored ? 'rolled-back' : 'rollback-failed',
+        detail: describeFailure(outcome.failure),
+      });
+      if (!outcome.restored) {
+        // Whatever is live now is not known healthy; recovery must not undo it blindly.
+        state.live = live?.generation;
+      }
+      await writeState(paths.stateFile, state);
+      const back = live ? `generation ${live.generation}` : 'no generation';
+      if (!outcome.restored) {
+        throw new RickError(
+          'ROLLBACK_FAILED',
+          `${manifest.name} ${manifest.version} failed its health gate (${describeFailure(outcome.failure)}) and restoring ${back} failed too: ${outcome.restoreError}`,
+          { hint: "the host needs attention: see `rick-install status` and the units' journals" },
+        );
+      }
+      throw new RickError(
+        'ROLLED_BACK',
+        `${manifest.name} ${manifest.version} failed its health gate: ${describeFailure(outcome.failure)}; rolled back to ${back} and quarantined ${manifest.version}`,
+        {
+          hint: `fix the bundle and publish a new version; \`rick-install status\` shows the history`,
+        },
+      );
+    }
+    entry.installed = manifest.version;
+    if (!entry.highest || semver.gt(manifest.version, entry.highest))
+      entry.highest = manifest.version;
+    state.bundles[manifest.name] = entry;
+    state.live = next.generation;
+    state.history.push({
+      generation: next.generation,
+      bundle: manifest.name,
+      version: manifest.version,
+      time: now,
+      outcome: 'installed',
+    });
+    await writeState(paths.stateFile, state);
+    await checkpoint('state-written');
+    const pruned = await pruneGenerations(paths, state.keepGenerations, state.live);
+    if (pruned.length) log(`pruned generation(s) ${pruned.join(', ')}`);
+    await checkpoint('pruned');
+    log(`installed ${manifest.name} ${manifest.version} as generation ${next.generation}`);
+    return {
+      outcome: 'installed',
+      bundle: manifest.name,
+      version: manifest.version,
+      generation: next.generation,
+      previousGeneration: live?.generation,
+      plan,
+      notes,
+    };
+  } finally {
+    await lock.release();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Command
+
+/** Options every rick-install command takes. */
+export function addCommonOptions(command: Command): Command {
+  return command
+    .option('--root <dir>', 'operate on the host tree under DIR (offline: no systemctl)')
+    .option('--debug', 'print stack traces');
+}
+
+export function rootOf(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : resolve(value);
+}
+
+/** `rick-install install <bundle.tgz>` (also the program's default command). */
+export function installCommand(deps: InstallerDeps): Command {
+  const command = new Command('install')
+    .description('verify and install a signed bundle')
+    .argument('<bundle>', 'the bundle tarball (<name>-<version>.tgz)')
+    .option('--signature <file>', 'detached signature (default: <bundle>.sig)')
+    .option('--keyring <path>', 'trusted public key file or directory (default: /etc/rick/keys)')
+    .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
+    .option('--allow-downgrade', 'accept a version lower than the highest ever installed')
+    .addOption(
+      new Option('--keep <n>', 'generations to keep (remembered)').argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 100) {
+          throw new RickError('USAGE', `--keep must be an integer from 1 to 100, not ${v}`);
+        }
+        return n;
+      }),
+    );
+  addCommonOptions(command);
+  command.addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
+  command.action(async (bundle: string, opts: Record<string, unknown>) => {
+    const root = rootOf(opts.root as string | undefined);
+    const log: Log = (line) => deps.output.stdout(`${line}\n`);
+    const result = await installBundle(
+      {
+        bundlePath: resolve(bundle),
+        signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
+        keyringPath: opts.keyring ? resolve(opts.keyring as string) : undefined,
+        secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,
+        allowDowngrade: Boolean(opts.allowDowngrade),
+        keepGenerations: opts.keep as number | undefined,
+        root,
+      },
+      { host: deps.host(root), log, validateUnits: deps.validateUnits },
+    );
+    if (result.plan) deps.output.stdout(formatPlan(result.plan));
+  });
+  return command;
+}

@@ -1,0 +1,192 @@
+/**
+ * Activation: make a written generation live and prove it healthy, or put
+ * the previous one back. Shared by install, rollback and crash recovery.
+ *
+ *   flip current → daemon-reload → stop removed services → restart changed
+ *   and new services in one transaction → health gate
+ *   on failure: flip back → daemon-reload → stop what the failed generation
+ *   added → restart what differs back to the previous generation → gate it
+ *
+ * With `--root` (no systemctl) activation is the flip alone.
+ */
+
+import type { HostPaths } from '../core/host-paths.js';
+import type { Service } from '../core/manifest.js';
+import { type ActivationPlan, planActivation } from '../core/plan.js';
+import { describe, RickError } from '../errors.js';
+import { checkpoint } from './fault.js';
+import { flipCurrent, type StoredGeneration } from './generations.js';
+import type { Host } from './host.js';
+
+export const JOURNAL_LINES = 20;
+
+export interface GateFailure {
+  service: string;
+  reason: string;
+  journal: string[];
+}
+
+export interface ActivationContext {
+  host: Host;
+  paths: HostPaths;
+  log: (line: string) => void;
+}
+
+function servicesIn(generation: StoredGeneration | undefined): Map<string, Service> {
+  const out = new Map<string, Service>();
+  for (const b of generation?.bundles.values() ?? [])
+    for (const s of b.services) out.set(s.service, s);
+  return out;
+}
+
+async function waitActive(host: Host, service: Service): Promise<string | undefined> {
+  const systemctl = host.systemctl!;
+  const deadline = host.clock.now().getTime() + service.activeTimeoutSec * 1000;
+  let last = 'unknown';
+  for (;;) {
+    last = (await systemctl.state(service.service)).activeState;
+    if (last === 'active') return undefined;
+    if (last === 'failed') return `${service.service} failed (ActiveState=failed)`;
+    if (host.clock.now().getTime() >= deadline) {
+      return `${service.service} did not become active within ${service.activeTimeoutSec}s (ActiveState=${last})`;
+    }
+    await host.clock.sleep(1000);
+  }
+}
+
+async function waitChecks(host: Host, service: Service): Promise<string | undefined> {
+  for (const check of service.checks) {
+    const deadline = host.clock.now().getTime() + check.timeoutSec * 1000;
+    let last: number | undefined;
+    for (;;) {
+      const remaining = deadline - host.clock.now().getTime();
+      last = await host.httpStatus(check.url, Math.max(1000, Math.min(10_000, remaining)));
+      if (last !== undefined && last >= 200 && last < 300) break;
+      if (host.clock.now().getTime() >= deadline) {
+        return `${service.service}: ${check.url} did not answer 2xx within ${check.timeoutSec}s (last: ${last ?? 'no answer'})`;
+      }
+      await host.clock.sleep(check.intervalSec * 1000);
+    }
+  }
+  return undefined;
+}
+
+/** Every service reaches `active`, then its HTTP checks answer 2xx, within their timeouts. */
+export async function healthGate(
+  host: Host,
+  services: readonly Service[],
+): Promise<GateFailure | undefined> {
+  if (!host.systemctl || services.length === 0) return undefined;
+  const results = await Promise.all(
+    services.map(async (s) => {
+      const reason = (await waitActive(host, s)) ?? (await waitChecks(host, s));
+      return reason ? { service: s.service, reason } : undefined;
+    }),
+  );
+  const failed = results.find((r) => r !== undefined);
+  if (!failed) return undefined;
+  const journal = await host.systemctl.journal(failed.service, JOURNAL_LINES).catch(() => []);
+  return { ...failed, journal };
+}
+
+/** Applies a plan's service changes: stop removed, then one restart transaction. */
+async function applyServices(host: Host, plan: ActivationPlan): Promise<void> {
+  const systemctl = host.systemctl!;
+  await systemctl.daemonReload();
+  await checkpoint('daemon-reloaded');
+  await systemctl.stop(plan.removed);
+  await systemctl.restart(plan.restart);
+  await checkpoint('restarted');
+}
+
+export type ActivationOutcome =
+  | { ok: true; plan: ActivationPlan }
+  | {
+      ok: false;
+      plan: ActivationPlan;
+      failure: GateFailure;
+      /** The previous generation is live again and healthy. */
+      restored: boolean;
+      restoreError?: string;
+    };
+
+/**
+ * Makes `to` live (from `from`, the live generation or none) and gates it;
+ * on failure puts `from` back. Never throws for a failed gate: the caller
+ * records the outcome and chooses the exit.
+ */
+export async function activate(
+  ctx: ActivationContext,
+  from: StoredGeneration | undefined,
+  to: StoredGeneration,
+  plan: ActivationPlan = planActivation(from, to),
+): Promise<ActivationOutcome> {
+  const { host, paths, log } = ctx;
+  await flipCurrent(paths, to.generation);
+  await checkpoint('flipped');
+  log(`generation ${to.generation} is live`);
+  if (!host.systemctl) {
+    log('offline tree (--root): no services started or stopped');
+    return { ok: true, plan };
+  }
+  let failure: GateFailure | undefined;
+  try {
+    await applyServices(host, plan);
+    if (plan.restart.length) log(`restarted ${plan.restart.join(' ')}`);
+    if (plan.removed.length) log(`stopped ${plan.removed.join(' ')}`);
+    const next = servicesIn(to);
+    failure = await healthGate(
+      host,
+      plan.restart.map((s) => next.get(s)).filter((s): s is Service => s !== undefined),
+    );
+  } catch (error) {
+    failure = { service: plan.restart.join(' ') || '(none)', reason: describe(error), journal: [] };
+  }
+  await checkpoint('health-checked');
+  if (!failure) return { ok: true, plan };
+  log(`health gate failed: ${failure.reason}`);
+  for (const line of failure.journal) log(`  ${line}`);
+  try {
+    await restore(ctx, to, from);
+    return { ok: false, plan, failure, restored: true };
+  } catch (error) {
+    return { ok: false, plan, failure, restored: false, restoreError: describe(error) };
+  }
+}
+
+/**
+ * Puts `back` live again after `failed` was activated (or partly activated),
+ * and checks that what it restarted is healthy. Throws when that fails.
+ */
+export async function restore(
+  ctx: ActivationContext,
+  failed: StoredGeneration,
+  back: StoredGeneration | undefined,
+): Promise<void> {
+  const { host, paths, log } = ctx;
+  await flipCurrent(paths, back?.generation);
+  log(back ? `generation ${back.generation} is live again` : 'no generation is live');
+  if (!host.systemctl) return;
+  const reverse = back ? planActivation(failed, back) : undefined;
+  const stop = reverse ? reverse.removed : [...servicesIn(failed).keys()].sort();
+  await host.systemctl.daemonReload();
+  await host.systemctl.stop(stop);
+  if (reverse?.restart.length) await host.systemctl.restart(reverse.restart);
+  const previous = servicesIn(back);
+  const again = await healthGate(
+    host,
+    (reverse?.restart ?? [])
+      .map((s) => previous.get(s))
+      .filter((s): s is Service => s !== undefined),
+  );
+  if (again) {
+    for (const line of again.journal) log(`  ${line}`);
+    throw new RickError('ROLLBACK_FAILED', again.reason);
+  }
+}
+
+/** One line for the operator: what failed and the unit's last journal line. */
+export function describeFailure(failure: GateFailure): string {
+  const last = failure.journal.at(-1);
+  return `${failure.reason}${last ? ` (last journal line: ${last})` : ''}`;
+}

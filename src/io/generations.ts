@@ -1,0 +1,483 @@
+/**
+ * Generations on disk: write one completely before it can go live, read one
+ * back, flip `current`, clean up after a crashed run, prune old ones.
+ *
+ * A generation is written under generations/<n>.tmp-<pid>, every file and
+ * directory fsynced, then renamed to generations/<n>: a directory named by a
+ * bare number is always complete. `generation.json` (written last) records
+ * the sha256 of every rendered file for `verify`.
+ *
+ * Each bundle keeps, besides its rendered files:
+ *   bundles/<b>/manifest.json   the verified manifest, byte for byte
+ *   bundles/<b>/facts.json      GIDs and UIDs resolved at install, secret NAMES only
+ *   bundles/<b>/source/<path>   its files as shipped, tokens unsubstituted (no secrets)
+ * which is enough to carry the bundle into a later generation without its
+ * secrets file: secret-free files are re-rendered from source and facts for
+ * the new generation number; files holding secrets (env files) are copied
+ * with the generation directory in their paths rewritten, their only
+ * generation-dependent part. Secret values are written to rendered files
+ * only, mode 0600.
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import {
+  hasSecretTokens,
+  moveGenerationPaths,
+  type RecordedFacts,
+  renderMasked,
+  renderPublic,
+} from '../core/generation-files.js';
+import { type HostPaths, RICK_STATE_DIR } from '../core/host-paths.js';
+import { type Manifest, manifestSchema } from '../core/manifest.js';
+import type { GenerationView, RenderedBundle } from '../core/plan.js';
+import { RickError, wrapError } from '../errors.js';
+import { checkpoint } from './fault.js';
+import { fsyncDir } from './state.js';
+
+export const INSTALLER_FILE = 'installer/rick-install.mjs';
+
+const recordedFactsSchema = z.strictObject({
+  gid: z.record(z.string(), z.number().int().nonnegative()),
+  uid: z.record(z.string(), z.number().int().nonnegative()),
+  secrets: z.array(z.string()),
+});
+
+const generationRecordSchema = z.strictObject({
+  schemaVersion: z.literal(1),
+  generation: z.number().int().positive(),
+  createdAt: z.string(),
+  /** What made this generation: the install or rollback that wrote it. */
+  reason: z.string(),
+  bundles: z.record(
+    z.string(),
+    z.strictObject({
+      version: z.string(),
+      /** sha256 of every rendered file, by bundle path. */
+      files: z.record(z.string(), z.string()),
+    }),
+  ),
+  installer: z.string().optional(),
+});
+export type GenerationRecord = z.infer<typeof generationRecordSchema>;
+
+/** One bundle of a generation, everything needed to write it and carry it on. */
+export interface StoredBundle extends RenderedBundle {
+  manifest: Manifest;
+  manifestBytes: Buffer;
+  facts: RecordedFacts;
+  /** Files as shipped (unsubstituted), by bundle path; installer excluded. */
+  sources: ReadonlyMap<string, Buffer>;
+}
+
+export interface StoredGeneration extends GenerationView {
+  bundles: ReadonlyMap<string, StoredBundle>;
+  record: GenerationRecord;
+  /** The installer the generation carries, if any. */
+  installer?: Buffer;
+}
+
+export interface GenerationContent {
+  generation: number;
+  createdAt: string;
+  reason: string;
+  bundles: ReadonlyMap<string, StoredBundle>;
+  installer?: Buffer;
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+export function generationDir(paths: HostPaths, n: number): string {
+  return join(paths.generationsDir, String(n));
+}
+
+/** Where a bundle's rendered file lives inside its generation directory. */
+export function renderedLocation(bundle: string, path: string): string {
+  return path.startsWith('quadlet/')
+    ? `quadlet/${bundle}/${path.slice('quadlet/'.length)}`
+    : `bundles/${bundle}/${path}`;
+}
+
+/** File mode of a rendered file: 0600 for env files and anything that held a secret. */
+export function renderedMode(
+  path: string,
+  source: Buffer | undefined,
+  manifestMode: number,
+): number {
+  if (path.startsWith('env/')) return 0o600;
+  if (source && hasSecretTokens(source.toString('utf8'))) return 0o600;
+  return manifestMode & 0o755;
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/** The generation `current` points at, or undefined before the first install. */
+export async function readLiveGenerationNumber(paths: HostPaths): Promise<number | undefined> {
+  let target: string;
+  try {
+    target = await readlink(paths.current);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw wrapError(error, 'IO_ERROR', `cannot read ${paths.current}`);
+  }
+  const match = /^generations\/(\d+)$/.exec(target);
+  if (!match) {
+    throw new RickError('IO_ERROR', `${paths.current} points at ${target}, not at a generation`, {
+      hint: `point it back with: ln -sfn generations/<n> ${RICK_STATE_DIR}/current`,
+    });
+  }
+  return Number(match[1]);
+}
+
+/** Complete generations (directories named by a number), ascending. */
+export async function listGenerations(paths: HostPaths): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir(paths.generationsDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw wrapError(error, 'IO_ERROR', `cannot list ${paths.generationsDir}`);
+  }
+  return names
+    .filter((n) => /^[1-9][0-9]*$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+async function readOptional(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export async function readGenerationRecord(paths: HostPaths, n: number): Promise<GenerationRecord> {
+  const file = join(generationDir(paths, n), 'generation.json');
+  try {
+    return generationRecordSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch (error) {
+    throw wrapError(error, 'IO_ERROR', `generation ${n} is unreadable (${file})`);
+  }
+}
+
+/** Reads generation n back: manifests, recorded facts, sources and rendered files. */
+export async function readGeneration(paths: HostPaths, n: number): Promise<StoredGeneration> {
+  const dir = generationDir(paths, n);
+  const record = await readGenerationRecord(paths, n);
+  const bundles = new Map<string, StoredBundle>();
+  try {
+    for (const [name, entry] of Object.entries(record.bundles)) {
+      const base = join(dir, 'bundles', name);
+      const manifestBytes = await readFile(join(base, 'manifest.json'));
+      const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString('utf8')));
+      const facts = recordedFactsSchema.parse(
+        JSON.parse(await readFile(join(base, 'facts.json'), 'utf8')),
+      );
+      const sources = new Map<string, Buffer>();
+      const files = new Map<string, Buffer>();
+      const masked = new Map<string, string>();
+      for (const f of manifest.files) {
+        if (f.kind === 'installer') continue;
+        const source = await readFile(join(base, 'source', f.path));
+        sources.set(f.path, source);
+        masked.set(
+          f.path,
+          renderMasked(source.toString('utf8'), { bundle: name, generation: n, facts }),
+        );
+      }
+      for (const path of Object.keys(entry.files)) {
+        const data = await readOptional(join(dir, renderedLocation(name, path)));
+        if (data) files.set(path, data);
+      }
+      bundles.set(name, {
+        name,
+        version: entry.version,
+        services: manifest.services,
+        files,
+        masked,
+        manifest,
+        manifestBytes,
+        facts,
+        sources,
+      });
+    }
+  } catch (error) {
+    throw wrapError(error, 'IO_ERROR', `generation ${n} is unreadable`);
+  }
+  const installer = record.installer ? await readOptional(join(dir, INSTALLER_FILE)) : undefined;
+  return { generation: n, bundles, record, installer };
+}
+
+// ---------------------------------------------------------------------------
+// Carrying a bundle into a new generation
+
+/** The same bundle, rendered for generation `to` (see the header for how). */
+export function carryBundle(bundle: StoredBundle, from: number, to: number): StoredBundle {
+  const files = new Map<string, Buffer>();
+  const masked = new Map<string, string>();
+  for (const [path, data] of bundle.files) {
+    const source = bundle.sources.get(path);
+    const sourceText = source?.toString('utf8');
+    const ctx = { bundle: bundle.name, generation: to, facts: bundle.facts };
+    let rendered: string | undefined;
+    if (sourceText !== undefined && !hasSecretTokens(sourceText))
+      rendered = renderPublic(sourceText, ctx);
+    files.set(
+      path,
+      rendered !== undefined
+        ? Buffer.from(rendered)
+        : Buffer.from(moveGenerationPaths(data.toString('utf8'), from, to)),
+    );
+    if (sourceText !== undefined) masked.set(path, renderMasked(sourceText, ctx));
+  }
+  return { ...bundle, files, masked };
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+async function writeSynced(path: string, data: Buffer | string, mode: number): Promise<void> {
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    await handle.writeFile(data);
+    // The umask must not widen or narrow what we decided.
+    await handle.chmod(mode);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes generation n completely under a temporary name, fsyncs it, and
+ * renames it into place. Returns its final directory.
+ */
+export async function writeGeneration(
+  paths: HostPaths,
+  content: GenerationContent,
+): Promise<string> {
+  const final = generationDir(paths, content.generation);
+  const tmp = `${final}.tmp-${process.pid}`;
+  await mkdir(paths.generationsDir, { recursive: true, mode: 0o755 });
+  if (await pathExists(final)) {
+    throw new RickError('IO_ERROR', `generation ${content.generation} already exists (${final})`);
+  }
+  const dirs = new Set<string>();
+  const ensureDir = async (rel: string, mode = 0o755) => {
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const sub = parts.slice(0, i).join('/');
+      if (dirs.has(sub)) continue;
+      await mkdir(join(tmp, sub), { mode });
+      dirs.add(sub);
+    }
+  };
+  try {
+    await mkdir(tmp, { mode: 0o755 });
+    await ensureDir('quadlet');
+    await ensureDir('bundles');
+    const record: GenerationRecord = {
+      schemaVersion: 1,
+      generation: content.generation,
+      createdAt: content.createdAt,
+      reason: content.reason,
+      bundles: {},
+    };
+    const writes: Array<{ rel: string; data: Buffer | string; mode: number }> = [];
+    for (const bundle of [...content.bundles.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const files: Record<string, string> = {};
+      const modes = new Map(bundle.manifest.files.map((f) => [f.path, f.mode]));
+      for (const [path, data] of [...bundle.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        files[path] = sha256(data);
+        writes.push({
+          rel: renderedLocation(bundle.name, path),
+          data,
+          mode: renderedMode(path, bundle.sources.get(path), modes.get(path) ?? 0o644),
+        });
+      }
+      for (const [path, data] of bundle.sources) {
+        writes.push({ rel: `bundles/${bundle.name}/source/${path}`, data, mode: 0o644 });
+      }
+      writes.push({
+        rel: `bundles/${bundle.name}/manifest.json`,
+        data: bundle.manifestBytes,
+        mode: 0o644,
+      });
+      writes.push({
+        rel: `bundles/${bundle.name}/facts.json`,
+        data: `${JSON.stringify(bundle.facts, null, 2)}\n`,
+        mode: 0o644,
+      });
+      record.bundles[bundle.name] = { version: bundle.version, files };
+      await ensureDir(`quadlet/${bundle.name}`);
+    }
+    if (content.installer) {
+      writes.push({ rel: INSTALLER_FILE, data: content.installer, mode: 0o755 });
+      record.installer = sha256(content.installer);
+    }
+    let written = 0;
+    for (const w of writes) {
+      const parent = dirname(w.rel);
+      // Directories holding env files are as private as the files.
+      await ensureDir(parent, /(^|\/)env(\/|$)/.test(parent) ? 0o700 : 0o755);
+      await writeSynced(join(tmp, w.rel), w.data, w.mode);
+      if (++written === Math.ceil(writes.length / 2)) await checkpoint('generation-partial');
+    }
+    await writeSynced(join(tmp, 'generation.json'), `${JSON.stringify(record, null, 2)}\n`, 0o644);
+    for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(join(tmp, d));
+    await fsyncDir(tmp);
+    await checkpoint('generation-synced');
+    await rename(tmp, final);
+    await fsyncDir(paths.generationsDir);
+  } catch (error) {
+    await rm(tmp, { recursive: true, force: true });
+    throw wrapError(error, 'IO_ERROR', `cannot write generation ${content.generation}`);
+  }
+  return final;
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Points `current` at generation n (or removes it, for undefined) with one
+ * rename(2) of a new symlink, then fsyncs the directory.
+ */
+export async function flipCurrent(paths: HostPaths, n: number | undefined): Promise<void> {
+  const tmp = `${paths.current}.tmp-${process.pid}`;
+  try {
+    if (n === undefined) {
+      await rm(paths.current, { force: true });
+    } else {
+      await rm(tmp, { force: true });
+      await symlink(`generations/${n}`, tmp);
+      await checkpoint('flip-link-created');
+      await rename(tmp, paths.current);
+    }
+    await fsyncDir(dirname(paths.current));
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw wrapError(error, 'IO_ERROR', `cannot point ${paths.current} at generation ${n}`);
+  }
+}
+
+/**
+ * Creates /etc/containers/systemd/rick and /usr/local/bin/rick-install once.
+ * They point through `current`, so they never change again. An existing path
+ * that is not our link is left alone and reported.
+ */
+export async function ensureHostLinks(paths: HostPaths): Promise<string[]> {
+  const notes: string[] = [];
+  const links: Array<[string, string]> = [
+    [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
+    [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
+  ];
+  for (const [link, target] of links) {
+    let existing: string | undefined;
+    try {
+      existing = await readlink(link);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL') {
+        notes.push(`${link} exists and is not a symlink: left alone`);
+        continue;
+      }
+      if (code !== 'ENOENT') throw wrapError(error, 'IO_ERROR', `cannot read ${link}`);
+    }
+    if (existing === target) continue;
+    if (existing !== undefined) {
+      notes.push(`${link} points at ${existing}, not ${target}: left alone`);
+      continue;
+    }
+    try {
+      await mkdir(dirname(link), { recursive: true, mode: 0o755 });
+      const tmp = `${link}.tmp-${process.pid}`;
+      await rm(tmp, { force: true });
+      await symlink(target, tmp);
+      await rename(tmp, link);
+      await fsyncDir(dirname(link));
+    } catch (error) {
+      throw wrapError(error, 'IO_ERROR', `cannot create ${link}`);
+    }
+  }
+  return notes;
+}
+
+/**
+ * Removes what a crashed run left: half-written generations (`<n>.tmp-*`),
+ * a `current.tmp-*` link, and complete generations newer than every
+ * generation the state knows about that are not live (written, never flipped).
+ */
+export async function cleanupAfterCrash(
+  paths: HostPaths,
+  options: { lastKnownGeneration: number; live: number | undefined },
+): Promise<string[]> {
+  const removed: string[] = [];
+  const remove = async (path: string) => {
+    await rm(path, { recursive: true, force: true });
+    removed.push(path);
+  };
+  let names: string[] = [];
+  try {
+    names = await readdir(paths.generationsDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  for (const name of names) {
+    if (/\.tmp-/.test(name)) await remove(join(paths.generationsDir, name));
+    else if (/^[1-9][0-9]*$/.test(name)) {
+      const n = Number(name);
+      if (n > options.lastKnownGeneration && n !== options.live) {
+        await remove(join(paths.generationsDir, name));
+      }
+    }
+  }
+  try {
+    for (const name of await readdir(dirname(paths.current))) {
+      if (name.startsWith('current.tmp-') || /^\.state\.json\.tmp-/.test(name)) {
+        await remove(join(dirname(paths.current), name));
+      }
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (removed.length) await fsyncDir(paths.generationsDir).catch(() => {});
+  return removed;
+}
+
+/** Keeps the newest `keep` generations and the live one; removes the rest. */
+export async function pruneGenerations(
+  paths: HostPaths,
+  keep: number,
+  live: number | undefined,
+): Promise<number[]> {
+  const all = await listGenerations(paths);
+  const kept = new Set(all.slice(-keep));
+  if (live !== undefined) kept.add(live);
+  const removed = all.filter((n) => !kept.has(n));
+  for (const n of removed) await rm(generationDir(paths, n), { recursive: true, force: true });
+  if (removed.length) await fsyncDir(paths.generationsDir);
+  return removed;
+}

@@ -1,0 +1,177 @@
+/**
+ * The host as rick-install sees it across the process edge: systemctl, the
+ * journal, podman's version, systemd-sysusers/systemd-tmpfiles, loopback HTTP
+ * probes, the clock, and the user/group database. Everything else (files,
+ * tar, openpgp) is real in every test; only this port is faked
+ * (test/helpers/fake-host.ts).
+ *
+ * `--root DIR` mode is a Host without systemctl: nothing is started or
+ * stopped, sysusers/tmpfiles run with `--root=DIR` (or are skipped with a
+ * note when not installed), and accounts come from DIR/etc.
+ */
+import { request } from 'node:http';
+import { parsePodmanVersion } from '../core/prerequisites.js';
+import { RickError } from '../errors.js';
+import { type Accounts, fileAccounts, getentAccounts } from './accounts.js';
+import { type CommandRunner, type RunResult, realCommandRunner } from './exec.js';
+
+/** The unit state the health gate needs. */
+export interface UnitState {
+  /** systemd's ActiveState: active, activating, failed, inactive, … */
+  activeState: string;
+  /** The main PID, 0 when none. */
+  mainPid: number;
+}
+
+export interface Systemctl {
+  daemonReload(): Promise<void>;
+  /** Restarts (or starts, when inactive) every unit in ONE systemctl transaction. */
+  restart(units: readonly string[]): Promise<void>;
+  start(units: readonly string[]): Promise<void>;
+  stop(units: readonly string[]): Promise<void>;
+  state(unit: string): Promise<UnitState>;
+  /** The unit's last journal lines, oldest first (empty when unavailable). */
+  journal(unit: string, lines: number): Promise<string[]>;
+}
+
+export interface Clock {
+  now(): Date;
+  sleep(ms: number): Promise<void>;
+}
+
+export interface Host {
+  /** `/` on a live host, DIR with `--root DIR`. */
+  readonly root: string;
+  /** Undefined with `--root`: an offline tree has no service manager. */
+  readonly systemctl: Systemctl | undefined;
+  readonly accounts: Accounts;
+  readonly clock: Clock;
+  /** Podman's version (e.g. `5.4.2`), undefined when podman is not installed. */
+  podmanVersion(): Promise<string | undefined>;
+  /**
+   * Applies sysusers.d fragments (absolute paths). Returns a note for the
+   * operator when the step was skipped.
+   */
+  applySysusers(fragments: readonly string[]): Promise<string | undefined>;
+  /** Applies tmpfiles.d fragments with `--create`; same contract as applySysusers. */
+  applyTmpfiles(fragments: readonly string[]): Promise<string | undefined>;
+  /** GETs a loopback URL; resolves with the HTTP status, or undefined when nothing answered. */
+  httpStatus(url: string, timeoutMs: number): Promise<number | undefined>;
+}
+
+export const realClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+function commandFailed(what: string, result: RunResult): RickError {
+  const detail = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | ');
+  return new RickError(
+    'IO_ERROR',
+    `${what} failed (${result.signal ?? `exit ${result.code}`})${detail ? `: ${detail}` : ''}`,
+  );
+}
+
+export function systemctlOn(runner: CommandRunner): Systemctl {
+  const systemctl = async (args: string[]) => {
+    const result = await runner.run('systemctl', args);
+    if (result.code !== 0) throw commandFailed(`systemctl ${args.join(' ')}`, result);
+    return result.stdout;
+  };
+  return {
+    daemonReload: async () => {
+      await systemctl(['daemon-reload']);
+    },
+    restart: async (units) => {
+      if (units.length) await systemctl(['restart', '--', ...units]);
+    },
+    start: async (units) => {
+      if (units.length) await systemctl(['start', '--', ...units]);
+    },
+    stop: async (units) => {
+      if (units.length) await systemctl(['stop', '--', ...units]);
+    },
+    state: async (unit) => {
+      const out = await systemctl(['show', '--property=ActiveState,MainPID', '--', unit]);
+      const props = new Map(
+        out
+          .split('\n')
+          .map((line) => line.split('=', 2) as [string, string | undefined])
+          .filter((pair): pair is [string, string] => pair[1] !== undefined),
+      );
+      return {
+        activeState: props.get('ActiveState') ?? 'unknown',
+        mainPid: Number(props.get('MainPID') ?? 0) || 0,
+      };
+    },
+    journal: async (unit, lines) => {
+      const result = await runner.run('journalctl', [
+        '--no-pager',
+        '--output=short-iso',
+        '-n',
+        String(lines),
+        '-u',
+        unit,
+      ]);
+      if (result.code !== 0) return [];
+      return result.stdout.split('\n').filter((l) => l.length > 0 && !l.startsWith('-- '));
+    },
+  };
+}
+
+export function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'GET', timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
+
+export interface RealHostOptions {
+  /** `--root DIR`; absent on a live host. */
+  root?: string;
+  runner?: CommandRunner;
+  clock?: Clock;
+}
+
+/** The host rick-install runs on, or an offline tree with `--root`. */
+export function realHost(options: RealHostOptions = {}): Host {
+  const runner = options.runner ?? realCommandRunner;
+  const root = options.root;
+  const offline = root !== undefined;
+  const rootArgs = offline ? [`--root=${root}`] : [];
+  const tool = async (
+    program: string,
+    args: string[],
+    fragments: readonly string[],
+  ): Promise<string | undefined> => {
+    if (fragments.length === 0) return undefined;
+    const result = await runner.run(program, [...rootArgs, ...args, ...fragments]);
+    if (result.code === 127 && offline) {
+      return `${program} is not installed: skipped ${fragments.length} fragment(s); apply them when the image boots`;
+    }
+    if (result.code !== 0) throw commandFailed(program, result);
+    return undefined;
+  };
+  return {
+    root: root ?? '/',
+    systemctl: offline ? undefined : systemctlOn(runner),
+    accounts: offline ? fileAccounts(root) : getentAccounts(runner),
+    clock: options.clock ?? realClock,
+    podmanVersion: async () => {
+      // An image tree's podman cannot be asked; the running machine's is irrelevant.
+      if (offline) return undefined;
+      const result = await runner.run('podman', ['--version'], { timeoutMs: 30_000 });
+      if (result.code !== 0) return undefined;
+      return parsePodmanVersion(result.stdout) ?? result.stdout.trim();
+    },
+    applySysusers: (fragments) => tool('systemd-sysusers', [], fragments),
+    applyTmpfiles: (fragments) => tool('systemd-tmpfiles', ['--create'], fragments),
+    httpStatus,
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * /var/lib/rick/state.json: what this host has installed, the highest version
+ * of each bundle ever installed (the downgrade floor), quarantined versions,
+ * the generation last activated successfully, and a bounded history.
+ *
+ * Written atomically (temp file, fsync, rename, fsync of the directory), so a
+ * crash leaves the old or the new state, never a torn one.
+ */
+import { constants } from 'node:fs';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { z } from 'zod';
+import { RickError, wrapError } from '../errors.js';
+import { checkpoint } from './fault.js';
+
+export const STATE_SCHEMA_VERSION = 1;
+export const DEFAULT_KEEP_GENERATIONS = 3;
+export const HISTORY_LIMIT = 200;
+
+export const historyOutcomes = [
+  'installed',
+  'rolled-back',
+  'rollback-failed',
+  'rollback',
+  'recovered',
+] as const;
+export type HistoryOutcome = (typeof historyOutcomes)[number];
+
+const bundleStateSchema = z.strictObject({
+  installed: z.string().optional(),
+  highest: z.string().optional(),
+  quarantined: z.array(z.string()).default([]),
+});
+export type BundleState = z.infer<typeof bundleStateSchema>;
+
+const historyEntrySchema = z.strictObject({
+  generation: z.number().int().positive(),
+  bundle: z.string(),
+  version: z.string(),
+  time: z.string(),
+  outcome: z.enum(historyOutcomes),
+  /** Why it failed, or what was rolled back from. */
+  detail: z.string().optional(),
+});
+export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+export const stateSchema = z.strictObject({
+  schemaVersion: z.literal(STATE_SCHEMA_VERSION),
+  /** The generation last activated and confirmed healthy (what recovery returns to). */
+  live: z.number().int().positive().optional(),
+  /** Highest generation number ever allocated; numbers are never reused. */
+  lastGeneration: z.number().int().nonnegative().default(0),
+  keepGenerations: z.number().int().min(1).max(100).default(DEFAULT_KEEP_GENERATIONS),
+  bundles: z.record(z.string(), bundleStateSchema).default({}),
+  history: z.array(historyEntrySchema).default([]),
+});
+export type HostState = z.infer<typeof stateSchema>;
+
+export function emptyState(): HostState {
+  return {
+    schemaVersion: STATE_SCHEMA_VERSION,
+    lastGeneration: 0,
+    keepGenerations: DEFAULT_KEEP_GENERATIONS,
+    bundles: {},
+    history: [],
+  };
+}
+
+/** Reads state.json; a host that never installed anything has the empty state. */
+export async function readState(file: string): Promise<HostState> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    throw wrapError(error, 'IO_ERROR', `cannot read ${file}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new RickError('IO_ERROR', `${file} is not valid JSON`, {
+      cause: error,
+      hint: 'restore it from a backup or fix it by hand; rick never writes it partially',
+    });
+  }
+  const parsed = stateSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+      .join('; ');
+    throw new RickError('IO_ERROR', `${file} is not a rick state file: ${problems}`);
+  }
+  return parsed.data;
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a file so that a crash leaves the old or the new content: temp, fsync, rename, fsync dir. */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Buffer,
+  mode = 0o644,
+): Promise<void> {
+  const dir = dirname(file);
+  const tmp = join(dir, `.${basename(file)}.tmp-${process.pid}`);
+  try {
+    const handle = await open(tmp, 'w', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.chmod(mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+    await fsyncDir(dir);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw wrapError(error, 'IO_ERROR', `cannot write ${file}`);
+  }
+}
+
+export async function writeState(file: string, state: HostState): Promise<void> {
+  const valid = stateSchema.parse({
+    ...state,
+    history: state.history.slice(-HISTORY_LIMIT),
+  });
+  await checkpoint('state-write');
+  await writeFileAtomic(file, `${JSON.stringify(valid, null, 2)}\n`, 0o644);
+}
+
+export function bundleState(state: HostState, bundle: string): BundleState {
+  return state.bundles[bundle] ?? { quarantined: [] };
+}
+
+export function quarantine(state: HostState, bundle: string, version: string): void {
+  const entry = bundleState(state, bundle);
+  if (!entry.quarantined.includes(version)) entry.quarantined.push(version);
+  state.bundles[bundle] = entry;
+}

@@ -1,0 +1,95 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { readState } from '../../src/io/state.js';
+import {
+  makeTestKey,
+  sampleFiles,
+  type TestKey,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
+import { FakeHost } from '../helpers/fake-host.js';
+import {
+  type HostTree,
+  liveGeneration,
+  makeHostTree,
+  readLive,
+  runInstaller,
+  SECRET,
+} from '../helpers/host-tree.js';
+
+let key: TestKey;
+let tree: HostTree;
+beforeAll(async () => {
+  key = await makeTestKey();
+});
+afterEach(async () => {
+  await tree?.cleanup();
+});
+
+describe('rick-install <bundle>', () => {
+  it('installs a bundle as generation 1, substituting facts and secrets', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    const unit = await readLive(tree.root, 'quadlet/demo/demo-app.container');
+    expect(unit).toContain('EnvironmentFile=/var/lib/rick/generations/1/bundles/demo/env/demo.env');
+    expect(unit).toContain('User=990:990');
+    expect(unit).toContain('PodmanArgs=--group-add 4001');
+    const env = await readLive(tree.root, 'bundles/demo/env/demo.env');
+    expect(env).toContain(`DB_PASSWORD=${SECRET}`);
+    expect(env).toContain('password=p%40ss%2Fword%26x%3D1');
+    const envStat = await stat(
+      join(tree.root, 'var/lib/rick/generations/1/bundles/demo/env/demo.env'),
+    );
+    expect(envStat.mode & 0o777).toBe(0o600);
+    expect(host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: ['demo-app.service', 'demo-pod.service'] },
+    ]);
+    const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
+    expect(state.live).toBe(1);
+    expect(state.bundles.demo).toMatchObject({ installed: '1.0.0', highest: '1.0.0' });
+    // The secret value is written to the env file only.
+    const facts = await readFile(
+      join(tree.root, 'var/lib/rick/generations/1/bundles/demo/facts.json'),
+      'utf8',
+    );
+    expect(facts).not.toContain(SECRET);
+    expect(await readFile(join(tree.root, 'var/lib/rick/state.json'), 'utf8')).not.toContain(
+      SECRET,
+    );
+  });
+
+  it('restarts only the service whose env file changed, and a same-version install is a no-op', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
+    host.reset();
+    const v2 = await writeSignedBundle(tree.work, key, {
+      version: '1.1.0',
+      files: sampleFiles('demo', 'v2'),
+    });
+    const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: ['demo-app.service'] },
+    ]);
+    expect(r.stdout).toContain('restart demo-app.service (env/demo.env changed)');
+    expect(r.stdout).toContain('keep    demo-pod.service (unchanged)');
+    host.reset();
+    const again = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('nothing to do');
+    expect(host.serviceCalls()).toEqual([]);
+    expect(await liveGeneration(tree.root)).toBe('generations/2');
+  });
+});
