@@ -22,11 +22,13 @@ export async function runProgram(
   argv: readonly string[],
   output: Output = processOutput,
 ): Promise<number> {
-  program.exitOverride();
-  program.configureOutput({
-    writeOut: output.stdout,
-    writeErr: output.stderr,
-  });
+  // Subcommands copy these settings only when created, so apply them to every command.
+  const configure = (command: Command): void => {
+    command.exitOverride();
+    command.configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+    for (const sub of command.commands) configure(sub);
+  };
+  configure(program);
   const debug = argv.includes('--debug');
   try {
     await program.parseAsync([...argv], { from: 'user' });
