@@ -11,7 +11,7 @@
  * before the bundle's fragments are applied.
  *
  * Format (sysusers.d(5)): `u[!] NAME ID "GECOS" HOME SHELL`, `g NAME ID`,
- * `m USER GROUP`, `r - FROM-TO`; `#` comments; fields split on whitespace,
+ * `m USER GROUP` (`r - FROM-TO` exists but is refused); `#` comments; fields split on whitespace,
  * double quotes group a field.
  */
 import { RickError } from '../errors.js';
@@ -21,15 +21,42 @@ import { checkPlaceholderName } from './placeholders.js';
 export type SysusersEntry =
   | { type: 'u'; name: string; id: string; source: string }
   | { type: 'g'; name: string; id: string; source: string }
-  | { type: 'm'; user: string; group: string; source: string }
-  | { type: 'r'; range: string; source: string };
+  | { type: 'm'; user: string; group: string; source: string };
 
 function splitFields(line: string): string[] | undefined {
   if ((line.match(/"/g)?.length ?? 0) % 2 !== 0) return undefined;
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '');
 }
 
-/** Parses one fragment; throws BUNDLE_INVALID listing every bad line. */
+/**
+ * Groups whose membership is root or close to it. A bundle's service user
+ * never needs them, and a compromised build must not be able to grant them.
+ */
+export const privilegedGroups: ReadonlySet<string> = new Set([
+  'root',
+  'wheel',
+  'sudo',
+  'adm',
+  'admin',
+  'disk',
+  'kmem',
+  'shadow',
+  'docker',
+  'lxd',
+  'libvirt',
+  'systemd-journal',
+]);
+
+function isRootId(id: string): boolean {
+  return id.split(':').some((part) => /^0+$/.test(part));
+}
+
+/**
+ * Parses one fragment; throws BUNDLE_INVALID listing every bad line. Besides
+ * syntax, it refuses what a service bundle has no business doing: root
+ * accounts or id 0, membership in privileged groups, and `r` lines (which
+ * change id allocation for the whole host).
+ */
 export function parseSysusers(text: string, file: string): SysusersEntry[] {
   const entries: SysusersEntry[] = [];
   const problems: string[] = [];
@@ -51,22 +78,28 @@ export function parseSysusers(text: string, file: string): SysusersEntry[] {
     switch (type) {
       case 'u':
       case 'u!':
-        if (checkName('uid', name)) entries.push({ type: 'u', name, id: third, source });
-        return;
       case 'g':
-        if (checkName('gid', name)) entries.push({ type: 'g', name, id: third, source });
+        if (!checkName(type === 'g' ? 'gid' : 'uid', name)) return;
+        if (name === 'root' || isRootId(third)) {
+          problems.push(`${source}: a bundle may not define root or id 0`);
+          return;
+        }
+        entries.push({ type: type === 'g' ? 'g' : 'u', name, id: third, source });
         return;
       case 'm':
         if (fields.length !== 3) {
           problems.push(`${source}: an m line takes a user and a group`);
           return;
         }
-        if (checkName('uid', name) && checkName('gid', third)) {
-          entries.push({ type: 'm', user: name, group: third, source });
+        if (!checkName('uid', name) || !checkName('gid', third)) return;
+        if (privilegedGroups.has(third) || name === 'root') {
+          problems.push(`${source}: a bundle may not add ${name} to the privileged group ${third}`);
+          return;
         }
+        entries.push({ type: 'm', user: name, group: third, source });
         return;
       case 'r':
-        entries.push({ type: 'r', range: third, source });
+        problems.push(`${source}: r lines change id allocation for the whole host`);
         return;
       default:
         problems.push(`${source}: unknown line type ${JSON.stringify(type)}`);

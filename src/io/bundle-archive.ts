@@ -22,6 +22,8 @@ import {
   type Manifest,
   parseManifest,
 } from '../core/manifest.js';
+import { bundleSysusers } from '../core/sysusers.js';
+import { checkBundleTmpfiles } from '../core/tmpfiles.js';
 import { describe, RickError } from '../errors.js';
 
 /** Caps applied while reading an archive. Every field is a hard limit. */
@@ -466,5 +468,9 @@ export function parseBundleArchive(
   if (problems.length) {
     throw invalid(`bundle does not match its manifest: ${listProblems(problems)}`);
   }
+  // Fragments the installer applies as root are held to policy here, so that
+  // no caller can get verified contents without the check.
+  bundleSysusers(manifest, files);
+  checkBundleTmpfiles(manifest, files);
   return { manifest, manifestBytes: manifestEntry.data, files };
 }

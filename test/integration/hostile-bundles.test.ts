@@ -412,6 +412,39 @@ describe('hostile archives signed by the trusted key', () => {
     }
   });
 
+  it('refuses a tmpfiles.d fragment that would link over /etc as root', async () => {
+    const { tgz } = buildTestBundle({
+      files: [
+        { path: 'quadlet/demo.container', content: unit },
+        {
+          path: 'tmpfiles.d/demo.conf',
+          content: 'L+ /etc/sudoers.d/demo - - - - /var/lib/demo/sudoers\n',
+        },
+      ],
+    });
+    const bundlePath = await place(tgz);
+    await refuseBundle(
+      bundlePath,
+      'BUNDLE_INVALID',
+      /tmpfiles\.d\/demo\.conf:1: line type "L\+" is not allowed \(only d, e, f, z\)/,
+    );
+  });
+
+  it('refuses a sysusers.d fragment granting a privileged group', async () => {
+    const { tgz } = buildTestBundle({
+      files: [
+        { path: 'quadlet/demo.container', content: unit },
+        { path: 'sysusers.d/demo.conf', content: 'u demo -\nm demo sudo\n' },
+      ],
+    });
+    const bundlePath = await place(tgz);
+    await refuseBundle(
+      bundlePath,
+      'BUNDLE_INVALID',
+      /sysusers\.d\/demo\.conf:2: a bundle may not add demo to the privileged group sudo/,
+    );
+  });
+
   it('refuses a manifest that is not JSON', async () => {
     const bundlePath = await place(
       forgeTgz([

@@ -16,14 +16,13 @@ const fragment = [
   'm authentik postgres-clients',
   'm authentik valkey-clients',
   'm authentik authentik-media',
-  'r - 900-999',
   '',
 ].join('\n');
 
 describe('sysusers.d fragments', () => {
   it('parses u, g, m and r lines with quoted fields', () => {
     const entries = parseSysusers(fragment, 'sysusers.d/authentik.conf');
-    expect(entries.map((e) => e.type)).toEqual(['u', 'u', 'g', 'm', 'm', 'm', 'r']);
+    expect(entries.map((e) => e.type)).toEqual(['u', 'u', 'g', 'm', 'm', 'm']);
     expect(entries[0]).toMatchObject({
       type: 'u',
       name: 'authentik',
@@ -69,6 +68,21 @@ describe('sysusers.d fragments', () => {
       expect(message).toContain('sysusers.d/bad.conf:1: unknown line type "x"');
       expect(message).toContain('sysusers.d/bad.conf:2: invalid uid name "../x"');
       expect(message).toContain('sysusers.d/bad.conf:3: unbalanced quote');
+    }
+  });
+
+  it('refuses root, id 0, privileged group membership and r lines', () => {
+    try {
+      parseSysusers(
+        'u root 0\ng evil 0\nu svc 990:0\nm svc wheel\nm svc docker\nr - 100-200\n',
+        'f',
+      );
+      expect.unreachable();
+    } catch (error) {
+      expect(isRickError(error) && error.code).toBe('BUNDLE_INVALID');
+      expect((error as Error).message).toBe(
+        'invalid sysusers.d fragment: f:1: a bundle may not define root or id 0; f:2: a bundle may not define root or id 0; f:3: a bundle may not define root or id 0; f:4: a bundle may not add svc to the privileged group wheel; f:5: a bundle may not add svc to the privileged group docker; f:6: r lines change id allocation for the whole host',
+      );
     }
   });
 });

@@ -1,0 +1,122 @@
+/**
+ * What a bundle's tmpfiles.d fragments may do. The installer applies them as
+ * root (`systemd-tmpfiles --create`), and tmpfiles.d can do nearly anything
+ * a root shell can: create symlinks over /etc, write to /proc/sys, chown
+ * trees recursively, remove paths. A bundle only needs the state directories
+ * of its own service, so fragments are held to a small policy. Pure.
+ *
+ * - Line types: `d` (directory), `e` (adjust an existing directory),
+ *   `f` (file, created only if missing), `z` (adjust one path's mode/owner),
+ *   with the `!` and `-` modifiers. No links, devices, copies, writes,
+ *   removals, recursive changes, attributes or ACLs.
+ * - Paths: absolute, canonical, no `%` specifiers, strictly below one of
+ *   /var/lib, /var/cache, /var/log, /srv, /run, and never inside the state
+ *   of rick, systemd or podman.
+ * - Modes: no setuid bit; setgid only on directories.
+ */
+import { RickError } from '../errors.js';
+import type { Manifest } from './manifest.js';
+
+export interface TmpfilesEntry {
+  type: string;
+  path: string;
+  mode: string;
+  user: string;
+  group: string;
+  source: string;
+}
+
+const allowedType = /^[defz][!-]*$/;
+const allowedRoots = ['/var/lib/', '/var/cache/', '/var/log/', '/srv/', '/run/'];
+const forbiddenRoots = [
+  '/var/lib/rick',
+  '/var/lib/systemd',
+  '/var/lib/containers',
+  '/var/cache/rick',
+  '/var/log/journal',
+  '/run/systemd',
+  '/run/user',
+  '/run/containers',
+  '/run/lock',
+];
+
+function under(path: string, root: string): boolean {
+  return path === root || path.startsWith(`${root}/`);
+}
+
+function pathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return `path ${JSON.stringify(path)} is not absolute`;
+  if (path.includes('%')) return `path ${JSON.stringify(path)} uses a specifier`;
+  const segments = path.slice(1).split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..')) {
+    return `path ${JSON.stringify(path)} is not canonical`;
+  }
+  if (!allowedRoots.some((r) => path.startsWith(r) && path.length > r.length)) {
+    return `path ${path} is outside ${allowedRoots.map((r) => r.slice(0, -1)).join(', ')}`;
+  }
+  const forbidden = forbiddenRoots.find((r) => under(path, r));
+  if (forbidden) return `path ${path} lies in ${forbidden}, which a bundle may not touch`;
+  return undefined;
+}
+
+function modeProblem(type: string, mode: string): string | undefined {
+  if (mode === '-' || mode === '') return undefined;
+  const digits = mode.replace(/^[~:]+/, '');
+  if (!/^[0-7]{3,4}$/.test(digits)) return `mode ${JSON.stringify(mode)} is not octal`;
+  const value = Number.parseInt(digits, 8);
+  if (value & 0o4000) return `mode ${mode} sets the setuid bit`;
+  if (value & 0o2000 && !type.startsWith('d') && !type.startsWith('e')) {
+    return `mode ${mode} sets the setgid bit on a file`;
+  }
+  return undefined;
+}
+
+/** Parses and checks one fragment; throws BUNDLE_INVALID listing every bad line. */
+export function parseTmpfiles(text: string, file: string): TmpfilesEntry[] {
+  const entries: TmpfilesEntry[] = [];
+  const problems: string[] = [];
+  text.split('\n').forEach((raw, index) => {
+    const source = `${file}:${index + 1}`;
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    if (line.includes('"') || line.includes('\\')) {
+      problems.push(`${source}: quoting and escapes are not allowed in a bundle's tmpfiles.d`);
+      return;
+    }
+    const [type = '', path = '', mode = '-', user = '-', group = '-'] = line.split(/\s+/);
+    if (!allowedType.test(type)) {
+      problems.push(
+        `${source}: line type ${JSON.stringify(type)} is not allowed (only d, e, f, z)`,
+      );
+      return;
+    }
+    const problem = pathProblem(path) ?? modeProblem(type, mode);
+    if (problem) {
+      problems.push(`${source}: ${problem}`);
+      return;
+    }
+    entries.push({ type, path, mode, user, group, source });
+  });
+  if (problems.length) {
+    throw new RickError('BUNDLE_INVALID', `tmpfiles.d fragment refused: ${problems.join('; ')}`);
+  }
+  return entries;
+}
+
+/** Checks every tmpfiles fragment of a bundle (files of kind `tmpfiles`). */
+export function checkBundleTmpfiles(manifest: Manifest, files: ReadonlyMap<string, Buffer>): void {
+  const problems: string[] = [];
+  for (const f of manifest.files) {
+    if (f.kind !== 'tmpfiles') continue;
+    const data = files.get(f.path);
+    if (!data) continue;
+    try {
+      parseTmpfiles(data.toString('utf8'), f.path);
+    } catch (error) {
+      problems.push((error as Error).message.replace(/^tmpfiles\.d fragment refused: /, ''));
+    }
+  }
+  if (problems.length) {
+    throw new RickError('BUNDLE_INVALID', `tmpfiles.d fragment refused: ${problems.join('; ')}`);
+  }
+}

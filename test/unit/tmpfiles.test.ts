@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { parseTmpfiles } from '../../src/core/tmpfiles.js';
+import { isRickError } from '../../src/errors.js';
+
+function refusalOf(text: string): string {
+  try {
+    parseTmpfiles(text, 'tmpfiles.d/x.conf');
+  } catch (error) {
+    if (isRickError(error) && error.code === 'BUNDLE_INVALID') return error.message;
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('tmpfiles.d policy', () => {
+  it("accepts a service's own state directories", () => {
+    const text = [
+      '# authentik',
+      'd /var/lib/authentik 0750 authentik authentik -',
+      'd /var/lib/authentik/media 2750 authentik authentik -',
+      'd- /run/authentik 0755 authentik authentik -',
+      'f /var/log/authentik/server.log 0640 authentik authentik',
+      'z /srv/authentik 0750 authentik @@rick:gid:postgres-clients@@',
+      '',
+    ].join('\n');
+    expect(parseTmpfiles(text, 'x').map((e) => [e.type, e.path])).toEqual([
+      ['d', '/var/lib/authentik'],
+      ['d', '/var/lib/authentik/media'],
+      ['d-', '/run/authentik'],
+      ['f', '/var/log/authentik/server.log'],
+      ['z', '/srv/authentik'],
+    ]);
+  });
+
+  it('refuses links, writes, removals, copies and recursive changes', () => {
+    const message = refusalOf(
+      [
+        'L+ /var/lib/x - - - - /etc/shadow',
+        'w /proc/sys/kernel/core_pattern - - - - |/tmp/x',
+        'R /var/lib/other',
+        'C /var/lib/x - - - - /etc',
+        'Z /var/lib/x 0777 nobody nobody',
+        'c /var/lib/x/mem 0666 - - - 1:1',
+      ].join('\n'),
+    );
+    for (const t of ['L+', 'w', 'R', 'C', 'Z', 'c']) {
+      expect(message).toContain(`line type ${JSON.stringify(t)} is not allowed (only d, e, f, z)`);
+    }
+  });
+
+  it('refuses paths outside the service state roots, in rick or systemd state, or non-canonical', () => {
+    const message = refusalOf(
+      [
+        'd /etc/cron.d 0755 root root',
+        'd /var/lib 0777 - -',
+        'd /var/lib/rick/current 0755 - -',
+        'd /run/systemd/system 0755 - -',
+        'd /var/lib/x/../../../etc 0755 - -',
+        'd var/lib/x 0755 - -',
+        'd /var/lib/%u 0755 - -',
+      ].join('\n'),
+    );
+    expect(message).toContain(
+      'tmpfiles.d/x.conf:1: path /etc/cron.d is outside /var/lib, /var/cache, /var/log, /srv, /run',
+    );
+    expect(message).toContain('tmpfiles.d/x.conf:2: path /var/lib is outside');
+    expect(message).toContain(
+      'tmpfiles.d/x.conf:3: path /var/lib/rick/current lies in /var/lib/rick, which a bundle may not touch',
+    );
+    expect(message).toContain('tmpfiles.d/x.conf:4: path /run/systemd/system lies in /run/systemd');
+    expect(message).toContain(
+      'tmpfiles.d/x.conf:5: path "/var/lib/x/../../../etc" is not canonical',
+    );
+    expect(message).toContain('tmpfiles.d/x.conf:6: path "var/lib/x" is not absolute');
+    expect(message).toContain('tmpfiles.d/x.conf:7: path "/var/lib/%u" uses a specifier');
+  });
+
+  it('refuses setuid modes and setgid files', () => {
+    const message = refusalOf('d /var/lib/x 4755 - -\nf /var/lib/x/y 2755 - -\n');
+    expect(message).toContain('tmpfiles.d/x.conf:1: mode 4755 sets the setuid bit');
+    expect(message).toContain('tmpfiles.d/x.conf:2: mode 2755 sets the setgid bit on a file');
+  });
+});
