@@ -5,6 +5,7 @@
  * stop it (no finally blocks, no exit handlers). Unset, a checkpoint is a
  * no-op.
  */
+import { existsSync } from 'node:fs';
 
 /** Every step boundary of an install, in order. The crash test kills at each one. */
 export const installSteps = [
@@ -28,8 +29,19 @@ export const installSteps = [
 export type InstallStep = (typeof installSteps)[number];
 
 export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
+/**
+ * With RICK_FAULT_WAIT_AT=<step>:<file>, the installer waits at that step
+ * until the file exists: how the lock test holds one install in the middle
+ * while it starts another.
+ */
+export const WAIT_ENV = 'RICK_FAULT_WAIT_AT';
 
 export async function checkpoint(step: InstallStep): Promise<void> {
+  const wait = process.env[WAIT_ENV];
+  if (wait?.startsWith(`${step}:`)) {
+    const file = wait.slice(step.length + 1);
+    while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+  }
   if (process.env[FAULT_ENV] !== step) return;
   process.kill(process.pid, 'SIGKILL');
   // SIGKILL is delivered asynchronously; never get past the boundary.

@@ -13,7 +13,7 @@
  * refused run can name it.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RickError } from '../errors.js';
 
@@ -96,6 +96,8 @@ function tryLock(file: string): Promise<Attempt> {
           held: {
             file,
             release: async () => {
+              // Leave the file as every run finds it: empty while nobody holds it.
+              await truncate(file).catch(() => {});
               child.stdin.end();
               await exited;
             },

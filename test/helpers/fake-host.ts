@@ -8,6 +8,8 @@
  * that an HTTP check never answers 2xx. Its clock advances on sleep, so a
  * health gate with a 120 s timeout fails instantly.
  */
+import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileAccounts } from '../../src/io/accounts.js';
 import type { Clock, Host, Systemctl, UnitState } from '../../src/io/host.js';
 
@@ -30,8 +32,11 @@ export class FakeHost implements Host {
   readonly accounts;
   readonly clock: Clock;
   readonly calls: FakeCall[] = [];
-  /** Units that never reach `active` (they end `failed`). */
-  readonly failingUnits = new Set<string>();
+  /**
+   * Units that never reach `active` (they end `failed`): always, or only while
+   * `current` points at the given generation (a unit broken by one release).
+   */
+  readonly failingUnits = new Map<string, number | 'always'>();
   /** URLs that never answer 2xx. */
   readonly failingUrls = new Set<string>();
   /** Units active now, with their main PID (a restart gives a new one). */
@@ -61,7 +66,7 @@ export class FakeHost implements Host {
   private makeSystemctl(): Systemctl {
     const activate = (units: readonly string[]) => {
       for (const u of units) {
-        if (this.failingUnits.has(u)) this.active.delete(u);
+        if (this.fails(u)) this.active.delete(u);
         else this.active.set(u, this.nextPid++);
       }
     };
@@ -91,10 +96,26 @@ export class FakeHost implements Host {
       state: async (unit): Promise<UnitState> => {
         const pid = this.active.get(unit);
         if (pid !== undefined) return { activeState: 'active', mainPid: pid };
-        return { activeState: this.failingUnits.has(unit) ? 'failed' : 'inactive', mainPid: 0 };
+        return { activeState: this.fails(unit) ? 'failed' : 'inactive', mainPid: 0 };
       },
       journal: async (_unit, lines) => this.journalLines.slice(-lines),
     };
+  }
+
+  /** Makes a unit fail, always or while the given generation is live. */
+  failUnit(unit: string, whileGeneration?: number): void {
+    this.failingUnits.set(unit, whileGeneration ?? 'always');
+  }
+
+  private fails(unit: string): boolean {
+    const when = this.failingUnits.get(unit);
+    if (when === undefined) return false;
+    if (when === 'always') return true;
+    try {
+      return readlinkSync(join(this.root, 'var/lib/rick/current')) === `generations/${when}`;
+    } catch {
+      return false;
+    }
   }
 
   async podmanVersion(): Promise<string | undefined> {
@@ -127,5 +148,6 @@ export class FakeHost implements Host {
 
   reset(): void {
     this.calls.length = 0;
+    this.reloads = 0;
   }
 }
