@@ -14,10 +14,12 @@ import {
   type HostTree,
   liveGeneration,
   makeHostTree,
+  quadletPath,
   readLive,
   runInstaller,
   SECRET,
 } from '../helpers/host-tree.js';
+import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
 let key: TestKey;
 let tree: HostTree;
@@ -91,5 +93,34 @@ describe('rick-install <bundle>', () => {
     expect(again.stdout).toContain('nothing to do');
     expect(host.serviceCalls()).toEqual([]);
     expect(await liveGeneration(tree.root)).toBe('generations/2');
+  });
+});
+
+describe('quadlet dry-run before anything goes live', () => {
+  it('refuses units podman quadlet rejects, removing the written generation and changing nothing', async () => {
+    if (!quadletPath) {
+      expect(process.env.CI, 'quadlet is required under CI (scripts/fetch-quadlet.sh)').not.toBe(
+        'true',
+      );
+      return;
+    }
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
+    host.reset();
+    const files = sampleFiles('demo', 'v2').map((f) =>
+      f.path.endsWith('.container')
+        ? { ...f, content: `${f.content}\n[Container]\nNoSuchKey=1\n` }
+        : f,
+    );
+    const bad = await writeSignedBundle(tree.work, key, { version: '1.1.0', files });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain('error QUADLET_REJECTED');
+    expect(r.stderr).toContain('NoSuchKey');
+    expect(host.serviceCalls()).toEqual([]);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 });

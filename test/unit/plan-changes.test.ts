@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import type { Service } from '../../src/core/manifest.js';
+import { type GenerationView, planActivation, type RenderedBundle } from '../../src/core/plan.js';
+
+const svc = (unit: string, service: string): Service => ({
+  unit,
+  service,
+  activeTimeoutSec: 30,
+  checks: [],
+});
+
+function bundle(
+  generation: number,
+  files: Record<string, string>,
+  services: Service[],
+  masked: Record<string, string> = {},
+  name = 'app',
+): RenderedBundle {
+  const g = `/var/lib/rick/generations/${generation}/bundles/${name}`;
+  const map = new Map(
+    Object.entries(files).map(([k, v]) => [k, Buffer.from(v.replaceAll('@G@', g))]),
+  );
+  return {
+    name,
+    version: '1.0.0',
+    services,
+    files: map,
+    masked: new Map(
+      Object.entries(files).map(([k, v]) => [k, (masked[k] ?? v).replaceAll('@G@', g)]),
+    ),
+  };
+}
+
+const view = (generation: number, ...bundles: RenderedBundle[]): GenerationView => ({
+  generation,
+  bundles: new Map(bundles.map((b) => [b.name, b])),
+});
+
+const unit = 'EnvironmentFile=@G@/env/app.env\nImage=x:1\n';
+const services = [svc('app.container', 'app.service'), svc('db.container', 'db.service')];
+
+describe('planActivation', () => {
+  it('a unit that differs only by its generation path, with the same env, did not change', () => {
+    const files = {
+      'quadlet/app.container': unit,
+      'quadlet/db.container': 'Image=db\n',
+      'env/app.env': 'A=1\n',
+    };
+    const plan = planActivation(
+      view(1, bundle(1, files, services)),
+      view(2, bundle(2, files, services)),
+    );
+    expect(plan.restart).toEqual([]);
+    expect(plan.unchanged).toEqual(['app.service', 'db.service']);
+    expect(plan.diff).toBe('');
+    expect(plan.changedFiles).toEqual([]);
+  });
+
+  it('a unit whose referenced env file changed did change; others did not', () => {
+    const a = {
+      'quadlet/app.container': unit,
+      'quadlet/db.container': 'Image=db\n',
+      'env/app.env': 'A=1\n',
+    };
+    const b = { ...a, 'env/app.env': 'A=2\n' };
+    const plan = planActivation(view(1, bundle(1, a, services)), view(2, bundle(2, b, services)));
+    expect(plan.changed).toEqual([
+      { service: 'app.service', bundle: 'app', because: ['env/app.env'] },
+    ]);
+    expect(plan.restart).toEqual(['app.service']);
+    expect(plan.unchanged).toEqual(['db.service']);
+    expect(plan.diff).toContain('--- a/app/env/app.env');
+    expect(plan.diff).toContain('-A=1');
+    expect(plan.diff).toContain('+A=2');
+  });
+
+  it('new services start, removed services stop, first install starts everything', () => {
+    const a = {
+      'quadlet/app.container': unit,
+      'quadlet/db.container': 'Image=db\n',
+      'env/app.env': 'A=1\n',
+    };
+    const b = {
+      'quadlet/app.container': unit,
+      'quadlet/web.container': 'Image=web\n',
+      'env/app.env': 'A=1\n',
+    };
+    const next = [svc('app.container', 'app.service'), svc('web.container', 'web.service')];
+    const plan = planActivation(view(1, bundle(1, a, services)), view(2, bundle(2, b, next)));
+    expect(plan.added).toEqual(['web.service']);
+    expect(plan.removed).toEqual(['db.service']);
+    expect(plan.restart).toEqual(['web.service']);
+    expect(plan.diff).toContain('--- /dev/null');
+    const first = planActivation(undefined, view(1, bundle(1, a, services)));
+    expect(first.restart).toEqual(['app.service', 'db.service']);
+    expect(first.removed).toEqual([]);
+  });
+
+  it('masks secrets in the diff and reports a change of a secret value alone', () => {
+    const a = {
+      'quadlet/app.container': unit,
+      'quadlet/db.container': 'Image=db\n',
+      'env/app.env': 'PW=hunter2\n',
+    };
+    const b = { ...a, 'env/app.env': 'PW=correct-horse\n' };
+    const masked = { 'env/app.env': 'PW=***secret:pw***\n' };
+    const plan = planActivation(
+      view(1, bundle(1, a, services, masked)),
+      view(2, bundle(2, b, services, masked)),
+    );
+    expect(plan.restart).toEqual(['app.service']);
+    expect(plan.secretOnlyChanges).toEqual(['app/env/app.env']);
+    expect(plan.diff).not.toContain('hunter2');
+    expect(plan.diff).not.toContain('correct-horse');
+    const c = { ...a, 'env/app.env': 'PW=correct-horse\nX=1\n' };
+    const plan2 = planActivation(
+      view(1, bundle(1, a, services, masked)),
+      view(2, bundle(2, c, services, { 'env/app.env': 'PW=***secret:pw***\nX=1\n' })),
+    );
+    expect(plan2.diff).toContain('+X=1');
+    expect(plan2.diff).not.toMatch(/hunter2|correct-horse/);
+  });
+
+  it('leaves the services of other bundles alone when only their generation path moved', () => {
+    const other = {
+      'quadlet/o.container': 'EnvironmentFile=@G@/env/o.env\n',
+      'env/o.env': 'O=1\n',
+    };
+    const oSvc = [svc('o.container', 'o.service')];
+    const a = {
+      'quadlet/app.container': unit,
+      'quadlet/db.container': 'Image=db\n',
+      'env/app.env': 'A=1\n',
+    };
+    const b = { ...a, 'quadlet/db.container': 'Image=db:2\n' };
+    const plan = planActivation(
+      view(1, bundle(1, a, services), bundle(1, other, oSvc, {}, 'other')),
+      view(2, bundle(2, b, services), bundle(2, other, oSvc, {}, 'other')),
+    );
+    expect(plan.restart).toEqual(['db.service']);
+    expect(plan.unchanged).toEqual(['app.service', 'o.service']);
+  });
+});
