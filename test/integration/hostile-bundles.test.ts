@@ -11,16 +11,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MANIFEST_PATH } from '../../src/core/manifest.js';
 import { decideVersion } from '../../src/core/version-policy.js';
-import { exitCodeFor } from '../../src/errors.js';
+import { ExitCode, exitCodeFor } from '../../src/errors.js';
 import { fileAccounts } from '../../src/io/accounts.js';
 import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
 import { checkRequiredAccounts, resolveFacts } from '../../src/io/facts.js';
 import { signDetached } from '../../src/io/openpgp.js';
 import { readSecretsFile, readSecretsFileIfPresent } from '../../src/io/secrets.js';
-import { buildTestBundle, makeTestKey, type TestKey } from '../helpers/bundle-factory.js';
+import {
+  buildTestBundle,
+  makeTestKey,
+  sampleFiles,
+  type TestKey,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
+import { FakeHost } from '../helpers/fake-host.js';
+import { type HostTree, makeHostTree, runInstaller } from '../helpers/host-tree.js';
 import {
   asyncRefusal,
   type ForgedEntry,
@@ -541,4 +549,344 @@ describe('hostile host state', () => {
       await expectTreeUnchanged(work, before);
     }
   });
+});
+
+// ---------------------------------------------------------------------------
+// The same hostile inputs end to end: `rick-install <bundle> --root DIR` on a
+// host tree that already runs generation 1 (demo 0.9.0). Each case asserts the
+// exit code, the stderr message and that the whole host tree is unchanged.
+
+interface CliCase {
+  name: string;
+  /** Prepares the input (and may alter the host tree before the snapshot); returns the bundle path. */
+  setup: (tree: HostTree) => Promise<string>;
+  extraArgs?: string[];
+  exit: number;
+  code: string;
+  message: RegExp;
+}
+
+async function signedFile(
+  tree: HostTree,
+  tgz: Buffer,
+  sig?: Uint8Array | 'none',
+  name = 'demo-1.0.0.tgz',
+) {
+  const bundlePath = join(tree.work, name);
+  await writeFile(bundlePath, tgz);
+  if (sig !== 'none')
+    await writeFile(`${bundlePath}.sig`, sig ?? (await signDetached(tgz, trusted.privateKey)));
+  return bundlePath;
+}
+
+const cliCases: CliCase[] = [
+  {
+    name: 'wrong key',
+    setup: async (tree) => {
+      await writeFile(join(tree.root, 'etc/rick/keys/release.asc'), untrusted.publicKeyArmored);
+      return signedFile(tree, buildTestBundle().tgz);
+    },
+    exit: ExitCode.untrustedSignature,
+    code: 'SIGNATURE_INVALID',
+    message: /no valid signature by a trusted key/,
+  },
+  {
+    name: 'a tarball changed by one byte',
+    setup: async (tree) => {
+      const { tgz } = buildTestBundle();
+      const sig = await signDetached(tgz, trusted.privateKey);
+      const changed = Buffer.from(tgz);
+      changed[100] = (changed[100] ?? 0) ^ 0x80;
+      return signedFile(tree, changed, sig);
+    },
+    exit: ExitCode.untrustedSignature,
+    code: 'SIGNATURE_INVALID',
+    message: /no valid signature by a trusted key/,
+  },
+  {
+    name: 'a signature by an untrusted key',
+    setup: async (tree) => {
+      const { tgz } = buildTestBundle();
+      return signedFile(tree, tgz, await signDetached(tgz, untrusted.privateKey));
+    },
+    exit: ExitCode.untrustedSignature,
+    code: 'SIGNATURE_INVALID',
+    message: /no valid signature by a trusted key/,
+  },
+  {
+    name: 'a missing signature',
+    setup: (tree) => signedFile(tree, buildTestBundle().tgz, 'none'),
+    exit: ExitCode.untrustedSignature,
+    code: 'SIGNATURE_MISSING',
+    message: /no signature file .*demo-1\.0\.0\.tgz\.sig/,
+  },
+  {
+    name: 'a garbage signature',
+    setup: (tree) => signedFile(tree, buildTestBundle().tgz, Buffer.from('garbage'.repeat(20))),
+    exit: ExitCode.untrustedSignature,
+    code: 'SIGNATURE_INVALID',
+    message: /not an OpenPGP signature/,
+  },
+  {
+    name: 'a text-mode signature',
+    setup: async (tree) => {
+      const { tgz } = buildTestBundle();
+      const sig = await openpgp.sign({
+        message: await openpgp.createMessage({ text: tgz.toString('latin1') }),
+        signingKeys: trusted.privateKey,
+        detached: true,
+        format: 'binary',
+      });
+      return signedFile(tree, tgz, sig as Uint8Array);
+    },
+    exit: ExitCode.untrustedSignature,
+    code: 'SIGNATURE_INVALID',
+    message: /signature type 0x01 is not a binary document signature/,
+  },
+  {
+    name: 'path traversal',
+    setup: (tree) =>
+      signedFile(tree, archiveWith([{ path: 'quadlet/../../../../etc/cron.d/x', data: unit }])),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/\.\.\/\.\.\/\.\.\/\.\.\/etc\/cron\.d\/x": path traversal \(\.\.\)/,
+  },
+  {
+    name: 'an absolute path',
+    setup: (tree) =>
+      signedFile(tree, archiveWith([{ path: '/etc/containers/systemd/x.container', data: unit }])),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"\/etc\/containers\/systemd\/x\.container": absolute path/,
+  },
+  {
+    name: 'a symlink pointing outside',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([{ path: 'quadlet/x.container', type: '2', linkpath: '/etc/shadow' }]),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/x\.container": symbolic link entries are not allowed/,
+  },
+  {
+    name: 'a symlink pointing inside',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([{ path: 'quadlet/x.container', type: '2', linkpath: 'demo.container' }]),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/x\.container": symbolic link entries are not allowed/,
+  },
+  {
+    name: 'a hardlink pointing outside',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([{ path: 'quadlet/x.container', type: '1', linkpath: '/etc/shadow' }]),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/x\.container": hard link entries are not allowed/,
+  },
+  {
+    name: 'a hardlink pointing inside',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([
+          { path: 'quadlet/x.container', type: '1', linkpath: 'quadlet/demo.container' },
+        ]),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/x\.container": hard link entries are not allowed/,
+  },
+  {
+    name: 'a device entry',
+    setup: (tree) =>
+      signedFile(tree, archiveWith([{ path: 'quadlet/sda', type: '4', devmaj: 8, devmin: 0 }])),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/sda": block device entries are not allowed/,
+  },
+  {
+    name: 'a setuid mode',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([], [unitFile], { path: unitFile.path, data: unit, mode: 0o4755 }),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /mode 4755 has a setuid, setgid or sticky bit/,
+  },
+  {
+    name: 'duplicate names',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([{ path: unitFile.path, data: Buffer.from('[Container]\nImage=evil\n') }]),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/demo\.container": duplicate name/,
+  },
+  {
+    name: 'a gzip bomb',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        gzipSync(
+          forgeTar([
+            { path: MANIFEST_PATH, data: manifestFor([unitFile]) },
+            { path: 'quadlet/zeros.container', data: Buffer.alloc(64 * 1024 * 1024) },
+          ]),
+          { level: 9 },
+        ),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /refusing a possible gzip bomb/,
+  },
+  {
+    name: 'a file not in the manifest',
+    setup: (tree) =>
+      signedFile(tree, archiveWith([{ path: 'quadlet/extra.container', data: unit }])),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/extra\.container": not listed in the manifest/,
+  },
+  {
+    name: 'a hash mismatch',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        archiveWith([], [unitFile], {
+          path: unitFile.path,
+          data: Buffer.from(unit.toString().replace('demo:1', 'evil:1')),
+        }),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /"quadlet\/demo\.container": sha256 [0-9a-f]{64} differs from the manifest's/,
+  },
+  {
+    name: 'a manifest that fails the schema',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        forgeTgz([
+          {
+            path: MANIFEST_PATH,
+            data: manifestFor([unitFile], (m) => ({ ...m, version: 'latest', schemaVersion: 2 })),
+          },
+          { path: unitFile.path, data: unit },
+        ]),
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'MANIFEST_INVALID',
+    message:
+      /manifest\.json is invalid: schemaVersion: .*; version: must be a semantic version such as 1\.2\.3/,
+  },
+  {
+    name: 'a tmpfiles.d fragment reaching outside the service state',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        buildTestBundle({
+          files: [
+            ...sampleFiles(),
+            {
+              path: 'tmpfiles.d/demo.conf',
+              content: 'L+ /etc/cron.d/demo - - - - /var/lib/demo/cron\n',
+            },
+          ],
+        }).tgz,
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /tmpfiles\.d\/demo\.conf:1: line type "L\+" is not allowed/,
+  },
+  {
+    name: 'a downgrade',
+    setup: (tree) =>
+      signedFile(tree, buildTestBundle({ version: '0.8.0' }).tgz, undefined, 'demo-0.8.0.tgz'),
+    exit: ExitCode.versionPolicy,
+    code: 'VERSION_REFUSED',
+    message: /version 0\.8\.0 is lower than 0\.9\.0, the highest ever installed here/,
+  },
+  {
+    name: 'an unknown group',
+    setup: async (tree) => {
+      const { tgz } = buildTestBundle({
+        files: sampleFiles().map((f) =>
+          f.path === 'quadlet/demo-app.container'
+            ? {
+                ...f,
+                content: `${f.content}# also\n[Service]\nEnvironment=G=@@rick:gid:ldap-only-group@@\n`,
+              }
+            : f,
+        ),
+      });
+      return signedFile(tree, tgz);
+    },
+    exit: ExitCode.missingPrerequisite,
+    code: 'FACT_MISSING',
+    message: /missing host facts: group ldap-only-group/,
+  },
+  {
+    name: 'a missing secret',
+    setup: async (tree) => {
+      await writeFile(join(tree.root, 'etc/rick/secrets/demo.env'), 'unrelated=1\n', {
+        mode: 0o600,
+      });
+      return signedFile(tree, buildTestBundle().tgz);
+    },
+    exit: ExitCode.missingPrerequisite,
+    code: 'FACT_MISSING',
+    message: /missing host facts: secret db_password \(in .*etc\/rick\/secrets\/demo\.env\)/,
+  },
+  {
+    name: 'a secrets file readable by others',
+    setup: async (tree) => {
+      await chmod(join(tree.root, 'etc/rick/secrets/demo.env'), 0o644);
+      return signedFile(tree, buildTestBundle().tgz);
+    },
+    exit: ExitCode.missingPrerequisite,
+    code: 'SECRETS_INSECURE',
+    message:
+      /secrets file .*etc\/rick\/secrets\/demo\.env has mode 0644; it must not be readable or writable by group or others/,
+  },
+];
+
+describe('hostile inputs end to end: rick-install --root', () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  for (const c of cliCases) {
+    it(`refuses ${c.name}: exit ${c.exit}, ${c.code}, host tree unchanged`, async () => {
+      tree = await makeHostTree(trusted);
+      const host = new FakeHost({ root: tree.root });
+      const v0 = await writeSignedBundle(tree.work, trusted, { version: '0.9.0' });
+      const first = await runInstaller(host, [v0.bundlePath, '--root', tree.root]);
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(ExitCode.ok);
+      const bundlePath = await c.setup(tree);
+      const snapshot = await snapshotTree(tree.root);
+      host.reset();
+      const r = await runInstaller(host, [bundlePath, '--root', tree.root, ...(c.extraArgs ?? [])]);
+      expect(r.stderr).toMatch(new RegExp(`^error ${c.code}: `));
+      expect(r.stderr.split('\n')[0]).toMatch(c.message);
+      expect(r.code).toBe(c.exit);
+      expect(exitCodeFor(c.code as Parameters<typeof exitCodeFor>[0])).toBe(c.exit);
+      expect(host.calls).toEqual([]);
+      await expectTreeUnchanged(tree.root, snapshot);
+    });
+  }
 });
