@@ -61,10 +61,17 @@ const envTemplate = templatePath.refine(
   'must be an .env file, optionally .j2',
 );
 
-export const variablesSchema = z.record(
-  z.string().regex(variableName, 'variable names are letters, digits and _'),
-  z.unknown(),
-);
+export const variablesSchema = z.record(z.string(), z.unknown()).superRefine((vars, ctx) => {
+  for (const name of Object.keys(vars)) {
+    if (!variableName.test(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'variable names are letters, digits and _, not starting with a digit',
+        path: [name],
+      });
+    }
+  }
+});
 
 const serviceDefinitionSchema = serviceSchema.omit({ service: true }).extend({
   checks: z.array(httpCheckSchema).default([]),

@@ -1,0 +1,37 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  MANIFEST_SCHEMA_FILE,
+  manifestJsonSchema,
+  serializeJsonSchema,
+} from '../../src/core/manifest-json-schema.js';
+import { repoRoot } from '../helpers/quadlet.js';
+
+describe('the published manifest JSON Schema', () => {
+  it('is exactly what the zod schema generates (run `npm run schema` after changing it)', async () => {
+    const committed = await readFile(join(repoRoot, MANIFEST_SCHEMA_FILE), 'utf8');
+    expect(committed).toBe(serializeJsonSchema(manifestJsonSchema()));
+  });
+
+  it('describes the manifest fields and forbids unknown ones', () => {
+    const schema = manifestJsonSchema() as {
+      properties: Record<string, unknown>;
+      additionalProperties: boolean;
+      required: string[];
+    };
+    expect(Object.keys(schema.properties)).toEqual([
+      'schemaVersion',
+      'name',
+      'version',
+      'createdAt',
+      'source',
+      'requires',
+      'files',
+      'facts',
+      'services',
+    ]);
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.required).toContain('files');
+  });
+});

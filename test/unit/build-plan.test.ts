@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import {
+  checkVersion,
+  fillSampleFacts,
+  type PlanInput,
+  planBundle,
+  REQUIRED_PODMAN,
+} from '../../src/core/build-plan.js';
+
+function input(overrides: Partial<PlanInput> = {}): PlanInput {
+  return {
+    name: 'demo',
+    version: '1.0.0',
+    epoch: 1_700_000_000,
+    commit: 'abcdef1',
+    installer: Buffer.from('installer'),
+    services: [
+      {
+        unit: 'demo.container',
+        checks: [{ type: 'http', url: 'http://127.0.0.1:8080/health', timeoutSec: 30 }],
+      },
+    ],
+    files: [
+      {
+        kind: 'quadlet',
+        template: 'quadlet/demo.container.j2',
+        name: 'demo.container',
+        content:
+          '[Container]\nImage=x\nUser=@@rick:uid:demo@@\nPodmanArgs=--group-add @@rick:gid:pg@@ --group-add @@rick:gid:pg@@\nEnvironmentFile=@@rick:path:env/demo.env@@\n',
+      },
+      {
+        kind: 'env',
+        template: 'env/demo.env.j2',
+        name: 'demo.env',
+        content: 'PW=@@rick:secret:pw@@\nURL=x?p=@@rick:secret:pw:url@@\n',
+      },
+      {
+        kind: 'sysusers',
+        template: 'sysusers.d/demo.conf',
+        name: 'demo.conf',
+        content: 'u demo -\n',
+      },
+    ],
+    ...overrides,
+  };
+}
+
+describe('planBundle', () => {
+  it('records every file with its kind and mode, the facts once each, sorted', () => {
+    const plan = planBundle(input());
+    expect(plan.fileName).toBe('demo-1.0.0.tgz');
+    expect(plan.manifest.requires.podman).toBe(REQUIRED_PODMAN);
+    expect(plan.manifest.createdAt).toBe('2023-11-14T22:13:20.000Z');
+    expect(plan.manifest.files.map((f) => [f.path, f.kind, f.mode])).toEqual([
+      ['env/demo.env', 'env', 0o600],
+      ['installer/rick-install.mjs', 'installer', 0o755],
+      ['quadlet/demo.container', 'quadlet', 0o644],
+      ['sysusers.d/demo.conf', 'sysusers', 0o644],
+    ]);
+    expect(plan.manifest.facts).toEqual([
+      { kind: 'gid', name: 'pg' },
+      { kind: 'secret', name: 'pw' },
+      { kind: 'uid', name: 'demo' },
+    ]);
+    expect(plan.manifest.services).toEqual([
+      {
+        unit: 'demo.container',
+        service: 'demo.service',
+        activeTimeoutSec: 120,
+        checks: [
+          { type: 'http', url: 'http://127.0.0.1:8080/health', timeoutSec: 30, intervalSec: 2 },
+        ],
+      },
+    ]);
+    expect(plan.entries[0]?.path).toBe('manifest.json');
+    expect(JSON.parse(plan.entries[0]?.data.toString() ?? '')).toEqual(plan.manifest);
+    expect(plan.units.map((u) => u.name)).toEqual(['demo.container']);
+  });
+
+  it('does not scan the installer, whose code mentions the token syntax', () => {
+    const plan = planBundle(input({ installer: Buffer.from("const t = '@@rick:bogus:x@@';") }));
+    expect(plan.manifest.facts).toHaveLength(3);
+  });
+
+  it('refuses unknown kinds and malformed tokens, naming each file', () => {
+    const files = input().files.map((f) =>
+      f.kind === 'env' ? { ...f, content: 'A=@@rick:host:name@@\nB=@@rick:gid:x' } : f,
+    );
+    expect(() => planBundle(input({ files }))).toThrow(
+      'unknown placeholder: env/demo.env.j2: @@rick:host:name@@ (unknown placeholder kind "host"), @@rick:gid:x (unterminated token)',
+    );
+  });
+
+  it('refuses host facts in sysusers and tmpfiles fragments', () => {
+    const files = [
+      ...input().files,
+      {
+        kind: 'tmpfiles' as const,
+        template: 'tmpfiles.d/demo.conf.j2',
+        name: 'demo.conf',
+        content: 'd /srv/demo 0750 @@rick:uid:demo@@ - -\n',
+      },
+    ];
+    expect(() => planBundle(input({ files }))).toThrow(
+      /tmpfiles\.d\/demo\.conf\.j2: tmpfiles fragments cannot use host facts or paths \(uid:demo\)/,
+    );
+  });
+
+  it('refuses bundle_path() to a file the bundle does not ship', () => {
+    const files = input().files.filter((f) => f.kind !== 'env');
+    expect(() => planBundle(input({ files }))).toThrow(
+      /quadlet\/demo\.container\.j2: bundle_path\("env\/demo\.env"\) is not a file of the bundle/,
+    );
+  });
+
+  it('refuses a health check that is not on loopback', () => {
+    const services = [
+      {
+        unit: 'demo.container',
+        checks: [{ type: 'http' as const, url: 'http://10.0.0.1/', timeoutSec: 5 }],
+      },
+    ];
+    expect(() => planBundle(input({ services }))).toThrow(
+      /services\.0\.checks\.0\.url: must be an http/,
+    );
+  });
+});
+
+describe('checkVersion', () => {
+  it('accepts semantic versions exactly as written and nothing else', () => {
+    for (const ok of ['1.0.0', '0.0.1', '2.0.0-rc.1']) {
+      expect(() => checkVersion(ok)).not.toThrow();
+    }
+    // Build metadata is refused too: it does not order versions, so the host could not tell them apart.
+    for (const bad of ['v1.0.0', '1.0', '', ' 1.0.0', '1.0.0.0', '01.0.0', '1.2.3+build.5']) {
+      expect(() => checkVersion(bad)).toThrow(/is not a semantic version/);
+    }
+  });
+});
+
+describe('fillSampleFacts', () => {
+  it('fills every kind with a value of the right shape for quadlet', () => {
+    expect(
+      fillSampleFacts(
+        'User=@@rick:uid:a@@:@@rick:gid:a@@ E=@@rick:path:env/a.env@@ S=@@rick:secret:s:url@@',
+        'demo',
+      ),
+    ).toBe('User=4242:4242 E=/var/lib/rick/generations/1/bundles/demo/env/a.env S=sample-secret');
+  });
+});
