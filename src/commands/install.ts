@@ -22,7 +22,7 @@ import { type HostPaths, hostPaths, secretsFileFor } from '../core/host-paths.js
 import type { Manifest } from '../core/manifest.js';
 import { type ActivationPlan, formatPlan, planActivation } from '../core/plan.js';
 import { checkPodmanVersion } from '../core/prerequisites.js';
-import { substituteBundle } from '../core/substitute-bundle.js';
+import { substituteBundle, substituteBundleNormalized } from '../core/substitute-bundle.js';
 import { bundleSysusers } from '../core/sysusers.js';
 import { decideVersion } from '../core/version-policy.js';
 import { formatExitCodes, RickError } from '../errors.js';
@@ -328,10 +328,12 @@ export async function prepareInstall(
   } else {
     // Every secret and existing account must be there before sysusers changes the host.
     const effects = bundleSysusers(manifest, files);
-    await resolveFacts(manifest, host.accounts, secrets, {
+    const early = await resolveFacts(manifest, host.accounts, secrets, {
       secretsPath,
       pending: { users: effects.users, groups: effects.groups },
     });
+    // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
+    substituteBundleNormalized(verified.contents, early);
     const note = await applyFragments(paths, host, manifest.name, sysusers, (f) =>
       host.applySysusers(f),
     );

@@ -812,6 +812,26 @@ const cliCases: CliCase[] = [
     message: /tmpfiles\.d\/demo\.conf:1: line type "L\+" is not allowed/,
   },
   {
+    name: 'a malformed placeholder, before systemd-sysusers touches the host',
+    setup: (tree) =>
+      signedFile(
+        tree,
+        buildTestBundle({
+          files: [
+            ...sampleFiles().map((f) =>
+              f.path === 'quadlet/demo.pod'
+                ? { ...f, content: `${f.content}# @@rick:gid:broken\n` }
+                : f,
+            ),
+            { path: 'sysusers.d/demo.conf', content: 'u demo -\n' },
+          ],
+        }).tgz,
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: /quadlet\/demo\.pod: malformed token @@rick:gid:broken \(unterminated token\)/,
+  },
+  {
     name: 'a downgrade',
     setup: (tree) =>
       signedFile(tree, buildTestBundle({ version: '0.8.0' }).tgz, undefined, 'demo-0.8.0.tgz'),
