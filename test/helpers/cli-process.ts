@@ -1,0 +1,50 @@
+/**
+ * Runs the BUILT rick-install (dist/cli/rick-install.js, from `npm run build`)
+ * as a real process, the way the crash and lock tests need it: a SIGKILL must
+ * hit a whole process, not a test worker.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './host-tree.js';
+
+export const builtCli = join(repoRoot, 'dist/cli/rick-install.js');
+
+export function requireBuiltCli(): void {
+  if (!existsSync(builtCli)) throw new Error(`${builtCli} is missing: run npm run build first`);
+}
+
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface StartedProcess {
+  pid: number;
+  done: Promise<ProcessResult>;
+}
+
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): StartedProcess {
+  const child = spawn(process.execPath, [builtCli, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const done = new Promise<ProcessResult>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { pid: child.pid ?? -1, done };
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
+  return startCli(args, env).done;
+}
