@@ -3,6 +3,7 @@
  * templates, plan its manifest, check its units with podman's quadlet, and
  * write <name>-<version>.tgz whole or not at all.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -140,6 +141,17 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     },
     renderer.renderString,
   );
+  const missing = templateKinds.flatMap((kind) =>
+    source.definition.files[kind]
+      .map((template, i) => ({ template, at: `files.${kind}.${i}` }))
+      .filter(({ template }) => !existsSync(join(bundleDir, template))),
+  );
+  if (missing.length > 0) {
+    throw new RickError(
+      'DEFINITION_INVALID',
+      `${join(bundleDir, 'bundle.yaml')}: ${missing.map((m) => `${m.at}: ${m.template} does not exist in the bundle`).join('; ')}`,
+    );
+  }
   const files: RenderedFile[] = [];
   for (const kind of templateKinds) {
     for (const template of source.definition.files[kind]) {

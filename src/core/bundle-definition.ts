@@ -162,8 +162,20 @@ export function parseVariablesFile(
 ): { ok: true; variables: Record<string, unknown> } | { ok: false; problems: DefinitionProblem[] } {
   if (value === null || value === undefined) return { ok: true, variables: {} };
   const result = variablesSchema.safeParse(value);
-  if (result.success) return { ok: true, variables: result.data };
-  return { ok: false, problems: problemsOf(result.error) };
+  if (!result.success) return { ok: false, problems: problemsOf(result.error) };
+  const reserved = Object.keys(result.data).filter((name) =>
+    (reservedVariables as readonly string[]).includes(name),
+  );
+  if (reserved.length > 0) {
+    return {
+      ok: false,
+      problems: reserved.map((name) => ({
+        path: name,
+        message: `${name} is provided by rick and cannot be set`,
+      })),
+    };
+  }
+  return { ok: true, variables: result.data };
 }
 
 export function formatDefinitionProblems(problems: DefinitionProblem[]): string {
