@@ -62,7 +62,7 @@ describe.skipIf(!hasGnupg)('signatures interoperate with GnuPG', () => {
     // gpgv itself refuses the same signature over different bytes.
     const tampered = join(work, 'tampered.tgz');
     const bytes = await readFile(bundle);
-    bytes[bytes.length - 1] ^= 1;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 1, bytes.length - 1);
     await writeFile(tampered, bytes);
     const bad = spawnSync('gpgv', ['--keyring', keyring, `${bundle}.sig`, tampered]);
     expect(bad.status).not.toBe(0);
@@ -154,7 +154,7 @@ describe('rick-bundle sign and verify refusals', () => {
 
     const changed = join(work, 'changed.tgz');
     const bytes = await readFile(bundle);
-    bytes[100] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(100) ^ 0xff, 100);
     await writeFile(changed, bytes);
     const tampered = await runBundleCli(
       [
