@@ -100,6 +100,24 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/**
+ * Env files are read by podman's --env-file: every line must be a comment,
+ * blank, or NAME=value. A bare NAME would pass the builder's own environment
+ * through on the host, so it is refused too.
+ */
+function checkEnvFile(file: RenderedFile): string[] {
+  const problems: string[] = [];
+  file.content.split('\n').forEach((line, i) => {
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*=/.test(line)) {
+      problems.push(
+        `${file.template}: rendered line ${i + 1} is not NAME=value: ${JSON.stringify(line.slice(0, 60))}`,
+      );
+    }
+  });
+  return problems;
+}
+
 export function planBundle(input: PlanInput): BundlePlan {
   checkVersion(input.version);
   const paths = new Set<string>([
@@ -110,6 +128,7 @@ export function planBundle(input: PlanInput): BundlePlan {
   const misplaced: string[] = [];
   const facts = new Map<string, { kind: FactKind; name: string }>();
   for (const file of input.files) {
+    if (file.kind === 'env') misplaced.push(...checkEnvFile(file));
     const { refs, malformed: bad } = scanPlaceholders(file.content);
     if (bad.length > 0) malformed.push(`${file.template}: ${bad.join(', ')}`);
     if ((file.kind === 'sysusers' || file.kind === 'tmpfiles') && refs.length > 0) {

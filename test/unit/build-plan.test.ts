@@ -113,6 +113,15 @@ describe('planBundle', () => {
     );
   });
 
+  it('refuses env lines that are not NAME=value, naming the rendered line', () => {
+    const files = input().files.map((f) =>
+      f.kind === 'env' ? { ...f, content: '# ok\n\nA=1\nHOME\n  B = 2\n' } : f,
+    );
+    expect(() => planBundle(input({ files }))).toThrow(
+      'env/demo.env.j2: rendered line 4 is not NAME=value: "HOME"; env/demo.env.j2: rendered line 5 is not NAME=value: "  B = 2"',
+    );
+  });
+
   it('refuses a health check that is not on loopback', () => {
     const services = [
       {
