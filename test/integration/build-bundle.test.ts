@@ -141,7 +141,10 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     const a = join(work, 'a.yaml');
     const b = join(work, 'b.yaml');
     await writeFile(a, 'authentik_bind_address: 0.0.0.0\nauthentik_email_host: smtp.example.org\n');
-    await writeFile(b, 'authentik_email_host: mail.example.org\n');
+    await writeFile(
+      b,
+      'authentik_email_host: mail.example.org\nauthentik_image: registry.example.org/authentik\n',
+    );
     const result = await build(join(repoRoot, 'bundles/authentik'), '--vars', a, '--vars', b);
     expect(result.code).toBe(0);
     const { files, manifest } = parseBundleArchive(
@@ -150,6 +153,12 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(files.get('quadlet/authentik.pod')?.toString()).toContain(
       'PublishPort=0.0.0.0:9000:9000',
     );
+    // The worker's image follows the server's unless set on its own.
+    for (const role of ['server', 'worker']) {
+      expect(files.get(`quadlet/authentik-${role}.container`)?.toString()).toContain(
+        'Image=registry.example.org/authentik:2025.10.2\n',
+      );
+    }
     const envFile = files.get('env/authentik.env')?.toString() ?? '';
     expect(envFile).toContain('AUTHENTIK_EMAIL__HOST=mail.example.org\n');
     expect(envFile).toContain(
