@@ -4,14 +4,31 @@
 // Node.js 20+ with nothing else installed. Every bundle carries it, so a host
 // is bootstrapped from a bundle and the installer updates itself atomically.
 //
+// Why two parts in one file. The update timer runs `rick-install update` on
+// every host every hour, and nearly every tick ends with the feed answering
+// 304. Merely parsing the whole program (openpgp, zod, tar, undici: ~3 MB of
+// JavaScript) costs more than Node's own start, so the file holds:
+//   - a small front part (installer/entry.ts): the update command and what a
+//     no-op tick needs (commander, node:http, the feed cache);
+//   - the rest of the program (installer/deferred.ts), brotli-compressed and
+//     base64'd in one comment at the end of the file (the cheapest thing for
+//     Node to read past), which the front part reads back from its own file
+//     and imports from a data: URL the first time anything in it is needed.
+// The front part reaches the rest only through src/commands/update-deferred.ts
+// and undici; both are replaced in the front build by modules that load the
+// rest and re-export the same names. The rest shares the front part's
+// src/errors.ts (so a RickError thrown by the install pipeline is a RickError
+// for the front part's error handler) and its require().
+//
 // The output is deterministic (no timestamps, no absolute paths, no source
-// map), so that two builds of the same sources give the same bytes and the
-// bundles that carry it stay reproducible.
+// map; brotli output depends on the input alone), so two builds of the same sources give the same
+// bytes and the bundles that carry it stay reproducible.
 //
 // Usage: node installer/build.mjs [--outfile PATH]
-import { chmod, mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, constants } from 'node:zlib';
 import { build } from 'esbuild';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,16 +39,104 @@ const outfile =
     ? resolve(args[outIndex + 1])
     : join(repo, 'dist/installer/rick-install.mjs');
 
-await mkdir(dirname(outfile), { recursive: true });
-await build({
+const common = {
   absWorkingDir: repo,
-  entryPoints: ['src/cli/rick-install.ts'],
-  outfile,
   bundle: true,
+  write: false,
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // Dependencies written as CommonJS call require(); an ES module has none of its own.
+  splitting: false,
+  minify: false,
+  sourcemap: false,
+  legalComments: 'eof',
+  // ASCII output (the default): Node decodes an ASCII-only source much faster.
+  charset: 'ascii',
+  logLevel: 'warning',
+  define: { 'process.env.NODE_ENV': '"production"' },
+};
+
+/** Names a TypeScript module exports as values (types are erased). */
+async function valueExports(file) {
+  const text = await readFile(join(repo, file), 'utf8');
+  const names = new Set();
+  for (const m of text.matchAll(/^export (?:async )?(?:const|let|class|function\*?) (\w+)/gm)) {
+    names.add(m[1]);
+  }
+  for (const m of text.matchAll(/^export \{([^}]*)\}/gm)) {
+    for (const part of m[1].split(',')) {
+      const item = part.trim();
+      if (!item || item.startsWith('type ')) continue;
+      const alias = item.split(/\s+as\s+/).pop();
+      names.add(alias);
+    }
+  }
+  return [...names].sort();
+}
+
+/**
+ * Replaces a module with one re-exporting `names` from `source`. `target` is
+ * a bare package name or a repository file (matched after resolution, so that
+ * other modules of the same file name, such as zod's errors.js, stay as they are).
+ */
+function replaceWith(name, target, source, names) {
+  const file = target.startsWith('src/') ? join(repo, target) : undefined;
+  const filter = file
+    ? new RegExp(`(^|/)${basename(target, '.ts')}\\.js$`)
+    : new RegExp(`^${target}$`);
+  return {
+    name,
+    setup(b) {
+      b.onResolve({ filter }, (args) => {
+        if (file && resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts')) !== file)
+          return undefined;
+        return { path: target, namespace: name };
+      });
+      b.onLoad({ filter: /.*/, namespace: name }, () => ({
+        loader: 'js',
+        contents: `const m = ${source};\nexport const { ${names.join(', ')} } = m;\n`,
+      }));
+    },
+  };
+}
+
+/** Opens the comment holding the rest; the front part finds its last occurrence. */
+const DEFERRED_MARKER =
+  '\n/* rick-install: the rest of the program, brotli and base64 (installer/build.mjs)\n';
+
+// 1. The rest of the program, evaluated on demand.
+const deferredNames = await valueExports('src/commands/update-deferred.ts');
+const errorNames = await valueExports('src/errors.ts');
+const rest = await build({
+  ...common,
+  entryPoints: ['installer/deferred.ts'],
+  // Whitespace and syntax only: names stay, so stack traces stay readable.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  outfile: 'deferred.mjs',
+  banner: { js: 'const require = globalThis.__rickRequire;' },
+  // A data: URL is no base for createRequire (openpgp uses one): the rest sees
+  // a file URL beside the installer instead. It names no existing file, so the
+  // full program does not take itself for the process's entry point.
+  define: { ...common.define, 'import.meta.url': 'globalThis.__rickDeferredUrl' },
+  plugins: [
+    replaceWith('rick-shared-errors', 'src/errors.ts', 'globalThis.__rickErrors', errorNames),
+  ],
+});
+const restCode = rest.outputFiles[0].contents;
+const packed = brotliCompressSync(restCode, {
+  params: {
+    [constants.BROTLI_PARAM_QUALITY]: 11,
+    [constants.BROTLI_PARAM_SIZE_HINT]: restCode.length,
+  },
+}).toString('base64');
+
+// 2. The front part, with the rest inside.
+const front = await build({
+  ...common,
+  entryPoints: ['installer/entry.ts'],
+  outfile: 'rick-install.mjs',
+  define: { ...common.define, __RICK_DEFERRED_MARKER__: JSON.stringify(DEFERRED_MARKER) },
   banner: {
     js: [
       '#!/usr/bin/env node',
@@ -39,14 +144,26 @@ await build({
       'const require = __rickCreateRequire(import.meta.url);',
     ].join('\n'),
   },
-  // Not code-split: one file. Modules reached only through import() are still
-  // evaluated lazily, which keeps openpgp and zod off the update timer's no-op path.
-  splitting: false,
-  minify: false,
-  sourcemap: false,
-  legalComments: 'eof',
-  charset: 'utf8',
-  logLevel: 'warning',
-  define: { 'process.env.NODE_ENV': '"production"' },
+  plugins: [
+    replaceWith(
+      'rick-deferred',
+      'src/commands/update-deferred.ts',
+      '(await globalThis.__rickDeferred()).deferred',
+      deferredNames,
+    ),
+    replaceWith('rick-deferred-undici', 'undici', '(await globalThis.__rickDeferred()).undici', [
+      'EnvHttpProxyAgent',
+      'request',
+    ]),
+  ],
 });
+
+await mkdir(dirname(outfile), { recursive: true });
+await writeFile(
+  outfile,
+  Buffer.concat([
+    front.outputFiles[0].contents,
+    Buffer.from(`${DEFERRED_MARKER}${packed}\n*/\n`, 'ascii'),
+  ]),
+);
 await chmod(outfile, 0o755);

@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// npm run bench:update
+//
+// The timer's no-op tick as a whole process: the single-file installer runs
+// `rick-install update --root DIR` against a loopback feed that answers 304
+// (the host already has the newest release), compared with a bare
+// `node -e ''` start. Runs alternate so both see the same machine load; the
+// figure is the ratio of the medians. Target: at most 1.5×.
+//
+// Options: --runs N (default 21), --installer PATH (default dist/installer/rick-install.mjs)
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const arg = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
+};
+const runs = Number(arg('--runs', '21'));
+const installer = resolve(arg('--installer', join(repo, 'dist/installer/rick-install.mjs')));
+if (!existsSync(installer)) {
+  console.error(`bench: ${installer} is missing; run npm run build first`);
+  process.exit(1);
+}
+
+// A feed of 40 releases of the followed bundle, the newest already installed.
+const versions = Array.from({ length: 40 }, (_, i) => `1.${i}.0`);
+let requests = 0;
+let notModified = 0;
+const server = createServer((req, res) => {
+  requests++;
+  const base = `http://127.0.0.1:${server.address().port}`;
+  if (req.headers['if-none-match'] === '"feed-v1"') {
+    notModified++;
+    res.writeHead(304, { etag: '"feed-v1"' });
+    res.end();
+    return;
+  }
+  const body = versions
+    .map((v) => ({
+      tag_name: `v${v}`,
+      draft: false,
+      prerelease: false,
+      assets: ['', '.sig'].map((ext) => ({
+        name: `demo-${v}.tgz${ext}`,
+        size: 1000,
+        url: `${base}/assets/demo-${v}.tgz${ext}`,
+        browser_download_url: `${base}/download/demo-${v}.tgz${ext}`,
+      })),
+    }))
+    .reverse();
+  res.writeHead(200, { 'content-type': 'application/json', etag: '"feed-v1"' });
+  res.end(JSON.stringify(body));
+});
+server.listen(0, '127.0.0.1');
+await once(server, 'listening');
+const feedUrl = `http://127.0.0.1:${server.address().port}/repos/acme/releases/releases`;
+
+const root = await mkdtemp(join(tmpdir(), 'rick-bench-update-'));
+await mkdir(join(root, 'etc/rick'), { recursive: true });
+await mkdir(join(root, 'var/lib/rick'), { recursive: true });
+await writeFile(
+  join(root, 'etc/rick/rick.conf'),
+  `FEED=${feedUrl}\nBUNDLES=demo\nCHANNEL=stable\nRANGE=^1\n`,
+);
+const newest = versions.at(-1);
+await writeFile(
+  join(root, 'var/lib/rick/state.json'),
+  `${JSON.stringify({ schemaVersion: 1, lastGeneration: 1, live: 1, keepGenerations: 3, bundles: { demo: { installed: newest, highest: newest, quarantined: [] } }, history: [] }, null, 2)}\n`,
+);
+
+function run(command, argv) {
+  return new Promise((resolvePromise, reject) => {
+    const started = process.hrtime.bigint();
+    // No proxy variables: the tick talks to the loopback feed directly.
+    const env = { ...process.env };
+    for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) delete env[name];
+    const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (code !== 0) reject(new Error(`${command} ${argv.join(' ')} exited ${code}: ${stderr}`));
+      else resolvePromise({ ms, stdout });
+    });
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+
+try {
+  const tick = [installer, 'update', '--root', root];
+  // The first tick reads the whole feed (200) and records its ETag.
+  const first = await run(process.execPath, tick);
+  if (!/nothing new/.test(first.stdout)) throw new Error(`unexpected first tick: ${first.stdout}`);
+  const bare = [];
+  const noop = [];
+  for (let i = 0; i < runs; i++) {
+    bare.push((await run(process.execPath, ['-e', ''])).ms);
+    const t = await run(process.execPath, tick);
+    if (!/unchanged since the last check/.test(t.stdout)) {
+      throw new Error(`the tick was not a no-op: ${t.stdout}`);
+    }
+    noop.push(t.ms);
+  }
+  if (notModified !== runs) throw new Error(`expected ${runs} answers 304, saw ${notModified}`);
+  const mb = median(bare);
+  const mn = median(noop);
+  console.log(`rick-install update, no-op tick (feed answers 304), ${runs} runs each, median:`);
+  console.log(`  bare node -e '':         ${mb.toFixed(1)} ms`);
+  console.log(`  rick-install update:     ${mn.toFixed(1)} ms`);
+  console.log(`  ratio:                   ${(mn / mb).toFixed(2)}x (target <= 1.5x)`);
+  console.log(`  feed requests: ${requests} (${notModified} answered 304)`);
+} finally {
+  server.close();
+  await rm(root, { recursive: true, force: true });
+}

@@ -1,0 +1,10 @@
+/**
+ * The part of the single-file installer that is evaluated only on demand
+ * (see installer/build.mjs): the full rick-install program, and what the
+ * update command defers until a tick has something to decide or install.
+ */
+
+export * as undici from 'undici';
+export { createProgram } from '../src/cli/rick-install.js';
+export { runProgram } from '../src/cli/run.js';
+export * as deferred from '../src/commands/update-deferred.js';

@@ -1,0 +1,13 @@
+/**
+ * Everything `rick-install update` loads only when a tick has something to
+ * decide or install: the config and releases schemas (zod), the state file,
+ * and the install pipeline (openpgp, tar). The update command reaches them
+ * through this one module, imported dynamically, so that the no-op tick
+ * (feed answers 304) evaluates none of it; the single-file installer build
+ * defers exactly this module (see installer/build.mjs).
+ */
+export { parseConfig, type RickConfig } from '../core/config.js';
+export { type Candidate, parseReleases, selectRelease } from '../core/feed.js';
+export { realHost } from '../io/host.js';
+export { bundleState, readState, writeFileAtomic } from '../io/state.js';
+export { installBundle } from './install.js';
