@@ -9,7 +9,6 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Output } from '../cli/run.js';
 import { RickError } from '../errors.js';
-import { generateSigningKey } from '../io/openpgp.js';
 import { writeOutputFile } from '../io/output-file.js';
 import { DEFAULT_PASSPHRASE_ENV } from './sign.js';
 
@@ -40,6 +39,7 @@ export async function keygen(
 }> {
   const outDir = resolve(deps.cwd, options.outDir);
   const passphrase = deps.env[options.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV];
+  const { generateSigningKey } = await import('../io/openpgp.js');
   const key = await generateSigningKey({
     name: options.name,
     ...(options.email ? { email: options.email } : {}),

@@ -8,7 +8,6 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Output } from '../cli/run.js';
 import { describe, RickError } from '../errors.js';
-import { fingerprintOf, readSigningKey, signDetached } from '../io/openpgp.js';
 import { writeOutputFile } from '../io/output-file.js';
 
 export const DEFAULT_PASSPHRASE_ENV = 'RICK_SIGNING_PASSPHRASE';
@@ -44,6 +43,8 @@ export async function signBundle(
   const armored = (await readInput(resolve(deps.cwd, options.key), 'signing key')).toString('utf8');
   const envName = options.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV;
   const passphrase = deps.env[envName];
+  // OpenPGP is loaded only by the commands that use it, to keep `build` quick to start.
+  const { fingerprintOf, readSigningKey, signDetached } = await import('../io/openpgp.js');
   const key = await readSigningKey(armored, passphrase === '' ? undefined : passphrase);
   const signature = await signDetached(data, key);
   const signaturePath = options.signature ? resolve(deps.cwd, options.signature) : `${bundle}.sig`;

@@ -8,8 +8,6 @@ import type { Command } from 'commander';
 import type { Output } from '../cli/run.js';
 import type { Manifest } from '../core/manifest.js';
 import { RickError } from '../errors.js';
-import { parseBundleArchive } from '../io/bundle-archive.js';
-import { readKeyring, verifyDetached } from '../io/openpgp.js';
 import { readInput } from './sign.js';
 
 export interface VerifyDeps {
@@ -38,6 +36,8 @@ export async function verifyBundle(
       hint: 'sign it with `rick-bundle sign` or pass --signature FILE',
     });
   }
+  const { readKeyring, verifyDetached } = await import('../io/openpgp.js');
+  const { parseBundleArchive } = await import('../io/bundle-archive.js');
   const keys = await readKeyring(resolve(deps.cwd, options.keyring));
   const verified = await verifyDetached(data, signature, keys);
   // Only a bundle with a good signature is opened.
