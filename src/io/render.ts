@@ -109,7 +109,7 @@ class ConfinedLoader extends nunjucks.Loader implements nunjucks.ILoader {
       if (full === undefined) continue;
       const src = readFileSync(full, 'utf8');
       this.sources.set(full, src);
-      return { src, path: full, noCache: true };
+      return { src, path: full, noCache: false };
     }
     // nunjucks reports "template not found" itself.
     return null as unknown as nunjucks.LoaderSource;
