@@ -3,6 +3,7 @@
  * templates, plan its manifest, check its units with podman's quadlet, and
  * write <name>-<version>.tgz whole or not at all.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -239,6 +240,7 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
       deps.output.stdout(
         [
           `built ${shown.startsWith('..') ? result.path : shown}`,
+          `  sha256 ${createHash('sha256').update(result.tgz).digest('hex')}`,
           `  ${manifest.name} ${manifest.version}, ${manifest.files.length} files, created ${manifest.createdAt}, commit ${manifest.source.commit ?? '(none)'}`,
           `  host facts: ${manifest.facts.map((f) => `${f.kind}:${f.name}`).join(', ') || '(none)'}`,
           '',

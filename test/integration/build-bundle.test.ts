@@ -137,6 +137,21 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(Number.parseInt(tar.subarray(136, 148).toString('latin1'), 8)).toBe(1_700_000_000);
   });
 
+  it('builds the same bytes from copies in different directories', async () => {
+    const one = await copyAuthentik(join(work, 'one/checkout'));
+    const two = await copyAuthentik(join(work, 'two/elsewhere/deeper'));
+    const args = ['--version', '1.2.3', '--installer', installer, '--source-commit', 'abc1234'];
+    expect(
+      (await runBundleCli(['build', one, '--out', join(work, 'o1'), ...args], { env })).code,
+    ).toBe(0);
+    expect(
+      (await runBundleCli(['build', two, '--out', join(work, 'o2'), ...args], { env })).code,
+    ).toBe(0);
+    const a = await readFile(join(work, 'o1/authentik-1.2.3.tgz'));
+    const b = await readFile(join(work, 'o2/authentik-1.2.3.tgz'));
+    expect(a.equals(b)).toBe(true);
+  });
+
   it('applies --vars files over the defaults, later files winning', async () => {
     const a = join(work, 'a.yaml');
     const b = join(work, 'b.yaml');

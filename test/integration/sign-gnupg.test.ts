@@ -180,6 +180,25 @@ describe('rick-bundle sign and verify refusals', () => {
     );
   });
 
+  it('checks the contents after a good signature: a signed but invalid bundle is refused', async () => {
+    const bad = join(work, 'bad-1.0.0.tgz');
+    await writeFile(
+      bad,
+      buildTestBundle({ manifestPatch: (m) => ({ ...m, version: 'not-a-version' }) }).tgz,
+    );
+    expect(
+      (await runBundleCli(['sign', bad, '--key', join(work, 'a/signing-key.asc')], { env })).code,
+    ).toBe(0);
+    const result = await runBundleCli(
+      ['verify', bad, '--keyring', join(work, 'a/signing-key.pub.asc')],
+      { env },
+    );
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/error MANIFEST_INVALID: .*version: must be a semantic version/);
+    await rm(bad);
+    await rm(`${bad}.sig`);
+  });
+
   it('refuses a key that is not a private key, leaving no signature', async () => {
     const bundle = join(work, 'demo-1.0.0.tgz');
     await rm(`${bundle}.sig`, { force: true });
