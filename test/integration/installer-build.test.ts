@@ -1,0 +1,175 @@
+/**
+ * The single-file installer, built by installer/build.mjs and run the way a
+ * host runs it: one file in a directory with no node_modules anywhere above,
+ * `node rick-install.mjs …`.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { brotliDecompressSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { readState } from '../../src/io/state.js';
+import {
+  makeTestKey,
+  sampleFiles,
+  type TestKey,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
+import { FeedServer } from '../helpers/feed-server.js';
+import { makeHostTree, repoRoot } from '../helpers/host-tree.js';
+import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
+
+const run = promisify(execFile);
+
+let dir: string;
+let installer: string;
+let key: TestKey;
+
+beforeAll(async () => {
+  key = await makeTestKey('rick release');
+  dir = await mkdtemp(join(tmpdir(), 'rick-installer-'));
+  await run(process.execPath, [
+    join(repoRoot, 'installer/build.mjs'),
+    '--outfile',
+    join(dir, 'build/a.mjs'),
+  ]);
+  await run(process.execPath, [
+    join(repoRoot, 'installer/build.mjs'),
+    '--outfile',
+    join(dir, 'build/b.mjs'),
+  ]);
+  // The host has the one file and nothing else.
+  await mkdir(join(dir, 'host'));
+  installer = join(dir, 'host/rick-install.mjs');
+  await copyFile(join(dir, 'build/a.mjs'), installer);
+}, 120_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runInstaller(args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, NODE_PATH: '' };
+    for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'GITHUB_TOKEN']) {
+      delete env[name];
+    }
+    const child = spawn(process.execPath, [installer, ...args], {
+      cwd: join(dir, 'host'),
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the single-file installer', () => {
+  it('builds deterministically into one executable ESM file that imports only Node built-ins', async () => {
+    const a = await readFile(join(dir, 'build/a.mjs'));
+    const b = await readFile(join(dir, 'build/b.mjs'));
+    expect(a.equals(b)).toBe(true);
+    const text = a.toString('latin1');
+    expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    // ASCII only: Node reads an ASCII source much faster at every start.
+    expect(a.every((byte) => byte < 0x80)).toBe(true);
+    // The rest of the program travels in the closing comment (see installer/build.mjs).
+    const marker = '\n/* rick-install: the rest of the program';
+    const start = text.indexOf('\n', text.lastIndexOf(marker) + 1) + 1;
+    const rest = brotliDecompressSync(
+      Buffer.from(text.slice(start, text.lastIndexOf('\n*/')), 'base64'),
+    ).toString('utf8');
+    expect(rest).toContain('installBundle');
+    for (const code of [text.slice(0, start), rest]) {
+      const specifiers = [
+        ...code.matchAll(/\bimport\s*(?:[\w*{][^;'"]*?from\s*)?["']([^"']+)["']/g),
+        ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+      ].map((m) => m[1] ?? '');
+      expect(specifiers.length).toBeGreaterThan(0);
+      // Node's own modules only: every package is inside the file.
+      for (const specifier of specifiers) {
+        expect(builtinModules).toContain(specifier.replace(/^node:/, ''));
+      }
+    }
+    expect(text).not.toContain(repoRoot);
+  });
+
+  it('prints its help, with the update command and the exit codes', async () => {
+    const r = await runInstaller(['--help']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: rick-install');
+    expect(r.stdout).toMatch(/\n\s+update \[options\]/);
+    expect(r.stdout).toContain('11  release feed unreachable or malformed');
+    const u = await runInstaller(['update', '--help']);
+    expect(u.code).toBe(0);
+    expect(u.stdout).toContain('--root <dir>');
+  });
+
+  it('installs a bundle into a --root tree, and follows a feed from there', async () => {
+    const tree = await makeHostTree(key);
+    const feed = await FeedServer.start();
+    try {
+      const v1 = await writeSignedBundle(join(tree.work, 'local'), key, { version: '1.0.0' });
+      const install = await runInstaller([v1.bundlePath, '--root', tree.root]);
+      expect(install.stderr).toBe('');
+      expect(install.code).toBe(ExitCode.ok);
+      expect(install.stdout).toContain('installed demo 1.0.0 as generation 1');
+
+      await writeFile(
+        join(tree.root, 'etc/rick/rick.conf'),
+        `FEED=${feed.listUrl}\nBUNDLES=demo\n`,
+      );
+      const v2 = await writeSignedBundle(join(tree.work, 'feed'), key, {
+        version: '1.1.0',
+        files: sampleFiles('demo', 'v2'),
+      });
+      await feed.addBundle(v2.bundlePath);
+      const update = await runInstaller(['update', '--root', tree.root]);
+      expect(update.stderr).toBe('');
+      expect(update.code).toBe(ExitCode.ok);
+      expect(update.stdout).toContain('demo: installed 1.1.0');
+      const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
+      expect(state.bundles.demo?.installed).toBe('1.1.0');
+
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const noop = await runInstaller(['update', '--root', tree.root]);
+      expect(noop.code).toBe(ExitCode.ok);
+      expect(noop.stdout).toContain('unchanged since the last check, nothing new');
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+
+      // A refusal inside the deferred install pipeline keeps its own exit code.
+      const v3 = await writeSignedBundle(join(tree.work, 'feed'), key, {
+        version: '1.2.0',
+        files: sampleFiles('demo', 'v3'),
+      });
+      await feed.addBundle(v3.bundlePath);
+      const asset = feed.asset('demo-1.2.0.tgz');
+      asset.data = Buffer.from(asset.data);
+      asset.data[asset.data.length - 20] ^= 0x01;
+      const refused = await runInstaller(['update', '--root', tree.root]);
+      expect(refused.code).toBe(ExitCode.untrustedSignature);
+      expect(refused.stderr).toMatch(/^error SIGNATURE_INVALID: /);
+    } finally {
+      await feed.stop();
+      await tree.cleanup();
+    }
+  });
+});
