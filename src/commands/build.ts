@@ -196,7 +196,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
 
 interface BuildFlags {
   version: string;
-  vars: string[];
+  vars?: string[];
   out?: string;
   installer?: string;
   sourceCommit?: string;
@@ -213,20 +213,22 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
     .option(
       '--vars <file>',
       'a YAML file of variable values (repeatable; later files win)',
-      (value: string, previous: string[]) => [...previous, value],
-      [] as string[],
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--out <dir>', 'where to write the bundle', '.')
     .option('--installer <file>', 'the rick-install.mjs to ship (default: dist/installer/)')
     .option('--source-commit <sha>', 'the source commit to record (default: $GITHUB_SHA, git HEAD)')
-    .option('--templates <dir>', 'shared templates directory (default: <repo>/templates)')
+    .option(
+      '--templates <dir>',
+      'shared templates directory (default: <bundle-dir>/../../templates)',
+    )
     .option('--no-quadlet-check', "skip the check of the units by podman's quadlet")
     .action(async (bundleDir: string, flags: BuildFlags) => {
       const result = await buildBundle(
         {
           bundleDir,
           version: flags.version,
-          vars: flags.vars,
+          vars: flags.vars ?? [],
           quadletCheck: flags.quadletCheck,
           ...(flags.out === undefined ? {} : { outDir: flags.out }),
           ...(flags.installer === undefined ? {} : { installer: flags.installer }),
