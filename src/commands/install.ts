@@ -290,7 +290,11 @@ export async function prepareInstall(
   }
   await checkRequiredAccounts(manifest, files, host.accounts);
   const liveNumber = await readLiveGenerationNumber(paths);
-  const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
+  const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
+  const live =
+    liveNumber === undefined
+      ? undefined
+      : await readGeneration(paths, liveNumber, { installer: !shipsInstaller });
   checkUnitNames(manifest, live);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
@@ -453,6 +457,7 @@ export async function installBundle(
     if (tmpNote) notes.push(tmpNote);
     await checkpoint('sysusers-applied');
     for (const note of notes) log(`note: ${note}`);
+    log(formatPlan(plan).trimEnd());
 
     const dir = await writeGeneration(paths, {
       generation: next.generation,
@@ -472,8 +477,7 @@ export async function installBundle(
     for (const note of await ensureHostLinks(paths)) log(`note: ${note}`);
     await checkpoint('links-created');
 
-    const written = await readGeneration(paths, next.generation);
-    const outcome = await activate({ host, paths, log }, live, written, plan);
+    const outcome = await activate({ host, paths, log }, live, next, plan);
     const now = host.clock.now().toISOString();
     state.lastGeneration = Math.max(state.lastGeneration, next.generation);
     const entry = bundleState(state, manifest.name);
@@ -577,7 +581,7 @@ export function installCommand(deps: InstallerDeps): Command {
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
     const log: Log = (line) => deps.output.stdout(`${line}\n`);
-    const result = await installBundle(
+    await installBundle(
       {
         bundlePath: resolve(bundle),
         signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
@@ -589,7 +593,6 @@ export function installCommand(deps: InstallerDeps): Command {
       },
       { host: deps.host(root), log, validateUnits: deps.validateUnits },
     );
-    if (result.plan) deps.output.stdout(formatPlan(result.plan));
   });
   return command;
 }

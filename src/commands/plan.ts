@@ -27,6 +27,8 @@ export type PlanResult =
       version: string;
       liveGeneration?: number;
       plan: ActivationPlan;
+      /** Unified diff of every unit and env file, secrets masked. */
+      diff: string;
       notes: string[];
     };
 
@@ -59,8 +61,10 @@ export async function planBundle(
       reason: prepared.reason,
     };
   }
+  const { diffGenerations } = await import('../core/plan-diff.js');
   return {
     outcome: 'install',
+    diff: diffGenerations(prepared.live, prepared.next),
     bundle: prepared.manifest.name,
     version: prepared.manifest.version,
     liveGeneration: prepared.live?.generation,
@@ -103,7 +107,7 @@ export function planCommand(deps: InstallerDeps): Command {
       `plan: ${result.bundle} ${result.version} over generation ${result.liveGeneration ?? '(none)'}\n`,
     );
     out(formatPlan(result.plan));
-    out(result.plan.diff ? `\n${result.plan.diff}` : '\nno unit or env file changes\n');
+    out(result.diff ? `\n${result.diff}` : '\nno unit or env file changes\n');
   });
   return command;
 }

@@ -1,15 +1,14 @@
 /**
  * What an activation does, computed from the live generation and the next
  * one, without I/O: which services changed (restart), which are new (start),
- * which were removed (stop), and a unified diff for the operator with every
- * secret masked.
+ * which were removed (stop). The operator's diff of the same two generations
+ * is in plan-diff.ts (loaded by `plan` only: an install never prints it).
  *
  * "Changed" is what a service sees: its unit, or a file of the generation the
  * unit references (its env file, a mounted config), differs once each
  * generation's own directory is taken out. A unit that differs only by its
  * generation path, with the same env content, did not change.
  */
-import { createTwoFilesPatch } from 'diff';
 import { RICK_STATE_DIR } from './host-paths.js';
 import type { Service } from './manifest.js';
 import { GENERATION_MARKER, normalizeGenerationPaths } from './substitute-bundle.js';
@@ -51,8 +50,6 @@ export interface ActivationPlan {
   changedFiles: string[];
   /** Files whose masked rendering is equal but whose bytes differ: a secret changed. */
   secretOnlyChanges: string[];
-  /** Unified diff of every unit and env file, secrets masked. Empty when nothing differs. */
-  diff: string;
 }
 
 const REFERENCE = new RegExp(
@@ -60,17 +57,35 @@ const REFERENCE = new RegExp(
   'g',
 );
 
-interface FileKey {
+export interface FileKey {
   bundle: string;
   path: string;
 }
 
-function normalized(view: GenerationView | undefined, key: FileKey): string | undefined {
+/** Every `<bundle>/<path>` of either generation, sorted. */
+export function fileKeys(
+  live: GenerationView | undefined,
+  next: GenerationView,
+): Array<[string, FileKey]> {
+  const all = new Map<string, FileKey>();
+  for (const view of [live, next]) {
+    for (const bundle of view?.bundles.values() ?? []) {
+      for (const path of bundle.files.keys())
+        all.set(`${bundle.name}/${path}`, { bundle: bundle.name, path });
+    }
+  }
+  return [...all.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+export function normalized(view: GenerationView | undefined, key: FileKey): string | undefined {
   const data = view?.bundles.get(key.bundle)?.files.get(key.path);
   return data === undefined ? undefined : normalizeGenerationPaths(data.toString('utf8'));
 }
 
-function maskedNormalized(view: GenerationView | undefined, key: FileKey): string | undefined {
+export function maskedNormalized(
+  view: GenerationView | undefined,
+  key: FileKey,
+): string | undefined {
   const text = view?.bundles.get(key.bundle)?.masked.get(key.path);
   return text === undefined ? undefined : normalizeGenerationPaths(text);
 }
@@ -85,47 +100,22 @@ function servicesOf(
   return out;
 }
 
-const shownKinds = /^(quadlet|env)\//;
-
 export function planActivation(
   live: GenerationView | undefined,
   next: GenerationView,
 ): ActivationPlan {
-  const allKeys = new Map<string, FileKey>();
-  for (const view of [live, next]) {
-    for (const bundle of view?.bundles.values() ?? []) {
-      for (const path of bundle.files.keys())
-        allKeys.set(`${bundle.name}/${path}`, { bundle: bundle.name, path });
-    }
-  }
-  const keys = [...allKeys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const keys = fileKeys(live, next);
 
   const changedFiles = new Set<string>();
   const secretOnlyChanges: string[] = [];
-  const patches: string[] = [];
   for (const [id, key] of keys) {
     const before = normalized(live, key);
     const after = normalized(next, key);
     if (before === after) continue;
     changedFiles.add(id);
-    const mBefore = maskedNormalized(live, key);
-    const mAfter = maskedNormalized(next, key);
-    if (before !== undefined && after !== undefined && mBefore === mAfter) {
-      secretOnlyChanges.push(id);
-      continue;
+    if (before !== undefined && after !== undefined) {
+      if (maskedNormalized(live, key) === maskedNormalized(next, key)) secretOnlyChanges.push(id);
     }
-    if (!shownKinds.test(key.path)) continue;
-    patches.push(
-      createTwoFilesPatch(
-        before === undefined ? '/dev/null' : `a/${id}`,
-        after === undefined ? '/dev/null' : `b/${id}`,
-        mBefore ?? '',
-        mAfter ?? '',
-        live && before !== undefined ? `generation ${live.generation}` : undefined,
-        after !== undefined ? `generation ${next.generation}` : undefined,
-        { context: 3 },
-      ),
-    );
   }
 
   const liveServices = servicesOf(live);
@@ -165,7 +155,6 @@ export function planActivation(
     restart,
     changedFiles: [...changedFiles],
     secretOnlyChanges,
-    diff: patches.join(''),
   };
 }
 

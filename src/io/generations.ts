@@ -176,8 +176,15 @@ export async function readGenerationRecord(paths: HostPaths, n: number): Promise
   }
 }
 
-/** Reads generation n back: manifests, recorded facts, sources and rendered files. */
-export async function readGeneration(paths: HostPaths, n: number): Promise<StoredGeneration> {
+/**
+ * Reads generation n back: manifests, recorded facts, sources and rendered
+ * files; its installer only when asked (it is the largest file by far).
+ */
+export async function readGeneration(
+  paths: HostPaths,
+  n: number,
+  options: { installer?: boolean } = {},
+): Promise<StoredGeneration> {
   const dir = generationDir(paths, n);
   const record = await readGenerationRecord(paths, n);
   const bundles = new Map<string, StoredBundle>();
@@ -220,7 +227,10 @@ export async function readGeneration(paths: HostPaths, n: number): Promise<Store
   } catch (error) {
     throw wrapError(error, 'IO_ERROR', `generation ${n} is unreadable`);
   }
-  const installer = record.installer ? await readOptional(join(dir, INSTALLER_FILE)) : undefined;
+  const installer =
+    options.installer && record.installer
+      ? await readOptional(join(dir, INSTALLER_FILE))
+      : undefined;
   return { generation: n, bundles, record, installer };
 }
 
@@ -331,14 +341,23 @@ export async function writeGeneration(
       writes.push({ rel: INSTALLER_FILE, data: content.installer, mode: 0o755 });
       record.installer = sha256(content.installer);
     }
-    let written = 0;
     for (const w of writes) {
       const parent = dirname(w.rel);
       // Directories holding env files are as private as the files.
       await ensureDir(parent, /(^|\/)env(\/|$)/.test(parent) ? 0o700 : 0o755);
-      await writeSynced(join(tmp, w.rel), w.data, w.mode);
-      if (++written === Math.ceil(writes.length / 2)) await checkpoint('generation-partial');
     }
+    // Files are written and fsynced in parallel batches: the fsyncs overlap.
+    const half = Math.ceil(writes.length / 2);
+    const writeAll = async (batch: typeof writes) => {
+      for (let i = 0; i < batch.length; i += 64) {
+        await Promise.all(
+          batch.slice(i, i + 64).map((w) => writeSynced(join(tmp, w.rel), w.data, w.mode)),
+        );
+      }
+    };
+    await writeAll(writes.slice(0, half));
+    await checkpoint('generation-partial');
+    await writeAll(writes.slice(half));
     await writeSynced(join(tmp, 'generation.json'), `${JSON.stringify(record, null, 2)}\n`, 0o644);
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(join(tmp, d));
     await fsyncDir(tmp);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Service } from '../../src/core/manifest.js';
 import { type GenerationView, planActivation, type RenderedBundle } from '../../src/core/plan.js';
+import { diffGenerations } from '../../src/core/plan-diff.js';
 
 const svc = (unit: string, service: string): Service => ({
   unit,
@@ -46,13 +47,12 @@ describe('planActivation', () => {
       'quadlet/db.container': 'Image=db\n',
       'env/app.env': 'A=1\n',
     };
-    const plan = planActivation(
-      view(1, bundle(1, files, services)),
-      view(2, bundle(2, files, services)),
-    );
+    const live = view(1, bundle(1, files, services));
+    const next = view(2, bundle(2, files, services));
+    const plan = planActivation(live, next);
     expect(plan.restart).toEqual([]);
     expect(plan.unchanged).toEqual(['app.service', 'db.service']);
-    expect(plan.diff).toBe('');
+    expect(diffGenerations(live, next)).toBe('');
     expect(plan.changedFiles).toEqual([]);
   });
 
@@ -63,15 +63,18 @@ describe('planActivation', () => {
       'env/app.env': 'A=1\n',
     };
     const b = { ...a, 'env/app.env': 'A=2\n' };
-    const plan = planActivation(view(1, bundle(1, a, services)), view(2, bundle(2, b, services)));
+    const [live, nextView] = [view(1, bundle(1, a, services)), view(2, bundle(2, b, services))];
+    const plan = planActivation(live, nextView);
+    const diff = diffGenerations(live, nextView);
     expect(plan.changed).toEqual([
       { service: 'app.service', bundle: 'app', because: ['env/app.env'] },
     ]);
     expect(plan.restart).toEqual(['app.service']);
     expect(plan.unchanged).toEqual(['db.service']);
-    expect(plan.diff).toContain('--- a/app/env/app.env');
-    expect(plan.diff).toContain('-A=1');
-    expect(plan.diff).toContain('+A=2');
+    expect(diff).toContain('--- a/app/env/app.env');
+    expect(diff).toContain('-A=1');
+    expect(diff).toContain('+A=2');
+    expect(diff).not.toContain('quadlet/app.container');
   });
 
   it('new services start, removed services stop, first install starts everything', () => {
@@ -86,11 +89,15 @@ describe('planActivation', () => {
       'env/app.env': 'A=1\n',
     };
     const next = [svc('app.container', 'app.service'), svc('web.container', 'web.service')];
-    const plan = planActivation(view(1, bundle(1, a, services)), view(2, bundle(2, b, next)));
+    const live = view(1, bundle(1, a, services));
+    const plan = planActivation(live, view(2, bundle(2, b, next)));
     expect(plan.added).toEqual(['web.service']);
     expect(plan.removed).toEqual(['db.service']);
     expect(plan.restart).toEqual(['web.service']);
-    expect(plan.diff).toContain('--- /dev/null');
+    const diff = diffGenerations(live, view(2, bundle(2, b, next)));
+    expect(diff).toContain('--- /dev/null');
+    expect(diff).toContain('+++ b/app/quadlet/web.container');
+    expect(diff).toContain('--- a/app/quadlet/db.container');
     const first = planActivation(undefined, view(1, bundle(1, a, services)));
     expect(first.restart).toEqual(['app.service', 'db.service']);
     expect(first.removed).toEqual([]);
@@ -104,21 +111,19 @@ describe('planActivation', () => {
     };
     const b = { ...a, 'env/app.env': 'PW=correct-horse\n' };
     const masked = { 'env/app.env': 'PW=***secret:pw***\n' };
-    const plan = planActivation(
-      view(1, bundle(1, a, services, masked)),
-      view(2, bundle(2, b, services, masked)),
-    );
+    const live = view(1, bundle(1, a, services, masked));
+    const plan = planActivation(live, view(2, bundle(2, b, services, masked)));
     expect(plan.restart).toEqual(['app.service']);
     expect(plan.secretOnlyChanges).toEqual(['app/env/app.env']);
-    expect(plan.diff).not.toContain('hunter2');
-    expect(plan.diff).not.toContain('correct-horse');
+    expect(diffGenerations(live, view(2, bundle(2, b, services, masked)))).toBe('');
     const c = { ...a, 'env/app.env': 'PW=correct-horse\nX=1\n' };
-    const plan2 = planActivation(
-      view(1, bundle(1, a, services, masked)),
+    const diff2 = diffGenerations(
+      live,
       view(2, bundle(2, c, services, { 'env/app.env': 'PW=***secret:pw***\nX=1\n' })),
     );
-    expect(plan2.diff).toContain('+X=1');
-    expect(plan2.diff).not.toMatch(/hunter2|correct-horse/);
+    expect(diff2).toContain('+X=1');
+    expect(diff2).toContain(' PW=***secret:pw***');
+    expect(diff2).not.toMatch(/hunter2|correct-horse/);
   });
 
   it('leaves the services of other bundles alone when only their generation path moved', () => {

@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+// npm run bench:install
+//
+// 1. The authentik bundle (bundles/authentik, built and signed here) installed
+//    with --root into a fresh tree, as a whole process, against a bare
+//    `node -e ''` start: median of several runs each, and the ratio of the
+//    medians (target <= 2.5x). Measured for the single-file installer every
+//    bundle ships (dist/installer/rick-install.mjs, what /usr/local/bin/rick-install
+//    runs on a host) and for the tsc output (dist/cli/rick-install.js).
+// 2. A synthetic bundle of 1,000 container units (each with its env file):
+//    wall time and peak RSS of the install (targets < 2 s, < 200 MiB).
+//
+// Both runs include everything an offline install does: signature check,
+// archive read, systemd-sysusers/systemd-tmpfiles --root, the generation
+// write with fsyncs, and podman's quadlet dry-run when it is available
+// (RICK_QUADLET, .cache/podman from scripts/fetch-quadlet.sh).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const runs = Number(process.env.BENCH_RUNS ?? 9);
+const work = mkdtempSync(join(tmpdir(), 'rick-bench-'));
+const quadlet = join(repo, '.cache/podman/root/usr/libexec/podman/quadlet');
+const env = {
+  ...process.env,
+  ...(existsSync(quadlet) && !process.env.RICK_QUADLET ? { RICK_QUADLET: quadlet } : {}),
+};
+
+const { generateSigningKey, readSigningKey, signDetached } = await import(
+  join(repo, 'dist/io/openpgp.js')
+);
+const { packTarGz } = await import(join(repo, 'dist/io/tar-pack.js'));
+
+function run(cmd, args, options = {}) {
+  const started = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { env, encoding: 'utf8', ...options });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (r.status !== 0) {
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`,
+    );
+  }
+  return { ms, stdout: r.stdout, stderr: r.stderr };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+// --- keys and host template -------------------------------------------------
+const key = await generateSigningKey({
+  name: 'rick bench',
+  date: new Date('2024-01-01T00:00:00Z'),
+});
+const privateKey = await readSigningKey(key.privateKeyArmored, undefined);
+const template = join(work, 'template');
+mkdirSync(join(template, 'etc/rick/keys'), { recursive: true });
+mkdirSync(join(template, 'etc/rick/secrets'), { recursive: true, mode: 0o700 });
+writeFileSync(join(template, 'etc/rick/keys/release.asc'), key.publicKeyArmored);
+writeFileSync(
+  join(template, 'etc/group'),
+  'root:x:0:\npostgres-clients:x:4001:\nvalkey-clients:x:4002:\nsynth:x:995:\n',
+);
+writeFileSync(
+  join(template, 'etc/passwd'),
+  'root:x:0:0:root:/root:/bin/sh\nsynth:x:995:995::/:/usr/sbin/nologin\n',
+);
+for (const [name, text] of [
+  [
+    'authentik',
+    'authentik_db_password=bench-db\nauthentik_secret_key=bench-key\nauthentik_valkey_password=bench/valkey\n',
+  ],
+  ['synth', 'token=bench-token\n'],
+]) {
+  const file = join(template, `etc/rick/secrets/${name}.env`);
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+let trees = 0;
+function freshRoot() {
+  const root = join(work, `root-${trees++}`);
+  cpSync(template, root, { recursive: true });
+  return root;
+}
+
+// --- the authentik bundle ---------------------------------------------------
+let authentik;
+const shape = 'bundles/authentik built by rick-bundle';
+if (existsSync(join(repo, 'bundles/authentik/bundle.yaml'))) {
+  run(process.execPath, [
+    join(repo, 'dist/cli/rick-bundle.js'),
+    'build',
+    join(repo, 'bundles/authentik'),
+    '--version',
+    '1.0.0',
+    '--out',
+    work,
+  ]);
+  authentik = join(work, 'authentik-1.0.0.tgz');
+  writeFileSync(`${authentik}.sig`, await signDetached(readFileSync(authentik), privateKey));
+} else {
+  throw new Error('bundles/authentik is missing');
+}
+
+// The single-file installer, built fresh from the current sources.
+const singleFile = join(work, 'rick-install.mjs');
+const built = spawnSync(
+  process.execPath,
+  [join(repo, 'installer/build.mjs'), '--outfile', singleFile],
+  {
+    env,
+    encoding: 'utf8',
+  },
+);
+if (built.status !== 0) {
+  console.log(
+    `note: the single-file installer does not build now, measured the tsc output only:\n${built.stderr
+      .split('\n')
+      .filter((l) => l.includes('ERROR'))
+      .join('\n')}`,
+  );
+}
+const installers = [
+  ['single-file installer (installer/build.mjs, what hosts run)', singleFile],
+  ['tsc output (dist/cli/rick-install.js)', join(repo, 'dist/cli/rick-install.js')],
+].filter(([, path]) => existsSync(path));
+
+console.log(`authentik install with --root vs bare node start (${runs} runs each; ${shape})`);
+console.log(`quadlet dry-run: ${env.RICK_QUADLET ?? 'not available (skipped by the installer)'}`);
+for (const [label, cli] of installers) {
+  const bare = [];
+  const install = [];
+  for (let i = 0; i < runs; i++) {
+    bare.push(run(process.execPath, ['-e', '']).ms);
+    const root = freshRoot();
+    install.push(run(process.execPath, [cli, authentik, '--root', root]).ms);
+    rmSync(root, { recursive: true, force: true });
+  }
+  const ratio = median(install) / median(bare);
+  console.log(
+    `  ${label}: install median ${median(install).toFixed(0)} ms, bare node median ${median(bare).toFixed(0)} ms, ratio ${ratio.toFixed(2)}x (target <= 2.5x)`,
+  );
+}
+
+// --- synthetic 1,000-unit bundle ---------------------------------------------
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+const files = [];
+for (let i = 0; i < 1000; i++) {
+  const n = String(i).padStart(4, '0');
+  files.push({
+    path: `quadlet/synth-${n}.container`,
+    data: Buffer.from(
+      `[Unit]\nDescription=synthetic ${n}\n\n[Container]\nImage=registry.example.org/synth:${n}\nEnvironmentFile=@@rick:path:env/synth-${n}.env@@\nUser=@@rick:uid:synth@@:@@rick:gid:synth@@\nPodmanArgs=--group-add @@rick:gid:postgres-clients@@\n\n[Install]\nWantedBy=multi-user.target\n`,
+    ),
+    mode: 0o644,
+    kind: 'quadlet',
+  });
+  files.push({
+    path: `env/synth-${n}.env`,
+    data: Buffer.from(`INDEX=${n}\nTOKEN=@@rick:secret:token@@\n`),
+    mode: 0o600,
+    kind: 'env',
+  });
+}
+const manifest = {
+  schemaVersion: 1,
+  name: 'synth',
+  version: '1.0.0',
+  createdAt: '2024-01-01T00:00:00.000Z',
+  source: { commit: null },
+  requires: { podman: '5.3.0' },
+  files: files.map((f) => ({
+    path: f.path,
+    kind: f.kind,
+    sha256: sha256(f.data),
+    size: f.data.length,
+    mode: f.mode,
+  })),
+  facts: [
+    { kind: 'gid', name: 'postgres-clients' },
+    { kind: 'gid', name: 'synth' },
+    { kind: 'secret', name: 'token' },
+    { kind: 'uid', name: 'synth' },
+  ],
+  services: files
+    .filter((f) => f.kind === 'quadlet')
+    .map((f) => {
+      const unit = f.path.slice('quadlet/'.length);
+      return {
+        unit,
+        service: unit.replace(/\.container$/, '.service'),
+        activeTimeoutSec: 120,
+        checks: [],
+      };
+    }),
+};
+const synth = join(work, 'synth-1.0.0.tgz');
+const tgz = packTarGz(
+  [
+    ...files.map((f) => ({ path: f.path, data: f.data, mode: f.mode })),
+    {
+      path: 'manifest.json',
+      data: Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`),
+      mode: 0o644,
+    },
+  ],
+  { mtime: 1_700_000_000 },
+);
+writeFileSync(synth, tgz);
+writeFileSync(`${synth}.sig`, await signDetached(tgz, privateKey));
+
+const rssProbe = join(work, 'rss-probe.mjs');
+writeFileSync(
+  rssProbe,
+  "import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(process.env.RICK_BENCH_RSS, String(process.resourceUsage().maxRSS)));\n",
+);
+console.log(
+  `synthetic bundle: 1,000 container units + 1,000 env files (${(tgz.length / 1024).toFixed(0)} KiB tgz)`,
+);
+for (const [label, cli] of installers) {
+  const times = [];
+  const rss = [];
+  for (let i = 0; i < 3; i++) {
+    const root = freshRoot();
+    const rssFile = join(work, `rss-${i}`);
+    times.push(
+      run(process.execPath, ['--import', rssProbe, cli, synth, '--root', root], {
+        env: { ...env, RICK_BENCH_RSS: rssFile },
+      }).ms,
+    );
+    rss.push(Number(readFileSync(rssFile, 'utf8')) / 1024);
+    rmSync(root, { recursive: true, force: true });
+  }
+  console.log(
+    `  ${label}: median ${median(times).toFixed(0)} ms (target < 2000 ms), peak RSS ${Math.max(...rss).toFixed(0)} MiB (target < 200 MiB)`,
+  );
+}
+rmSync(work, { recursive: true, force: true });
