@@ -889,24 +889,33 @@ describe('hostile inputs end to end: rick-install --root', () => {
     await tree?.cleanup();
   });
 
-  for (const c of cliCases) {
-    it(`refuses ${c.name}: exit ${c.exit}, ${c.code}, host tree unchanged`, async () => {
-      tree = await makeHostTree(trusted);
-      const host = new FakeHost({ root: tree.root });
-      const v0 = await writeSignedBundle(tree.work, trusted, { version: '0.9.0' });
-      const first = await runInstaller(host, [v0.bundlePath, '--root', tree.root]);
-      expect(first.stderr).toBe('');
-      expect(first.code).toBe(ExitCode.ok);
-      const bundlePath = await c.setup(tree);
-      const snapshot = await snapshotTree(tree.root);
-      host.reset();
-      const r = await runInstaller(host, [bundlePath, '--root', tree.root, ...(c.extraArgs ?? [])]);
-      expect(r.stderr).toMatch(new RegExp(`^error ${c.code}: `));
-      expect(r.stderr.split('\n')[0]).toMatch(c.message);
-      expect(r.code).toBe(c.exit);
-      expect(exitCodeFor(c.code as Parameters<typeof exitCodeFor>[0])).toBe(c.exit);
-      expect(host.calls).toEqual([]);
-      await expectTreeUnchanged(tree.root, snapshot);
-    });
+  for (const command of ['install', 'plan'] as const) {
+    for (const c of cliCases) {
+      it(`${command} refuses ${c.name}: exit ${c.exit}, ${c.code}, host tree unchanged`, async () => {
+        tree = await makeHostTree(trusted);
+        const host = new FakeHost({ root: tree.root });
+        const v0 = await writeSignedBundle(tree.work, trusted, { version: '0.9.0' });
+        const first = await runInstaller(host, [v0.bundlePath, '--root', tree.root]);
+        expect(first.stderr).toBe('');
+        expect(first.code).toBe(ExitCode.ok);
+        const bundlePath = await c.setup(tree);
+        const snapshot = await snapshotTree(tree.root);
+        host.reset();
+        const argv = [
+          ...(command === 'plan' ? ['plan'] : []),
+          bundlePath,
+          '--root',
+          tree.root,
+          ...(c.extraArgs ?? []),
+        ];
+        const r = await runInstaller(host, argv);
+        expect(r.stderr).toMatch(new RegExp(`^error ${c.code}: `));
+        expect(r.stderr.split('\n')[0]).toMatch(c.message);
+        expect(r.code).toBe(c.exit);
+        expect(exitCodeFor(c.code as Parameters<typeof exitCodeFor>[0])).toBe(c.exit);
+        expect(host.calls).toEqual([]);
+        await expectTreeUnchanged(tree.root, snapshot);
+      });
+    }
   }
 });
