@@ -11,9 +11,10 @@
 # 2. extracts installer/rick-install.mjs from the verified bundle;
 # 3. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
 #    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
-#    /etc/systemd/system and points /usr/local/bin/rick-install at the live
-#    generation's installer;
-# 4. runs the first install with the extracted installer, then enables the timer.
+#    /etc/systemd/system;
+# 4. runs the first install with the extracted installer (which points
+#    /usr/local/bin/rick-install at the live generation's installer, so the
+#    command updates and rolls back with the services), then enables the timer.
 #
 # The key may be armored (.asc; gpg is then needed to dearmor it for gpgv) or
 # binary (.gpg; gpgv alone suffices). Idempotent: running it again with the
@@ -112,9 +113,9 @@ if [ ! -f "$installer" ] || [ -L "$installer" ]; then
   die "installer/rick-install.mjs is not a regular file"
 fi
 
-# 3. Key, configuration, units, command link.
+# 3. Key, configuration, units.
 install -d -m 0755 -o root -g root "$root/etc/rick" "$root/etc/rick/keys" \
-  "$root/etc/systemd/system" "$root/usr/local/bin"
+  "$root/etc/systemd/system"
 install -m 0644 -o root -g root "$key" "$root/etc/rick/keys/$key_name"
 
 cat >"$work/rick.conf" <<EOF
@@ -211,9 +212,6 @@ SystemCallArchitectures=native
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 # Not MemoryDenyWriteExecute: Node's JIT needs writable executable memory.
 UNIT
-
-# The command follows the live generation, so it updates and rolls back with it.
-ln -sfn /var/lib/rick/current/installer/rick-install.mjs "$root/usr/local/bin/rick-install"
 
 # 4. The first install, with the installer from the verified bundle.
 if [ -n "$root" ]; then

@@ -1,0 +1,229 @@
+/**
+ * installer/bootstrap.sh on a --root tree: real gpgv, real tar, the real
+ * single-file installer carried inside a signed bundle; only systemctl is a
+ * fake on PATH that records its arguments.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readState } from '../../src/io/state.js';
+import {
+  makeTestKey,
+  sampleFiles,
+  type TestKey,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
+import { makeHostTree, repoRoot } from '../helpers/host-tree.js';
+import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
+
+const run = promisify(execFile);
+const bootstrap = join(repoRoot, 'installer/bootstrap.sh');
+
+let dir: string;
+let key: TestKey;
+let otherKey: TestKey;
+let installerBytes: Buffer;
+let fakeBin: string;
+
+beforeAll(async () => {
+  key = await makeTestKey('rick release');
+  otherKey = await makeTestKey('someone else');
+  dir = await mkdtemp(join(tmpdir(), 'rick-bootstrap-'));
+  await run(process.execPath, [
+    join(repoRoot, 'installer/build.mjs'),
+    '--outfile',
+    join(dir, 'rick-install.mjs'),
+  ]);
+  installerBytes = await readFile(join(dir, 'rick-install.mjs'));
+  fakeBin = join(dir, 'bin');
+  await mkdir(fakeBin);
+  await writeFile(
+    join(fakeBin, 'systemctl'),
+    '#!/bin/sh\nprintf \'%s\\n\' "$*" >> "$FAKE_SYSTEMCTL_LOG"\n',
+    { mode: 0o755 },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runBootstrap(args: string[], log: string): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn('sh', [bootstrap, ...args], {
+      env: {
+        ...process.env,
+        PATH: `${fakeBin}:${process.env.PATH ?? ''}`,
+        FAKE_SYSTEMCTL_LOG: log,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A signed demo bundle carrying the single-file installer, and a fresh host tree. */
+async function prepare(by: TestKey = key) {
+  // The tree helper writes keys and secrets; bootstrap must install the key itself.
+  const tree = await makeHostTree(key);
+  await rm(join(tree.root, 'etc/rick/keys'), { recursive: true });
+  const bundle = await writeSignedBundle(join(tree.work, 'dl'), by, {
+    version: '1.0.0',
+    files: [
+      ...sampleFiles('demo', 'v1'),
+      { path: 'installer/rick-install.mjs', content: installerBytes, mode: 0o755 },
+    ],
+  });
+  const keyFile = join(tree.work, 'release.asc');
+  await writeFile(keyFile, key.publicKeyArmored);
+  const args = [
+    '--bundle',
+    bundle.bundlePath,
+    '--key',
+    keyFile,
+    '--feed',
+    'acme/releases',
+    '--bundles',
+    'demo',
+    '--range',
+    '^1',
+    '--root',
+    tree.root,
+  ];
+  return { tree, bundle, args, log: join(tree.work, 'systemctl.log') };
+}
+
+describe('bootstrap.sh', () => {
+  it('verifies the bundle, installs key, config, units and the installer, and runs the first install', async () => {
+    const { tree, args, log } = await prepare();
+    try {
+      const r = await runBootstrap(args, log);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('bootstrap: signature of demo-1.0.0.tgz verified');
+      expect(r.stdout).toContain('installed demo 1.0.0 as generation 1');
+
+      const keyPath = join(tree.root, 'etc/rick/keys/release.asc');
+      expect(await readFile(keyPath, 'utf8')).toBe(key.publicKeyArmored);
+      expect((await stat(keyPath)).mode & 0o777).toBe(0o644);
+      expect((await stat(join(tree.root, 'etc/rick/keys'))).mode & 0o777).toBe(0o755);
+      expect(await readFile(join(tree.root, 'etc/rick/rick.conf'), 'utf8')).toBe(
+        [
+          '# rick-install update follows this feed (written by bootstrap.sh; edit freely).',
+          'FEED=acme/releases',
+          'BUNDLES="demo"',
+          'CHANNEL=stable',
+          'RANGE="^1"',
+          '',
+        ].join('\n'),
+      );
+      for (const unit of ['rick-update.timer', 'rick-update.service']) {
+        expect(await readFile(join(tree.root, 'etc/systemd/system', unit), 'utf8')).toBe(
+          await readFile(join(repoRoot, 'installer/systemd', unit), 'utf8'),
+        );
+      }
+      // The command follows the live generation's installer: the one from the bundle.
+      expect(await readlink(join(tree.root, 'usr/local/bin/rick-install'))).toBe(
+        '/var/lib/rick/current/installer/rick-install.mjs',
+      );
+      const live = await readFile(
+        join(tree.root, 'var/lib/rick/current/installer/rick-install.mjs'),
+      );
+      expect(live.equals(installerBytes)).toBe(true);
+      const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
+      expect(state.bundles.demo?.installed).toBe('1.0.0');
+      expect(await readFile(log, 'utf8')).toBe(`--root=${tree.root} enable rick-update.timer\n`);
+
+      // Idempotent: a second run changes nothing and installs nothing.
+      const before = await snapshotTree(tree.root, { ignore: ['var/lib/rick/lock'] });
+      const again = await runBootstrap(args, log);
+      expect(again.code).toBe(0);
+      expect(again.stdout).not.toContain('wrote /etc/rick/rick.conf');
+      expect(again.stdout).toContain('nothing to do');
+      expect(
+        diffTrees(before, await snapshotTree(tree.root, { ignore: ['var/lib/rick/lock'] })),
+      ).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('refuses a tampered bundle before writing anything', async () => {
+    const { tree, bundle, args, log } = await prepare();
+    try {
+      const bytes = Buffer.from(bundle.tgz);
+      bytes[bytes.length - 30] ^= 0x01;
+      await writeFile(bundle.bundlePath, bytes);
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const r = await runBootstrap(args, log);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('bootstrap: signature check FAILED for');
+      expect(r.stderr).toContain('nothing was installed');
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+      await expect(stat(log)).rejects.toThrow();
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('refuses a bundle signed by another key, and a missing signature', async () => {
+    const { tree, bundle, args, log } = await prepare(otherKey);
+    try {
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const r = await runBootstrap(args, log);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('bootstrap: signature check FAILED for');
+      await rm(bundle.signaturePath);
+      const missing = await runBootstrap(args, log);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain(`bootstrap: no signature: ${bundle.signaturePath}`);
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('refuses values that would break rick.conf, and unknown arguments', async () => {
+    const { tree, args, log } = await prepare();
+    try {
+      const quoted = [...args];
+      quoted[quoted.indexOf('^1')] = '^1"\nFEED=evil/feed';
+      const r = await runBootstrap(quoted, log);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('values may not contain quotes, backslashes or newlines');
+      const unknown = await runBootstrap([...args, '--frobnicate'], log);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('bootstrap: unknown argument: --frobnicate');
+      await expect(stat(join(tree.root, 'etc/rick/rick.conf'))).rejects.toThrow();
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('is clean for shellcheck (when installed)', async () => {
+    const found = await run('sh', ['-c', 'command -v shellcheck']).catch(() => undefined);
+    if (!found) return;
+    const r = await run('shellcheck', ['-s', 'sh', bootstrap, join(repoRoot, 'scripts/release.sh')])
+      .then(() => ({ code: 0, out: '' }))
+      .catch((e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }));
+    expect(r.out).toBe('');
+    expect(r.code).toBe(0);
+  });
+});
