@@ -134,13 +134,16 @@ UNIT
   mkdir -p "$r/etc/systemd/system/valkey-server.service.wants"
   ln -sf /etc/systemd/system/valkey-socket-group.service "$r/etc/systemd/system/valkey-server.service.wants/"
 
-  say "podman: no keyring, no default sysctls; Quadlet drop-ins run containers with --cgroups=disabled (test host only)"
+  say "podman: no keyring, no default sysctls, no cgroups; a Quadlet drop-in runs containers with --cgroups=disabled (test host only)"
   cat >"$r/etc/containers/containers.conf" <<'CONF'
-# Test host only: inside systemd-nspawn there is no session keyring and the
-# network sysctls podman sets by default are read-only.
+# Test host only: inside systemd-nspawn there is no session keyring, the
+# network sysctls podman sets by default are read-only, and the cgroup
+# hierarchy has no controllers to delegate. A pod's infra container takes no
+# PodmanArgs (podman pod create has no --cgroups), so it needs the default here.
 [containers]
 keyring = false
 default_sysctls = []
+cgroups = "disabled"
 CONF
   mkdir -p "$r/etc/containers/systemd/container.d"
   cat >"$r/etc/containers/systemd/container.d/10-testhost.conf" <<'CONF'
@@ -157,9 +160,10 @@ CONF
   done
   echo rick-e2e >"$r/etc/hostname"
 
-  say "stand-in image sources into /usr/local/lib/rick-e2e"
+  say "stand-in image sources and the feed server into /usr/local/lib/rick-e2e"
   mkdir -p "$r/usr/local/lib/rick-e2e"
   cp "$e2e_repo/scripts/e2e/standin/ak.mjs" "$e2e_repo/scripts/e2e/standin/build-image.sh" \
+    "$e2e_repo/scripts/e2e/feed-server.mjs" \
     "$r/usr/local/lib/rick-e2e/"
   say "created $run"
 }
