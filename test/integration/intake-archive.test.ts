@@ -1,6 +1,7 @@
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MANIFEST_PATH } from '../../src/core/manifest.js';
+import { isRickError } from '../../src/errors.js';
 import {
   type ArchiveLimits,
   defaultArchiveLimits,
@@ -233,5 +234,58 @@ describe('parseBundleArchive refuses malformed and tricky archives', () => {
     expect(refuse(zeros, { ...base, maxRatio: 10 }).message).toMatch(
       /more than 10 times its compressed size/,
     );
+  });
+});
+
+describe('parseBundleArchive under random corruption', () => {
+  it('answers every corrupted tarball with a bundle or manifest refusal, never a crash', () => {
+    const tar = gunzipSync(buildTestBundle().tgz);
+    // A fixed-seed generator, so that a failure reproduces.
+    let seed = 0x5eed;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    const seen = new Set<string>();
+    let accepted = 0;
+    for (let i = 0; i < 400; i++) {
+      const copy = Buffer.from(tar);
+      const flips = 1 + (next() % 4);
+      for (let f = 0; f < flips; f++) {
+        const at = next() % copy.length;
+        copy[at] = next() % 256;
+      }
+      try {
+        parseBundleArchive(gzipSync(copy));
+        accepted++;
+      } catch (error) {
+        if (!isRickError(error)) throw error;
+        expect(['BUNDLE_INVALID', 'MANIFEST_INVALID']).toContain(error.code);
+        seen.add(error.code);
+      }
+    }
+    // Most flips land in headers, data or the manifest; some land in padding and change nothing.
+    expect(seen).toContain('BUNDLE_INVALID');
+    expect(accepted).toBeLessThan(400);
+  });
+
+  it('answers every corrupted gzip stream with a bundle refusal', () => {
+    const tgz = buildTestBundle().tgz;
+    let seed = 0xbad;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    for (let i = 0; i < 200; i++) {
+      const copy = Buffer.from(tgz);
+      const at = 10 + (next() % (copy.length - 10));
+      copy[at] = (copy[at] ?? 0) ^ (1 + (next() % 255));
+      try {
+        parseBundleArchive(copy);
+      } catch (error) {
+        if (!isRickError(error)) throw error;
+        expect(['BUNDLE_INVALID', 'MANIFEST_INVALID']).toContain(error.code);
+      }
+    }
   });
 });
