@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MANIFEST_PATH } from '../../src/core/manifest.js';
@@ -286,6 +290,40 @@ describe('parseBundleArchive under random corruption', () => {
         if (!isRickError(error)) throw error;
         expect(['BUNDLE_INVALID', 'MANIFEST_INVALID']).toContain(error.code);
       }
+    }
+  });
+});
+
+describe('parseBundleArchive agrees with GNU tar', () => {
+  it('reads the same names and contents as tar, long names included', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rick-gnutar-'));
+    try {
+      const paxName = `quadlet/${'p'.repeat(130)}.container`;
+      const gnuName = `quadlet/${'g'.repeat(130)}.container`;
+      const files = [
+        { path: paxName, data: Buffer.from('pax\n'), mode: 0o644 },
+        { path: gnuName, data: Buffer.from('gnu\n'), mode: 0o644 },
+        { path: 'env/a.env', data: Buffer.from('A=1\n'), mode: 0o600 },
+      ];
+      const tgz = gzipSync(
+        forgeTar([
+          { path: MANIFEST_PATH, data: manifestFor(files) },
+          { ...files[0]!, longName: 'pax' },
+          { ...files[1]!, longName: 'gnu' },
+          files[2]!,
+        ]),
+      );
+      const file = join(dir, 'b.tgz');
+      await writeFile(file, tgz);
+      const listed = execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).trim().split('\n');
+      const contents = parseBundleArchive(tgz);
+      expect(listed.sort()).toEqual([MANIFEST_PATH, ...contents.files.keys()].sort());
+      execFileSync('tar', ['-xzf', file, '-C', dir]);
+      for (const [path, data] of contents.files) {
+        expect((await readFile(join(dir, path))).equals(data)).toBe(true);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
