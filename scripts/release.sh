@@ -2,7 +2,7 @@
 # Builds, signs and checksums every bundle of bundles/ for one release; the
 # release workflow runs exactly this (npm run release:build), and so does a test.
 #
-#   scripts/release.sh --version 1.2.3 --key FILE [--out DIR]
+#   scripts/release.sh --version 1.2.3 --key FILE [--out DIR] [--no-build]
 #
 # FILE is the armored private signing key; its passphrase, if any, is read by
 # rick-bundle from the environment variable RICK_SIGNING_PASSPHRASE, never
@@ -15,11 +15,13 @@ cd "$(dirname "$0")/.."
 version=""
 key=""
 out="release"
+build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) version="${2:?--version needs a value}"; shift 2 ;;
     --key) key="${2:?--key needs a file}"; shift 2 ;;
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
+    --no-build) build=0; shift ;;
     *) echo "release: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -28,8 +30,13 @@ done
 # A tag v1.2.3 names version 1.2.3.
 version="${version#v}"
 
-# Always from the sources at hand, so the bundles carry the installer of this commit.
-npm run --silent build
+# From the sources at hand, so the bundles carry the installer of this commit
+# (--no-build: dist/ is already built from them, as in the tests).
+if [ "$build" -eq 1 ]; then
+  npm run --silent build
+fi
+[ -f dist/cli/rick-bundle.js ] || { echo "release: dist/ is not built (npm run build)" >&2; exit 2; }
+[ -f dist/installer/rick-install.mjs ] || { echo "release: dist/installer/rick-install.mjs is not built" >&2; exit 2; }
 
 mkdir -p "$out"
 if [ -n "$(ls -A "$out")" ]; then
