@@ -919,3 +919,35 @@ describe('hostile inputs end to end: rick-install --root', () => {
     }
   }
 });
+
+describe('a quarantined version end to end', () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it('refuses to reinstall a version that failed its health gate, even with --allow-downgrade', async () => {
+    tree = await makeHostTree(trusted);
+    const host = new FakeHost({ root: tree.root });
+    const v0 = await writeSignedBundle(tree.work, trusted, { version: '0.9.0' });
+    expect((await runInstaller(host, [v0.bundlePath, '--root', tree.root])).code).toBe(ExitCode.ok);
+    const v1 = await writeSignedBundle(tree.work, trusted, {
+      version: '1.0.0',
+      files: sampleFiles('demo', 'v1-broken'),
+    });
+    host.failUnit('demo-app.service', 2);
+    const broken = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
+    expect(broken.code).toBe(ExitCode.rolledBack);
+    const snapshot = await snapshotTree(tree.root);
+    for (const extra of [[], ['--allow-downgrade']]) {
+      host.reset();
+      const again = await runInstaller(host, [v1.bundlePath, '--root', tree.root, ...extra]);
+      expect(again.stderr.split('\n')[0]).toBe(
+        'error VERSION_QUARANTINED: version 1.0.0 is quarantined: it failed its health gate on this host and was rolled back',
+      );
+      expect(again.code).toBe(ExitCode.versionPolicy);
+      expect(host.calls).toEqual([]);
+      await expectTreeUnchanged(tree.root, snapshot);
+    }
+  });
+});
