@@ -91,14 +91,21 @@ function once(bundleDir, extra) {
   const env = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
   const start = process.hrtime.bigint();
   const r = hasTime
-    ? spawnSync('/usr/bin/time', ['-f', 'maxrss_kib=%M', process.execPath, ...args], { env })
+    ? spawnSync('/usr/bin/time', ['-f', 'maxrss_kib=%M cpu_s=%U+%S', process.execPath, ...args], {
+        env,
+      })
     : spawnSync(process.execPath, args, { env });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (r.status !== 0) {
     throw new Error(`build failed (${r.status}): ${r.stderr.toString()}`);
   }
-  const rss = /maxrss_kib=(\d+)/.exec(r.stderr.toString());
-  return { ms, rssMiB: rss ? Number(rss[1]) / 1024 : Number.NaN };
+  const rss = /maxrss_kib=(\d+) cpu_s=([\d.]+)\+([\d.]+)/.exec(r.stderr.toString());
+  return {
+    ms,
+    rssMiB: rss ? Number(rss[1]) / 1024 : Number.NaN,
+    // CPU time of the process (user + system): steadier than wall time on a busy machine.
+    cpuMs: rss ? (Number(rss[2]) + Number(rss[3])) * 1000 : Number.NaN,
+  };
 }
 
 function measure(label, bundleDir, extra = []) {
@@ -107,8 +114,9 @@ function measure(label, bundleDir, extra = []) {
   const times = results.map((r) => r.ms).sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   const peak = Math.max(...results.map((r) => r.rssMiB));
+  const cpu = results.map((r) => r.cpuMs).sort((a, b) => a - b);
   console.log(
-    `${label.padEnd(44)} median ${median.toFixed(0).padStart(6)} ms   min ${times[0].toFixed(0).padStart(6)} ms   peak RSS ${peak.toFixed(1).padStart(6)} MiB`,
+    `${label.padEnd(44)} median ${median.toFixed(0).padStart(6)} ms   min ${times[0].toFixed(0).padStart(6)} ms   cpu ${cpu[Math.floor(cpu.length / 2)].toFixed(0).padStart(6)} ms   peak RSS ${peak.toFixed(1).padStart(6)} MiB`,
   );
 }
 
