@@ -155,6 +155,28 @@ function findOutputAt(node: unknown, line: number, col: number): AstNode | undef
   return undefined;
 }
 
+/**
+ * The undefined symbols of the output tag at a 1-based line and column of a
+ * template, or undefined when the template has no output tag there.
+ */
+function undefinedAt(
+  src: string,
+  line: number,
+  column: number,
+  isDefined: (name: string) => boolean,
+): string[] | undefined {
+  let output: AstNode | undefined;
+  try {
+    output = findOutputAt(parser.parse(src, [], { trimBlocks: true }), line - 1, column - 1);
+  } catch {
+    return undefined;
+  }
+  if (!output) return undefined;
+  const names: string[] = [];
+  collectUndefinedSymbols(output, isDefined, names);
+  return names;
+}
+
 interface ErrorSite {
   path: string | undefined;
   line: number | undefined;
@@ -246,21 +268,26 @@ export function createRenderer(options: RendererOptions): Renderer {
     }
     const at = `${file}${line ? ` line ${line}` : ''}`;
     if (/attempted to output null or undefined value/.test(site.message)) {
-      const src = path ? loader.sources.get(path) : source;
-      const names: string[] = [];
-      if (src !== undefined && site.line && site.column) {
-        try {
-          const ast = parser.parse(src, [], { trimBlocks: true });
-          const output = findOutputAt(ast, site.line - 1, site.column - 1);
-          collectUndefinedSymbols(output, isDefinedIn(context), names);
-        } catch {
-          // The template compiled, so it parses; nothing to add if not.
-        }
+      // A macro's error carries the macro file's line but the calling
+      // template's path, so look for the output tag in every template read.
+      const candidates: [string | undefined, string][] = [];
+      const own = path ? loader.sources.get(path) : source;
+      if (own !== undefined) candidates.push([path, own]);
+      for (const [p, src] of loader.sources) if (p !== path) candidates.push([p, src]);
+      let names: string[] = [];
+      let where = at;
+      for (const [p, src] of candidates) {
+        if (!site.line || !site.column) break;
+        const found = undefinedAt(src, site.line, site.column, isDefinedIn(context));
+        if (found === undefined) continue;
+        names = found;
+        where = `${p ? loader.display(p) : fallbackName} line ${site.line}`;
+        if (found.length > 0) break;
       }
       const what = names.length
         ? `undefined variable ${names.join(', ')}`
         : 'an expression is undefined';
-      return new RickError('UNDEFINED_VARIABLE', `${what} in ${at}`, {
+      return new RickError('UNDEFINED_VARIABLE', `${what} in ${where}`, {
         hint: 'define it in bundle.yaml variables or a --vars file, or give it a | default(...)',
       });
     }

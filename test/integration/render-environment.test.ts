@@ -58,6 +58,22 @@ describe('the template environment', () => {
     });
   });
 
+  it('names a shared template by its place under templates/', async () => {
+    await mkdir(join(dir, 'templates'), { recursive: true });
+    await writeFile(
+      join(dir, 'templates/m.j2'),
+      '{% macro m() %}\nA={{ nowhere }}\n{% endmacro %}',
+    );
+    await writeFile(join(dir, 'b/u.j2'), '{% import "m.j2" as m %}{{ m.m() }}');
+    const renderer = createRenderer({
+      bundleDir: join(dir, 'b'),
+      templatesDir: join(dir, 'templates'),
+    });
+    expect(() => renderer.render('u.j2', {})).toThrow(
+      'undefined variable nowhere in templates/m.j2 line 2',
+    );
+  });
+
   it('reports a secret that cannot be quoted at build time, with the line', async () => {
     await expect(render('a\nb\nExec=sh -c {{ secret("pw") | quote }}')).rejects.toMatchObject({
       code: 'TEMPLATE_ERROR',
