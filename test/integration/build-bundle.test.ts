@@ -152,6 +152,20 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(a.equals(b)).toBe(true);
   });
 
+  it('renders the same files for another version, so a release restarts only what changed', async () => {
+    const dir = join(repoRoot, 'bundles/authentik');
+    const base = ['--installer', installer, '--source-commit', 'abc1234'];
+    await runBundleCli(['build', dir, '--version', '1.0.0', '--out', out, ...base], { env });
+    await runBundleCli(['build', dir, '--version', '1.1.0', '--out', out, ...base], { env });
+    const a = parseBundleArchive(await readFile(join(out, 'authentik-1.0.0.tgz')));
+    const b = parseBundleArchive(await readFile(join(out, 'authentik-1.1.0.tgz')));
+    expect(b.manifest.version).toBe('1.1.0');
+    expect([...b.files.keys()]).toEqual([...a.files.keys()]);
+    for (const [path, data] of a.files) {
+      expect(b.files.get(path)?.equals(data), path).toBe(true);
+    }
+  });
+
   it('applies --vars files over the defaults, later files winning', async () => {
     const a = join(work, 'a.yaml');
     const b = join(work, 'b.yaml');
