@@ -12,9 +12,8 @@ version=${EXAMPLE_VERSION:-1.0.0}
 
 say() { printf '\n== %s\n' "$*"; }
 
-say "building rick-bundle and the single-file installer"
-npm run --silent build
-npm run --silent build:installer >/dev/null
+say "building rick-bundle and the single-file installer (npm run build)"
+npm run --silent build >/dev/null
 rick() { node dist/cli/rick-bundle.js "$@"; }
 
 rm -rf "$out"
