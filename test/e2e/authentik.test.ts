@@ -616,9 +616,18 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       check('current points at a complete generation (never a mix)', complete.code === 0, flipped);
       await host.exec(['rick-install', 'status'], { allowFail: true });
+      const interrupted = await status();
+      check(
+        'status shows the flipped generation as live but unconfirmed',
+        interrupted.live !== undefined && interrupted.live !== interrupted.confirmed,
+        `live ${interrupted.live}, confirmed ${interrupted.confirmed}`,
+      );
 
       const out = await rickUpdate(ExitCode.ok);
-      log(`    next run said: ${out.split('\n').filter(Boolean).slice(-3).join(' | ')}`);
+      check(
+        'the next run says it found and reconciled the interrupted install',
+        /interrupted|did not finish/.test(out),
+      );
       const s = await status();
       check(
         'the live generation is confirmed again',
