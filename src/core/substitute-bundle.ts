@@ -25,6 +25,7 @@ import type { FileKind, Manifest } from './manifest.js';
 import {
   isFactKind,
   type PlaceholderRef,
+  percentEncode,
   placeholderKey,
   substitutePlaceholders,
   TOKEN_PREFIX,
@@ -149,20 +150,24 @@ function substituteWith(
 /** What normalizeGenerationPaths puts in place of a generation number. */
 export const GENERATION_MARKER = '@generation@';
 
-const generationPath = new RegExp(
-  `${RICK_STATE_DIR.replace(/[/.]/g, '\\$&')}/generations/[0-9]+(?![0-9])`,
-  'g',
-);
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const plainPrefix = `${RICK_STATE_DIR}/generations/`;
+const encodedPrefix = percentEncode(plainPrefix);
+const generationPath = new RegExp(`${escapeRegExp(plainPrefix)}[0-9]+(?![0-9])`, 'g');
+const encodedGenerationPath = new RegExp(`${escapeRegExp(encodedPrefix)}[0-9]+(?![0-9])`, 'g');
 
 /**
  * Replaces every `/var/lib/rick/generations/<n>` with
- * `/var/lib/rick/generations/@generation@`, so that two renderings of the same
+ * `/var/lib/rick/generations/@generation@` (and the percent-encoded form of a
+ * `path` token with `:url` likewise), so that two renderings of the same
  * unit for different generations compare equal: "only the generation path
  * differs" means "did not change" for restart decisions. Apply it to both
  * sides (the live generation's file and the new one).
  */
 export function normalizeGenerationPaths(text: string): string {
-  return text.replace(generationPath, `${RICK_STATE_DIR}/generations/${GENERATION_MARKER}`);
+  return text
+    .replace(generationPath, `${plainPrefix}${GENERATION_MARKER}`)
+    .replace(encodedGenerationPath, `${encodedPrefix}${percentEncode(GENERATION_MARKER)}`);
 }
 
 /**

@@ -149,6 +149,26 @@ describe('generation path normalisation', () => {
     ).toBe(`/var/lib/rick/generations/${GENERATION_MARKER}x /var/lib/rick/generationsX/3`);
   });
 
+  it('masks the generation in a url-encoded path token the same way on both sides', () => {
+    const files: FactoryFile[] = [
+      {
+        path: 'quadlet/x.container',
+        content: 'Environment=CONF=file://@@rick:path:env/x.env:url@@\n',
+      },
+      { path: 'env/x.env', content: 'A=1\n', mode: 0o600 },
+    ];
+    const contents = contentsOf(files);
+    const render = (g: number) =>
+      substituteBundle(contents, new Map(), g).get('quadlet/x.container')?.toString('utf8') ?? '';
+    expect(render(3)).toContain(
+      'file://%2Fvar%2Flib%2Frick%2Fgenerations%2F3%2Fbundles%2Fdemo%2Fenv%2Fx.env',
+    );
+    expect(normalizeGenerationPaths(render(3))).toBe(normalizeGenerationPaths(render(41)));
+    expect(
+      substituteBundleNormalized(contents, new Map()).get('quadlet/x.container')?.toString('utf8'),
+    ).toBe(normalizeGenerationPaths(render(3)));
+  });
+
   it('still tells a real change apart', () => {
     const other = new Map(facts).set('gid:postgres-clients', '118');
     const a =
