@@ -140,19 +140,39 @@ function collectUndefinedSymbols(
   }
 }
 
-function findOutputAt(node: unknown, line: number, col: number): AstNode | undefined {
+function findNodeAt(
+  node: unknown,
+  typename: string,
+  line: number,
+  col: number,
+): AstNode | undefined {
   if (!node || typeof node !== 'object') return undefined;
   const n = node as AstNode;
-  if (n.typename === 'Output' && n.lineno === line && n.colno === col) return n;
+  if (n.typename === typename && n.lineno === line && n.colno === col) return n;
   for (const field of n.fields ?? []) {
     const value = n[field];
     const children = Array.isArray(value) ? value : [value];
     for (const child of children) {
-      const found = findOutputAt(child, line, col);
+      const found = findNodeAt(child, typename, line, col);
       if (found) return found;
     }
   }
   return undefined;
+}
+
+function findOutputAt(node: unknown, line: number, col: number): AstNode | undefined {
+  return findNodeAt(node, 'Output', line, col);
+}
+
+/** Whether a template has a function call at nunjucks' 0-based line and column. */
+function hasCallAt(src: string, line: number, col: number): boolean {
+  try {
+    return (
+      findNodeAt(parser.parse(src, [], { trimBlocks: true }), 'FunCall', line, col) !== undefined
+    );
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -295,9 +315,24 @@ export function createRenderer(options: RendererOptions): Renderer {
       return new RickError('TEMPLATE_ERROR', `${at}: ${error.message}`);
     }
     const functionError = error.cause instanceof TemplateFunctionError;
+    let where = at;
+    const { lineno, colno } = error as Error & { lineno?: number; colno?: number };
+    if (functionError && lineno !== undefined && colno !== undefined) {
+      // As with output tags, a call inside a macro carries the macro file's
+      // position but the caller's path: find the file that has the call.
+      const ownSource = path ? loader.sources.get(path) : source;
+      if (ownSource === undefined || !hasCallAt(ownSource, lineno, colno)) {
+        for (const [p, src] of loader.sources) {
+          if (p !== path && hasCallAt(src, lineno, colno)) {
+            where = `${loader.display(p)} line ${lineno + 1}`;
+            break;
+          }
+        }
+      }
+    }
     return new RickError(
       'TEMPLATE_ERROR',
-      `${at}: ${functionError ? site.message : site.message || describe(error)}`,
+      `${where}: ${functionError ? site.message : site.message || describe(error)}`,
     );
   };
 

@@ -74,6 +74,22 @@ describe('the template environment', () => {
     );
   });
 
+  it('names the shared template when a host-fact function in a macro refuses a name', async () => {
+    await mkdir(join(dir, 'templates'), { recursive: true });
+    await writeFile(
+      join(dir, 'templates/g.j2'),
+      '{% macro g(n) %}\n\nG={{ gid(n) }}{% endmacro %}',
+    );
+    await writeFile(join(dir, 'b/v.j2'), '{% import "g.j2" as m %}{{ m.g("bad name") }}');
+    const renderer = createRenderer({
+      bundleDir: join(dir, 'b'),
+      templatesDir: join(dir, 'templates'),
+    });
+    expect(() => renderer.render('v.j2', {})).toThrow(
+      'templates/g.j2 line 3: gid(): invalid gid name "bad name"',
+    );
+  });
+
   it('reports a secret that cannot be quoted at build time, with the line', async () => {
     await expect(render('a\nb\nExec=sh -c {{ secret("pw") | quote }}')).rejects.toMatchObject({
       code: 'TEMPLATE_ERROR',
