@@ -3,11 +3,11 @@
  * see installer/build.mjs).
  *
  * `rick-install update` is what the timer runs on every host every hour, and
- * nearly every run ends with the feed answering 304. That path runs from the
- * small front part of the file with a program holding only the update
- * command; the rest (the install pipeline, openpgp, tar, the schemas) is
- * evaluated only when there is something to install. Every other command
- * line goes to the full program, unchanged.
+ * nearly every run ends with the feed answering 304. That command line runs
+ * from the small front part of the file, without even commander; the rest
+ * (the install pipeline, openpgp, tar, the schemas) is evaluated only when
+ * there is something to install. Every other command line goes to the full
+ * program, unchanged.
  */
 import { createRequire } from 'node:module';
 import * as errors from '../src/errors.js';
@@ -53,20 +53,38 @@ shared.__rickDeferred = () => {
 
 const argv = process.argv.slice(2);
 
-if (argv[0] === 'update') {
-  const [{ Command }, update, { createHttpClient }, { processOutput, runProgram }] =
-    await Promise.all([
-      import('commander'),
-      import('../src/commands/update.js'),
-      import('../src/io/feed-client.js'),
-      import('../src/cli/run.js'),
-    ]);
-  const log = (line: string) => processOutput.stdout(`${line}\n`);
-  const program = new Command('rick-install')
-    .option('--debug', 'print stack traces of errors')
-    .addHelpText('after', `\nExit codes:\n${errors.formatExitCodes()}\n`);
-  program.addCommand(
-    update.updateCommandWith(() => ({
+/**
+ * The timer's own command lines, `update [--root DIR] [--debug]`, run here
+ * without commander; anything else (help, typos, other commands) goes to the
+ * full program, which parses and reports it as usual.
+ */
+function timerArgs(args: readonly string[]): { root?: string; debug: boolean } | undefined {
+  if (args[0] !== 'update') return undefined;
+  const parsed: { root?: string; debug: boolean } = { debug: false };
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--debug') parsed.debug = true;
+    else if (arg === '--root' && i + 1 < args.length && !args[i + 1]?.startsWith('-')) {
+      parsed.root = args[++i];
+    } else if (arg.startsWith('--root=') && arg.length > 7) parsed.root = arg.slice(7);
+    else return undefined;
+  }
+  return parsed;
+}
+
+const tick = timerArgs(argv);
+if (tick) {
+  const [{ resolve }, update, { createHttpClient }] = await Promise.all([
+    import('node:path'),
+    import('../src/commands/update-tick.js'),
+    import('../src/io/feed-client.js'),
+  ]);
+  const log = (line: string) => {
+    process.stdout.write(`${line}\n`);
+  };
+  const root = tick.root === undefined ? undefined : resolve(tick.root);
+  try {
+    await update.runUpdate(root === undefined ? {} : { root }, {
       http: createHttpClient(process.env),
       env: process.env,
       now: () => new Date(),
@@ -76,9 +94,12 @@ if (argv[0] === 'update') {
         const host = realHost(request.root === '/' ? {} : { root: request.root });
         await update.installThroughPipeline(request, host, log);
       },
-    })),
-  );
-  process.exitCode = await runProgram(program, argv);
+    });
+  } catch (error) {
+    // The one top-level handler, loaded only when there is an error to report.
+    const { processOutput, reportError } = await import('../src/cli/run.js');
+    process.exitCode = reportError(error, tick.debug, processOutput);
+  }
 } else {
   const { createProgram, runProgram } = await shared.__rickDeferred();
   process.exitCode = await runProgram(createProgram(), argv);

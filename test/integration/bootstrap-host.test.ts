@@ -169,7 +169,7 @@ describe('bootstrap.sh', () => {
     const { tree, bundle, args, log } = await prepare();
     try {
       const bytes = Buffer.from(bundle.tgz);
-      bytes[bytes.length - 30] ^= 0x01;
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 30) ^ 0x01, bytes.length - 30);
       await writeFile(bundle.bundlePath, bytes);
       const before = await snapshotTree(tree.root, { mtime: true });
       const r = await runBootstrap(args, log);

@@ -32,16 +32,16 @@ let key: TestKey;
 beforeAll(async () => {
   key = await makeTestKey('rick release');
   dir = await mkdtemp(join(tmpdir(), 'rick-installer-'));
-  await run(process.execPath, [
-    join(repoRoot, 'installer/build.mjs'),
-    '--outfile',
-    join(dir, 'build/a.mjs'),
-  ]);
-  await run(process.execPath, [
-    join(repoRoot, 'installer/build.mjs'),
-    '--outfile',
-    join(dir, 'build/b.mjs'),
-  ]);
+  // Two builds of the same sources, side by side.
+  await Promise.all(
+    ['a', 'b'].map((name) =>
+      run(process.execPath, [
+        join(repoRoot, 'installer/build.mjs'),
+        '--outfile',
+        join(dir, `build/${name}.mjs`),
+      ]),
+    ),
+  );
   // The host has the one file and nothing else.
   await mkdir(join(dir, 'host'));
   installer = join(dir, 'host/rick-install.mjs');
@@ -60,7 +60,7 @@ interface Result {
 
 function runInstaller(args: string[]): Promise<Result> {
   return new Promise((resolve) => {
-    const env = { ...process.env, NODE_PATH: '' };
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: '' };
     for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'GITHUB_TOKEN']) {
       delete env[name];
     }
@@ -163,7 +163,10 @@ describe('the single-file installer', () => {
       await feed.addBundle(v3.bundlePath);
       const asset = feed.asset('demo-1.2.0.tgz');
       asset.data = Buffer.from(asset.data);
-      asset.data[asset.data.length - 20] ^= 0x01;
+      asset.data.writeUInt8(
+        asset.data.readUInt8(asset.data.length - 20) ^ 0x01,
+        asset.data.length - 20,
+      );
       const refused = await runInstaller(['update', '--root', tree.root]);
       expect(refused.code).toBe(ExitCode.untrustedSignature);
       expect(refused.stderr).toMatch(/^error SIGNATURE_INVALID: /);

@@ -198,7 +198,10 @@ describe('rick-install update', () => {
       await publish(s, '1.1.0');
       const asset = s.feed.asset('demo-1.1.0.tgz');
       asset.data = Buffer.from(asset.data);
-      asset.data[asset.data.length - 20] ^= 0x01;
+      asset.data.writeUInt8(
+        asset.data.readUInt8(asset.data.length - 20) ^ 0x01,
+        asset.data.length - 20,
+      );
       await expectRefused(s, ExitCode.untrustedSignature, 'error SIGNATURE_INVALID:', {
         insidePipeline: true,
       });

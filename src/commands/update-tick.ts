@@ -1,0 +1,366 @@
+/**
+ * One tick of `rick-install update` (the command itself is update.ts): follow
+ * the release feed named in rick.conf and install, through the same pipeline
+ * as `rick-install <bundle>`, the highest release of each followed bundle
+ * that the policy allows.
+ *
+ * The timer runs this every few hours on every host, so the path where the
+ * feed answers 304 reads three small files, sends one request and loads
+ * nothing heavy: the config schema, the releases schema, semver, openpgp and
+ * the install pipeline are imported only when there is something to decide.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RickConfig } from '../core/config.js';
+import type { Candidate } from '../core/feed.js';
+import { hostPaths } from '../core/host-paths.js';
+import { parsePreviousMetrics, renderMetrics } from '../core/metrics.js';
+import { describe, isRickError, RickError } from '../errors.js';
+import {
+  FEED_CACHE_VERSION,
+  feedBodyPath,
+  feedCachePath,
+  readCachedBody,
+  readFeedCache,
+  writeFeedCache,
+} from '../io/feed-cache.js';
+import type { HttpClient } from '../io/feed-client.js';
+import type { Host } from '../io/host.js';
+import { readMetricsFile, writeMetricsFile } from '../io/metrics-file.js';
+import type { InstallerDeps } from './install.js';
+
+/** The most a releases list may weigh. */
+export const FEED_MAX_BYTES = 8 * 1024 * 1024;
+/** The most a detached signature may weigh. */
+export const SIGNATURE_MAX_BYTES = 64 * 1024;
+const USER_AGENT = 'rick-install';
+
+export interface UpdateOptions {
+  /** Install into this tree instead of `/` (`--root`). */
+  root?: string;
+}
+
+/** What `update` needs from the installer: install one downloaded, not yet verified bundle. */
+export type InstallDownloaded = (request: {
+  bundle: string;
+  bundlePath: string;
+  signaturePath: string;
+  root: string;
+}) => Promise<void>;
+
+export interface UpdateDeps {
+  http: HttpClient;
+  install: InstallDownloaded;
+  /** GITHUB_TOKEN is read from here. */
+  env: NodeJS.ProcessEnv;
+  now: () => Date;
+  /** One line per decision; the journal picks stdout up. */
+  log: (line: string) => void;
+}
+
+interface Decided {
+  installed: Record<string, string>;
+  /** The rollback error to report once the decision has been recorded. */
+  rolledBack: unknown;
+}
+
+function headersFor(url: string, env: NodeJS.ProcessEnv, accept: string): Record<string, string> {
+  const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept };
+  const token = env.GITHUB_TOKEN;
+  const parsed = new URL(url);
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+  // A token travels only over TLS (or to this very host).
+  if (token && (parsed.protocol === 'https:' || loopback))
+    headers.authorization = `Bearer ${token}`;
+  if (parsed.hostname === 'api.github.com') headers['x-github-api-version'] = '2022-11-28';
+  return headers;
+}
+
+async function readText(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new RickError('IO_ERROR', `cannot read ${file}: ${describe(error)}`);
+  }
+}
+
+/** Runs one update tick. Resolves when every followed bundle is up to date; throws the first failure. */
+export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promise<void> {
+  const root = options.root ?? '/';
+  const paths = hostPaths(root);
+  const defaultMetrics = hostPaths('/').metricsFile;
+  const checkedAt = deps.now();
+  let metricsFile: string | undefined = defaultMetrics;
+  let installed: Record<string, string> | undefined;
+  try {
+    const configText = await readText(paths.config);
+    if (configText === undefined) {
+      throw new RickError('CONFIG_INVALID', `${paths.config} does not exist`, {
+        hint: 'run installer/bootstrap.sh, or write the file by hand (see the README)',
+      });
+    }
+    const stateText = (await readText(paths.stateFile)) ?? '';
+    const cacheFile = feedCachePath(paths.stateDir);
+    const cache = await readFeedCache(cacheFile);
+    const unchangedInputs =
+      cache !== undefined && cache.config === configText && cache.state === stateText;
+
+    let feed: string;
+    let feedUrl: string;
+    let feedTimeoutSec: number;
+    let config: RickConfig | undefined;
+    if (unchangedInputs) {
+      // Same rick.conf and state as when the cached decision was made.
+      ({ feed, url: feedUrl, feedTimeoutSec } = cache);
+      metricsFile = cache.metricsFile ?? undefined;
+      installed = cache.installed;
+    } else {
+      const { parseConfig } = await import('./update-deferred.js');
+      config = parseConfig(configText, paths.config, defaultMetrics);
+      ({ feed, feedUrl, feedTimeoutSec } = config);
+      metricsFile = config.metricsFile;
+    }
+
+    const headers = headersFor(feedUrl, deps.env, 'application/vnd.github+json');
+    if (cache && cache.url === feedUrl) headers['if-none-match'] = cache.etag;
+    const response = await deps.http.get(feedUrl, {
+      headers,
+      maxBytes: FEED_MAX_BYTES,
+      timeoutMs: feedTimeoutSec * 1000,
+      what: `release feed ${feed}`,
+    });
+
+    if (response.status === 304 && unchangedInputs) {
+      deps.log(`checked ${feed}: unchanged since the last check, nothing new`);
+      await recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
+      return;
+    }
+    let body: string | undefined;
+    if (response.status === 304 && cache) {
+      body = await readCachedBody(feedBodyPath(paths.stateDir), cache);
+      if (body === undefined) {
+        throw new RickError(
+          'FEED_ERROR',
+          `release feed ${feed} answered 304 but the cached releases list is gone`,
+          { hint: 'nothing was changed; the next tick fetches the whole list again' },
+        );
+      }
+      deps.log(`checked ${feed}: unchanged, deciding again because rick.conf or the state changed`);
+    } else if (response.status === 200) {
+      body = response.body.toString('utf8');
+    } else {
+      throw new RickError(
+        'FEED_ERROR',
+        `release feed ${feed} answered HTTP ${response.status}${response.status === 403 || response.status === 429 ? ' (rate limited? set GITHUB_TOKEN)' : ''}`,
+        { hint: 'nothing was changed; the next timer tick tries again' },
+      );
+    }
+    if (!config) {
+      const { parseConfig } = await import('./update-deferred.js');
+      config = parseConfig(configText, paths.config, defaultMetrics);
+    }
+    const decided = await decideAndInstall(config, body, root, deps, response.status === 200);
+    installed = decided.installed;
+
+    const etag = response.status === 200 ? response.headers.etag : cache?.etag;
+    if (etag) {
+      const { writeFileAtomic } = await import('./update-deferred.js');
+      await writeFeedCache(
+        paths.stateDir,
+        {
+          version: FEED_CACHE_VERSION,
+          url: config.feedUrl,
+          etag,
+          config: configText,
+          state: (await readText(paths.stateFile)) ?? '',
+          feed: config.feed,
+          metricsFile: config.metricsFile ?? null,
+          feedTimeoutSec: config.feedTimeoutSec,
+          installed,
+        },
+        body,
+        writeFileAtomic,
+      );
+    }
+    if (decided.rolledBack !== undefined) throw decided.rolledBack;
+    await recordMetrics(root, metricsFile, checkedAt, installed, true);
+  } catch (error) {
+    try {
+      await recordMetrics(root, metricsFile, checkedAt, installed, false);
+    } catch {
+      // The update's own error is the one to report.
+    }
+    throw error;
+  }
+}
+
+/**
+ * Decides per bundle and installs. A bundle whose install rolled back has
+ * been quarantined by the installer: the decision is carried out, and the
+ * error is raised after the other bundles had their turn.
+ */
+async function decideAndInstall(
+  config: RickConfig,
+  body: string,
+  root: string,
+  deps: UpdateDeps,
+  fresh: boolean,
+): Promise<Decided> {
+  const { parseReleases, selectRelease, readState, bundleState } = await import(
+    './update-deferred.js'
+  );
+  const paths = hostPaths(root);
+  const releases = parseReleases(body, `release feed ${config.feed}`);
+  if (fresh) deps.log(`checked ${config.feed}: ${releases.length} releases`);
+  let firstError: unknown;
+  for (const bundle of config.bundles) {
+    const status = bundleState(await readState(paths.stateFile), bundle);
+    const selection = selectRelease(
+      releases,
+      bundle,
+      { channel: config.channel, range: config.range },
+      { installed: status.installed, highest: status.highest, quarantined: status.quarantined },
+    );
+    for (const version of selection.skippedQuarantined) {
+      deps.log(`${bundle}: skipping ${version}, quarantined after a failed install`);
+    }
+    if (selection.action === 'none') {
+      deps.log(`${bundle}: nothing new (${selection.reason})`);
+      continue;
+    }
+    const { candidate } = selection;
+    deps.log(
+      `${bundle}: installing ${candidate.version} from release ${candidate.tag} (installed: ${status.installed ?? 'none'})`,
+    );
+    try {
+      await downloadAndInstall(config, bundle, candidate, root, deps);
+      deps.log(`${bundle}: installed ${candidate.version}`);
+    } catch (error) {
+      if (isRickError(error) && error.code === 'ROLLED_BACK') {
+        deps.log(`${bundle}: rolled back ${candidate.version} because ${error.message}`);
+      } else {
+        deps.log(
+          `${bundle}: not installed ${candidate.version} because ${isRickError(error) ? `${error.code}: ` : ''}${describe(error)}`,
+        );
+      }
+      firstError ??= error;
+    }
+  }
+  // Only a rollback is a carried-out decision (the version is now quarantined);
+  // any other failure leaves no cache so that the next tick tries again.
+  if (firstError !== undefined && !(isRickError(firstError) && firstError.code === 'ROLLED_BACK')) {
+    throw firstError;
+  }
+  const state = await readState(paths.stateFile);
+  const installed: Record<string, string> = {};
+  for (const bundle of config.bundles) {
+    const version = state.bundles[bundle]?.installed;
+    if (version) installed[bundle] = version;
+  }
+  return { installed, rolledBack: firstError };
+}
+
+async function downloadAndInstall(
+  config: RickConfig,
+  bundle: string,
+  candidate: Candidate,
+  root: string,
+  deps: UpdateDeps,
+): Promise<void> {
+  const { asset, signature } = candidate;
+  if (!signature) {
+    throw new RickError(
+      'SIGNATURE_MISSING',
+      `release ${candidate.tag} has ${asset.name} but no ${asset.name}.sig; refusing to install it`,
+      { hint: 'publish the detached signature with the release' },
+    );
+  }
+  if (asset.size > config.maxBundleBytes) {
+    throw new RickError(
+      'FEED_ERROR',
+      `${asset.name} is ${asset.size} bytes, more than MAX_BUNDLE_BYTES=${config.maxBundleBytes}`,
+    );
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'rick-update-'));
+  try {
+    const accept = 'application/octet-stream';
+    const tgz = await deps.http.get(asset.url, {
+      headers: headersFor(asset.url, deps.env, accept),
+      maxBytes: Math.min(asset.size, config.maxBundleBytes),
+      timeoutMs: config.downloadTimeoutSec * 1000,
+      what: asset.name,
+    });
+    if (tgz.status !== 200) {
+      throw new RickError('FEED_ERROR', `${asset.name}: HTTP ${tgz.status}`);
+    }
+    const sig = await deps.http.get(signature.url, {
+      headers: headersFor(signature.url, deps.env, accept),
+      maxBytes: Math.min(signature.size, SIGNATURE_MAX_BYTES),
+      timeoutMs: config.downloadTimeoutSec * 1000,
+      what: signature.name,
+    });
+    if (sig.status !== 200) {
+      throw new RickError('FEED_ERROR', `${signature.name}: HTTP ${sig.status}`);
+    }
+    const bundlePath = join(dir, asset.name);
+    const signaturePath = join(dir, signature.name);
+    await writeFile(bundlePath, tgz.body, { mode: 0o600 });
+    await writeFile(signaturePath, sig.body, { mode: 0o600 });
+    await deps.install({ bundle, bundlePath, signaturePath, root });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function recordMetrics(
+  root: string,
+  metricsFile: string | undefined,
+  checkedAt: Date,
+  installed: Record<string, string> | undefined,
+  success: boolean,
+): Promise<void> {
+  if (!metricsFile) return;
+  const file = join(root, metricsFile);
+  const previousText = await readMetricsFile(file);
+  const previous = parsePreviousMetrics(previousText);
+  const now = Math.floor(checkedAt.getTime() / 1000);
+  const text = renderMetrics({
+    installed: installed ?? parseInstalledFromMetrics(previousText),
+    lastCheck: now,
+    lastSuccess: success ? now : previous.lastSuccess,
+    successTotal: previous.successTotal + (success ? 1 : 0),
+    failureTotal: previous.failureTotal + (success ? 0 : 1),
+  });
+  await writeMetricsFile(file, text);
+}
+
+function parseInstalledFromMetrics(text: string | undefined): Record<string, string> {
+  const installed: Record<string, string> = {};
+  for (const m of text?.matchAll(/^rick_bundle_info\{bundle="([^"]*)",version="([^"]*)"\} 1$/gm) ??
+    []) {
+    installed[m[1]!] = m[2]!;
+  }
+  return installed;
+}
+
+/** Installs a downloaded bundle through the pipeline of `rick-install <bundle>`. */
+export async function installThroughPipeline(
+  request: Parameters<InstallDownloaded>[0],
+  host: Host,
+  log: (line: string) => void,
+  validateUnits?: InstallerDeps['validateUnits'],
+): Promise<void> {
+  // Loaded only when there is something to install: openpgp, tar and the
+  // schemas stay off the timer's no-op path.
+  const { installBundle } = await import('./update-deferred.js');
+  await installBundle(
+    {
+      bundlePath: request.bundlePath,
+      signaturePath: request.signaturePath,
+      ...(request.root === '/' ? {} : { root: request.root }),
+    },
+    { host, log, validateUnits },
+  );
+}
