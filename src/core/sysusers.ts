@@ -29,14 +29,15 @@ function splitFields(line: string): string[] | undefined {
 }
 
 /**
- * Groups whose membership is root or close to it. A bundle's service user
- * never needs them, and a compromised build must not be able to grant them.
+ * Groups whose membership is as good as root (sudo rights, raw disks, kernel
+ * memory, password hashes, a container engine's socket). A service never
+ * needs them, and a compromised build must not be able to grant them: not
+ * through a sysusers `m` line, and not as a `--group-add` GID.
  */
 export const privilegedGroups: ReadonlySet<string> = new Set([
   'root',
   'wheel',
   'sudo',
-  'adm',
   'admin',
   'disk',
   'kmem',
@@ -44,7 +45,6 @@ export const privilegedGroups: ReadonlySet<string> = new Set([
   'docker',
   'lxd',
   'libvirt',
-  'systemd-journal',
 ]);
 
 function isRootId(id: string): boolean {
@@ -190,4 +190,17 @@ export function requiredExistingAccounts(
     if (fact.kind === 'uid' && !effects.users.has(fact.name)) users.add(fact.name);
   }
   return { groups: [...groups].sort(), users: [...users].sort() };
+}
+
+/** Refuses `gid` facts naming a privileged group (e.g. `--group-add @@rick:gid:docker@@`). */
+export function checkFactPolicy(manifest: Manifest): void {
+  const bad = manifest.facts
+    .filter((f) => f.kind === 'gid' && privilegedGroups.has(f.name))
+    .map((f) => f.name);
+  if (bad.length) {
+    throw new RickError(
+      'BUNDLE_INVALID',
+      `bundle ${manifest.name} asks for the GID of privileged group(s) ${bad.join(', ')}, which a service may not be given`,
+    );
+  }
 }

@@ -22,7 +22,7 @@ import {
   type Manifest,
   parseManifest,
 } from '../core/manifest.js';
-import { bundleSysusers } from '../core/sysusers.js';
+import { bundleSysusers, checkFactPolicy } from '../core/sysusers.js';
 import { checkBundleTmpfiles } from '../core/tmpfiles.js';
 import { describe, RickError } from '../errors.js';
 
@@ -472,5 +472,6 @@ export function parseBundleArchive(
   // no caller can get verified contents without the check.
   bundleSysusers(manifest, files);
   checkBundleTmpfiles(manifest, files);
+  checkFactPolicy(manifest);
   return { manifest, manifestBytes: manifestEntry.data, files };
 }

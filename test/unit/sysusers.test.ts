@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   bundleSysusers,
+  checkFactPolicy,
   parseSysusers,
   requiredExistingAccounts,
   sysusersEffects,
@@ -84,5 +85,21 @@ describe('sysusers.d fragments', () => {
         'invalid sysusers.d fragment: f:1: a bundle may not define root or id 0; f:2: a bundle may not define root or id 0; f:3: a bundle may not define root or id 0; f:4: a bundle may not add svc to the privileged group wheel; f:5: a bundle may not add svc to the privileged group docker; f:6: r lines change id allocation for the whole host',
       );
     }
+  });
+
+  it('refuses a gid fact naming a privileged group', () => {
+    const { manifest } = buildTestBundle({
+      files: [
+        {
+          path: 'quadlet/a.container',
+          content:
+            'PodmanArgs=--group-add @@rick:gid:docker@@ --group-add @@rick:gid:disk@@ --group-add @@rick:gid:postgres-clients@@\n',
+        },
+      ],
+    });
+    expect(() => checkFactPolicy(manifest)).toThrow(
+      'bundle demo asks for the GID of privileged group(s) disk, docker, which a service may not be given',
+    );
+    expect(() => checkFactPolicy(buildTestBundle().manifest)).not.toThrow();
   });
 });
