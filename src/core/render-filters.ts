@@ -12,6 +12,9 @@ import {
 
 /** Thrown by a filter or function; the renderer adds the template file and line. */
 export class TemplateFunctionError extends Error {
+  /** The filter that refused, when a filter did (the renderer locates it by name). */
+  filter: string | undefined;
+
   constructor(message: string) {
     super(message);
     this.name = 'TemplateFunctionError';

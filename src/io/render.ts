@@ -164,6 +164,31 @@ function findOutputAt(node: unknown, line: number, col: number): AstNode | undef
   return findNodeAt(node, 'Output', line, col);
 }
 
+function collectNodes(node: unknown, match: (n: AstNode) => boolean, out: AstNode[]): void {
+  if (!node || typeof node !== 'object') return;
+  const n = node as AstNode;
+  if (match(n)) out.push(n);
+  for (const field of n.fields ?? []) {
+    const value = n[field];
+    for (const child of Array.isArray(value) ? value : [value]) collectNodes(child, match, out);
+  }
+}
+
+/** Every use of a filter in a template. */
+function filterUses(src: string, filter: string): AstNode[] {
+  const out: AstNode[] = [];
+  try {
+    collectNodes(
+      parser.parse(src, [], { trimBlocks: true }),
+      (n) => n.typename === 'Filter' && (n.name as AstNode | undefined)?.value === filter,
+      out,
+    );
+  } catch {
+    // It compiled, so it parses.
+  }
+  return out;
+}
+
 /** Whether a template has a function call at nunjucks' 0-based line and column. */
 function hasCallAt(src: string, line: number, col: number): boolean {
   try {
@@ -254,9 +279,16 @@ export function createRenderer(options: RendererOptions): Renderer {
   const filters = (env as unknown as { filters: Record<string, (...a: unknown[]) => unknown> })
     .filters;
   for (const [name, fn] of Object.entries(filters)) {
-    if (undefinedAwareFilters.has(name)) continue;
+    const passUndefined = !undefinedAwareFilters.has(name);
     filters[name] = function (this: unknown, value: unknown, ...rest: unknown[]) {
-      return value === undefined ? undefined : fn.call(this, value, ...rest);
+      if (passUndefined && value === undefined) return undefined;
+      try {
+        return fn.call(this, value, ...rest);
+      } catch (error) {
+        // nunjucks keeps no position for filter calls: remember which filter it was.
+        if (error instanceof TemplateFunctionError) error.filter = name;
+        throw error;
+      }
     };
   }
   for (const [name, fn] of Object.entries(templateFunctions)) env.addGlobal(name, fn);
@@ -317,7 +349,25 @@ export function createRenderer(options: RendererOptions): Renderer {
     const functionError = error.cause instanceof TemplateFunctionError;
     let where = at;
     const { lineno, colno } = error as Error & { lineno?: number; colno?: number };
-    if (functionError && lineno !== undefined && colno !== undefined) {
+    const filter = functionError ? (error.cause as TemplateFunctionError).filter : undefined;
+    if (filter !== undefined) {
+      // Where that filter is used: if in one place only, that is the place.
+      const uses: string[] = [];
+      for (const [p, src] of loader.sources) {
+        for (const node of filterUses(src, filter)) {
+          uses.push(`${loader.display(p)} line ${node.lineno + 1}`);
+        }
+      }
+      if (source !== undefined && !path) {
+        for (const node of filterUses(source, filter)) {
+          uses.push(`${fallbackName} line ${node.lineno + 1}`);
+        }
+      }
+      where =
+        uses.length === 1 && uses[0]
+          ? uses[0]
+          : `${file}${uses.length ? ` (${filter} is used at ${uses.join(', ')})` : ''}`;
+    } else if (functionError && lineno !== undefined && colno !== undefined) {
       // As with output tags, a call inside a macro carries the macro file's
       // position but the caller's path: find the file that has the call.
       const ownSource = path ? loader.sources.get(path) : source;

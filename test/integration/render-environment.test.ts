@@ -54,7 +54,7 @@ describe('the template environment', () => {
     });
     await expect(render('\n\n{{ x | mandatory("x is required") }}')).rejects.toMatchObject({
       code: 'TEMPLATE_ERROR',
-      message: expect.stringMatching(/^t\.j2.*: x is required$/),
+      message: 't.j2 line 3: x is required',
     });
   });
 
@@ -88,6 +88,17 @@ describe('the template environment', () => {
     expect(() => renderer.render('v.j2', {})).toThrow(
       'templates/g.j2 line 3: gid(): invalid gid name "bad name"',
     );
+  });
+
+  it('lists the places a refusing filter is used when it is used more than once', async () => {
+    await expect(
+      render('{{ a | quote }}\n{{ secret("pw") | quote }}', { a: 'x' }),
+    ).rejects.toMatchObject({
+      code: 'TEMPLATE_ERROR',
+      message: expect.stringMatching(
+        /^t\.j2 \(quote is used at t\.j2 line 1, t\.j2 line 2\): quote cannot/,
+      ),
+    });
   });
 
   it('reports a secret that cannot be quoted at build time, with the line', async () => {
