@@ -250,4 +250,17 @@ for (const [label, cli] of installers) {
     `  ${label}: median ${median(times).toFixed(0)} ms (target < 2000 ms), peak RSS ${Math.max(...rss).toFixed(0)} MiB (target < 200 MiB)`,
   );
 }
-rmSync(work, { recursive: true, force: true });
+if (process.env.BENCH_PROFILE) {
+  // BENCH_PROFILE=DIR: one CPU profile of the 1,000-unit install, for looking at, not for figures.
+  const root = freshRoot();
+  run(process.execPath, [
+    '--cpu-prof',
+    `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`,
+    join(repo, 'dist/cli/rick-install.js'),
+    synth,
+    '--root',
+    root,
+  ]);
+}
+if (process.env.BENCH_KEEP) console.log(`kept ${work}`);
+else rmSync(work, { recursive: true, force: true });

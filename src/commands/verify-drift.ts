@@ -1,7 +1,7 @@
 /**
  * `rick-install verify`: drift check of the live generation. Every file is
  * checked against what the generation recorded when it was written:
- *   - each shipped source file against the manifest's sha256;
+ *   - each shipped source file (source.json) against the manifest's sha256;
  *   - each rendered file against generation.json's sha256, and, for files
  *     without secrets, against a fresh rendering from source and facts.json
  *     (so a consistent edit of a file and its record is caught too);
@@ -25,6 +25,7 @@ import {
   readLiveGenerationNumber,
   renderedLocation,
   renderedMode,
+  SOURCE_FILE,
 } from '../io/generations.js';
 import { addCommonOptions, type InstallerDeps, rootOf } from './install.js';
 
@@ -60,7 +61,7 @@ export async function checkDrift(root: string | undefined): Promise<DriftReport>
       checked++;
       if (!source || sha256(source) !== f.sha256) {
         drift.push(
-          `${join(dir, 'bundles', bundle.name, 'source', f.path)}: differs from the bundle's manifest`,
+          `${join(dir, 'bundles', bundle.name, SOURCE_FILE)}: ${f.path} differs from the bundle's manifest`,
         );
       }
     }
