@@ -10,7 +10,7 @@
 // Options: --runs N (default 21), --installer PATH (default dist/installer/rick-install.mjs)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -76,6 +76,18 @@ await writeFile(
   `${JSON.stringify({ schemaVersion: 1, lastGeneration: 1, live: 1, keepGenerations: 3, bundles: { demo: { installed: newest, highest: newest, quarantined: [] } }, history: [] }, null, 2)}\n`,
 );
 
+/** CPU seconds (user + system) of this process's reaped children, from /proc (Linux). */
+function childrenCpu() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // cutime and cstime are fields 16 and 17 of stat(5), in clock ticks (100 per second).
+    return (Number(fields[13]) + Number(fields[14])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function run(command, argv) {
   return new Promise((resolvePromise, reject) => {
     const started = process.hrtime.bigint();
@@ -111,9 +123,15 @@ try {
   if (!/nothing new/.test(first.stdout)) throw new Error(`unexpected first tick: ${first.stdout}`);
   const bare = [];
   const noop = [];
+  let bareCpu = 0;
+  let noopCpu = 0;
   for (let i = 0; i < runs; i++) {
+    let cpu = childrenCpu();
     bare.push((await run(process.execPath, ['-e', ''])).ms);
+    bareCpu += childrenCpu() - cpu;
+    cpu = childrenCpu();
     const t = await run(process.execPath, tick);
+    noopCpu += childrenCpu() - cpu;
     if (!/unchanged since the last check/.test(t.stdout)) {
       throw new Error(`the tick was not a no-op: ${t.stdout}`);
     }
@@ -126,6 +144,10 @@ try {
   console.log(`  bare node -e '':         ${mb.toFixed(1)} ms`);
   console.log(`  rick-install update:     ${mn.toFixed(1)} ms`);
   console.log(`  ratio:                   ${(mn / mb).toFixed(2)}x (target <= 1.5x)`);
+  // CPU time is less sensitive than wall time to other load on the machine.
+  console.log(
+    `  CPU (user+sys) per run:  ${((bareCpu / runs) * 1000).toFixed(1)} ms vs ${((noopCpu / runs) * 1000).toFixed(1)} ms, ratio ${(noopCpu / bareCpu).toFixed(2)}x`,
+  );
   console.log(`  feed requests: ${requests} (${notModified} answered 304)`);
 } finally {
   server.close();

@@ -58,7 +58,9 @@ const nodeTransport: Transport = async (url, headers, signal) => {
   const { request } =
     url.protocol === 'https:' ? await import('node:https') : await import('node:http');
   return new Promise<Hop>((resolve, reject) => {
-    const req = request(url, { method: 'GET', headers, signal }, (res) => {
+    // No keep-alive agent: one request per connection, and nothing left open
+    // that the process would have to tear down before it exits.
+    const req = request(url, { method: 'GET', headers, signal, agent: false }, (res) => {
       resolve({
         status: res.statusCode ?? 0,
         headers: flatten(res.headers),
