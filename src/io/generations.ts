@@ -34,7 +34,7 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import {
   hasSecretTokens,
@@ -510,7 +510,7 @@ export async function ensureHostLinks(paths: HostPaths): Promise<string[]> {
 
 /**
  * Removes what a crashed run left: half-written generations (`<n>.tmp-*`),
- * a `current.tmp-*` link, and complete generations newer than every
+ * temporary links and files, and complete generations newer than every
  * generation the state knows about that are not live (written, never flipped).
  */
 export async function cleanupAfterCrash(
@@ -537,14 +537,22 @@ export async function cleanupAfterCrash(
       }
     }
   }
-  try {
-    for (const name of await readdir(dirname(paths.current))) {
-      if (name.startsWith('current.tmp-') || /^\.state\.json\.tmp-/.test(name)) {
-        await remove(join(dirname(paths.current), name));
-      }
+  // Temporary links and files of an interrupted flip, link creation, state
+  // write or sysusers run. A stray `rick.tmp-*` link in the quadlet directory
+  // would make quadlet load every unit twice.
+  const strays: Array<[string, RegExp]> = [
+    [dirname(paths.current), /^(current\.tmp-|\.state\.json\.tmp-|\.apply-)/],
+    [dirname(paths.quadletLink), new RegExp(`^${basename(paths.quadletLink)}\\.tmp-`)],
+    [dirname(paths.installerLink), new RegExp(`^${basename(paths.installerLink)}\\.tmp-`)],
+  ];
+  for (const [dir, pattern] of strays) {
+    let names: string[] = [];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    for (const name of names) if (pattern.test(name)) await remove(join(dir, name));
   }
   if (removed.length) await fsyncDir(paths.generationsDir).catch(() => {});
   return removed;
