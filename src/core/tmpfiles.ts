@@ -9,9 +9,12 @@
  *   `f` (file, created only if missing), `z` (adjust one path's mode/owner),
  *   with the `!` and `-` modifiers. No links, devices, copies, writes,
  *   removals, recursive changes, attributes or ACLs.
- * - Paths: absolute, canonical, no `%` specifiers, strictly below one of
- *   /var/lib, /var/cache, /var/log, /srv, /run, and never inside the state
- *   of rick, systemd or podman.
+ * - Paths: absolute, canonical, no `%` specifiers, and inside the bundle's
+ *   own state: `/var/lib/<name>`, `/var/cache/<name>`, `/var/log/<name>`,
+ *   `/srv/<name>` or `/run/<name>` (or `<name>-<suffix>`), where `<name>` is
+ *   the bundle's name; never inside the state of rick, systemd or podman
+ *   (whatever the bundle is called). `d` and `z` adjust an existing path's
+ *   mode and owner, so a bundle must not reach another service's directory.
  * - Modes: no setuid bit; setgid only on directories.
  */
 import { RickError } from '../errors.js';
@@ -44,18 +47,23 @@ function under(path: string, root: string): boolean {
   return path === root || path.startsWith(`${root}/`);
 }
 
-function pathProblem(path: string): string | undefined {
+function pathProblem(path: string, bundle: string): string | undefined {
   if (!path.startsWith('/')) return `path ${JSON.stringify(path)} is not absolute`;
   if (path.includes('%')) return `path ${JSON.stringify(path)} uses a specifier`;
   const segments = path.slice(1).split('/');
   if (segments.some((s) => s === '' || s === '.' || s === '..')) {
     return `path ${JSON.stringify(path)} is not canonical`;
   }
-  if (!allowedRoots.some((r) => path.startsWith(r) && path.length > r.length)) {
-    return `path ${path} is outside ${allowedRoots.map((r) => r.slice(0, -1)).join(', ')}`;
-  }
   const forbidden = forbiddenRoots.find((r) => under(path, r));
   if (forbidden) return `path ${path} lies in ${forbidden}, which a bundle may not touch`;
+  const owned = allowedRoots.some((root) => {
+    if (!path.startsWith(root)) return false;
+    const top = path.slice(root.length).split('/')[0] ?? '';
+    return top === bundle || top.startsWith(`${bundle}-`);
+  });
+  if (!owned) {
+    return `path ${path} is outside the bundle's own state (${allowedRoots.map((r) => `${r}${bundle}`).join(', ')})`;
+  }
   return undefined;
 }
 
@@ -72,7 +80,8 @@ function modeProblem(type: string, mode: string): string | undefined {
 }
 
 /** Parses and checks one fragment; throws BUNDLE_INVALID listing every bad line. */
-export function parseTmpfiles(text: string, file: string): TmpfilesEntry[] {
+/** `bundle` is the bundle's name: the directory it owns under each state root. */
+export function parseTmpfiles(text: string, file: string, bundle: string): TmpfilesEntry[] {
   const entries: TmpfilesEntry[] = [];
   const problems: string[] = [];
   text.split('\n').forEach((raw, index) => {
@@ -90,7 +99,7 @@ export function parseTmpfiles(text: string, file: string): TmpfilesEntry[] {
       );
       return;
     }
-    const problem = pathProblem(path) ?? modeProblem(type, mode);
+    const problem = pathProblem(path, bundle) ?? modeProblem(type, mode);
     if (problem) {
       problems.push(`${source}: ${problem}`);
       return;
@@ -111,7 +120,7 @@ export function checkBundleTmpfiles(manifest: Manifest, files: ReadonlyMap<strin
     const data = files.get(f.path);
     if (!data) continue;
     try {
-      parseTmpfiles(data.toString('utf8'), f.path);
+      parseTmpfiles(data.toString('utf8'), f.path, manifest.name);
     } catch (error) {
       problems.push((error as Error).message.replace(/^tmpfiles\.d fragment refused: /, ''));
     }

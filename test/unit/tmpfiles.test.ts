@@ -4,7 +4,7 @@ import { isRickError } from '../../src/errors.js';
 
 function refusalOf(text: string): string {
   try {
-    parseTmpfiles(text, 'tmpfiles.d/x.conf');
+    parseTmpfiles(text, 'tmpfiles.d/x.conf', 'authentik');
   } catch (error) {
     if (isRickError(error) && error.code === 'BUNDLE_INVALID') return error.message;
     throw error;
@@ -18,14 +18,16 @@ describe('tmpfiles.d policy', () => {
       '# authentik',
       'd /var/lib/authentik 0750 authentik authentik -',
       'd /var/lib/authentik/media 2750 authentik authentik -',
+      'd /var/lib/authentik-media 0750 authentik authentik -',
       'd- /run/authentik 0755 authentik authentik -',
       'f /var/log/authentik/server.log 0640 authentik authentik',
       'z /srv/authentik 0750 authentik @@rick:gid:postgres-clients@@',
       '',
     ].join('\n');
-    expect(parseTmpfiles(text, 'x').map((e) => [e.type, e.path])).toEqual([
+    expect(parseTmpfiles(text, 'x', 'authentik').map((e) => [e.type, e.path])).toEqual([
       ['d', '/var/lib/authentik'],
       ['d', '/var/lib/authentik/media'],
+      ['d', '/var/lib/authentik-media'],
       ['d-', '/run/authentik'],
       ['f', '/var/log/authentik/server.log'],
       ['z', '/srv/authentik'],
@@ -35,12 +37,12 @@ describe('tmpfiles.d policy', () => {
   it('refuses links, writes, removals, copies and recursive changes', () => {
     const message = refusalOf(
       [
-        'L+ /var/lib/x - - - - /etc/shadow',
+        'L+ /var/lib/authentik/x - - - - /etc/shadow',
         'w /proc/sys/kernel/core_pattern - - - - |/tmp/x',
-        'R /var/lib/other',
-        'C /var/lib/x - - - - /etc',
-        'Z /var/lib/x 0777 nobody nobody',
-        'c /var/lib/x/mem 0666 - - - 1:1',
+        'R /var/lib/authentik',
+        'C /var/lib/authentik/x - - - - /etc',
+        'Z /var/lib/authentik 0777 nobody nobody',
+        'c /var/lib/authentik/mem 0666 - - - 1:1',
       ].join('\n'),
     );
     for (const t of ['L+', 'w', 'R', 'C', 'Z', 'c']) {
@@ -48,35 +50,48 @@ describe('tmpfiles.d policy', () => {
     }
   });
 
-  it('refuses paths outside the service state roots, in rick or systemd state, or non-canonical', () => {
+  it("refuses paths outside the bundle's own state, in rick or systemd state, or non-canonical", () => {
     const message = refusalOf(
       [
         'd /etc/cron.d 0755 root root',
         'd /var/lib 0777 - -',
+        'z /run/postgresql 0777 - -',
+        'd /var/lib/authentikx 0755 - -',
         'd /var/lib/rick/current 0755 - -',
         'd /run/systemd/system 0755 - -',
-        'd /var/lib/x/../../../etc 0755 - -',
-        'd var/lib/x 0755 - -',
+        'd /var/lib/authentik/../../../etc 0755 - -',
+        'd var/lib/authentik 0755 - -',
         'd /var/lib/%u 0755 - -',
       ].join('\n'),
     );
+    const own =
+      "is outside the bundle's own state (/var/lib/authentik, /var/cache/authentik, /var/log/authentik, /srv/authentik, /run/authentik)";
+    expect(message).toContain(`tmpfiles.d/x.conf:1: path /etc/cron.d ${own}`);
+    expect(message).toContain(`tmpfiles.d/x.conf:2: path /var/lib ${own}`);
+    expect(message).toContain(`tmpfiles.d/x.conf:3: path /run/postgresql ${own}`);
+    expect(message).toContain(`tmpfiles.d/x.conf:4: path /var/lib/authentikx ${own}`);
     expect(message).toContain(
-      'tmpfiles.d/x.conf:1: path /etc/cron.d is outside /var/lib, /var/cache, /var/log, /srv, /run',
+      'tmpfiles.d/x.conf:5: path /var/lib/rick/current lies in /var/lib/rick, which a bundle may not touch',
     );
-    expect(message).toContain('tmpfiles.d/x.conf:2: path /var/lib is outside');
+    expect(message).toContain('tmpfiles.d/x.conf:6: path /run/systemd/system lies in /run/systemd');
     expect(message).toContain(
-      'tmpfiles.d/x.conf:3: path /var/lib/rick/current lies in /var/lib/rick, which a bundle may not touch',
+      'tmpfiles.d/x.conf:7: path "/var/lib/authentik/../../../etc" is not canonical',
     );
-    expect(message).toContain('tmpfiles.d/x.conf:4: path /run/systemd/system lies in /run/systemd');
-    expect(message).toContain(
-      'tmpfiles.d/x.conf:5: path "/var/lib/x/../../../etc" is not canonical',
+    expect(message).toContain('tmpfiles.d/x.conf:8: path "var/lib/authentik" is not absolute');
+    expect(message).toContain('tmpfiles.d/x.conf:9: path "/var/lib/%u" uses a specifier');
+  });
+
+  it('keeps a bundle named after rick, systemd or podman out of their state', () => {
+    expect(() => parseTmpfiles('d /var/lib/rick/x 0755 - -\n', 'f', 'rick')).toThrow(
+      /lies in \/var\/lib\/rick, which a bundle may not touch/,
     );
-    expect(message).toContain('tmpfiles.d/x.conf:6: path "var/lib/x" is not absolute');
-    expect(message).toContain('tmpfiles.d/x.conf:7: path "/var/lib/%u" uses a specifier');
+    expect(() =>
+      parseTmpfiles('d /var/lib/containers/storage 0755 - -\n', 'f', 'containers'),
+    ).toThrow(/lies in \/var\/lib\/containers/);
   });
 
   it('refuses setuid modes and setgid files', () => {
-    const message = refusalOf('d /var/lib/x 4755 - -\nf /var/lib/x/y 2755 - -\n');
+    const message = refusalOf('d /var/lib/authentik 4755 - -\nf /var/lib/authentik/y 2755 - -\n');
     expect(message).toContain('tmpfiles.d/x.conf:1: mode 4755 sets the setuid bit');
     expect(message).toContain('tmpfiles.d/x.conf:2: mode 2755 sets the setgid bit on a file');
   });
