@@ -187,6 +187,9 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
   }
 
   const tgz = packTarGz(plan.entries, { mtime: info.epoch });
+  // Read the tarball back as every host will, so that a bundle hosts would refuse is never published.
+  const { parseBundleArchive } = await import('../io/bundle-archive.js');
+  parseBundleArchive(tgz);
   const outDir = resolve(deps.cwd, options.outDir ?? '.');
   await mkdir(outDir, { recursive: true });
   const path = join(outDir, plan.fileName);

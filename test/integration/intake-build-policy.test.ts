@@ -1,0 +1,93 @@
+/**
+ * rick-bundle build reads its own tarball back with the host's intake, so a
+ * bundle every host would refuse fails the build instead of being published.
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import {
+  makeTempDir,
+  runBundleCli,
+  writeBundleDir,
+  writeTestInstaller,
+} from '../helpers/rick-bundle.js';
+
+let work: string;
+let out: string;
+let installer: string;
+
+beforeEach(async () => {
+  work = await makeTempDir('rick-build-policy-');
+  out = join(work, 'out');
+  installer = await writeTestInstaller(work);
+});
+afterEach(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+function bundleWith(kind: 'sysusers' | 'tmpfiles', file: string, content: string) {
+  return {
+    'bundle.yaml': `name: demo\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n  ${kind}: [${file}]\n`,
+    'quadlet/demo.container.j2':
+      '[Container]\nImage={{ image }}:1\n\n[Install]\nWantedBy=multi-user.target\n',
+    [file]: content,
+  };
+}
+
+async function build(dir: string) {
+  return runBundleCli([
+    'build',
+    dir,
+    '--version',
+    '1.0.0',
+    '--out',
+    out,
+    '--installer',
+    installer,
+    '--no-quadlet-check',
+  ]);
+}
+
+async function outputFiles(): Promise<string[]> {
+  return readdir(out).catch(() => []);
+}
+
+describe('rick-bundle build applies the host intake policy', () => {
+  it('refuses a tmpfiles.d fragment outside the bundle state, and writes nothing', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'demo'),
+      bundleWith('tmpfiles', 'tmpfiles.d/demo.conf', 'z /run/postgresql 0777 - -\n'),
+    );
+    const result = await build(dir);
+    expect(result.stderr).toMatch(
+      /^error BUNDLE_INVALID: tmpfiles\.d fragment refused: tmpfiles\.d\/demo\.conf:1: path \/run\/postgresql is outside the bundle's own state/m,
+    );
+    expect(result.code).toBe(ExitCode.invalidBundle);
+    expect(await outputFiles()).toEqual([]);
+  });
+
+  it('refuses a sysusers.d fragment granting a privileged group, and writes nothing', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'demo'),
+      bundleWith('sysusers', 'sysusers.d/demo.conf', 'u demo -\nm demo docker\n'),
+    );
+    const result = await build(dir);
+    expect(result.stderr).toMatch(
+      /^error BUNDLE_INVALID: invalid sysusers\.d fragment: sysusers\.d\/demo\.conf:2: a bundle may not add demo to the privileged group docker/m,
+    );
+    expect(result.code).toBe(ExitCode.invalidBundle);
+    expect(await outputFiles()).toEqual([]);
+  });
+
+  it('builds a bundle whose fragments keep to its own state', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'demo'),
+      bundleWith('tmpfiles', 'tmpfiles.d/demo.conf', 'd /var/lib/demo 0750 root root -\n'),
+    );
+    const result = await build(dir);
+    expect(result.stderr).not.toMatch(/error/);
+    expect(result.code).toBe(ExitCode.ok);
+    expect(await outputFiles()).toEqual(['demo-1.0.0.tgz']);
+  });
+});
