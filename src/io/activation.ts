@@ -89,14 +89,24 @@ export async function healthGate(
   return { ...failed, journal };
 }
 
-/** Applies a plan's service changes: stop removed, then one restart transaction. */
-async function applyServices(host: Host, plan: ActivationPlan): Promise<void> {
+/**
+ * Applies a plan's service changes: stop removed, then one restart
+ * transaction. Returns the error of the restart, if any: systemctl fails a
+ * restart whose unit fails to start, and the health gate then names it.
+ */
+async function applyServices(host: Host, plan: ActivationPlan): Promise<unknown> {
   const systemctl = host.systemctl!;
   await systemctl.daemonReload();
   await checkpoint('daemon-reloaded');
   await systemctl.stop(plan.removed);
-  await systemctl.restart(plan.restart);
+  let restartError: unknown;
+  try {
+    await systemctl.restart(plan.restart);
+  } catch (error) {
+    restartError = error;
+  }
   await checkpoint('restarted');
+  return restartError;
 }
 
 export type ActivationOutcome =
@@ -131,14 +141,21 @@ export async function activate(
   }
   let failure: GateFailure | undefined;
   try {
-    await applyServices(host, plan);
-    if (plan.restart.length) log(`restarted ${plan.restart.join(' ')}`);
+    const restartError = await applyServices(host, plan);
     if (plan.removed.length) log(`stopped ${plan.removed.join(' ')}`);
+    if (plan.restart.length) {
+      log(
+        `restarted ${plan.restart.join(' ')}${restartError ? ` (systemctl: ${describe(restartError)})` : ''}`,
+      );
+    }
     const next = servicesIn(to);
     failure = await healthGate(
       host,
       plan.restart.map((s) => next.get(s)).filter((s): s is Service => s !== undefined),
     );
+    if (!failure && restartError) {
+      failure = { service: plan.restart.join(' '), reason: describe(restartError), journal: [] };
+    }
   } catch (error) {
     failure = { service: plan.restart.join(' ') || '(none)', reason: describe(error), journal: [] };
   }
@@ -171,7 +188,13 @@ export async function restore(
   const stop = reverse ? reverse.removed : [...servicesIn(failed).keys()].sort();
   await host.systemctl.daemonReload();
   await host.systemctl.stop(stop);
-  if (reverse?.restart.length) await host.systemctl.restart(reverse.restart);
+  // A failed restart shows in the gate below, which names the unit.
+  const restartError = reverse?.restart.length
+    ? await host.systemctl.restart(reverse.restart).then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+    : undefined;
   const previous = servicesIn(back);
   const again = await healthGate(
     host,
@@ -181,8 +204,9 @@ export async function restore(
   );
   if (again) {
     for (const line of again.journal) log(`  ${line}`);
-    throw new RickError('ROLLBACK_FAILED', again.reason);
+    throw new RickError('ROLLBACK_FAILED', describeFailure(again));
   }
+  if (restartError) log(`systemctl reported ${describe(restartError)}, but every unit is active`);
 }
 
 /** One line for the operator: what failed and the unit's last journal line. */

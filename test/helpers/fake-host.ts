@@ -82,6 +82,13 @@ export class FakeHost implements Host {
         if (units.length === 0) return;
         this.calls.push({ op: 'restart', units: [...units] });
         activate(units);
+        // Like systemctl: a restart job whose unit fails to start fails the command.
+        const failed = units.filter((u) => this.fails(u));
+        if (failed.length) {
+          throw new Error(
+            `Job for ${failed[0]} failed because the control process exited with error code.`,
+          );
+        }
       },
       start: async (units) => {
         if (units.length === 0) return;
