@@ -1,0 +1,104 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { CommandRunner, RunResult } from '../../src/io/exec.js';
+import { httpStatus, realHost, systemctlOn } from '../../src/io/host.js';
+
+function recordingRunner(
+  answer: (cmd: string, args: readonly string[]) => Partial<RunResult> = () => ({}),
+) {
+  const calls: string[][] = [];
+  const runner: CommandRunner = {
+    run: async (cmd, args) => {
+      calls.push([cmd, ...args]);
+      return { code: 0, signal: null, stdout: '', stderr: '', ...answer(cmd, args) };
+    },
+  };
+  return { runner, calls };
+}
+
+describe('the real host port, at the process edge', () => {
+  it('restarts every unit in one systemctl transaction and reads unit state', async () => {
+    const { runner, calls } = recordingRunner((_, args) =>
+      args[0] === 'show' ? { stdout: 'ActiveState=active\nMainPID=4242\n' } : {},
+    );
+    const systemctl = systemctlOn(runner);
+    await systemctl.restart(['a.service', 'b.service', 'c.service']);
+    await systemctl.restart([]);
+    await systemctl.stop(['old.service']);
+    await systemctl.daemonReload();
+    expect(await systemctl.state('a.service')).toEqual({ activeState: 'active', mainPid: 4242 });
+    expect(calls).toEqual([
+      ['systemctl', 'restart', '--', 'a.service', 'b.service', 'c.service'],
+      ['systemctl', 'stop', '--', 'old.service'],
+      ['systemctl', 'daemon-reload'],
+      ['systemctl', 'show', '--property=ActiveState,MainPID', '--', 'a.service'],
+    ]);
+  });
+
+  it('reports a failing systemctl with its message, and reads journal lines', async () => {
+    const { runner } = recordingRunner((cmd) =>
+      cmd === 'systemctl'
+        ? {
+            code: 1,
+            stderr:
+              'Job for a.service failed because the control process exited with error code.\n',
+          }
+        : { stdout: '-- Boot 1 --\n2026-01-01T00:00:00+0000 host a[1]: boom\n' },
+    );
+    const systemctl = systemctlOn(runner);
+    await expect(systemctl.restart(['a.service'])).rejects.toThrow(
+      'systemctl restart -- a.service failed (exit 1): Job for a.service failed',
+    );
+    expect(await systemctl.journal('a.service', 5)).toEqual([
+      '2026-01-01T00:00:00+0000 host a[1]: boom',
+    ]);
+  });
+
+  it('--root mode: no systemctl, sysusers/tmpfiles with --root=DIR, skipped with a note when not installed', async () => {
+    const { runner, calls } = recordingRunner((cmd) =>
+      cmd === 'systemd-tmpfiles' ? { code: 127 } : {},
+    );
+    const host = realHost({ root: '/img', runner });
+    expect(host.systemctl).toBeUndefined();
+    expect(await host.podmanVersion()).toBeUndefined();
+    expect(await host.applySysusers(['/tmp/x.conf'])).toBeUndefined();
+    expect(await host.applyTmpfiles(['/tmp/y.conf'])).toMatch(
+      /systemd-tmpfiles is not installed: skipped 1 fragment/,
+    );
+    expect(calls).toEqual([
+      ['systemd-sysusers', '--root=/img', '/tmp/x.conf'],
+      ['systemd-tmpfiles', '--root=/img', '--create', '/tmp/y.conf'],
+    ]);
+  });
+
+  it('on a live host reads podman --version and refuses a failing sysusers', async () => {
+    const { runner } = recordingRunner((cmd) =>
+      cmd === 'podman'
+        ? { stdout: 'podman version 5.4.2\n' }
+        : { code: 1, stderr: 'Failed to parse line\n' },
+    );
+    const host = realHost({ runner });
+    expect(host.systemctl).toBeDefined();
+    expect(await host.podmanVersion()).toBe('5.4.2');
+    await expect(host.applySysusers(['/tmp/x.conf'])).rejects.toThrow(
+      'systemd-sysusers failed (exit 1): Failed to parse line',
+    );
+  });
+
+  it('probes loopback HTTP and reports no answer as undefined', async () => {
+    const server = createServer((req, res) => {
+      res.statusCode = req.url === '/ok' ? 200 : 503;
+      res.end('x');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    try {
+      expect(await httpStatus(`http://127.0.0.1:${port}/ok`, 2000)).toBe(200);
+      expect(await httpStatus(`http://127.0.0.1:${port}/down`, 2000)).toBe(503);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect(await httpStatus(`http://127.0.0.1:${port}/ok`, 2000)).toBeUndefined();
+  });
+});
