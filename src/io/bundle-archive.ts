@@ -250,8 +250,14 @@ function readTarEntries(tar: Buffer, limits: ArchiveLimits): RawEntry[] {
       ended = true;
       break;
     }
-    const header = new Header(tar, off);
     const where = `entry at offset ${off}`;
+    let header: Header;
+    try {
+      header = new Header(tar, off);
+    } catch (error) {
+      // node-tar throws on base-256 numbers beyond 2^53; no bundle has them.
+      throw invalid(`${where}: unreadable tar header: ${describe(error)}`);
+    }
     if (!header.cksumValid) throw invalid(`${where}: tar header checksum mismatch`);
     const magic = tar.subarray(off + 257, off + 265).toString('latin1');
     if (magic !== 'ustar\u000000' && magic !== 'ustar  \u0000') {

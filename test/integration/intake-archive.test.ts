@@ -95,6 +95,20 @@ describe('parseBundleArchive refuses malformed and tricky archives', () => {
     expect(refuse(gzipSync(Buffer.alloc(0))).message).toMatch(/no end-of-archive marker/);
   });
 
+  it('refuses a header whose numeric fields no reader can hold (base-256 beyond 2^53)', () => {
+    const tar = Buffer.from(good());
+    // uid field of the first header: base-256 marker and 56 bits of ones.
+    tar[108] = 0x80;
+    tar.fill(0xff, 109, 116);
+    tar.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += tar[i] ?? 0;
+    tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+    const error = refuse(gzipSync(tar));
+    expect(error.code).toBe('BUNDLE_INVALID');
+    expect(error.message).toMatch(/^entry at offset 0: unreadable tar header/);
+  });
+
   it('refuses a truncated tarball and a broken header checksum', () => {
     const tar = good();
     expect(refuse(gzipSync(tar.subarray(0, 1024 + 100))).message).toMatch(/archive is truncated/);
