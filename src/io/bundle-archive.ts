@@ -296,7 +296,8 @@ function readTarEntries(tar: Buffer, limits: ArchiveLimits): RawEntry[] {
     names.push(flag === '5' ? path.replace(/\/$/, '') : path);
     off = next;
 
-    if (entries.length >= limits.maxEntries) {
+    // Refused entries count too: a flood of them must not grow the problem list unbounded.
+    if (names.length > limits.maxEntries) {
       throw invalid(`bundle has more than ${limits.maxEntries} entries`);
     }
 

@@ -245,6 +245,14 @@ describe('parseBundleArchive refuses malformed and tricky archives', () => {
     expect(refuse(tgz, { ...base, maxTotalBytes: 2500 }).message).toMatch(
       /more than|exceeds the limit of 2500 bytes/,
     );
+    const links = gzipSync(
+      good(
+        Array.from({ length: 10 }, (_, i) => ({ path: `quadlet/l${i}`, type: '2', linkpath: 'x' })),
+      ),
+    );
+    expect(refuse(links, { ...base, maxEntries: 5 }).message).toBe(
+      'bundle has more than 5 entries',
+    );
     // Above the ratio floor: 2 MiB of zeros.
     const zeros = gzipSync(
       good([{ path: 'quadlet/z.container', data: Buffer.alloc(2 * 1024 * 1024) }]),
