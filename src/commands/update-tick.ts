@@ -123,8 +123,16 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
       metricsFile = config.metricsFile;
     }
 
+    // Revalidate only what can be decided on again: with the same inputs the
+    // cached decision stands; with new inputs the cached list must be at hand.
+    let cachedBody: string | undefined;
+    if (cache && cache.url === feedUrl && !unchangedInputs) {
+      cachedBody = await readCachedBody(feedBodyPath(paths.stateDir), cache);
+    }
     const headers = headersFor(feedUrl, deps.env, 'application/vnd.github+json');
-    if (cache && cache.url === feedUrl) headers['if-none-match'] = cache.etag;
+    if (cache && cache.url === feedUrl && (unchangedInputs || cachedBody !== undefined)) {
+      headers['if-none-match'] = cache.etag;
+    }
     const response = await deps.http.get(feedUrl, {
       headers,
       maxBytes: FEED_MAX_BYTES,
@@ -137,16 +145,9 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
       await recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
       return;
     }
-    let body: string | undefined;
-    if (response.status === 304 && cache) {
-      body = await readCachedBody(feedBodyPath(paths.stateDir), cache);
-      if (body === undefined) {
-        throw new RickError(
-          'FEED_ERROR',
-          `release feed ${feed} answered 304 but the cached releases list is gone`,
-          { hint: 'nothing was changed; the next tick fetches the whole list again' },
-        );
-      }
+    let body: string;
+    if (response.status === 304 && cachedBody !== undefined) {
+      body = cachedBody;
       deps.log(`checked ${feed}: unchanged, deciding again because rick.conf or the state changed`);
     } else if (response.status === 200) {
       body = response.body.toString('utf8');

@@ -333,6 +333,29 @@ describe('rick-install update', () => {
     expect(r.stdout).toContain('demo: installed 1.1.0\n');
   });
 
+  it('falls back to a full fetch when the feed cache is damaged or its list is gone', async () => {
+    const s = await setup({ installed: '1.1.0' });
+    await publish(s, '1.1.0');
+    expect((await s.update()).code).toBe(ExitCode.ok);
+    const cacheFile = join(s.tree.root, 'var/lib/rick/feed-cache.json');
+    await writeFile(cacheFile, '{"version": 1, "etag": ');
+    const damaged = await s.update();
+    expect(damaged.code).toBe(ExitCode.ok);
+    expect(s.feed.seen.at(-1)).toMatchObject({ status: 200 });
+    expect(s.feed.seen.at(-1)?.headers['if-none-match']).toBeUndefined();
+    expect(JSON.parse(await readFile(cacheFile, 'utf8')).etag).toBe(s.feed.etag());
+
+    // New inputs with the cached list gone: nothing to decide on after a 304, so ask for the list.
+    const { rm } = await import('node:fs/promises');
+    await rm(join(s.tree.root, 'var/lib/rick/feed-releases.json'));
+    await s.writeConf('RANGE=^1\n');
+    const gone = await s.update();
+    expect(gone.stderr).toBe('');
+    expect(gone.code).toBe(ExitCode.ok);
+    expect(s.feed.seen.at(-1)?.headers['if-none-match']).toBeUndefined();
+    expect(gone.stdout).toContain('demo: nothing new (nothing newer than 1.1.0 in range ^1)');
+  });
+
   it('skips a version quarantined by a rollback and takes the next newer one', async () => {
     const s = await setup({ installed: '1.0.0' });
     await publish(s, '1.2.0');
