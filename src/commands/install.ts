@@ -12,7 +12,7 @@
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import semver from 'semver';
@@ -136,6 +136,14 @@ export async function recoverAfterCrash(
 ): Promise<boolean> {
   let changed = false;
   const onDisk = await readLiveGenerationNumber(paths);
+  const generations = await listGenerations(paths);
+  if (!(await pathExists(paths.stateFile)) && generations.length > 0) {
+    // An install writes state.json before its first generation, so a missing
+    // state beside generations was removed by hand: adopt what is live rather
+    // than undo it.
+    await adoptLiveGeneration(paths, host, state, onDisk, generations, log);
+    return true;
+  }
   if (onDisk !== undefined && onDisk !== state.live) {
     log(
       `generation ${onDisk} went live in a run that did not finish: restoring ${state.live ?? 'none'}`,
@@ -163,6 +171,46 @@ export async function recoverAfterCrash(
   for (const path of removed) log(`removed ${path} left by an interrupted run`);
   if (changed) await writeState(paths.stateFile, state);
   return changed || removed.length > 0;
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function adoptLiveGeneration(
+  paths: HostPaths,
+  host: Host,
+  state: HostState,
+  onDisk: number | undefined,
+  generations: readonly number[],
+  log: Log,
+): Promise<void> {
+  state.lastGeneration = Math.max(...generations);
+  state.live = onDisk;
+  const time = host.clock.now().toISOString();
+  if (onDisk !== undefined) {
+    const live = await readGeneration(paths, onDisk);
+    for (const b of live.bundles.values()) {
+      state.bundles[b.name] = { installed: b.version, highest: b.version, quarantined: [] };
+      state.history.push({
+        generation: onDisk,
+        bundle: b.name,
+        version: b.version,
+        time,
+        outcome: 'recovered',
+        detail: `${paths.stateFile} was missing: adopted the live generation`,
+      });
+    }
+  }
+  log(
+    `${paths.stateFile} is missing: adopted generation ${onDisk ?? 'none'} as live; quarantines and history before it are lost`,
+  );
+  await writeState(paths.stateFile, state);
 }
 
 // ---------------------------------------------------------------------------
@@ -459,6 +507,9 @@ export async function installBundle(
     for (const note of notes) log(`note: ${note}`);
     log(formatPlan(plan).trimEnd());
 
+    // state.json exists before any generation does: recovery tells a crashed
+    // first install (state present, nothing confirmed) from a lost state file.
+    if (!(await pathExists(paths.stateFile))) await writeState(paths.stateFile, state);
     const dir = await writeGeneration(paths, {
       generation: next.generation,
       createdAt: next.record.createdAt,

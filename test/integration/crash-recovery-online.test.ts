@@ -77,4 +77,29 @@ describe('recovery after a run died between the flip and its record', () => {
       '2 installed',
     ]);
   });
+
+  it('a state.json removed by hand is rebuilt from the live generation, nothing undone', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const v1 = await writeSignedBundle(tree.work, key, {
+      version: '1.0.0',
+      files: sampleFiles('demo', 'v1'),
+    });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
+    const { rm } = await import('node:fs/promises');
+    await rm(join(tree.root, 'var/lib/rick/state.json'));
+    host.reset();
+    const again = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('state.json is missing: adopted generation 1 as live');
+    expect(again.stdout).toContain('nothing to do');
+    expect(host.serviceCalls()).toEqual([]);
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
+    expect(state).toMatchObject({
+      live: 1,
+      lastGeneration: 1,
+      bundles: { demo: { installed: '1.0.0' } },
+    });
+  });
 });
