@@ -12,7 +12,7 @@
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
  */
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import semver from 'semver';
@@ -509,7 +509,8 @@ export async function installBundle(
 
     // state.json exists before any generation does: recovery tells a crashed
     // first install (state present, nothing confirmed) from a lost state file.
-    if (!(await pathExists(paths.stateFile))) await writeState(paths.stateFile, state);
+    const firstState = !(await pathExists(paths.stateFile));
+    if (firstState) await writeState(paths.stateFile, state);
     const dir = await writeGeneration(paths, {
       generation: next.generation,
       createdAt: next.record.createdAt,
@@ -522,7 +523,12 @@ export async function installBundle(
       const skipped = await validate(join(dir, 'quadlet'), !host.systemctl);
       if (skipped) log(`note: ${skipped}`);
     } catch (error) {
+      // Refused before anything went live: leave the host as this run found it.
       await rm(dir, { recursive: true, force: true });
+      if (firstState) {
+        await rm(paths.stateFile, { force: true });
+        await rmdir(paths.generationsDir).catch(() => {});
+      }
       throw error;
     }
     for (const note of await ensureHostLinks(paths)) log(`note: ${note}`);

@@ -123,4 +123,25 @@ describe('quadlet dry-run before anything goes live', () => {
     expect(host.serviceCalls()).toEqual([]);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
+
+  it('a first install refused by quadlet leaves only the (empty) lock file behind', async () => {
+    if (!quadletPath) return;
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const files = sampleFiles('demo').map((f) =>
+      f.path.endsWith('.pod') ? { ...f, content: `${f.content}\n[Pod]\nBogus=1\n` } : f,
+    );
+    const bad = await writeSignedBundle(tree.work, key, { version: '1.0.0', files });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain('error QUADLET_REJECTED');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
+      '+ var (dir)',
+      '+ var/lib (dir)',
+      '+ var/lib/rick (dir)',
+      '+ var/lib/rick/lock (file)',
+    ]);
+    expect(await readFile(join(tree.root, 'var/lib/rick/lock'), 'utf8')).toBe('');
+  });
 });
