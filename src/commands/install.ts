@@ -12,7 +12,7 @@
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
  */
-import { access, mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import semver from 'semver';
@@ -461,11 +461,23 @@ export interface InstallContext {
 }
 
 /** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
+/** `--root DIR` must name an existing directory: a typo must not grow a tree. */
+export async function checkRoot(root: string | undefined): Promise<void> {
+  if (root === undefined) return;
+  const st = await stat(root).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new RickError('USAGE', `--root ${root} is not a directory`, {
+      hint: 'create the image or test tree first',
+    });
+  }
+}
+
 export async function installBundle(
   options: InstallOptions,
   ctx: InstallContext,
 ): Promise<InstallResult> {
   const { host, log } = ctx;
+  await checkRoot(options.root);
   const paths = hostPaths(options.root ?? '/');
   const validate = ctx.validateUnits ?? defaultValidateUnits;
   const lock = await acquireLock(paths.lockFile, {

@@ -15,7 +15,13 @@ import { listGenerations, readGeneration } from '../io/generations.js';
 import type { Host } from '../io/host.js';
 import { acquireLock } from '../io/lock.js';
 import { type HostState, readState, writeState } from '../io/state.js';
-import { addCommonOptions, type InstallerDeps, recoverAfterCrash, rootOf } from './install.js';
+import {
+  addCommonOptions,
+  checkRoot,
+  type InstallerDeps,
+  recoverAfterCrash,
+  rootOf,
+} from './install.js';
 
 export interface RollbackOptions {
   root?: string;
@@ -49,6 +55,7 @@ export async function rollbackTo(
   ctx: { host: Host; log: (line: string) => void },
 ): Promise<RollbackResult> {
   const { host, log } = ctx;
+  await checkRoot(options.root);
   const paths = hostPaths(options.root ?? '/');
   const lock = await acquireLock(paths.lockFile, {
     purpose: `rollback${options.to ? ` --to ${options.to}` : ''}`,

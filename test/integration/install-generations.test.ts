@@ -157,6 +157,18 @@ describe('generations', () => {
     expect(await readdir(join(tree.root, 'etc/containers/systemd'))).toEqual(['rick']);
   });
 
+  it('refuses a --root that is not a directory, creating nothing', async () => {
+    tree = await makeHostTree(key);
+    const missing = join(tree.work, 'no-such-root');
+    const host = new FakeHost({ root: missing });
+    for (const argv of [['x.tgz'], ['rollback']]) {
+      const r = await runInstaller(host, [...argv, '--root', missing]);
+      expect(r.code).toBe(ExitCode.usage);
+      expect(r.stderr).toContain(`error USAGE: --root ${missing} is not a directory`);
+    }
+    expect(await readdir(tree.work)).toEqual([]);
+  });
+
   it('--help lists the exit codes', async () => {
     tree = await makeHostTree(key);
     const r = await runInstaller(new FakeHost({ root: tree.root }), ['--help']);
