@@ -6,5 +6,5 @@
 
 export * as undici from 'undici';
 export { createProgram } from '../src/cli/rick-install.js';
-export { runProgram } from '../src/cli/run.js';
+export { processOutput, reportError, runProgram } from '../src/cli/run.js';
 export * as deferred from '../src/commands/update-deferred.js';

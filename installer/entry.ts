@@ -14,10 +14,7 @@ import * as errors from '../src/errors.js';
 
 declare const __RICK_DEFERRED_MARKER__: string;
 
-interface Deferred {
-  createProgram: typeof import('../src/cli/rick-install.js').createProgram;
-  runProgram: typeof import('../src/cli/run.js').runProgram;
-}
+type Deferred = typeof import('./deferred.js');
 
 const shared = globalThis as typeof globalThis & {
   __rickErrors: typeof errors;
@@ -96,8 +93,9 @@ if (tick) {
       },
     });
   } catch (error) {
-    // The one top-level handler, loaded only when there is an error to report.
-    const { processOutput, reportError } = await import('../src/cli/run.js');
+    // The one top-level handler (and commander with it) is in the rest of the
+    // program, loaded only when there is an error to report.
+    const { processOutput, reportError } = await shared.__rickDeferred();
     process.exitCode = reportError(error, tick.debug, processOutput);
   }
 } else {
