@@ -14,7 +14,7 @@ import { checkpoint } from '../io/fault.js';
 import { listGenerations, readGeneration } from '../io/generations.js';
 import type { Host } from '../io/host.js';
 import { acquireLock } from '../io/lock.js';
-import { type HostState, readState, writeState } from '../io/state.js';
+import { type HostState, quarantine, readState, writeState } from '../io/state.js';
 import {
   addCommonOptions,
   checkRoot,
@@ -26,6 +26,11 @@ import {
 export interface RollbackOptions {
   root?: string;
   to?: number;
+  /**
+   * Quarantine the versions rolled back from, so that `update` does not
+   * install them again at its next tick.
+   */
+  quarantine?: boolean;
 }
 
 export interface RollbackResult {
@@ -118,6 +123,14 @@ export async function rollbackTo(
       );
     }
     state.live = target;
+    if (options.quarantine) {
+      for (const b of from.bundles.values()) {
+        if (to.bundles.get(b.name)?.version !== b.version) {
+          quarantine(state, b.name, b.version);
+          log(`quarantined ${b.name} ${b.version}`);
+        }
+      }
+    }
     for (const name of Object.keys(state.bundles)) {
       const entry = state.bundles[name]!;
       const b = to.bundles.get(name);
@@ -155,11 +168,15 @@ export function rollbackCommand(deps: InstallerDeps): Command {
         return Number(v);
       }),
     );
+  command.option(
+    '--quarantine',
+    'also quarantine the versions rolled back from, so that `update` does not install them again',
+  );
   addCommonOptions(command);
   command.action(async (opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
     await rollbackTo(
-      { root, to: opts.to as number | undefined },
+      { root, to: opts.to as number | undefined, quarantine: Boolean(opts.quarantine) },
       { host: deps.host(root), log: (line) => deps.output.stdout(`${line}\n`) },
     );
   });

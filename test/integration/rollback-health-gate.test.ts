@@ -179,6 +179,15 @@ describe('rick-install rollback', () => {
     const forward = await runInstaller(host, ['rollback', '--to', '2', '--root', tree.root]);
     expect(forward.code).toBe(0);
     expect(await liveGeneration(tree.root)).toBe('generations/2');
+    expect((await stateOf(tree.root)).bundles.demo?.quarantined).toEqual([]);
+
+    const pinned = await runInstaller(host, ['rollback', '--quarantine', '--root', tree.root]);
+    expect(pinned.code).toBe(0);
+    expect(pinned.stdout).toContain('quarantined demo 1.1.0');
+    expect((await stateOf(tree.root)).bundles.demo).toMatchObject({
+      installed: '1.0.0',
+      quarantined: ['1.1.0'],
+    });
   });
 
   it('refuses a generation that is not kept, changing nothing', async () => {
