@@ -30,6 +30,7 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
   const program = new Command('rick-install')
     .description(
       'Install signed rick bundles of Podman Quadlet services atomically, with health gate and rollback.\n' +
+        '`rick-install <bundle.tgz>` is short for `rick-install install <bundle.tgz>`.\n' +
         'Every command takes --root DIR to operate on an offline tree (no systemctl).',
     )
     .option('--debug', 'print stack traces of errors')
