@@ -48,5 +48,30 @@ gpgv --keyring "$(pwd)/$out/keys/signing-key.gpg" "$bundle.sig" "$bundle"
 
 say "contents of $bundle"
 tar -tvzf "$bundle"
+
+# The host side, offline: rick-install --root works on a tree instead of the
+# running system (users and groups from its etc/, no systemctl). The tree gets
+# what an operator provides: the infrastructure groups, the release key and
+# the bundle's secrets file.
+host="$out/host"
+say "rick-install into an offline host tree ($host)"
+mkdir -p "$host/etc/rick/keys" "$host/etc/rick/secrets"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$host/etc/passwd"
+printf 'root:x:0:\npostgres-clients:x:4711:\nvalkey-clients:x:4712:\n' >"$host/etc/group"
+cp "$out/keys/signing-key.pub.asc" "$host/etc/rick/keys/release.asc"
+umask 077
+printf 'authentik_db_password=example-db-password\nauthentik_valkey_password=example/valkey@password\nauthentik_secret_key=example-secret-key\n' \
+  >"$host/etc/rick/secrets/authentik.env"
+umask 022
+install() { RICK_QUADLET=$(scripts/fetch-quadlet.sh) node dist/installer/rick-install.mjs "$@"; }
+install "$bundle" --root "$host"
+say "rick-install status"
+install status --root "$host"
+say "rick-install verify (drift check)"
+install verify --root "$host"
+say "the server unit as the host sees it"
+cat "$host/var/lib/rick/current/quadlet/authentik/authentik-server.container"
+
 echo
 echo "example: built, signed and verified $bundle (signature $bundle.sig)"
+echo "example: installed it into $host (rick-install --root)"
