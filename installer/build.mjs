@@ -10,10 +10,11 @@
 // JavaScript) costs more than Node's own start, so the file holds:
 //   - a small front part (installer/entry.ts): the update command and what a
 //     no-op tick needs (commander, node:http, the feed cache);
-//   - the rest of the program (installer/deferred.ts), brotli-compressed and
-//     base64'd in one comment at the end of the file (the cheapest thing for
-//     Node to read past), which the front part reads back from its own file
-//     and imports from a data: URL the first time anything in it is needed.
+//   - the rest of the program (installer/deferred.ts), built as one plain
+//     script, brotli-compressed and base64'd in one comment at the end of the
+//     file (the cheapest thing for Node to read past), which the front part
+//     reads back from its own file and runs with vm.Script the first time
+//     anything in it is needed.
 // The front part reaches the rest only through src/commands/update-deferred.ts
 // and undici; both are replaced in the front build by modules that load the
 // rest and re-export the same names. The rest shares the front part's
@@ -100,6 +101,27 @@ function replaceWith(name, target, source, names) {
   };
 }
 
+/**
+ * src/cli/rick-install.ts ends with `if (isEntryPoint()) await main();` for
+ * when it is run directly. Inside the rest it is never the entry point
+ * (import.meta.url names no file, see below), and a script cannot hold a
+ * top-level await, so the rest is built without that line. The build fails
+ * if the line changes, rather than shipping it untested.
+ */
+const withoutEntryPointRun = {
+  name: 'rick-without-entry-point-run',
+  setup(b) {
+    const file = join(repo, 'src/cli/rick-install.ts');
+    const line = 'if (isEntryPoint()) await main();';
+    b.onLoad({ filter: /[\\/]src[\\/]cli[\\/]rick-install\.ts$/ }, async (args) => {
+      if (args.path !== file) return undefined;
+      const text = await readFile(file, 'utf8');
+      if (!text.includes(line)) throw new Error(`${file} no longer ends with \`${line}\``);
+      return { loader: 'ts', contents: text.replace(line, '') };
+    });
+  },
+};
+
 /** Opens the comment holding the rest; the front part finds its last occurrence. */
 const DEFERRED_MARKER =
   '\n/* rick-install: the rest of the program, brotli and base64 (installer/build.mjs)\n';
@@ -110,17 +132,29 @@ const errorNames = await valueExports('src/errors.ts');
 const rest = await build({
   ...common,
   entryPoints: ['installer/deferred.ts'],
+  // A plain script, not a module: the front part compiles it with vm.Script,
+  // which is far cheaper than importing ~4 MB from a data: URL (Node parses
+  // and hashes the whole URL several times).
+  format: 'cjs',
+  // Not even a dynamic import(): vm.Script can run one only with a callback
+  // that Node 20 allows behind --experimental-vm-modules or with a warning.
+  // Those left (Node built-ins the feed client loads lazily) become require().
+  supported: { 'dynamic-import': false },
   // Whitespace and syntax only: names stay, so stack traces stay readable.
   minifyWhitespace: true,
   minifySyntax: true,
-  outfile: 'deferred.mjs',
-  banner: { js: 'const require = globalThis.__rickRequire;' },
-  // A data: URL is no base for createRequire (openpgp uses one): the rest sees
-  // a file URL beside the installer instead. It names no existing file, so the
-  // full program does not take itself for the process's entry point.
+  outfile: 'deferred.cjs',
+  // Wrapped the way Node wraps a CommonJS module; the front part calls the
+  // function with its own require() and collects module.exports.
+  banner: { js: '(function (require, module, exports) {' },
+  footer: { js: '})' },
+  // A script has no import.meta, and openpgp builds a require() from it: the
+  // rest sees a file URL beside the installer instead. It names no existing
+  // file, so the full program does not take itself for the process's entry point.
   define: { ...common.define, 'import.meta.url': 'globalThis.__rickDeferredUrl' },
   plugins: [
     replaceWith('rick-shared-errors', 'src/errors.ts', 'globalThis.__rickErrors', errorNames),
+    withoutEntryPointRun,
   ],
 });
 const restCode = rest.outputFiles[0].contents;

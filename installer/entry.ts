@@ -28,11 +28,13 @@ shared.__rickDeferredUrl = new URL('./rick-install.deferred.mjs', import.meta.ur
 let loaded: Promise<Deferred> | undefined;
 shared.__rickDeferred = () => {
   loaded ??= (async () => {
-    const [{ readFileSync }, { fileURLToPath }, { brotliDecompressSync }] = await Promise.all([
-      import('node:fs'),
-      import('node:url'),
-      import('node:zlib'),
-    ]);
+    const [{ readFileSync }, { fileURLToPath }, { brotliDecompressSync }, { Script }] =
+      await Promise.all([
+        import('node:fs'),
+        import('node:url'),
+        import('node:zlib'),
+        import('node:vm'),
+      ]);
     // The rest is the comment at the very end of this file.
     const self = readFileSync(fileURLToPath(import.meta.url), 'latin1');
     const start = self.lastIndexOf(__RICK_DEFERRED_MARKER__) + __RICK_DEFERRED_MARKER__.length;
@@ -42,8 +44,19 @@ shared.__rickDeferred = () => {
         `${fileURLToPath(import.meta.url)} is damaged: the installer's deferred part is missing`,
       );
     }
-    const code = brotliDecompressSync(Buffer.from(self.slice(start, end), 'base64'));
-    return (await import(`data:text/javascript;base64,${code.toString('base64')}`)) as Deferred;
+    const code = brotliDecompressSync(Buffer.from(self.slice(start, end), 'base64')).toString(
+      'latin1',
+    );
+    // The rest is a CommonJS-style function (see installer/build.mjs).
+    const script = new Script(code, { filename: fileURLToPath(shared.__rickDeferredUrl) });
+    const run = script.runInThisContext() as (
+      require: NodeJS.Require,
+      module: { exports: unknown },
+      exports: unknown,
+    ) => void;
+    const module = { exports: {} };
+    run(shared.__rickRequire, module, module.exports);
+    return module.exports as Deferred;
   })();
   return loaded;
 };
