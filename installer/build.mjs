@@ -185,10 +185,12 @@ const front = await build({
       '(await globalThis.__rickDeferred()).deferred',
       deferredNames,
     ),
-    replaceWith('rick-deferred-undici', 'undici', '(await globalThis.__rickDeferred()).undici', [
-      'EnvHttpProxyAgent',
-      'request',
-    ]),
+    replaceWith(
+      'rick-deferred-undici',
+      'undici',
+      '(await (await globalThis.__rickDeferred()).undici())',
+      ['EnvHttpProxyAgent', 'request'],
+    ),
   ],
 });
 
