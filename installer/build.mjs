@@ -14,7 +14,8 @@
 //     script, brotli-compressed and base64'd in one comment at the end of the
 //     file (the cheapest thing for Node to read past), which the front part
 //     reads back from its own file and runs with vm.Script the first time
-//     anything in it is needed.
+//     anything in it is needed (with a V8 code cache kept on the host, see
+//     installer/entry.ts).
 // The front part reaches the rest only through src/commands/update-deferred.ts
 // and undici; both are replaced in the front build by modules that load the
 // rest and re-export the same names. The rest shares the front part's
@@ -26,6 +27,7 @@
 // bytes and the bundles that carry it stay reproducible.
 //
 // Usage: node installer/build.mjs [--outfile PATH]
+import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,7 +136,7 @@ const rest = await build({
   entryPoints: ['installer/deferred.ts'],
   // A plain script, not a module: the front part compiles it with vm.Script,
   // which is far cheaper than importing ~4 MB from a data: URL (Node parses
-  // and hashes the whole URL several times).
+  // and hashes the whole URL several times) and can use a V8 code cache.
   format: 'cjs',
   // Not even a dynamic import(): vm.Script can run one only with a callback
   // that Node 20 allows behind --experimental-vm-modules or with a warning.
@@ -158,6 +160,8 @@ const rest = await build({
   ],
 });
 const restCode = rest.outputFiles[0].contents;
+// Names the rest's V8 code cache on a host (see installer/entry.ts).
+const restSha256 = createHash('sha256').update(restCode).digest('hex');
 const packed = brotliCompressSync(restCode, {
   params: {
     [constants.BROTLI_PARAM_QUALITY]: 11,
@@ -170,7 +174,11 @@ const front = await build({
   ...common,
   entryPoints: ['installer/entry.ts'],
   outfile: 'rick-install.mjs',
-  define: { ...common.define, __RICK_DEFERRED_MARKER__: JSON.stringify(DEFERRED_MARKER) },
+  define: {
+    ...common.define,
+    __RICK_DEFERRED_MARKER__: JSON.stringify(DEFERRED_MARKER),
+    __RICK_DEFERRED_SHA256__: JSON.stringify(restSha256),
+  },
   banner: {
     js: [
       '#!/usr/bin/env node',

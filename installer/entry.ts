@@ -10,9 +10,13 @@
  * program, unchanged.
  */
 import { createRequire } from 'node:module';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Script } from 'node:vm';
 import * as errors from '../src/errors.js';
 
 declare const __RICK_DEFERRED_MARKER__: string;
+/** SHA-256 of the rest's source, written in by installer/build.mjs: names its code cache. */
+declare const __RICK_DEFERRED_SHA256__: string;
 
 type Deferred = typeof import('./deferred.js');
 
@@ -25,6 +29,72 @@ const shared = globalThis as typeof globalThis & {
 shared.__rickErrors = errors;
 shared.__rickRequire = createRequire(import.meta.url);
 shared.__rickDeferredUrl = new URL('./rick-install.deferred.mjs', import.meta.url).href;
+
+/**
+ * V8 code cache of the rest. Compiling ~4 MB of JavaScript costs more than
+ * installing a bundle, so after a command that loaded the rest succeeds, the
+ * code V8 compiled for it is kept in
+ * <root>/var/lib/rick/cache/<sha256 of the rest>.<command>.v8 and handed back
+ * to V8 by the next run of that command (one file per command, since each
+ * holds only the functions its command ran). It is only ever an
+ * optimisation: a missing, damaged or rejected cache (another Node version
+ * or other V8 flags) means compiling as usual, and writing it never fails a
+ * command. It is written only into an existing state directory, so no
+ * command creates one for the cache's sake, and only after success, so a
+ * refused command leaves the tree as it was.
+ */
+const codeCache: { file?: string; script?: Script; wanted: boolean } = { wanted: false };
+
+/** Reads the cache: a SHA-256 of the data, then the data as V8 gave it. */
+async function readCodeCache(file: string): Promise<Buffer | undefined> {
+  const [{ readFileSync }, { createHash }] = await Promise.all([
+    import('node:fs'),
+    import('node:crypto'),
+  ]);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  // V8 checks its version, its flags and the source's length, but (in
+  // release builds) not the data itself: a damaged file must not reach it.
+  // The checksum also makes an fsync before the rename unnecessary.
+  const data = bytes.subarray(32);
+  const sum = createHash('sha256').update(data).digest();
+  return bytes.length > 32 && sum.equals(bytes.subarray(0, 32)) ? data : undefined;
+}
+
+/** Writes the cache (temporary file, then rename); any failure leaves it unwritten. */
+async function writeCodeCache(): Promise<void> {
+  const { file, script } = codeCache;
+  if (!codeCache.wanted || !script || !file || process.exitCode) return;
+  const [fs, { createHash }] = await Promise.all([import('node:fs'), import('node:crypto')]);
+  const dir = dirname(file);
+  const tmp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    if (!fs.statSync(dirname(dir)).isDirectory()) return;
+    fs.mkdirSync(dir, { mode: 0o700, recursive: true });
+    // Taken after the command ran, so it holds every function the command compiled.
+    const data = script.createCachedData();
+    fs.writeFileSync(tmp, Buffer.concat([createHash('sha256').update(data).digest(), data]), {
+      flag: 'wx',
+      mode: 0o600,
+    });
+    fs.renameSync(tmp, file);
+    // The caches of earlier installers are of no further use.
+    for (const name of fs.readdirSync(dir)) {
+      if (name.endsWith('.v8') && !name.startsWith(`${__RICK_DEFERRED_SHA256__}.`)) {
+        fs.rmSync(join(dir, name), { force: true });
+      }
+    }
+  } catch {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {}
+  }
+}
+
 let loaded: Promise<Deferred> | undefined;
 shared.__rickDeferred = () => {
   loaded ??= (async () => {
@@ -47,8 +117,14 @@ shared.__rickDeferred = () => {
     const code = brotliDecompressSync(Buffer.from(self.slice(start, end), 'base64')).toString(
       'latin1',
     );
+    const cachedData = codeCache.file ? await readCodeCache(codeCache.file) : undefined;
     // The rest is a CommonJS-style function (see installer/build.mjs).
-    const script = new Script(code, { filename: fileURLToPath(shared.__rickDeferredUrl) });
+    const script = new Script(code, {
+      filename: fileURLToPath(shared.__rickDeferredUrl),
+      ...(cachedData ? { cachedData } : {}),
+    });
+    codeCache.script = script;
+    codeCache.wanted = !cachedData || script.cachedDataRejected === true;
     const run = script.runInThisContext() as (
       require: NodeJS.Require,
       module: { exports: unknown },
@@ -82,10 +158,42 @@ function timerArgs(args: readonly string[]): { root?: string; debug: boolean } |
   return parsed;
 }
 
+/**
+ * The --root and the command of any other command line, for naming the code
+ * cache alone: the full program parses the command line itself. A misreading
+ * here costs at most a cache miss, or a cache written into that tree's
+ * existing state directory.
+ */
+function cacheArgs(args: readonly string[]): { root?: string; command: string } {
+  const commands = ['install', 'plan', 'status', 'rollback', 'verify', 'update'];
+  let root: string | undefined;
+  let command: string | undefined;
+  let help = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--') break;
+    if (arg === '--help' || arg === '-h') help = true;
+    if (arg === '--root' && i + 1 < args.length && !args[i + 1]?.startsWith('-')) {
+      root = args[++i];
+    } else if (arg.startsWith('--root=') && arg.length > 7) root = arg.slice(7);
+    else if (command === undefined && commands.includes(arg)) command = arg;
+  }
+  // A bundle alone means install.
+  return {
+    ...(root === undefined ? {} : { root }),
+    command: help ? 'help' : (command ?? 'install'),
+  };
+}
+
 const tick = timerArgs(argv);
+const cacheFor = tick ? { root: tick.root, command: 'update' } : cacheArgs(argv);
+codeCache.file = join(
+  resolve(cacheFor.root ?? '/'),
+  'var/lib/rick/cache',
+  `${__RICK_DEFERRED_SHA256__}.${cacheFor.command}.v8`,
+);
 if (tick) {
-  const [{ resolve }, update, { createHttpClient }] = await Promise.all([
-    import('node:path'),
+  const [update, { createHttpClient }] = await Promise.all([
     import('../src/commands/update-tick.js'),
     import('../src/io/feed-client.js'),
   ]);
@@ -115,3 +223,4 @@ if (tick) {
   const { createProgram, runProgram } = await shared.__rickDeferred();
   process.exitCode = await runProgram(createProgram(), argv);
 }
+await writeCodeCache();
