@@ -47,6 +47,12 @@ async function waitActive(host: Host, service: Service): Promise<string | undefi
     last = (await systemctl.state(service.service)).activeState;
     if (last === 'active') return undefined;
     if (last === 'failed') return `${service.service} failed (ActiveState=failed)`;
+    // `systemctl restart` returns only when its jobs are done, so a unit that
+    // is inactive now will not start by itself: typically its start failed
+    // through a dependency (result "dependency"), which never shows as failed.
+    // A crashed unit with Restart= shows as activating and is waited for.
+    if (last === 'inactive')
+      return `${service.service} is inactive after its restart (ActiveState=inactive)`;
     if (host.clock.now().getTime() >= deadline) {
       return `${service.service} did not become active within ${service.activeTimeoutSec}s (ActiveState=${last})`;
     }

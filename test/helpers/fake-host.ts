@@ -37,6 +37,8 @@ export class FakeHost implements Host {
    * `current` points at the given generation (a unit broken by one release).
    */
   readonly failingUnits = new Map<string, number | 'always'>();
+  /** Units that end up inactive rather than failed, like a start failed through a dependency. */
+  readonly inactiveOnFailure = new Set<string>();
   /** URLs that never answer 2xx. */
   readonly failingUrls = new Set<string>();
   /** Units active now, with their main PID (a restart gives a new one). */
@@ -46,7 +48,8 @@ export class FakeHost implements Host {
   /** Makes daemon-reload fail from the given call number on (1-based), to break a rollback. */
   failDaemonReloadFrom: number | undefined;
   podman: string | undefined;
-  private nowMs = Date.parse('2026-01-01T00:00:00Z');
+  private readonly startMs = Date.parse('2026-01-01T00:00:00Z');
+  private nowMs = this.startMs;
   private nextPid = 1000;
   private reloads = 0;
 
@@ -103,15 +106,22 @@ export class FakeHost implements Host {
       state: async (unit): Promise<UnitState> => {
         const pid = this.active.get(unit);
         if (pid !== undefined) return { activeState: 'active', mainPid: pid };
-        return { activeState: this.fails(unit) ? 'failed' : 'inactive', mainPid: 0 };
+        const failedState = this.inactiveOnFailure.has(unit) ? 'inactive' : 'failed';
+        return { activeState: this.fails(unit) ? failedState : 'inactive', mainPid: 0 };
       },
       journal: async (_unit, lines) => this.journalLines.slice(-lines),
     };
   }
 
   /** Makes a unit fail, always or while the given generation is live. */
-  failUnit(unit: string, whileGeneration?: number): void {
+  failUnit(unit: string, whileGeneration?: number, endsAs: 'failed' | 'inactive' = 'failed'): void {
     this.failingUnits.set(unit, whileGeneration ?? 'always');
+    if (endsAs === 'inactive') this.inactiveOnFailure.add(unit);
+  }
+
+  /** Logical time the fake clock has advanced, in milliseconds. */
+  get elapsedMs(): number {
+    return this.nowMs - this.startMs;
   }
 
   private fails(unit: string): boolean {

@@ -47,6 +47,23 @@ async function installed(versions: Array<[string, string]>) {
 }
 
 describe('health gate and automatic rollback', () => {
+  it('fails the gate at once when a unit is left inactive after its restart (a dependency failed), without waiting out its timeout', async () => {
+    const host = await installed([['1.0.0', 'v1']]);
+    host.failUnit('demo-app.service', 2, 'inactive');
+    const v2 = await writeSignedBundle(tree.work, key, {
+      version: '2.0.0',
+      files: sampleFiles('demo', 'v2'),
+    });
+    const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.rolledBack);
+    expect(r.stderr).toContain(
+      'demo-app.service is inactive after its restart (ActiveState=inactive)',
+    );
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    // The sample service has activeTimeoutSec 30; the fake clock shows the gate did not wait for it.
+    expect(host.elapsedMs).toBeLessThan(30_000);
+  });
+
   it('rolls back when a restarted unit never becomes active, names it with its journal, quarantines the version', async () => {
     const host = await installed([['1.0.0', 'v1']]);
     const before = await snapshotTree(join(tree.root, 'var/lib/rick/generations/1'));
