@@ -78,6 +78,19 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
     if (result.code !== 0) throw commandFailed(`systemctl ${args.join(' ')}`, result);
     return result.stdout;
   };
+  const state = async (unit: string): Promise<UnitState> => {
+    const out = await systemctl(['show', '--property=ActiveState,MainPID', '--', unit]);
+    const props = new Map(
+      out
+        .split('\n')
+        .map((line) => line.split('=', 2) as [string, string | undefined])
+        .filter((pair): pair is [string, string] => pair[1] !== undefined),
+    );
+    return {
+      activeState: props.get('ActiveState') ?? 'unknown',
+      mainPid: Number(props.get('MainPID') ?? 0) || 0,
+    };
+  };
   return {
     daemonReload: async () => {
       await systemctl(['daemon-reload']);
@@ -89,21 +102,16 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
       if (units.length) await systemctl(['start', '--', ...units]);
     },
     stop: async (units) => {
-      if (units.length) await systemctl(['stop', '--', ...units]);
+      // An inactive unit is stopped already. After a daemon-reload a removed
+      // unit that is not running is not loaded any more, and `systemctl stop`
+      // would fail on it ("Unit … not loaded"), failing a rollback for nothing.
+      const running: string[] = [];
+      for (const unit of units) {
+        if ((await state(unit)).activeState !== 'inactive') running.push(unit);
+      }
+      if (running.length) await systemctl(['stop', '--', ...running]);
     },
-    state: async (unit) => {
-      const out = await systemctl(['show', '--property=ActiveState,MainPID', '--', unit]);
-      const props = new Map(
-        out
-          .split('\n')
-          .map((line) => line.split('=', 2) as [string, string | undefined])
-          .filter((pair): pair is [string, string] => pair[1] !== undefined),
-      );
-      return {
-        activeState: props.get('ActiveState') ?? 'unknown',
-        mainPid: Number(props.get('MainPID') ?? 0) || 0,
-      };
-    },
+    state,
     journal: async (unit, lines) => {
       const result = await runner.run('journalctl', [
         '--no-pager',

@@ -30,9 +30,30 @@ describe('the real host port, at the process edge', () => {
     expect(await systemctl.state('a.service')).toEqual({ activeState: 'active', mainPid: 4242 });
     expect(calls).toEqual([
       ['systemctl', 'restart', '--', 'a.service', 'b.service', 'c.service'],
+      ['systemctl', 'show', '--property=ActiveState,MainPID', '--', 'old.service'],
       ['systemctl', 'stop', '--', 'old.service'],
       ['systemctl', 'daemon-reload'],
       ['systemctl', 'show', '--property=ActiveState,MainPID', '--', 'a.service'],
+    ]);
+  });
+
+  it('stops only units that are not inactive: a removed unit that is not running is not loaded, and stopping it would fail', async () => {
+    const { runner, calls } = recordingRunner((_, args) => {
+      if (args[0] === 'show') {
+        return {
+          stdout: `ActiveState=${args.at(-1) === 'gone.service' ? 'inactive' : 'failed'}\nMainPID=0\n`,
+        };
+      }
+      if (args[0] === 'stop' && args.includes('gone.service')) {
+        return { code: 5, stderr: 'Failed to stop gone.service: Unit gone.service not loaded.\n' };
+      }
+      return {};
+    });
+    const systemctl = systemctlOn(runner);
+    await systemctl.stop(['gone.service', 'crashed.service']);
+    await systemctl.stop(['gone.service']);
+    expect(calls.filter((c) => c[1] === 'stop')).toEqual([
+      ['systemctl', 'stop', '--', 'crashed.service'],
     ]);
   });
 
