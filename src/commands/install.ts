@@ -27,7 +27,7 @@ import { bundleSysusers } from '../core/sysusers.js';
 import { decideVersion } from '../core/version-policy.js';
 import { formatExitCodes, RickError } from '../errors.js';
 import { activate, describeFailure, restore } from '../io/activation.js';
-import { readVerifiedBundle } from '../io/bundle-trust.js';
+import { readVerifiedBundle, type VerifiedBundle } from '../io/bundle-trust.js';
 import { checkRequiredAccounts, type FactValues, resolveFacts } from '../io/facts.js';
 import { checkpoint } from '../io/fault.js';
 import {
@@ -302,19 +302,24 @@ async function applyFragments(
   }
 }
 
-export async function prepareInstall(
-  options: InstallOptions,
-  ctx: PrepareContext,
-): Promise<Preparation> {
-  const { paths, host, state, log } = ctx;
-  const notes: string[] = [];
-  const owner = requiredOwner();
-  const verified = await readVerifiedBundle({
+/** Signature, then archive and manifest: read-only, so it may run before the lock. */
+export function readBundleFor(options: InstallOptions, paths: HostPaths): Promise<VerifiedBundle> {
+  return readVerifiedBundle({
     bundlePath: options.bundlePath,
     signaturePath: options.signaturePath,
     keyringPath: options.keyringPath ?? paths.keysDir,
-    requireKeyOwner: owner,
+    requireKeyOwner: requiredOwner(),
   });
+}
+
+export async function prepareInstall(
+  options: InstallOptions,
+  ctx: PrepareContext,
+  preverified?: VerifiedBundle,
+): Promise<Preparation> {
+  const { paths, host, state, log } = ctx;
+  const notes: string[] = [];
+  const verified = preverified ?? (await readBundleFor(options, paths));
   const { manifest, files } = verified.contents;
   log(
     `verified ${basename(options.bundlePath)}: ${manifest.name} ${manifest.version}, signed by ${verified.signer.fingerprint}`,
@@ -347,7 +352,7 @@ export async function prepareInstall(
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
   const secrets = needsSecrets
-    ? await readSecretsFileIfPresent(secretsPath, { requireOwner: owner })
+    ? await readSecretsFileIfPresent(secretsPath, { requireOwner: requiredOwner() })
     : undefined;
 
   const sysusers = new Map<string, Buffer>();
@@ -480,6 +485,9 @@ export async function installBundle(
   await checkRoot(options.root);
   const paths = hostPaths(options.root ?? '/');
   const validate = ctx.validateUnits ?? defaultValidateUnits;
+  // A bundle that is untrusted or malformed is refused before the lock, so
+  // that such a refusal leaves even a fresh host without a trace.
+  const verified = await readBundleFor(options, paths);
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
     now: () => host.clock.now(),
@@ -491,13 +499,11 @@ export async function installBundle(
     await checkpoint('cleaned');
     if (options.keepGenerations !== undefined) state.keepGenerations = options.keepGenerations;
 
-    const prepared = await prepareInstall(options, {
-      paths,
-      host,
-      state,
-      log,
-      dryRun: false,
-    });
+    const prepared = await prepareInstall(
+      options,
+      { paths, host, state, log, dryRun: false },
+      verified,
+    );
     if (prepared.kind === 'noop') {
       log(
         `${prepared.manifest.name} ${prepared.manifest.version}: ${prepared.reason}; nothing to do`,
