@@ -2,7 +2,7 @@
 # A private apt configuration for Debian 13 (trixie), next to the machine's own
 # sources and without touching them: its lists and downloads live under
 # .cache/apt-trixie. The archive address is taken from this machine's apt
-# sources, so the project names no package host.
+# sources (or DEBIAN_ARCHIVE_URI), so the project names no package host.
 #
 #   scripts/debian13-apt.sh uri                print the archive URI
 #   scripts/debian13-apt.sh download DIR PKG…  download .debs into DIR
@@ -12,6 +12,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 state="$here/.cache/apt-trixie"
 
 archive_uri() {
+  # A machine whose own apt sources are not Debian's (a CI runner on another
+  # distribution) names the archive in DEBIAN_ARCHIVE_URI instead.
+  if [ -n "${DEBIAN_ARCHIVE_URI:-}" ]; then
+    printf '%s\n' "$DEBIAN_ARCHIVE_URI"
+    return
+  fi
   uri=""
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
