@@ -6,8 +6,8 @@
 //
 // Why two parts in one file. The update timer runs `rick-install update` on
 // every host every hour, and nearly every tick ends with the feed answering
-// 304. Merely parsing the whole program (openpgp, zod, tar, undici: ~3 MB of
-// JavaScript) costs more than Node's own start, so the file holds:
+// 304. Merely parsing the whole program (zod, commander, semver, undici: ~1.7 MB
+// of JavaScript) costs more than Node's own start, so the file holds:
 //   - a small front part (installer/entry.ts): the update command and what a
 //     no-op tick needs (commander, node:http, the feed cache);
 //   - the rest of the program (installer/deferred.ts), built as one plain
@@ -150,9 +150,9 @@ const rest = await build({
   // function with its own require() and collects module.exports.
   banner: { js: '(function (require, module, exports) {' },
   footer: { js: '})' },
-  // A script has no import.meta, and openpgp builds a require() from it: the
-  // rest sees a file URL beside the installer instead. It names no existing
-  // file, so the full program does not take itself for the process's entry point.
+  // A script has no import.meta: the rest sees a file URL beside the
+  // installer instead. It names no existing file, so the full program does
+  // not take itself for the process's entry point.
   define: { ...common.define, 'import.meta.url': 'globalThis.__rickDeferredUrl' },
   plugins: [
     replaceWith('rick-shared-errors', 'src/errors.ts', 'globalThis.__rickErrors', errorNames),

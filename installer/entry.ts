@@ -5,7 +5,7 @@
  * `rick-install update` is what the timer runs on every host every hour, and
  * nearly every run ends with the feed answering 304. That command line runs
  * from the small front part of the file, without even commander; the rest
- * (the install pipeline, openpgp, tar, the schemas) is evaluated only when
+ * (the install pipeline, tar, the schemas) is evaluated only when
  * there is something to install. Every other command line goes to the full
  * program, unchanged.
  */

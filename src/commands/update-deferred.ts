@@ -1,7 +1,7 @@
 /**
  * Everything `rick-install update` loads only when a tick has something to
  * decide or install: the config and releases schemas (zod), the state file,
- * and the install pipeline (openpgp, tar). The update command reaches them
+ * and the install pipeline (tar, gpgv). The update command reaches them
  * through this one module, imported dynamically, so that the no-op tick
  * (feed answers 304) evaluates none of it; the single-file installer build
  * defers exactly this module (see installer/build.mjs).

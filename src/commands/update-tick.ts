@@ -6,8 +6,8 @@
  *
  * The timer runs this every few hours on every host, so the path where the
  * feed answers 304 reads three small files, sends one request and loads
- * nothing heavy: the config schema, the releases schema, semver, openpgp and
- * the install pipeline are imported only when there is something to decide.
+ * nothing heavy: the config schema, the releases schema, semver and the
+ * install pipeline are imported only when there is something to decide.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -353,7 +353,7 @@ export async function installThroughPipeline(
   log: (line: string) => void,
   validateUnits?: InstallerDeps['validateUnits'],
 ): Promise<void> {
-  // Loaded only when there is something to install: openpgp, tar and the
+  // Loaded only when there is something to install: tar and the
   // schemas stay off the timer's no-op path.
   const { installBundle } = await import('./update-deferred.js');
   await installBundle(

@@ -3,7 +3,8 @@
  * keys, read the signature, read the bundle bytes exactly once, verify the
  * signature over those bytes, and only then parse the archive from the very
  * same buffer. Nothing inside an unverified bundle is ever looked at, and the
- * file cannot change between the check and the use.
+ * file cannot change between the check and the use. The signature is
+ * checked by gpgv (src/io/gpgv.ts), which is given those bytes on stdin.
  */
 import { createHash } from 'node:crypto';
 import { constants, type promises as fsp } from 'node:fs';
@@ -15,7 +16,8 @@ import {
   defaultArchiveLimits,
   parseBundleArchive,
 } from './bundle-archive.js';
-import { readKeyring, type VerifiedSignature, verifyDetached } from './openpgp.js';
+import { type GpgvOptions, keyringFor, type VerifiedSignature, verifyWithGpgv } from './gpgv.js';
+import { readKeyFiles } from './keyring.js';
 
 export interface ReadVerifiedBundleOptions {
   /** The bundle tarball. */
@@ -28,6 +30,8 @@ export interface ReadVerifiedBundleOptions {
   requireKeyOwner?: number;
   /** Caps for reading the archive; `maxCompressedBytes` also caps the file read. */
   limits?: ArchiveLimits;
+  /** How to run gpgv, which checks the signature (src/io/gpgv.ts). */
+  gpgv?: GpgvOptions;
 }
 
 export interface VerifiedBundle {
@@ -90,9 +94,12 @@ export async function readVerifiedBundle(
   const limits = options.limits ?? defaultArchiveLimits;
   const signaturePath = options.signaturePath ?? `${options.bundlePath}.sig`;
 
-  const keys = await readKeyring(
+  const keyring = keyringFor(
+    await readKeyFiles(
+      options.keyringPath,
+      options.requireKeyOwner === undefined ? {} : { requireOwner: options.requireKeyOwner },
+    ),
     options.keyringPath,
-    options.requireKeyOwner === undefined ? {} : { requireOwner: options.requireKeyOwner },
   );
 
   const signature = await readRegularFile(signaturePath, MAX_SIGNATURE_BYTES, 'signature');
@@ -107,7 +114,7 @@ export async function readVerifiedBundle(
     throw new RickError('INPUT_NOT_FOUND', `bundle ${options.bundlePath} does not exist`);
   }
 
-  const signer = await verifyDetached(bytes, signature, keys);
+  const signer = await verifyWithGpgv(bytes, signature, keyring, options.gpgv);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const contents = parseBundleArchive(bytes, limits);
   return { bytes, sha256, signer, contents };

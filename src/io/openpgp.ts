@@ -3,10 +3,9 @@
  * over the exact tarball bytes, so that `gpgv` checks them as well.
  * Keys are v4 ed25519 ("ed25519Legacy" in openpgp.js), which GnuPG 2.2 reads.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { describe, RickError } from '../errors.js';
+import { type KeyringOptions, noKeysIn, readKeyFiles } from './keyring.js';
 
 export interface GeneratedKey {
   privateKeyArmored: string;
@@ -102,66 +101,20 @@ export async function parsePublicKeys(
   }
 }
 
-export interface KeyringOptions {
-  /**
-   * When set, every key file and the directory holding them must be owned by
-   * this uid (root on a host), besides being neither group- nor world-writable.
-   */
-  requireOwner?: number;
-}
-
-async function checkNotWritableByOthers(path: string, options: KeyringOptions): Promise<void> {
-  const st = await stat(path);
-  if ((st.mode & 0o022) !== 0) {
-    throw new RickError(
-      'KEYRING_INSECURE',
-      `${path} is group- or world-writable (mode ${(st.mode & 0o777).toString(8)}); refusing to trust it`,
-      { hint: `chmod go-w ${path}` },
-    );
-  }
-  if (options.requireOwner !== undefined && st.uid !== options.requireOwner) {
-    throw new RickError(
-      'KEYRING_INSECURE',
-      `${path} is owned by uid ${st.uid}, not ${options.requireOwner}; refusing to trust it`,
-      { hint: `chown ${options.requireOwner} ${path}` },
-    );
-  }
-}
-
 /**
  * Reads trusted public keys from a key file or from every `*.asc`/`*.gpg`
- * file of a directory. An empty keyring is an error: trusting nothing must not
- * look like trusting everything.
+ * file of a directory (see src/io/keyring.ts for the checks on who could
+ * have written them).
  */
 export async function readKeyring(
   path: string,
   options: KeyringOptions = {},
 ): Promise<openpgp.PublicKey[]> {
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(path);
-  } catch (error) {
-    throw new RickError('KEYRING_INVALID', `cannot read keyring ${path}: ${describe(error)}`, {
-      hint: 'put the release public key in /etc/rick/keys/ or pass --keyring',
-    });
-  }
-  await checkNotWritableByOthers(path, options);
-  const files = st.isDirectory()
-    ? (await readdir(path))
-        .filter((f) => f.endsWith('.asc') || f.endsWith('.gpg'))
-        .sort()
-        .map((f) => join(path, f))
-    : [path];
   const keys: openpgp.PublicKey[] = [];
-  for (const file of files) {
-    if (file !== path) await checkNotWritableByOthers(file, options);
-    keys.push(...(await parsePublicKeys(await readFile(file), file)));
+  for (const file of await readKeyFiles(path, options)) {
+    keys.push(...(await parsePublicKeys(file.data, file.path)));
   }
-  if (keys.length === 0) {
-    throw new RickError('KEYRING_INVALID', `no public keys found in ${path}`, {
-      hint: 'put the release public key (*.asc) there',
-    });
-  }
+  if (keys.length === 0) throw noKeysIn(path);
   return keys;
 }
 

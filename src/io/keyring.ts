@@ -1,0 +1,74 @@
+/**
+ * The trusted keyring on disk: a key file, or every `*.asc`/`*.gpg` file of a
+ * directory (`/etc/rick/keys` on a host). Whoever can write there can make
+ * the host run anything as root, so every file and the directory must be
+ * neither group- nor world-writable, and on a host owned by root. Reading
+ * the files is shared by both verifiers: openpgp.js (rick-bundle) and gpgv
+ * (rick-install).
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, RickError } from '../errors.js';
+
+export interface KeyringOptions {
+  /**
+   * When set, every key file and the directory holding them must be owned by
+   * this uid (root on a host), besides being neither group- nor world-writable.
+   */
+  requireOwner?: number;
+}
+
+export interface KeyFile {
+  path: string;
+  data: Buffer;
+}
+
+async function checkNotWritableByOthers(path: string, options: KeyringOptions): Promise<void> {
+  const st = await stat(path);
+  if ((st.mode & 0o022) !== 0) {
+    throw new RickError(
+      'KEYRING_INSECURE',
+      `${path} is group- or world-writable (mode ${(st.mode & 0o777).toString(8)}); refusing to trust it`,
+      { hint: `chmod go-w ${path}` },
+    );
+  }
+  if (options.requireOwner !== undefined && st.uid !== options.requireOwner) {
+    throw new RickError(
+      'KEYRING_INSECURE',
+      `${path} is owned by uid ${st.uid}, not ${options.requireOwner}; refusing to trust it`,
+      { hint: `chown ${options.requireOwner} ${path}` },
+    );
+  }
+}
+
+/** Reads the key files of a keyring, after checking who could have written them. */
+export async function readKeyFiles(path: string, options: KeyringOptions = {}): Promise<KeyFile[]> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(path);
+  } catch (error) {
+    throw new RickError('KEYRING_INVALID', `cannot read keyring ${path}: ${describe(error)}`, {
+      hint: 'put the release public key in /etc/rick/keys/ or pass --keyring',
+    });
+  }
+  await checkNotWritableByOthers(path, options);
+  const files = st.isDirectory()
+    ? (await readdir(path))
+        .filter((f) => f.endsWith('.asc') || f.endsWith('.gpg'))
+        .sort()
+        .map((f) => join(path, f))
+    : [path];
+  const read: KeyFile[] = [];
+  for (const file of files) {
+    if (file !== path) await checkNotWritableByOthers(file, options);
+    read.push({ path: file, data: await readFile(file) });
+  }
+  return read;
+}
+
+/** An empty keyring is an error: trusting nothing must not look like trusting everything. */
+export function noKeysIn(path: string): RickError {
+  return new RickError('KEYRING_INVALID', `no public keys found in ${path}`, {
+    hint: 'put the release public key (*.asc) there',
+  });
+}

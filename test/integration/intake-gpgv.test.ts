@@ -1,0 +1,127 @@
+/**
+ * The host's signature check through the real gpgv (src/io/gpgv.ts): what it
+ * accepts besides the plain case (binary keys, co-signatures by unknown
+ * keys), what it refuses that the named hostile inputs do not cover, and a
+ * host without gpgv.
+ */
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
+import { signDetached } from '../../src/io/openpgp.js';
+import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
+import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
+import { makeHostTree } from '../helpers/host-tree.js';
+import { asyncRefusal } from '../helpers/hostile-tar.js';
+import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
+
+let trusted: TestKey;
+let other: TestKey;
+let work: string;
+
+beforeAll(async () => {
+  trusted = await makeTestKey('rick test');
+  other = await makeTestKey('rick test');
+  work = await mkdtemp(join(tmpdir(), 'rick-gpgv-test-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+let keyrings = 0;
+async function keyringWith(name: string, data: string | Uint8Array): Promise<string> {
+  const dir = join(work, `keys-${keyrings++}`);
+  await mkdir(dir, { mode: 0o755 });
+  await chmod(dir, 0o755);
+  await writeFile(join(dir, name), data, { mode: 0o644 });
+  return dir;
+}
+
+describe('signature check by gpgv', () => {
+  it('reads a binary (.gpg) key file as well as an armored one', async () => {
+    const written = await writeSignedBundle(join(work, 'binary'), trusted);
+    const keyring = await keyringWith('release.gpg', trusted.publicKeys[0]?.write() ?? '');
+    const result = await readVerifiedBundle({
+      bundlePath: written.bundlePath,
+      keyringPath: keyring,
+    });
+    expect(result.signer.fingerprint).toBe(trusted.fingerprint);
+  });
+
+  it('accepts a good signature by the trusted key next to one by a key it does not know', async () => {
+    const written = await writeSignedBundle(join(work, 'cosigned'), trusted);
+    const both = Buffer.concat([
+      await signDetached(written.tgz, trusted.privateKey),
+      await signDetached(written.tgz, other.privateKey),
+    ]);
+    await writeFile(written.signaturePath, both);
+    const keyring = await keyringWith('release.asc', trusted.publicKeyArmored);
+    const result = await readVerifiedBundle({
+      bundlePath: written.bundlePath,
+      keyringPath: keyring,
+    });
+    expect(result.signer.fingerprint).toBe(trusted.fingerprint);
+  });
+
+  it('refuses a good signature next to a bad one by the same trusted key', async () => {
+    const written = await writeSignedBundle(join(work, 'goodbad'), trusted);
+    const both = Buffer.concat([
+      await signDetached(written.tgz, trusted.privateKey),
+      await signDetached(Buffer.from('other bytes'), trusted.privateKey),
+    ]);
+    await writeFile(written.signaturePath, both);
+    const keyring = await keyringWith('release.asc', trusted.publicKeyArmored);
+    const error = await asyncRefusal(() =>
+      readVerifiedBundle({ bundlePath: written.bundlePath, keyringPath: keyring }),
+    );
+    expect(error.code).toBe('SIGNATURE_INVALID');
+    expect(error.message).toMatch(
+      /^no valid signature by a trusted key \(key [0-9A-F]{16}: BAD signature/,
+    );
+  });
+
+  it('refuses a private key in the keyring', async () => {
+    const written = await writeSignedBundle(join(work, 'private'), trusted);
+    const keyring = await keyringWith('release.asc', trusted.privateKey.armor());
+    const error = await asyncRefusal(() =>
+      readVerifiedBundle({ bundlePath: written.bundlePath, keyringPath: keyring }),
+    );
+    expect(error.code).toBe('KEYRING_INVALID');
+    expect(error.message).toMatch(/release\.asc holds a private key; refusing to use it$/);
+  });
+
+  it('names gpgv when it is missing', async () => {
+    const written = await writeSignedBundle(join(work, 'nogpgv'), trusted);
+    const keyring = await keyringWith('release.asc', trusted.publicKeyArmored);
+    const error = await asyncRefusal(() =>
+      readVerifiedBundle({
+        bundlePath: written.bundlePath,
+        keyringPath: keyring,
+        gpgv: { program: join(work, 'no-such-gpgv') },
+      }),
+    );
+    expect(error.code).toBe('PREREQUISITE_MISSING');
+    expect(error.message).toMatch(
+      /no-such-gpgv is not installed: rick-install checks bundle signatures with it$/,
+    );
+  });
+
+  it('rick-install on a host without gpgv: exit 5, the host tree unchanged', async () => {
+    requireBuiltCli();
+    const tree = await makeHostTree(trusted);
+    try {
+      const written = await writeSignedBundle(tree.work, trusted);
+      const before = await snapshotTree(tree.root);
+      const emptyPath = join(tree.work, 'empty-path');
+      await mkdir(emptyPath);
+      const r = await runCli([written.bundlePath, '--root', tree.root], { PATH: emptyPath });
+      expect(r.stderr).toMatch(/^error PREREQUISITE_MISSING: gpgv is not installed/);
+      expect(r.code).toBe(ExitCode.missingPrerequisite);
+      await expectTreeUnchanged(tree.root, before);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+});
