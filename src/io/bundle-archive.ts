@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { Header } from 'tar';
+import { Header } from 'tar/header';
 import {
   bundlePathPattern,
   formatProblems,

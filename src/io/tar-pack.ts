@@ -4,7 +4,7 @@
  * timestamp. Same entries in, same bytes out.
  */
 import { gzipSync } from 'node:zlib';
-import { Header } from 'tar';
+import { Header } from 'tar/header';
 
 export interface PackEntry {
   path: string;
