@@ -20,7 +20,7 @@
  * Each template renders to the file named by its base name without `.j2`, in
  * the directory of its kind (quadlet/, env/, sysusers.d/, tmpfiles.d/).
  */
-import { z } from 'zod';
+
 import { RickError } from '../errors.js';
 import {
   bundleNamePattern,
@@ -28,6 +28,7 @@ import {
   httpCheckSchema,
   serviceSchema,
 } from './manifest.js';
+import { z } from './zod.js';
 
 export const BUNDLE_DEFINITION_FILE = 'bundle.yaml';
 

@@ -2,8 +2,9 @@
  * The manifest's JSON Schema, derived from the zod schema so the two cannot
  * drift. Published as schema/manifest.schema.json (`npm run schema`).
  */
-import { z } from 'zod';
+
 import { MANIFEST_SCHEMA_VERSION, manifestSchema } from './manifest.js';
+import { z } from './zod.js';
 
 export const MANIFEST_SCHEMA_FILE = 'schema/manifest.schema.json';
 

@@ -4,8 +4,8 @@
  * Schema is published as schema/manifest.schema.json.
  */
 import semver from 'semver';
-import { z } from 'zod';
 import { checkPlaceholderName, factKinds } from './placeholders.js';
+import { z } from './zod.js';
 
 export const MANIFEST_PATH = 'manifest.json';
 export const MANIFEST_SCHEMA_VERSION = 1;

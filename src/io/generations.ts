@@ -35,7 +35,6 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { z } from 'zod';
 import {
   hasSecretTokens,
   moveGenerationPaths,
@@ -46,6 +45,7 @@ import {
 import { type HostPaths, RICK_STATE_DIR } from '../core/host-paths.js';
 import { type Manifest, manifestSchema } from '../core/manifest.js';
 import type { GenerationView, RenderedBundle } from '../core/plan.js';
+import { z } from '../core/zod.js';
 import { RickError, wrapError } from '../errors.js';
 import { realCommandRunner } from './exec.js';
 import { checkpoint } from './fault.js';
