@@ -2,14 +2,13 @@
  * The host as rick-install sees it across the process edge: systemctl, the
  * journal, podman's version, systemd-sysusers/systemd-tmpfiles, loopback HTTP
  * probes, the clock, and the user/group database. Everything else (files,
- * tar, openpgp) is real in every test; only this port is faked
+ * tar, gpgv) is real in every test; only this port is faked
  * (test/helpers/fake-host.ts).
  *
  * `--root DIR` mode is a Host without systemctl: nothing is started or
  * stopped, sysusers/tmpfiles run with `--root=DIR` (or are skipped with a
  * note when not installed), and accounts come from DIR/etc.
  */
-import { request } from 'node:http';
 import { parsePodmanVersion } from '../core/prerequisites.js';
 import { RickError } from '../errors.js';
 import { type Accounts, fileAccounts, getentAccounts } from './accounts.js';
@@ -127,7 +126,10 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
   };
 }
 
-export function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
+export async function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
+  // Loaded here: only a health gate on a live host needs it, and every run of
+  // the installer would otherwise load Node's HTTP client at start.
+  const { request } = await import('node:http');
   return new Promise((resolve) => {
     const req = request(url, { method: 'GET', timeout: timeoutMs }, (res) => {
       res.resume();
