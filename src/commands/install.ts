@@ -529,26 +529,34 @@ export async function installBundle(
     // first install (state present, nothing confirmed) from a lost state file.
     const firstState = !(await pathExists(paths.stateFile));
     if (firstState) await writeState(paths.stateFile, state);
-    const dir = await writeGeneration(paths, {
-      generation: next.generation,
-      createdAt: next.record.createdAt,
-      reason: next.record.reason,
-      bundles: next.bundles,
-      installer: next.installer,
-    });
-    await checkpoint('generation-renamed');
     try {
-      const skipped = await validate(join(dir, 'quadlet'), !host.systemctl);
-      if (skipped) log(`note: ${skipped}`);
+      await writeGeneration(
+        paths,
+        {
+          generation: next.generation,
+          createdAt: next.record.createdAt,
+          reason: next.record.reason,
+          bundles: next.bundles,
+          installer: next.installer,
+        },
+        {
+          // podman's quadlet checks the units before anything goes live.
+          check: async (dir) => {
+            const skipped = await validate(join(dir, 'quadlet'), !host.systemctl);
+            if (skipped) log(`note: ${skipped}`);
+          },
+        },
+      );
     } catch (error) {
-      // Refused before anything went live: leave the host as this run found it.
-      await rm(dir, { recursive: true, force: true });
+      // Refused before anything went live (writeGeneration removed what it
+      // wrote): leave the host as this run found it.
       if (firstState) {
         await rm(paths.stateFile, { force: true });
         await rmdir(paths.generationsDir).catch(() => {});
       }
       throw error;
     }
+    await checkpoint('generation-renamed');
     for (const note of await ensureHostLinks(paths)) log(`note: ${note}`);
     await checkpoint('links-created');
 

@@ -301,16 +301,27 @@ async function writeSynced(path: string, data: Buffer | string, mode: number): P
 }
 
 /**
- * Makes every file written under `dir` durable. One syncfs(2) of the
- * filesystem (coreutils `sync --file-system`) costs far less than an fsync
- * per file when a generation holds thousands of them; where it cannot run,
- * each file is fsynced instead.
+ * Up to this many files, a generation is made durable file by file; above
+ * it, with one syncfs(2) of its filesystem.
+ */
+export const PER_FILE_SYNC_MAX = 256;
+
+/**
+ * Makes every file written under `dir` durable. A generation of a few
+ * bundles is fsynced file by file: that flushes what the install wrote and
+ * nothing else, where syncfs would also flush every dirty page of the
+ * filesystem (a busy database on the same disk), and it needs no child
+ * process. One syncfs (coreutils `sync --file-system`) costs far less than
+ * thousands of fsyncs, so a large generation takes that, and falls back to
+ * fsyncing each file where it cannot run.
  */
 async function syncTree(dir: string, files: readonly string[]): Promise<void> {
-  const result = await realCommandRunner.run('sync', ['--file-system', dir], {
-    timeoutMs: 120_000,
-  });
-  if (result.code === 0) return;
+  if (files.length > PER_FILE_SYNC_MAX) {
+    const result = await realCommandRunner.run('sync', ['--file-system', dir], {
+      timeoutMs: 120_000,
+    });
+    if (result.code === 0) return;
+  }
   for (let i = 0; i < files.length; i += 64) {
     await Promise.all(
       files.slice(i, i + 64).map(async (file) => {
@@ -325,13 +336,24 @@ async function syncTree(dir: string, files: readonly string[]): Promise<void> {
   }
 }
 
+export interface WriteGenerationOptions {
+  /**
+   * Checks the written generation (its directory under the temporary name)
+   * while it is being made durable; when it throws, the generation is removed
+   * and never renamed into place.
+   */
+  check?: (dir: string) => Promise<void>;
+}
+
 /**
- * Writes generation n completely under a temporary name, fsyncs it, and
- * renames it into place. Returns its final directory.
+ * Writes generation n completely under a temporary name, fsyncs it (and runs
+ * `options.check` meanwhile), and renames it into place. Returns its final
+ * directory.
  */
 export async function writeGeneration(
   paths: HostPaths,
   content: GenerationContent,
+  options: WriteGenerationOptions = {},
 ): Promise<string> {
   const final = generationDir(paths, content.generation);
   const tmp = `${final}.tmp-${process.pid}`;
@@ -415,14 +437,29 @@ export async function writeGeneration(
     await writeAll(writes.slice(0, half));
     await checkpoint('generation-partial');
     await writeAll(writes.slice(half));
-    await syncTree(
-      tmp,
-      writes.map((w) => join(tmp, w.rel)),
-    );
-    // generation.json last: a generation with its record has every file durable.
-    await writeSynced(join(tmp, 'generation.json'), `${JSON.stringify(record, null, 2)}\n`, 0o644);
-    for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(join(tmp, d));
-    await fsyncDir(tmp);
+    const durable = async () => {
+      await syncTree(
+        tmp,
+        writes.map((w) => join(tmp, w.rel)),
+      );
+      // generation.json last: a generation with its record has every file durable.
+      await writeSynced(
+        join(tmp, 'generation.json'),
+        `${JSON.stringify(record, null, 2)}\n`,
+        0o644,
+      );
+      await Promise.all([...dirs].map((d) => fsyncDir(join(tmp, d))));
+      await fsyncDir(tmp);
+    };
+    // The check (podman's quadlet, a child process) reads what the page
+    // cache already holds, so it need not wait for the disk; both must end
+    // before anything is renamed or removed.
+    const [synced, checked] = await Promise.allSettled([
+      durable(),
+      options.check ? options.check(tmp) : Promise.resolve(),
+    ]);
+    if (checked.status === 'rejected') throw checked.reason;
+    if (synced.status === 'rejected') throw synced.reason;
     await checkpoint('generation-synced');
     await rename(tmp, final);
     await fsyncDir(paths.generationsDir);
