@@ -21,6 +21,7 @@
  * the directory of its kind (quadlet/, env/, sysusers.d/, tmpfiles.d/).
  */
 
+import * as z from 'zod';
 import { RickError } from '../errors.js';
 import {
   bundleNamePattern,
@@ -28,7 +29,7 @@ import {
   httpCheckSchema,
   serviceSchema,
 } from './manifest.js';
-import { z } from './zod.js';
+import './zod.js';
 
 export const BUNDLE_DEFINITION_FILE = 'bundle.yaml';
 

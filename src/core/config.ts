@@ -17,9 +17,10 @@
  * lines that are not `KEY=value` at all.
  */
 import semver from 'semver';
+import * as z from 'zod';
 import { RickError } from '../errors.js';
 import { bundleNamePattern } from './manifest.js';
-import { z } from './zod.js';
+import './zod.js';
 
 export const channels = ['stable', 'prerelease'] as const;
 export type Channel = (typeof channels)[number];

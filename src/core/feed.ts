@@ -8,9 +8,10 @@
  * asset name (the signed manifest inside is checked again by the installer).
  */
 import semver from 'semver';
+import * as z from 'zod';
 import { RickError } from '../errors.js';
 import type { Channel } from './config.js';
-import { z } from './zod.js';
+import './zod.js';
 
 // GitHub's objects carry many more fields than these and add new ones over
 // time: unknown keys are ignored here (z.object), unlike rick's own inputs.

@@ -3,8 +3,9 @@
  * drift. Published as schema/manifest.schema.json (`npm run schema`).
  */
 
+import * as z from 'zod';
 import { MANIFEST_SCHEMA_VERSION, manifestSchema } from './manifest.js';
-import { z } from './zod.js';
+import './zod.js';
 
 export const MANIFEST_SCHEMA_FILE = 'schema/manifest.schema.json';
 

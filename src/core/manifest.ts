@@ -4,8 +4,9 @@
  * Schema is published as schema/manifest.schema.json.
  */
 import semver from 'semver';
+import * as z from 'zod';
 import { checkPlaceholderName, factKinds } from './placeholders.js';
-import { z } from './zod.js';
+import './zod.js';
 
 export const MANIFEST_PATH = 'manifest.json';
 export const MANIFEST_SCHEMA_VERSION = 1;

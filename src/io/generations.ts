@@ -35,6 +35,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import * as z from 'zod';
 import {
   hasSecretTokens,
   moveGenerationPaths,
@@ -45,7 +46,7 @@ import {
 import { type HostPaths, RICK_STATE_DIR } from '../core/host-paths.js';
 import { type Manifest, manifestSchema } from '../core/manifest.js';
 import type { GenerationView, RenderedBundle } from '../core/plan.js';
-import { z } from '../core/zod.js';
+import '../core/zod.js';
 import { RickError, wrapError } from '../errors.js';
 import { realCommandRunner } from './exec.js';
 import { checkpoint } from './fault.js';

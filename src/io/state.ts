@@ -9,7 +9,8 @@
 import { constants } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { z } from '../core/zod.js';
+import * as z from 'zod';
+import '../core/zod.js';
 import { RickError, wrapError } from '../errors.js';
 import { checkpoint } from './fault.js';
 
