@@ -6,19 +6,24 @@
 //
 // Why two parts in one file. The update timer runs `rick-install update` on
 // every host every hour, and nearly every tick ends with the feed answering
-// 304. Merely parsing the whole program (zod, commander, semver, undici: ~1.7 MB
+// 304. Merely parsing the whole program (undici, zod, commander, semver: ~1.1 MB
 // of JavaScript) costs more than Node's own start, so the file holds:
 //   - a small front part (installer/entry.ts): the update command and what a
-//     no-op tick needs (commander, node:http, the feed cache);
+//     no-op tick needs (node:http, the feed cache);
 //   - the rest of the program (installer/deferred.ts), built as one plain
 //     script, brotli-compressed and base64'd in one comment at the end of the
 //     file (the cheapest thing for Node to read past), which the front part
 //     reads back from its own file and runs with vm.Script the first time
 //     anything in it is needed (with a V8 code cache kept on the host, see
 //     installer/entry.ts).
-// The front part reaches the rest only through src/commands/update-deferred.ts
-// and undici; both are replaced in the front build by modules that load the
-// rest and re-export the same names. The rest shares the front part's
+//   - undici (700 KB), which only the feed client behind a proxy uses, in a
+//     comment of its own just before the rest's, run the same way when first
+//     needed: the rest is then 40% of its size to inflate and compile, and a
+//     tick behind a proxy loads undici without the rest.
+// The front part reaches the rest only through src/commands/update-deferred.ts,
+// replaced in the front build by a module that loads the rest and re-exports
+// the same names; both parts reach undici through globalThis.__rickUndici().
+// The rest shares the front part's
 // src/errors.ts (so a RickError thrown by the install pipeline is a RickError
 // for the front part's error handler) and its require().
 //
@@ -127,13 +132,23 @@ const withoutEntryPointRun = {
 /** Opens the comment holding the rest; the front part finds its last occurrence. */
 const DEFERRED_MARKER =
   '\n/* rick-install: the rest of the program, brotli and base64 (installer/build.mjs)\n';
+/** Opens the comment holding undici, just before the rest's. */
+const UNDICI_MARKER = '\n/* rick-install: undici, brotli and base64 (installer/build.mjs)\n';
 
-// 1. The rest of the program, evaluated on demand.
-const deferredNames = await valueExports('src/commands/update-deferred.ts');
-const errorNames = await valueExports('src/errors.ts');
-const rest = await build({
-  ...common,
-  entryPoints: ['installer/deferred.ts'],
+/** Makes `undici` a module that asks the front part for it (see the file comment). */
+const undiciFromFront = {
+  name: 'rick-undici',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'rick-undici' }));
+    b.onLoad({ filter: /.*/, namespace: 'rick-undici' }, () => ({
+      loader: 'js',
+      contents: 'module.exports = globalThis.__rickUndici();\n',
+    }));
+  },
+};
+
+/** Script options shared by the parts the front part runs with vm.Script. */
+const script = {
   // A plain script, not a module: the front part compiles it with vm.Script,
   // which is far cheaper than importing ~4 MB from a data: URL (Node parses
   // and hashes the whole URL several times) and can use a V8 code cache.
@@ -145,11 +160,29 @@ const rest = await build({
   // Whitespace and syntax only: names stay, so stack traces stay readable.
   minifyWhitespace: true,
   minifySyntax: true,
-  outfile: 'deferred.cjs',
   // Wrapped the way Node wraps a CommonJS module; the front part calls the
   // function with its own require() and collects module.exports.
   banner: { js: '(function (require, module, exports) {' },
   footer: { js: '})' },
+};
+
+/** Brotli at its best, in base64: the body of one closing comment. */
+const pack = (code) =>
+  brotliCompressSync(code, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 11,
+      [constants.BROTLI_PARAM_SIZE_HINT]: code.length,
+    },
+  }).toString('base64');
+
+// 1. The rest of the program, evaluated on demand.
+const deferredNames = await valueExports('src/commands/update-deferred.ts');
+const errorNames = await valueExports('src/errors.ts');
+const rest = await build({
+  ...common,
+  ...script,
+  entryPoints: ['installer/deferred.ts'],
+  outfile: 'deferred.cjs',
   // A script has no import.meta: the rest sees a file URL beside the
   // installer instead. It names no existing file, so the full program does
   // not take itself for the process's entry point.
@@ -157,17 +190,21 @@ const rest = await build({
   plugins: [
     replaceWith('rick-shared-errors', 'src/errors.ts', 'globalThis.__rickErrors', errorNames),
     withoutEntryPointRun,
+    undiciFromFront,
   ],
 });
 const restCode = rest.outputFiles[0].contents;
 // Names the rest's V8 code cache on a host (see installer/entry.ts).
 const restSha256 = createHash('sha256').update(restCode).digest('hex');
-const packed = brotliCompressSync(restCode, {
-  params: {
-    [constants.BROTLI_PARAM_QUALITY]: 11,
-    [constants.BROTLI_PARAM_SIZE_HINT]: restCode.length,
-  },
-}).toString('base64');
+const packed = pack(restCode);
+
+const undici = await build({
+  ...common,
+  ...script,
+  stdin: { contents: "module.exports = require('undici');\n", resolveDir: repo, loader: 'js' },
+  outfile: 'undici.cjs',
+});
+const packedUndici = pack(undici.outputFiles[0].contents);
 
 // 2. The front part, with the rest inside.
 const front = await build({
@@ -177,6 +214,7 @@ const front = await build({
   define: {
     ...common.define,
     __RICK_DEFERRED_MARKER__: JSON.stringify(DEFERRED_MARKER),
+    __RICK_UNDICI_MARKER__: JSON.stringify(UNDICI_MARKER),
     __RICK_DEFERRED_SHA256__: JSON.stringify(restSha256),
   },
   banner: {
@@ -193,12 +231,7 @@ const front = await build({
       '(await globalThis.__rickDeferred()).deferred',
       deferredNames,
     ),
-    replaceWith(
-      'rick-deferred-undici',
-      'undici',
-      '(await (await globalThis.__rickDeferred()).undici())',
-      ['EnvHttpProxyAgent', 'request'],
-    ),
+    undiciFromFront,
   ],
 });
 
@@ -207,6 +240,7 @@ await writeFile(
   outfile,
   Buffer.concat([
     front.outputFiles[0].contents,
+    Buffer.from(`${UNDICI_MARKER}${packedUndici}\n*/\n`, 'ascii'),
     Buffer.from(`${DEFERRED_MARKER}${packed}\n*/\n`, 'ascii'),
   ]),
 );

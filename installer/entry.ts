@@ -15,6 +15,7 @@ import type { Script } from 'node:vm';
 import * as errors from '../src/errors.js';
 
 declare const __RICK_DEFERRED_MARKER__: string;
+declare const __RICK_UNDICI_MARKER__: string;
 /** SHA-256 of the rest's source, written in by installer/build.mjs: names its code cache. */
 declare const __RICK_DEFERRED_SHA256__: string;
 
@@ -25,6 +26,7 @@ const shared = globalThis as typeof globalThis & {
   __rickRequire: NodeJS.Require;
   __rickDeferredUrl: string;
   __rickDeferred: () => Promise<Deferred>;
+  __rickUndici: () => unknown;
 };
 shared.__rickErrors = errors;
 shared.__rickRequire = createRequire(import.meta.url);
@@ -95,44 +97,67 @@ async function writeCodeCache(): Promise<void> {
   }
 }
 
+/** This file's text, read once for the parts kept in its closing comments. */
+let self: string | undefined;
+
+/**
+ * Runs the part in the comment opened by `marker` (brotli, base64, a
+ * CommonJS-style function: see installer/build.mjs) with vm.Script, and
+ * returns its module.exports.
+ */
+function runPart(
+  marker: string,
+  name: string,
+  options: { cachedData?: Buffer; compiled?: (script: Script) => void } = {},
+): unknown {
+  const require = shared.__rickRequire;
+  const { readFileSync } = require('node:fs') as typeof import('node:fs');
+  const { fileURLToPath } = require('node:url') as typeof import('node:url');
+  const { brotliDecompressSync } = require('node:zlib') as typeof import('node:zlib');
+  const vm = require('node:vm') as typeof import('node:vm');
+  self ??= readFileSync(fileURLToPath(import.meta.url), 'latin1');
+  const start = self.lastIndexOf(marker) + marker.length;
+  const end = self.indexOf('\n*/', start);
+  if (start < marker.length || end < start) {
+    throw new Error(
+      `${fileURLToPath(import.meta.url)} is damaged: the installer's ${name} part is missing`,
+    );
+  }
+  const code = brotliDecompressSync(Buffer.from(self.slice(start, end), 'base64')).toString(
+    'latin1',
+  );
+  const script = new vm.Script(code, {
+    filename: fileURLToPath(new URL(`./rick-install.${name}.mjs`, import.meta.url)),
+    ...(options.cachedData ? { cachedData: options.cachedData } : {}),
+  });
+  options.compiled?.(script);
+  const run = script.runInThisContext() as (
+    require: NodeJS.Require,
+    module: { exports: unknown },
+    exports: unknown,
+  ) => void;
+  const module = { exports: {} };
+  run(require, module, module.exports);
+  return module.exports;
+}
+
+let undici: unknown;
+shared.__rickUndici = () => {
+  undici ??= runPart(__RICK_UNDICI_MARKER__, 'undici');
+  return undici;
+};
+
 let loaded: Promise<Deferred> | undefined;
 shared.__rickDeferred = () => {
   loaded ??= (async () => {
-    const [{ readFileSync }, { fileURLToPath }, { brotliDecompressSync }, { Script }] =
-      await Promise.all([
-        import('node:fs'),
-        import('node:url'),
-        import('node:zlib'),
-        import('node:vm'),
-      ]);
-    // The rest is the comment at the very end of this file.
-    const self = readFileSync(fileURLToPath(import.meta.url), 'latin1');
-    const start = self.lastIndexOf(__RICK_DEFERRED_MARKER__) + __RICK_DEFERRED_MARKER__.length;
-    const end = self.lastIndexOf('\n*/');
-    if (start < __RICK_DEFERRED_MARKER__.length || end < start) {
-      throw new Error(
-        `${fileURLToPath(import.meta.url)} is damaged: the installer's deferred part is missing`,
-      );
-    }
-    const code = brotliDecompressSync(Buffer.from(self.slice(start, end), 'base64')).toString(
-      'latin1',
-    );
     const cachedData = codeCache.file ? await readCodeCache(codeCache.file) : undefined;
-    // The rest is a CommonJS-style function (see installer/build.mjs).
-    const script = new Script(code, {
-      filename: fileURLToPath(shared.__rickDeferredUrl),
+    return runPart(__RICK_DEFERRED_MARKER__, 'deferred', {
       ...(cachedData ? { cachedData } : {}),
-    });
-    codeCache.script = script;
-    codeCache.wanted = !cachedData || script.cachedDataRejected === true;
-    const run = script.runInThisContext() as (
-      require: NodeJS.Require,
-      module: { exports: unknown },
-      exports: unknown,
-    ) => void;
-    const module = { exports: {} };
-    run(shared.__rickRequire, module, module.exports);
-    return module.exports as Deferred;
+      compiled: (script) => {
+        codeCache.script = script;
+        codeCache.wanted = !cachedData || script.cachedDataRejected === true;
+      },
+    }) as Deferred;
   })();
   return loaded;
 };

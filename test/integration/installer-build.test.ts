@@ -4,8 +4,11 @@
  * `node rick-install.mjs …`.
  */
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { builtinModules } from 'node:module';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -58,12 +61,13 @@ interface Result {
   stderr: string;
 }
 
-function runInstaller(args: string[]): Promise<Result> {
+function runInstaller(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> {
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: '' };
     for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'GITHUB_TOKEN']) {
       delete env[name];
     }
+    Object.assign(env, extraEnv);
     const child = spawn(process.execPath, [installer, ...args], {
       cwd: join(dir, 'host'),
       env,
@@ -90,18 +94,30 @@ describe('the single-file installer', () => {
     expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
     // ASCII only: Node reads an ASCII source much faster at every start.
     expect(a.every((byte) => byte < 0x80)).toBe(true);
-    // The rest of the program travels in the closing comment (see installer/build.mjs).
-    const marker = '\n/* rick-install: the rest of the program';
-    const start = text.indexOf('\n', text.lastIndexOf(marker) + 1) + 1;
-    const rest = brotliDecompressSync(
-      Buffer.from(text.slice(start, text.lastIndexOf('\n*/')), 'base64'),
-    ).toString('utf8');
-    expect(rest).toContain('installBundle');
-    for (const code of [text.slice(0, start), rest]) {
+    // undici and the rest of the program travel in the closing comments
+    // (see installer/build.mjs), each brotli and base64.
+    const part = (marker: string) => {
+      const at = text.lastIndexOf(marker);
+      expect(at).toBeGreaterThan(0);
+      const body = text.indexOf('\n', at + 1) + 1;
+      return {
+        at,
+        code: brotliDecompressSync(
+          Buffer.from(text.slice(body, text.indexOf('\n*/', body)), 'base64'),
+        ).toString('utf8'),
+      };
+    };
+    const undici = part('\n/* rick-install: undici');
+    const rest = part('\n/* rick-install: the rest of the program');
+    expect(rest.code).toContain('installBundle');
+    expect(rest.code).not.toContain('node_modules/undici/');
+    expect(undici.code).toContain('node_modules/undici/');
+    const start = Math.min(undici.at, rest.at);
+    for (const code of [text.slice(0, start), rest.code, undici.code]) {
       const specifiers = [
         ...code.matchAll(/\bimport\s*(?:[\w*{][^;'"]*?from\s*)?["']([^"']+)["']/g),
         ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
-        // The rest is a script run by vm.Script: it loads modules with require().
+        // The parts are scripts run by vm.Script: they load modules with require().
         ...code.matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g),
       ].map((m) => m[1] ?? '');
       expect(specifiers.length).toBeGreaterThan(0);
@@ -174,6 +190,55 @@ describe('the single-file installer', () => {
       expect(refused.code).toBe(ExitCode.untrustedSignature);
       expect(refused.stderr).toMatch(/^error SIGNATURE_INVALID: /);
     } finally {
+      await feed.stop();
+      await tree.cleanup();
+    }
+  });
+
+  it('follows a feed through the proxy named by HTTP_PROXY (undici, run from its own part)', async () => {
+    const tree = await makeHostTree(key);
+    const feed = await FeedServer.start();
+    const tunnels: string[] = [];
+    const proxy = createServer();
+    proxy.on('connect', (req, clientSocket, head) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host, () => {
+        clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(clientSocket);
+        clientSocket.pipe(upstream);
+      });
+      upstream.on('error', () => clientSocket.destroy());
+      clientSocket.on('error', () => upstream.destroy());
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const proxyEnv = { HTTP_PROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+    try {
+      await writeFile(
+        join(tree.root, 'etc/rick/rick.conf'),
+        `FEED=${feed.listUrl}\nBUNDLES=demo\n`,
+      );
+      const v1 = await writeSignedBundle(join(tree.work, 'feed'), key, { version: '1.0.0' });
+      await feed.addBundle(v1.bundlePath);
+      const update = await runInstaller(['update', '--root', tree.root], proxyEnv);
+      expect(update.stderr).toBe('');
+      expect(update.code).toBe(ExitCode.ok);
+      expect(update.stdout).toContain('demo: installed 1.0.0');
+      const feedHost = new URL(feed.listUrl).host;
+      expect(tunnels.length).toBeGreaterThan(0);
+      expect(new Set(tunnels)).toEqual(new Set([feedHost]));
+
+      // The no-op tick through the proxy loads undici without the rest.
+      const seen = tunnels.length;
+      const noop = await runInstaller(['update', '--root', tree.root], proxyEnv);
+      expect(noop.stderr).toBe('');
+      expect(noop.code).toBe(ExitCode.ok);
+      expect(noop.stdout).toContain('unchanged since the last check, nothing new');
+      expect(tunnels.length).toBeGreaterThan(seen);
+    } finally {
+      proxy.close();
       await feed.stop();
       await tree.cleanup();
     }
