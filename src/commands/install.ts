@@ -517,19 +517,26 @@ export async function installBundle(
       };
     }
     const { manifest, live, next, plan, notes } = prepared;
-    const tmpNote = await applyFragments(paths, host, manifest.name, prepared.tmpfiles, (f) =>
+    // tmpfiles.d needs only the accounts systemd-sysusers made, and the
+    // generation does not need what tmpfiles.d creates: it runs while the
+    // generation is written, and both end before anything goes live.
+    const tmpfiles = applyFragments(paths, host, manifest.name, prepared.tmpfiles, (f) =>
       host.applyTmpfiles(f),
     );
-    if (tmpNote) notes.push(tmpNote);
+    const tmpfilesSettled = tmpfiles.then(
+      () => undefined,
+      () => undefined,
+    );
     await checkpoint('sysusers-applied');
     for (const note of notes) log(`note: ${note}`);
     log(formatPlan(plan).trimEnd());
 
-    // state.json exists before any generation does: recovery tells a crashed
-    // first install (state present, nothing confirmed) from a lost state file.
-    const firstState = !(await pathExists(paths.stateFile));
-    if (firstState) await writeState(paths.stateFile, state);
+    let firstState = false;
     try {
+      // state.json exists before any generation does: recovery tells a crashed
+      // first install (state present, nothing confirmed) from a lost state file.
+      firstState = !(await pathExists(paths.stateFile));
+      if (firstState) await writeState(paths.stateFile, state);
       await writeGeneration(
         paths,
         {
@@ -542,14 +549,19 @@ export async function installBundle(
         {
           // podman's quadlet checks the units before anything goes live.
           check: async (dir) => {
-            const skipped = await validate(join(dir, 'quadlet'), !host.systemctl);
+            const [skipped, tmpNote] = await Promise.all([
+              validate(join(dir, 'quadlet'), !host.systemctl),
+              tmpfiles,
+            ]);
+            if (tmpNote) log(`note: ${tmpNote}`);
             if (skipped) log(`note: ${skipped}`);
           },
         },
       );
     } catch (error) {
       // Refused before anything went live (writeGeneration removed what it
-      // wrote): leave the host as this run found it.
+      // wrote): leave the host as this run found it, once tmpfiles.d is done.
+      await tmpfilesSettled;
       if (firstState) {
         await rm(paths.stateFile, { force: true });
         await rmdir(paths.generationsDir).catch(() => {});

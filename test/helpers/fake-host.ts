@@ -41,6 +41,8 @@ export class FakeHost implements Host {
   readonly inactiveOnFailure = new Set<string>();
   /** URLs that never answer 2xx. */
   readonly failingUrls = new Set<string>();
+  /** When set, systemd-tmpfiles fails with this error (after a short while, as a process would). */
+  tmpfilesError: Error | undefined;
   /** Units active now, with their main PID (a restart gives a new one). */
   readonly active = new Map<string, number>();
   /** Journal lines returned for any unit. */
@@ -150,6 +152,10 @@ export class FakeHost implements Host {
     const { readFile } = await import('node:fs/promises');
     const contents = await Promise.all(fragments.map((f) => readFile(f, 'utf8')));
     this.calls.push({ op: 'tmpfiles', fragments: [...fragments], contents });
+    if (this.tmpfilesError) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw this.tmpfilesError;
+    }
     return undefined;
   }
 

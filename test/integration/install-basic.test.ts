@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ExitCode } from '../../src/errors.js';
+import { ExitCode, RickError } from '../../src/errors.js';
 import { readState } from '../../src/io/state.js';
 import {
   makeTestKey,
@@ -143,5 +143,54 @@ describe('quadlet dry-run before anything goes live', () => {
       '+ var/lib/rick/lock (file)',
     ]);
     expect(await readFile(join(tree.root, 'var/lib/rick/lock'), 'utf8')).toBe('');
+  });
+});
+
+describe('a failing systemd-tmpfiles', () => {
+  const withTmpfiles = (marker: string) => [
+    ...sampleFiles('demo', marker),
+    { path: 'tmpfiles.d/demo.conf', content: 'd /var/lib/demo 0750 demo demo -\n' },
+  ];
+
+  it('refuses an upgrade with its error; the written generation is removed, the live one stays', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const v1 = await writeSignedBundle(tree.work, key, {
+      version: '1.0.0',
+      files: withTmpfiles('v1'),
+    });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
+    const v2 = await writeSignedBundle(tree.work, key, {
+      version: '1.1.0',
+      files: withTmpfiles('v2'),
+    });
+    const before = await snapshotTree(tree.root);
+    host.reset();
+    host.tmpfilesError = new RickError('IO_ERROR', 'systemd-tmpfiles failed (exit 1): no space');
+    const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toMatch(/^error IO_ERROR: systemd-tmpfiles failed \(exit 1\): no space/);
+    expect(r.code).toBe(ExitCode.internal);
+    expect(host.calls.map((c) => c.op)).toEqual(['tmpfiles']);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
+  it('refuses a first install, leaving only the (empty) lock file behind', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    host.tmpfilesError = new RickError('IO_ERROR', 'systemd-tmpfiles failed (exit 1): no space');
+    const v1 = await writeSignedBundle(tree.work, key, {
+      version: '1.0.0',
+      files: withTmpfiles('v1'),
+    });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.internal);
+    expect(r.stderr).toMatch(/systemd-tmpfiles failed/);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
+      '+ var (dir)',
+      '+ var/lib (dir)',
+      '+ var/lib/rick (dir)',
+      '+ var/lib/rick/lock (file)',
+    ]);
   });
 });
