@@ -13,11 +13,11 @@ const runs = Number(process.env.BENCH_RUNS ?? 5);
 const work = mkdtempSync(join(tmpdir(), 'rick-bench-build-'));
 const hasTime = existsSync('/usr/bin/time');
 
-let installer = join(root, 'dist/installer/rick-install.mjs');
+let installer = join(root, 'dist/installer/rick-install.cjs');
 if (!existsSync(installer)) {
-  installer = join(work, 'rick-install.mjs');
+  installer = join(work, 'rick-install.cjs');
   writeFileSync(installer, 'console.log("stand-in")\n');
-  console.log('(dist/installer/rick-install.mjs missing: packing a small stand-in)');
+  console.log('(dist/installer/rick-install.cjs missing: packing a small stand-in)');
 }
 
 function syntheticBundle(units) {

@@ -5,7 +5,7 @@
 //    with --root into a fresh tree, as a whole process, against a bare
 //    `node -e ''` start: median of several runs each, and the ratio of the
 //    medians (target <= 2.5x). Measured for the single-file installer every
-//    bundle ships (dist/installer/rick-install.mjs, what /usr/local/bin/rick-install
+//    bundle ships (dist/installer/rick-install.cjs, what /usr/local/bin/rick-install
 //    runs on a host) and for the tsc output (dist/cli/rick-install.js). The
 //    single file is measured twice: on a tree without its V8 code cache (a
 //    host's first install) and with it (every later install); see
@@ -136,7 +136,7 @@ if (existsSync(join(repo, 'bundles/authentik/bundle.yaml'))) {
 }
 
 // The single-file installer, built fresh from the current sources.
-const singleFile = join(work, 'rick-install.mjs');
+const singleFile = join(work, 'rick-install.cjs');
 const built = spawnSync(
   process.execPath,
   [join(repo, 'installer/build.mjs'), '--outfile', singleFile],

@@ -7,7 +7,7 @@
 // `node -e ''` start. Runs alternate so both see the same machine load; the
 // figure is the ratio of the medians. Target: at most 1.5×.
 //
-// Options: --runs N (default 21), --installer PATH (default dist/installer/rick-install.mjs)
+// Options: --runs N (default 21), --installer PATH (default dist/installer/rick-install.cjs)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,7 +24,7 @@ const arg = (name, fallback) => {
   return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
 };
 const runs = Number(arg('--runs', '21'));
-const installer = resolve(arg('--installer', join(repo, 'dist/installer/rick-install.mjs')));
+const installer = resolve(arg('--installer', join(repo, 'dist/installer/rick-install.cjs')));
 if (!existsSync(installer)) {
   console.error(`bench: ${installer} is missing; run npm run build first`);
   process.exit(1);

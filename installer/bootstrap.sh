@@ -8,7 +8,7 @@
 # 1. checks the bundle's detached signature (BUNDLE.sig unless --signature)
 #    with gpgv against the release key, before anything is read from the bundle
 #    or written to the host;
-# 2. extracts installer/rick-install.mjs from the verified bundle;
+# 2. extracts installer/rick-install.cjs from the verified bundle;
 # 3. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
 #    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
 #    /etc/systemd/system;
@@ -106,11 +106,11 @@ fi
 echo "bootstrap: signature of $(basename "$bundle") verified"
 
 # 2. The installer, from the verified bundle.
-tar -xzf "$bundle" -C "$work" installer/rick-install.mjs 2>"$work/tar.log" ||
-  { cat "$work/tar.log" >&2; die "$bundle carries no installer/rick-install.mjs"; }
-installer="$work/installer/rick-install.mjs"
+tar -xzf "$bundle" -C "$work" installer/rick-install.cjs 2>"$work/tar.log" ||
+  { cat "$work/tar.log" >&2; die "$bundle carries no installer/rick-install.cjs"; }
+installer="$work/installer/rick-install.cjs"
 if [ ! -f "$installer" ] || [ -L "$installer" ]; then
-  die "installer/rick-install.mjs is not a regular file"
+  die "installer/rick-install.cjs is not a regular file"
 fi
 
 # 3. Key, configuration, units.

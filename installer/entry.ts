@@ -1,5 +1,5 @@
 /**
- * Entry point of the single-file installer (dist/installer/rick-install.mjs,
+ * Entry point of the single-file installer (dist/installer/rick-install.cjs,
  * see installer/build.mjs).
  *
  * `rick-install update` is what the timer runs on every host every hour, and
@@ -30,7 +30,7 @@ const shared = globalThis as typeof globalThis & {
 };
 shared.__rickErrors = errors;
 shared.__rickRequire = createRequire(import.meta.url);
-shared.__rickDeferredUrl = new URL('./rick-install.deferred.mjs', import.meta.url).href;
+shared.__rickDeferredUrl = new URL('./rick-install.deferred.cjs', import.meta.url).href;
 
 /**
  * V8 code cache of the rest. Compiling ~4 MB of JavaScript costs more than
@@ -127,7 +127,7 @@ function runPart(
     'latin1',
   );
   const script = new vm.Script(code, {
-    filename: fileURLToPath(new URL(`./rick-install.${name}.mjs`, import.meta.url)),
+    filename: fileURLToPath(new URL(`./rick-install.${name}.cjs`, import.meta.url)),
     ...(options.cachedData ? { cachedData: options.cachedData } : {}),
   });
   options.compiled?.(script);
@@ -217,35 +217,43 @@ codeCache.file = join(
   'var/lib/rick/cache',
   `${__RICK_DEFERRED_SHA256__}.${cacheFor.command}.v8`,
 );
-if (tick) {
-  const [update, { createHttpClient }] = await Promise.all([
-    import('../src/commands/update-tick.js'),
-    import('../src/io/feed-client.js'),
-  ]);
-  const log = (line: string) => {
-    process.stdout.write(`${line}\n`);
-  };
-  const root = tick.root === undefined ? undefined : resolve(tick.root);
-  try {
-    await update.runUpdate(root === undefined ? {} : { root }, {
-      http: createHttpClient(process.env),
-      env: process.env,
-      now: () => new Date(),
-      log,
-      install: async (request) => {
-        const { realHost } = await import('../src/commands/update-deferred.js');
-        const host = realHost(request.root === '/' ? {} : { root: request.root });
-        await update.installThroughPipeline(request, host, log);
-      },
-    });
-  } catch (error) {
-    // The one top-level handler (and commander with it) is in the rest of the
-    // program, loaded only when there is an error to report.
-    const { processOutput, reportError } = await shared.__rickDeferred();
-    process.exitCode = reportError(error, tick.debug, processOutput);
+
+/** Runs the command line: a CommonJS script has no top-level await. */
+async function main(): Promise<void> {
+  if (tick) {
+    const [update, { createHttpClient }] = await Promise.all([
+      import('../src/commands/update-tick.js'),
+      import('../src/io/feed-client.js'),
+    ]);
+    const log = (line: string) => {
+      process.stdout.write(`${line}\n`);
+    };
+    const root = tick.root === undefined ? undefined : resolve(tick.root);
+    try {
+      await update.runUpdate(root === undefined ? {} : { root }, {
+        http: createHttpClient(process.env),
+        env: process.env,
+        now: () => new Date(),
+        log,
+        install: async (request) => {
+          const { realHost } = (await shared.__rickDeferred()).deferred;
+          const host = realHost(request.root === '/' ? {} : { root: request.root });
+          await update.installThroughPipeline(request, host, log);
+        },
+      });
+    } catch (error) {
+      // The one top-level handler (and commander with it) is in the rest of the
+      // program, loaded only when there is an error to report.
+      const { processOutput, reportError } = await shared.__rickDeferred();
+      process.exitCode = reportError(error, tick.debug, processOutput);
+    }
+  } else {
+    const { createProgram, runProgram } = await shared.__rickDeferred();
+    process.exitCode = await runProgram(createProgram(), argv);
   }
-} else {
-  const { createProgram, runProgram } = await shared.__rickDeferred();
-  process.exitCode = await runProgram(createProgram(), argv);
+  await writeCodeCache();
 }
-await writeCodeCache();
+
+// A failure outside the program's own error handler ends the process as an
+// uncaught error would (exit 1, with its stack).
+void main();

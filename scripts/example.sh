@@ -63,7 +63,7 @@ umask 077
 printf 'authentik_db_password=example-db-password\nauthentik_valkey_password=example/valkey@password\nauthentik_secret_key=example-secret-key\n' \
   >"$host/etc/rick/secrets/authentik.env"
 umask 022
-install() { RICK_QUADLET=$(scripts/fetch-quadlet.sh) node dist/installer/rick-install.mjs "$@"; }
+install() { RICK_QUADLET=$(scripts/fetch-quadlet.sh) node dist/installer/rick-install.cjs "$@"; }
 install "$bundle" --root "$host"
 say "rick-install status"
 install status --root "$host"

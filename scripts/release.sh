@@ -36,7 +36,7 @@ if [ "$build" -eq 1 ]; then
   npm run --silent build
 fi
 [ -f dist/cli/rick-bundle.js ] || { echo "release: dist/ is not built (npm run build)" >&2; exit 2; }
-[ -f dist/installer/rick-install.mjs ] || { echo "release: dist/installer/rick-install.mjs is not built" >&2; exit 2; }
+[ -f dist/installer/rick-install.cjs ] || { echo "release: dist/installer/rick-install.cjs is not built" >&2; exit 2; }
 
 mkdir -p "$out"
 if [ -n "$(ls -A "$out")" ]; then

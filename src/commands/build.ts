@@ -65,7 +65,7 @@ async function readInstaller(path: string, isDefault: boolean): Promise<Buffer> 
       {
         hint: isDefault
           ? 'run `npm run build:installer` first, or pass --installer FILE'
-          : 'pass the built rick-install.mjs with --installer FILE',
+          : 'pass the built rick-install.cjs with --installer FILE',
       },
     );
   }
@@ -119,7 +119,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
   );
   const installerPath = options.installer
     ? resolve(deps.cwd, options.installer)
-    : join(deps.repoRoot, 'dist/installer/rick-install.mjs');
+    : join(deps.repoRoot, 'dist/installer/rick-install.cjs');
   const installer = await readInstaller(installerPath, options.installer === undefined);
   const info = await readSourceInfo({
     bundleDir,
@@ -219,7 +219,7 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--out <dir>', 'where to write the bundle', '.')
-    .option('--installer <file>', 'the rick-install.mjs to ship (default: dist/installer/)')
+    .option('--installer <file>', 'the rick-install.cjs to ship (default: dist/installer/)')
     .option('--source-commit <sha>', 'the source commit to record (default: $GITHUB_SHA, git HEAD)')
     .option(
       '--templates <dir>',

@@ -30,7 +30,7 @@ import {
 /** Lowest podman whose quadlet reads a symlinked unit directory (5.0 would do for .pod alone). */
 export const REQUIRED_PODMAN = '5.3.0';
 
-export const INSTALLER_PATH = 'installer/rick-install.mjs';
+export const INSTALLER_PATH = 'installer/rick-install.cjs';
 
 export interface RenderedFile {
   kind: TemplateKind;

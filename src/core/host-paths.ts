@@ -12,7 +12,7 @@
  *     bundles/<bundle>/facts.json           facts resolved at install (no secret values)
  *     bundles/<bundle>/env/…                env files, substituted (0600)
  *     bundles/<bundle>/sysusers.d/…, tmpfiles.d/…
- *     installer/rick-install.mjs            the installer of the last bundle installed
+ *     installer/rick-install.cjs            the installer of the last bundle installed
  *     generation.json                       what this generation is (written last)
  */
 import { join } from 'node:path';
@@ -31,7 +31,7 @@ export interface HostPaths {
   lockFile: string;
   /** `/etc/containers/systemd/rick`, a symlink to `current/quadlet`, created once. */
   quadletLink: string;
-  /** `/usr/local/bin/rick-install`, a symlink to `current/installer/rick-install.mjs`. */
+  /** `/usr/local/bin/rick-install`, a symlink to `current/installer/rick-install.cjs`. */
   installerLink: string;
   /** Default node-exporter textfile. */
   metricsFile: string;

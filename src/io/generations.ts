@@ -52,7 +52,7 @@ import { realCommandRunner } from './exec.js';
 import { checkpoint } from './fault.js';
 import { fsyncDir } from './state.js';
 
-export const INSTALLER_FILE = 'installer/rick-install.mjs';
+export const INSTALLER_FILE = 'installer/rick-install.cjs';
 
 const recordedFactsSchema = z.strictObject({
   gid: z.record(z.string(), z.number().int().nonnegative()),

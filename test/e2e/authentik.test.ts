@@ -30,7 +30,7 @@ const UNITS = ['authentik-pod.service', 'authentik-server.service', 'authentik-w
 const DIAGNOSED = [...UNITS, 'rick-update.service', 'rick-e2e-interrupted.service'];
 
 const rickBundle = join(repo, 'dist/cli/rick-bundle.js');
-const installerFile = join(repo, 'dist/installer/rick-install.mjs');
+const installerFile = join(repo, 'dist/installer/rick-install.cjs');
 const bootstrapScript = join(repo, 'installer/bootstrap.sh');
 const timerUnits = ['rick-update.timer', 'rick-update.service'].map((u) =>
   join(repo, 'installer/systemd', u),
@@ -424,7 +424,7 @@ describe.sequential('authentik on a real systemd host', () => {
       const link = await host.exec(['readlink', '/usr/local/bin/rick-install'], { quiet: true });
       check(
         '/usr/local/bin/rick-install points at the live generation installer',
-        link.stdout.trim() === '/var/lib/rick/current/installer/rick-install.mjs',
+        link.stdout.trim() === '/var/lib/rick/current/installer/rick-install.cjs',
         link.stdout.trim(),
       );
       const timer = await host.exec(['systemctl', 'is-enabled', 'rick-update.timer'], {

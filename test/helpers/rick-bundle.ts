@@ -47,7 +47,7 @@ export async function makeTempDir(prefix = 'rick-test-'): Promise<string> {
 
 /** A small installer stand-in: the builder only packs its bytes. */
 export async function writeTestInstaller(dir: string): Promise<string> {
-  const path = join(dir, 'rick-install.mjs');
+  const path = join(dir, 'rick-install.cjs');
   await writeFile(path, '#!/usr/bin/env node\nconsole.log("rick-install test stand-in");\n');
   return path;
 }

@@ -35,9 +35,9 @@ beforeAll(async () => {
   await run(process.execPath, [
     join(repoRoot, 'installer/build.mjs'),
     '--outfile',
-    join(dir, 'rick-install.mjs'),
+    join(dir, 'rick-install.cjs'),
   ]);
-  installerBytes = await readFile(join(dir, 'rick-install.mjs'));
+  installerBytes = await readFile(join(dir, 'rick-install.cjs'));
   fakeBin = join(dir, 'bin');
   await mkdir(fakeBin);
   await writeFile(
@@ -88,7 +88,7 @@ async function prepare(by: TestKey = key) {
     version: '1.0.0',
     files: [
       ...sampleFiles('demo', 'v1'),
-      { path: 'installer/rick-install.mjs', content: installerBytes, mode: 0o755 },
+      { path: 'installer/rick-install.cjs', content: installerBytes, mode: 0o755 },
     ],
   });
   const keyFile = join(tree.work, 'release.asc');
@@ -141,10 +141,10 @@ describe('bootstrap.sh', () => {
       }
       // The command follows the live generation's installer: the one from the bundle.
       expect(await readlink(join(tree.root, 'usr/local/bin/rick-install'))).toBe(
-        '/var/lib/rick/current/installer/rick-install.mjs',
+        '/var/lib/rick/current/installer/rick-install.cjs',
       );
       const live = await readFile(
-        join(tree.root, 'var/lib/rick/current/installer/rick-install.mjs'),
+        join(tree.root, 'var/lib/rick/current/installer/rick-install.cjs'),
       );
       expect(live.equals(installerBytes)).toBe(true);
       const state = await readState(join(tree.root, 'var/lib/rick/state.json'));

@@ -70,7 +70,7 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(manifest.requires.podman).toBe('5.3.0');
     expect(manifest.files.map((f) => [f.path, f.kind, f.mode.toString(8)])).toEqual([
       ['env/authentik.env', 'env', '600'],
-      ['installer/rick-install.mjs', 'installer', '755'],
+      ['installer/rick-install.cjs', 'installer', '755'],
       ['quadlet/authentik-server.container', 'quadlet', '644'],
       ['quadlet/authentik-worker.container', 'quadlet', '644'],
       ['quadlet/authentik.pod', 'quadlet', '644'],

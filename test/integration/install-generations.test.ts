@@ -30,7 +30,7 @@ afterEach(async () => {
 
 const withInstaller = (marker: string): FactoryFile[] => [
   ...sampleFiles('demo', marker),
-  { path: 'installer/rick-install.mjs', content: `// installer ${marker}\n`, mode: 0o755 },
+  { path: 'installer/rick-install.cjs', content: `// installer ${marker}\n`, mode: 0o755 },
   {
     path: 'sysusers.d/demo.conf',
     content: 'u demo - "Demo" /var/lib/demo\nm demo postgres-clients\n',
@@ -88,9 +88,9 @@ describe('generations', () => {
       '/var/lib/rick/current/quadlet',
     );
     expect(await readlink(join(tree.root, 'usr/local/bin/rick-install'))).toBe(
-      '/var/lib/rick/current/installer/rick-install.mjs',
+      '/var/lib/rick/current/installer/rick-install.cjs',
     );
-    expect(await readLive(tree.root, 'installer/rick-install.mjs')).toBe('// installer a\n');
+    expect(await readLive(tree.root, 'installer/rick-install.cjs')).toBe('// installer a\n');
     // Nothing but the generation keeps the fragments around.
     expect(
       (await readdir(join(tree.root, 'var/lib/rick'))).filter((n) => n.startsWith('.apply')),
@@ -104,7 +104,7 @@ describe('generations', () => {
       version: '1.0.0',
       files: [
         ...sampleFiles('demo', 'a'),
-        { path: 'installer/rick-install.mjs', content: '// v1\n', mode: 0o755 },
+        { path: 'installer/rick-install.cjs', content: '// v1\n', mode: 0o755 },
       ],
     });
     expect((await runInstaller(host, [a.bundlePath, '--root', tree.root])).code).toBe(0);
@@ -113,19 +113,19 @@ describe('generations', () => {
       files: sampleFiles('demo', 'b'),
     });
     expect((await runInstaller(host, [b.bundlePath, '--root', tree.root])).code).toBe(0);
-    expect(await readLive(tree.root, 'installer/rick-install.mjs')).toBe('// v1\n');
+    expect(await readLive(tree.root, 'installer/rick-install.cjs')).toBe('// v1\n');
     const c = await writeSignedBundle(tree.work, key, {
       version: '1.2.0',
       files: [
         ...sampleFiles('demo', 'c'),
-        { path: 'installer/rick-install.mjs', content: '// v3\n', mode: 0o755 },
+        { path: 'installer/rick-install.cjs', content: '// v3\n', mode: 0o755 },
       ],
     });
     expect((await runInstaller(host, [c.bundlePath, '--root', tree.root])).code).toBe(0);
-    expect(await readLive(tree.root, 'installer/rick-install.mjs')).toBe('// v3\n');
+    expect(await readLive(tree.root, 'installer/rick-install.cjs')).toBe('// v3\n');
     expect((await runInstaller(host, ['rollback', '--root', tree.root])).code).toBe(0);
     expect(await liveGeneration(tree.root)).toBe('generations/2');
-    expect(await readLive(tree.root, 'installer/rick-install.mjs')).toBe('// v1\n');
+    expect(await readLive(tree.root, 'installer/rick-install.cjs')).toBe('// v1\n');
     expect((await runInstaller(host, ['verify', '--root', tree.root])).code).toBe(0);
   });
 

@@ -33,7 +33,7 @@ beforeAll(async () => {
   key = await makeTestKey('rick release');
   dir = await mkdtemp(join(tmpdir(), 'rick-installer-cache-'));
   await mkdir(join(dir, 'host'));
-  installer = join(dir, 'host/rick-install.mjs');
+  installer = join(dir, 'host/rick-install.cjs');
   await run(process.execPath, [join(repoRoot, 'installer/build.mjs'), '--outfile', installer]);
 }, 120_000);
 

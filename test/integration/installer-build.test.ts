@@ -1,7 +1,7 @@
 /**
  * The single-file installer, built by installer/build.mjs and run the way a
  * host runs it: one file in a directory with no node_modules anywhere above,
- * `node rick-install.mjs …`.
+ * `node rick-install.cjs …`.
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -41,14 +41,14 @@ beforeAll(async () => {
       run(process.execPath, [
         join(repoRoot, 'installer/build.mjs'),
         '--outfile',
-        join(dir, `build/${name}.mjs`),
+        join(dir, `build/${name}.cjs`),
       ]),
     ),
   );
   // The host has the one file and nothing else.
   await mkdir(join(dir, 'host'));
-  installer = join(dir, 'host/rick-install.mjs');
-  await copyFile(join(dir, 'build/a.mjs'), installer);
+  installer = join(dir, 'host/rick-install.cjs');
+  await copyFile(join(dir, 'build/a.cjs'), installer);
 }, 120_000);
 
 afterAll(async () => {
@@ -86,9 +86,9 @@ function runInstaller(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise
 }
 
 describe('the single-file installer', () => {
-  it('builds deterministically into one executable ESM file that imports only Node built-ins', async () => {
-    const a = await readFile(join(dir, 'build/a.mjs'));
-    const b = await readFile(join(dir, 'build/b.mjs'));
+  it('builds deterministically into one executable CommonJS file that loads only Node built-ins', async () => {
+    const a = await readFile(join(dir, 'build/a.cjs'));
+    const b = await readFile(join(dir, 'build/b.cjs'));
     expect(a.equals(b)).toBe(true);
     const text = a.toString('latin1');
     expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);

@@ -83,13 +83,13 @@ describe('release build', () => {
     const sums = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
     expect(sums.stdout.split('\n').filter(Boolean)).toHaveLength(expected.length - 2);
     await run('gpgv', ['--keyring', keyring, join(out, 'SHA256SUMS.sig'), join(out, 'SHA256SUMS')]);
-    const installer = await readFile(join(repoRoot, 'dist/installer/rick-install.mjs'));
+    const installer = await readFile(join(repoRoot, 'dist/installer/rick-install.cjs'));
     for (const b of bundles) {
       const tgz = join(out, `${b}-9.8.7.tgz`);
       await run('gpgv', ['--keyring', keyring, `${tgz}.sig`, tgz]);
       // Every bundle carries the single-file installer of this very build.
       const archive = parseBundleArchive(await readFile(tgz));
-      expect(archive.files.get('installer/rick-install.mjs')?.equals(installer)).toBe(true);
+      expect(archive.files.get('installer/rick-install.cjs')?.equals(installer)).toBe(true);
       expect(archive.manifest.version).toBe('9.8.7');
     }
   }, 180_000);

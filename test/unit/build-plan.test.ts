@@ -53,7 +53,7 @@ describe('planBundle', () => {
     expect(plan.manifest.createdAt).toBe('2023-11-14T22:13:20.000Z');
     expect(plan.manifest.files.map((f) => [f.path, f.kind, f.mode])).toEqual([
       ['env/demo.env', 'env', 0o600],
-      ['installer/rick-install.mjs', 'installer', 0o755],
+      ['installer/rick-install.cjs', 'installer', 0o755],
       ['quadlet/demo.container', 'quadlet', 0o644],
       ['sysusers.d/demo.conf', 'sysusers', 0o644],
     ]);

@@ -55,10 +55,10 @@ describe('substituteBundle', () => {
 
   it('leaves installer files untouched even when they contain token syntax', () => {
     const installer = Buffer.from('const t = "@@rick:gid:whatever@@";\n');
-    const files = [...sampleFiles(), { path: 'installer/rick-install.mjs', content: installer }];
+    const files = [...sampleFiles(), { path: 'installer/rick-install.cjs', content: installer }];
     const contents = contentsOf(files);
-    expect(substituteBundle(contents, facts, 1).get('installer/rick-install.mjs')).toBe(
-      contents.files.get('installer/rick-install.mjs'),
+    expect(substituteBundle(contents, facts, 1).get('installer/rick-install.cjs')).toBe(
+      contents.files.get('installer/rick-install.cjs'),
     );
   });
 
