@@ -531,12 +531,17 @@ export async function installBundle(
     for (const note of notes) log(`note: ${note}`);
     log(formatPlan(plan).trimEnd());
 
-    let firstState = false;
+    // state.json exists before any generation does: recovery tells a crashed
+    // first install (state present, nothing confirmed) from a lost state file.
+    // A generation exists once it is renamed into place, which waits for the
+    // check below, so the first state.json is written meanwhile too.
+    const firstState = !(await pathExists(paths.stateFile));
+    const stateWritten = firstState ? writeState(paths.stateFile, state) : Promise.resolve();
+    const stateSettled = stateWritten.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      // state.json exists before any generation does: recovery tells a crashed
-      // first install (state present, nothing confirmed) from a lost state file.
-      firstState = !(await pathExists(paths.stateFile));
-      if (firstState) await writeState(paths.stateFile, state);
       await writeGeneration(
         paths,
         {
@@ -552,6 +557,7 @@ export async function installBundle(
             const [skipped, tmpNote] = await Promise.all([
               validate(join(dir, 'quadlet'), !host.systemctl),
               tmpfiles,
+              stateWritten,
             ]);
             if (tmpNote) log(`note: ${tmpNote}`);
             if (skipped) log(`note: ${skipped}`);
@@ -560,8 +566,9 @@ export async function installBundle(
       );
     } catch (error) {
       // Refused before anything went live (writeGeneration removed what it
-      // wrote): leave the host as this run found it, once tmpfiles.d is done.
-      await tmpfilesSettled;
+      // wrote): leave the host as this run found it, once tmpfiles.d and the
+      // first state.json are done.
+      await Promise.all([tmpfilesSettled, stateSettled]);
       if (firstState) {
         await rm(paths.stateFile, { force: true });
         await rmdir(paths.generationsDir).catch(() => {});
