@@ -62,35 +62,43 @@ const positiveInt = (max: number) =>
     .transform(Number)
     .pipe(z.number().int().positive().max(max));
 
-const configSchema = z.strictObject({
-  FEED: z
-    .string({ error: 'is required (a GitHub owner/name or an https:// URL)' })
-    .refine((v) => githubRepoPattern.test(v) || isFeedUrl(v), {
-      message: 'must be a GitHub owner/name or an http(s):// URL',
-    }),
-  BUNDLES: z
-    .string({ error: 'is required (the bundles to follow)' })
-    .transform((v) => v.split(/[\s,]+/).filter((b) => b.length > 0))
-    .pipe(
-      z
-        .array(z.string().regex(bundleNamePattern, 'must be bundle names such as authentik'))
-        .min(1, 'must name at least one bundle'),
-    ),
-  CHANNEL: z.enum(channels, { error: 'must be stable or prerelease' }).default('stable'),
-  RANGE: z
-    .string()
-    .refine((v) => semver.validRange(v) !== null, { message: 'must be a semver range such as ^2' })
-    .default('*'),
-  METRICS_FILE: z
-    .string()
-    .refine((v) => v === '' || v.startsWith('/'), {
-      message: 'must be an absolute path (or empty to turn metrics off)',
-    })
-    .optional(),
-  MAX_BUNDLE_BYTES: positiveInt(1024 * 1024 * 1024).optional(),
-  DOWNLOAD_TIMEOUT_SEC: positiveInt(3600).optional(),
-  FEED_TIMEOUT_SEC: positiveInt(600).optional(),
-});
+/**
+ * Built on first use: only the update command reads a config, and building
+ * zod schemas is a measurable part of every installer start.
+ */
+const buildConfigSchema = () =>
+  z.strictObject({
+    FEED: z
+      .string({ error: 'is required (a GitHub owner/name or an https:// URL)' })
+      .refine((v) => githubRepoPattern.test(v) || isFeedUrl(v), {
+        message: 'must be a GitHub owner/name or an http(s):// URL',
+      }),
+    BUNDLES: z
+      .string({ error: 'is required (the bundles to follow)' })
+      .transform((v) => v.split(/[\s,]+/).filter((b) => b.length > 0))
+      .pipe(
+        z
+          .array(z.string().regex(bundleNamePattern, 'must be bundle names such as authentik'))
+          .min(1, 'must name at least one bundle'),
+      ),
+    CHANNEL: z.enum(channels, { error: 'must be stable or prerelease' }).default('stable'),
+    RANGE: z
+      .string()
+      .refine((v) => semver.validRange(v) !== null, {
+        message: 'must be a semver range such as ^2',
+      })
+      .default('*'),
+    METRICS_FILE: z
+      .string()
+      .refine((v) => v === '' || v.startsWith('/'), {
+        message: 'must be an absolute path (or empty to turn metrics off)',
+      })
+      .optional(),
+    MAX_BUNDLE_BYTES: positiveInt(1024 * 1024 * 1024).optional(),
+    DOWNLOAD_TIMEOUT_SEC: positiveInt(3600).optional(),
+    FEED_TIMEOUT_SEC: positiveInt(600).optional(),
+  });
+let configSchema: ReturnType<typeof buildConfigSchema> | undefined;
 
 function isFeedUrl(value: string): boolean {
   try {
@@ -141,6 +149,7 @@ export function parseConfigLines(text: string): {
 /** Validates the text of rick.conf whole; throws CONFIG_INVALID naming every problem. */
 export function parseConfig(text: string, source: string, defaultMetricsFile: string): RickConfig {
   const { values, problems } = parseConfigLines(text);
+  configSchema ??= buildConfigSchema();
   const result = configSchema.safeParse(values);
   if (!result.success) {
     for (const issue of result.error.issues) {

@@ -15,21 +15,25 @@ import './zod.js';
 
 // GitHub's objects carry many more fields than these and add new ones over
 // time: unknown keys are ignored here (z.object), unlike rick's own inputs.
-const assetSchema = z.object({
-  name: z.string(),
-  size: z.number().int().nonnegative(),
-  url: z.string().url(),
-  browser_download_url: z.string().url().optional(),
-});
-
-const releaseSchema = z.object({
-  tag_name: z.string(),
-  draft: z.boolean(),
-  prerelease: z.boolean(),
-  assets: z.array(assetSchema),
-});
-
-const releasesSchema = z.array(releaseSchema);
+// Built on first use: only the update command reads a feed, and building zod
+// schemas is a measurable part of every installer start.
+const buildReleasesSchema = () =>
+  z.array(
+    z.object({
+      tag_name: z.string(),
+      draft: z.boolean(),
+      prerelease: z.boolean(),
+      assets: z.array(
+        z.object({
+          name: z.string(),
+          size: z.number().int().nonnegative(),
+          url: z.string().url(),
+          browser_download_url: z.string().url().optional(),
+        }),
+      ),
+    }),
+  );
+let releasesSchema: ReturnType<typeof buildReleasesSchema> | undefined;
 
 export interface FeedAsset {
   name: string;
@@ -65,6 +69,7 @@ export function parseReleases(body: string, source: string): FeedRelease[] {
       },
     );
   }
+  releasesSchema ??= buildReleasesSchema();
   const result = releasesSchema.safeParse(value);
   if (!result.success) {
     const problems = result.error.issues
