@@ -254,6 +254,9 @@ async function main(): Promise<void> {
   await writeCodeCache();
 }
 
-// A failure outside the program's own error handler ends the process as an
-// uncaught error would (exit 1, with its stack).
-void main();
+// Once the command is done, exit at once rather than have Node tear down the
+// whole heap first (a few milliseconds on every run): everything the command
+// does is awaited, and stdout and stderr are written synchronously to files
+// and pipes on Linux. A failure outside the program's own error handler ends
+// the process as an uncaught error would (exit 1, with its stack).
+main().then(() => process.exit());
