@@ -153,7 +153,7 @@ const undiciFromFront = {
 /** Script options shared by the parts the front part runs with vm.Script. */
 const script = {
   // A plain script, not a module: the front part compiles it with vm.Script,
-  // which is far cheaper than importing ~4 MB from a data: URL (Node parses
+  // which is far cheaper than importing it from a data: URL (Node parses
   // and hashes the whole URL several times) and can use a V8 code cache.
   format: 'cjs',
   // Not even a dynamic import(): vm.Script can run one only with a callback
