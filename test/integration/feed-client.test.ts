@@ -4,10 +4,11 @@
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RickError } from '../../src/errors.js';
 import { createHttpClient } from '../../src/io/feed-client.js';
+import { startConnectProxy } from '../helpers/connect-proxy.js';
 
 const servers: Server[] = [];
 
@@ -147,24 +148,9 @@ describe('feed client', () => {
 
   it('goes through the proxy named by HTTP_PROXY, and not when NO_PROXY says so', async () => {
     const target = await serve((_req, res) => res.end('through'));
-    const tunnels: string[] = [];
-    const proxy = createServer();
-    servers.push(proxy);
-    proxy.on('connect', (req, clientSocket, head) => {
-      tunnels.push(req.url ?? '');
-      const [host, port] = (req.url ?? '').split(':');
-      const upstream = connect(Number(port), host, () => {
-        clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        upstream.write(head);
-        upstream.pipe(clientSocket);
-        clientSocket.pipe(upstream);
-      });
-      upstream.on('error', () => clientSocket.destroy());
-      clientSocket.on('error', () => upstream.destroy());
-    });
-    proxy.listen(0, '127.0.0.1');
-    await once(proxy, 'listening');
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const proxy = await startConnectProxy();
+    servers.push(proxy.server);
+    const { tunnels, url: proxyUrl } = proxy;
     const targetHost = new URL(target).host;
 
     const proxied = await createHttpClient({ HTTP_PROXY: proxyUrl }).get(`${target}/x`, opts);

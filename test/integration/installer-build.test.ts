@@ -4,11 +4,8 @@
  * `node rick-install.cjs …`.
  */
 import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { builtinModules } from 'node:module';
-import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +19,7 @@ import {
   type TestKey,
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
+import { startConnectProxy } from '../helpers/connect-proxy.js';
 import { FeedServer } from '../helpers/feed-server.js';
 import { makeHostTree, repoRoot } from '../helpers/host-tree.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
@@ -198,23 +196,9 @@ describe('the single-file installer', () => {
   it('follows a feed through the proxy named by HTTP_PROXY (undici, run from its own part)', async () => {
     const tree = await makeHostTree(key);
     const feed = await FeedServer.start();
-    const tunnels: string[] = [];
-    const proxy = createServer();
-    proxy.on('connect', (req, clientSocket, head) => {
-      tunnels.push(req.url ?? '');
-      const [host, port] = (req.url ?? '').split(':');
-      const upstream = connect(Number(port), host, () => {
-        clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        upstream.write(head);
-        upstream.pipe(clientSocket);
-        clientSocket.pipe(upstream);
-      });
-      upstream.on('error', () => clientSocket.destroy());
-      clientSocket.on('error', () => upstream.destroy());
-    });
-    proxy.listen(0, '127.0.0.1');
-    await once(proxy, 'listening');
-    const proxyEnv = { HTTP_PROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+    const proxy = await startConnectProxy();
+    const { tunnels } = proxy;
+    const proxyEnv = { HTTP_PROXY: proxy.url };
     try {
       await writeFile(
         join(tree.root, 'etc/rick/rick.conf'),
@@ -238,7 +222,7 @@ describe('the single-file installer', () => {
       expect(noop.stdout).toContain('unchanged since the last check, nothing new');
       expect(tunnels.length).toBeGreaterThan(seen);
     } finally {
-      proxy.close();
+      proxy.server.close();
       await feed.stop();
       await tree.cleanup();
     }
