@@ -12,7 +12,14 @@
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Script } from 'node:vm';
+import { hostPaths } from '../src/core/host-paths.js';
 import * as errors from '../src/errors.js';
+import {
+  MAX_BUNDLE_BYTES,
+  requiredOwner,
+  startVerification,
+  type VerifyRequest,
+} from '../src/io/bundle-verify.js';
 
 declare const __RICK_DEFERRED_MARKER__: string;
 declare const __RICK_UNDICI_MARKER__: string;
@@ -184,6 +191,51 @@ function timerArgs(args: readonly string[]): { root?: string; debug: boolean } |
 }
 
 /**
+ * What `rick-install [install] <bundle.tgz> [options]` will verify, read the
+ * way the install command reads its options, so that its signature check
+ * can start before the rest of the program loads (src/io/bundle-verify.ts).
+ * Anything this does not recognise gives undefined: the install then
+ * verifies as usual. A misreading cannot make anything trusted: the install
+ * takes the early result only for exactly the request it makes itself.
+ */
+function installRequest(args: readonly string[]): VerifyRequest | undefined {
+  const withValue = new Set(['--signature', '--keyring', '--secrets', '--keep', '--root']);
+  const flags = new Set(['--allow-downgrade', '--debug']);
+  const values = new Map<string, string>();
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    if (withValue.has(name)) {
+      const value = name === arg ? args[++i] : arg.slice(eq + 1);
+      if (value === undefined || value === '' || value.startsWith('-')) return undefined;
+      values.set(name, value);
+    } else if (flags.has(arg)) {
+      // nothing to read
+    } else if (arg.startsWith('-')) {
+      return undefined;
+    } else {
+      positional.push(arg);
+    }
+  }
+  if (positional[0] === 'install') positional.shift();
+  const [bundle, ...extra] = positional;
+  if (bundle === undefined || extra.length > 0) return undefined;
+  const root = values.get('--root');
+  const keyring = values.get('--keyring');
+  const signature = values.get('--signature');
+  const owner = requiredOwner();
+  return {
+    bundlePath: resolve(bundle),
+    keyringPath: keyring ? resolve(keyring) : hostPaths(root ? resolve(root) : '/').keysDir,
+    maxBytes: MAX_BUNDLE_BYTES,
+    ...(signature ? { signaturePath: resolve(signature) } : {}),
+    ...(owner === undefined ? {} : { requireKeyOwner: owner }),
+  };
+}
+
+/**
  * The --root and the command of any other command line, for naming the code
  * cache alone: the full program parses the command line itself. A misreading
  * here costs at most a cache miss, or a cache written into that tree's
@@ -248,8 +300,13 @@ async function main(): Promise<void> {
       process.exitCode = reportError(error, tick.debug, processOutput);
     }
   } else {
+    // An install's signature check (gpgv) runs while the rest loads.
+    const request = cacheFor.command === 'install' ? installRequest(argv) : undefined;
+    const verifying = request ? startVerification(request) : undefined;
     const { createProgram, runProgram } = await shared.__rickDeferred();
     process.exitCode = await runProgram(createProgram(), argv);
+    // Taken or not (a usage error, say), it ends before the process does.
+    await verifying;
   }
   await writeCodeCache();
 }

@@ -28,6 +28,7 @@ import { decideVersion } from '../core/version-policy.js';
 import { formatExitCodes, RickError } from '../errors.js';
 import { activate, describeFailure, restore } from '../io/activation.js';
 import { readVerifiedBundle, type VerifiedBundle } from '../io/bundle-trust.js';
+import { requiredOwner } from '../io/bundle-verify.js';
 import { checkRequiredAccounts, type FactValues, resolveFacts } from '../io/facts.js';
 import { checkpoint } from '../io/fault.js';
 import {
@@ -91,10 +92,6 @@ export interface InstallResult {
 type Log = (line: string) => void;
 
 /** Uid that must own keys and secrets: root on a host run as root; unchecked otherwise. */
-function requiredOwner(): number | undefined {
-  return process.getuid?.() === 0 ? 0 : undefined;
-}
-
 export async function defaultValidateUnits(
   unitDir: string,
   offline: boolean,

@@ -25,6 +25,7 @@ import {
 import { bundleSysusers, checkFactPolicy } from '../core/sysusers.js';
 import { checkBundleTmpfiles } from '../core/tmpfiles.js';
 import { describe, RickError } from '../errors.js';
+import { MAX_BUNDLE_BYTES } from './bundle-verify.js';
 
 /** Caps applied while reading an archive. Every field is a hard limit. */
 export interface ArchiveLimits {
@@ -46,7 +47,7 @@ export interface ArchiveLimits {
 const MiB = 1024 * 1024;
 
 export const defaultArchiveLimits: Readonly<ArchiveLimits> = Object.freeze({
-  maxCompressedBytes: 64 * MiB,
+  maxCompressedBytes: MAX_BUNDLE_BYTES,
   maxEntries: 4096,
   maxEntryBytes: 32 * MiB,
   maxTotalBytes: 256 * MiB,

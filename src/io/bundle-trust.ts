@@ -4,20 +4,18 @@
  * signature over those bytes, and only then parse the archive from the very
  * same buffer. Nothing inside an unverified bundle is ever looked at, and the
  * file cannot change between the check and the use. The signature is
- * checked by gpgv (src/io/gpgv.ts), which is given those bytes on stdin.
+ * checked by gpgv (src/io/gpgv.ts), which is given those bytes on stdin;
+ * that first half is src/io/bundle-verify.ts.
  */
 import { createHash } from 'node:crypto';
-import { constants, type promises as fsp } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { describe, RickError } from '../errors.js';
 import {
   type ArchiveLimits,
   type BundleContents,
   defaultArchiveLimits,
   parseBundleArchive,
 } from './bundle-archive.js';
-import { type GpgvOptions, keyringFor, type VerifiedSignature, verifyWithGpgv } from './gpgv.js';
-import { readKeyFiles } from './keyring.js';
+import { takeVerification } from './bundle-verify.js';
+import type { GpgvOptions, VerifiedSignature } from './gpgv.js';
 
 export interface ReadVerifiedBundleOptions {
   /** The bundle tarball. */
@@ -43,78 +41,19 @@ export interface VerifiedBundle {
   contents: BundleContents;
 }
 
-/** An OpenPGP detached signature is a few hundred bytes; anything huge is not one. */
-const MAX_SIGNATURE_BYTES = 64 * 1024;
-
-type Missing = { missing: true };
-
-/**
- * Reads a regular file whole, at most `maxBytes`. Opens non-blocking so that a
- * FIFO cannot hang the installer, and checks the opened descriptor, not the
- * path, so that what is checked is what is read.
- */
-async function readRegularFile(
-  path: string,
-  maxBytes: number,
-  what: string,
-): Promise<Buffer | Missing> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
-    throw new RickError('IO_ERROR', `cannot open ${what} ${path}: ${describe(error)}`, {
-      cause: error,
-    });
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new RickError('USAGE', `${what} ${path} is not a regular file`);
-    if (st.size > maxBytes) {
-      throw new RickError(
-        what === 'signature' ? 'SIGNATURE_INVALID' : 'BUNDLE_INVALID',
-        `${what} ${path} is ${st.size} bytes, more than the limit of ${maxBytes}`,
-      );
-    }
-    const data = await handle.readFile();
-    // The file grew between stat and read: refuse rather than read unbounded input.
-    if (data.length > maxBytes) {
-      throw new RickError('BUNDLE_INVALID', `${what} ${path} grew while being read`);
-    }
-    return data;
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Reads, verifies and parses a signed bundle. See the module comment for the order. */
 export async function readVerifiedBundle(
   options: ReadVerifiedBundleOptions,
 ): Promise<VerifiedBundle> {
   const limits = options.limits ?? defaultArchiveLimits;
-  const signaturePath = options.signaturePath ?? `${options.bundlePath}.sig`;
-
-  const keyring = keyringFor(
-    await readKeyFiles(
-      options.keyringPath,
-      options.requireKeyOwner === undefined ? {} : { requireOwner: options.requireKeyOwner },
-    ),
-    options.keyringPath,
-  );
-
-  const signature = await readRegularFile(signaturePath, MAX_SIGNATURE_BYTES, 'signature');
-  if ('missing' in signature) {
-    throw new RickError('SIGNATURE_MISSING', `no signature file ${signaturePath}`, {
-      hint: 'download the .sig published with the bundle, or pass --signature FILE',
-    });
-  }
-
-  const bytes = await readRegularFile(options.bundlePath, limits.maxCompressedBytes, 'bundle');
-  if ('missing' in bytes) {
-    throw new RickError('INPUT_NOT_FOUND', `bundle ${options.bundlePath} does not exist`);
-  }
-
-  const signer = await verifyWithGpgv(bytes, signature, keyring, options.gpgv);
+  const { bytes, signer } = await takeVerification({
+    bundlePath: options.bundlePath,
+    keyringPath: options.keyringPath,
+    maxBytes: limits.maxCompressedBytes,
+    ...(options.signaturePath === undefined ? {} : { signaturePath: options.signaturePath }),
+    ...(options.requireKeyOwner === undefined ? {} : { requireKeyOwner: options.requireKeyOwner }),
+    ...(options.gpgv === undefined ? {} : { gpgv: options.gpgv }),
+  });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const contents = parseBundleArchive(bytes, limits);
   return { bytes, sha256, signer, contents };

@@ -14,7 +14,8 @@
  * lines (`--status-fd`) decide, not its exit code alone.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, RickError } from '../errors.js';
@@ -306,14 +307,13 @@ export async function verifyWithGpgv(
   }
   const other = signatureTypes(Buffer.from(signature))?.find((type) => type !== 0x00);
   if (other !== undefined) throw notBinary(other.toString(16).padStart(2, '0'));
-  const home = await mkdtemp(join(tmpdir(), 'rick-gpgv-'));
+  // Synchronous up to the start of gpgv: see src/io/bundle-verify.ts.
+  const home = mkdtempSync(join(tmpdir(), 'rick-gpgv-'));
   try {
     const keyringFile = join(home, 'trusted.gpg');
     const signatureFile = join(home, 'bundle.sig');
-    await Promise.all([
-      writeFile(keyringFile, keyring, { mode: 0o600 }),
-      writeFile(signatureFile, signature, { mode: 0o600 }),
-    ]);
+    writeFileSync(keyringFile, keyring, { mode: 0o600 });
+    writeFileSync(signatureFile, signature, { mode: 0o600 });
     const result = await runGpgv(
       options.program ?? 'gpgv',
       ['--homedir', home, '--status-fd', '1', '--keyring', keyringFile, signatureFile, '-'],

@@ -4,9 +4,10 @@
  * the host run anything as root, so every file and the directory must be
  * neither group- nor world-writable, and on a host owned by root. Reading
  * the files is shared by both verifiers: openpgp.js (rick-bundle) and gpgv
- * (rick-install).
+ * (rick-install). Synchronous: a handful of small files, read before
+ * anything else happens (see src/io/bundle-verify.ts for why that matters).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, RickError } from '../errors.js';
 
@@ -23,8 +24,8 @@ export interface KeyFile {
   data: Buffer;
 }
 
-async function checkNotWritableByOthers(path: string, options: KeyringOptions): Promise<void> {
-  const st = await stat(path);
+function checkNotWritableByOthers(path: string, options: KeyringOptions): void {
+  const st = statSync(path);
   if ((st.mode & 0o022) !== 0) {
     throw new RickError(
       'KEYRING_INSECURE',
@@ -42,26 +43,26 @@ async function checkNotWritableByOthers(path: string, options: KeyringOptions): 
 }
 
 /** Reads the key files of a keyring, after checking who could have written them. */
-export async function readKeyFiles(path: string, options: KeyringOptions = {}): Promise<KeyFile[]> {
-  let st: Awaited<ReturnType<typeof stat>>;
+export function readKeyFiles(path: string, options: KeyringOptions = {}): KeyFile[] {
+  let st: ReturnType<typeof statSync>;
   try {
-    st = await stat(path);
+    st = statSync(path);
   } catch (error) {
     throw new RickError('KEYRING_INVALID', `cannot read keyring ${path}: ${describe(error)}`, {
       hint: 'put the release public key in /etc/rick/keys/ or pass --keyring',
     });
   }
-  await checkNotWritableByOthers(path, options);
+  checkNotWritableByOthers(path, options);
   const files = st.isDirectory()
-    ? (await readdir(path))
+    ? readdirSync(path)
         .filter((f) => f.endsWith('.asc') || f.endsWith('.gpg'))
         .sort()
         .map((f) => join(path, f))
     : [path];
   const read: KeyFile[] = [];
   for (const file of files) {
-    if (file !== path) await checkNotWritableByOthers(file, options);
-    read.push({ path: file, data: await readFile(file) });
+    if (file !== path) checkNotWritableByOthers(file, options);
+    read.push({ path: file, data: readFileSync(file) });
   }
   return read;
 }

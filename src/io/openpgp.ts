@@ -111,7 +111,7 @@ export async function readKeyring(
   options: KeyringOptions = {},
 ): Promise<openpgp.PublicKey[]> {
   const keys: openpgp.PublicKey[] = [];
-  for (const file of await readKeyFiles(path, options)) {
+  for (const file of readKeyFiles(path, options)) {
     keys.push(...(await parsePublicKeys(file.data, file.path)));
   }
   if (keys.length === 0) throw noKeysIn(path);

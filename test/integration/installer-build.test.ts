@@ -4,7 +4,7 @@
  * `node rick-install.cjs …`.
  */
 import { execFile, spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -224,6 +224,39 @@ describe('the single-file installer', () => {
     } finally {
       proxy.server.close();
       await feed.stop();
+      await tree.cleanup();
+    }
+  });
+
+  it('refuses untrusted bundles and keyrings with the right code, the host tree unchanged', async () => {
+    // The signature check starts before the rest of the program loads
+    // (src/io/bundle-verify.ts); its refusals must read exactly as they do
+    // in the program.
+    const tree = await makeHostTree(key);
+    try {
+      const v1 = await writeSignedBundle(join(tree.work, 'v1'), key, { version: '1.0.0' });
+      expect((await runInstaller([v1.bundlePath, '--root', tree.root])).code).toBe(ExitCode.ok);
+      const changed = await writeSignedBundle(join(tree.work, 'v2'), key, { version: '1.1.0' });
+      const tgz = await readFile(changed.bundlePath);
+      tgz.writeUInt8(tgz.readUInt8(100) ^ 0x01, 100);
+      await writeFile(changed.bundlePath, tgz);
+      let before = await snapshotTree(tree.root, { mtime: true });
+      const bad = await runInstaller([changed.bundlePath, '--root', tree.root]);
+      expect(bad.stderr).toMatch(/^error SIGNATURE_INVALID: no valid signature by a trusted key/);
+      expect(bad.code).toBe(ExitCode.untrustedSignature);
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+
+      const keyFile = join(tree.root, 'etc/rick/keys/release.asc');
+      await chmod(keyFile, 0o666);
+      const good = await writeSignedBundle(join(tree.work, 'v3'), key, { version: '1.2.0' });
+      before = await snapshotTree(tree.root, { mtime: true });
+      const insecure = await runInstaller(['install', good.bundlePath, '--root', tree.root]);
+      expect(insecure.stderr).toMatch(
+        /^error KEYRING_INSECURE: .*release\.asc is group- or world-writable/,
+      );
+      expect(insecure.code).toBe(ExitCode.untrustedSignature);
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+    } finally {
       await tree.cleanup();
     }
   });

@@ -10,6 +10,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
+import {
+  MAX_BUNDLE_BYTES,
+  startVerification,
+  takeVerification,
+  type VerifyRequest,
+} from '../../src/io/bundle-verify.js';
 import { signDetached } from '../../src/io/openpgp.js';
 import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
@@ -123,5 +129,52 @@ describe('signature check by gpgv', () => {
     } finally {
       await tree.cleanup();
     }
+  });
+});
+
+describe('a verification started ahead of time', () => {
+  it('is taken only by exactly the same request, and only once', async () => {
+    const good = await writeSignedBundle(join(work, 'early-good'), trusted);
+    const bad = await writeSignedBundle(join(work, 'early-bad'), other);
+    const keyring = await keyringWith('release.asc', trusted.publicKeyArmored);
+    const request = (bundlePath: string): VerifyRequest => ({
+      bundlePath,
+      keyringPath: keyring,
+      maxBytes: MAX_BUNDLE_BYTES,
+    });
+    // Started for the untrusted bundle: asking for the good one must not get its refusal...
+    const settled = startVerification(request(bad.bundlePath));
+    const result = await takeVerification(request(good.bundlePath));
+    expect(result.signer.fingerprint).toBe(trusted.fingerprint);
+    expect(result.bytes.equals(good.tgz)).toBe(true);
+    // ...asking for the bad one gets the refusal started for it...
+    const error = await asyncRefusal(() => takeVerification(request(bad.bundlePath)));
+    expect(error.code).toBe('SIGNATURE_INVALID');
+    await settled;
+    // ...and a started verification is taken once: the next ask verifies anew.
+    await writeFile(bad.signaturePath, await signDetached(bad.tgz, trusted.privateKey));
+    expect((await takeVerification(request(bad.bundlePath))).signer.fingerprint).toBe(
+      trusted.fingerprint,
+    );
+  });
+
+  it('reads everything and starts gpgv before it first yields', async () => {
+    const written = await writeSignedBundle(join(work, 'early-sync'), trusted);
+    const keyring = await keyringWith('release.asc', trusted.publicKeyArmored);
+    const settled = startVerification({
+      bundlePath: written.bundlePath,
+      keyringPath: keyring,
+      maxBytes: MAX_BUNDLE_BYTES,
+    });
+    // The files are read synchronously: removing them now changes nothing.
+    await rm(written.bundlePath);
+    await rm(written.signaturePath);
+    const result = await takeVerification({
+      bundlePath: written.bundlePath,
+      keyringPath: keyring,
+      maxBytes: MAX_BUNDLE_BYTES,
+    });
+    expect(result.bytes.equals(written.tgz)).toBe(true);
+    await settled;
   });
 });
