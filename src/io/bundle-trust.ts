@@ -4,7 +4,7 @@
  * signature over those bytes, and only then parse the archive from the very
  * same buffer. Nothing inside an unverified bundle is ever looked at, and the
  * file cannot change between the check and the use. The signature is
- * checked by gpgv (src/io/gpgv.ts), which is given those bytes on stdin;
+ * checked by gpgv (src/io/gpgv.ts), given a private copy of those bytes;
  * that first half is src/io/bundle-verify.ts.
  */
 import { createHash } from 'node:crypto';

@@ -9,8 +9,11 @@
  *
  * gpgv gets the trusted keys alone (a keyring written from the key files,
  * in a private temporary home, so no default `trustedkeys` of root's can
- * count), the signature, and the bundle's bytes on stdin: the bytes checked
- * are the very bytes the caller parses next. Its machine-readable status
+ * count), the signature, and the bundle's bytes, written there from the
+ * caller's buffer: the bytes checked are the very bytes the caller parses
+ * next. (Not on stdin: a pipe takes 64 KiB at a time, and the rest would
+ * wait for this process's event loop, which is busy loading the program
+ * while gpgv runs; see src/io/bundle-verify.ts.) Its machine-readable status
  * lines (`--status-fd`) decide, not its exit code alone.
  */
 import { spawn } from 'node:child_process';
@@ -312,12 +315,13 @@ export async function verifyWithGpgv(
   try {
     const keyringFile = join(home, 'trusted.gpg');
     const signatureFile = join(home, 'bundle.sig');
+    const dataFile = join(home, 'bundle.tgz');
     writeFileSync(keyringFile, keyring, { mode: 0o600 });
     writeFileSync(signatureFile, signature, { mode: 0o600 });
+    writeFileSync(dataFile, data, { mode: 0o600 });
     const result = await runGpgv(
       options.program ?? 'gpgv',
-      ['--homedir', home, '--status-fd', '1', '--keyring', keyringFile, signatureFile, '-'],
-      data,
+      ['--homedir', home, '--status-fd', '1', '--keyring', keyringFile, signatureFile, dataFile],
       options.timeoutMs ?? 60_000,
     );
     const detail = result.stderr
@@ -344,12 +348,11 @@ export async function verifyWithGpgv(
 function runGpgv(
   program: string,
   args: string[],
-  input: Uint8Array,
   timeoutMs: number,
 ): Promise<{ code: number | null; status: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
       // The C locale: status lines and messages as documented, whatever the host's.
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
     });
@@ -357,8 +360,6 @@ function runGpgv(
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
-    // gpgv stops reading once it knows the answer (no OpenPGP data, say).
-    child.stdin.on('error', () => {});
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -382,6 +383,5 @@ function runGpgv(
         stderr: Buffer.concat(err).toString('utf8'),
       });
     });
-    child.stdin.end(input);
   });
 }
