@@ -33,13 +33,15 @@ import {
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeDropped, hostEnv } from './host-env.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const runs = Number(process.env.BENCH_RUNS ?? 9);
 const work = mkdtempSync(join(tmpdir(), 'rick-bench-'));
 const quadlet = join(repo, '.cache/podman/root/usr/libexec/podman/quadlet');
+const measured = hostEnv();
 const env = {
-  ...process.env,
+  ...measured.env,
   ...(existsSync(quadlet) && !process.env.RICK_QUADLET ? { RICK_QUADLET: quadlet } : {}),
 };
 
@@ -159,6 +161,7 @@ const installers = [
 ].filter(([, path]) => existsSync(path));
 
 console.log(`authentik install with --root vs bare node start (${runs} runs each; ${shape})`);
+console.log(describeDropped(measured.dropped));
 console.log(`quadlet dry-run: ${env.RICK_QUADLET ?? 'not available (skipped by the installer)'}`);
 console.log(
   `load average at start: ${loadavg()

@@ -16,6 +16,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeDropped, hostEnv } from './host-env.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -63,6 +64,7 @@ server.listen(0, '127.0.0.1');
 await once(server, 'listening');
 const feedUrl = `http://127.0.0.1:${server.address().port}/repos/acme/releases/releases`;
 
+const measured = hostEnv();
 const root = await mkdtemp(join(tmpdir(), 'rick-bench-update-'));
 await mkdir(join(root, 'etc/rick'), { recursive: true });
 await mkdir(join(root, 'var/lib/rick'), { recursive: true });
@@ -92,7 +94,7 @@ function run(command, argv) {
   return new Promise((resolvePromise, reject) => {
     const started = process.hrtime.bigint();
     // No proxy variables: the tick talks to the loopback feed directly.
-    const env = { ...process.env };
+    const env = { ...measured.env };
     for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) delete env[name];
     const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -141,6 +143,7 @@ try {
   const mb = median(bare);
   const mn = median(noop);
   console.log(`rick-install update, no-op tick (feed answers 304), ${runs} runs each, median:`);
+  console.log(`  ${describeDropped(measured.dropped)}`);
   console.log(`  bare node -e '':         ${mb.toFixed(1)} ms`);
   console.log(`  rick-install update:     ${mn.toFixed(1)} ms`);
   console.log(`  ratio:                   ${(mn / mb).toFixed(2)}x (target <= 1.5x)`);
