@@ -9,8 +9,7 @@
  * nothing heavy: the config schema, the releases schema, semver and the
  * install pipeline are imported only when there is something to decide.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RickConfig } from '../core/config.js';
 import type { Candidate } from '../core/feed.js';
@@ -77,9 +76,10 @@ function headersFor(url: string, env: NodeJS.ProcessEnv, accept: string): Record
   return headers;
 }
 
-async function readText(file: string): Promise<string | undefined> {
+/** Reads a small file whole; synchronous, as the tick has nothing else to do meanwhile. */
+function readText(file: string): string | undefined {
   try {
-    return await readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new RickError('IO_ERROR', `cannot read ${file}: ${describe(error)}`);
@@ -95,15 +95,15 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
   let metricsFile: string | undefined = defaultMetrics;
   let installed: Record<string, string> | undefined;
   try {
-    const configText = await readText(paths.config);
+    const configText = readText(paths.config);
     if (configText === undefined) {
       throw new RickError('CONFIG_INVALID', `${paths.config} does not exist`, {
         hint: 'run installer/bootstrap.sh, or write the file by hand (see the README)',
       });
     }
-    const stateText = (await readText(paths.stateFile)) ?? '';
+    const stateText = readText(paths.stateFile) ?? '';
     const cacheFile = feedCachePath(paths.stateDir);
-    const cache = await readFeedCache(cacheFile);
+    const cache = readFeedCache(cacheFile);
     const unchangedInputs =
       cache !== undefined && cache.config === configText && cache.state === stateText;
 
@@ -142,7 +142,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
 
     if (response.status === 304 && unchangedInputs) {
       deps.log(`checked ${feed}: unchanged since the last check, nothing new`);
-      await recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
+      recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
       return;
     }
     let body: string;
@@ -175,7 +175,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
           url: config.feedUrl,
           etag,
           config: configText,
-          state: (await readText(paths.stateFile)) ?? '',
+          state: readText(paths.stateFile) ?? '',
           feed: config.feed,
           metricsFile: config.metricsFile ?? null,
           feedTimeoutSec: config.feedTimeoutSec,
@@ -186,10 +186,10 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
       );
     }
     if (decided.rolledBack !== undefined) throw decided.rolledBack;
-    await recordMetrics(root, metricsFile, checkedAt, installed, true);
+    recordMetrics(root, metricsFile, checkedAt, installed, true);
   } catch (error) {
     try {
-      await recordMetrics(root, metricsFile, checkedAt, installed, false);
+      recordMetrics(root, metricsFile, checkedAt, installed, false);
     } catch {
       // The update's own error is the one to report.
     }
@@ -284,6 +284,11 @@ async function downloadAndInstall(
       `${asset.name} is ${asset.size} bytes, more than MAX_BUNDLE_BYTES=${config.maxBundleBytes}`,
     );
   }
+  // Loaded here, off the no-op path.
+  const [{ mkdtemp, rm, writeFile }, { tmpdir }] = await Promise.all([
+    import('node:fs/promises'),
+    import('node:os'),
+  ]);
   const dir = await mkdtemp(join(tmpdir(), 'rick-update-'));
   try {
     const accept = 'application/octet-stream';
@@ -315,16 +320,16 @@ async function downloadAndInstall(
   }
 }
 
-async function recordMetrics(
+function recordMetrics(
   root: string,
   metricsFile: string | undefined,
   checkedAt: Date,
   installed: Record<string, string> | undefined,
   success: boolean,
-): Promise<void> {
+): void {
   if (!metricsFile) return;
   const file = join(root, metricsFile);
-  const previousText = await readMetricsFile(file);
+  const previousText = readMetricsFile(file);
   const previous = parsePreviousMetrics(previousText);
   const now = Math.floor(checkedAt.getTime() / 1000);
   const text = renderMetrics({
@@ -334,7 +339,7 @@ async function recordMetrics(
     successTotal: previous.successTotal + (success ? 1 : 0),
     failureTotal: previous.failureTotal + (success ? 0 : 1),
   });
-  await writeMetricsFile(file, text);
+  writeMetricsFile(file, text);
 }
 
 function parseInstalledFromMetrics(text: string | undefined): Record<string, string> {

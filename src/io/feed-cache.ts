@@ -12,7 +12,7 @@
  * a failed download or install is retried at the next tick even though the
  * feed itself has not changed.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const FEED_CACHE_VERSION = 1;
@@ -52,7 +52,7 @@ async function sha256(text: string): Promise<string> {
 /** The cached releases list, or undefined when it is missing or not the one the cache names. */
 export async function readCachedBody(file: string, cache: FeedCache): Promise<string | undefined> {
   try {
-    const body = await readFile(file, 'utf8');
+    const body = readFileSync(file, 'utf8');
     return (await sha256(body)) === cache.bodySha256 ? body : undefined;
   } catch {
     return undefined;
@@ -63,10 +63,10 @@ export async function readCachedBody(file: string, cache: FeedCache): Promise<st
  * Reads the cache; anything missing, unreadable or of another shape is no
  * cache (the next request is then unconditional), never an error.
  */
-export async function readFeedCache(file: string): Promise<FeedCache | undefined> {
+export function readFeedCache(file: string): FeedCache | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(await readFile(file, 'utf8'));
+    value = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
     return undefined;
   }

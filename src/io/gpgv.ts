@@ -16,14 +16,12 @@
  * while gpgv runs; see src/io/bundle-verify.ts.) Its machine-readable status
  * lines (`--status-fd`) decide, not its exit code alone.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, RickError } from '../errors.js';
 import { dearmor } from './armor.js';
 import { type KeyFile, noKeysIn } from './keyring.js';
+import { childProcess, os } from './lazy-builtins.js';
 
 export interface VerifiedSignature {
   /** Upper-case hex fingerprint of the trusted primary key whose (sub)key made the signature. */
@@ -311,7 +309,7 @@ export async function verifyWithGpgv(
   const other = signatureTypes(Buffer.from(signature))?.find((type) => type !== 0x00);
   if (other !== undefined) throw notBinary(other.toString(16).padStart(2, '0'));
   // Synchronous up to the start of gpgv: see src/io/bundle-verify.ts.
-  const home = mkdtempSync(join(tmpdir(), 'rick-gpgv-'));
+  const home = mkdtempSync(join(os().tmpdir(), 'rick-gpgv-'));
   try {
     const keyringFile = join(home, 'trusted.gpg');
     const signatureFile = join(home, 'bundle.sig');
@@ -341,7 +339,7 @@ export async function verifyWithGpgv(
     }
     return verdict;
   } finally {
-    await rm(home, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
   }
 }
 
@@ -351,7 +349,7 @@ function runGpgv(
   timeoutMs: number,
 ): Promise<{ code: number | null; status: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, {
+    const child = childProcess().spawn(program, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       // The C locale: status lines and messages as documented, whatever the host's.
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
