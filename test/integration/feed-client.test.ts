@@ -96,6 +96,37 @@ describe('feed client', () => {
     expect(sent).toBeLessThan(900);
   });
 
+  it('cuts off a server that never answers, at the overall deadline', async () => {
+    let asked = 0;
+    let closed = 0;
+    const base = await serve((req) => {
+      asked++;
+      req.socket.on('close', () => closed++);
+    });
+    const started = Date.now();
+    const error = await refusal(
+      createHttpClient(noProxy).get(`${base}/x`, { ...opts, timeoutMs: 300 }),
+    );
+    expect(error.code).toBe('FEED_ERROR');
+    expect(error.message).toBe('demo-1.0.0.tgz: no complete answer within 0.3 s; download cut off');
+    expect(asked).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    // The connection was closed by the client, not left for the process to tear down.
+    await expect.poll(() => closed).toBe(1);
+  });
+
+  it('cuts off a server that never answers through the proxy too', async () => {
+    const target = await serve(() => {});
+    const proxy = await startConnectProxy();
+    servers.push(proxy.server);
+    const error = await refusal(
+      createHttpClient({ HTTP_PROXY: proxy.url }).get(`${target}/x`, { ...opts, timeoutMs: 300 }),
+    );
+    expect(error.code).toBe('FEED_ERROR');
+    expect(error.message).toBe('demo-1.0.0.tgz: no complete answer within 0.3 s; download cut off');
+    expect(proxy.tunnels).toEqual([new URL(target).host]);
+  });
+
   it('follows redirects but keeps the token on the feed origin', async () => {
     const seen: Array<string | undefined> = [];
     const other = await serve((req, res) => {
