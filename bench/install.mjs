@@ -49,6 +49,7 @@ const { generateSigningKey, readSigningKey, signDetached } = await import(
   join(repo, 'dist/io/openpgp.js')
 );
 const { packTarGz } = await import(join(repo, 'dist/io/tar-pack.js'));
+const { dearmor } = await import(join(repo, 'dist/io/armor.js'));
 
 /** CPU ms (user + system) of this process's reaped children, from /proc (Linux). */
 function childrenCpu() {
@@ -111,6 +112,10 @@ for (const [name, text] of [
   writeFileSync(file, text, { mode: 0o600 });
   chmodSync(file, 0o600);
 }
+// gpgv reads binary keyrings; the installer converts the armored key the same way.
+const floorScript = join(repo, 'bench/install-floor.cjs');
+const floorKeyring = join(work, 'floor-keyring.gpg');
+writeFileSync(floorKeyring, Buffer.concat(dearmor(key.publicKeyArmored).map((b) => b.data)));
 let trees = 0;
 function freshRoot(from = template) {
   const root = join(work, `root-${trees++}`);
@@ -177,6 +182,11 @@ for (const [label, cli] of installers) {
   // install of the same bundle left, so that both do the same install work.
   const first = freshRoot();
   run(process.execPath, [cli, authentik, '--root', first]);
+  // The generation this install wrote, for the floor series below.
+  const floorGeneration = join(work, 'floor-generation');
+  if (!existsSync(floorGeneration)) {
+    cpSync(join(first, 'var/lib/rick/generations/1'), floorGeneration, { recursive: true });
+  }
   const cacheDir = join(first, 'var/lib/rick/cache');
   let warmTemplate;
   if (existsSync(cacheDir)) {
@@ -187,8 +197,8 @@ for (const [label, cli] of installers) {
   }
   rmSync(first, { recursive: true, force: true });
 
-  const series = { bare: [], help: [], cold: [], warm: [] };
-  const cpu = { bare: [], help: [], cold: [], warm: [] };
+  const series = { bare: [], help: [], cold: [], warm: [], floor: [] };
+  const cpu = { bare: [], help: [], cold: [], warm: [], floor: [] };
   const measure = (name, args) => {
     const r = run(process.execPath, args);
     series[name].push(r.ms);
@@ -206,6 +216,16 @@ for (const [label, cli] of installers) {
       measure('warm', [cli, authentik, '--root', root]);
       rmSync(root, { recursive: true, force: true });
     }
+    root = freshRoot();
+    measure('floor', [
+      floorScript,
+      authentik,
+      `${authentik}.sig`,
+      floorKeyring,
+      floorGeneration,
+      root,
+    ]);
+    rmSync(root, { recursive: true, force: true });
   }
   const bareMs = median(series.bare);
   const bareCpu = sum(cpu.bare);
@@ -222,6 +242,7 @@ for (const [label, cli] of installers) {
   console.log(
     `    loading the program alone (--help): median ${median(series.help).toFixed(0)} ms`,
   );
+  console.log(line('floor', 'floor: the required external steps alone (bench/install-floor.cjs)'));
 }
 console.log(
   `load average at end: ${loadavg()
