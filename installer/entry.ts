@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Script } from 'node:vm';
+import { dropOutputOnClosedPipe } from '../src/cli/closed-pipe.js';
 import { hostPaths } from '../src/core/host-paths.js';
 import * as errors from '../src/errors.js';
 import {
@@ -277,6 +278,8 @@ async function main(): Promise<void> {
       import('../src/commands/update-tick.js'),
       import('../src/io/feed-client.js'),
     ]);
+    // stderr only when there is an error to report: the no-op tick never opens it.
+    dropOutputOnClosedPipe([process.stdout]);
     const log = (line: string) => {
       process.stdout.write(`${line}\n`);
     };
@@ -296,6 +299,7 @@ async function main(): Promise<void> {
     } catch (error) {
       // The one top-level handler (and commander with it) is in the rest of the
       // program, loaded only when there is an error to report.
+      dropOutputOnClosedPipe();
       const { processOutput, reportError } = await shared.__rickDeferred();
       process.exitCode = reportError(error, tick.debug, processOutput);
     }

@@ -5,6 +5,7 @@
  */
 import { type Command, CommanderError } from 'commander';
 import { ExitCode, isRickError } from '../errors.js';
+import { dropOutputOnClosedPipe } from './closed-pipe.js';
 
 export interface Output {
   stdout: (text: string) => void;
@@ -22,6 +23,7 @@ export async function runProgram(
   argv: readonly string[],
   output: Output = processOutput,
 ): Promise<number> {
+  if (output === processOutput) dropOutputOnClosedPipe();
   // Subcommands copy these settings only when created, so apply them to every command.
   const configure = (command: Command): void => {
     command.exitOverride();

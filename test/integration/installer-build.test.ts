@@ -59,7 +59,11 @@ interface Result {
   stderr: string;
 }
 
-function runInstaller(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> {
+function runInstaller(
+  args: string[],
+  extraEnv: NodeJS.ProcessEnv = {},
+  options: { closeStdout?: boolean } = {},
+): Promise<Result> {
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: '' };
     for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'GITHUB_TOKEN']) {
@@ -71,6 +75,8 @@ function runInstaller(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // A reader gone before the program writes (`rick-install … | head -1`).
+    if (options.closeStdout) child.stdout.destroy();
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -171,6 +177,27 @@ describe('the single-file installer', () => {
       expect(noop.code).toBe(ExitCode.ok);
       expect(noop.stdout).toContain('unchanged since the last check, nothing new');
       expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+
+      // With nobody reading its output, the tick still ends quietly and as
+      // usual, and an install it starts goes through to the end.
+      const unread = await runInstaller(['update', '--root', tree.root], {}, { closeStdout: true });
+      expect(unread).toEqual({ code: ExitCode.ok, stdout: '', stderr: '' });
+      const v15 = await writeSignedBundle(join(tree.work, 'feed'), key, {
+        version: '1.1.5',
+        files: sampleFiles('demo', 'v15'),
+      });
+      await feed.addBundle(v15.bundlePath);
+      const unreadInstall = await runInstaller(
+        ['update', '--root', tree.root],
+        {},
+        { closeStdout: true },
+      );
+      expect(unreadInstall).toEqual({ code: ExitCode.ok, stdout: '', stderr: '' });
+      expect(
+        (await readState(join(tree.root, 'var/lib/rick/state.json'))).bundles.demo?.installed,
+      ).toBe('1.1.5');
+      const help = await runInstaller(['--help'], {}, { closeStdout: true });
+      expect(help).toEqual({ code: ExitCode.ok, stdout: '', stderr: '' });
 
       // A refusal inside the deferred install pipeline keeps its own exit code.
       const v3 = await writeSignedBundle(join(tree.work, 'feed'), key, {
