@@ -186,11 +186,12 @@ UMask=0022
 # - /etc: /etc/containers/systemd/rick (created once), and the user and group
 #   databases that systemd-sysusers updates (it writes temporary files next to
 #   /etc/passwd and renames them, so the directory itself must be writable);
-# - /var/lib and /srv: what the bundles' tmpfiles.d fragments create (service
-#   homes, data and log directories);
+# - /var/lib, /var/cache, /var/log, /srv and /run: what the bundles'
+#   tmpfiles.d fragments may create (service homes, data, cache, log and
+#   runtime directories; src/core/tmpfiles.ts names these roots);
 # - the node-exporter textfile directory, when there is one.
 ProtectSystem=strict
-ReadWritePaths=/etc /var/lib /srv
+ReadWritePaths=/etc /var/lib /var/cache /var/log /srv /run
 ReadWritePaths=-/var/lib/prometheus/node-exporter
 ProtectHome=yes
 PrivateTmp=yes

@@ -30,7 +30,18 @@ export interface TmpfilesEntry {
 }
 
 const allowedType = /^[defz][!-]*$/;
-const allowedRoots = ['/var/lib/', '/var/cache/', '/var/log/', '/srv/', '/run/'];
+/**
+ * Where a bundle's tmpfiles.d may create anything. rick-update.service must
+ * be able to write under each of these (its ReadWritePaths; a test checks).
+ */
+export const TMPFILES_ROOTS: readonly string[] = [
+  '/var/lib/',
+  '/var/cache/',
+  '/var/log/',
+  '/srv/',
+  '/run/',
+];
+const allowedRoots = TMPFILES_ROOTS;
 const forbiddenRoots = [
   '/var/lib/rick',
   '/var/lib/systemd',

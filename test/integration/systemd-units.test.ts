@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { TMPFILES_ROOTS } from '../../src/core/tmpfiles.js';
 import { repoRoot } from '../helpers/host-tree.js';
 
 const run = promisify(execFile);
@@ -81,9 +82,19 @@ describe('timer and service units', () => {
     expect(service.get('Service.ExecStart')).toEqual(['/usr/local/bin/rick-install update']);
     expect(service.get('Service.ProtectSystem')).toEqual(['strict']);
     expect(service.get('Service.ReadWritePaths')).toEqual([
-      '/etc /var/lib /srv',
+      '/etc /var/lib /var/cache /var/log /srv /run',
       '-/var/lib/prometheus/node-exporter',
     ]);
+    // Whatever a bundle's tmpfiles.d may create, the timer's install can create too.
+    const writable = (service.get('Service.ReadWritePaths') ?? [])
+      .flatMap((line) => line.split(/\s+/))
+      .map((path) => path.replace(/^-/, ''));
+    for (const root of TMPFILES_ROOTS) {
+      expect(
+        writable.some((path) => root.startsWith(`${path}/`)),
+        `${root} is writable for rick-update.service`,
+      ).toBe(true);
+    }
     for (const key of ['NoNewPrivileges', 'PrivateTmp', 'ProtectHome', 'PrivateDevices']) {
       expect(service.get(`Service.${key}`)).toEqual(['yes']);
     }
