@@ -4,9 +4,11 @@
  * keys), what it refuses that the named hostile inputs do not cover, and a
  * host without gpgv.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
@@ -22,6 +24,9 @@ import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
 import { makeHostTree } from '../helpers/host-tree.js';
 import { asyncRefusal } from '../helpers/hostile-tar.js';
 import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
+
+const hasGpg = spawnSync('gpg', ['--version']).status === 0;
+if (!hasGpg && process.env.CI === 'true') throw new Error('gpg is required under CI');
 
 let trusted: TestKey;
 let other: TestKey;
@@ -86,6 +91,106 @@ describe('signature check by gpgv', () => {
     expect(error.message).toMatch(
       /^no valid signature by a trusted key \(key [0-9A-F]{16}: BAD signature/,
     );
+  });
+
+  /** A signing key made `ageDays` ago, valid for `validDays` when given. */
+  async function agedKey(ageDays: number, validDays?: number) {
+    const created = new Date(Date.now() - ageDays * 86_400_000);
+    const { privateKey, publicKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'ed25519Legacy',
+      userIDs: [{ name: 'rick aged' }],
+      date: created,
+      ...(validDays ? { keyExpirationTime: validDays * 86_400 } : {}),
+      format: 'object',
+    });
+    return { privateKey, publicKey, created };
+  }
+
+  async function signAt(data: Uint8Array, key: openpgp.PrivateKey, date: Date) {
+    return openpgp.sign({
+      message: await openpgp.createMessage({ binary: data }),
+      signingKeys: key,
+      detached: true,
+      format: 'binary',
+      date,
+    });
+  }
+
+  it('refuses a signature made while the key was valid once the key has expired', async () => {
+    const { privateKey, publicKey, created } = await agedKey(10, 1);
+    const written = await writeSignedBundle(join(work, 'expired'), trusted);
+    await writeFile(
+      written.signaturePath,
+      await signAt(written.tgz, privateKey, new Date(created.getTime() + 3_600_000)),
+    );
+    const keyring = await keyringWith('release.asc', publicKey.armor());
+    const error = await asyncRefusal(() =>
+      readVerifiedBundle({ bundlePath: written.bundlePath, keyringPath: keyring }),
+    );
+    expect(error.code).toBe('SIGNATURE_INVALID');
+    expect(error.message).toMatch(/the key has expired/);
+  });
+
+  it('refuses a signature by a key that has since been revoked', async () => {
+    const { privateKey, created } = await agedKey(10);
+    const written = await writeSignedBundle(join(work, 'revoked'), trusted);
+    await writeFile(
+      written.signaturePath,
+      await signAt(written.tgz, privateKey, new Date(created.getTime() + 3_600_000)),
+    );
+    const { publicKey: revoked } = await openpgp.revokeKey({ key: privateKey, format: 'object' });
+    const keyring = await keyringWith('release.asc', revoked.armor());
+    const error = await asyncRefusal(() =>
+      readVerifiedBundle({ bundlePath: written.bundlePath, keyringPath: keyring }),
+    );
+    expect(error.code).toBe('SIGNATURE_INVALID');
+    expect(error.message).toMatch(/the key is revoked/);
+  });
+
+  // openpgp.js never signs with SHA-1 any more; GnuPG still can, and gpgv
+  // still calls such a signature good.
+  it.skipIf(!hasGpg)('refuses a good signature made with SHA-1 (signed by GnuPG)', async () => {
+    const home = join(work, 'gnupg-sha1');
+    await mkdir(home, { mode: 0o700 });
+    const gpg = (args: string[]) =>
+      execFileSync(
+        'gpg',
+        ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+    try {
+      gpg(['--quick-gen-key', 'rick sha1', 'rsa2048', 'sign', 'never']);
+      const written = await writeSignedBundle(join(work, 'sha1'), trusted);
+      gpg([
+        '--yes',
+        '--digest-algo',
+        'SHA1',
+        '--detach-sign',
+        '--output',
+        written.signaturePath,
+        written.bundlePath,
+      ]);
+      const keyring = await keyringWith('release.gpg', gpg(['--export']));
+      // gpgv itself accepts it: the refusal is rick's policy.
+      const status = spawnSync('gpgv', [
+        '--status-fd',
+        '1',
+        '--keyring',
+        join(keyring, 'release.gpg'),
+        written.signaturePath,
+        written.bundlePath,
+      ]);
+      expect(status.status).toBe(0);
+      expect(status.stdout.toString()).toMatch(/\[GNUPG:\] VALIDSIG \S+ \S+ \d+ 0 4 0 1 2 00 /);
+      const error = await asyncRefusal(() =>
+        readVerifiedBundle({ bundlePath: written.bundlePath, keyringPath: keyring }),
+      );
+      expect(error.code).toBe('SIGNATURE_INVALID');
+      expect(error.message).toMatch(/weak hash algorithm 2/);
+    } finally {
+      spawnSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+    }
   });
 
   it('refuses a private key in the keyring', async () => {
