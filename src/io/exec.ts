@@ -3,7 +3,7 @@
  * systemd-sysusers, …). Everything that runs a program goes through a
  * CommandRunner so that tests replace it with a fake at this one boundary.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from './lazy-builtins.js';
 
 export interface RunOptions {
   input?: string;
@@ -18,6 +18,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Why the program could not be started at all (an errno code such as ENOENT); code is then 127. */
+  startError?: string;
 }
 
 export interface CommandRunner {
@@ -28,19 +30,33 @@ export interface CommandRunner {
 export const realCommandRunner: CommandRunner = {
   run(command, args, options = {}) {
     return new Promise((resolve) => {
-      const child = spawn(command, [...args], {
+      const child = childProcess().spawn(command, [...args], {
         env: options.env ?? process.env,
         stdio: ['pipe', 'pipe', 'pipe'],
-        timeout: options.timeoutMs,
       });
+      // Not spawn's own `timeout`: its timer is cleared only on 'exit', which
+      // a program that never started does not emit, so it kept the process
+      // alive for the whole timeout after the failure had been reported.
+      const timer =
+        options.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => child.kill('SIGTERM'), options.timeoutMs);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => out.push(d));
       child.stderr.on('data', (d: Buffer) => err.push(d));
-      child.on('error', (error) => {
-        resolve({ code: 127, signal: null, stdout: '', stderr: `${command}: ${error.message}` });
+      child.on('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve({
+          code: 127,
+          signal: null,
+          stdout: '',
+          stderr: `${command}: ${error.message}`,
+          ...(child.pid === undefined ? { startError: error.code ?? 'unknown' } : {}),
+        });
       });
       child.on('close', (code, signal) => {
+        clearTimeout(timer);
         resolve({
           code,
           signal,
