@@ -20,8 +20,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, RickError } from '../errors.js';
 import { dearmor } from './armor.js';
+import { realCommandRunner } from './exec.js';
 import { type KeyFile, noKeysIn } from './keyring.js';
-import { childProcess, os } from './lazy-builtins.js';
+import { os } from './lazy-builtins.js';
 
 export interface VerifiedSignature {
   /** Upper-case hex fingerprint of the trusted primary key whose (sub)key made the signature. */
@@ -317,21 +318,35 @@ export async function verifyWithGpgv(
     writeFileSync(keyringFile, keyring, { mode: 0o600 });
     writeFileSync(signatureFile, signature, { mode: 0o600 });
     writeFileSync(dataFile, data, { mode: 0o600 });
-    const result = await runGpgv(
-      options.program ?? 'gpgv',
+    const program = options.program ?? 'gpgv';
+    const result = await realCommandRunner.run(
+      program,
       ['--homedir', home, '--status-fd', '1', '--keyring', keyringFile, signatureFile, dataFile],
-      options.timeoutMs ?? 60_000,
+      {
+        // The C locale: status lines and messages as documented, whatever the host's.
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+        timeoutMs: options.timeoutMs ?? 60_000,
+      },
     );
+    if (result.startError === 'ENOENT') {
+      throw new RickError(
+        'PREREQUISITE_MISSING',
+        `${program} is not installed: rick-install checks bundle signatures with it`,
+        { hint: 'apt-get install gpgv (Debian), pacman -S gnupg (Arch)' },
+      );
+    }
+    if (result.startError) throw new RickError('IO_ERROR', `cannot run ${result.stderr}`);
+    const status = result.stdout;
     const detail = result.stderr
       .split('\n')
       .map((l) => l.replace(/^gpgv: /, '').trim())
       .filter(Boolean)
       .slice(-3)
       .join('; ');
-    const verdict = decideGpgvStatus(result.status, detail);
+    const verdict = decideGpgvStatus(status, detail);
     // A good signature with a failing gpgv is not a good signature, unless
     // what failed is only a signature by a key that is not trusted.
-    if (result.code !== 0 && !/\[GNUPG:\] NO_PUBKEY /.test(result.status)) {
+    if (result.code !== 0 && !/\[GNUPG:\] NO_PUBKEY /.test(status)) {
       throw new RickError(
         'SIGNATURE_INVALID',
         `gpgv did not confirm the signature (exit ${result.code})${detail ? `: ${detail}` : ''}`,
@@ -341,45 +356,4 @@ export async function verifyWithGpgv(
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
-}
-
-function runGpgv(
-  program: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; status: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(program, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // The C locale: status lines and messages as documented, whatever the host's.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(
-        error.code === 'ENOENT'
-          ? new RickError(
-              'PREREQUISITE_MISSING',
-              `${program} is not installed: rick-install checks bundle signatures with it`,
-              { hint: 'apt-get install gpgv (Debian), pacman -S gnupg (Arch)', cause: error },
-            )
-          : new RickError('IO_ERROR', `cannot run ${program}: ${describe(error)}`, {
-              cause: error,
-            }),
-      );
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({
-        code,
-        status: Buffer.concat(out).toString('latin1'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      });
-    });
-  });
 }
