@@ -91,7 +91,6 @@ export interface InstallResult {
 
 type Log = (line: string) => void;
 
-/** Uid that must own keys and secrets: root on a host run as root; unchecked otherwise. */
 export async function defaultValidateUnits(
   unitDir: string,
   offline: boolean,

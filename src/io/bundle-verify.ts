@@ -81,7 +81,7 @@ function readRegularFile(path: string, maxBytes: number, what: string): Buffer |
   }
 }
 
-/** Key files (and secrets files) must be root's when the installer runs as root. */
+/** Uid that must own keys and secrets: root on a host run as root; unchecked otherwise. */
 export function requiredOwner(): number | undefined {
   return process.getuid?.() === 0 ? 0 : undefined;
 }

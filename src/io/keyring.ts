@@ -7,7 +7,7 @@
  * (rick-install). Synchronous: a handful of small files, read before
  * anything else happens (see src/io/bundle-verify.ts for why that matters).
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, RickError } from '../errors.js';
 
@@ -24,8 +24,7 @@ export interface KeyFile {
   data: Buffer;
 }
 
-function checkNotWritableByOthers(path: string, options: KeyringOptions): void {
-  const st = statSync(path);
+function checkNotWritableByOthers(path: string, st: Stats, options: KeyringOptions): void {
   if ((st.mode & 0o022) !== 0) {
     throw new RickError(
       'KEYRING_INSECURE',
@@ -44,7 +43,7 @@ function checkNotWritableByOthers(path: string, options: KeyringOptions): void {
 
 /** Reads the key files of a keyring, after checking who could have written them. */
 export function readKeyFiles(path: string, options: KeyringOptions = {}): KeyFile[] {
-  let st: ReturnType<typeof statSync>;
+  let st: Stats;
   try {
     st = statSync(path);
   } catch (error) {
@@ -52,7 +51,7 @@ export function readKeyFiles(path: string, options: KeyringOptions = {}): KeyFil
       hint: 'put the release public key in /etc/rick/keys/ or pass --keyring',
     });
   }
-  checkNotWritableByOthers(path, options);
+  checkNotWritableByOthers(path, st, options);
   const files = st.isDirectory()
     ? readdirSync(path)
         .filter((f) => f.endsWith('.asc') || f.endsWith('.gpg'))
@@ -61,7 +60,7 @@ export function readKeyFiles(path: string, options: KeyringOptions = {}): KeyFil
     : [path];
   const read: KeyFile[] = [];
   for (const file of files) {
-    if (file !== path) checkNotWritableByOthers(file, options);
+    if (file !== path) checkNotWritableByOthers(file, statSync(file), options);
     read.push({ path: file, data: readFileSync(file) });
   }
   return read;
