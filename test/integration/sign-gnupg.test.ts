@@ -3,34 +3,25 @@
  * `rick-bundle sign` verifies with gpgv, and one by `gpg --detach-sign` with
  * a gpg-generated ed25519 key verifies with `rick-bundle verify`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestBundle } from '../helpers/bundle-factory.js';
+import { type GnupgHome, hasGnupg, makeGnupgHome } from '../helpers/gnupg.js';
 import { makeTempDir, runBundleCli } from '../helpers/rick-bundle.js';
-
-const hasGnupg =
-  spawnSync('gpg', ['--version']).status === 0 && spawnSync('gpgv', ['--version']).status === 0;
-if (!hasGnupg && process.env.CI === 'true') throw new Error('gpg and gpgv are required under CI');
 
 describe.skipIf(!hasGnupg)('signatures interoperate with GnuPG', () => {
   let work: string;
-  let gnupgHome: string;
+  let gnupg: GnupgHome;
   let bundle: string;
   let rickKeys: string;
   const env = { PATH: process.env.PATH };
-
-  const gpg = (args: string[], input?: string) =>
-    execFileSync('gpg', ['--homedir', gnupgHome, '--batch', '--yes', '--no-tty', ...args], {
-      input,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+  const gpg = (args: string[], input?: string) => gnupg.gpg(args, input);
 
   beforeAll(async () => {
     work = await makeTempDir('rick-sign-');
-    gnupgHome = join(work, 'gnupg');
-    execFileSync('mkdir', ['-m', '700', gnupgHome]);
+    gnupg = await makeGnupgHome(join(work, 'gnupg'));
     bundle = join(work, 'demo-1.0.0.tgz');
     await writeFile(bundle, buildTestBundle().tgz);
     rickKeys = join(work, 'keys');
@@ -38,7 +29,7 @@ describe.skipIf(!hasGnupg)('signatures interoperate with GnuPG', () => {
     expect(made.code).toBe(0);
   });
   afterAll(async () => {
-    spawnSync('gpgconf', ['--homedir', gnupgHome, '--kill', 'all']);
+    gnupg?.close();
     await rm(work, { recursive: true, force: true });
   });
 
