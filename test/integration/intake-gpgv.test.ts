@@ -7,10 +7,10 @@
 import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExitCode } from '../../src/errors.js';
+import { ExitCode, type RickError } from '../../src/errors.js';
 import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
 import {
   MAX_BUNDLE_BYTES,
@@ -19,7 +19,12 @@ import {
   type VerifyRequest,
 } from '../../src/io/bundle-verify.js';
 import { signDetached } from '../../src/io/openpgp.js';
-import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
+import {
+  makeTestKey,
+  type TestKey,
+  type WrittenBundle,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
 import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
 import { hasGnupg, makeGnupgHome } from '../helpers/gnupg.js';
 import { makeHostTree } from '../helpers/host-tree.js';
@@ -46,6 +51,29 @@ async function keyringWith(name: string, data: string | Uint8Array): Promise<str
   await chmod(dir, 0o755);
   await writeFile(join(dir, name), data, { mode: 0o644 });
   return dir;
+}
+
+/**
+ * A refusal seen from readVerifiedBundle, again through the built
+ * rick-install on a host tree: the same exit code and message, and neither
+ * the host tree nor the bundle, its signature and the keyring changed.
+ */
+async function refusedByInstall(written: WrittenBundle, keyring: string, error: RickError) {
+  requireBuiltCli();
+  const tree = await makeHostTree(trusted);
+  try {
+    const host = await snapshotTree(tree.root, { mtime: true });
+    const inputs = await snapshotTree(dirname(written.bundlePath), { mtime: true });
+    const keys = await snapshotTree(keyring, { mtime: true });
+    const r = await runCli([written.bundlePath, '--keyring', keyring, '--root', tree.root]);
+    expect(r.stderr.split('\n')[0]).toBe(`error ${error.code}: ${error.message}`);
+    expect(r.code).toBe(error.exitCode);
+    await expectTreeUnchanged(tree.root, host, { mtime: true });
+    await expectTreeUnchanged(dirname(written.bundlePath), inputs, { mtime: true });
+    await expectTreeUnchanged(keyring, keys, { mtime: true });
+  } finally {
+    await tree.cleanup();
+  }
 }
 
 describe('signature check by gpgv', () => {
@@ -89,6 +117,7 @@ describe('signature check by gpgv', () => {
     expect(error.message).toMatch(
       /^no valid signature by a trusted key \(key [0-9A-F]{16}: BAD signature/,
     );
+    await refusedByInstall(written, keyring, error);
   });
 
   /** A signing key made `ageDays` ago, valid for `validDays` when given. */
@@ -128,6 +157,7 @@ describe('signature check by gpgv', () => {
     );
     expect(error.code).toBe('SIGNATURE_INVALID');
     expect(error.message).toMatch(/the key has expired/);
+    await refusedByInstall(written, keyring, error);
   });
 
   it('refuses a signature by a key that has since been revoked', async () => {
@@ -144,6 +174,7 @@ describe('signature check by gpgv', () => {
     );
     expect(error.code).toBe('SIGNATURE_INVALID');
     expect(error.message).toMatch(/the key is revoked/);
+    await refusedByInstall(written, keyring, error);
   });
 
   // openpgp.js never signs with SHA-1 any more; GnuPG still can, and gpgv
@@ -178,6 +209,7 @@ describe('signature check by gpgv', () => {
       );
       expect(error.code).toBe('SIGNATURE_INVALID');
       expect(error.message).toMatch(/weak hash algorithm 2/);
+      await refusedByInstall(written, keyring, error);
     } finally {
       close();
     }
@@ -191,6 +223,7 @@ describe('signature check by gpgv', () => {
     );
     expect(error.code).toBe('KEYRING_INVALID');
     expect(error.message).toMatch(/release\.asc holds a private key; refusing to use it$/);
+    await refusedByInstall(written, keyring, error);
   });
 
   it('names gpgv when it is missing', async () => {
