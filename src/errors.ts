@@ -99,7 +99,10 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.usage, 'usage error: bad arguments, missing input file, invalid version'],
   [ExitCode.invalidBundle, 'invalid bundle, bundle definition or template'],
   [ExitCode.untrustedSignature, 'signature missing, invalid or not by a trusted key'],
-  [ExitCode.missingPrerequisite, 'missing prerequisite or host fact (group, user, secret, podman, gpgv)'],
+  [
+    ExitCode.missingPrerequisite,
+    'missing prerequisite or host fact (group, user, secret, podman, gpgv)',
+  ],
   [ExitCode.versionPolicy, 'refused by version policy (downgrade or quarantined version)'],
   [ExitCode.rolledBack, 'new generation failed its health gate and was rolled back'],
   [ExitCode.rollbackFailed, 'rollback failed: the host needs attention'],
