@@ -46,10 +46,10 @@ const env = {
 };
 
 const { generateSigningKey, readSigningKey, signDetached } = await import(
-  join(repo, 'dist/io/openpgp.js')
+  join(repo, 'dist/bundle/openpgp.js')
 );
-const { packTarGz } = await import(join(repo, 'dist/io/tar-pack.js'));
-const { dearmor } = await import(join(repo, 'dist/io/armor.js'));
+const { packTarGz } = await import(join(repo, 'dist/build/tar-pack.js'));
+const { dearmor } = await import(join(repo, 'dist/bundle/armor.js'));
 
 /** CPU ms (user + system) of this process's reaped children, from /proc (Linux). */
 function childrenCpu() {

@@ -188,7 +188,7 @@ UMask=0022
 #   /etc/passwd and renames them, so the directory itself must be writable);
 # - /var/lib, /var/cache, /var/log, /srv and /run: what the bundles'
 #   tmpfiles.d fragments may create (service homes, data, cache, log and
-#   runtime directories; src/core/tmpfiles.ts names these roots);
+#   runtime directories; src/bundle/tmpfiles.ts names these roots);
 # - the node-exporter textfile directory, when there is one.
 ProtectSystem=strict
 ReadWritePaths=/etc /var/lib /var/cache /var/log /srv /run

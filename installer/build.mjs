@@ -23,7 +23,7 @@
 //     needed: the rest is then 40% of its size to inflate and compile, and a
 //     tick behind a proxy loads undici without the rest.
 // The front part reaches the rest only through dynamic imports of
-// src/commands/update-deferred.ts, rewritten in the front build to ask for the
+// src/feed/update-deferred.ts, rewritten in the front build to ask for the
 // rest (globalThis.__rickDeferred()); both parts reach undici through
 // globalThis.__rickUndici().
 // The rest shares the front part's
@@ -217,9 +217,9 @@ const packedUndici = pack(undici.outputFiles[0].contents);
 const deferredFromRest = {
   name: 'rick-deferred-from-rest',
   setup(b) {
-    const importer = join(repo, 'src/commands/update-tick.ts');
+    const importer = join(repo, 'src/feed/update-tick.ts');
     const call = /\bimport\(\s*'\.\/update-deferred\.js'\s*\)/g;
-    b.onLoad({ filter: /[\\/]src[\\/]commands[\\/]update-tick\.ts$/ }, async (args) => {
+    b.onLoad({ filter: /[\\/]src[\\/]feed[\\/]update-tick\.ts$/ }, async (args) => {
       if (args.path !== importer) return undefined;
       const text = await readFile(args.path, 'utf8');
       if (!call.test(text)) throw new Error(`${args.path} no longer imports ./update-deferred.js`);

@@ -8,4 +8,4 @@
 
 export { createProgram } from '../src/cli/rick-install.js';
 export { processOutput, reportError, runProgram } from '../src/cli/run.js';
-export * as deferred from '../src/commands/update-deferred.js';
+export * as deferred from '../src/feed/update-deferred.js';

@@ -13,14 +13,14 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Script } from 'node:vm';
 import { dropOutputOnClosedPipe } from '../src/cli/closed-pipe.js';
-import { hostPaths } from '../src/core/host-paths.js';
 import * as errors from '../src/errors.js';
 import {
   MAX_BUNDLE_BYTES,
   requiredOwner,
   startVerification,
   type VerifyRequest,
-} from '../src/io/bundle-verify.js';
+} from '../src/host/intake/signature.js';
+import { hostPaths } from '../src/host/paths.js';
 
 declare const __RICK_DEFERRED_MARKER__: string;
 declare const __RICK_UNDICI_MARKER__: string;
@@ -194,7 +194,7 @@ function timerArgs(args: readonly string[]): { root?: string; debug: boolean } |
 /**
  * What `rick-install [install] <bundle.tgz> [options]` will verify, read the
  * way the install command reads its options, so that its signature check
- * can start before the rest of the program loads (src/io/bundle-verify.ts).
+ * can start before the rest of the program loads (src/host/intake/signature.ts).
  * Anything this does not recognise gives undefined: the install then
  * verifies as usual. A misreading cannot make anything trusted: the install
  * takes the early result only for exactly the request it makes itself.
@@ -275,8 +275,8 @@ codeCache.file = join(
 async function main(): Promise<void> {
   if (tick) {
     const [update, { createHttpClient }] = await Promise.all([
-      import('../src/commands/update-tick.js'),
-      import('../src/io/feed-client.js'),
+      import('../src/feed/update-tick.js'),
+      import('../src/feed/client.js'),
     ]);
     // stderr only when there is an error to report: the no-op tick never opens it.
     dropOutputOnClosedPipe([process.stdout]);

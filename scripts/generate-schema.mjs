@@ -7,7 +7,7 @@ import {
   MANIFEST_SCHEMA_FILE,
   manifestJsonSchema,
   serializeJsonSchema,
-} from '../dist/core/manifest-json-schema.js';
+} from '../dist/bundle/manifest-json-schema.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 writeFileSync(join(root, MANIFEST_SCHEMA_FILE), serializeJsonSchema(manifestJsonSchema()));

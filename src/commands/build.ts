@@ -9,22 +9,22 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Output } from '../cli/run.js';
+import { outputName, resolveVariables, type TemplateKind } from '../build/definition.js';
+import { writeOutputFile } from '../build/output-file.js';
 import {
   type BundlePlan,
   checkVersion,
   fillSampleFacts,
   planBundle,
   type RenderedFile,
-} from '../core/build-plan.js';
-import { outputName, resolveVariables, type TemplateKind } from '../core/bundle-definition.js';
+} from '../build/plan.js';
+import { createRenderer } from '../build/render.js';
+import { readBundleSource, readSourceInfo } from '../build/source.js';
+import { packTarGz } from '../build/tar-pack.js';
+import { runQuadletDryRun } from '../bundle/quadlet.js';
+import type { Output } from '../cli/run.js';
 import { describe, RickError } from '../errors.js';
-import { readBundleSource, readSourceInfo } from '../io/bundle-source.js';
 import type { CommandRunner } from '../io/exec.js';
-import { writeOutputFile } from '../io/output-file.js';
-import { runQuadletDryRun } from '../io/quadlet.js';
-import { createRenderer } from '../io/render.js';
-import { packTarGz } from '../io/tar-pack.js';
 
 export interface BuildDeps {
   output: Output;
@@ -188,7 +188,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
 
   const tgz = packTarGz(plan.entries, { mtime: info.epoch });
   // Read the tarball back as every host will, so that a bundle hosts would refuse is never published.
-  const { parseBundleArchive } = await import('../io/bundle-archive.js');
+  const { parseBundleArchive } = await import('../bundle/archive.js');
   parseBundleArchive(tgz);
   const outDir = resolve(deps.cwd, options.outDir ?? '.');
   await mkdir(outDir, { recursive: true });

@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { writeOutputFile } from '../build/output-file.js';
 import type { Output } from '../cli/run.js';
 import { RickError } from '../errors.js';
-import { writeOutputFile } from '../io/output-file.js';
 import { DEFAULT_PASSPHRASE_ENV } from './sign.js';
 
 export const PRIVATE_KEY_FILE = 'signing-key.asc';
@@ -39,7 +39,7 @@ export async function keygen(
 }> {
   const outDir = resolve(deps.cwd, options.outDir);
   const passphrase = deps.env[options.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV];
-  const { generateSigningKey } = await import('../io/openpgp.js');
+  const { generateSigningKey } = await import('../bundle/openpgp.js');
   const key = await generateSigningKey({
     name: options.name,
     ...(options.email ? { email: options.email } : {}),

@@ -7,17 +7,17 @@
  */
 import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
-import { hostPaths } from '../core/host-paths.js';
-import { type ActivationPlan, formatPlan } from '../core/plan.js';
-import { readLiveGenerationNumber } from '../io/generations.js';
-import { readState } from '../io/state.js';
+import { type ActivationPlan, formatPlan } from '../host/activation/plan.js';
+import { readLiveGenerationNumber } from '../host/generations.js';
 import {
   addCommonOptions,
   type InstallerDeps,
   type InstallOptions,
   prepareInstall,
   rootOf,
-} from './install.js';
+} from '../host/install.js';
+import { hostPaths } from '../host/paths.js';
+import { readState } from '../host/state.js';
 
 export type PlanResult =
   | { outcome: 'noop'; bundle: string; version: string; reason: string }
@@ -61,7 +61,7 @@ export async function planBundle(
       reason: prepared.reason,
     };
   }
-  const { diffGenerations } = await import('../core/plan-diff.js');
+  const { diffGenerations } = await import('../host/activation/plan-diff.js');
   return {
     outcome: 'install',
     diff: diffGenerations(prepared.live, prepared.next),

@@ -6,22 +6,22 @@
  * still point at their own generation's env files.
  */
 import { Command, Option } from 'commander';
-import { hostPaths } from '../core/host-paths.js';
-import { formatPlan } from '../core/plan.js';
 import { RickError } from '../errors.js';
-import { activate, describeFailure } from '../io/activation.js';
-import { checkpoint } from '../io/fault.js';
-import { listGenerations, readGeneration } from '../io/generations.js';
-import type { Host } from '../io/host.js';
-import { acquireLock } from '../io/lock.js';
-import { type HostState, quarantine, readState, writeState } from '../io/state.js';
+import { formatPlan } from '../host/activation/plan.js';
+import { activate, describeFailure } from '../host/activation/run.js';
+import { checkpoint } from '../host/fault.js';
+import { listGenerations, readGeneration } from '../host/generations.js';
 import {
   addCommonOptions,
   checkRoot,
   type InstallerDeps,
   recoverAfterCrash,
   rootOf,
-} from './install.js';
+} from '../host/install.js';
+import { acquireLock } from '../host/lock.js';
+import { hostPaths } from '../host/paths.js';
+import { type HostState, quarantine, readState, writeState } from '../host/state.js';
+import type { Host } from '../host/system.js';
 
 export interface RollbackOptions {
   root?: string;

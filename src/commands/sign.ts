@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { writeOutputFile } from '../build/output-file.js';
 import type { Output } from '../cli/run.js';
 import { describe, RickError } from '../errors.js';
-import { writeOutputFile } from '../io/output-file.js';
 
 export const DEFAULT_PASSPHRASE_ENV = 'RICK_SIGNING_PASSPHRASE';
 
@@ -44,7 +44,7 @@ export async function signBundle(
   const envName = options.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV;
   const passphrase = deps.env[envName];
   // OpenPGP is loaded only by the commands that use it, to keep `build` quick to start.
-  const { fingerprintOf, readSigningKey, signDetached } = await import('../io/openpgp.js');
+  const { fingerprintOf, readSigningKey, signDetached } = await import('../bundle/openpgp.js');
   const key = await readSigningKey(armored, passphrase === '' ? undefined : passphrase);
   const signature = await signDetached(data, key);
   const signaturePath = options.signature ? resolve(deps.cwd, options.signature) : `${bundle}.sig`;

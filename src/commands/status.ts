@@ -3,16 +3,16 @@
  * service's state, quarantined versions and the recent history.
  */
 import { Command } from 'commander';
-import { hostPaths } from '../core/host-paths.js';
 import {
   listGenerations,
   readGeneration,
   readGenerationRecord,
   readLiveGenerationNumber,
-} from '../io/generations.js';
-import type { Host } from '../io/host.js';
-import { type HistoryEntry, readState } from '../io/state.js';
-import { addCommonOptions, type InstallerDeps, rootOf } from './install.js';
+} from '../host/generations.js';
+import { addCommonOptions, type InstallerDeps, rootOf } from '../host/install.js';
+import { hostPaths } from '../host/paths.js';
+import { type HistoryEntry, readState } from '../host/state.js';
+import type { Host } from '../host/system.js';
 
 export interface ServiceStatus {
   service: string;

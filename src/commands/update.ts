@@ -5,9 +5,9 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { formatExitCodes } from '../errors.js';
-import { createHttpClient } from '../io/feed-client.js';
-import type { InstallerDeps } from './install.js';
-import { installThroughPipeline, runUpdate, type UpdateDeps } from './update-tick.js';
+import { createHttpClient } from '../feed/client.js';
+import { installThroughPipeline, runUpdate, type UpdateDeps } from '../feed/update-tick.js';
+import type { InstallerDeps } from '../host/install.js';
 
 /** The real UpdateDeps on top of the installer's deps. */
 export function updateDepsFrom(deps: InstallerDeps, root: string | undefined): UpdateDeps {

@@ -15,9 +15,8 @@ import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { hasSecretTokens, renderPublic } from '../core/generation-files.js';
-import { hostPaths, RICK_STATE_DIR } from '../core/host-paths.js';
 import { RickError } from '../errors.js';
+import { hasSecretTokens, renderPublic } from '../host/generation-files.js';
 import {
   generationDir,
   INSTALLER_FILE,
@@ -26,8 +25,9 @@ import {
   renderedLocation,
   renderedMode,
   SOURCE_FILE,
-} from '../io/generations.js';
-import { addCommonOptions, type InstallerDeps, rootOf } from './install.js';
+} from '../host/generations.js';
+import { addCommonOptions, type InstallerDeps, rootOf } from '../host/install.js';
+import { hostPaths, RICK_STATE_DIR } from '../host/paths.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 

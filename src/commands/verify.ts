@@ -5,8 +5,8 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { Manifest } from '../bundle/manifest.js';
 import type { Output } from '../cli/run.js';
-import type { Manifest } from '../core/manifest.js';
 import { RickError } from '../errors.js';
 import { readInput } from './sign.js';
 
@@ -36,8 +36,8 @@ export async function verifyBundle(
       hint: 'sign it with `rick-bundle sign` or pass --signature FILE',
     });
   }
-  const { readKeyring, verifyDetached } = await import('../io/openpgp.js');
-  const { parseBundleArchive } = await import('../io/bundle-archive.js');
+  const { readKeyring, verifyDetached } = await import('../bundle/openpgp.js');
+  const { parseBundleArchive } = await import('../bundle/archive.js');
   const keys = await readKeyring(resolve(deps.cwd, options.keyring));
   const verified = await verifyDetached(data, signature, keys);
   // Only a bundle with a good signature is opened.

@@ -5,7 +5,7 @@
  * spawns no process, so loading node:child_process (and the dgram and
  * socket machinery it pulls in) for it is pure start-up cost. A plain
  * `await import()` would do the same, but the signature check must start
- * gpgv synchronously (src/io/bundle-verify.ts), so these are synchronous.
+ * gpgv synchronously (src/host/intake/signature.ts), so these are synchronous.
  */
 import { createRequire } from 'node:module';
 

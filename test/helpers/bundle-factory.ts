@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
+import { type PackEntry, packTarGz } from '../../src/build/tar-pack.js';
 import {
   type FileKind,
   MANIFEST_PATH,
@@ -15,15 +16,14 @@ import {
   manifestSchema,
   serializeManifest,
   serviceNameForUnit,
-} from '../../src/core/manifest.js';
-import { factKinds, scanPlaceholders } from '../../src/core/placeholders.js';
+} from '../../src/bundle/manifest.js';
 import {
   generateSigningKey,
   parsePublicKeys,
   readSigningKey,
   signDetached,
-} from '../../src/io/openpgp.js';
-import { type PackEntry, packTarGz } from '../../src/io/tar-pack.js';
+} from '../../src/bundle/openpgp.js';
+import { factKinds, scanPlaceholders } from '../../src/bundle/placeholders.js';
 
 export interface TestKey {
   privateKey: openpgp.PrivateKey;

@@ -10,8 +10,8 @@
  */
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileAccounts } from '../../src/io/accounts.js';
-import type { Clock, Host, Systemctl, UnitState } from '../../src/io/host.js';
+import { fileAccounts } from '../../src/host/intake/accounts.js';
+import type { Clock, Host, Systemctl, UnitState } from '../../src/host/system.js';
 
 export interface FakeHostOptions {
   root: string;

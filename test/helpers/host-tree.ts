@@ -7,10 +7,10 @@ import { chmod, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findQuadlet, runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { createProgram } from '../../src/cli/rick-install.js';
-import type { InstallerDeps } from '../../src/commands/install.js';
 import { RickError } from '../../src/errors.js';
-import { findQuadlet, runQuadletDryRun } from '../../src/io/quadlet.js';
+import type { InstallerDeps } from '../../src/host/install.js';
 import type { TestKey } from './bundle-factory.js';
 import type { FakeHost } from './fake-host.js';
 

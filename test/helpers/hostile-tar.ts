@@ -5,7 +5,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
-import type { FileKind } from '../../src/core/manifest.js';
+import type { FileKind } from '../../src/bundle/manifest.js';
 import { isRickError, type RickError } from '../../src/errors.js';
 import { sha256 } from './bundle-factory.js';
 

@@ -4,7 +4,7 @@
  * missing generator is a failure.
  */
 import { resolve } from 'node:path';
-import { findQuadlet } from '../../src/io/quadlet.js';
+import { findQuadlet } from '../../src/bundle/quadlet.js';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 

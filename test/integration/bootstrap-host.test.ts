@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readState } from '../../src/io/state.js';
+import { readState } from '../../src/host/state.js';
 import {
   makeTestKey,
   sampleFiles,

@@ -3,8 +3,8 @@ import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { manifestSchema } from '../../src/core/manifest.js';
-import { parseBundleArchive } from '../../src/io/bundle-archive.js';
+import { parseBundleArchive } from '../../src/bundle/archive.js';
+import { manifestSchema } from '../../src/bundle/manifest.js';
 import { quadletPath, repoRoot, requireQuadletUnderCi } from '../helpers/quadlet.js';
 import {
   copyAuthentik,

@@ -5,7 +5,7 @@ import {
   MANIFEST_SCHEMA_FILE,
   manifestJsonSchema,
   serializeJsonSchema,
-} from '../../src/core/manifest-json-schema.js';
+} from '../../src/bundle/manifest-json-schema.js';
 import { repoRoot } from '../helpers/quadlet.js';
 
 describe('the published manifest JSON Schema', () => {

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { manifestSchema } from '../../src/core/manifest.js';
+import { manifestSchema } from '../../src/bundle/manifest.js';
 import { buildTestBundle } from '../helpers/bundle-factory.js';
 
 describe('test bundle factory', () => {

@@ -7,8 +7,8 @@ import {
   DEFAULT_FEED_TIMEOUT_SEC,
   DEFAULT_MAX_BUNDLE_BYTES,
   parseConfig,
-} from '../../src/core/config.js';
-import { hostPaths } from '../../src/core/host-paths.js';
+} from '../../src/feed/config.js';
+import { hostPaths } from '../../src/host/paths.js';
 import { repoRoot } from '../helpers/host-tree.js';
 
 describe('installer/rick.conf.example', () => {

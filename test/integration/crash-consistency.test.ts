@@ -8,8 +8,8 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installSteps } from '../../src/io/fault.js';
-import { readState } from '../../src/io/state.js';
+import { installSteps } from '../../src/host/fault.js';
+import { readState } from '../../src/host/state.js';
 import {
   makeTestKey,
   sampleFiles,

@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readState } from '../../src/io/state.js';
+import { readState } from '../../src/host/state.js';
 import {
   makeTestKey,
   sampleFiles,

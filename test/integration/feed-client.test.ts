@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RickError } from '../../src/errors.js';
-import { createHttpClient } from '../../src/io/feed-client.js';
+import { createHttpClient } from '../../src/feed/client.js';
 import { startConnectProxy } from '../helpers/connect-proxy.js';
 
 const servers: Server[] = [];

@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MANIFEST_PATH } from '../../src/core/manifest.js';
-import { decideVersion } from '../../src/core/version-policy.js';
+import { MANIFEST_PATH } from '../../src/bundle/manifest.js';
+import { signDetached } from '../../src/bundle/openpgp.js';
 import { ExitCode, exitCodeFor } from '../../src/errors.js';
-import { fileAccounts } from '../../src/io/accounts.js';
-import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
-import { checkRequiredAccounts, resolveFacts } from '../../src/io/facts.js';
-import { signDetached } from '../../src/io/openpgp.js';
-import { readSecretsFile, readSecretsFileIfPresent } from '../../src/io/secrets.js';
+import { fileAccounts } from '../../src/host/intake/accounts.js';
+import { checkRequiredAccounts, resolveFacts } from '../../src/host/intake/facts.js';
+import { readSecretsFile, readSecretsFileIfPresent } from '../../src/host/intake/secrets.js';
+import { readVerifiedBundle } from '../../src/host/intake/trust.js';
+import { decideVersion } from '../../src/host/version-policy.js';
 import {
   buildTestBundle,
   makeTestKey,

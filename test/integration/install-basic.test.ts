@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode, RickError } from '../../src/errors.js';
-import { readState } from '../../src/io/state.js';
+import { readState } from '../../src/host/state.js';
 import {
   makeTestKey,
   sampleFiles,

@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { httpStatus, realHost, systemctlOn } from '../../src/host/system.js';
 import type { CommandRunner, RunResult } from '../../src/io/exec.js';
-import { httpStatus, realHost, systemctlOn } from '../../src/io/host.js';
 
 function recordingRunner(
   answer: (cmd: string, args: readonly string[]) => Partial<RunResult> = () => ({}),

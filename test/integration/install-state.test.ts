@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import { emptyState, readState, writeState } from '../../src/io/state.js';
+import { emptyState, readState, writeState } from '../../src/host/state.js';
 import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { type HostTree, makeHostTree, runInstaller } from '../helpers/host-tree.js';

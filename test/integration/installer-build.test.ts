@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import { readState } from '../../src/io/state.js';
+import { readState } from '../../src/host/state.js';
 import {
   makeTestKey,
   sampleFiles,
@@ -257,7 +257,7 @@ describe('the single-file installer', () => {
 
   it('refuses untrusted bundles and keyrings with the right code, the host tree unchanged', async () => {
     // The signature check starts before the rest of the program loads
-    // (src/io/bundle-verify.ts); its refusals must read exactly as they do
+    // (src/host/intake/signature.ts); its refusals must read exactly as they do
     // in the program.
     const tree = await makeHostTree(key);
     try {

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { MANIFEST_PATH } from '../../src/core/manifest.js';
-import { isRickError } from '../../src/errors.js';
 import {
   type ArchiveLimits,
   defaultArchiveLimits,
   parseBundleArchive,
-} from '../../src/io/bundle-archive.js';
+} from '../../src/bundle/archive.js';
+import { MANIFEST_PATH } from '../../src/bundle/manifest.js';
+import { isRickError } from '../../src/errors.js';
 import { buildTestBundle, sampleFiles } from '../helpers/bundle-factory.js';
 import { type ForgedEntry, forgeTar, manifestFor, refusal } from '../helpers/hostile-tar.js';
 

@@ -3,10 +3,10 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fileAccounts, getentAccounts } from '../../src/io/accounts.js';
+import { fileAccounts, getentAccounts } from '../../src/host/intake/accounts.js';
+import { checkRequiredAccounts, resolveFacts } from '../../src/host/intake/facts.js';
+import { readSecretsFile, readSecretsFileIfPresent } from '../../src/host/intake/secrets.js';
 import type { CommandRunner, RunResult } from '../../src/io/exec.js';
-import { checkRequiredAccounts, resolveFacts } from '../../src/io/facts.js';
-import { readSecretsFile, readSecretsFileIfPresent } from '../../src/io/secrets.js';
 import { buildTestBundle } from '../helpers/bundle-factory.js';
 import { asyncRefusal } from '../helpers/hostile-tar.js';
 import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';

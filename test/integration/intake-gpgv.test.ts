@@ -1,5 +1,5 @@
 /**
- * The host's signature check through the real gpgv (src/io/gpgv.ts): what it
+ * The host's signature check through the real gpgv (src/host/intake/gpgv.ts): what it
  * accepts besides the plain case (binary keys, co-signatures by unknown
  * keys), what it refuses that the named hostile inputs do not cover, and a
  * host without gpgv.
@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDetached } from '../../src/bundle/openpgp.js';
 import { ExitCode, type RickError } from '../../src/errors.js';
-import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
 import {
   MAX_BUNDLE_BYTES,
   startVerification,
   takeVerification,
   type VerifyRequest,
-} from '../../src/io/bundle-verify.js';
-import { signDetached } from '../../src/io/openpgp.js';
+} from '../../src/host/intake/signature.js';
+import { readVerifiedBundle } from '../../src/host/intake/trust.js';
 import {
   makeTestKey,
   type TestKey,

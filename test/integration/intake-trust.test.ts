@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { defaultArchiveLimits } from '../../src/io/bundle-archive.js';
-import { readVerifiedBundle } from '../../src/io/bundle-trust.js';
+import { defaultArchiveLimits } from '../../src/bundle/archive.js';
+import { readVerifiedBundle } from '../../src/host/intake/trust.js';
 import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { asyncRefusal } from '../helpers/hostile-tar.js';
 

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode, isRickError } from '../../src/errors.js';
-import { acquireLock, readLockHolder } from '../../src/io/lock.js';
+import { acquireLock, readLockHolder } from '../../src/host/lock.js';
 import {
   makeTestKey,
   sampleFiles,

@@ -9,9 +9,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fillSampleFacts } from '../../src/core/build-plan.js';
-import { parseBundleArchive } from '../../src/io/bundle-archive.js';
-import { runQuadletDryRun } from '../../src/io/quadlet.js';
+import { fillSampleFacts } from '../../src/build/plan.js';
+import { parseBundleArchive } from '../../src/bundle/archive.js';
+import { runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { quadletPath, repoRoot, requireQuadletUnderCi } from '../helpers/quadlet.js';
 import { makeTempDir, runBundleCli, writeTestInstaller } from '../helpers/rick-bundle.js';
 

@@ -1,7 +1,7 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { findQuadlet, quadletCandidates, runQuadletDryRun } from '../../src/io/quadlet.js';
+import { findQuadlet, quadletCandidates, runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { quadletPath, repoRoot, requireQuadletUnderCi } from '../helpers/quadlet.js';
 import { makeTempDir } from '../helpers/rick-bundle.js';
 

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseBundleArchive } from '../../src/io/bundle-archive.js';
-import { generateSigningKey } from '../../src/io/openpgp.js';
+import { parseBundleArchive } from '../../src/bundle/archive.js';
+import { generateSigningKey } from '../../src/bundle/openpgp.js';
 import { repoRoot } from '../helpers/host-tree.js';
 
 const run = promisify(execFile);

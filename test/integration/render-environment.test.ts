@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRenderer } from '../../src/io/render.js';
+import { createRenderer } from '../../src/build/render.js';
 import { makeTempDir } from '../helpers/rick-bundle.js';
 
 let dir: string;

@@ -7,7 +7,7 @@
 import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createRenderer } from '../../src/io/render.js';
+import { createRenderer } from '../../src/build/render.js';
 import {
   makeTempDir,
   runBundleCli,

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { TMPFILES_ROOTS } from '../../src/core/tmpfiles.js';
+import { TMPFILES_ROOTS } from '../../src/bundle/tmpfiles.js';
 import { repoRoot } from '../helpers/host-tree.js';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import {
   parseBundleDefinition,
   parseVariablesFile,
   resolveVariables,
-} from '../../src/core/bundle-definition.js';
+} from '../../src/build/definition.js';
 
 const good = {
   name: 'demo',

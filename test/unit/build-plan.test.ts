@@ -5,7 +5,7 @@ import {
   type PlanInput,
   planBundle,
   REQUIRED_PODMAN,
-} from '../../src/core/build-plan.js';
+} from '../../src/build/plan.js';
 
 function input(overrides: Partial<PlanInput> = {}): PlanInput {
   return {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { feedUrlFor, parseConfig, parseConfigLines } from '../../src/core/config.js';
 import { RickError } from '../../src/errors.js';
+import { feedUrlFor, parseConfig, parseConfigLines } from '../../src/feed/config.js';
 
 const DEFAULT_METRICS = '/var/lib/prometheus/node-exporter/rick.prom';
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { RickError } from '../../src/errors.js';
 import {
   type BundleStatus,
   type FeedRelease,
   parseReleases,
   selectRelease,
-} from '../../src/core/feed.js';
-import { RickError } from '../../src/errors.js';
+} from '../../src/feed/releases.js';
 
 function release(
   version: string,

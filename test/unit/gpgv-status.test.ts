@@ -1,12 +1,12 @@
 /**
  * The installer's reading of gpgv's status lines and of the key and
- * signature framing around it (src/io/gpgv.ts, src/io/armor.ts). The real
+ * signature framing around it (src/host/intake/gpgv.ts, src/bundle/armor.ts). The real
  * gpgv is exercised in test/integration/intake-gpgv.test.ts; these are the
  * verdicts for status lines that are hard to provoke with real keys.
  */
 import { describe, expect, it } from 'vitest';
-import { dearmor } from '../../src/io/armor.js';
-import { decideGpgvStatus, keyringFor, signatureTypes } from '../../src/io/gpgv.js';
+import { dearmor } from '../../src/bundle/armor.js';
+import { decideGpgvStatus, keyringFor, signatureTypes } from '../../src/host/intake/gpgv.js';
 import { refusal } from '../helpers/hostile-tar.js';
 
 const FPR = 'F07B71E19E7D77C8208702AD8EE46A759C529940';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePreviousMetrics, renderMetrics } from '../../src/core/metrics.js';
+import { parsePreviousMetrics, renderMetrics } from '../../src/feed/metrics.js';
 
 describe('update metrics textfile', () => {
   it('renders the installed versions as info labels, timestamps and counters', () => {

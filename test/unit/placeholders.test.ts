@@ -4,7 +4,7 @@ import {
   percentEncode,
   scanPlaceholders,
   substitutePlaceholders,
-} from '../../src/core/placeholders.js';
+} from '../../src/bundle/placeholders.js';
 
 describe('placeholder tokens', () => {
   it('formats tokens that avoid systemd, shell and Jinja syntax', () => {

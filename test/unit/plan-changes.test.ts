@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Service } from '../../src/core/manifest.js';
-import { type GenerationView, planActivation, type RenderedBundle } from '../../src/core/plan.js';
-import { diffGenerations } from '../../src/core/plan-diff.js';
+import type { Service } from '../../src/bundle/manifest.js';
+import {
+  type GenerationView,
+  planActivation,
+  type RenderedBundle,
+} from '../../src/host/activation/plan.js';
+import { diffGenerations } from '../../src/host/activation/plan-diff.js';
 
 const svc = (unit: string, service: string): Service => ({
   unit,

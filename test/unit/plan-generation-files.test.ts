@@ -4,7 +4,7 @@ import {
   moveGenerationPaths,
   renderMasked,
   renderPublic,
-} from '../../src/core/generation-files.js';
+} from '../../src/host/generation-files.js';
 
 const facts = { gid: { 'postgres-clients': 4001 }, uid: { app: 990 }, secrets: ['pw'] };
 const ctx = { bundle: 'app', generation: 7, facts };

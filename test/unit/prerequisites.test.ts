@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/core/manifest.js';
+import type { Manifest } from '../../src/bundle/manifest.js';
+import { isRickError } from '../../src/errors.js';
 import {
   checkPodmanVersion,
   parsePodmanVersion,
   podmanRequirements,
-} from '../../src/core/prerequisites.js';
-import { isRickError } from '../../src/errors.js';
+} from '../../src/host/prerequisites.js';
 import { buildTestBundle } from '../helpers/bundle-factory.js';
 
 function manifestWith(podman: string, pod: boolean): Manifest {

@@ -12,7 +12,7 @@ import {
   toJson,
   uid,
   urlencode,
-} from '../../src/core/render-filters.js';
+} from '../../src/build/render-filters.js';
 
 describe('host-fact template functions', () => {
   it('render to placeholder tokens', () => {

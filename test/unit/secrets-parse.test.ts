@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isRickError } from '../../src/errors.js';
-import { parseSecrets } from '../../src/io/secrets.js';
+import { parseSecrets } from '../../src/host/intake/secrets.js';
 
 function refusal(fn: () => unknown) {
   try {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { isRickError, type RickError } from '../../src/errors.js';
 import {
   GENERATION_MARKER,
   normalizeGenerationPaths,
   substituteBundle,
   substituteBundleNormalized,
-} from '../../src/core/substitute-bundle.js';
-import { isRickError, type RickError } from '../../src/errors.js';
+} from '../../src/host/substitute.js';
 import { buildTestBundle, type FactoryFile, sampleFiles } from '../helpers/bundle-factory.js';
 
 function contentsOf(

@@ -5,7 +5,7 @@ import {
   parseSysusers,
   requiredExistingAccounts,
   sysusersEffects,
-} from '../../src/core/sysusers.js';
+} from '../../src/bundle/sysusers.js';
 import { isRickError } from '../../src/errors.js';
 import { buildTestBundle } from '../helpers/bundle-factory.js';
 

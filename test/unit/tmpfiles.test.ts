@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTmpfiles } from '../../src/core/tmpfiles.js';
+import { parseTmpfiles } from '../../src/bundle/tmpfiles.js';
 import { isRickError } from '../../src/errors.js';
 
 function refusalOf(text: string): string {

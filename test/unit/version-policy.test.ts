@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideVersion } from '../../src/core/version-policy.js';
+import { decideVersion } from '../../src/host/version-policy.js';
 
 const plain = { allowDowngrade: false };
 

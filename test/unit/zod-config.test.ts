@@ -1,10 +1,10 @@
 /**
- * Every module that builds schemas brings src/core/zod.ts with it, so the
+ * Every module that builds schemas brings src/bundle/zod.ts with it, so the
  * schemas are built with its configuration (zod reads it at construction).
  */
 import { describe, expect, it } from 'vitest';
 import { config } from 'zod';
-import { parseManifest } from '../../src/core/manifest.js';
+import { parseManifest } from '../../src/bundle/manifest.js';
 
 describe('zod configuration', () => {
   it('is in force once a schema module is loaded: jitless, English messages', () => {

@@ -19,9 +19,7 @@
  *   or env file) is refused.
  */
 
-import { RickError } from '../errors.js';
-import { hostBundleFile, RICK_STATE_DIR } from './host-paths.js';
-import type { FileKind, Manifest } from './manifest.js';
+import type { FileKind, Manifest } from '../bundle/manifest.js';
 import {
   isFactKind,
   type PlaceholderRef,
@@ -29,9 +27,11 @@ import {
   placeholderKey,
   substitutePlaceholders,
   TOKEN_PREFIX,
-} from './placeholders.js';
+} from '../bundle/placeholders.js';
+import { RickError } from '../errors.js';
+import { hostBundleFile, RICK_STATE_DIR } from './paths.js';
 
-/** The parts of BundleContents substitution needs (see src/io/bundle-archive.ts). */
+/** The parts of BundleContents substitution needs (see src/bundle/archive.ts). */
 export interface SubstitutionInput {
   manifest: Manifest;
   files: ReadonlyMap<string, Buffer>;

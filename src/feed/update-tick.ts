@@ -11,11 +11,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RickConfig } from '../core/config.js';
-import type { Candidate } from '../core/feed.js';
-import { hostPaths } from '../core/host-paths.js';
-import { parsePreviousMetrics, renderMetrics } from '../core/metrics.js';
 import { describe, isRickError, RickError } from '../errors.js';
+import type { InstallerDeps } from '../host/install.js';
+import { hostPaths } from '../host/paths.js';
+import type { Host } from '../host/system.js';
 import {
   FEED_CACHE_VERSION,
   feedBodyPath,
@@ -23,11 +22,12 @@ import {
   readCachedBody,
   readFeedCache,
   writeFeedCache,
-} from '../io/feed-cache.js';
-import type { HttpClient } from '../io/feed-client.js';
-import type { Host } from '../io/host.js';
-import { readMetricsFile, writeMetricsFile } from '../io/metrics-file.js';
-import type { InstallerDeps } from './install.js';
+} from './cache.js';
+import type { HttpClient } from './client.js';
+import type { RickConfig } from './config.js';
+import { parsePreviousMetrics, renderMetrics } from './metrics.js';
+import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
+import type { Candidate } from './releases.js';
 
 /** The most a releases list may weigh. */
 export const FEED_MAX_BYTES = 8 * 1024 * 1024;

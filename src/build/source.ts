@@ -5,6 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { describe, RickError } from '../errors.js';
+import type { CommandRunner } from '../io/exec.js';
 import {
   BUNDLE_DEFINITION_FILE,
   type BundleDefinition,
@@ -12,9 +14,7 @@ import {
   mergeVariables,
   parseBundleDefinition,
   parseVariablesFile,
-} from '../core/bundle-definition.js';
-import { describe, RickError } from '../errors.js';
-import type { CommandRunner } from './exec.js';
+} from './definition.js';
 
 export interface BundleSource {
   /** Absolute path of the bundle directory. */

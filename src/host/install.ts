@@ -16,21 +16,15 @@ import { access, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import semver from 'semver';
+import type { Manifest } from '../bundle/manifest.js';
+import { runQuadletDryRun } from '../bundle/quadlet.js';
+import { bundleSysusers } from '../bundle/sysusers.js';
 import type { Output } from '../cli/run.js';
-import { type RecordedFacts, renderMasked } from '../core/generation-files.js';
-import { type HostPaths, hostPaths, secretsFileFor } from '../core/host-paths.js';
-import type { Manifest } from '../core/manifest.js';
-import { type ActivationPlan, formatPlan, planActivation } from '../core/plan.js';
-import { checkPodmanVersion } from '../core/prerequisites.js';
-import { substituteBundle, substituteBundleNormalized } from '../core/substitute-bundle.js';
-import { bundleSysusers } from '../core/sysusers.js';
-import { decideVersion } from '../core/version-policy.js';
 import { formatExitCodes, RickError } from '../errors.js';
-import { activate, describeFailure, restore } from '../io/activation.js';
-import { readVerifiedBundle, type VerifiedBundle } from '../io/bundle-trust.js';
-import { requiredOwner } from '../io/bundle-verify.js';
-import { checkRequiredAccounts, type FactValues, resolveFacts } from '../io/facts.js';
-import { checkpoint } from '../io/fault.js';
+import { type ActivationPlan, formatPlan, planActivation } from './activation/plan.js';
+import { activate, describeFailure, restore } from './activation/run.js';
+import { checkpoint } from './fault.js';
+import { type RecordedFacts, renderMasked } from './generation-files.js';
 import {
   carryBundle,
   cleanupAfterCrash,
@@ -44,12 +38,18 @@ import {
   type StoredBundle,
   type StoredGeneration,
   writeGeneration,
-} from '../io/generations.js';
-import type { Host } from '../io/host.js';
-import { acquireLock } from '../io/lock.js';
-import { runQuadletDryRun } from '../io/quadlet.js';
-import { readSecretsFileIfPresent } from '../io/secrets.js';
-import { bundleState, type HostState, quarantine, readState, writeState } from '../io/state.js';
+} from './generations.js';
+import { checkRequiredAccounts, type FactValues, resolveFacts } from './intake/facts.js';
+import { readSecretsFileIfPresent } from './intake/secrets.js';
+import { requiredOwner } from './intake/signature.js';
+import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
+import { acquireLock } from './lock.js';
+import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
+import { checkPodmanVersion } from './prerequisites.js';
+import { bundleState, type HostState, quarantine, readState, writeState } from './state.js';
+import { substituteBundle, substituteBundleNormalized } from './substitute.js';
+import type { Host } from './system.js';
+import { decideVersion } from './version-policy.js';
 
 /** What every rick-install command needs from the world outside the process. */
 export interface InstallerDeps {

@@ -9,10 +9,11 @@
  * stopped, sysusers/tmpfiles run with `--root=DIR` (or are skipped with a
  * note when not installed), and accounts come from DIR/etc.
  */
-import { parsePodmanVersion } from '../core/prerequisites.js';
+
 import { RickError } from '../errors.js';
-import { type Accounts, fileAccounts, getentAccounts } from './accounts.js';
-import { type CommandRunner, type RunResult, realCommandRunner } from './exec.js';
+import { type CommandRunner, type RunResult, realCommandRunner } from '../io/exec.js';
+import { type Accounts, fileAccounts, getentAccounts } from './intake/accounts.js';
+import { parsePodmanVersion } from './prerequisites.js';
 
 /** The unit state the health gate needs. */
 export interface UnitState {

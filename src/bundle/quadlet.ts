@@ -7,7 +7,7 @@
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { RickError } from '../errors.js';
-import { type CommandRunner, realCommandRunner } from './exec.js';
+import { type CommandRunner, realCommandRunner } from '../io/exec.js';
 
 /** Where quadlet is looked for, in order, after $RICK_QUADLET. */
 export function quadletCandidates(repoRoot?: string): string[] {

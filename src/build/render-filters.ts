@@ -8,7 +8,7 @@ import {
   type PlaceholderRef,
   percentEncode,
   scanPlaceholders,
-} from './placeholders.js';
+} from '../bundle/placeholders.js';
 
 /** Thrown by a filter or function; the renderer adds the template file and line. */
 export class TemplateFunctionError extends Error {

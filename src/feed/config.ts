@@ -18,9 +18,9 @@
  */
 import semver from 'semver';
 import * as z from 'zod';
+import { bundleNamePattern } from '../bundle/manifest.js';
 import { RickError } from '../errors.js';
-import { bundleNamePattern } from './manifest.js';
-import './zod.js';
+import '../bundle/zod.js';
 
 export const channels = ['stable', 'prerelease'] as const;
 export type Channel = (typeof channels)[number];

@@ -13,16 +13,16 @@
  * caller's buffer: the bytes checked are the very bytes the caller parses
  * next. (Not on stdin: a pipe takes 64 KiB at a time, and the rest would
  * wait for this process's event loop, which is busy loading the program
- * while gpgv runs; see src/io/bundle-verify.ts.) Its machine-readable status
+ * while gpgv runs; see src/host/intake/signature.ts.) Its machine-readable status
  * lines (`--status-fd`) decide, not its exit code alone.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, RickError } from '../errors.js';
-import { dearmor } from './armor.js';
-import { realCommandRunner } from './exec.js';
-import { type KeyFile, noKeysIn } from './keyring.js';
-import { os } from './lazy-builtins.js';
+import { dearmor } from '../../bundle/armor.js';
+import { type KeyFile, noKeysIn } from '../../bundle/keyring.js';
+import { describe, RickError } from '../../errors.js';
+import { realCommandRunner } from '../../io/exec.js';
+import { os } from '../../io/lazy-builtins.js';
 
 export interface VerifiedSignature {
   /** Upper-case hex fingerprint of the trusted primary key whose (sub)key made the signature. */
@@ -309,7 +309,7 @@ export async function verifyWithGpgv(
   }
   const other = signatureTypes(Buffer.from(signature))?.find((type) => type !== 0x00);
   if (other !== undefined) throw notBinary(other.toString(16).padStart(2, '0'));
-  // Synchronous up to the start of gpgv: see src/io/bundle-verify.ts.
+  // Synchronous up to the start of gpgv: see src/host/intake/signature.ts.
   const home = mkdtempSync(join(os().tmpdir(), 'rick-gpgv-'));
   try {
     const keyringFile = join(home, 'trusted.gpg');

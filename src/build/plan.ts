@@ -5,9 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import semver from 'semver';
-import { RickError } from '../errors.js';
-import type { TemplateKind } from './bundle-definition.js';
-import { hostBundleFile } from './host-paths.js';
 import {
   type FileEntry,
   type FileKind,
@@ -18,14 +15,17 @@ import {
   parseManifest,
   serializeManifest,
   serviceNameForUnit,
-} from './manifest.js';
+} from '../bundle/manifest.js';
 import {
   type FactKind,
   isFactKind,
   placeholderKey,
   scanPlaceholders,
   substitutePlaceholders,
-} from './placeholders.js';
+} from '../bundle/placeholders.js';
+import { RickError } from '../errors.js';
+import { hostBundleFile } from '../host/paths.js';
+import type { TemplateKind } from './definition.js';
 
 /** Lowest podman whose quadlet reads a symlinked unit directory (5.0 would do for .pod alone). */
 export const REQUIRED_PODMAN = '5.3.0';

@@ -8,13 +8,13 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import nunjucks from 'nunjucks';
+import { describe, RickError } from '../errors.js';
 import {
   ansibleFilters,
   TemplateFunctionError,
   templateFunctions,
   undefinedAwareFilters,
-} from '../core/render-filters.js';
-import { describe, RickError } from '../errors.js';
+} from './render-filters.js';
 
 export interface RendererOptions {
   /** The bundle directory (bundles/<name>). */

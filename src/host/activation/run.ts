@@ -10,13 +10,13 @@
  * With `--root` (no systemctl) activation is the flip alone.
  */
 
-import type { HostPaths } from '../core/host-paths.js';
-import type { Service } from '../core/manifest.js';
-import { type ActivationPlan, planActivation } from '../core/plan.js';
-import { describe, RickError } from '../errors.js';
-import { checkpoint } from './fault.js';
-import { flipCurrent, type StoredGeneration } from './generations.js';
-import type { Host } from './host.js';
+import type { Service } from '../../bundle/manifest.js';
+import { describe, RickError } from '../../errors.js';
+import { checkpoint } from '../fault.js';
+import { flipCurrent, type StoredGeneration } from '../generations.js';
+import type { HostPaths } from '../paths.js';
+import type { Host } from '../system.js';
+import { type ActivationPlan, planActivation } from './plan.js';
 
 export const JOURNAL_LINES = 20;
 

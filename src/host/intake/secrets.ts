@@ -12,7 +12,7 @@
  */
 import { constants, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { describe, RickError } from '../errors.js';
+import { describe, RickError } from '../../errors.js';
 
 export interface SecretsFileOptions {
   /** Required owner uid (0 on a host). Unset in tests that run unprivileged. */

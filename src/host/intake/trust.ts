@@ -4,8 +4,8 @@
  * signature over those bytes, and only then parse the archive from the very
  * same buffer. Nothing inside an unverified bundle is ever looked at, and the
  * file cannot change between the check and the use. The signature is
- * checked by gpgv (src/io/gpgv.ts), given a private copy of those bytes;
- * that first half is src/io/bundle-verify.ts.
+ * checked by gpgv (src/host/intake/gpgv.ts), given a private copy of those bytes;
+ * that first half is src/host/intake/signature.ts.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -13,9 +13,9 @@ import {
   type BundleContents,
   defaultArchiveLimits,
   parseBundleArchive,
-} from './bundle-archive.js';
-import { takeVerification } from './bundle-verify.js';
+} from '../../bundle/archive.js';
 import type { GpgvOptions, VerifiedSignature } from './gpgv.js';
+import { takeVerification } from './signature.js';
 
 export interface ReadVerifiedBundleOptions {
   /** The bundle tarball. */
@@ -28,7 +28,7 @@ export interface ReadVerifiedBundleOptions {
   requireKeyOwner?: number;
   /** Caps for reading the archive; `maxCompressedBytes` also caps the file read. */
   limits?: ArchiveLimits;
-  /** How to run gpgv, which checks the signature (src/io/gpgv.ts). */
+  /** How to run gpgv, which checks the signature (src/host/intake/gpgv.ts). */
   gpgv?: GpgvOptions;
 }
 

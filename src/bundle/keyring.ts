@@ -5,7 +5,7 @@
  * neither group- nor world-writable, and on a host owned by root. Reading
  * the files is shared by both verifiers: openpgp.js (rick-bundle) and gpgv
  * (rick-install). Synchronous: a handful of small files, read before
- * anything else happens (see src/io/bundle-verify.ts for why that matters).
+ * anything else happens (see src/host/intake/signature.ts for why that matters).
  */
 import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';

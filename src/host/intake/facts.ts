@@ -3,10 +3,10 @@
  * knows (GIDs, UIDs, secrets). Every missing fact is reported in one error so
  * that an operator fixes a host in one pass, not one fact per attempt.
  */
-import type { Manifest } from '../core/manifest.js';
-import { placeholderKey } from '../core/placeholders.js';
-import { bundleSysusers, requiredExistingAccounts } from '../core/sysusers.js';
-import { RickError } from '../errors.js';
+import type { Manifest } from '../../bundle/manifest.js';
+import { placeholderKey } from '../../bundle/placeholders.js';
+import { bundleSysusers, requiredExistingAccounts } from '../../bundle/sysusers.js';
+import { RickError } from '../../errors.js';
 import type { Accounts } from './accounts.js';
 
 export interface ResolveFactsOptions {

@@ -9,9 +9,10 @@
  * generation's own directory is taken out. A unit that differs only by its
  * generation path, with the same env content, did not change.
  */
-import { RICK_STATE_DIR } from './host-paths.js';
-import type { Service } from './manifest.js';
-import { GENERATION_MARKER, normalizeGenerationPaths } from './substitute-bundle.js';
+
+import type { Service } from '../../bundle/manifest.js';
+import { RICK_STATE_DIR } from '../paths.js';
+import { GENERATION_MARKER, normalizeGenerationPaths } from '../substitute.js';
 
 /** One bundle as it is (or would be) written into a generation. */
 export interface RenderedBundle {

@@ -22,14 +22,14 @@
  */
 
 import * as z from 'zod';
-import { RickError } from '../errors.js';
 import {
   bundleNamePattern,
   bundlePathPattern,
   httpCheckSchema,
   serviceSchema,
-} from './manifest.js';
-import './zod.js';
+} from '../bundle/manifest.js';
+import { RickError } from '../errors.js';
+import '../bundle/zod.js';
 
 export const BUNDLE_DEFINITION_FILE = 'bundle.yaml';
 

@@ -10,7 +10,7 @@ import { constants } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
-import '../core/zod.js';
+import '../bundle/zod.js';
 import { RickError, wrapError } from '../errors.js';
 import { checkpoint } from './fault.js';
 

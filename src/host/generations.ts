@@ -36,19 +36,19 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
+import { type Manifest, manifestSchema } from '../bundle/manifest.js';
+import type { GenerationView, RenderedBundle } from './activation/plan.js';
 import {
   hasSecretTokens,
   moveGenerationPaths,
   type RecordedFacts,
   renderMasked,
   renderPublic,
-} from '../core/generation-files.js';
-import { type HostPaths, RICK_STATE_DIR } from '../core/host-paths.js';
-import { type Manifest, manifestSchema } from '../core/manifest.js';
-import type { GenerationView, RenderedBundle } from '../core/plan.js';
-import '../core/zod.js';
+} from './generation-files.js';
+import { type HostPaths, RICK_STATE_DIR } from './paths.js';
+import '../bundle/zod.js';
 import { RickError, wrapError } from '../errors.js';
-import { realCommandRunner } from './exec.js';
+import { realCommandRunner } from '../io/exec.js';
 import { checkpoint } from './fault.js';
 import { fsyncDir } from './state.js';
 

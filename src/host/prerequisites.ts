@@ -3,8 +3,8 @@
  * Pure: the caller runs `podman --version` and hands the output over.
  */
 import semver from 'semver';
+import type { Manifest } from '../bundle/manifest.js';
 import { RickError } from '../errors.js';
-import type { Manifest } from './manifest.js';
 
 export interface PodmanRequirement {
   version: string;

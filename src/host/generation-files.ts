@@ -8,8 +8,9 @@
  * difference between the same file in two generations is that prefix;
  * `normalizeGenerationPaths` removes it for change detection.
  */
-import { hostBundleFile, hostGenerationDir } from './host-paths.js';
-import { percentEncode, scanPlaceholders, substitutePlaceholders } from './placeholders.js';
+
+import { percentEncode, scanPlaceholders, substitutePlaceholders } from '../bundle/placeholders.js';
+import { hostBundleFile, hostGenerationDir } from './paths.js';
 
 /** Non-secret facts as recorded in a generation's facts.json. */
 export interface RecordedFacts {

@@ -11,7 +11,7 @@ import semver from 'semver';
 import * as z from 'zod';
 import { RickError } from '../errors.js';
 import type { Channel } from './config.js';
-import './zod.js';
+import '../bundle/zod.js';
 
 // GitHub's objects carry many more fields than these and add new ones over
 // time: unknown keys are ignored here (z.object), unlike rick's own inputs.

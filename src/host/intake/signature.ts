@@ -1,5 +1,5 @@
 /**
- * The first half of a bundle's way in (src/io/bundle-trust.ts has the
+ * The first half of a bundle's way in (src/host/intake/trust.ts has the
  * whole): read the trusted keys, the signature and the bundle's bytes, each
  * exactly once, and have gpgv check the signature over those bytes. Nothing
  * here looks inside the bundle.
@@ -13,9 +13,9 @@
  * yields to the event loop, so an asynchronous read would wait for it.
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
-import { describe, RickError } from '../errors.js';
+import { readKeyFiles } from '../../bundle/keyring.js';
+import { describe, RickError } from '../../errors.js';
 import { type GpgvOptions, keyringFor, type VerifiedSignature, verifyWithGpgv } from './gpgv.js';
-import { readKeyFiles } from './keyring.js';
 
 /** The largest bundle file read, in bytes (also the archive reader's compressed-size cap). */
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
@@ -31,7 +31,7 @@ export interface VerifyRequest {
   requireKeyOwner?: number;
   /** The most bytes the bundle file may hold. */
   maxBytes: number;
-  /** How to run gpgv, which checks the signature (src/io/gpgv.ts). */
+  /** How to run gpgv, which checks the signature (src/host/intake/gpgv.ts). */
   gpgv?: GpgvOptions;
 }
 

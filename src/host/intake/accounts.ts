@@ -6,9 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPlaceholderName } from '../core/placeholders.js';
-import { describe, RickError } from '../errors.js';
-import type { CommandRunner } from './exec.js';
+import { checkPlaceholderName } from '../../bundle/placeholders.js';
+import { describe, RickError } from '../../errors.js';
+import type { CommandRunner } from '../../io/exec.js';
 
 export interface GroupEntry {
   name: string;

@@ -15,17 +15,17 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Header } from 'tar/header';
+import { describe, RickError } from '../errors.js';
+import { MAX_BUNDLE_BYTES } from '../host/intake/signature.js';
 import {
   bundlePathPattern,
   formatProblems,
   MANIFEST_PATH,
   type Manifest,
   parseManifest,
-} from '../core/manifest.js';
-import { bundleSysusers, checkFactPolicy } from '../core/sysusers.js';
-import { checkBundleTmpfiles } from '../core/tmpfiles.js';
-import { describe, RickError } from '../errors.js';
-import { MAX_BUNDLE_BYTES } from './bundle-verify.js';
+} from './manifest.js';
+import { bundleSysusers, checkFactPolicy } from './sysusers.js';
+import { checkBundleTmpfiles } from './tmpfiles.js';
 
 /** Caps applied while reading an archive. Every field is a hard limit. */
 export interface ArchiveLimits {

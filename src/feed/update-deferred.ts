@@ -6,8 +6,9 @@
  * (feed answers 304) evaluates none of it; the single-file installer build
  * defers exactly this module (see installer/build.mjs).
  */
-export { parseConfig, type RickConfig } from '../core/config.js';
-export { type Candidate, parseReleases, selectRelease } from '../core/feed.js';
-export { realHost } from '../io/host.js';
-export { bundleState, readState, writeFileAtomic } from '../io/state.js';
-export { installBundle } from './install.js';
+
+export { installBundle } from '../host/install.js';
+export { bundleState, readState, writeFileAtomic } from '../host/state.js';
+export { realHost } from '../host/system.js';
+export { parseConfig, type RickConfig } from './config.js';
+export { type Candidate, parseReleases, selectRelease } from './releases.js';

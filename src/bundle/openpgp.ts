@@ -103,7 +103,7 @@ export async function parsePublicKeys(
 
 /**
  * Reads trusted public keys from a key file or from every `*.asc`/`*.gpg`
- * file of a directory (see src/io/keyring.ts for the checks on who could
+ * file of a directory (see src/bundle/keyring.ts for the checks on who could
  * have written them).
  */
 export async function readKeyring(
