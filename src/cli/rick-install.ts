@@ -7,13 +7,14 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { installCommand } from '../commands/install.js';
 import { planCommand } from '../commands/plan.js';
 import { rollbackCommand } from '../commands/rollback.js';
 import { statusCommand } from '../commands/status.js';
 import { updateCommand } from '../commands/update.js';
 import { verifyDriftCommand } from '../commands/verify-drift.js';
 import { formatExitCodes } from '../errors.js';
-import { type InstallerDeps, installCommand } from '../host/install.js';
+import type { InstallerDeps } from '../host/install.js';
 import { realHost } from '../host/system.js';
 import { processOutput, runProgram } from './run.js';
 

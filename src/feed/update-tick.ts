@@ -1,5 +1,5 @@
 /**
- * One tick of `rick-install update` (the command itself is update.ts): follow
+ * One tick of `rick-install update` (the command itself is src/commands/update.ts): follow
  * the release feed named in rick.conf and install, through the same pipeline
  * as `rick-install <bundle>`, the highest release of each followed bundle
  * that the policy allows.

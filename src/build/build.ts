@@ -1,0 +1,191 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { outputName, resolveVariables, type TemplateKind } from '../build/definition.js';
+import { writeOutputFile } from '../build/output-file.js';
+import {
+  type BundlePlan,
+  checkVersion,
+  fillSampleFacts,
+  planBundle,
+  type RenderedFile,
+} from '../build/plan.js';
+import { createRenderer } from '../build/render.js';
+import { readBundleSource, readSourceInfo } from '../build/source.js';
+import { packTarGz } from '../build/tar-pack.js';
+import { runQuadletDryRun } from '../bundle/quadlet.js';
+import type { Output } from '../cli/run.js';
+import { describe, RickError } from '../errors.js';
+import type { CommandRunner } from '../io/exec.js';
+
+export interface BuildDeps {
+  output: Output;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  runner: CommandRunner;
+  /** The rick checkout: default installer, shared templates, cached quadlet. */
+  repoRoot: string;
+}
+
+export interface BuildOptions {
+  bundleDir: string;
+  version: string;
+  vars?: string[];
+  outDir?: string;
+  installer?: string;
+  sourceCommit?: string;
+  /** Shared templates directory; defaults to templates/ two levels above the bundle. */
+  templatesDir?: string;
+  quadletCheck?: boolean;
+}
+
+export interface BuildResult {
+  path: string;
+  plan: BundlePlan;
+  tgz: Buffer;
+}
+
+const templateKinds: TemplateKind[] = ['quadlet', 'env', 'sysusers', 'tmpfiles'];
+
+async function readInstaller(path: string, isDefault: boolean): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new RickError(
+      'INPUT_NOT_FOUND',
+      `cannot read the installer ${path}: ${describe(error)}`,
+      {
+        hint: isDefault
+          ? 'run `npm run build:installer` first, or pass --installer FILE'
+          : 'pass the built rick-install.cjs with --installer FILE',
+      },
+    );
+  }
+}
+
+async function checkUnits(
+  plan: BundlePlan,
+  deps: BuildDeps,
+): Promise<{ quadletPath: string; warnings: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'rick-quadlet-'));
+  try {
+    for (const unit of plan.units) {
+      await writeFile(join(dir, unit.name), fillSampleFacts(unit.content, plan.manifest.name));
+    }
+    let result: Awaited<ReturnType<typeof runQuadletDryRun>>;
+    try {
+      result = await runQuadletDryRun(dir, {
+        env: deps.env,
+        runner: deps.runner,
+        repoRoot: deps.repoRoot,
+      });
+    } catch (error) {
+      if (error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {
+        throw new RickError('PREREQUISITE_MISSING', error.message, {
+          hint: 'run scripts/fetch-quadlet.sh or set RICK_QUADLET; --no-quadlet-check skips the check',
+        });
+      }
+      throw error;
+    }
+    const messages = result.output.map((line) => line.split(dir).join('<bundle>/quadlet'));
+    if (!result.ok) {
+      throw new RickError(
+        'QUADLET_REJECTED',
+        `podman's quadlet rejects the rendered units: ${messages.filter((l) => !l.startsWith('Warning')).join('; ') || 'no message'}`,
+        { hint: 'fix the unit templates; quadlet(5) lists the keys of each section' },
+      );
+    }
+    return { quadletPath: result.quadletPath, warnings: messages };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Builds a bundle; writes nothing unless every check passed. */
+export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promise<BuildResult> {
+  checkVersion(options.version);
+  const bundleDir = resolve(deps.cwd, options.bundleDir);
+  const source = await readBundleSource(
+    bundleDir,
+    (options.vars ?? []).map((v) => resolve(deps.cwd, v)),
+  );
+  const installerPath = options.installer
+    ? resolve(deps.cwd, options.installer)
+    : join(deps.repoRoot, 'dist/installer/rick-install.cjs');
+  const installer = await readInstaller(installerPath, options.installer === undefined);
+  const info = await readSourceInfo({
+    bundleDir,
+    env: deps.env,
+    runner: deps.runner,
+    ...(options.sourceCommit === undefined ? {} : { sourceCommit: options.sourceCommit }),
+  });
+
+  const renderer = createRenderer({
+    bundleDir,
+    templatesDir: options.templatesDir
+      ? resolve(deps.cwd, options.templatesDir)
+      : resolve(bundleDir, '../../templates'),
+  });
+  const context = resolveVariables(
+    {
+      ...source.variables,
+      bundle_name: source.definition.name,
+      bundle_version: options.version,
+    },
+    renderer.renderString,
+  );
+  const missing = templateKinds.flatMap((kind) =>
+    source.definition.files[kind]
+      .map((template, i) => ({ template, at: `files.${kind}.${i}` }))
+      .filter(({ template }) => !existsSync(join(bundleDir, template))),
+  );
+  if (missing.length > 0) {
+    throw new RickError(
+      'DEFINITION_INVALID',
+      `${join(bundleDir, 'bundle.yaml')}: ${missing.map((m) => `${m.at}: ${m.template} does not exist in the bundle`).join('; ')}`,
+    );
+  }
+  const files: RenderedFile[] = [];
+  for (const kind of templateKinds) {
+    for (const template of source.definition.files[kind]) {
+      files.push({
+        kind,
+        template,
+        name: outputName(template),
+        content: renderer.render(template, context),
+      });
+    }
+  }
+  const plan = planBundle({
+    name: source.definition.name,
+    version: options.version,
+    epoch: info.epoch,
+    commit: info.commit,
+    files,
+    services: source.definition.services,
+    installer,
+  });
+
+  if (options.quadletCheck === false) {
+    deps.output.stderr("warning: podman's quadlet check skipped (--no-quadlet-check)\n");
+  } else {
+    const checked = await checkUnits(plan, deps);
+    for (const line of checked.warnings) deps.output.stderr(`quadlet: ${line}\n`);
+  }
+  if (info.epochFrom === 'none') {
+    deps.output.stderr(
+      'warning: no SOURCE_DATE_EPOCH and no git commit: createdAt is 1970-01-01T00:00:00Z\n',
+    );
+  }
+
+  const tgz = packTarGz(plan.entries, { mtime: info.epoch });
+  // Read the tarball back as every host will, so that a bundle hosts would refuse is never published.
+  const { parseBundleArchive } = await import('../bundle/archive.js');
+  parseBundleArchive(tgz);
+  const outDir = resolve(deps.cwd, options.outDir ?? '.');
+  await mkdir(outDir, { recursive: true });
+  const path = join(outDir, plan.fileName);
+  await writeOutputFile(path, tgz, { mode: 0o644 });
+  return { path, plan, tgz };
+}

@@ -1,0 +1,62 @@
+/**
+ * The commander adapter of `rick-install install` (the default command), and
+ * the options every rick-install command shares: parses arguments and calls
+ * src/host/install.ts, where the work is done.
+ */
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { formatExitCodes, RickError } from '../errors.js';
+import { type InstallerDeps, installBundle, type Log } from '../host/install.js';
+
+// ---------------------------------------------------------------------------
+// Command
+
+/** Options every rick-install command takes. */
+export function addCommonOptions(command: Command): Command {
+  return command
+    .option('--root <dir>', 'operate on the host tree under DIR (offline: no systemctl)')
+    .option('--debug', 'print stack traces');
+}
+
+export function rootOf(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : resolve(value);
+}
+
+/** `rick-install install <bundle.tgz>` (also the program's default command). */
+export function installCommand(deps: InstallerDeps): Command {
+  const command = new Command('install')
+    .description('verify and install a signed bundle')
+    .argument('<bundle>', 'the bundle tarball (<name>-<version>.tgz)')
+    .option('--signature <file>', 'detached signature (default: <bundle>.sig)')
+    .option('--keyring <path>', 'trusted public key file or directory (default: /etc/rick/keys)')
+    .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
+    .option('--allow-downgrade', 'accept a version lower than the highest ever installed')
+    .addOption(
+      new Option('--keep <n>', 'generations to keep (remembered)').argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 100) {
+          throw new RickError('USAGE', `--keep must be an integer from 1 to 100, not ${v}`);
+        }
+        return n;
+      }),
+    );
+  addCommonOptions(command);
+  command.addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
+  command.action(async (bundle: string, opts: Record<string, unknown>) => {
+    const root = rootOf(opts.root as string | undefined);
+    const log: Log = (line) => deps.output.stdout(`${line}\n`);
+    await installBundle(
+      {
+        bundlePath: resolve(bundle),
+        signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
+        keyringPath: opts.keyring ? resolve(opts.keyring as string) : undefined,
+        secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,
+        allowDowngrade: Boolean(opts.allowDowngrade),
+        keepGenerations: opts.keep as number | undefined,
+        root,
+      },
+      { host: deps.host(root), log, validateUnits: deps.validateUnits },
+    );
+  });
+  return command;
+}

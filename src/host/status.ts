@@ -1,0 +1,111 @@
+import {
+  listGenerations,
+  readGeneration,
+  readGenerationRecord,
+  readLiveGenerationNumber,
+} from '../host/generations.js';
+import { hostPaths } from '../host/paths.js';
+import { type HistoryEntry, readState } from '../host/state.js';
+import type { Host } from '../host/system.js';
+
+export interface ServiceStatus {
+  service: string;
+  bundle: string;
+  /** systemd's ActiveState; `unknown` in an offline tree. */
+  state: string;
+  mainPid?: number;
+}
+
+export interface HostStatus {
+  /** The generation `current` points at. */
+  live?: number;
+  /** The generation the state confirms healthy (differs only after an interrupted run). */
+  confirmed?: number;
+  installedAt?: string;
+  generations: number[];
+  keepGenerations: number;
+  bundles: Array<{ name: string; version: string; highest?: string; quarantined: string[] }>;
+  services: ServiceStatus[];
+  history: HistoryEntry[];
+}
+
+export async function readStatus(root: string | undefined, host: Host): Promise<HostStatus> {
+  const paths = hostPaths(root ?? '/');
+  const state = await readState(paths.stateFile);
+  const live = await readLiveGenerationNumber(paths);
+  const status: HostStatus = {
+    live,
+    confirmed: state.live,
+    generations: await listGenerations(paths),
+    keepGenerations: state.keepGenerations,
+    bundles: [],
+    services: [],
+    history: state.history.slice(-20),
+  };
+  if (live !== undefined) {
+    status.installedAt = (await readGenerationRecord(paths, live)).createdAt;
+    const generation = await readGeneration(paths, live);
+    for (const b of generation.bundles.values()) {
+      const s = state.bundles[b.name];
+      status.bundles.push({
+        name: b.name,
+        version: b.version,
+        highest: s?.highest,
+        quarantined: s?.quarantined ?? [],
+      });
+      for (const svc of b.services) {
+        const unit = host.systemctl ? await host.systemctl.state(svc.service) : undefined;
+        status.services.push({
+          service: svc.service,
+          bundle: b.name,
+          state: unit?.activeState ?? 'unknown',
+          ...(unit?.mainPid ? { mainPid: unit.mainPid } : {}),
+        });
+      }
+    }
+  }
+  // Bundles quarantined but not in the live generation (a failed first install).
+  for (const [name, s] of Object.entries(state.bundles)) {
+    if (!status.bundles.some((b) => b.name === name) && s.quarantined.length) {
+      status.bundles.push({
+        name,
+        version: '(not installed)',
+        highest: s.highest,
+        quarantined: s.quarantined,
+      });
+    }
+  }
+  return status;
+}
+
+export function formatStatus(s: HostStatus): string {
+  const lines: string[] = [];
+  if (s.live === undefined) lines.push('live generation: none (nothing installed)');
+  else lines.push(`live generation: ${s.live} (installed ${s.installedAt})`);
+  if (s.live !== s.confirmed) {
+    lines.push(
+      `warning: generation ${s.live} is live but unconfirmed (interrupted run); the next install restores ${s.confirmed ?? 'none'}`,
+    );
+  }
+  lines.push(
+    `generations on disk: ${s.generations.join(', ') || 'none'} (keeping ${s.keepGenerations})`,
+  );
+  for (const b of s.bundles) {
+    lines.push(
+      `bundle ${b.name} ${b.version}${b.highest && b.highest !== b.version ? ` (highest installed ${b.highest})` : ''}`,
+    );
+    if (b.quarantined.length) lines.push(`  quarantined: ${b.quarantined.join(', ')}`);
+    for (const svc of s.services.filter((x) => x.bundle === b.name)) {
+      lines.push(`  ${svc.service}: ${svc.state}${svc.mainPid ? ` (pid ${svc.mainPid})` : ''}`);
+    }
+  }
+  if (s.history.length) {
+    lines.push('history:');
+    for (const h of s.history) {
+      lines.push(
+        `  ${h.time}  generation ${h.generation}  ${h.bundle} ${h.version}  ${h.outcome}${h.detail ? `: ${h.detail}` : ''}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
