@@ -92,27 +92,47 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
   return codes[code];
 }
 
-/** The exit-code table as printed in `--help` and the README. */
+/**
+ * The exit-code table: the one source for `--help` and the README's table
+ * (`npm run docs` writes it there; a test keeps the two equal).
+ */
 export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
-  [ExitCode.ok, 'success (also: same version already installed, nothing to do)'],
+  [ExitCode.ok, 'success, including "same version already installed, nothing to do"'],
   [ExitCode.internal, 'unexpected error (a bug or an I/O failure)'],
-  [ExitCode.usage, 'usage error: bad arguments, missing input file, invalid version'],
-  [ExitCode.invalidBundle, 'invalid bundle, bundle definition or template'],
-  [ExitCode.untrustedSignature, 'signature missing, invalid or not by a trusted key'],
+  [
+    ExitCode.usage,
+    'usage: bad arguments, missing input file, invalid version, existing key file, invalid rick.conf',
+  ],
+  [
+    ExitCode.invalidBundle,
+    'invalid bundle, bundle definition or template; units rejected by quadlet',
+  ],
+  [
+    ExitCode.untrustedSignature,
+    'signature missing, invalid or not by a trusted key; insecure keyring',
+  ],
   [
     ExitCode.missingPrerequisite,
-    'missing prerequisite or host fact (group, user, secret, podman, gpgv)',
+    'missing prerequisite or host fact (group, user, secret, podman, quadlet, gpgv)',
   ],
   [ExitCode.versionPolicy, 'refused by version policy (downgrade or quarantined version)'],
-  [ExitCode.rolledBack, 'new generation failed its health gate and was rolled back'],
+  [ExitCode.rolledBack, 'the new generation failed its health gate and was rolled back'],
   [ExitCode.rollbackFailed, 'rollback failed: the host needs attention'],
-  [ExitCode.lockBusy, 'another rick-install holds the lock'],
-  [ExitCode.drift, 'live files differ from their generation (verify)'],
+  [ExitCode.lockBusy, 'another rick-install holds the lock (the message names the holder)'],
+  [ExitCode.drift, 'live files differ from their generation (`verify`)'],
   [ExitCode.feed, 'release feed unreachable or malformed'],
 ];
 
 export function formatExitCodes(): string {
-  return exitCodeHelp.map(([code, text]) => `  ${String(code).padStart(2)}  ${text}`).join('\n');
+  return exitCodeHelp
+    .map(([code, text]) => `  ${String(code).padStart(2)}  ${text.replaceAll('`', '')}`)
+    .join('\n');
+}
+
+/** The same table as Markdown, for the README. */
+export function formatExitCodesMarkdown(): string {
+  const rows = exitCodeHelp.map(([code, text]) => `| ${code} | ${text} |`);
+  return ['| code | meaning |', '|---|---|', ...rows].join('\n');
 }
 
 /** Wraps an unknown low-level failure at an I/O edge, keeping RickErrors as they are. */
