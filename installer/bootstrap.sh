@@ -84,7 +84,17 @@ for tool in node gpgv tar; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is required (apt-get install nodejs gpgv tar)"
 done
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  die "Node.js 20 or newer is required (found $(node --version))"
+  die "Node.js 20 or newer is required (found $(node --version); Debian 12's apt has 18)"
+# podman 5.3 reads the symlinked unit directory rick installs; Debian 12 has 4.3.
+# An offline tree (--root) is checked by the installer against its own podman.
+if [ -z "$root" ]; then
+  command -v podman >/dev/null 2>&1 || die "podman 5.3 or newer is required (not found)"
+  podman_version=$(podman --version | sed -n 's/^podman[a-z-]* version \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p')
+  # shellcheck disable=SC2086
+  set -- $podman_version
+  { [ $# -eq 2 ] && { [ "$1" -gt 5 ] || { [ "$1" -eq 5 ] && [ "$2" -ge 3 ]; }; }; } ||
+    die "podman 5.3 or newer is required (found: $(podman --version))"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rick-bootstrap.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM

@@ -29,6 +29,16 @@ declare const __RICK_DEFERRED_SHA256__: string;
 
 type Deferred = typeof import('./deferred.js');
 
+// Debian 12's apt gives Node.js 18: say so plainly instead of failing later
+// on an API it lacks.
+if (Number(process.versions.node.split('.')[0]) < 20) {
+  process.stderr.write(
+    `error PREREQUISITE_MISSING: rick-install needs Node.js 20 or newer; this is ${process.version}\n` +
+      'hint: see "Host requirements" in the README for where each supported system gets it\n',
+  );
+  process.exit(errors.ExitCode.missingPrerequisite);
+}
+
 const shared = globalThis as typeof globalThis & {
   __rickErrors: typeof errors;
   __rickRequire: NodeJS.Require;

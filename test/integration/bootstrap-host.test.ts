@@ -57,12 +57,12 @@ interface Result {
   stderr: string;
 }
 
-function runBootstrap(args: string[], log: string): Promise<Result> {
+function runBootstrap(args: string[], log: string, extraBin?: string): Promise<Result> {
   return new Promise((resolve) => {
     const child = spawn('sh', [bootstrap, ...args], {
       env: {
         ...process.env,
-        PATH: `${fakeBin}:${process.env.PATH ?? ''}`,
+        PATH: `${extraBin ? `${extraBin}:` : ''}${fakeBin}:${process.env.PATH ?? ''}`,
         FAKE_SYSTEMCTL_LOG: log,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -195,6 +195,43 @@ describe('bootstrap.sh', () => {
       expect(missing.code).toBe(1);
       expect(missing.stderr).toContain(`bootstrap: no signature: ${bundle.signaturePath}`);
       expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('refuses a live host whose podman is older than 5.3 (Debian 12 has 4.3), before anything else', async () => {
+    // Without --root, bootstrap works on this machine's /etc: the bundle is
+    // signed by another key too, so that even a podman check that let it
+    // through would stop at the signature and write nothing.
+    const { tree, args, log } = await prepare(otherKey);
+    try {
+      const oldPodman = join(tree.work, 'old-podman');
+      await mkdir(oldPodman);
+      await writeFile(join(oldPodman, 'podman'), '#!/bin/sh\necho "podman version 4.3.1"\n', {
+        mode: 0o755,
+      });
+      const live = args.slice(0, args.indexOf('--root'));
+      const exists = (p: string) =>
+        stat(p).then(
+          () => true,
+          () => false,
+        );
+      const before = [
+        await exists('/etc/rick'),
+        await exists('/etc/systemd/system/rick-update.timer'),
+      ];
+      const r = await runBootstrap(live, log, oldPodman);
+      expect(r.stderr).toContain(
+        'bootstrap: podman 5.3 or newer is required (found: podman version 4.3.1)',
+      );
+      expect(r.stderr).not.toContain('signature');
+      expect(r.code).toBe(1);
+      expect([
+        await exists('/etc/rick'),
+        await exists('/etc/systemd/system/rick-update.timer'),
+      ]).toEqual(before);
+      await expect(stat(log)).rejects.toThrow();
     } finally {
       await tree.cleanup();
     }

@@ -146,6 +146,31 @@ describe('the single-file installer', () => {
     expect(u.stdout).toContain('--root <dir>');
   });
 
+  it('refuses to run on Node.js older than 20, naming the version, the host tree unchanged', async () => {
+    const tree = await makeHostTree(key);
+    try {
+      const bundle = await writeSignedBundle(tree.work, key, { name: 'demo', version: '1.0.0' });
+      // Node 18 (Debian 12's apt) as the program sees it: the version it reports.
+      const preload = join(tree.work, 'node18.cjs');
+      await writeFile(
+        preload,
+        "Object.defineProperty(process.versions, 'node', { value: '18.19.0' });\n" +
+          "Object.defineProperty(process, 'version', { value: 'v18.19.0' });\n",
+      );
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const r = await runInstaller([bundle.bundlePath, '--root', tree.root], {
+        NODE_OPTIONS: `--require ${preload}`,
+      });
+      expect(r.stderr).toContain(
+        'error PREREQUISITE_MISSING: rick-install needs Node.js 20 or newer; this is v18.19.0',
+      );
+      expect(r.code).toBe(ExitCode.missingPrerequisite);
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
   it('installs a bundle into a --root tree, and follows a feed from there', async () => {
     const tree = await makeHostTree(key);
     const feed = await FeedServer.start();
