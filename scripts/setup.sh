@@ -27,4 +27,22 @@ fi
 npm ci --no-audit --no-fund
 npm run build
 scripts/fetch-quadlet.sh >/dev/null
+
+# Put rick-bundle and rick-install on the PATH, as the README shows them: as
+# root, links in /usr/local/bin to this checkout's build; never over a file
+# that is not such a link (on a host, /usr/local/bin/rick-install is the
+# installer that rick itself manages).
+bin_dir=/usr/local/bin
+linked=""
+for prog in rick-bundle rick-install; do
+  target="$(pwd)/dist/cli/$prog.js"
+  link="$bin_dir/$prog"
+  if [ "$(id -u)" -eq 0 ] && { [ ! -e "$link" ] && [ ! -L "$link" ] || case "$(readlink "$link" 2>/dev/null)" in */dist/cli/"$prog".js) true ;; *) false ;; esac; }; then
+    ln -sfn "$target" "$link"
+    linked="$linked $prog"
+  else
+    echo "setup: $link is not this checkout's $prog; run it as: node $target" >&2
+  fi
+done
+[ -z "$linked" ] || echo "setup: linked$linked into $bin_dir"
 echo "setup: done"
