@@ -11,7 +11,7 @@ import type { Host } from '../host/system.js';
 export interface ServiceStatus {
   service: string;
   bundle: string;
-  /** systemd's ActiveState; `unknown` in an offline tree. */
+  /** systemd's ActiveState; `offline` in an offline tree (`--root`), where nothing runs. */
   state: string;
   mainPid?: number;
 }
@@ -58,7 +58,7 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
         status.services.push({
           service: svc.service,
           bundle: b.name,
-          state: unit?.activeState ?? 'unknown',
+          state: host.systemctl ? (unit?.activeState ?? 'unknown') : 'offline',
           ...(unit?.mainPid ? { mainPid: unit.mainPid } : {}),
         });
       }
@@ -96,7 +96,8 @@ export function formatStatus(s: HostStatus): string {
     );
     if (b.quarantined.length) lines.push(`  quarantined: ${b.quarantined.join(', ')}`);
     for (const svc of s.services.filter((x) => x.bundle === b.name)) {
-      lines.push(`  ${svc.service}: ${svc.state}${svc.mainPid ? ` (pid ${svc.mainPid})` : ''}`);
+      const state = svc.state === 'offline' ? 'not running (offline tree)' : svc.state;
+      lines.push(`  ${svc.service}: ${state}${svc.mainPid ? ` (pid ${svc.mainPid})` : ''}`);
     }
   }
   if (s.history.length) {

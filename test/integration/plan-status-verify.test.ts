@@ -188,6 +188,23 @@ describe('rick-install status', () => {
     );
   });
 
+  it('in an offline tree (--root, no systemctl) says the services are not running', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root, offline: true });
+    const b = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    expect((await runInstaller(host, [b.bundlePath, '--root', tree.root])).code).toBe(0);
+    const r = await runInstaller(host, ['status', '--root', tree.root]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('  demo-pod.service: not running (offline tree)');
+    expect(r.stdout).not.toContain('unknown');
+    const json = await runInstaller(host, ['status', '--json', '--root', tree.root]);
+    expect(JSON.parse(json.stdout).services).toContainEqual({
+      service: 'demo-pod.service',
+      bundle: 'demo',
+      state: 'offline',
+    });
+  });
+
   it('on an empty host says nothing is installed', async () => {
     tree = await makeHostTree(key);
     const r = await runInstaller(new FakeHost({ root: tree.root }), [
