@@ -18,6 +18,7 @@ export const ExitCode = {
   lockBusy: 9,
   drift: 10,
   feed: 11,
+  imagePull: 12,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -50,6 +51,7 @@ const codes = {
   VERSION_REFUSED: ExitCode.versionPolicy,
   VERSION_QUARANTINED: ExitCode.versionPolicy,
   // Activation.
+  IMAGE_PULL_FAILED: ExitCode.imagePull,
   ROLLED_BACK: ExitCode.rolledBack,
   ROLLBACK_FAILED: ExitCode.rollbackFailed,
   LOCK_BUSY: ExitCode.lockBusy,
@@ -121,6 +123,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.lockBusy, 'another rick-install holds the lock (the message names the holder)'],
   [ExitCode.drift, 'live files differ from their generation (`verify`)'],
   [ExitCode.feed, 'release feed unreachable or malformed'],
+  [ExitCode.imagePull, 'an image could not be pulled: nothing was changed, try again later'],
 ];
 
 export function formatExitCodes(): string {

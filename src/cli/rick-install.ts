@@ -23,8 +23,13 @@ export type { InstallerDeps };
 export function defaultDeps(): InstallerDeps {
   return {
     output: processOutput,
-    host: (root) => realHost(root === undefined ? {} : { root }),
+    host: (root) => realHost(root === undefined ? { pullProgress: terminalProgress() } : { root }),
   };
+}
+
+/** podman's pull output goes to the operator's terminal; the journal gets one line per image. */
+function terminalProgress(): ((chunk: Buffer) => void) | undefined {
+  return process.stderr.isTTY ? (chunk) => process.stderr.write(chunk) : undefined;
 }
 
 export function createProgram(deps: InstallerDeps = defaultDeps()): Command {

@@ -30,7 +30,7 @@ export function planCommand(deps: InstallerDeps): Command {
         allowDowngrade: Boolean(opts.allowDowngrade),
         root,
       },
-      { host: deps.host, log: (line) => out(`${line}\n`) },
+      { host: deps.host, validateUnits: deps.validateUnits, log: (line) => out(`${line}\n`) },
     );
     if (result.outcome === 'noop') {
       out(

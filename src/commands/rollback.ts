@@ -28,7 +28,11 @@ export function rollbackCommand(deps: InstallerDeps): Command {
     const root = rootOf(opts.root as string | undefined);
     await rollbackTo(
       { root, to: opts.to as number | undefined, quarantine: Boolean(opts.quarantine) },
-      { host: deps.host(root), log: (line) => deps.output.stdout(`${line}\n`) },
+      {
+        host: deps.host(root),
+        log: (line) => deps.output.stdout(`${line}\n`),
+        validateUnits: deps.validateUnits,
+      },
     );
   });
   return command;

@@ -5,9 +5,10 @@
  *   lock → recover from a crashed run → verify signature, read bundle →
  *   version policy → prerequisites (podman, infrastructure groups, unit names)
  *   → secrets → systemd-sysusers → resolve facts → substitute →
- *   systemd-tmpfiles → write generation, quadlet dry-run → flip → daemon-reload
- *   → restart changed, stop removed → health gate (or roll back and
- *   quarantine) → record state → prune
+ *   systemd-tmpfiles → write generation, quadlet dry-run → plan on the
+ *   generated units → pull images → flip → daemon-reload → stop removed,
+ *   restart changed → health gate (or roll back and quarantine) → record
+ *   state → prune
  *
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
@@ -20,7 +21,19 @@ import { runQuadletDryRun } from '../bundle/quadlet.js';
 import { bundleSysusers } from '../bundle/sysusers.js';
 import type { Output } from '../cli/run.js';
 import { RickError } from '../errors.js';
-import { type ActivationPlan, formatPlan, planActivation } from './activation/plan.js';
+import {
+  type CheckUnits,
+  graphOf,
+  readGenerationGraph,
+  type UnitCheck,
+} from './activation/graph.js';
+import { pullImages } from './activation/images.js';
+import {
+  type ActivationPlan,
+  formatPlan,
+  planActivation,
+  type UnitGraphs,
+} from './activation/plan.js';
 import { activate, describeFailure, restore } from './activation/run.js';
 import { checkpoint } from './fault.js';
 import { type RecordedFacts, renderMasked } from './generation-files.js';
@@ -29,6 +42,7 @@ import {
   cleanupAfterCrash,
   ensureHostLinks,
   flipCurrent,
+  generationDir,
   INSTALLER_FILE,
   listGenerations,
   pruneGenerations,
@@ -56,10 +70,11 @@ export interface InstallerDeps {
   /** The host port for a live host (`root` undefined) or a `--root DIR` tree. */
   host: (root: string | undefined) => Host;
   /**
-   * Checks a generation's unit directory with podman's quadlet in dry-run.
-   * Returns a note when it was skipped. Default: runQuadletDryRun.
+   * Checks a generation's unit directory with podman's quadlet in dry-run
+   * and returns the units it generates (activation plans on them), or why it
+   * was skipped. Default: runQuadletDryRun.
    */
-  validateUnits?: (unitDir: string, offline: boolean) => Promise<string | undefined>;
+  validateUnits?: CheckUnits;
 }
 
 export interface InstallOptions {
@@ -90,17 +105,14 @@ export interface InstallResult {
 
 export type Log = (line: string) => void;
 
-export async function defaultValidateUnits(
-  unitDir: string,
-  offline: boolean,
-): Promise<string | undefined> {
+export async function defaultValidateUnits(unitDir: string, offline: boolean): Promise<UnitCheck> {
   let result: Awaited<ReturnType<typeof runQuadletDryRun>>;
   try {
     result = await runQuadletDryRun(unitDir);
   } catch (error) {
     // An offline image may be built on a machine without podman; a live host must have it.
     if (offline && error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {
-      return `quadlet dry-run skipped: ${error.message}`;
+      return { skipped: `quadlet dry-run skipped: ${error.message}` };
     }
     throw error;
   }
@@ -111,7 +123,7 @@ export async function defaultValidateUnits(
       { hint: 'the bundle does not suit this podman; nothing was changed' },
     );
   }
-  return undefined;
+  return { generated: result.generated };
 }
 
 // ---------------------------------------------------------------------------
@@ -128,6 +140,7 @@ export async function recoverAfterCrash(
   host: Host,
   state: HostState,
   log: Log,
+  check: CheckUnits = defaultValidateUnits,
 ): Promise<boolean> {
   let changed = false;
   const onDisk = await readLiveGenerationNumber(paths);
@@ -145,8 +158,16 @@ export async function recoverAfterCrash(
     );
     const failed = await readGeneration(paths, onDisk).catch(() => undefined);
     const back = state.live === undefined ? undefined : await readGeneration(paths, state.live);
-    if (failed) await restore({ host, paths, log }, failed, back);
-    else await flipCurrent(paths, state.live);
+    if (failed) {
+      const offline = !host.systemctl;
+      const [failedGraph, backGraph] = await Promise.all([
+        readGenerationGraph(generationDir(paths, onDisk), check, offline),
+        back
+          ? readGenerationGraph(generationDir(paths, back.generation), check, offline)
+          : undefined,
+      ]);
+      await restore({ host, paths, log }, failed, back, { live: failedGraph, next: backGraph });
+    } else await flipCurrent(paths, state.live);
     for (const b of failed?.bundles.values() ?? []) {
       state.history.push({
         generation: onDisk,
@@ -490,7 +511,7 @@ export async function installBundle(
   try {
     await checkpoint('locked');
     const state = await readState(paths.stateFile);
-    await recoverAfterCrash(paths, host, state, log);
+    await recoverAfterCrash(paths, host, state, log, validate);
     await checkpoint('cleaned');
     if (options.keepGenerations !== undefined) state.keepGenerations = options.keepGenerations;
 
@@ -511,7 +532,19 @@ export async function installBundle(
         notes: [],
       };
     }
-    const { manifest, live, next, plan, notes } = prepared;
+    const { manifest, live, next, notes } = prepared;
+    let plan = prepared.plan;
+    let graphs: UnitGraphs = {};
+    const offline = !host.systemctl;
+    // The live generation's units as quadlet generates them, read while the
+    // next generation is written.
+    const liveGraph = live
+      ? readGenerationGraph(generationDir(paths, live.generation), validate, offline)
+      : Promise.resolve(undefined);
+    const liveGraphSettled = liveGraph.then(
+      () => undefined,
+      () => undefined,
+    );
     // tmpfiles.d needs only the accounts systemd-sysusers made, and the
     // generation does not need what tmpfiles.d creates: it runs while the
     // generation is written, and both end before anything goes live.
@@ -524,7 +557,6 @@ export async function installBundle(
     );
     await checkpoint('sysusers-applied');
     for (const note of notes) log(`note: ${note}`);
-    log(formatPlan(plan).trimEnd());
 
     // state.json exists before any generation does: recovery tells a crashed
     // first install (state present, nothing confirmed) from a lost state file.
@@ -547,15 +579,26 @@ export async function installBundle(
           installer: next.installer,
         },
         {
-          // podman's quadlet checks the units before anything goes live.
+          // podman's quadlet checks the units before anything goes live, and
+          // the plan follows the units it generates. The images they need
+          // are pulled here too: a pull that fails leaves no generation.
           check: async (dir) => {
-            const [skipped, tmpNote] = await Promise.all([
-              validate(join(dir, 'quadlet'), !host.systemctl),
+            const [checked, tmpNote, liveUnits] = await Promise.all([
+              validate(join(dir, 'quadlet'), offline),
               tmpfiles,
+              liveGraph,
               stateWritten,
             ]);
             if (tmpNote) log(`note: ${tmpNote}`);
-            if (skipped) log(`note: ${skipped}`);
+            if ('skipped' in checked) log(`note: ${checked.skipped}`);
+            graphs = { live: liveUnits, next: graphOf(checked) };
+            plan = planActivation(live, next, graphs);
+            log(formatPlan(plan).trimEnd());
+            if (offline) {
+              if (plan.images.length) log('note: offline tree (--root): no images pulled');
+            } else {
+              await pullImages(host, plan.images, log);
+            }
           },
         },
       );
@@ -563,7 +606,7 @@ export async function installBundle(
       // Refused before anything went live (writeGeneration removed what it
       // wrote): leave the host as this run found it, once tmpfiles.d and the
       // first state.json are done.
-      await Promise.all([tmpfilesSettled, stateSettled]);
+      await Promise.all([tmpfilesSettled, stateSettled, liveGraphSettled]);
       if (firstState) {
         await rm(paths.stateFile, { force: true });
         await rmdir(paths.generationsDir).catch(() => {});
@@ -574,7 +617,7 @@ export async function installBundle(
     for (const note of await ensureHostLinks(paths)) log(`note: ${note}`);
     await checkpoint('links-created');
 
-    const outcome = await activate({ host, paths, log }, live, next, plan);
+    const outcome = await activate({ host, paths, log }, live, next, graphs, plan);
     const now = host.clock.now().toISOString();
     state.lastGeneration = Math.max(state.lastGeneration, next.generation);
     const entry = bundleState(state, manifest.name);

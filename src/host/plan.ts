@@ -1,6 +1,12 @@
-import type { ActivationPlan } from '../host/activation/plan.js';
-import { readLiveGenerationNumber } from '../host/generations.js';
-import { type InstallerDeps, type InstallOptions, prepareInstall } from '../host/install.js';
+import { graphOfView, readGenerationGraph } from '../host/activation/graph.js';
+import { type ActivationPlan, planActivation } from '../host/activation/plan.js';
+import { generationDir, readLiveGenerationNumber } from '../host/generations.js';
+import {
+  defaultValidateUnits,
+  type InstallerDeps,
+  type InstallOptions,
+  prepareInstall,
+} from '../host/install.js';
 import { hostPaths } from '../host/paths.js';
 import { readState } from '../host/state.js';
 
@@ -19,7 +25,7 @@ export type PlanResult =
 
 export async function planBundle(
   options: InstallOptions,
-  deps: Pick<InstallerDeps, 'host'> & { log: (line: string) => void },
+  deps: Pick<InstallerDeps, 'host' | 'validateUnits'> & { log: (line: string) => void },
 ): Promise<PlanResult> {
   const paths = hostPaths(options.root ?? '/');
   const host = deps.host(options.root);
@@ -46,6 +52,24 @@ export async function planBundle(
       reason: prepared.reason,
     };
   }
+  // The same plan as the install's: on the units quadlet generates from
+  // both generations (the next one's written to a scratch directory).
+  const check = deps.validateUnits ?? defaultValidateUnits;
+  const offline = !host.systemctl;
+  const [liveGraph, nextGraph] = await Promise.all([
+    prepared.live
+      ? readGenerationGraph(generationDir(paths, prepared.live.generation), check, offline)
+      : undefined,
+    graphOfView(prepared.next, check, offline),
+  ]);
+  const plan = planActivation(prepared.live, prepared.next, { live: liveGraph, next: nextGraph });
+  if (offline && plan.images.length)
+    notes.push('offline tree (--root): the install pulls no images');
+  if (nextGraph === undefined) {
+    notes.push(
+      "quadlet not available: restarts planned per service, without the units' dependencies",
+    );
+  }
   const { diffGenerations } = await import('../host/activation/plan-diff.js');
   return {
     outcome: 'install',
@@ -53,7 +77,7 @@ export async function planBundle(
     bundle: prepared.manifest.name,
     version: prepared.manifest.version,
     liveGeneration: prepared.live?.generation,
-    plan: prepared.plan,
+    plan,
     notes: [...notes, ...prepared.notes],
   };
 }

@@ -1,9 +1,11 @@
 import { RickError } from '../errors.js';
-import { formatPlan } from '../host/activation/plan.js';
+import { type CheckUnits, readGenerationGraph } from '../host/activation/graph.js';
+import { pullImages } from '../host/activation/images.js';
+import { formatPlan, planActivation } from '../host/activation/plan.js';
 import { activate, describeFailure } from '../host/activation/run.js';
 import { checkpoint } from '../host/fault.js';
-import { listGenerations, readGeneration } from '../host/generations.js';
-import { checkRoot, recoverAfterCrash } from '../host/install.js';
+import { generationDir, listGenerations, readGeneration } from '../host/generations.js';
+import { checkRoot, defaultValidateUnits, recoverAfterCrash } from '../host/install.js';
 import { acquireLock } from '../host/lock.js';
 import { hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
@@ -43,9 +45,10 @@ function previousGood(
 
 export async function rollbackTo(
   options: RollbackOptions,
-  ctx: { host: Host; log: (line: string) => void },
+  ctx: { host: Host; log: (line: string) => void; validateUnits?: CheckUnits },
 ): Promise<RollbackResult> {
   const { host, log } = ctx;
+  const check = ctx.validateUnits ?? defaultValidateUnits;
   await checkRoot(options.root);
   const paths = hostPaths(options.root ?? '/');
   const lock = await acquireLock(paths.lockFile, {
@@ -54,7 +57,7 @@ export async function rollbackTo(
   });
   try {
     const state = await readState(paths.stateFile);
-    await recoverAfterCrash(paths, host, state, log);
+    await recoverAfterCrash(paths, host, state, log, check);
     const live = state.live;
     if (live === undefined) {
       throw new RickError(
@@ -84,7 +87,18 @@ export async function rollbackTo(
     }
     const from = await readGeneration(paths, live);
     const to = await readGeneration(paths, target);
-    const outcome = await activate({ host, paths, log }, from, to);
+    const offline = !host.systemctl;
+    const [fromGraph, toGraph] = await Promise.all([
+      readGenerationGraph(generationDir(paths, live), check, offline),
+      readGenerationGraph(generationDir(paths, target), check, offline),
+    ]);
+    const graphs = { live: fromGraph, next: toGraph };
+    const plan = planActivation(from, to, graphs);
+    // An image the old generation ran may have been pruned since: fetch it
+    // before anything changes, so that a registry out of reach refuses the
+    // rollback rather than breaking the services.
+    if (!offline) await pullImages(host, plan.images, log);
+    const outcome = await activate({ host, paths, log }, from, to, graphs, plan);
     const time = host.clock.now().toISOString();
     if (!outcome.ok) {
       state.history.push({

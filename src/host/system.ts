@@ -1,7 +1,7 @@
 /**
  * The host as rick-install sees it across the process edge: systemctl, the
- * journal, podman's version, systemd-sysusers/systemd-tmpfiles, loopback HTTP
- * probes, the clock, and the user/group database. Everything else (files,
+ * journal, podman's version and image pulls, systemd-sysusers/systemd-tmpfiles,
+ * loopback HTTP probes, the clock, and the user/group database. Everything else (files,
  * tar, gpgv) is real in every test; only this port is faked
  * (test/helpers/fake-host.ts).
  *
@@ -12,6 +12,7 @@
 
 import { RickError } from '../errors.js';
 import { type CommandRunner, type RunResult, realCommandRunner } from '../io/exec.js';
+import type { ImageNeed } from './activation/units.js';
 import { type Accounts, fileAccounts, getentAccounts } from './intake/accounts.js';
 import { parsePodmanVersion } from './prerequisites.js';
 
@@ -57,6 +58,60 @@ export interface Host {
   applyTmpfiles(fragments: readonly string[]): Promise<string | undefined>;
   /** GETs a loopback URL; resolves with the HTTP status, or undefined when nothing answered. */
   httpStatus(url: string, timeoutMs: number): Promise<number | undefined>;
+  /**
+   * Makes an image present as podman's pull policy would when the unit
+   * starts: `missing` pulls only an absent image, `always` pulls, `newer`
+   * pulls and keeps a present image when the registry cannot be asked.
+   * `podman pull` reads the registry auth file itself (REGISTRY_AUTH_FILE,
+   * /run/containers/0/auth.json, …). Throws IMAGE_PULL_FAILED with podman's
+   * error.
+   */
+  pullImage(need: ImageNeed): Promise<PullOutcome>;
+}
+
+/** What pullImage did: pulled it, found it present, or kept a present one the registry could not confirm. */
+export type PullOutcome = 'pulled' | 'present' | 'kept';
+
+/** The line podman ends a failed command with (`Error: …`), else its last line. */
+export function podmanError(result: RunResult): string {
+  const lines = `${result.stderr}\n${result.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  const error = lines.filter((l) => l.startsWith('Error: ')).at(-1);
+  return (error ?? lines.at(-1) ?? `exit ${result.code}`).replace(/^Error: /, '');
+}
+
+/** Pulls can be large: an hour before podman is given up on. */
+const PULL_TIMEOUT_MS = 3_600_000;
+
+export function pullImageWith(
+  runner: CommandRunner,
+  progress?: (chunk: Buffer) => void,
+): (need: ImageNeed) => Promise<PullOutcome> {
+  return async (need) => {
+    let present = false;
+    if (need.policy !== 'always') {
+      const exists = await runner.run('podman', ['image', 'exists', need.image], {
+        timeoutMs: 60_000,
+      });
+      present = exists.code === 0;
+      if (present && need.policy === 'missing') return 'present';
+    }
+    const result = await runner.run('podman', ['pull', ...need.options, need.image], {
+      timeoutMs: PULL_TIMEOUT_MS,
+      ...(progress ? { onStderr: progress } : {}),
+    });
+    if (result.code === 0) return 'pulled';
+    if (need.policy === 'newer' && present) return 'kept';
+    throw new RickError(
+      'IMAGE_PULL_FAILED',
+      `cannot pull image ${need.image}: ${result.code === 127 && result.startError ? `podman cannot be run (${result.startError})` : podmanError(result)}`,
+      {
+        hint: 'nothing was changed; check the image name, the registry and its credentials (podman reads REGISTRY_AUTH_FILE or /run/containers/0/auth.json), then run the install again (the update timer retries at its next tick)',
+      },
+    );
+  };
 }
 
 export const realClock: Clock = {
@@ -148,6 +203,8 @@ export interface RealHostOptions {
   root?: string;
   runner?: CommandRunner;
   clock?: Clock;
+  /** Receives podman's pull output as it comes (the CLI passes its terminal). */
+  pullProgress?: (chunk: Buffer) => void;
 }
 
 /** The host rick-install runs on, or an offline tree with `--root`. */
@@ -184,5 +241,10 @@ export function realHost(options: RealHostOptions = {}): Host {
     applySysusers: (fragments) => tool('systemd-sysusers', [], fragments),
     applyTmpfiles: (fragments) => tool('systemd-tmpfiles', ['--create'], fragments),
     httpStatus,
+    pullImage: offline
+      ? async () => {
+          throw new RickError('INTERNAL', 'an offline tree (--root) pulls no images');
+        }
+      : pullImageWith(runner, options.pullProgress),
   };
 }

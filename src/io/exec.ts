@@ -10,6 +10,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Kills the command after this many milliseconds. */
   timeoutMs?: number;
+  /** Receives the command's stderr as it comes (it is still collected in the result). */
+  onStderr?: (chunk: Buffer) => void;
 }
 
 export interface RunResult {
@@ -44,7 +46,10 @@ export const realCommandRunner: CommandRunner = {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => out.push(d));
-      child.stderr.on('data', (d: Buffer) => err.push(d));
+      child.stderr.on('data', (d: Buffer) => {
+        err.push(d);
+        options.onStderr?.(d);
+      });
       child.on('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         resolve({

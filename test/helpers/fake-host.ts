@@ -1,17 +1,42 @@
 /**
  * A fake Host for installer tests: the process edge only (systemctl, the
- * journal, podman's version, sysusers/tmpfiles runs, HTTP probes, the clock).
- * Files stay real. Accounts come from the test tree's etc/ (fileAccounts), as
- * in --root mode, so tests set up groups by writing etc/group.
+ * journal, podman's version and pulls, sysusers/tmpfiles runs, HTTP probes,
+ * the clock). Files stay real. Accounts come from the test tree's etc/
+ * (fileAccounts), as in --root mode, so tests set up groups by writing
+ * etc/group.
  *
- * It records every call and can be told that a unit never becomes active or
- * that an HTTP check never answers 2xx. Its clock advances on sleep, so a
- * health gate with a 120 s timeout fails instantly.
+ * Its systemctl models what systemd and podman do with the units podman's
+ * real quadlet generates from the live generation (read at each
+ * daemon-reload, as systemd runs its generators), as recorded on the test
+ * host (test/e2e) and read in systemd's transaction.c:
+ *
+ * - `systemctl restart a b` queues one transaction per unit, all before any
+ *   job runs; a restart restarts the running units that have Requires=,
+ *   Requisite=, BindsTo= or PartOf= on it and starts the inactive units it
+ *   Requires=, BindsTo= or Wants=; a start of a running unit is dropped;
+ * - stops run first; then podman stops a pod created with
+ *   `--exit-policy=stop` whose last container stopped, and systemd stops
+ *   what is bound to a unit that went inactive;
+ * - starts run in After= order; a unit whose Requires=/BindsTo= unit is not
+ *   active fails with result "dependency" and stays inactive, with the
+ *   journal lines systemd writes;
+ * - systemctl fails when a job it queued itself fails, not for the jobs
+ *   those brought in.
+ *
+ * It records every call and can be told that a unit never becomes active,
+ * that an HTTP check never answers 2xx, or that an image cannot be pulled.
+ * Its clock advances on sleep, so a health gate with a 120 s timeout fails
+ * instantly.
  */
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { runQuadletDryRun } from '../../src/bundle/quadlet.js';
+import { RickError } from '../../src/errors.js';
+import type { ImageNeed, UnitGraph } from '../../src/host/activation/units.js';
+import { parseUnitGraph } from '../../src/host/activation/units.js';
 import { fileAccounts } from '../../src/host/intake/accounts.js';
-import type { Clock, Host, Systemctl, UnitState } from '../../src/host/system.js';
+import type { Clock, Host, PullOutcome, Systemctl, UnitState } from '../../src/host/system.js';
+import { quadletPath } from './quadlet.js';
 
 export interface FakeHostOptions {
   root: string;
@@ -24,7 +49,10 @@ export type FakeCall =
   | { op: 'daemon-reload' }
   | { op: 'restart' | 'start' | 'stop'; units: string[] }
   | { op: 'sysusers' | 'tmpfiles'; fragments: string[]; contents: string[] }
-  | { op: 'http'; url: string };
+  | { op: 'http'; url: string }
+  | { op: 'pull'; image: string; policy: string; options: string[] };
+
+type JobType = 'start' | 'stop' | 'restart';
 
 export class FakeHost implements Host {
   readonly root: string;
@@ -37,7 +65,7 @@ export class FakeHost implements Host {
    * `current` points at the given generation (a unit broken by one release).
    */
   readonly failingUnits = new Map<string, number | 'always'>();
-  /** Units that end up inactive rather than failed, like a start failed through a dependency. */
+  /** Units that end up inactive rather than failed when they fail. */
   readonly inactiveOnFailure = new Set<string>();
   /** URLs that never answer 2xx. */
   readonly failingUrls = new Set<string>();
@@ -45,11 +73,21 @@ export class FakeHost implements Host {
   tmpfilesError: Error | undefined;
   /** Units active now, with their main PID (a restart gives a new one). */
   readonly active = new Map<string, number>();
-  /** Journal lines returned for any unit. */
+  /** Units whose last start failed (ActiveState=failed). */
+  readonly failed = new Set<string>();
+  /** Journal lines returned for a unit that has none of its own. */
   journalLines = ['fake: main process exited, code=exited, status=1/FAILURE'];
+  /** Lines the fake systemd wrote for each unit. */
+  readonly unitJournal = new Map<string, string[]>();
   /** Makes daemon-reload fail from the given call number on (1-based), to break a rollback. */
   failDaemonReloadFrom: number | undefined;
   podman: string | undefined;
+  /** Images present in podman's store. */
+  readonly images = new Set<string>();
+  /** Images whose pull fails, with podman's error line. */
+  readonly failingImages = new Map<string, string>();
+  /** The generated units systemd has loaded (since the last daemon-reload). */
+  units: UnitGraph = new Map();
   private readonly startMs = Date.parse('2026-01-01T00:00:00Z');
   private nowMs = this.startMs;
   private nextPid = 1000;
@@ -68,12 +106,162 @@ export class FakeHost implements Host {
     this.systemctl = options.offline ? undefined : this.makeSystemctl();
   }
 
-  private makeSystemctl(): Systemctl {
-    const activate = (units: readonly string[]) => {
-      for (const u of units) {
-        if (this.fails(u)) this.active.delete(u);
-        else this.active.set(u, this.nextPid++);
+  private write(unit: string, line: string): void {
+    const lines = this.unitJournal.get(unit) ?? [];
+    lines.push(`fake systemd[1]: ${line}`);
+    this.unitJournal.set(unit, lines);
+  }
+
+  private dependents(unit: string): string[] {
+    return [...this.units.values()]
+      .filter(
+        (n) =>
+          n.requires.includes(unit) ||
+          n.requisite.includes(unit) ||
+          n.bindsTo.includes(unit) ||
+          n.partOf.includes(unit),
+      )
+      .map((n) => n.name);
+  }
+
+  /** One transaction, as systemd builds it when the job is queued. */
+  private addJob(jobs: Map<string, JobType>, unit: string, type: JobType): void {
+    const existing = jobs.get(unit);
+    if (existing !== undefined) {
+      if (existing !== type && existing !== 'stop' && type !== 'stop') jobs.set(unit, 'restart');
+      return;
+    }
+    jobs.set(unit, type);
+    const node = this.units.get(unit);
+    if (type !== 'stop') {
+      for (const d of [
+        ...(node?.requires ?? []),
+        ...(node?.bindsTo ?? []),
+        ...(node?.wants ?? []),
+      ]) {
+        // A start job for a running unit is redundant: systemd drops it.
+        if (!this.active.has(d) && this.units.has(d)) this.addJob(jobs, d, 'start');
       }
+    }
+    if (type !== 'start') {
+      for (const d of this.dependents(unit)) {
+        if (this.active.has(d)) this.addJob(jobs, d, type === 'restart' ? 'restart' : 'stop');
+      }
+    }
+  }
+
+  private stopUnit(unit: string, why?: string): void {
+    if (!this.active.has(unit)) return;
+    this.active.delete(unit);
+    this.write(unit, why ?? `Stopped ${unit}.`);
+  }
+
+  /** podman's --exit-policy=stop, then systemd's BindsTo= on units that went inactive. */
+  private settle(activeBefore: ReadonlySet<string>): void {
+    for (let again = true; again; ) {
+      again = false;
+      for (const pod of this.units.values()) {
+        if (pod.kind !== 'pod' || pod.exitPolicy !== 'stop' || !this.active.has(pod.name)) continue;
+        const members = [...this.units.values()].filter((n) => n.bindsTo.includes(pod.name));
+        const hadOne = members.some((m) => activeBefore.has(m.name));
+        if (hadOne && !members.some((m) => this.active.has(m.name))) {
+          this.stopUnit(
+            pod.name,
+            `${pod.name}: Main process exited, code=exited, status=0/SUCCESS (podman: last container of the pod exited, --exit-policy=stop)`,
+          );
+          again = true;
+        }
+      }
+      for (const node of this.units.values()) {
+        if (!this.active.has(node.name)) continue;
+        const gone = node.bindsTo.find((b) => this.units.has(b) && !this.active.has(b));
+        if (gone) {
+          this.stopUnit(
+            node.name,
+            `${node.name}: Unit is bound to inactive unit ${gone}. Stopping, too.`,
+          );
+          again = true;
+        }
+      }
+    }
+  }
+
+  /** Runs the queued jobs: stops, the pods' exit policy, then starts in After= order. */
+  private run(jobs: Map<string, JobType>): Set<string> {
+    const activeBefore = new Set(this.active.keys());
+    for (const [unit, type] of jobs) if (type !== 'start') this.stopUnit(unit);
+    this.settle(activeBefore);
+    const starts = [...jobs].filter(([, t]) => t !== 'stop').map(([u]) => u);
+    const order: string[] = [];
+    const visit = (unit: string, path: Set<string>) => {
+      if (order.includes(unit) || path.has(unit)) return;
+      path.add(unit);
+      for (const a of this.units.get(unit)?.after ?? []) if (starts.includes(a)) visit(a, path);
+      order.push(unit);
+    };
+    for (const unit of starts.sort()) visit(unit, new Set());
+    const failedJobs = new Set<string>();
+    for (const unit of order) {
+      const node = this.units.get(unit);
+      const missing = [...(node?.requires ?? []), ...(node?.bindsTo ?? [])].find(
+        (d) => this.units.has(d) && !this.active.has(d),
+      );
+      if (missing) {
+        if (node?.bindsTo.includes(missing)) {
+          this.write(unit, `${unit}: Bound to unit ${missing}, but unit isn't active.`);
+        }
+        this.write(unit, `Dependency failed for ${unit}.`);
+        this.write(unit, `${unit}: Job ${unit}/start failed with result 'dependency'.`);
+        failedJobs.add(unit);
+        continue;
+      }
+      if (this.fails(unit)) {
+        this.active.delete(unit);
+        if (!this.inactiveOnFailure.has(unit)) this.failed.add(unit);
+        // What the service itself wrote before it failed.
+        this.unitJournal.set(unit, [...(this.unitJournal.get(unit) ?? []), ...this.journalLines]);
+        failedJobs.add(unit);
+        continue;
+      }
+      this.failed.delete(unit);
+      this.active.set(unit, this.nextPid++);
+      this.write(unit, `Started ${unit}.`);
+    }
+    return failedJobs;
+  }
+
+  private async loadUnits(): Promise<void> {
+    const dir = join(this.root, 'var/lib/rick/current/quadlet');
+    if (!quadletPath) {
+      this.units = new Map();
+      return;
+    }
+    try {
+      readlinkSync(join(this.root, 'var/lib/rick/current'));
+    } catch {
+      this.units = new Map();
+      return;
+    }
+    const result = await runQuadletDryRun(dir, { quadletPath });
+    this.units = parseUnitGraph(result.generated);
+  }
+
+  private makeSystemctl(): Systemctl {
+    const queue = (units: readonly string[], type: JobType) => {
+      const jobs = new Map<string, JobType>();
+      for (const unit of units) this.addJob(jobs, unit, type);
+      return jobs;
+    };
+    const report = (units: readonly string[], failedJobs: ReadonlySet<string>) => {
+      // Like systemctl: it waits for the jobs it queued, not for those they brought in.
+      const failed = units.find((u) => failedJobs.has(u));
+      if (!failed) return;
+      const dependency = !this.fails(failed);
+      throw new Error(
+        dependency
+          ? `A dependency job for ${failed} failed. See 'journalctl -xe' for details.`
+          : `Job for ${failed} failed because the control process exited with error code.`,
+      );
     };
     return {
       daemonReload: async () => {
@@ -82,36 +270,30 @@ export class FakeHost implements Host {
         if (this.failDaemonReloadFrom !== undefined && this.reloads >= this.failDaemonReloadFrom) {
           throw new Error('fake: daemon-reload failed');
         }
+        await this.loadUnits();
       },
       restart: async (units) => {
         if (units.length === 0) return;
         this.calls.push({ op: 'restart', units: [...units] });
-        activate(units);
-        // Like systemctl: a restart job whose unit fails to start fails the command.
-        const failed = units.filter((u) => this.fails(u));
-        if (failed.length) {
-          throw new Error(
-            `Job for ${failed[0]} failed because the control process exited with error code.`,
-          );
-        }
+        report(units, this.run(queue(units, 'restart')));
       },
       start: async (units) => {
         if (units.length === 0) return;
         this.calls.push({ op: 'start', units: [...units] });
-        activate(units.filter((u) => !this.active.has(u)));
+        report(units, this.run(queue(units, 'start')));
       },
       stop: async (units) => {
         if (units.length === 0) return;
         this.calls.push({ op: 'stop', units: [...units] });
-        for (const u of units) this.active.delete(u);
+        this.run(queue(units, 'stop'));
       },
       state: async (unit): Promise<UnitState> => {
         const pid = this.active.get(unit);
         if (pid !== undefined) return { activeState: 'active', mainPid: pid };
-        const failedState = this.inactiveOnFailure.has(unit) ? 'inactive' : 'failed';
-        return { activeState: this.fails(unit) ? failedState : 'inactive', mainPid: 0 };
+        return { activeState: this.failed.has(unit) ? 'failed' : 'inactive', mainPid: 0 };
       },
-      journal: async (_unit, lines) => this.journalLines.slice(-lines),
+      journal: async (unit, lines) =>
+        (this.unitJournal.get(unit) ?? this.journalLines).slice(-lines),
     };
   }
 
@@ -159,6 +341,29 @@ export class FakeHost implements Host {
     return undefined;
   }
 
+  async pullImage(need: ImageNeed): Promise<PullOutcome> {
+    this.calls.push({
+      op: 'pull',
+      image: need.image,
+      policy: need.policy,
+      options: [...need.options],
+    });
+    const present = this.images.has(need.image);
+    if (present && need.policy === 'missing') return 'present';
+    const error = this.failingImages.get(need.image);
+    if (error !== undefined) {
+      if (present && need.policy === 'newer') return 'kept';
+      throw new RickError('IMAGE_PULL_FAILED', `cannot pull image ${need.image}: ${error}`);
+    }
+    this.images.add(need.image);
+    return 'pulled';
+  }
+
+  /** The pulls, for assertions. */
+  pulls(): string[] {
+    return this.calls.flatMap((c) => (c.op === 'pull' ? [c.image] : []));
+  }
+
   async httpStatus(url: string): Promise<number | undefined> {
     this.calls.push({ op: 'http', url });
     return this.failingUrls.has(url) ? 503 : 200;
@@ -172,5 +377,6 @@ export class FakeHost implements Host {
   reset(): void {
     this.calls.length = 0;
     this.reloads = 0;
+    this.unitJournal.clear();
   }
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { findQuadlet, runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { createProgram } from '../../src/cli/rick-install.js';
 import { RickError } from '../../src/errors.js';
+import type { UnitCheck } from '../../src/host/activation/graph.js';
 import type { InstallerDeps } from '../../src/host/install.js';
 import type { TestKey } from './bundle-factory.js';
 import type { FakeHost } from './fake-host.js';
@@ -60,8 +61,8 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'
 export const quadletPath = findQuadlet({ repoRoot });
 
 /** The installer's unit check with the real generator; skipped (with a note) when absent. */
-export async function realQuadletCheck(unitDir: string): Promise<string | undefined> {
-  if (!quadletPath) return 'quadlet not available';
+export async function realQuadletCheck(unitDir: string): Promise<UnitCheck> {
+  if (!quadletPath) return { skipped: 'quadlet not available' };
   const result = await runQuadletDryRun(unitDir, { quadletPath });
   if (!result.ok) {
     throw new RickError(
@@ -69,7 +70,7 @@ export async function realQuadletCheck(unitDir: string): Promise<string | undefi
       `quadlet rejects the units: ${result.output.join(' | ')}`,
     );
   }
-  return undefined;
+  return { generated: result.generated };
 }
 
 /** Runs rick-install in-process against a fake host (the process edge only). */

@@ -63,9 +63,9 @@ describe('recovery after a run died between the flip and its record', () => {
     expect(r.stdout).toContain('generation 2 went live in a run that did not finish: restoring 1');
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
     ]);
     expect(await liveGeneration(tree.root)).toBe('generations/2');
     expect(await readLive(tree.root, 'bundles/demo/env/demo.env')).toContain('MARKER=v2');

@@ -52,7 +52,7 @@ describe('rick-install <bundle>', () => {
     expect(envStat.mode & 0o777).toBe(0o600);
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service', 'demo-pod.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
     ]);
     const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
     expect(state.live).toBe(1);
@@ -83,10 +83,12 @@ describe('rick-install <bundle>', () => {
     expect(r.code).toBe(0);
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
     ]);
-    expect(r.stdout).toContain('restart demo-app.service (env/demo.env changed)');
-    expect(r.stdout).toContain('keep    demo-pod.service (unchanged)');
+    expect(r.stdout).toContain(
+      'restart demo-pod.service (restarts demo-app.service: env/demo.env changed; every running container of the pod restarts or stops',
+    );
+    expect(r.stdout).not.toContain('keep    demo-pod.service');
     host.reset();
     const again = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
     expect(again.code).toBe(0);

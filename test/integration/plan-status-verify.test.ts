@@ -53,8 +53,10 @@ describe('rick-install plan', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('plan: demo 1.1.0 over generation 1');
-    expect(r.stdout).toContain('restart demo-app.service (env/demo.env changed)');
-    expect(r.stdout).toContain('keep    demo-pod.service (unchanged)');
+    expect(r.stdout).toContain(
+      'restart demo-pod.service (restarts demo-app.service: env/demo.env changed; every running container of the pod restarts or stops',
+    );
+    expect(r.stdout).not.toContain('keep    demo-pod.service');
     expect(r.stdout).toContain('--- a/demo/env/demo.env');
     expect(r.stdout).toContain('-MARKER=v1');
     expect(r.stdout).toContain('+MARKER=v2');
@@ -73,7 +75,7 @@ describe('rick-install plan', () => {
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, ['plan', v1.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('start   demo-app.service (new)');
+    expect(r.stdout).toContain('start   demo-pod.service (starts demo-app.service: new)');
     expect(r.stdout).toContain('+++ b/demo/quadlet/demo-app.container');
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
@@ -90,7 +92,7 @@ describe('rick-install plan', () => {
     const r = await runInstaller(host, ['plan', v2.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('secret  demo/env/demo.env (a secret value changed)');
-    expect(r.stdout).toContain('restart demo-app.service');
+    expect(r.stdout).toContain('restart demo-pod.service (restarts demo-app.service');
     expect(r.stdout).not.toMatch(/rotated-value|p@ss/);
   });
 });
@@ -114,7 +116,7 @@ describe('a second bundle', () => {
     expect(await liveGeneration(tree.root)).toBe('generations/2');
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['other-app.service', 'other-pod.service'] },
+      { op: 'restart', units: ['other-pod.service'] },
     ]);
     const demoUnit = await readLive(tree.root, 'quadlet/demo/demo-app.container');
     expect(demoUnit).toContain(

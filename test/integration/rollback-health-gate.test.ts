@@ -87,9 +87,9 @@ describe('health gate and automatic rollback', () => {
     ).toEqual([]);
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
     ]);
     const state = await stateOf(tree.root);
     expect(state.live).toBe(1);
@@ -150,6 +150,7 @@ describe('health gate and automatic rollback', () => {
       op: 'stop',
       units: ['demo-app.service', 'demo-pod.service'],
     });
+    expect(host.active.size).toBe(0);
     expect((await stateOf(tree.root)).bundles.demo?.quarantined).toEqual(['1.0.0']);
   });
 
@@ -187,7 +188,7 @@ describe('rick-install rollback', () => {
     expect(await readLive(tree.root, 'bundles/demo/env/demo.env')).toContain('MARKER=v1');
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
     ]);
     const state = await stateOf(tree.root);
     expect(state.live).toBe(1);

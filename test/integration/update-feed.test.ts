@@ -118,7 +118,7 @@ describe('rick-install update', () => {
     expect(env).toContain('MARKER=1.1.0');
     expect(s.host.serviceCalls()).toContainEqual({
       op: 'restart',
-      units: ['demo-app.service'],
+      units: ['demo-pod.service'],
     });
     expect(s.feed.assetRequests().map((q) => q.path)).toEqual([
       '/assets/demo-1.1.0.tgz',
@@ -331,6 +331,33 @@ describe('rick-install update', () => {
     const r = await s.update();
     expect(r.code).toBe(ExitCode.ok);
     expect(r.stdout).toContain('demo: installed 1.1.0\n');
+  });
+
+  it('an image that cannot be pulled is not quarantined: the next tick tries the same release again', async () => {
+    const s = await setup({ installed: '1.0.0' });
+    await publish(s, '1.1.0');
+    // The image was pruned from the store and the registry is out of reach.
+    s.host.images.clear();
+    s.host.failingImages.set(
+      'registry.example.org/demo:1',
+      'initializing source docker://registry.example.org/demo:1: pinging container registry registry.example.org: Get "https://registry.example.org/v2/": dial tcp [::1]:443: connect: connection refused',
+    );
+    const before = await snapshotTree(s.tree.root);
+    const failed = await s.update();
+    expect(failed.code).toBe(ExitCode.imagePull);
+    expect(failed.stdout).toContain(
+      'demo: not installed 1.1.0 because IMAGE_PULL_FAILED: cannot pull image registry.example.org/demo:1: initializing source',
+    );
+    expect(s.host.serviceCalls()).toEqual([]);
+    // Nothing recorded: no quarantine, no feed cache, so the next tick decides again.
+    expect(diffTrees(before, await snapshotTree(s.tree.root))).toEqual([]);
+
+    s.host.failingImages.clear();
+    const r = await s.update();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('demo: installed 1.1.0\n');
+    expect(s.host.pulls()).toEqual(['registry.example.org/demo:1', 'registry.example.org/demo:1']);
   });
 
   it('falls back to a full fetch when the feed cache is damaged or its list is gone', async () => {

@@ -1,18 +1,45 @@
 /**
  * What an activation does, computed from the live generation and the next
- * one, without I/O: which services changed (restart), which are new (start),
- * which were removed (stop). The operator's diff of the same two generations
- * is in plan-diff.ts (loaded by `plan` only: an install never prints it).
+ * one, without I/O: which units changed, which systemd jobs make them live,
+ * which other units those jobs restart, which units stop, and which images
+ * must be pulled first. The operator's diff of the same two generations is in
+ * plan-diff.ts (loaded by `plan` only: an install never prints it).
  *
  * "Changed" is what a service sees: its unit, or a file of the generation the
  * unit references (its env file, a mounted config), differs once each
  * generation's own directory is taken out. A unit that differs only by its
  * generation path, with the same env content, did not change.
+ *
+ * The jobs follow the units quadlet generates (units.ts), as systemd runs
+ * them (src/core/transaction.c, unit-dependency-atom.c):
+ *
+ * - restarting a unit restarts every running unit that has `Requires=`,
+ *   `Requisite=`, `BindsTo=` or `PartOf=` on it, and starts what it
+ *   `Requires=`, `BindsTo=` or `Wants=` that is not running;
+ * - a start job for a unit that is running when the job is queued is
+ *   dropped, so a unit bound to a pod whose start was dropped fails with
+ *   result "dependency" when the pod stops meanwhile;
+ * - and podman stops a pod created with `--exit-policy=stop` (quadlet's
+ *   default) when its last container exits.
+ *
+ * So when every running container of a pod would stop (all changed, or
+ * changed and removed), the pod's own service is restarted instead: its
+ * restart restarts the containers bound to it and starts the ones it wants,
+ * in order. When some container of the pod keeps running, only the changed
+ * ones restart and the pod stays up.
  */
 
 import type { Service } from '../../bundle/manifest.js';
 import { RICK_STATE_DIR } from '../paths.js';
 import { GENERATION_MARKER, normalizeGenerationPaths } from '../substitute.js';
+import {
+  dependentsOf,
+  type ImageNeed,
+  membersOf,
+  type PullPolicy,
+  type UnitGraph,
+  unitOfSource,
+} from './units.js';
 
 /** One bundle as it is (or would be) written into a generation. */
 export interface RenderedBundle {
@@ -30,6 +57,12 @@ export interface GenerationView {
   bundles: ReadonlyMap<string, RenderedBundle>;
 }
 
+/** The units quadlet generates from each generation; absent when quadlet could not be run. */
+export interface UnitGraphs {
+  live?: UnitGraph | undefined;
+  next?: UnitGraph | undefined;
+}
+
 export interface ServiceChange {
   service: string;
   bundle: string;
@@ -37,16 +70,40 @@ export interface ServiceChange {
   because: string[];
 }
 
+/** One unit handed to `systemctl restart`, and what systemd does with it. */
+export interface RestartJob {
+  unit: string;
+  /** `start` for a unit that is not running yet (restart starts it). */
+  verb: 'restart' | 'start';
+  /** Other units the job restarts or starts through their dependencies. */
+  brings: string[];
+  /** Changed files (bundle paths) of the unit and of the units it brings. */
+  because: string[];
+  /** Set when a pod restarts because all its running containers restart or stop. */
+  forPod: boolean;
+}
+
+/** An image to pull before the flip, and the units whose start needs it. */
+export interface ImagePull extends ImageNeed {
+  units: string[];
+}
+
 export interface ActivationPlan {
-  /** Services whose unit or referenced files changed: restarted. */
+  /** Units whose unit file or referenced files changed. */
   changed: ServiceChange[];
-  /** Services not in the live generation: started. */
+  /** Units not in the live generation: started. */
   added: string[];
-  /** Services of the live generation that are gone: stopped. */
+  /** Units of the live generation that are gone: stopped, before the restarts. */
   removed: string[];
+  /** Units left running as they are. */
   unchanged: string[];
-  /** changed + added, sorted: the one `systemctl restart` transaction. */
+  /** The units given to `systemctl restart`, sorted. */
   restart: string[];
+  jobs: RestartJob[];
+  /** Every unit that starts or restarts (the jobs' units and what they bring), sorted. */
+  restarted: string[];
+  /** Images the restarted units need, to pull before the flip. */
+  images: ImagePull[];
   /** `<bundle>/<path>` of every file that differs (after taking out generation paths). */
   changedFiles: string[];
   /** Files whose masked rendering is equal but whose bytes differ: a secret changed. */
@@ -91,22 +148,63 @@ export function maskedNormalized(
   return text === undefined ? undefined : normalizeGenerationPaths(text);
 }
 
-function servicesOf(
-  view: GenerationView | undefined,
-): Map<string, { bundle: string; unit: string }> {
-  const out = new Map<string, { bundle: string; unit: string }>();
+interface UnitOwner {
+  bundle: string;
+  /** Its Quadlet file, as a bundle path (`quadlet/x.container`). */
+  file: string;
+}
+
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Every unit of a generation with the bundle and Quadlet file it comes from:
+ * the manifests' services, and with the generated units also the units they
+ * do not list (a `.image` a container needs, a pod not named as a service).
+ */
+function unitsOf(view: GenerationView | undefined, graph: UnitGraph | undefined) {
+  const out = new Map<string, UnitOwner>();
   for (const bundle of view?.bundles.values() ?? []) {
-    for (const s of bundle.services) out.set(s.service, { bundle: bundle.name, unit: s.unit });
+    for (const s of bundle.services)
+      out.set(s.service, { bundle: bundle.name, file: `quadlet/${s.unit}` });
+    if (!graph) continue;
+    for (const path of bundle.files.keys()) {
+      if (!path.startsWith('quadlet/')) continue;
+      const node = unitOfSource(graph, path.slice(path.lastIndexOf('/') + 1));
+      if (node && !out.has(node.name)) out.set(node.name, { bundle: bundle.name, file: path });
+    }
   }
   return out;
 }
 
+/** Files whose change restarts a unit: its Quadlet file and the generation files it references. */
+function reasonsFor(
+  unit: UnitOwner,
+  liveOwner: UnitOwner | undefined,
+  next: GenerationView,
+  changedFiles: ReadonlySet<string>,
+): string[] {
+  const because: string[] = [];
+  if (changedFiles.has(`${unit.bundle}/${unit.file}`) || liveOwner?.bundle !== unit.bundle) {
+    because.push(unit.file);
+  }
+  const text = normalized(next, { bundle: unit.bundle, path: unit.file }) ?? '';
+  const referenced = new Set<string>();
+  for (const m of text.matchAll(REFERENCE)) referenced.add(`${m[1]}/${m[2]}`);
+  for (const ref of [...referenced].sort()) {
+    if (changedFiles.has(ref))
+      because.push(ref.startsWith(`${unit.bundle}/`) ? ref.slice(unit.bundle.length + 1) : ref);
+  }
+  return because;
+}
+
+const POLICY_RANK: Record<PullPolicy, number> = { never: 0, missing: 1, newer: 2, always: 3 };
+
 export function planActivation(
   live: GenerationView | undefined,
   next: GenerationView,
+  graphs: UnitGraphs = {},
 ): ActivationPlan {
   const keys = fileKeys(live, next);
-
   const changedFiles = new Set<string>();
   const secretOnlyChanges: string[] = [];
   for (const [id, key] of keys) {
@@ -119,54 +217,155 @@ export function planActivation(
     }
   }
 
-  const liveServices = servicesOf(live);
-  const nextServices = servicesOf(next);
+  const graph = graphs.next;
+  // Without the live generation's own units (quadlet rejects them now), its
+  // pods are taken to hold the containers the next generation gives them.
+  const liveGraph = graphs.live ?? graphs.next;
+  const liveUnits = unitsOf(live, liveGraph);
+  const nextUnits = unitsOf(next, graph);
   const changed: ServiceChange[] = [];
   const added: string[] = [];
-  const unchanged: string[] = [];
-  for (const [service, { bundle, unit }] of [...nextServices].sort(([a], [b]) =>
-    a < b ? -1 : 1,
-  )) {
-    if (!liveServices.has(service)) {
-      added.push(service);
+  const reasons = new Map<string, string[]>();
+  for (const [unit, owner] of [...nextUnits].sort(([a], [b]) => byName(a, b))) {
+    if (!liveUnits.has(unit)) {
+      added.push(unit);
       continue;
     }
-    const unitPath = `quadlet/${unit}`;
-    const because: string[] = [];
-    if (changedFiles.has(`${bundle}/${unitPath}`) || liveServices.get(service)?.bundle !== bundle) {
-      because.push(unitPath);
+    const because = reasonsFor(owner, liveUnits.get(unit), next, changedFiles);
+    if (because.length) {
+      changed.push({ service: unit, bundle: owner.bundle, because });
+      reasons.set(unit, because);
     }
-    const text = normalized(next, { bundle, path: unitPath }) ?? '';
-    const referenced = new Set<string>();
-    for (const m of text.matchAll(REFERENCE)) referenced.add(`${m[1]}/${m[2]}`);
-    for (const ref of [...referenced].sort()) {
-      if (changedFiles.has(ref))
-        because.push(ref.startsWith(`${bundle}/`) ? ref.slice(bundle.length + 1) : ref);
-    }
-    if (because.length) changed.push({ service, bundle, because });
-    else unchanged.push(service);
   }
-  const removed = [...liveServices.keys()].filter((s) => !nextServices.has(s)).sort();
-  const restart = [...changed.map((c) => c.service), ...added].sort();
+  const removed = [...liveUnits.keys()].filter((u) => !nextUnits.has(u)).sort(byName);
+  const direct = new Set([...changed.map((c) => c.service), ...added]);
+
+  // What systemd restarts or starts from a set of restarted units: the
+  // running units that depend on them, and a pod's containers.
+  const closure = (from: Iterable<string>): Set<string> => {
+    const seen = new Set<string>();
+    const queue = [...from];
+    while (queue.length) {
+      const unit = queue.pop()!;
+      if (seen.has(unit)) continue;
+      seen.add(unit);
+      if (!graph) continue;
+      for (const d of dependentsOf(graph, unit)) {
+        if (liveUnits.has(d) || direct.has(d)) queue.push(d);
+      }
+      const node = graph.get(unit);
+      for (const w of [
+        ...(node?.wants ?? []),
+        ...(node?.requires ?? []),
+        ...(node?.bindsTo ?? []),
+      ]) {
+        // A pulled-in start of a running unit is dropped; a new one starts.
+        if (nextUnits.has(w) && !liveUnits.has(w)) queue.push(w);
+      }
+    }
+    return seen;
+  };
+
+  const forcedPods = new Set<string>();
+  let restarted = closure(direct);
+  for (let changedPods = true; changedPods && graph; ) {
+    changedPods = false;
+    for (const pod of [...graph.values()].filter((n) => n.kind === 'pod')) {
+      if (restarted.has(pod.name) || forcedPods.has(pod.name) || !liveUnits.has(pod.name)) continue;
+      if ((liveGraph?.get(pod.name)?.exitPolicy ?? pod.exitPolicy) !== 'stop') continue;
+      const running = membersOf(liveGraph!, pod.name).filter((m) => liveUnits.has(m));
+      if (running.length === 0) continue;
+      if (running.every((m) => restarted.has(m) || removed.includes(m))) {
+        forcedPods.add(pod.name);
+        changedPods = true;
+      }
+    }
+    if (changedPods) restarted = closure([...direct, ...forcedPods]);
+  }
+
+  // The units handed to systemctl: pods first, then the rest, each left out
+  // when an earlier one already brings it.
+  const candidates = [...forcedPods, ...direct].sort((a, b) => {
+    const pa = graph?.get(a)?.kind === 'pod' ? 0 : 1;
+    const pb = graph?.get(b)?.kind === 'pod' ? 0 : 1;
+    return pa - pb || closure([b]).size - closure([a]).size || byName(a, b);
+  });
+  const jobs: RestartJob[] = [];
+  const covered = new Set<string>();
+  for (const unit of candidates) {
+    if (covered.has(unit)) continue;
+    const reach = closure([unit]);
+    const brings = [...reach].filter((u) => u !== unit && !covered.has(u)).sort(byName);
+    for (const u of reach) covered.add(u);
+    const because = new Set<string>();
+    for (const u of [unit, ...brings]) for (const r of reasons.get(u) ?? []) because.add(r);
+    jobs.push({
+      unit,
+      verb: liveUnits.has(unit) ? 'restart' : 'start',
+      brings,
+      because: [...because],
+      forPod: forcedPods.has(unit),
+    });
+  }
+  jobs.sort((a, b) => byName(a.unit, b.unit));
+
+  const images = new Map<string, ImagePull>();
+  for (const unit of [...restarted].sort(byName)) {
+    const need = graph?.get(unit)?.image;
+    if (!need) continue;
+    const key = `${need.image}\0${need.options.join('\0')}`;
+    const known = images.get(key);
+    if (!known) images.set(key, { ...need, units: [unit] });
+    else {
+      known.units.push(unit);
+      if (POLICY_RANK[need.policy] > POLICY_RANK[known.policy]) {
+        known.policy = need.policy;
+        known.source = need.source;
+      }
+    }
+  }
+
   return {
     changed,
     added,
     removed,
-    unchanged,
-    restart,
+    unchanged: [...nextUnits.keys()].filter((u) => !restarted.has(u)).sort(byName),
+    restart: jobs.map((j) => j.unit),
+    jobs,
+    restarted: [...restarted].sort(byName),
+    images: [...images.values()].sort((a, b) => byName(a.image, b.image)),
     changedFiles: [...changedFiles],
     secretOnlyChanges,
   };
 }
 
+function describeJob(job: RestartJob): string {
+  const why = job.because.length ? `${job.because.join(', ')} changed` : 'new';
+  if (job.brings.length === 0) return `${job.verb} ${job.unit} (${why})`;
+  const verb = job.verb === 'start' ? 'starts' : 'restarts';
+  const pod = job.forPod
+    ? '; every running container of the pod restarts or stops, and podman would stop the pod with the last one (--exit-policy=stop)'
+    : '';
+  return `${job.verb} ${job.unit} (${verb} ${job.brings.join(', ')}: ${why}${pod})`;
+}
+
+function shownOptions(options: readonly string[]): string {
+  const out = options.map((o, i) => (options[i - 1] === '--creds' ? '***' : o));
+  return out.length ? ` ${out.join(' ')}` : '';
+}
+
+/** `localhost/x:1 (policy missing; for a.service)`, credentials masked. */
+export function describeImage(image: ImagePull): string {
+  return `${image.image} (policy ${image.policy}${shownOptions(image.options)}; for ${image.units.join(', ')})`;
+}
+
 /** The plan as printed by `rick-install plan` and before an install. */
 export function formatPlan(plan: ActivationPlan): string {
   const lines: string[] = [];
-  for (const c of plan.changed)
-    lines.push(`restart ${c.service} (${c.because.join(', ')} changed)`);
-  for (const s of plan.added) lines.push(`start   ${s} (new)`);
   for (const s of plan.removed) lines.push(`stop    ${s} (removed)`);
+  for (const job of plan.jobs) lines.push(describeJob(job).replace(/^start /, 'start   '));
   for (const s of plan.unchanged) lines.push(`keep    ${s} (unchanged)`);
+  for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
   for (const f of plan.secretOnlyChanges) lines.push(`secret  ${f} (a secret value changed)`);
   if (lines.length === 0) lines.push('no services');
   return `${lines.join('\n')}\n`;

@@ -2,10 +2,12 @@
  * Activation: make a written generation live and prove it healthy, or put
  * the previous one back. Shared by install, rollback and crash recovery.
  *
- *   flip current → daemon-reload → stop removed services → restart changed
- *   and new services in one transaction → health gate
+ *   flip current → daemon-reload → stop removed units → `systemctl restart`
+ *   the plan's jobs (a pod's service for its containers, see plan.ts) →
+ *   health gate over every service they restart
  *   on failure: flip back → daemon-reload → stop what the failed generation
- *   added → restart what differs back to the previous generation → gate it
+ *   added → restart what differs back to the previous generation (the same
+ *   planner, the two generations swapped) → gate it
  *
  * With `--root` (no systemctl) activation is the flip alone.
  */
@@ -16,7 +18,7 @@ import { checkpoint } from '../fault.js';
 import { flipCurrent, type StoredGeneration } from '../generations.js';
 import type { HostPaths } from '../paths.js';
 import type { Host } from '../system.js';
-import { type ActivationPlan, planActivation } from './plan.js';
+import { type ActivationPlan, planActivation, type UnitGraphs } from './plan.js';
 
 export const JOURNAL_LINES = 20;
 
@@ -96,9 +98,10 @@ export async function healthGate(
 }
 
 /**
- * Applies a plan's service changes: stop removed, then one restart
- * transaction. Returns the error of the restart, if any: systemctl fails a
- * restart whose unit fails to start, and the health gate then names it.
+ * Applies a plan's service changes: stop removed, then restart the plan's
+ * jobs in one `systemctl restart`. Returns the error of the restart, if any:
+ * systemctl fails a restart whose unit fails to start, and the health gate
+ * then names it.
  */
 async function applyServices(host: Host, plan: ActivationPlan): Promise<unknown> {
   const systemctl = host.systemctl!;
@@ -135,7 +138,8 @@ export async function activate(
   ctx: ActivationContext,
   from: StoredGeneration | undefined,
   to: StoredGeneration,
-  plan: ActivationPlan = planActivation(from, to),
+  graphs: UnitGraphs = {},
+  plan: ActivationPlan = planActivation(from, to, graphs),
 ): Promise<ActivationOutcome> {
   const { host, paths, log } = ctx;
   await flipCurrent(paths, to.generation);
@@ -150,14 +154,15 @@ export async function activate(
     const restartError = await applyServices(host, plan);
     if (plan.removed.length) log(`stopped ${plan.removed.join(' ')}`);
     if (plan.restart.length) {
+      const brought = plan.restarted.filter((u) => !plan.restart.includes(u));
       log(
-        `restarted ${plan.restart.join(' ')}${restartError ? ` (systemctl: ${describe(restartError)})` : ''}`,
+        `restarted ${plan.restart.join(' ')}${brought.length ? ` (with ${brought.join(' ')})` : ''}${restartError ? ` (systemctl: ${describe(restartError)})` : ''}`,
       );
     }
     const next = servicesIn(to);
     failure = await healthGate(
       host,
-      plan.restart.map((s) => next.get(s)).filter((s): s is Service => s !== undefined),
+      plan.restarted.map((s) => next.get(s)).filter((s): s is Service => s !== undefined),
     );
     if (!failure && restartError) {
       failure = { service: plan.restart.join(' '), reason: describe(restartError), journal: [] };
@@ -170,7 +175,7 @@ export async function activate(
   log(`health gate failed: ${failure.reason}`);
   for (const line of failure.journal) log(`  ${line}`);
   try {
-    await restore(ctx, to, from);
+    await restore(ctx, to, from, { live: graphs.next, next: graphs.live });
     return { ok: false, plan, failure, restored: true };
   } catch (error) {
     return { ok: false, plan, failure, restored: false, restoreError: describe(error) };
@@ -180,17 +185,19 @@ export async function activate(
 /**
  * Puts `back` live again after `failed` was activated (or partly activated),
  * and checks that what it restarted is healthy. Throws when that fails.
+ * `graphs` are the generated units of `failed` (live) and `back` (next).
  */
 export async function restore(
   ctx: ActivationContext,
   failed: StoredGeneration,
   back: StoredGeneration | undefined,
+  graphs: UnitGraphs = {},
 ): Promise<void> {
   const { host, paths, log } = ctx;
   await flipCurrent(paths, back?.generation);
   log(back ? `generation ${back.generation} is live again` : 'no generation is live');
   if (!host.systemctl) return;
-  const reverse = back ? planActivation(failed, back) : undefined;
+  const reverse = back ? planActivation(failed, back, graphs) : undefined;
   const stop = reverse ? reverse.removed : [...servicesIn(failed).keys()].sort();
   await host.systemctl.daemonReload();
   await host.systemctl.stop(stop);
@@ -204,7 +211,7 @@ export async function restore(
   const previous = servicesIn(back);
   const again = await healthGate(
     host,
-    (reverse?.restart ?? [])
+    (reverse?.restarted ?? [])
       .map((s) => previous.get(s))
       .filter((s): s is Service => s !== undefined),
   );

@@ -1,0 +1,27 @@
+/**
+ * Pulls the images a plan's units need before the flip, so that a pull that
+ * fails changes nothing and the services' downtime is their restart, not
+ * their download. One log line (a journal line under the timer) per image.
+ */
+import type { Host } from '../system.js';
+import type { ImagePull } from './plan.js';
+
+/** Pulls each image in turn; throws the first IMAGE_PULL_FAILED. */
+export async function pullImages(
+  host: Host,
+  images: readonly ImagePull[],
+  log: (line: string) => void,
+): Promise<void> {
+  for (const image of images) {
+    const started = host.clock.now().getTime();
+    const outcome = await host.pullImage(image);
+    const seconds = ((host.clock.now().getTime() - started) / 1000).toFixed(1);
+    const what =
+      outcome === 'present'
+        ? 'present, not pulled'
+        : outcome === 'kept'
+          ? `kept the local copy: the registry could not be asked for a newer one`
+          : `pulled in ${seconds}s`;
+    log(`image ${image.image}: ${what} (policy ${image.policy}; for ${image.units.join(', ')})`);
+  }
+}
