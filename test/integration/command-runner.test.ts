@@ -38,4 +38,15 @@ describe('realCommandRunner', () => {
     expect(r.signal).toBe('SIGTERM');
     expect(r.startError).toBeUndefined();
   });
+
+  it('hands stderr to onStderr as it comes, and still returns all of it', async () => {
+    const seen: string[] = [];
+    const r = await realCommandRunner.run('sh', ['-c', 'echo one >&2; echo out; echo two >&2'], {
+      onStderr: (chunk) => seen.push(chunk.toString()),
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toBe('one\ntwo\n');
+    expect(seen.join('')).toBe('one\ntwo\n');
+  });
 });

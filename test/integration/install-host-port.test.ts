@@ -1,7 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { httpStatus, realHost, systemctlOn } from '../../src/host/system.js';
+import { RickError } from '../../src/errors.js';
+import { httpStatus, pullImageWith, realHost, systemctlOn } from '../../src/host/system.js';
 import type { CommandRunner, RunResult } from '../../src/io/exec.js';
 
 function recordingRunner(
@@ -9,8 +10,9 @@ function recordingRunner(
 ) {
   const calls: string[][] = [];
   const runner: CommandRunner = {
-    run: async (cmd, args) => {
+    run: async (cmd, args, options) => {
       calls.push([cmd, ...args]);
+      options?.onStderr?.(Buffer.from(`${cmd} ${args[0]} output\n`));
       return { code: 0, signal: null, stdout: '', stderr: '', ...answer(cmd, args) };
     },
   };
@@ -121,5 +123,64 @@ describe('the real host port, at the process edge', () => {
       await new Promise((r) => server.close(r));
     }
     expect(await httpStatus(`http://127.0.0.1:${port}/ok`, 2000)).toBeUndefined();
+  });
+
+  describe("image pulls as podman's pull policy", () => {
+    /** What podman 5.4.2 printed on the test host for a registry that was not there. */
+    const failedPull = {
+      code: 125,
+      stderr: [
+        'Trying to pull localhost/authentik-standin:9.9.9...',
+        'time="2026-12-02T02:21:53Z" level=warning msg="Failed, retrying in 1s ... (1/3). Error: initializing source docker://localhost/authentik-standin:9.9.9: pinging container registry localhost: Get \\"https://localhost/v2/\\": dial tcp [::1]:443: connect: connection refused"',
+        'Error: initializing source docker://localhost/authentik-standin:9.9.9: pinging container registry localhost: Get "https://localhost/v2/": dial tcp [::1]:443: connect: connection refused',
+        '',
+      ].join('\n'),
+    };
+    const need = (policy: 'always' | 'missing' | 'newer', options: string[] = []) => ({
+      image: 'localhost/authentik-standin:9.9.9',
+      policy,
+      options,
+      source: 'Image=',
+    });
+
+    it('missing: pulls only an absent image; always: pulls without asking; options before the image', async () => {
+      const present = recordingRunner();
+      expect(await pullImageWith(present.runner)(need('missing'))).toBe('present');
+      expect(present.calls).toEqual([
+        ['podman', 'image', 'exists', 'localhost/authentik-standin:9.9.9'],
+      ]);
+
+      const absent = recordingRunner((_, args) => (args[0] === 'image' ? { code: 1 } : {}));
+      const seen: string[] = [];
+      const pull = pullImageWith(absent.runner, (chunk) => seen.push(chunk.toString()));
+      expect(await pull(need('missing'))).toBe('pulled');
+      expect(await pull(need('always', ['--authfile', '/etc/auth.json']))).toBe('pulled');
+      expect(absent.calls).toEqual([
+        ['podman', 'image', 'exists', 'localhost/authentik-standin:9.9.9'],
+        ['podman', 'pull', 'localhost/authentik-standin:9.9.9'],
+        ['podman', 'pull', '--authfile', '/etc/auth.json', 'localhost/authentik-standin:9.9.9'],
+      ]);
+      // podman's own output reaches the terminal only for the pulls.
+      expect(seen).toEqual(['podman pull output\n', 'podman pull output\n']);
+    });
+
+    it("a failed pull is IMAGE_PULL_FAILED with podman's error line; newer keeps a present image", async () => {
+      const failing = recordingRunner((_, args) =>
+        args[0] === 'image' ? { code: 1 } : failedPull,
+      );
+      const error = await pullImageWith(failing.runner)(need('missing')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RickError);
+      expect((error as RickError).code).toBe('IMAGE_PULL_FAILED');
+      expect((error as RickError).message).toBe(
+        'cannot pull image localhost/authentik-standin:9.9.9: initializing source docker://localhost/authentik-standin:9.9.9: pinging container registry localhost: Get "https://localhost/v2/": dial tcp [::1]:443: connect: connection refused',
+      );
+      expect((error as RickError).hint).toContain('nothing was changed');
+
+      const newer = recordingRunner((_, args) => (args[0] === 'image' ? {} : failedPull));
+      expect(await pullImageWith(newer.runner)(need('newer'))).toBe('kept');
+      await expect(pullImageWith(newer.runner)(need('always'))).rejects.toThrow(
+        'cannot pull image localhost/authentik-standin:9.9.9',
+      );
+    });
   });
 });
