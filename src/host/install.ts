@@ -537,10 +537,12 @@ export async function installBundle(
     let graphs: UnitGraphs = {};
     const offline = !host.systemctl;
     // The live generation's units as quadlet generates them, read while the
-    // next generation is written.
-    const liveGraph = live
-      ? readGenerationGraph(generationDir(paths, live.generation), validate, offline)
-      : Promise.resolve(undefined);
+    // next generation is written. An offline tree starts nothing: its plan
+    // is only printed, and reads the live pods from the next generation.
+    const liveGraph =
+      live && !offline
+        ? readGenerationGraph(generationDir(paths, live.generation), validate, offline)
+        : Promise.resolve(undefined);
     const liveGraphSettled = liveGraph.then(
       () => undefined,
       () => undefined,
