@@ -123,7 +123,10 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.lockBusy, 'another rick-install holds the lock (the message names the holder)'],
   [ExitCode.drift, 'live files differ from their generation (`verify`)'],
   [ExitCode.feed, 'release feed unreachable or malformed'],
-  [ExitCode.imagePull, 'an image could not be pulled: nothing was changed, try again later'],
+  [
+    ExitCode.imagePull,
+    'an image the new units need could not be pulled: nothing was changed, the update timer tries again',
+  ],
 ];
 
 export function formatExitCodes(): string {
