@@ -595,7 +595,7 @@ export async function installBundle(
             if ('skipped' in checked) log(`note: ${checked.skipped}`);
             graphs = { live: liveUnits, next: graphOf(checked) };
             plan = planActivation(live, next, graphs);
-            log(formatPlan(plan).trimEnd());
+            log(formatPlan(plan, { offline }).trimEnd());
             if (offline) {
               if (plan.images.length) log('note: offline tree (--root): no images pulled');
             } else {

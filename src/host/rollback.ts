@@ -150,7 +150,7 @@ export async function rollbackTo(
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
     log(`rolled back from generation ${live} to ${target}`);
-    log(formatPlan(outcome.plan).trimEnd());
+    log(formatPlan(outcome.plan, { offline: !host.systemctl }).trimEnd());
     return { outcome: 'rolled-back', from: live, to: target };
   } finally {
     await lock.release();

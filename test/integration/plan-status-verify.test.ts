@@ -190,11 +190,15 @@ describe('rick-install status', () => {
     );
   });
 
-  it('in an offline tree (--root, no systemctl) says the services are not running', async () => {
+  it('in an offline tree (--root, no systemctl) says what would start, and that nothing runs', async () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root, offline: true });
     const b = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
-    expect((await runInstaller(host, [b.bundlePath, '--root', tree.root])).code).toBe(0);
+    const install = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(install.code).toBe(0);
+    expect(install.stdout).toContain('would start demo-pod.service (starts demo-app.service: new)');
+    expect(install.stdout).not.toMatch(/^start /m);
+    expect(install.stdout).toContain('offline tree (--root): no services started or stopped');
     const r = await runInstaller(host, ['status', '--root', tree.root]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('  demo-pod.service: not running (offline tree)');

@@ -359,8 +359,11 @@ export function describeImage(image: ImagePull): string {
   return `${image.image} (policy ${image.policy}${shownOptions(image.options)}; for ${image.units.join(', ')})`;
 }
 
-/** The plan as printed by `rick-install plan` and before an install. */
-export function formatPlan(plan: ActivationPlan): string {
+/**
+ * The plan as printed by `rick-install plan` and before an install. In an
+ * offline tree (`--root`) nothing runs, so every action reads "would".
+ */
+export function formatPlan(plan: ActivationPlan, options: { offline?: boolean } = {}): string {
   const lines: string[] = [];
   for (const s of plan.removed) lines.push(`stop    ${s} (removed)`);
   for (const job of plan.jobs) lines.push(describeJob(job).replace(/^start /, 'start   '));
@@ -368,5 +371,8 @@ export function formatPlan(plan: ActivationPlan): string {
   for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
   for (const f of plan.secretOnlyChanges) lines.push(`secret  ${f} (a secret value changed)`);
   if (lines.length === 0) lines.push('no services');
-  return `${lines.join('\n')}\n`;
+  const shown = options.offline
+    ? lines.map((l) => l.replace(/^(stop|start|restart|pull) +/, 'would $1 '))
+    : lines;
+  return `${shown.join('\n')}\n`;
 }
