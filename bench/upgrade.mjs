@@ -80,6 +80,7 @@ function run(file, argv, options = {}) {
         reject(new Error(`${[file, ...argv].join(' ')} exited ${code}\n${stdout}${stderr}`));
       } else resolvePromise({ code, stdout, stderr });
     });
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
@@ -198,15 +199,45 @@ try {
     }
     probe.stdin.end();
     await new Promise((r) => probe.on('close', r));
-    return { ...window(parse(out)), took, result };
+    const samples = parse(out);
+    const flipAt = result?.flipAt;
+    // Probes that failed before the flip: the old version answering slowly
+    // while the machine pulls (no restart has happened yet).
+    const beforeSwap =
+      flipAt === undefined ? 0 : samples.filter((x) => x.t < flipAt && !ok(x)).length;
+    const afterSwap = flipAt === undefined ? samples : samples.filter((x) => x.t >= flipAt);
+    return { ...window(samples), afterSwapMs: window(afterSwap).downMs, beforeSwap, took, result };
   }
 
-  const installCmd = async (path, env = []) => {
-    const r = await inHost(['env', ...env, 'rick-install', path], { allowFail: true });
-    if (r.code !== 0)
-      throw new Error(`rick-install ${path} exited ${r.code}\n${r.stdout}${r.stderr}`);
-    return r.stdout + r.stderr;
-  };
+  /**
+   * Runs rick-install in the host; resolves with its output and the time it
+   * said the new generation is live (the host shares this machine's clock).
+   */
+  const installCmd = (path, env = []) =>
+    new Promise((resolvePromise, reject) => {
+      const child = spawn('nsenter', [
+        '-t',
+        String(pid),
+        '-a',
+        'env',
+        ...env,
+        'rick-install',
+        path,
+      ]);
+      let out = '';
+      let flipAt;
+      const onData = (d) => {
+        out += d;
+        if (flipAt === undefined && /generation \d+ is live/.test(out)) flipAt = Date.now();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        if (code === 0) resolvePromise({ out, flipAt });
+        else reject(new Error(`rick-install ${path} exited ${code}\n${out}`));
+      });
+    });
 
   const results = [];
   let first = true;
@@ -250,6 +281,7 @@ try {
         inHost(['systemctl', 'restart', 'authentik-server.service']),
       );
       row.restart.push(restart);
+      say(`+${size} MiB restart: down ${restart.downMs} ms (${restart.failures} failed probes)`);
       for (const mode of ['prepull', 'noprepull']) {
         const next = 1 - current;
         const ref = `${IMAGE}:${tags[next]}`;
@@ -258,10 +290,11 @@ try {
         const env = mode === 'noprepull' ? [`${SKIP_PREPULL}=1`] : [];
         const m = await probed(() => installCmd(path, env));
         current = next;
-        const pulledBefore = /\bpull/i.test(m.result) && m.result.includes(ref);
+        // `image REF: pulled in 1.2s (…)`, the installer's line for a pull before the swap.
+        const pulledBefore = m.result.out.includes(`image ${ref}: pulled in `);
         row[mode].push({ ...m, pulledBefore });
         say(
-          `+${size} MiB ${mode}: down ${m.downMs} ms (${m.failures} failed probes), install took ${m.took} ms${pulledBefore ? ', the installer logged the pull' : ''}`,
+          `+${size} MiB ${mode}: down ${m.downMs} ms (${m.failures} failed probes, ${m.beforeSwap} of them before the swap), after the swap ${m.afterSwapMs} ms, install took ${m.took} ms${pulledBefore ? ', pulled before the swap' : ''}`,
         );
       }
     }
@@ -279,24 +312,32 @@ try {
     `\ndowntime of a version-bump upgrade (server and worker to a new image), probe every ${PROBE_INTERVAL_MS} ms, median of ${runs} run(s)`,
   );
   console.log(
-    'padding | image (compressed) | restart (floor) | pre-pull: down / install | no pre-pull: down / install',
+    '(down: first probe without 2xx to the first 2xx after the last one; after swap: the same from the moment the installer said the generation is live; failed before swap: probes the old version did not answer while the image was pulled)',
+  );
+  console.log(
+    'padding   | image (compressed) | restart (floor) | pre-pull: down / after swap / failed before swap / install | no pre-pull: down / install',
   );
   for (const r of results) {
     const m = (xs, k) => median(xs.map((x) => x[k]));
     console.log(
-      `${`+${r.size} MiB`.padEnd(7)} | ${`${r.compressedMiB.toFixed(0)} MiB`.padEnd(18)} | ${fmt(m(r.restart, 'downMs')).padEnd(15)} | ${`${fmt(m(r.prepull, 'downMs'))} / ${fmt(m(r.prepull, 'took'))}`.padEnd(24)} | ${fmt(m(r.noprepull, 'downMs'))} / ${fmt(m(r.noprepull, 'took'))}`,
+      `${`+${r.size} MiB`.padEnd(9)} | ${`${r.compressedMiB.toFixed(0)} MiB`.padEnd(18)} | ${fmt(m(r.restart, 'downMs')).padEnd(15)} | ${`${fmt(m(r.prepull, 'downMs'))} / ${fmt(m(r.prepull, 'afterSwapMs'))} / ${m(r.prepull, 'beforeSwap')} / ${fmt(m(r.prepull, 'took'))}`.padEnd(56)} | ${fmt(m(r.noprepull, 'downMs'))} / ${fmt(m(r.noprepull, 'took'))}`,
     );
   }
-  const worst = Math.max(
-    ...results.map(
-      (r) => median(r.prepull.map((x) => x.downMs)) - median(r.restart.map((x) => x.downMs)),
-    ),
-  );
+  const over = (key) =>
+    Math.max(
+      ...results.map(
+        (r) => median(r.prepull.map((x) => x[key])) - median(r.restart.map((x) => x.downMs)),
+      ),
+    );
+  const [worst, worstAfter] = [over('downMs'), over('afterSwapMs')];
   console.log(
-    `goal: pre-pull downtime <= restart floor + 2 s at every size: ${worst <= 2000 ? 'met' : 'NOT met'} (worst: floor + ${fmt(worst)})`,
+    `goal: pre-pull downtime <= restart floor + 2 s at every size: ${worst <= 2000 ? 'met' : 'NOT met'} (worst: floor + ${fmt(worst)}; counted from the swap: ${worstAfter <= 2000 ? 'met' : 'NOT met'}, floor + ${fmt(worstAfter)})`,
   );
   if (results.some((r) => r.prepull.some((x) => !x.pulledBefore))) {
     console.log('note: in some pre-pull runs the installer named no pull of the new image');
+  }
+  if (results.some((r) => r.noprepull.some((x) => x.pulledBefore))) {
+    console.log(`note: in some runs with ${SKIP_PREPULL}=1 the installer pulled before the swap`);
   }
 } finally {
   await teardown();
