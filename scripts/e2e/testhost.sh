@@ -1,8 +1,8 @@
 #!/bin/sh
 # The end-to-end test host: a Debian 13 systemd container booted with
 # systemd-nspawn, with the infrastructure the Authentik deployment expects
-# (native PostgreSQL and Valkey on Unix sockets only, client groups) and a
-# local stand-in for the Authentik image.
+# (native PostgreSQL and Valkey on Unix sockets only, client groups), a
+# loopback image registry, and a stand-in for the Authentik image.
 #
 #   testhost.sh create RUN     unpack the cached root into RUN/root and configure it
 #   testhost.sh boot RUN       boot it in the background; prints its init's PID
@@ -22,6 +22,8 @@ need_root
 # build time (from the build machine) cannot match the test host's.
 PG_CLIENTS_GID=${RICK_E2E_PG_CLIENTS_GID:-4711}
 VALKEY_CLIENTS_GID=${RICK_E2E_VALKEY_CLIENTS_GID:-4712}
+# The loopback registry inside the host (test/e2e names it too).
+REGISTRY_PORT=5000
 
 # --- create ------------------------------------------------------------------
 
@@ -134,22 +136,38 @@ UNIT
   mkdir -p "$r/etc/systemd/system/valkey-server.service.wants"
   ln -sf /etc/systemd/system/valkey-socket-group.service "$r/etc/systemd/system/valkey-server.service.wants/"
 
-  say "podman: no keyring, no default sysctls, no cgroups; a Quadlet drop-in runs containers with --cgroups=disabled (test host only)"
+  say "podman: no keyring, no default sysctls, no pids limit (test host only)"
   cat >"$r/etc/containers/containers.conf" <<'CONF'
-# Test host only: inside systemd-nspawn there is no session keyring, the
-# network sysctls podman sets by default are read-only, and the cgroup
-# hierarchy has no controllers to delegate. A pod's infra container takes no
-# PodmanArgs (podman pod create has no --cgroups), so it needs the default here.
+# Test host only: inside systemd-nspawn there is no session keyring and the
+# network sysctls podman sets by default are read-only. The host's cgroup v2
+# tree has no controllers to delegate (this machine binds them to cgroup v1
+# hierarchies), so podman must not ask for a pids limit: crun would fail with
+# "controller `pids` is not available". Containers still get their own
+# cgroups, under their units in system.slice.
 [containers]
 keyring = false
 default_sysctls = []
-cgroups = "disabled"
+pids_limit = 0
 CONF
-  mkdir -p "$r/etc/containers/systemd/container.d"
-  cat >"$r/etc/containers/systemd/container.d/10-testhost.conf" <<'CONF'
-# Test host only: the nspawn container has no cgroup controllers to delegate.
-[Container]
-PodmanArgs=--cgroups=disabled
+
+  say "registry: Debian's docker-registry on 127.0.0.1:$REGISTRY_PORT only, anonymous, plain HTTP (test host only)"
+  # The packaged configuration listens on every address and asks for basic
+  # authentication against an empty htpasswd file (which the host has no
+  # bcrypt tool to fill). Keep its storage and the rest; bind it to loopback
+  # and drop the auth section.
+  regconf=$r/etc/docker/registry/config.yml
+  awk '/^auth:/ { skip = 1; next } skip && /^[^ ]/ { skip = 0 } !skip' "$regconf" >"$regconf.new"
+  sed -i "s/^\( *addr:\).*/\1 127.0.0.1:$REGISTRY_PORT/" "$regconf.new"
+  mv "$regconf.new" "$regconf"
+  grep -q "addr: 127.0.0.1:$REGISTRY_PORT\$" "$regconf" ||
+    die "could not bind the registry to loopback in $regconf"
+  ! grep -q '^auth:' "$regconf" || die "could not drop the auth section of $regconf"
+  mkdir -p "$r/etc/containers/registries.conf.d"
+  cat >"$r/etc/containers/registries.conf.d/50-rick-e2e.conf" <<CONF
+# Test host only: the loopback registry speaks plain HTTP.
+[[registry]]
+location = "localhost:$REGISTRY_PORT"
+insecure = true
 CONF
 
   say "trimming the boot: no gettys, no apt timers"
@@ -163,7 +181,7 @@ CONF
   say "stand-in image sources and the feed server into /usr/local/lib/rick-e2e"
   mkdir -p "$r/usr/local/lib/rick-e2e"
   cp "$e2e_repo/scripts/e2e/standin/ak.mjs" "$e2e_repo/scripts/e2e/standin/build-image.sh" \
-    "$e2e_repo/scripts/e2e/feed-server.mjs" \
+    "$e2e_repo/scripts/e2e/standin/publish-image.sh" "$e2e_repo/scripts/e2e/feed-server.mjs" \
     "$r/usr/local/lib/rick-e2e/"
   say "created $run"
 }
@@ -193,8 +211,11 @@ boot() {
   say "booting $run/root with systemd-nspawn (log: $run/nspawn.log)"
   # A private network keeps podman's bridge and firewall rules off this
   # machine; the host reaches everything the tests serve on its own loopback.
+  # crun sets up a container's device cgroup with a BPF program, and
+  # systemd-nspawn's own system call filter refuses bpf() to the processes
+  # of the host's services ("bpf create: Operation not permitted").
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$run/root" --register=no \
-    --keep-unit --capability=all --private-network --console=passive --quiet -b \
+    --keep-unit --capability=all --system-call-filter=bpf --private-network --console=passive --quiet -b \
     >"$run/nspawn.log" 2>&1 </dev/null &
   echo $! >"$run/nspawn.pid"
   i=0
@@ -284,9 +305,10 @@ smoke() {
   if h setpriv --reuid=65534 --regid=65534 --clear-groups valkey-cli -s /var/run/valkey/valkey.sock PING >/dev/null 2>&1; then
     die "valkey socket reachable without valkey-clients"
   fi
-  say "check: the stand-in image builds and a throwaway container runs"
-  h /bin/sh /usr/local/lib/rick-e2e/build-image.sh >&2
-  out=$(h podman run --rm --cgroups=disabled --entrypoint /bin/sh localhost/authentik-standin:e2e -c 'echo hello from $(id -un) in a container')
+  say "check: the stand-in image builds, goes through the loopback registry, and a throwaway container runs"
+  h /bin/sh /usr/local/lib/rick-e2e/publish-image.sh localhost:5000/authentik-standin:smoke >&2
+  h podman pull localhost:5000/authentik-standin:smoke >&2
+  out=$(h podman run --rm --entrypoint /bin/sh localhost:5000/authentik-standin:smoke -c 'echo hello from $(id -un) in a container')
   say "container said: $out"
   [ "${out%% *}" = hello ] || die "the throwaway container did not run"
   say "smoke check passed"

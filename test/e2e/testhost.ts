@@ -70,6 +70,9 @@ export function run(file: string, args: string[], options: RunOptions = {}): Pro
         );
       } else resolvePromise(result);
     });
+    // A program that exits without reading its input closes the pipe under
+    // us (EPIPE); its exit code says how it went.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }

@@ -1,15 +1,25 @@
 #!/bin/sh
 # Runs inside the end-to-end test host: builds the stand-in for the Authentik
 # image from the host's own binaries (a shell, node, psql, valkey-cli and the
-# libraries they load) and imports it as localhost/authentik-standin:e2e.
-# Nothing is pulled. Idempotent.
+# libraries they load) and imports it as IMAGE (default
+# localhost/authentik-standin:e2e). Nothing is pulled. Idempotent.
+#
+#   build-image.sh [IMAGE [PAD_MB]]
+#
+# The image carries its own name in /etc/authentik-standin-image, so images
+# built under different names are different images (different layer
+# digests): pulling one is a real download even when the other is present.
+# PAD_MB adds a file of that many MiB of random bytes, which no compression
+# shrinks, so that benchmarks can make the image as large as they need.
 set -eu
 image=${1:-localhost/authentik-standin:e2e}
+pad_mb=${2:-0}
+case "$pad_mb" in '' | *[!0-9]*) echo "build-image: PAD_MB must be a number of MiB, got '$pad_mb'" >&2; exit 2 ;; esac
 if podman image exists "$image"; then
   echo "build-image: $image exists"
   exit 0
 fi
-dir=$(mktemp -d)
+dir=$(mktemp -d /var/tmp/standin.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 
 # Debian 13 merges /usr: keep the same shape in the image.
@@ -52,6 +62,11 @@ for tool in cat id ls sleep env; do add "/usr/bin/$tool" "/usr/bin/$tool"; done
 install -m 0755 "$(dirname "$0")/ak.mjs" "$dir/usr/local/bin/ak"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$dir/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+printf '%s\n' "$image" >"$dir/etc/authentik-standin-image"
+if [ "$pad_mb" -gt 0 ]; then
+  mkdir -p "$dir/usr/share/authentik-standin"
+  head -c "${pad_mb}M" /dev/urandom >"$dir/usr/share/authentik-standin/padding"
+fi
 
 echo "build-image: importing $(du -sh "$dir" | cut -f1) as $image"
 tar --numeric-owner -C "$dir" -cf - . | podman import \

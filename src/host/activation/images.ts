@@ -6,12 +6,23 @@
 import type { Host } from '../system.js';
 import type { ImagePull } from './plan.js';
 
+/**
+ * For benchmarks only (bench/upgrade.mjs): set to 1, no image is pulled
+ * before the swap, so that the containers' start downloads them, as before
+ * images were pulled first. Never set on a host.
+ */
+export const SKIP_PULLS_FOR_BENCHMARK = 'RICK_BENCH_SKIP_PREPULL';
+
 /** Pulls each image in turn; throws the first IMAGE_PULL_FAILED. */
 export async function pullImages(
   host: Host,
   images: readonly ImagePull[],
   log: (line: string) => void,
 ): Promise<void> {
+  if (process.env[SKIP_PULLS_FOR_BENCHMARK] === '1' && images.length) {
+    log(`images not pulled before the swap (${SKIP_PULLS_FOR_BENCHMARK}=1, for benchmarks only)`);
+    return;
+  }
   for (const image of images) {
     const started = host.clock.now().getTime();
     const outcome = await host.pullImage(image);
