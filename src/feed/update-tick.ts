@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
+import type { Expectation } from '../host/intake/identity.js';
 import { hostPaths } from '../host/paths.js';
 import type { Host } from '../host/system.js';
 import {
@@ -40,12 +41,17 @@ export interface UpdateOptions {
   root?: string;
 }
 
-/** What `update` needs from the installer: install one downloaded, not yet verified bundle. */
+/**
+ * What `update` needs from the installer: install one downloaded, not yet
+ * verified bundle, which must be exactly the bundle and version chosen, in
+ * the feed's channel and range (judged again on its verified manifest).
+ */
 export type InstallDownloaded = (request: {
   bundle: string;
   bundlePath: string;
   signaturePath: string;
   root: string;
+  expect: Expectation;
 }) => Promise<void>;
 
 export interface UpdateDeps {
@@ -314,7 +320,18 @@ async function downloadAndInstall(
     const signaturePath = join(dir, signature.name);
     await writeFile(bundlePath, tgz.body, { mode: 0o600 });
     await writeFile(signaturePath, sig.body, { mode: 0o600 });
-    await deps.install({ bundle, bundlePath, signaturePath, root });
+    await deps.install({
+      bundle,
+      bundlePath,
+      signaturePath,
+      root,
+      expect: {
+        bundle,
+        version: candidate.version,
+        source: `release ${candidate.tag} of ${config.feed}`,
+        policy: { channel: config.channel, range: config.range },
+      },
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -365,6 +382,7 @@ export async function installThroughPipeline(
     {
       bundlePath: request.bundlePath,
       signaturePath: request.signaturePath,
+      expect: request.expect,
       ...(request.root === '/' ? {} : { root: request.root }),
     },
     { host, log, validateUnits },

@@ -53,6 +53,7 @@ import {
   writeGeneration,
 } from './generations.js';
 import { checkRequiredAccounts, type FactValues, resolveFacts } from './intake/facts.js';
+import { checkIdentity, type Expectation, expectationFor } from './intake/identity.js';
 import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
@@ -79,6 +80,11 @@ export interface InstallerDeps {
 
 export interface InstallOptions {
   bundlePath: string;
+  /**
+   * The bundle and version the file must hold (`update`, `--expect`);
+   * default: what the file name `<name>-<version>.tgz` says.
+   */
+  expect?: Expectation;
   /** Default `<bundlePath>.sig`. */
   signaturePath?: string;
   /** Default /etc/rick/keys (under --root). */
@@ -318,14 +324,27 @@ async function applyFragments(
   }
 }
 
-/** Signature, then archive and manifest: read-only, so it may run before the lock. */
-export function readBundleFor(options: InstallOptions, paths: HostPaths): Promise<VerifiedBundle> {
-  return readVerifiedBundle({
+/**
+ * Signature, then archive and manifest, then identity: the verified
+ * manifest must be the bundle and version asked for. Read-only, so it runs
+ * before the lock.
+ */
+export async function readBundleFor(
+  options: InstallOptions,
+  paths: HostPaths,
+): Promise<VerifiedBundle> {
+  const fileName = basename(options.bundlePath);
+  // Known before anything is read: a file that says nothing is refused at once.
+  const expectation = options.expect ?? expectationFor(fileName, undefined);
+  const verified = await readVerifiedBundle({
     bundlePath: options.bundlePath,
     signaturePath: options.signaturePath,
     keyringPath: options.keyringPath ?? paths.keysDir,
     requireKeyOwner: requiredOwner(),
   });
+  const { manifest } = verified.contents;
+  checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);
+  return verified;
 }
 
 export async function prepareInstall(
