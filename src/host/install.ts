@@ -332,6 +332,7 @@ async function applyFragments(
  */
 async function installerFor(
   paths: HostPaths,
+  /** The bundle and version, for the note. */
   bundle: string,
   carried: Buffer | undefined,
   live: StoredGeneration | undefined,
@@ -492,7 +493,13 @@ export async function prepareInstall(
     );
     if (f.kind === 'tmpfiles') tmpfiles.set(f.path, out);
   }
-  const nextInstaller = await installerFor(paths, manifest.name, installer, live, notes);
+  const nextInstaller = await installerFor(
+    paths,
+    `${manifest.name} ${manifest.version}`,
+    installer,
+    live,
+    notes,
+  );
   const bundle: StoredBundle = {
     name: manifest.name,
     version: manifest.version,
