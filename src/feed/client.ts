@@ -150,7 +150,11 @@ const undiciTransport = (env: NodeJS.ProcessEnv): Transport => {
       status: res.statusCode,
       headers: flatten(res.headers),
       body: res.body as AsyncIterable<Buffer>,
-      discard: () => res.body.destroy(),
+      discard: () => {
+        // undici's body reports its destruction as an error; nobody waits for it here.
+        res.body.on('error', () => {});
+        res.body.destroy();
+      },
     };
   };
 };
