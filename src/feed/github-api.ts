@@ -10,7 +10,8 @@
  * - Secondary rate limit: 403 or 429 with `retry-after` (seconds).
  * - Anything else: GitHub's own `message` from the JSON body.
  *
- * Pure and small: the update tick's front part imports it.
+ * Pure; the update tick reaches it through update-deferred.ts, off the
+ * no-op path.
  */
 import { RickError } from '../errors.js';
 

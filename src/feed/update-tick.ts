@@ -33,7 +33,6 @@ import {
 } from './cache.js';
 import { type HttpClient, isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
-import { explainRefusal, nextPageUrl } from './github-api.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
 import type { Candidate, FeedAsset } from './releases.js';
@@ -182,6 +181,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
       body = { kind: 'cached', body: cachedBody, truncated: cache.truncated === true };
       deps.log(`checked ${feed}: unchanged, deciding again because rick.conf or the state changed`);
     } else if (response.status === 200) {
+      const { nextPageUrl, explainRefusal } = await import('./update-deferred.js');
       // Newer releases come first; one in range may sit behind many out of it.
       const pages = [response.body.toString('utf8')];
       let truncated = false;
@@ -212,6 +212,8 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
       }
       body = { kind: 'fresh', pages, truncated };
     } else {
+      // Off the no-op path: explaining a refusal loads the rest of the program.
+      const { explainRefusal } = await import('./update-deferred.js');
       throw explainRefusal(response, { token: credentials !== undefined, what });
     }
     if (!config) {
@@ -359,9 +361,10 @@ async function downloadAndInstall(
     );
   }
   // Loaded here, off the no-op path.
-  const [{ mkdtemp, rm, writeFile }, { tmpdir }] = await Promise.all([
+  const [{ mkdtemp, rm, writeFile }, { tmpdir }, { explainRefusal }] = await Promise.all([
     import('node:fs/promises'),
     import('node:os'),
+    import('./update-deferred.js'),
   ]);
   const dir = await mkdtemp(join(tmpdir(), 'rick-update-'));
   try {
