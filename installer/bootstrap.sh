@@ -8,11 +8,15 @@
 # 1. checks the bundle's detached signature (BUNDLE.sig unless --signature)
 #    with gpgv against the release key, before anything is read from the bundle
 #    or written to the host;
-# 2. extracts installer/rick-install.cjs from the verified bundle;
+# 2. checks that the verified bundle is the one asked for: the bundle and
+#    version its file name states (<name>-<version>.tgz), or --expect
+#    NAME@VERSION for a file saved under another name; extracts
+#    installer/rick-install.cjs from it;
 # 3. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
 #    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
 #    /etc/systemd/system;
-# 4. runs the first install with the extracted installer (which points
+# 4. runs the first install with the extracted installer, which checks the
+#    signature and the expectation again (--expect), and points
 #    /usr/local/bin/rick-install at the live generation's installer, so the
 #    command updates and rolls back with the services), then enables the timer.
 #
@@ -26,8 +30,8 @@ set -eu
 usage() {
   cat <<'EOF'
 usage: bootstrap.sh --bundle FILE --key FILE --feed OWNER/NAME|URL --bundles "NAME..."
-                    [--signature FILE] [--channel stable|prerelease] [--range RANGE]
-                    [--root DIR] [--no-timer]
+                    [--expect NAME@VERSION] [--signature FILE]
+                    [--channel stable|prerelease] [--range RANGE] [--root DIR] [--no-timer]
 EOF
 }
 
@@ -37,6 +41,7 @@ die() {
 }
 
 bundle=""
+expect=""
 signature=""
 key=""
 feed=""
@@ -48,6 +53,7 @@ timer=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle="${2:?--bundle needs a file}"; shift 2 ;;
+    --expect) expect="${2:?--expect needs NAME@VERSION}"; shift 2 ;;
     --signature) signature="${2:?--signature needs a file}"; shift 2 ;;
     --key) key="${2:?--key needs a file}"; shift 2 ;;
     --feed) feed="${2:?--feed needs a value}"; shift 2 ;;
@@ -70,6 +76,23 @@ done
 [ -f "$signature" ] || die "no signature: $signature (pass --signature FILE)"
 [ -f "$key" ] || die "no such key file: $key"
 case "$channel" in stable|prerelease) ;; *) die "--channel must be stable or prerelease" ;; esac
+# What the bundle must hold: --expect, else what its file name states. A bundle
+# name has no dots and a version starts with MAJOR., so the name ends at the
+# last dash before the first dot (the installer checks the exact forms).
+if [ -z "$expect" ]; then
+  file=$(basename "$bundle")
+  stem=${file%.tgz}
+  before_dot=${stem%%.*}
+  name=${before_dot%-*}
+  if [ "$stem" = "$file" ] || [ "$before_dot" = "$stem" ] || [ "$name" = "$before_dot" ] || [ -z "$name" ]; then
+    die "$file does not say which bundle and version it holds (not <name>-<version>.tgz): pass --expect NAME@VERSION"
+  fi
+  expect="$name@${stem#"$name"-}"
+fi
+case "$expect" in
+  [a-z0-9]*@[0-9]*.*) ;;
+  *) die "--expect must be NAME@VERSION, such as authentik@1.2.0, not $expect" ;;
+esac
 # rick.conf is KEY=value; a value must stay on one line and not smuggle a quote.
 for value in "$feed" "$bundles" "$range"; do
   case "$value" in *'
@@ -115,7 +138,19 @@ if ! gpgv --keyring "$work/keyring.gpg" "$signature" "$bundle" 2>"$work/gpgv.log
 fi
 echo "bootstrap: signature of $(basename "$bundle") verified"
 
-# 2. The installer, from the verified bundle.
+# 2. The bundle asked for, and its installer.
+tar -xzf "$bundle" -C "$work" manifest.json 2>"$work/tar.log" ||
+  { cat "$work/tar.log" >&2; die "$bundle carries no manifest.json"; }
+if [ ! -f "$work/manifest.json" ] || [ -L "$work/manifest.json" ]; then
+  die "manifest.json is not a regular file"
+fi
+found=$(node -e '
+  const m = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
+  process.stdout.write(m.name + "@" + m.version);
+' "$work/manifest.json") || die "cannot read the manifest of $bundle"
+if [ "$found" != "$expect" ]; then
+  die "$(basename "$bundle") holds $found (its signed manifest), not $expect: nothing was installed"
+fi
 tar -xzf "$bundle" -C "$work" installer/rick-install.cjs 2>"$work/tar.log" ||
   { cat "$work/tar.log" >&2; die "$bundle carries no installer/rick-install.cjs"; }
 installer="$work/installer/rick-install.cjs"
@@ -226,9 +261,9 @@ UNIT
 
 # 4. The first install, with the installer from the verified bundle.
 if [ -n "$root" ]; then
-  node "$installer" install "$bundle" --signature "$signature" --root "$root"
+  node "$installer" install "$bundle" --signature "$signature" --expect "$expect" --root "$root"
 else
-  node "$installer" install "$bundle" --signature "$signature"
+  node "$installer" install "$bundle" --signature "$signature" --expect "$expect"
 fi
 
 if [ "$timer" -eq 1 ]; then

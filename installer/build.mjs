@@ -34,7 +34,13 @@
 // map; brotli output depends on the input alone), so two builds of the same sources give the same
 // bytes and the bundles that carry it stay reproducible.
 //
-// Usage: node installer/build.mjs [--outfile PATH]
+// The installer's version is written into its second line,
+// `// rick-install version X.Y.Z`, where a host reads it without running the
+// file: a host never links an installer older than the one it has
+// (src/host/installer-version.ts). It is --version, else $RICK_VERSION (the
+// release build sets it to the release's version), else package.json's.
+//
+// Usage: node installer/build.mjs [--outfile PATH] [--version X.Y.Z]
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -44,6 +50,16 @@ import { build } from 'esbuild';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
+const versionIndex = args.indexOf('--version');
+const version =
+  (versionIndex >= 0 ? args[versionIndex + 1] : undefined) ||
+  process.env.RICK_VERSION ||
+  JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')).version;
+// Roughly the manifest's rule for versions (semver, no build metadata), without
+// loading semver here; the host reads a version it cannot parse as none.
+if (!/^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$/.test(version)) {
+  throw new Error(`installer version ${JSON.stringify(version)} is not a semantic version`);
+}
 const outIndex = args.indexOf('--outfile');
 const outfile =
   outIndex >= 0 && args[outIndex + 1]
@@ -253,6 +269,7 @@ const front = await build({
   banner: {
     js: [
       '#!/usr/bin/env node',
+      `// rick-install version ${version}`,
       "const __rickSelfUrl = require('node:url').pathToFileURL(__filename).href;",
     ].join('\n'),
   },

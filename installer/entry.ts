@@ -210,7 +210,14 @@ function timerArgs(args: readonly string[]): { root?: string; debug: boolean } |
  * takes the early result only for exactly the request it makes itself.
  */
 function installRequest(args: readonly string[]): VerifyRequest | undefined {
-  const withValue = new Set(['--signature', '--keyring', '--secrets', '--keep', '--root']);
+  const withValue = new Set([
+    '--expect',
+    '--signature',
+    '--keyring',
+    '--secrets',
+    '--keep',
+    '--root',
+  ]);
   const flags = new Set(['--allow-downgrade', '--debug']);
   const values = new Map<string, string>();
   const positional: string[] = [];

@@ -30,10 +30,11 @@ done
 # A tag v1.2.3 names version 1.2.3.
 version="${version#v}"
 
-# From the sources at hand, so the bundles carry the installer of this commit
-# (--no-build: dist/ is already built from them, as in the tests).
+# From the sources at hand, so the bundles carry the installer of this commit,
+# stamped with the release's version (a host never links an older installer
+# than the one it has; --no-build: dist/ is already built, as in the tests).
 if [ "$build" -eq 1 ]; then
-  npm run --silent build
+  RICK_VERSION="$version" npm run --silent build
 fi
 [ -f dist/cli/rick-bundle.js ] || { echo "release: dist/ is not built (npm run build)" >&2; exit 2; }
 [ -f dist/installer/rick-install.cjs ] || { echo "release: dist/installer/rick-install.cjs is not built" >&2; exit 2; }

@@ -37,6 +37,8 @@ const codes = {
   // Host side: the bundle itself is malformed or hostile.
   BUNDLE_INVALID: ExitCode.invalidBundle,
   MANIFEST_INVALID: ExitCode.invalidBundle,
+  // A valid, signed bundle, but not the bundle or version that was asked for.
+  BUNDLE_MISMATCH: ExitCode.invalidBundle,
   // Trust.
   SIGNATURE_INVALID: ExitCode.untrustedSignature,
   SIGNATURE_MISSING: ExitCode.untrustedSignature,
@@ -107,7 +109,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [
     ExitCode.invalidBundle,
-    'invalid bundle, bundle definition or template; units rejected by quadlet',
+    'invalid bundle, bundle definition or template; units rejected by quadlet; not the bundle or version asked for',
   ],
   [
     ExitCode.untrustedSignature,

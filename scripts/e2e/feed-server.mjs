@@ -1,15 +1,20 @@
 #!/usr/bin/env node
-// A GitHub-shaped release feed for the end-to-end test host, on loopback.
+// A GitHub-shaped release feed for the end-to-end test host, on loopback,
+// shaped as test/helpers/feed-server.ts is (on recorded api.github.com
+// exchanges, /work/shared/feed-real/github-recorded.json).
 //
 //   node feed-server.mjs DIR HOST:PORT OWNER/NAME
 //
 // Every directory DIR/<tag>/ is a published release; its files are the
-// release's assets. GET /repos/OWNER/NAME/releases answers the releases API
-// shape (newest first, with a strong ETag and 304 on If-None-Match); each
-// asset is served at its API URL (Accept: application/octet-stream) and at a
-// browser download URL, as GitHub does. A release is published by renaming a
-// complete directory into DIR, so a request never sees half of one. Every
-// request is logged (the journal of the unit running this server).
+// release's assets (state "uploaded"). GET /repos/OWNER/NAME/releases
+// answers the releases API shape, newest first, `per_page` (default 30, at
+// most 100) and `page` with a Link header, a strong ETag and 304 on
+// If-None-Match, and the x-ratelimit-* headers. Each asset's API URL
+// (Accept: application/octet-stream) and its browser download URL answer
+// 302 to storage on another origin, HOST:PORT+1, as GitHub's do. A release
+// is published by renaming a complete directory into DIR, so a request
+// never sees half of one. Every request is logged (the journal of the unit
+// running this server).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
@@ -23,6 +28,10 @@ if (!dir || !listen || !repo) {
 }
 const [host, port] = listen.split(/:(?=\d+$)/);
 const base = `http://${listen}`;
+// Downloads are redirected to storage on another origin, as on GitHub.
+const storagePort = Number(port) + 1;
+const storage = `http://${host}:${storagePort}`;
+const reset = Math.floor(Date.now() / 1000) + 3600;
 const safe = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 function compareTags(a, b) {
@@ -43,6 +52,7 @@ function compareTags(a, b) {
   return 0;
 }
 
+/** Every release, newest first, with a stable id for each asset (its tag and name). */
 async function releases() {
   const tags = (await readdir(dir, { withFileTypes: true }))
     .filter((e) => e.isDirectory() && safe.test(e.name))
@@ -56,12 +66,16 @@ async function releases() {
     for (const name of (await readdir(join(dir, tag))).sort()) {
       if (!safe.test(name)) continue;
       const s = await stat(join(dir, tag, name));
+      const assetId = `${tag}~${name}`;
       assets.push({
+        url: `${base}/repos/${repo}/releases/assets/${encodeURIComponent(assetId)}`,
         id: ++id,
         name,
-        size: s.size,
+        label: '',
         content_type: 'application/octet-stream',
-        url: `${base}/repos/${repo}/releases/assets/${tag}/${name}`,
+        state: 'uploaded',
+        size: s.size,
+        download_count: 0,
         browser_download_url: `${base}/${repo}/releases/download/${tag}/${name}`,
       });
     }
@@ -75,11 +89,15 @@ async function releases() {
       assets,
     });
   }
-  return `${JSON.stringify(list, null, 2)}\n`;
+  return list;
+}
+
+function storageUrl(tag, name) {
+  return `${storage}/objects/${tag}/${name}?X-Amz-Algorithm=AWS4-HMAC-SHA256`;
 }
 
 function sendAsset(res, tag, name) {
-  if (!safe.test(tag) || !safe.test(name)) return res.writeHead(404).end();
+  if (!safe.test(tag ?? '') || !safe.test(name ?? '')) return res.writeHead(404).end();
   const file = join(dir, tag, name);
   stat(file).then(
     (s) => {
@@ -90,6 +108,15 @@ function sendAsset(res, tag, name) {
   );
 }
 
+let used = 0;
+const rateHeaders = () => ({
+  'x-ratelimit-limit': '60',
+  'x-ratelimit-remaining': String(Math.max(60 - used, 0)),
+  'x-ratelimit-reset': String(reset),
+  'x-ratelimit-used': String(used),
+  'x-ratelimit-resource': 'core',
+});
+
 const server = createServer(async (req, res) => {
   res.on('finish', () => {
     process.stdout.write(`${req.method} ${req.url} -> ${res.statusCode}\n`);
@@ -98,22 +125,51 @@ const server = createServer(async (req, res) => {
   const parts = url.pathname.split('/').filter(Boolean);
   try {
     if (url.pathname === `/repos/${repo}/releases`) {
-      const body = await releases();
-      const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
-      if (req.headers['if-none-match'] === etag) return res.writeHead(304, { etag }).end();
+      // Nothing is refused here: the tests do not exhaust 60 an hour.
+      used++;
+      const all = await releases();
+      const perPage = Math.min(
+        Math.max(Number(url.searchParams.get('per_page') ?? 30) || 30, 1),
+        100,
+      );
+      const page = Math.max(Number(url.searchParams.get('page') ?? 1) || 1, 1);
+      const pages = Math.max(Math.ceil(all.length / perPage), 1);
+      const body = `${JSON.stringify(all.slice((page - 1) * perPage, page * perPage), null, 2)}\n`;
+      const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
+      const link = (p) => `<${base}/repos/${repo}/releases?per_page=${perPage}&page=${p}>`;
+      const links = [];
+      if (page > 1) links.push(`${link(page - 1)}; rel="prev"`);
+      if (page < pages) links.push(`${link(page + 1)}; rel="next"`, `${link(pages)}; rel="last"`);
+      if (page > 1) links.push(`${link(1)}; rel="first"`);
+      const headers = {
+        etag,
+        'cache-control': 'private, max-age=60, s-maxage=60',
+        ...rateHeaders(),
+        ...(links.length ? { link: links.join(', ') } : {}),
+      };
+      if (req.headers['if-none-match'] === etag) return res.writeHead(304, headers).end();
       return res
-        .writeHead(200, { 'content-type': 'application/json; charset=utf-8', etag })
+        .writeHead(200, { 'content-type': 'application/json; charset=utf-8', ...headers })
         .end(body);
     }
     const apiAsset = `/repos/${repo}/releases/assets/`;
-    if (url.pathname.startsWith(apiAsset) && parts.length === 7) {
-      return sendAsset(res, parts[5], parts[6]);
+    if (url.pathname.startsWith(apiAsset) && parts.length === 6) {
+      used++;
+      const [tag, name] = decodeURIComponent(parts[5]).split('~');
+      return res
+        .writeHead(302, {
+          location: storageUrl(tag, name),
+          'content-length': '0',
+          ...rateHeaders(),
+        })
+        .end();
     }
     const download = `/${repo}/releases/download/`;
     if (url.pathname.startsWith(download) && parts.length === 6) {
-      return sendAsset(res, parts[4], parts[5]);
+      return res.writeHead(302, { location: storageUrl(parts[4], parts[5]) }).end();
     }
-    res.writeHead(404).end();
+    res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
+    res.end('{"message":"Not Found"}');
   } catch (error) {
     process.stdout.write(`error: ${error}\n`);
     res.writeHead(500).end();
@@ -121,4 +177,16 @@ const server = createServer(async (req, res) => {
 });
 server.listen(Number(port), host, () => {
   process.stdout.write(`feed for ${repo} from ${dir} on ${base}\n`);
+});
+
+const objects = createServer((req, res) => {
+  res.on('finish', () => {
+    process.stdout.write(`storage: ${req.method} ${req.url} -> ${res.statusCode}\n`);
+  });
+  const parts = new URL(req.url ?? '/', storage).pathname.split('/').filter(Boolean);
+  if (parts[0] === 'objects' && parts.length === 3) return sendAsset(res, parts[1], parts[2]);
+  res.writeHead(404).end();
+});
+objects.listen(storagePort, host, () => {
+  process.stdout.write(`storage for ${repo} on ${storage}\n`);
 });

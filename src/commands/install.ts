@@ -3,10 +3,11 @@
  * the options every rick-install command shares: parses arguments and calls
  * src/host/install.ts, where the work is done.
  */
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { formatExitCodes, RickError } from '../errors.js';
 import { type InstallerDeps, installBundle, type Log } from '../host/install.js';
+import { expectationFor, type Identity, parseExpectArgument } from '../host/intake/identity.js';
 
 // ---------------------------------------------------------------------------
 // Command
@@ -22,11 +23,25 @@ export function rootOf(value: string | undefined): string | undefined {
   return value === undefined ? undefined : resolve(value);
 }
 
+/** `--expect NAME@VERSION`: which bundle and version the file must hold (default: its name says). */
+export function expectOption(): Option {
+  return new Option(
+    '--expect <name@version>',
+    'the bundle and version the file must hold (default: what its name <name>-<version>.tgz says)',
+  ).argParser(parseExpectArgument);
+}
+
+/** The expectation of a command line: --expect, else the file name. */
+export function expectationOf(bundle: string, expect: unknown) {
+  return expectationFor(basename(bundle), expect as Identity | undefined);
+}
+
 /** `rick-install install <bundle.tgz>` (also the program's default command). */
 export function installCommand(deps: InstallerDeps): Command {
   const command = new Command('install')
     .description('verify and install a signed bundle')
     .argument('<bundle>', 'the bundle tarball (<name>-<version>.tgz)')
+    .addOption(expectOption())
     .option('--signature <file>', 'detached signature (default: <bundle>.sig)')
     .option('--keyring <path>', 'trusted public key file or directory (default: /etc/rick/keys)')
     .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
@@ -48,6 +63,7 @@ export function installCommand(deps: InstallerDeps): Command {
     await installBundle(
       {
         bundlePath: resolve(bundle),
+        ...(opts.expect ? { expect: expectationOf(bundle, opts.expect) } : {}),
         signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
         keyringPath: opts.keyring ? resolve(opts.keyring as string) : undefined,
         secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,

@@ -7,12 +7,13 @@ import { Command } from 'commander';
 import { formatPlan } from '../host/activation/plan.js';
 import type { InstallerDeps } from '../host/install.js';
 import { planBundle } from '../host/plan.js';
-import { addCommonOptions, rootOf } from './install.js';
+import { addCommonOptions, expectationOf, expectOption, rootOf } from './install.js';
 
 export function planCommand(deps: InstallerDeps): Command {
   const command = new Command('plan')
     .description('show what installing a bundle would change, without changing anything')
     .argument('<bundle>', 'the bundle tarball')
+    .addOption(expectOption())
     .option('--signature <file>', 'detached signature (default: <bundle>.sig)')
     .option('--keyring <path>', 'trusted public key file or directory (default: /etc/rick/keys)')
     .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
@@ -24,6 +25,7 @@ export function planCommand(deps: InstallerDeps): Command {
     const result = await planBundle(
       {
         bundlePath: resolve(bundle),
+        ...(opts.expect ? { expect: expectationOf(bundle, opts.expect) } : {}),
         signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
         keyringPath: opts.keyring ? resolve(opts.keyring as string) : undefined,
         secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,

@@ -1,9 +1,11 @@
 /**
  * /var/lib/rick/feed-cache.json: the ETag of the last releases list rick
- * acted on, and the inputs the decision depended on (rick.conf and
- * state.json, kept verbatim: comparing them needs no hashing, and they are
- * small). The list itself is kept beside it in feed-releases.json, read only
- * when it has to be decided on again. When the feed answers 304 and the inputs still match, the
+ * acted on (of its first page: a new release is always listed first, so its
+ * ETag changes with every release), and the inputs the decision depended on
+ * (rick.conf and state.json, kept verbatim: comparing them needs no hashing,
+ * and they are small). The list itself, every page read, is kept beside it in
+ * feed-releases.json (only the fields rick reads), read only when it has to
+ * be decided on again. When the feed answers 304 and the inputs still match, the
  * decision is the same as last time and the tick ends without reading
  * anything else or writing anything. When the inputs changed (a new range,
  * a rollback, a quarantine) the cached list is decided on again.
@@ -31,8 +33,10 @@ export interface FeedCache {
   metricsFile: string | null;
   feedTimeoutSec: number;
   installed: Record<string, string>;
-  /** sha256 of feed-releases.json, the releases list as received. */
+  /** sha256 of feed-releases.json, the releases list as decided on. */
   bodySha256: string;
+  /** The list stopped at FEED_MAX_PAGES: older releases were not read. */
+  truncated?: boolean;
 }
 
 export function feedCachePath(stateDir: string): string {
@@ -85,6 +89,7 @@ export function readFeedCache(file: string): FeedCache | undefined {
     (c.metricsFile === null || typeof c.metricsFile === 'string') &&
     typeof c.feedTimeoutSec === 'number' &&
     typeof c.bodySha256 === 'string' &&
+    (c.truncated === undefined || typeof c.truncated === 'boolean') &&
     typeof installed === 'object' &&
     installed !== null &&
     Object.values(installed).every((v) => typeof v === 'string');

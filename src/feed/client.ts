@@ -1,8 +1,18 @@
 /**
  * The HTTP edge of `rick-install update`: GETs with a byte cap and an overall
  * deadline (a server that trickles bytes is cut off at the deadline, not per
- * read), redirects followed by hand so that credentials never leave the
- * feed's origin, and the usual proxy variables honoured.
+ * read), redirects followed by hand, and the usual proxy variables honoured.
+ *
+ * What crosses the edge is held to a few rules:
+ * - credentials go to one origin only (the feed's), and never again once a
+ *   redirect has left it;
+ * - once on https, never back to plain http (loopback aside: tests and
+ *   local mirrors), and what an https feed names is fetched over https;
+ * - a body that ends short (a connection closed early, fewer bytes than the
+ *   feed announced, the deadline) is a download error, never a file handed
+ *   on to the signature check;
+ * - an error answer's body is read (bounded) so that the caller can explain
+ *   it, whatever the cap on the expected body.
  *
  * Without proxy variables the request goes through node:http(s), which costs
  * nothing at startup, so that the timer's no-op tick stays cheap; when
@@ -14,18 +24,28 @@ import { RickError } from '../errors.js';
 
 export interface HttpGetOptions {
   headers: Record<string, string>;
-  /** The body may not exceed this many bytes (Content-Length or counted). */
+  /**
+   * An Authorization header value, sent only to requests on `origin`, and
+   * not at all after a redirect has left that origin.
+   */
+  credentials?: { authorization: string; origin: string };
+  /** A successful body may not exceed this many bytes (Content-Length or counted). */
   maxBytes: number;
+  /** A successful body must have exactly this many bytes (what the feed announced). */
+  expectBytes?: number;
   /** Milliseconds for the whole exchange, redirects and body included. */
   timeoutMs: number;
   /** What is being fetched, for messages ("releases list", "authentik-1.2.0.tgz"). */
   what: string;
+  /** Refuse plain http from the start (loopback aside): set for what an https feed names. */
+  tls?: boolean;
 }
 
 export interface HttpResponse {
   status: number;
   /** Header names in lower case. */
   headers: Record<string, string | undefined>;
+  /** The body; for an answer other than 2xx, at most ERROR_BODY_BYTES of it. */
   body: Buffer;
 }
 
@@ -35,6 +55,17 @@ export interface HttpClient {
 }
 
 const MAX_REDIRECTS = 5;
+/** How much of an error answer is read: enough for GitHub's JSON message. */
+export const ERROR_BODY_BYTES = 64 * 1024;
+
+/** Loopback hosts, where plain http carries nothing off the machine. */
+export function isLoopback(url: URL): boolean {
+  return (
+    url.hostname === 'localhost' ||
+    url.hostname === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname)
+  );
+}
 
 interface Hop {
   status: number;
@@ -119,7 +150,11 @@ const undiciTransport = (env: NodeJS.ProcessEnv): Transport => {
       status: res.statusCode,
       headers: flatten(res.headers),
       body: res.body as AsyncIterable<Buffer>,
-      discard: () => res.body.destroy(),
+      discard: () => {
+        // undici's body reports its destruction as an error; nobody waits for it here.
+        res.body.on('error', () => {});
+        res.body.destroy();
+      },
     };
   };
 };
@@ -153,16 +188,31 @@ export function createHttpClient(env: NodeJS.ProcessEnv = process.env): HttpClie
           hint: 'nothing was changed; the next timer tick tries again',
           cause,
         });
+      const cutOff = () =>
+        fail(`no complete answer within ${options.timeoutMs / 1000} s; download cut off`);
+      // What the body being read promised, to tell a connection closed early.
+      let reading: { received: number; declared: number | undefined } | undefined;
       try {
-        const origin = new URL(startUrl).origin;
         let url = new URL(startUrl);
+        let secure = options.tls === true;
+        let leftOrigin = false;
         for (let hop = 0; ; hop++) {
           if (url.protocol !== 'https:' && url.protocol !== 'http:') {
             throw fail(`refusing to fetch ${url.protocol} URL ${url.href}`);
           }
-          // Credentials are for the feed's origin only, never for a redirect target.
+          if (url.protocol === 'https:') secure = true;
+          else if (secure && !isLoopback(url)) {
+            throw fail(
+              hop === 0
+                ? `refusing plain http for ${url.href}: the feed is served over https`
+                : `refusing to leave https for plain http: ${url.href}`,
+            );
+          }
+          // Credentials are for one origin only, and never for wherever a redirect leads.
           const headers = { ...options.headers };
-          if (url.origin !== origin) delete headers.authorization;
+          const credentials = options.credentials;
+          if (credentials && url.origin !== credentials.origin) leftOrigin = true;
+          if (credentials && !leftOrigin) headers.authorization = credentials.authorization;
           const res = await transport(url, headers, onAbort);
           if (res.status >= 300 && res.status < 400 && res.status !== 304) {
             res.discard();
@@ -172,33 +222,55 @@ export function createHttpClient(env: NodeJS.ProcessEnv = process.env): HttpClie
             url = new URL(location, url);
             continue;
           }
+          const ok = res.status >= 200 && res.status < 300;
           const declared = Number(res.headers['content-length']);
-          if (Number.isFinite(declared) && declared > options.maxBytes) {
+          const announced = Number.isFinite(declared) ? declared : undefined;
+          if (ok && announced !== undefined && announced > options.maxBytes) {
             res.discard();
             throw fail(
-              `server announces ${declared} bytes, more than the cap of ${options.maxBytes}`,
+              `server announces ${announced} bytes, more than the cap of ${options.maxBytes}`,
             );
           }
           const chunks: Buffer[] = [];
           let total = 0;
+          reading = { received: 0, declared: announced };
           for await (const chunk of res.body) {
             total += chunk.length;
-            if (total > options.maxBytes) {
+            reading.received = total;
+            if (!ok && total > ERROR_BODY_BYTES) {
+              // Enough to explain the error; the rest is not needed.
+              res.discard();
+              break;
+            }
+            if (ok && total > options.maxBytes) {
               res.discard();
               throw fail(`more than the cap of ${options.maxBytes} bytes; download cut off`);
             }
             chunks.push(chunk);
           }
+          reading = undefined;
+          // A transport that ends the body quietly when cut off must not pass a short file on.
+          if (timedOut) throw cutOff();
+          if (ok && announced !== undefined && total < announced) {
+            throw fail(`connection closed after ${total} of ${announced} bytes; download cut off`);
+          }
+          if (ok && options.expectBytes !== undefined && total !== options.expectBytes) {
+            throw fail(
+              `received ${total} bytes, not the ${options.expectBytes} the feed announced; download cut off`,
+            );
+          }
           return { status: res.status, headers: res.headers, body: Buffer.concat(chunks) };
         }
       } catch (error) {
-        if (timedOut) {
+        if (timedOut) throw cutOff();
+        if (error instanceof RickError) throw error;
+        if (reading !== undefined) {
+          const { received, declared } = reading;
           throw fail(
-            `no complete answer within ${options.timeoutMs / 1000} s; download cut off`,
+            `connection closed after ${received}${declared === undefined ? '' : ` of ${declared}`} bytes; download cut off (${describeCause(error)})`,
             error,
           );
         }
-        if (error instanceof RickError) throw error;
         throw fail(`request failed: ${describeCause(error)}`, error);
       } finally {
         clearTimeout(timer);

@@ -47,12 +47,17 @@ export interface RickConfig {
 
 const githubRepoPattern = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
 
-/** `owner/name` → the GitHub releases API URL; a URL is returned as it is. */
+/**
+ * `owner/name` → the GitHub releases API URL. Both forms ask for 100
+ * releases a page (GitHub's default is 30), unless a URL says otherwise.
+ */
 export function feedUrlFor(feed: string): string {
   if (githubRepoPattern.test(feed)) {
     return `https://api.github.com/repos/${feed}/releases?per_page=100`;
   }
-  return feed;
+  const url = new URL(feed);
+  if (!url.searchParams.has('per_page')) url.searchParams.set('per_page', '100');
+  return url.href;
 }
 
 const positiveInt = (max: number) =>

@@ -5,7 +5,10 @@
  *
  * A release holds one asset per bundle, `<name>-<version>.tgz`, and its
  * detached signature `<name>-<version>.tgz.sig`. The version comes from the
- * asset name (the signed manifest inside is checked again by the installer).
+ * asset name, which is only a claim: the installer takes the bundle only if
+ * its signed manifest is exactly that bundle and version, in the channel and
+ * range (src/host/intake/identity.ts). An asset whose upload is not complete
+ * (GitHub's `state` other than `uploaded`) is not there yet.
  */
 import semver from 'semver';
 import * as z from 'zod';
@@ -28,6 +31,8 @@ const buildReleasesSchema = () =>
           name: z.string(),
           size: z.number().int().nonnegative(),
           url: z.string().url(),
+          // GitHub always sends it; a feed of the same shape without it serves complete files.
+          state: z.string().optional(),
           browser_download_url: z.string().url().optional(),
         }),
       ),
@@ -40,6 +45,8 @@ export interface FeedAsset {
   size: number;
   /** The API URL of the asset (GET with `Accept: application/octet-stream`). */
   url: string;
+  /** GitHub's upload state; only `uploaded` (or none given) is complete. */
+  state?: string;
 }
 
 export interface FeedRelease {
@@ -85,8 +92,28 @@ export function parseReleases(body: string, source: string): FeedRelease[] {
     tag: r.tag_name,
     draft: r.draft,
     prerelease: r.prerelease,
-    assets: r.assets.map((a) => ({ name: a.name, size: a.size, url: a.url })),
+    assets: r.assets.map((a) => ({
+      name: a.name,
+      size: a.size,
+      url: a.url,
+      ...(a.state === undefined ? {} : { state: a.state }),
+    })),
   }));
+}
+
+/**
+ * The releases as rick keeps them between ticks (feed-releases.json): the
+ * fields it reads, under GitHub's names, so that parseReleases reads them back.
+ */
+export function serializeReleases(releases: readonly FeedRelease[]): string {
+  return `${JSON.stringify(
+    releases.map((r) => ({
+      tag_name: r.tag,
+      draft: r.draft,
+      prerelease: r.prerelease,
+      assets: r.assets,
+    })),
+  )}\n`;
 }
 
 /** What the host knows about one bundle (from state.json). */
@@ -110,19 +137,37 @@ export interface Candidate {
   signature: FeedAsset | undefined;
 }
 
+/** What a selection skipped or found missing on the way, one log line each (without the bundle). */
+interface SelectionLines {
+  skippedQuarantined: string[];
+  notes: string[];
+}
+
 export type Selection =
-  | { action: 'install'; candidate: Candidate; skippedQuarantined: string[] }
-  | { action: 'none'; reason: string; skippedQuarantined: string[] };
+  | ({ action: 'install'; candidate: Candidate } & SelectionLines)
+  | ({ action: 'none'; reason: string } & SelectionLines);
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+function complete(asset: FeedAsset): boolean {
+  return asset.state === undefined || asset.state === 'uploaded';
+}
+
+/** The version a tag names (`v1.2.0` or `1.2.0`), if it names one. */
+function tagVersion(tag: string): string | undefined {
+  const version = tag.startsWith('v') ? tag.slice(1) : tag;
+  return semver.valid(version) === version ? version : undefined;
+}
+
 /**
  * Picks the highest version that satisfies the range, is newer than the
  * installed one (and not below the highest ever installed), comes from a
- * published release (not a draft), is not quarantined, and is a prerelease
- * only on the prerelease channel.
+ * published release (not a draft), is not quarantined, is a prerelease
+ * only on the prerelease channel, and whose asset and signature are
+ * completely uploaded. Says on the way what it skipped, and which newer
+ * release in range carries no asset for the bundle at all.
  */
 export function selectRelease(
   releases: readonly FeedRelease[],
@@ -132,9 +177,19 @@ export function selectRelease(
 ): Selection {
   const pattern = new RegExp(`^${escapeRegExp(bundle)}-(.+)\\.tgz$`);
   const skippedQuarantined: string[] = [];
+  const notes: string[] = [];
   const allowPrerelease = policy.channel === 'prerelease';
-  const candidates: Array<Candidate & { draft: boolean; prerelease: boolean }> = [];
+  const wanted = (version: string, prerelease: boolean): boolean => {
+    if ((prerelease || semver.prerelease(version) !== null) && !allowPrerelease) return false;
+    if (!semver.satisfies(version, policy.range, { includePrerelease: allowPrerelease }))
+      return false;
+    if (status.installed !== undefined && semver.lte(version, status.installed)) return false;
+    if (status.highest !== undefined && semver.lt(version, status.highest)) return false;
+    return true;
+  };
+  const candidates: Array<Candidate & { prerelease: boolean }> = [];
   for (const release of releases) {
+    if (release.draft) continue;
     for (const asset of release.assets) {
       const version = pattern.exec(asset.name)?.[1];
       if (version === undefined || semver.valid(version) !== version) continue;
@@ -143,31 +198,54 @@ export function selectRelease(
         tag: release.tag,
         asset,
         signature: release.assets.find((a) => a.name === `${asset.name}.sig`),
-        draft: release.draft,
         prerelease: release.prerelease,
       });
     }
   }
   candidates.sort((a, b) => semver.rcompare(a.version, b.version));
-  const floor = [status.installed, status.highest].filter((v): v is string => v !== undefined);
+  let chosen: Candidate | undefined;
   for (const c of candidates) {
-    if (c.draft) continue;
-    const isPre = c.prerelease || semver.prerelease(c.version) !== null;
-    if (isPre && !allowPrerelease) continue;
-    if (!semver.satisfies(c.version, policy.range, { includePrerelease: allowPrerelease }))
-      continue;
-    if (status.installed !== undefined && semver.lte(c.version, status.installed)) break;
-    if (status.highest !== undefined && semver.lt(c.version, status.highest)) break;
+    if (!wanted(c.version, c.prerelease)) continue;
     if (status.quarantined.includes(c.version)) {
       skippedQuarantined.push(c.version);
       continue;
     }
-    const { draft: _d, prerelease: _p, ...candidate } = c;
-    return { action: 'install', candidate, skippedQuarantined };
+    const unfinished = [c.asset, c.signature].find((a) => a !== undefined && !complete(a));
+    if (unfinished) {
+      notes.push(
+        `skipping ${c.version} of release ${c.tag}: ${unfinished.name} is not completely uploaded (state ${unfinished.state})`,
+      );
+      continue;
+    }
+    const { prerelease: _p, ...candidate } = c;
+    chosen = candidate;
+    break;
   }
+  // A newer release in range that holds no asset for this bundle is worth a line:
+  // a misnamed asset would otherwise go unnoticed. The newest such release only.
+  const missing = releases
+    .filter((r) => !r.draft)
+    .map((r) => ({ release: r, version: tagVersion(r.tag) }))
+    .filter(
+      (r): r is { release: FeedRelease; version: string } =>
+        r.version !== undefined &&
+        wanted(r.version, r.release.prerelease) &&
+        !status.quarantined.includes(r.version) &&
+        (chosen === undefined || semver.gt(r.version, chosen.version)) &&
+        !r.release.assets.some((a) => pattern.exec(a.name)?.[1] === r.version),
+    )
+    .sort((a, b) => semver.rcompare(a.version, b.version))[0];
+  if (missing) {
+    const names = missing.release.assets.map((a) => a.name);
+    notes.push(
+      `release ${missing.release.tag} is in range but has no ${bundle}-${missing.version}.tgz (its assets: ${names.length ? names.join(', ') : 'none'})`,
+    );
+  }
+  if (chosen) return { action: 'install', candidate: chosen, skippedQuarantined, notes };
+  const floor = status.installed ?? status.highest;
   const reason =
-    floor.length > 0
-      ? `nothing newer than ${status.installed ?? status.highest} in range ${policy.range}`
+    floor !== undefined
+      ? `nothing newer than ${floor} in range ${policy.range}`
       : `no ${allowPrerelease ? '' : 'stable '}release in range ${policy.range}`;
-  return { action: 'none', reason, skippedQuarantined };
+  return { action: 'none', reason, skippedQuarantined, notes };
 }

@@ -11,4 +11,5 @@ export { installBundle } from '../host/install.js';
 export { bundleState, readState, writeFileAtomic } from '../host/state.js';
 export { realHost } from '../host/system.js';
 export { parseConfig, type RickConfig } from './config.js';
-export { type Candidate, parseReleases, selectRelease } from './releases.js';
+export { explainRefusal, nextPageUrl } from './github-api.js';
+export { type Candidate, parseReleases, selectRelease, serializeReleases } from './releases.js';

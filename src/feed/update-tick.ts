@@ -2,7 +2,14 @@
  * One tick of `rick-install update` (the command itself is src/commands/update.ts): follow
  * the release feed named in rick.conf and install, through the same pipeline
  * as `rick-install <bundle>`, the highest release of each followed bundle
- * that the policy allows.
+ * that the policy allows. The install must then find exactly that bundle and
+ * version, in the channel and range, in the verified manifest.
+ *
+ * The feed is read the way GitHub serves it: 100 releases a page, following
+ * `Link: rel="next"` on the feed's own origin up to FEED_MAX_PAGES; only the
+ * first page is asked conditionally (its ETag changes with every new
+ * release, which is always listed first). GITHUB_TOKEN goes to the feed's
+ * origin only. Every answer other than 2xx is explained (src/feed/github-api.ts).
  *
  * The timer runs this every few hours on every host, so the path where the
  * feed answers 304 reads three small files, sends one request and loads
@@ -13,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
+import type { Expectation } from '../host/intake/identity.js';
 import { hostPaths } from '../host/paths.js';
 import type { Host } from '../host/system.js';
 import {
@@ -23,14 +31,16 @@ import {
   readFeedCache,
   writeFeedCache,
 } from './cache.js';
-import type { HttpClient } from './client.js';
+import { type HttpClient, isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
-import type { Candidate } from './releases.js';
+import type { Candidate, FeedAsset } from './releases.js';
 
-/** The most a releases list may weigh. */
+/** The most one page of the releases list may weigh. */
 export const FEED_MAX_BYTES = 8 * 1024 * 1024;
+/** The most pages of the releases list one tick reads (100 releases each). */
+export const FEED_MAX_PAGES = 10;
 /** The most a detached signature may weigh. */
 export const SIGNATURE_MAX_BYTES = 64 * 1024;
 const USER_AGENT = 'rick-install';
@@ -40,12 +50,17 @@ export interface UpdateOptions {
   root?: string;
 }
 
-/** What `update` needs from the installer: install one downloaded, not yet verified bundle. */
+/**
+ * What `update` needs from the installer: install one downloaded, not yet
+ * verified bundle, which must be exactly the bundle and version chosen, in
+ * the feed's channel and range (judged again on its verified manifest).
+ */
 export type InstallDownloaded = (request: {
   bundle: string;
   bundlePath: string;
   signaturePath: string;
   root: string;
+  expect: Expectation;
 }) => Promise<void>;
 
 export interface UpdateDeps {
@@ -62,17 +77,34 @@ interface Decided {
   installed: Record<string, string>;
   /** The rollback error to report once the decision has been recorded. */
   rolledBack: unknown;
+  /** The releases decided on, as the cache keeps them. */
+  body: string;
 }
 
-function headersFor(url: string, env: NodeJS.ProcessEnv, accept: string): Record<string, string> {
-  const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept };
+/** The releases list as this tick has it. */
+type FeedBody =
+  | { kind: 'fresh'; pages: string[]; truncated: boolean }
+  | { kind: 'cached'; body: string; truncated: boolean };
+
+/**
+ * GITHUB_TOKEN as credentials for the feed's own origin, and for no other:
+ * not an asset URL elsewhere, not where a redirect leads. A token travels
+ * only over TLS (or to this very host).
+ */
+function feedCredentials(
+  feedUrl: string,
+  env: NodeJS.ProcessEnv,
+): { authorization: string; origin: string } | undefined {
   const token = env.GITHUB_TOKEN;
-  const parsed = new URL(url);
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
-  // A token travels only over TLS (or to this very host).
-  if (token && (parsed.protocol === 'https:' || loopback))
-    headers.authorization = `Bearer ${token}`;
-  if (parsed.hostname === 'api.github.com') headers['x-github-api-version'] = '2022-11-28';
+  if (!token) return undefined;
+  const url = new URL(feedUrl);
+  if (url.protocol !== 'https:' && !isLoopback(url)) return undefined;
+  return { authorization: `Bearer ${token}`, origin: url.origin };
+}
+
+function headersFor(url: string, accept: string): Record<string, string> {
+  const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept };
+  if (new URL(url).hostname === 'api.github.com') headers['x-github-api-version'] = '2022-11-28';
   return headers;
 }
 
@@ -129,40 +161,66 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     if (cache && cache.url === feedUrl && !unchangedInputs) {
       cachedBody = await readCachedBody(feedBodyPath(paths.stateDir), cache);
     }
-    const headers = headersFor(feedUrl, deps.env, 'application/vnd.github+json');
+    const credentials = feedCredentials(feedUrl, deps.env);
+    const what = `release feed ${feed}`;
+    const accept = 'application/vnd.github+json';
+    const headers = headersFor(feedUrl, accept);
     if (cache && cache.url === feedUrl && (unchangedInputs || cachedBody !== undefined)) {
       headers['if-none-match'] = cache.etag;
     }
-    const response = await deps.http.get(feedUrl, {
-      headers,
-      maxBytes: FEED_MAX_BYTES,
-      timeoutMs: feedTimeoutSec * 1000,
-      what: `release feed ${feed}`,
-    });
+    const request = { credentials, maxBytes: FEED_MAX_BYTES, timeoutMs: feedTimeoutSec * 1000 };
+    const response = await deps.http.get(feedUrl, { ...request, headers, what });
 
     if (response.status === 304 && unchangedInputs) {
       deps.log(`checked ${feed}: unchanged since the last check, nothing new`);
       recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
       return;
     }
-    let body: string;
-    if (response.status === 304 && cachedBody !== undefined) {
-      body = cachedBody;
+    let body: FeedBody;
+    if (response.status === 304 && cachedBody !== undefined && cache) {
+      body = { kind: 'cached', body: cachedBody, truncated: cache.truncated === true };
       deps.log(`checked ${feed}: unchanged, deciding again because rick.conf or the state changed`);
     } else if (response.status === 200) {
-      body = response.body.toString('utf8');
+      const { nextPageUrl, explainRefusal } = await import('./update-deferred.js');
+      // Newer releases come first; one in range may sit behind many out of it.
+      const pages = [response.body.toString('utf8')];
+      let truncated = false;
+      for (let next = nextPageUrl(response.headers.link); next !== undefined; ) {
+        if (pages.length >= FEED_MAX_PAGES) {
+          truncated = true;
+          break;
+        }
+        const url = new URL(next, feedUrl);
+        const page = `${what} (page ${pages.length + 1})`;
+        if (url.origin !== new URL(feedUrl).origin) {
+          throw new RickError(
+            'FEED_ERROR',
+            `${page}: the next page is on another origin (${url.href}); not following it`,
+            { hint: 'nothing was changed; a feed serves every page of its list itself' },
+          );
+        }
+        const answer = await deps.http.get(url.href, {
+          ...request,
+          headers: headersFor(url.href, accept),
+          what: page,
+        });
+        if (answer.status !== 200) {
+          throw explainRefusal(answer, { token: credentials !== undefined, what: page });
+        }
+        pages.push(answer.body.toString('utf8'));
+        next = nextPageUrl(answer.headers.link);
+      }
+      body = { kind: 'fresh', pages, truncated };
     } else {
-      throw new RickError(
-        'FEED_ERROR',
-        `release feed ${feed} answered HTTP ${response.status}${response.status === 403 || response.status === 429 ? ' (rate limited? set GITHUB_TOKEN)' : ''}`,
-        { hint: 'nothing was changed; the next timer tick tries again' },
-      );
+      // Off the no-op path: explaining a refusal loads the rest of the program.
+      const { explainRefusal } = await import('./update-deferred.js');
+      throw explainRefusal(response, { token: credentials !== undefined, what });
     }
     if (!config) {
       const { parseConfig } = await import('./update-deferred.js');
       config = parseConfig(configText, paths.config, defaultMetrics);
     }
-    const decided = await decideAndInstall(config, body, root, deps, response.status === 200);
+    const decided = await decideAndInstall(config, body, root, deps);
     installed = decided.installed;
 
     const etag = response.status === 200 ? response.headers.etag : cache?.etag;
@@ -180,8 +238,9 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
           metricsFile: config.metricsFile ?? null,
           feedTimeoutSec: config.feedTimeoutSec,
           installed,
+          truncated: body.truncated,
         },
-        body,
+        decided.body,
         writeFileAtomic,
       );
     }
@@ -200,21 +259,37 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
 /**
  * Decides per bundle and installs. A bundle whose install rolled back has
  * been quarantined by the installer: the decision is carried out, and the
- * error is raised after the other bundles had their turn.
+ * error is raised after the other bundles had their turn. Nothing else
+ * quarantines: a download that fails, a bad signature, or a bundle other
+ * than the one the release names are the mirror's doing, not the release's,
+ * and the next tick tries again.
  */
 async function decideAndInstall(
   config: RickConfig,
-  body: string,
+  body: FeedBody,
   root: string,
   deps: UpdateDeps,
-  fresh: boolean,
 ): Promise<Decided> {
-  const { parseReleases, selectRelease, readState, bundleState } = await import(
+  const { parseReleases, selectRelease, serializeReleases, readState, bundleState } = await import(
     './update-deferred.js'
   );
   const paths = hostPaths(root);
-  const releases = parseReleases(body, `release feed ${config.feed}`);
-  if (fresh) deps.log(`checked ${config.feed}: ${releases.length} releases`);
+  const what = `release feed ${config.feed}`;
+  const releases =
+    body.kind === 'cached'
+      ? parseReleases(body.body, what)
+      : body.pages.flatMap((page, i) =>
+          parseReleases(page, i === 0 ? what : `${what} (page ${i + 1})`),
+        );
+  const capped = body.truncated
+    ? `only the first ${releases.length} releases were read (at most ${FEED_MAX_PAGES} pages)`
+    : undefined;
+  if (body.kind === 'fresh') {
+    const pages = body.pages.length > 1 ? ` on ${body.pages.length} pages` : '';
+    deps.log(
+      `checked ${config.feed}: ${releases.length} releases${pages}${capped ? `; ${capped}` : ''}`,
+    );
+  }
   let firstError: unknown;
   for (const bundle of config.bundles) {
     const status = bundleState(await readState(paths.stateFile), bundle);
@@ -227,8 +302,9 @@ async function decideAndInstall(
     for (const version of selection.skippedQuarantined) {
       deps.log(`${bundle}: skipping ${version}, quarantined after a failed install`);
     }
+    for (const note of selection.notes) deps.log(`${bundle}: ${note}`);
     if (selection.action === 'none') {
-      deps.log(`${bundle}: nothing new (${selection.reason})`);
+      deps.log(`${bundle}: nothing new (${selection.reason}${capped ? `; ${capped}` : ''})`);
       continue;
     }
     const { candidate } = selection;
@@ -260,7 +336,7 @@ async function decideAndInstall(
     const version = state.bundles[bundle]?.installed;
     if (version) installed[bundle] = version;
   }
-  return { installed, rolledBack: firstError };
+  return { installed, rolledBack: firstError, body: serializeReleases(releases) };
 }
 
 async function downloadAndInstall(
@@ -285,36 +361,49 @@ async function downloadAndInstall(
     );
   }
   // Loaded here, off the no-op path.
-  const [{ mkdtemp, rm, writeFile }, { tmpdir }] = await Promise.all([
+  const [{ mkdtemp, rm, writeFile }, { tmpdir }, { explainRefusal }] = await Promise.all([
     import('node:fs/promises'),
     import('node:os'),
+    import('./update-deferred.js'),
   ]);
   const dir = await mkdtemp(join(tmpdir(), 'rick-update-'));
   try {
-    const accept = 'application/octet-stream';
-    const tgz = await deps.http.get(asset.url, {
-      headers: headersFor(asset.url, deps.env, accept),
-      maxBytes: Math.min(asset.size, config.maxBundleBytes),
-      timeoutMs: config.downloadTimeoutSec * 1000,
-      what: asset.name,
-    });
-    if (tgz.status !== 200) {
-      throw new RickError('FEED_ERROR', `${asset.name}: HTTP ${tgz.status}`);
-    }
-    const sig = await deps.http.get(signature.url, {
-      headers: headersFor(signature.url, deps.env, accept),
-      maxBytes: Math.min(signature.size, SIGNATURE_MAX_BYTES),
-      timeoutMs: config.downloadTimeoutSec * 1000,
-      what: signature.name,
-    });
-    if (sig.status !== 200) {
-      throw new RickError('FEED_ERROR', `${signature.name}: HTTP ${sig.status}`);
-    }
+    const credentials = feedCredentials(config.feedUrl, deps.env);
+    const download = async (file: FeedAsset, maxBytes: number) => {
+      const answer = await deps.http.get(file.url, {
+        headers: headersFor(file.url, 'application/octet-stream'),
+        credentials,
+        maxBytes: Math.min(file.size, maxBytes),
+        // GitHub announces each asset's size: a shorter body was cut off.
+        expectBytes: file.size,
+        timeoutMs: config.downloadTimeoutSec * 1000,
+        what: file.name,
+        // What an https feed names is fetched over https too.
+        tls: new URL(config.feedUrl).protocol === 'https:',
+      });
+      if (answer.status !== 200) {
+        throw explainRefusal(answer, { token: credentials !== undefined, what: file.name });
+      }
+      return answer.body;
+    };
+    const tgz = await download(asset, config.maxBundleBytes);
+    const sig = await download(signature, SIGNATURE_MAX_BYTES);
     const bundlePath = join(dir, asset.name);
     const signaturePath = join(dir, signature.name);
-    await writeFile(bundlePath, tgz.body, { mode: 0o600 });
-    await writeFile(signaturePath, sig.body, { mode: 0o600 });
-    await deps.install({ bundle, bundlePath, signaturePath, root });
+    await writeFile(bundlePath, tgz, { mode: 0o600 });
+    await writeFile(signaturePath, sig, { mode: 0o600 });
+    await deps.install({
+      bundle,
+      bundlePath,
+      signaturePath,
+      root,
+      expect: {
+        bundle,
+        version: candidate.version,
+        source: `release ${candidate.tag} of ${config.feed}`,
+        policy: { channel: config.channel, range: config.range },
+      },
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -365,6 +454,7 @@ export async function installThroughPipeline(
     {
       bundlePath: request.bundlePath,
       signaturePath: request.signaturePath,
+      expect: request.expect,
       ...(request.root === '/' ? {} : { root: request.root }),
     },
     { host, log, validateUnits },

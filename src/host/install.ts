@@ -13,14 +13,14 @@
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
  */
-import { access, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import semver from 'semver';
 import type { Manifest } from '../bundle/manifest.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
 import { bundleSysusers } from '../bundle/sysusers.js';
 import type { Output } from '../cli/run.js';
-import { RickError } from '../errors.js';
+import { RickError, wrapError } from '../errors.js';
 import {
   type CheckUnits,
   graphOf,
@@ -52,7 +52,9 @@ import {
   type StoredGeneration,
   writeGeneration,
 } from './generations.js';
+import { chooseInstaller, installerVersion, readInstallerVersion } from './installer-version.js';
 import { checkRequiredAccounts, type FactValues, resolveFacts } from './intake/facts.js';
+import { checkIdentity, type Expectation, expectationFor } from './intake/identity.js';
 import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
@@ -79,6 +81,11 @@ export interface InstallerDeps {
 
 export interface InstallOptions {
   bundlePath: string;
+  /**
+   * The bundle and version the file must hold (`update`, `--expect`);
+   * default: what the file name `<name>-<version>.tgz` says.
+   */
+  expect?: Expectation;
   /** Default `<bundlePath>.sig`. */
   signaturePath?: string;
   /** Default /etc/rick/keys (under --root). */
@@ -318,14 +325,66 @@ async function applyFragments(
   }
 }
 
-/** Signature, then archive and manifest: read-only, so it may run before the lock. */
-export function readBundleFor(options: InstallOptions, paths: HostPaths): Promise<VerifiedBundle> {
-  return readVerifiedBundle({
+/**
+ * The installer the next generation carries: the bundle's, unless the live
+ * generation's is newer (src/host/installer-version.ts); then the live one
+ * stays, with a note.
+ */
+async function installerFor(
+  paths: HostPaths,
+  /** The bundle and version, for the note. */
+  bundle: string,
+  carried: Buffer | undefined,
+  live: StoredGeneration | undefined,
+  notes: string[],
+): Promise<Buffer | undefined> {
+  const liveFile =
+    live?.record.installer === undefined
+      ? undefined
+      : join(generationDir(paths, live.generation), INSTALLER_FILE);
+  // The live installer's version matters only against one the bundle carries.
+  const liveVersion =
+    liveFile === undefined
+      ? undefined
+      : carried === undefined
+        ? null
+        : ((await readInstallerVersion(liveFile)) ?? null);
+  const choice = chooseInstaller(
+    bundle,
+    carried === undefined ? undefined : (installerVersion(carried) ?? null),
+    liveVersion,
+  );
+  if (choice.note) notes.push(choice.note);
+  if (choice.take === 'carried') return carried;
+  if (choice.take === 'none' || liveFile === undefined) return undefined;
+  try {
+    return await readFile(liveFile);
+  } catch (error) {
+    throw wrapError(error, 'IO_ERROR', `cannot read the live installer ${liveFile}`);
+  }
+}
+
+/**
+ * Signature, then archive and manifest, then identity: the verified
+ * manifest must be the bundle and version asked for. Read-only, so it runs
+ * before the lock.
+ */
+export async function readBundleFor(
+  options: InstallOptions,
+  paths: HostPaths,
+): Promise<VerifiedBundle> {
+  const fileName = basename(options.bundlePath);
+  // Known before anything is read: a file that says nothing is refused at once.
+  const expectation = options.expect ?? expectationFor(fileName, undefined);
+  const verified = await readVerifiedBundle({
     bundlePath: options.bundlePath,
     signaturePath: options.signaturePath,
     keyringPath: options.keyringPath ?? paths.keysDir,
     requireKeyOwner: requiredOwner(),
   });
+  const { manifest } = verified.contents;
+  checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);
+  return verified;
 }
 
 export async function prepareInstall(
@@ -359,11 +418,7 @@ export async function prepareInstall(
   }
   await checkRequiredAccounts(manifest, files, host.accounts);
   const liveNumber = await readLiveGenerationNumber(paths);
-  const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
-  const live =
-    liveNumber === undefined
-      ? undefined
-      : await readGeneration(paths, liveNumber, { installer: !shipsInstaller });
+  const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
   checkUnitNames(manifest, live);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
@@ -438,6 +493,13 @@ export async function prepareInstall(
     );
     if (f.kind === 'tmpfiles') tmpfiles.set(f.path, out);
   }
+  const nextInstaller = await installerFor(
+    paths,
+    `${manifest.name} ${manifest.version}`,
+    installer,
+    live,
+    notes,
+  );
   const bundle: StoredBundle = {
     name: manifest.name,
     version: manifest.version,
@@ -459,7 +521,7 @@ export async function prepareInstall(
   const next: StoredGeneration = {
     generation,
     bundles,
-    installer: installer ?? live?.installer,
+    installer: nextInstaller,
     record: {
       schemaVersion: 1,
       generation,

@@ -1,9 +1,13 @@
+import { join } from 'node:path';
 import {
+  generationDir,
+  INSTALLER_FILE,
   listGenerations,
   readGeneration,
   readGenerationRecord,
   readLiveGenerationNumber,
 } from '../host/generations.js';
+import { readInstallerVersion } from '../host/installer-version.js';
 import { hostPaths } from '../host/paths.js';
 import { type HistoryEntry, readState } from '../host/state.js';
 import type { Host } from '../host/system.js';
@@ -22,6 +26,11 @@ export interface HostStatus {
   /** The generation the state confirms healthy (differs only after an interrupted run). */
   confirmed?: number;
   installedAt?: string;
+  /**
+   * The version of the live generation's installer (/usr/local/bin/rick-install);
+   * null when it states none, absent when the generation carries none.
+   */
+  installer?: string | null;
   generations: number[];
   keepGenerations: number;
   bundles: Array<{ name: string; version: string; highest?: string; quarantined: string[] }>;
@@ -43,7 +52,12 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
     history: state.history.slice(-20),
   };
   if (live !== undefined) {
-    status.installedAt = (await readGenerationRecord(paths, live)).createdAt;
+    const record = await readGenerationRecord(paths, live);
+    status.installedAt = record.createdAt;
+    if (record.installer) {
+      const file = join(generationDir(paths, live), INSTALLER_FILE);
+      status.installer = (await readInstallerVersion(file)) ?? null;
+    }
     const generation = await readGeneration(paths, live);
     for (const b of generation.bundles.values()) {
       const s = state.bundles[b.name];
@@ -86,6 +100,9 @@ export function formatStatus(s: HostStatus): string {
     lines.push(
       `warning: generation ${s.live} is live but unconfirmed (interrupted run); the next install restores ${s.confirmed ?? 'none'}`,
     );
+  }
+  if (s.installer !== undefined) {
+    lines.push(`installer: rick-install ${s.installer ?? '(states no version)'}`);
   }
   lines.push(
     `generations on disk: ${s.generations.join(', ') || 'none'} (keeping ${s.keepGenerations})`,

@@ -4,7 +4,7 @@
  * fake on PATH that records its arguments.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,6 +77,13 @@ function runBootstrap(args: string[], log: string, extraBin?: string): Promise<R
     });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The arguments with another bundle file (its signature beside it). */
+function withBundle(args: string[], file: string): string[] {
+  const out = [...args];
+  out[out.indexOf('--bundle') + 1] = file;
+  return out;
 }
 
 /** A signed demo bundle carrying the single-file installer, and a fresh host tree. */
@@ -232,6 +239,56 @@ describe('bootstrap.sh', () => {
         await exists('/etc/systemd/system/rick-update.timer'),
       ]).toEqual(before);
       await expect(stat(log)).rejects.toThrow();
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('refuses a bundle whose signed manifest is not what its file name says, before writing anything', async () => {
+    const { tree, bundle, args, log } = await prepare();
+    try {
+      const renamed = join(tree.work, 'dl/demo-1.1.0.tgz');
+      await rename(bundle.bundlePath, renamed);
+      await rename(bundle.signaturePath, `${renamed}.sig`);
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const r = await runBootstrap(withBundle(args, renamed), log);
+      expect(r.stderr).toBe(
+        'bootstrap: demo-1.1.0.tgz holds demo@1.0.0 (its signed manifest), not demo@1.1.0: nothing was installed\n',
+      );
+      expect(r.code).toBe(1);
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+      await expect(stat(log)).rejects.toThrow();
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('needs --expect for a file saved under another name, and passes it to the first install', async () => {
+    const { tree, bundle, args, log } = await prepare();
+    try {
+      const renamed = join(tree.work, 'dl/download.tgz');
+      await rename(bundle.bundlePath, renamed);
+      await rename(bundle.signaturePath, `${renamed}.sig`);
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const bare = await runBootstrap(withBundle(args, renamed), log);
+      expect(bare.stderr).toBe(
+        'bootstrap: download.tgz does not say which bundle and version it holds (not <name>-<version>.tgz): pass --expect NAME@VERSION\n',
+      );
+      expect(bare.code).toBe(1);
+      const wrong = await runBootstrap(
+        [...withBundle(args, renamed), '--expect', 'demo@1.2.0'],
+        log,
+      );
+      expect(wrong.stderr).toBe(
+        'bootstrap: download.tgz holds demo@1.0.0 (its signed manifest), not demo@1.2.0: nothing was installed\n',
+      );
+      expect(wrong.code).toBe(1);
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+
+      const r = await runBootstrap([...withBundle(args, renamed), '--expect', 'demo@1.0.0'], log);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('installed demo 1.0.0 as generation 1');
     } finally {
       await tree.cleanup();
     }

@@ -127,28 +127,97 @@ describe('feed client', () => {
     expect(proxy.tunnels).toEqual([new URL(target).host]);
   });
 
-  it('follows redirects but keeps the token on the feed origin', async () => {
-    const seen: Array<string | undefined> = [];
+  it('sends credentials to their origin only, and never again once a redirect left it', async () => {
+    const seen: Array<[string, string | undefined]> = [];
+    let base = '';
     const other = await serve((req, res) => {
-      seen.push(req.headers.authorization);
-      res.end('asset');
+      seen.push([`other${req.url}`, req.headers.authorization]);
+      // Back to the credentials' origin: still no token, the chain left it.
+      res.writeHead(302, { location: `${base}/d` });
+      res.end();
     });
-    const base = await serve((req, res) => {
-      seen.push(req.headers.authorization);
+    base = await serve((req, res) => {
+      seen.push([`feed${req.url}`, req.headers.authorization]);
       if (req.url === '/a') {
         res.writeHead(302, { location: '/b' });
-        res.end();
-      } else {
+      } else if (req.url === '/b') {
         res.writeHead(302, { location: `${other}/c` });
-        res.end();
+      } else {
+        res.write('asset');
       }
+      res.end();
     });
-    const res = await createHttpClient(noProxy).get(`${base}/a`, {
-      ...opts,
-      headers: { authorization: 'Bearer t0ken' },
-    });
+    const credentials = { authorization: 'Bearer t0ken', origin: base };
+    const res = await createHttpClient(noProxy).get(`${base}/a`, { ...opts, credentials });
     expect(res.body.toString()).toBe('asset');
-    expect(seen).toEqual(['Bearer t0ken', 'Bearer t0ken', undefined]);
+    expect(seen).toEqual([
+      ['feed/a', 'Bearer t0ken'],
+      ['feed/b', 'Bearer t0ken'],
+      ['other/c', undefined],
+      ['feed/d', undefined],
+    ]);
+    // A URL on another origin than the credentials' gets none at all.
+    seen.length = 0;
+    await createHttpClient(noProxy).get(`${other}/x`, {
+      ...opts,
+      credentials: { authorization: 'Bearer t0ken', origin: 'https://api.github.com' },
+    });
+    expect(seen).toEqual([
+      ['other/x', undefined],
+      ['feed/d', undefined],
+    ]);
+  });
+
+  it('refuses plain http off loopback once https is required, before connecting', async () => {
+    const base = await serve((_req, res) => {
+      res.writeHead(302, { location: 'http://downloads.example.invalid/a.tgz' });
+      res.end();
+    });
+    const client = createHttpClient(noProxy);
+    expect(
+      (await refusal(client.get('http://downloads.example.invalid/a.tgz', { ...opts, tls: true })))
+        .message,
+    ).toBe(
+      'demo-1.0.0.tgz: refusing plain http for http://downloads.example.invalid/a.tgz: the feed is served over https',
+    );
+    // Loopback is exempt (this server), but not where it redirects to.
+    expect((await refusal(client.get(`${base}/x`, { ...opts, tls: true }))).message).toBe(
+      'demo-1.0.0.tgz: refusing to leave https for plain http: http://downloads.example.invalid/a.tgz',
+    );
+  });
+
+  it('refuses a body that ends short: a closed connection, or fewer bytes than announced', async () => {
+    const base = await serve((req, res) => {
+      if (req.url === '/promised') {
+        res.writeHead(200, { 'content-length': '900' });
+        res.write(Buffer.alloc(100));
+        setTimeout(() => res.socket?.destroy(), 20);
+        return;
+      }
+      // A body delimited by the connection's end looks complete to HTTP.
+      res.useChunkedEncodingByDefault = false;
+      res.shouldKeepAlive = false;
+      res.writeHead(200, { connection: 'close' });
+      res.end(Buffer.alloc(100));
+    });
+    const client = createHttpClient(noProxy);
+    expect((await refusal(client.get(`${base}/promised`, opts))).message).toMatch(
+      /^demo-1\.0\.0\.tgz: connection closed after 100 of 900 bytes; download cut off \(/,
+    );
+    expect(
+      (await refusal(client.get(`${base}/closed`, { ...opts, expectBytes: 900 }))).message,
+    ).toBe('demo-1.0.0.tgz: received 100 bytes, not the 900 the feed announced; download cut off');
+  });
+
+  it('hands an error answer back whole enough to explain, whatever the cap', async () => {
+    const message = JSON.stringify({ message: 'API rate limit exceeded for 127.0.0.1.' });
+    const base = await serve((_req, res) => {
+      res.writeHead(403, { 'x-ratelimit-remaining': '0' });
+      res.end(message);
+    });
+    const res = await createHttpClient(noProxy).get(`${base}/x`, { ...opts, maxBytes: 10 });
+    expect(res.status).toBe(403);
+    expect(res.body.toString()).toBe(message);
   });
 
   it('refuses a redirect to another scheme and an endless redirect loop', async () => {

@@ -50,7 +50,7 @@ describe('rick.conf', () => {
       'rick.conf',
       DEFAULT_METRICS,
     );
-    expect(config.feedUrl).toBe('https://mirror.example.org/api/releases');
+    expect(config.feedUrl).toBe('https://mirror.example.org/api/releases?per_page=100');
     expect(config.bundles).toEqual(['authentik', 'gitea', 'demo']);
     expect(config.channel).toBe('prerelease');
     expect(config.range).toBe('^2.1');
@@ -107,10 +107,15 @@ describe('rick.conf', () => {
     });
   });
 
-  it('expands owner/name and leaves URLs alone', () => {
+  it('expands owner/name, and asks for 100 releases a page unless the URL says otherwise', () => {
     expect(feedUrlFor('goauthentik/rick-releases')).toBe(
       'https://api.github.com/repos/goauthentik/rick-releases/releases?per_page=100',
     );
-    expect(feedUrlFor('http://127.0.0.1:8080/releases')).toBe('http://127.0.0.1:8080/releases');
+    expect(feedUrlFor('http://127.0.0.1:8080/releases')).toBe(
+      'http://127.0.0.1:8080/releases?per_page=100',
+    );
+    expect(feedUrlFor('https://mirror.example.org/r?per_page=20&x=1')).toBe(
+      'https://mirror.example.org/r?per_page=20&x=1',
+    );
   });
 });

@@ -5,6 +5,7 @@ import {
   type FeedRelease,
   parseReleases,
   selectRelease,
+  serializeReleases,
 } from '../../src/feed/releases.js';
 
 function release(
@@ -50,6 +51,7 @@ describe('release selection', () => {
       action: 'none',
       reason: 'nothing newer than 1.2.0 in range *',
       skippedQuarantined: [],
+      notes: [],
     });
   });
 
@@ -94,6 +96,55 @@ describe('release selection', () => {
   it('offers a release without signature, so that the update refuses it loudly', () => {
     const s = selectRelease([release('1.1.0', { sig: false })], 'authentik', stable, fresh);
     expect(s.action === 'install' && s.candidate.signature).toBeUndefined();
+  });
+
+  it('skips a version whose asset or signature is not completely uploaded, saying so', () => {
+    const uploading = release('1.2.0');
+    uploading.assets[0] = { ...uploading.assets[0]!, state: 'open' };
+    const signing = release('1.1.0');
+    signing.assets[1] = { ...signing.assets[1]!, state: 'starter' };
+    const s = selectRelease([uploading, signing, release('1.0.0')], 'authentik', stable, fresh);
+    expect(s.action === 'install' && s.candidate.version).toBe('1.0.0');
+    expect(s.notes).toEqual([
+      'skipping 1.2.0 of release v1.2.0: authentik-1.2.0.tgz is not completely uploaded (state open)',
+      'skipping 1.1.0 of release v1.1.0: authentik-1.1.0.tgz.sig is not completely uploaded (state starter)',
+    ]);
+  });
+
+  it('names the assets of the newest release in range that has none for the bundle', () => {
+    const misnamed: FeedRelease = {
+      tag: 'v1.3.0',
+      draft: false,
+      prerelease: false,
+      assets: [
+        { name: 'authentik_1.3.0.tgz', size: 1, url: 'https://feed.test/a' },
+        { name: 'SHA256SUMS', size: 1, url: 'https://feed.test/b' },
+      ],
+    };
+    const empty: FeedRelease = { tag: 'v1.2.0', draft: false, prerelease: false, assets: [] };
+    const outOfRange: FeedRelease = { ...empty, tag: 'v2.0.0' };
+    const s = selectRelease(
+      [outOfRange, misnamed, empty, release('1.1.0')],
+      'authentik',
+      { channel: 'stable', range: '^1' },
+      { installed: '1.0.0', highest: '1.0.0', quarantined: [] },
+    );
+    expect(s.action === 'install' && s.candidate.version).toBe('1.1.0');
+    expect(s.notes).toEqual([
+      'release v1.3.0 is in range but has no authentik-1.3.0.tgz (its assets: authentik_1.3.0.tgz, SHA256SUMS)',
+    ]);
+    const none = selectRelease(
+      [empty],
+      'authentik',
+      { channel: 'stable', range: '^1' },
+      { installed: '1.0.0', highest: '1.0.0', quarantined: [] },
+    );
+    expect(none).toEqual({
+      action: 'none',
+      reason: 'nothing newer than 1.0.0 in range ^1',
+      skippedQuarantined: [],
+      notes: ['release v1.2.0 is in range but has no authentik-1.2.0.tgz (its assets: none)'],
+    });
   });
 
   it('does not take the assets of a bundle whose name extends the followed one', () => {
@@ -141,6 +192,12 @@ describe('releases list', () => {
         assets: [{ name: 'a-1.0.0.tgz', size: 3, url: 'https://x.test/1' }],
       },
     ]);
+  });
+
+  it('keeps what it read in a form it reads back the same', () => {
+    const releases = parseReleases(valid, 'feed');
+    releases[0]!.assets[0]!.state = 'uploaded';
+    expect(parseReleases(serializeReleases(releases), 'cache')).toEqual(releases);
   });
 
   it('says so when the feed answers HTML', () => {
