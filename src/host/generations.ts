@@ -559,8 +559,10 @@ export function hostLinks(paths: HostPaths): Array<[string, string]> {
   return [
     [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
     [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
-    [paths.tmpfilesLink, `${RICK_STATE_DIR}/current/${FRAGMENT_FILES.tmpfiles}`],
-    [paths.sysusersLink, `${RICK_STATE_DIR}/current/${FRAGMENT_FILES.sysusers}`],
+    // Relative, so that systemd-tmpfiles and systemd-sysusers with --root
+    // (an offline image) follow them inside the image too.
+    [paths.tmpfilesLink, `../..${RICK_STATE_DIR}/current/${FRAGMENT_FILES.tmpfiles}`],
+    [paths.sysusersLink, `../..${RICK_STATE_DIR}/current/${FRAGMENT_FILES.sysusers}`],
   ];
 }
 
