@@ -3,13 +3,13 @@
  * calls for each release it takes.
  *
  *   lock → recover from a crashed run → verify signature, read bundle →
- *   version policy → prerequisites (podman; accounts, groups and paths the
- *   bundle may name; infrastructure groups; unit names) → secrets → record
- *   what the fragments create → systemd-sysusers → resolve facts → substitute →
- *   systemd-tmpfiles → write generation, quadlet dry-run → plan on the
- *   generated units → pull images → flip → daemon-reload → stop removed,
- *   restart changed → health gate (or roll back and quarantine) → record
- *   state → prune
+ *   version policy → what the bundle may have here (groups, users, paths,
+ *   unit names) → prerequisites (podman, infrastructure groups) → secrets →
+ *   record what the fragments create → systemd-sysusers → resolve facts →
+ *   substitute → systemd-tmpfiles → write generation, quadlet dry-run → plan
+ *   on the generated units → pull images → flip → daemon-reload → stop
+ *   removed, restart changed → health gate (or roll back and quarantine) →
+ *   record state → prune
  *
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
@@ -412,13 +412,7 @@ export async function prepareInstall(
     throw new RickError(decision.code, decision.message, { hint: decision.hint });
   }
 
-  // Prerequisites, before anything on the host changes.
-  const version = await host.podmanVersion();
-  if (version === undefined && !host.systemctl) {
-    notes.push('podman version not checked (offline tree)');
-  } else {
-    checkPodmanVersion(version, manifest);
-  }
+  // What the bundle may have here, then prerequisites, before anything on the host changes.
   const liveNumber = await readLiveGenerationNumber(paths);
   const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
   const live =
@@ -426,8 +420,14 @@ export async function prepareInstall(
       ? undefined
       : await readGeneration(paths, liveNumber, { installer: !shipsInstaller });
   const ownership = await checkOwnership(paths, host, manifest, files, live);
-  await checkRequiredAccounts(manifest, files, host.accounts);
   await checkUnitNames(paths, manifest, files, live);
+  const version = await host.podmanVersion();
+  if (version === undefined && !host.systemctl) {
+    notes.push('podman version not checked (offline tree)');
+  } else {
+    checkPodmanVersion(version, manifest);
+  }
+  await checkRequiredAccounts(manifest, files, host.accounts);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
   const secrets = needsSecrets
