@@ -354,7 +354,9 @@ async function checkOwnership(
       },
     );
   }
-  return { records, adopted: recorded === undefined && live !== undefined, creates: plan.creates };
+  // Adopted only when the live generation's bundles name something that exists.
+  const adopted = recorded === undefined && Object.keys(records.bundles).length > 0;
+  return { records, adopted, creates: plan.creates };
 }
 
 async function applyFragments(
