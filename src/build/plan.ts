@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import semver from 'semver';
+import { analyzeBundleUnits } from '../bundle/bundle-units.js';
 import {
   type FileEntry,
   type FileKind,
@@ -181,6 +182,10 @@ export function planBundle(input: PlanInput): BundlePlan {
     mode: e.mode,
   }));
 
+  // The service quadlet makes from each unit, ServiceName= included; the
+  // read-back through the host's intake reports any problem with the units.
+  const { units } = analyzeBundleUnits({ files }, new Map(entries.map((e) => [e.path, e.data])));
+  const serviceOf = new Map(units.map((u) => [u.file, u.service]));
   const candidate: ManifestInput = {
     schemaVersion: 1,
     name: input.name,
@@ -194,7 +199,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     ),
     services: input.services.map((s) => ({
       unit: s.unit,
-      service: serviceNameForUnit(s.unit),
+      service: serviceOf.get(s.unit) ?? serviceNameForUnit(s.unit),
       ...(s.activeTimeoutSec === undefined ? {} : { activeTimeoutSec: s.activeTimeoutSec }),
       checks: s.checks ?? [],
     })),

@@ -17,6 +17,7 @@ import { gunzipSync } from 'node:zlib';
 import { Header } from 'tar/header';
 import { describe, RickError } from '../errors.js';
 import { MAX_BUNDLE_BYTES } from '../host/intake/signature.js';
+import { checkBundleUnits } from './bundle-units.js';
 import {
   bundlePathPattern,
   formatProblems,
@@ -24,7 +25,7 @@ import {
   type Manifest,
   parseManifest,
 } from './manifest.js';
-import { bundleSysusers, checkFactPolicy } from './sysusers.js';
+import { bundleSysusers } from './sysusers.js';
 import { checkBundleTmpfiles } from './tmpfiles.js';
 
 /** Caps applied while reading an archive. Every field is a hard limit. */
@@ -478,8 +479,8 @@ export function parseBundleArchive(
   }
   // Fragments the installer applies as root are held to policy here, so that
   // no caller can get verified contents without the check.
+  checkBundleUnits(manifest, files);
   bundleSysusers(manifest, files);
   checkBundleTmpfiles(manifest, files);
-  checkFactPolicy(manifest);
   return { manifest, manifestBytes: manifestEntry.data, files };
 }

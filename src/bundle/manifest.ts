@@ -6,6 +6,7 @@
 import semver from 'semver';
 import * as z from 'zod';
 import { checkPlaceholderName, factKinds } from './placeholders.js';
+import { defaultServiceName } from './quadlet-units.js';
 import './zod.js';
 
 export const MANIFEST_PATH = 'manifest.json';
@@ -164,18 +165,13 @@ export function formatProblems(problems: ManifestProblem[]): string {
   return problems.map((p) => `${p.path}: ${p.message}`).join('; ');
 }
 
-/** The systemd service name quadlet derives from a unit file name. */
+/**
+ * The service quadlet derives from a unit file name alone (`x.pod` →
+ * `x-pod.service`); a unit's `ServiceName=` overrides it, which
+ * bundle-units.ts takes into account.
+ */
 export function serviceNameForUnit(unit: string): string {
-  const dot = unit.lastIndexOf('.');
-  const base = unit.slice(0, dot);
-  const ext = unit.slice(dot + 1);
-  switch (ext) {
-    case 'container':
-    case 'kube':
-      return `${base}.service`;
-    default:
-      return `${base}-${ext}.service`;
-  }
+  return defaultServiceName(unit);
 }
 
 /** Canonical serialisation: stable key order from the schema, two-space indent, final newline. */

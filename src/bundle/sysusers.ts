@@ -10,16 +10,35 @@
  * bundle uses but does not itself create with `u`/`g` must already exist
  * before the bundle's fragments are applied.
  *
- * Format (sysusers.d(5)): `u[!] NAME ID "GECOS" HOME SHELL`, `g NAME ID`,
- * `m USER GROUP` (`r - FROM-TO` exists but is refused); `#` comments; fields split on whitespace,
- * double quotes group a field.
+ * Format (sysusers.d(5)): `u NAME ID "GECOS" HOME SHELL`, `g NAME ID`,
+ * `m USER GROUP` (`r - FROM-TO` exists but is refused); `#` comments; fields
+ * split on whitespace, double quotes group a field.
+ *
+ * What a fragment may say, whatever host it meets (the host's own rules,
+ * which groups a bundle may name at all, are in host/intake/account-policy.ts):
+ * - no root and no id 0; no `r` lines (they change id allocation for the
+ *   whole host);
+ * - an id is `-` (systemd-sysusers allocates one) or a number it takes as a
+ *   suggestion (it picks another when the number is taken); a `u` line may
+ *   name its primary group as `-:GROUP` or `UID:GROUP`, never by number: as
+ *   systemd-sysusers 252 does it, `u evil 990:4001` makes GID 4001 the
+ *   user's primary group whatever group holds it. A path in place of an id
+ *   (the id of whoever owns that file) is refused too;
+ * - `m` lines add only users the bundle's own `u` lines create.
  */
 import { RickError } from '../errors.js';
 import type { Manifest } from './manifest.js';
 import { checkPlaceholderName } from './placeholders.js';
 
 export type SysusersEntry =
-  | { type: 'u'; name: string; id: string; source: string }
+  | {
+      type: 'u';
+      name: string;
+      id: string;
+      /** The primary group named with `-:GROUP` or `UID:GROUP`; the same-named group otherwise. */
+      primaryGroup: string | undefined;
+      source: string;
+    }
   | { type: 'g'; name: string; id: string; source: string }
   | { type: 'm'; user: string; group: string; source: string };
 
@@ -28,34 +47,40 @@ function splitFields(line: string): string[] | undefined {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '');
 }
 
-/**
- * Groups whose membership is as good as root (sudo rights, raw disks, kernel
- * memory, password hashes, a container engine's socket). A service never
- * needs them, and a compromised build must not be able to grant them: not
- * through a sysusers `m` line, and not as a `--group-add` GID.
- */
-export const privilegedGroups: ReadonlySet<string> = new Set([
-  'root',
-  'wheel',
-  'sudo',
-  'admin',
-  'disk',
-  'kmem',
-  'shadow',
-  'docker',
-  'lxd',
-  'libvirt',
-]);
+const suggestedId = /^[1-9][0-9]{0,9}$/;
 
-function isRootId(id: string): boolean {
-  return id.split(':').some((part) => /^0+$/.test(part));
+/** Why an id field is refused, or undefined; for `u` lines also the named primary group. */
+function checkId(
+  type: 'u' | 'g',
+  id: string,
+): { problem: string } | { primaryGroup: string | undefined } {
+  if (id === '-' || suggestedId.test(id)) return { primaryGroup: undefined };
+  if (/^0+(:|$)/.test(id) || /:0+$/.test(id))
+    return { problem: 'a bundle may not define root or id 0' };
+  if (id.startsWith('/')) {
+    return { problem: `id ${id} takes the id of whoever owns that path; use - or a number` };
+  }
+  const colon = id.indexOf(':');
+  if (type === 'u' && colon > 0) {
+    const uid = id.slice(0, colon);
+    const group = id.slice(colon + 1);
+    if (uid !== '-' && !suggestedId.test(uid))
+      return { problem: `invalid id ${JSON.stringify(id)}` };
+    if (/^[0-9]+$/.test(group)) {
+      return {
+        problem: `primary group ${group} is a number, which names whatever group holds that GID; name the group`,
+      };
+    }
+    const problem = checkPlaceholderName('gid', group);
+    if (problem) return { problem };
+    return { primaryGroup: group };
+  }
+  return { problem: `invalid id ${JSON.stringify(id)}` };
 }
 
 /**
- * Parses one fragment; throws BUNDLE_INVALID listing every bad line. Besides
- * syntax, it refuses what a service bundle has no business doing: root
- * accounts or id 0, membership in privileged groups, and `r` lines (which
- * change id allocation for the whole host).
+ * Parses one fragment; throws BUNDLE_INVALID listing every bad line (see the
+ * header for what is refused).
  */
 export function parseSysusers(text: string, file: string): SysusersEntry[] {
   const entries: SysusersEntry[] = [];
@@ -78,22 +103,33 @@ export function parseSysusers(text: string, file: string): SysusersEntry[] {
     switch (type) {
       case 'u':
       case 'u!':
-      case 'g':
-        if (!checkName(type === 'g' ? 'gid' : 'uid', name)) return;
-        if (name === 'root' || isRootId(third)) {
+      case 'g': {
+        const kind = type === 'g' ? 'g' : 'u';
+        if (!checkName(kind === 'g' ? 'gid' : 'uid', name)) return;
+        if (name === 'root') {
           problems.push(`${source}: a bundle may not define root or id 0`);
           return;
         }
-        entries.push({ type: type === 'g' ? 'g' : 'u', name, id: third, source });
+        const id = checkId(kind, third);
+        if ('problem' in id) {
+          problems.push(`${source}: ${id.problem}`);
+          return;
+        }
+        entries.push(
+          kind === 'u'
+            ? { type: 'u', name, id: third, primaryGroup: id.primaryGroup, source }
+            : { type: 'g', name, id: third, source },
+        );
         return;
+      }
       case 'm':
         if (fields.length !== 3) {
           problems.push(`${source}: an m line takes a user and a group`);
           return;
         }
         if (!checkName('uid', name) || !checkName('gid', third)) return;
-        if (privilegedGroups.has(third) || name === 'root') {
-          problems.push(`${source}: a bundle may not add ${name} to the privileged group ${third}`);
+        if (name === 'root' || third === 'root') {
+          problems.push(`${source}: a bundle may not add ${name} to ${third}`);
           return;
         }
         entries.push({ type: 'm', user: name, group: third, source });
@@ -111,50 +147,73 @@ export function parseSysusers(text: string, file: string): SysusersEntry[] {
   return entries;
 }
 
+/** One group or user a fragment names, with the line that names it. */
+export interface NamedAccount {
+  name: string;
+  source: string;
+}
+
 export interface SysusersEffects {
-  /** Users that exist after the fragments are applied, whether new or not. */
+  /** Users the fragments create (`u` lines), whether or not they exist yet. */
   users: ReadonlySet<string>;
-  /** Groups the fragments create (u lines create a same-named group unless given one). */
+  /** Groups the fragments create (`g` lines, and `u` lines without a named primary group). */
   groups: ReadonlySet<string>;
   /** Groups named as a primary group or by `m` lines without a `u`/`g` line creating them. */
   referencedGroups: ReadonlySet<string>;
   /** Users named by `m` lines without a `u` line creating them. */
   referencedUsers: ReadonlySet<string>;
-  memberships: ReadonlyArray<{ user: string; group: string }>;
+  memberships: ReadonlyArray<{ user: string; group: string; source: string }>;
+  /** Each created user and group with the line creating it (first line wins). */
+  createdBy: ReadonlyMap<string, NamedAccount & { kind: 'user' | 'group' }>;
+  /** Every group a line names without creating it: `m` groups and primary groups. */
+  namedGroups: ReadonlyArray<NamedAccount>;
 }
 
 /** What applying these entries would create and what it takes for granted. */
 export function sysusersEffects(entries: readonly SysusersEntry[]): SysusersEffects {
   const users = new Set<string>();
   const groups = new Set<string>();
-  const wantedGroups = new Set<string>();
+  const named: NamedAccount[] = [];
   const wantedUsers = new Set<string>();
-  const memberships: { user: string; group: string }[] = [];
+  const memberships: { user: string; group: string; source: string }[] = [];
+  const createdBy = new Map<string, NamedAccount & { kind: 'user' | 'group' }>();
+  const create = (kind: 'user' | 'group', name: string, source: string) => {
+    const key = `${kind}:${name}`;
+    if (!createdBy.has(key)) createdBy.set(key, { kind, name, source });
+  };
   for (const e of entries) {
     if (e.type === 'u') {
       users.add(e.name);
-      const colon = e.id.indexOf(':');
-      const group = colon >= 0 ? e.id.slice(colon + 1) : '';
-      if (group === '' || group === '-') groups.add(e.name);
-      else if (!/^[0-9]+$/.test(group)) wantedGroups.add(group);
+      create('user', e.name, e.source);
+      if (e.primaryGroup === undefined) {
+        groups.add(e.name);
+        create('group', e.name, e.source);
+      } else named.push({ name: e.primaryGroup, source: e.source });
     } else if (e.type === 'g') {
       groups.add(e.name);
+      create('group', e.name, e.source);
     } else if (e.type === 'm') {
-      memberships.push({ user: e.user, group: e.group });
-      wantedGroups.add(e.group);
+      memberships.push({ user: e.user, group: e.group, source: e.source });
+      named.push({ name: e.group, source: e.source });
       wantedUsers.add(e.user);
     }
   }
   return {
     users,
     groups,
-    referencedGroups: new Set([...wantedGroups].filter((g) => !groups.has(g))),
+    referencedGroups: new Set(named.map((n) => n.name).filter((g) => !groups.has(g))),
     referencedUsers: new Set([...wantedUsers].filter((u) => !users.has(u))),
     memberships,
+    createdBy,
+    namedGroups: named,
   };
 }
 
-/** Parses every sysusers fragment of a bundle (files of kind `sysusers`). */
+/**
+ * Parses every sysusers fragment of a bundle (files of kind `sysusers`) and
+ * checks what spans fragments: an `m` line adds only a user the bundle's
+ * own `u` lines create (a bundle does not hand other accounts memberships).
+ */
 export function bundleSysusers(
   manifest: Manifest,
   files: ReadonlyMap<string, Buffer>,
@@ -165,7 +224,20 @@ export function bundleSysusers(
     const data = files.get(f.path);
     if (data) entries.push(...parseSysusers(data.toString('utf8'), f.path));
   }
-  return sysusersEffects(entries);
+  const effects = sysusersEffects(entries);
+  const foreign = effects.memberships.filter((m) => !effects.users.has(m.user));
+  if (foreign.length) {
+    throw new RickError(
+      'BUNDLE_INVALID',
+      `invalid sysusers.d fragment: ${foreign
+        .map(
+          (m) =>
+            `${m.source}: m ${m.user} ${m.group} adds a user the bundle does not create with a u line`,
+        )
+        .join('; ')}`,
+    );
+  }
+  return effects;
 }
 
 export interface RequiredAccounts {
@@ -190,17 +262,4 @@ export function requiredExistingAccounts(
     if (fact.kind === 'uid' && !effects.users.has(fact.name)) users.add(fact.name);
   }
   return { groups: [...groups].sort(), users: [...users].sort() };
-}
-
-/** Refuses `gid` facts naming a privileged group (e.g. `--group-add @@rick:gid:docker@@`). */
-export function checkFactPolicy(manifest: Manifest): void {
-  const bad = manifest.facts
-    .filter((f) => f.kind === 'gid' && privilegedGroups.has(f.name))
-    .map((f) => f.name);
-  if (bad.length) {
-    throw new RickError(
-      'BUNDLE_INVALID',
-      `bundle ${manifest.name} asks for the GID of privileged group(s) ${bad.join(', ')}, which a service may not be given`,
-    );
-  }
 }

@@ -16,9 +16,14 @@
  *   (whatever the bundle is called). `d` and `z` adjust an existing path's
  *   mode and owner, so a bundle must not reach another service's directory.
  * - Modes: no setuid bit; setgid only on directories.
+ * - Owners: `-` or a user/group name, never a number (a number names
+ *   whoever holds that id). Which names a bundle may use, and which
+ *   existing paths it may touch at all, the host decides
+ *   (host/intake/account-policy.ts, host/intake/ownership.ts).
  */
 import { RickError } from '../errors.js';
 import type { Manifest } from './manifest.js';
+import { checkPlaceholderName } from './placeholders.js';
 
 export interface TmpfilesEntry {
   type: string;
@@ -78,6 +83,27 @@ function pathProblem(path: string, bundle: string): string | undefined {
   return undefined;
 }
 
+/** The state root a path lies under (e.g. `/var/lib/`), or undefined. */
+export function stateRootOf(path: string): string | undefined {
+  return allowedRoots.find((root) => path.startsWith(root));
+}
+
+function ownerProblem(kind: 'user' | 'group', value: string): string | undefined {
+  if (value === '-' || value === '') return undefined;
+  const name = value.startsWith(':') ? value.slice(1) : value;
+  if (/^[0-9]+$/.test(name)) {
+    return `${kind} ${name} is a number, which names whoever holds that id; name the ${kind}`;
+  }
+  const problem = checkPlaceholderName(kind === 'user' ? 'uid' : 'gid', name);
+  return problem ? `${kind} field: ${problem}` : undefined;
+}
+
+/** A user or group field without tmpfiles.d's `:` prefix; undefined for `-`. */
+export function ownerName(value: string): string | undefined {
+  if (value === '-' || value === '') return undefined;
+  return value.startsWith(':') ? value.slice(1) : value;
+}
+
 function modeProblem(type: string, mode: string): string | undefined {
   if (mode === '-' || mode === '') return undefined;
   const digits = mode.replace(/^[~:]+/, '');
@@ -90,8 +116,11 @@ function modeProblem(type: string, mode: string): string | undefined {
   return undefined;
 }
 
-/** Parses and checks one fragment; throws BUNDLE_INVALID listing every bad line. */
-/** `bundle` is the bundle's name: the directory it owns under each state root. */
+/**
+ * Parses and checks one fragment; throws BUNDLE_INVALID listing every bad
+ * line. `bundle` is the bundle's name: the directory it owns under each
+ * state root.
+ */
 export function parseTmpfiles(text: string, file: string, bundle: string): TmpfilesEntry[] {
   const entries: TmpfilesEntry[] = [];
   const problems: string[] = [];
@@ -110,7 +139,11 @@ export function parseTmpfiles(text: string, file: string, bundle: string): Tmpfi
       );
       return;
     }
-    const problem = pathProblem(path, bundle) ?? modeProblem(type, mode);
+    const problem =
+      pathProblem(path, bundle) ??
+      modeProblem(type, mode) ??
+      ownerProblem('user', user) ??
+      ownerProblem('group', group);
     if (problem) {
       problems.push(`${source}: ${problem}`);
       return;
@@ -123,15 +156,19 @@ export function parseTmpfiles(text: string, file: string, bundle: string): Tmpfi
   return entries;
 }
 
-/** Checks every tmpfiles fragment of a bundle (files of kind `tmpfiles`). */
-export function checkBundleTmpfiles(manifest: Manifest, files: ReadonlyMap<string, Buffer>): void {
+/** Parses and checks every tmpfiles fragment of a bundle (files of kind `tmpfiles`). */
+export function bundleTmpfiles(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+): TmpfilesEntry[] {
+  const entries: TmpfilesEntry[] = [];
   const problems: string[] = [];
   for (const f of manifest.files) {
     if (f.kind !== 'tmpfiles') continue;
     const data = files.get(f.path);
     if (!data) continue;
     try {
-      parseTmpfiles(data.toString('utf8'), f.path, manifest.name);
+      entries.push(...parseTmpfiles(data.toString('utf8'), f.path, manifest.name));
     } catch (error) {
       problems.push((error as Error).message.replace(/^tmpfiles\.d fragment refused: /, ''));
     }
@@ -139,4 +176,10 @@ export function checkBundleTmpfiles(manifest: Manifest, files: ReadonlyMap<strin
   if (problems.length) {
     throw new RickError('BUNDLE_INVALID', `tmpfiles.d fragment refused: ${problems.join('; ')}`);
   }
+  return entries;
+}
+
+/** Checks every tmpfiles fragment of a bundle; throws BUNDLE_INVALID listing every bad line. */
+export function checkBundleTmpfiles(manifest: Manifest, files: ReadonlyMap<string, Buffer>): void {
+  bundleTmpfiles(manifest, files);
 }

@@ -12,6 +12,7 @@
  *   MAX_BUNDLE_BYTES=67108864      # hard cap on one downloaded asset
  *   DOWNLOAD_TIMEOUT_SEC=300       # deadline for the whole download of one asset
  *   FEED_TIMEOUT_SEC=30            # deadline for the releases list
+ *   INFRASTRUCTURE_GROUPS=postgres-clients valkey-clients   # groups bundles may join
  *
  * Every problem is reported at once as `KEY: message`, with line numbers for
  * lines that are not `KEY=value` at all.
@@ -19,6 +20,7 @@
 import semver from 'semver';
 import * as z from 'zod';
 import { bundleNamePattern } from '../bundle/manifest.js';
+import { checkPlaceholderName } from '../bundle/placeholders.js';
 import { RickError } from '../errors.js';
 import '../bundle/zod.js';
 
@@ -28,6 +30,21 @@ export type Channel = (typeof channels)[number];
 export const DEFAULT_MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_DOWNLOAD_TIMEOUT_SEC = 300;
 export const DEFAULT_FEED_TIMEOUT_SEC = 30;
+
+/**
+ * The groups a bundle may name without creating them (join with an `m`
+ * line, take as a primary group, ask the GID of), unless rick.conf says
+ * otherwise: the client groups of the host's PostgreSQL and Valkey sockets
+ * (directories of mode 0770 owned by these groups). Joining one grants a
+ * socket's client access and nothing else, and it is what the services rick
+ * deploys exist to get; any other group (disk, adm, systemd-journal, docker,
+ * staff, …) grants more than a service needs and must be declared by the
+ * operator before a bundle can have it.
+ */
+export const DEFAULT_INFRASTRUCTURE_GROUPS: readonly string[] = [
+  'postgres-clients',
+  'valkey-clients',
+];
 
 /** A validated rick.conf. */
 export interface RickConfig {
@@ -102,6 +119,7 @@ const buildConfigSchema = () =>
     MAX_BUNDLE_BYTES: positiveInt(1024 * 1024 * 1024).optional(),
     DOWNLOAD_TIMEOUT_SEC: positiveInt(3600).optional(),
     FEED_TIMEOUT_SEC: positiveInt(600).optional(),
+    INFRASTRUCTURE_GROUPS: z.string().optional(),
   });
 let configSchema: ReturnType<typeof buildConfigSchema> | undefined;
 
@@ -168,6 +186,10 @@ export function parseConfig(text: string, source: string, defaultMetricsFile: st
       }
     }
   }
+  // Read by every install (parseInfrastructureGroups); judged here too, so
+  // that `update` refuses a file an install would refuse.
+  const groups = infrastructureGroupsFrom(values);
+  if (typeof groups === 'string') problems.push({ path: 'INFRASTRUCTURE_GROUPS', message: groups });
   if (problems.length > 0 || !result.success) {
     throw new RickError(
       'CONFIG_INVALID',
@@ -192,4 +214,35 @@ export function parseConfig(text: string, source: string, defaultMetricsFile: st
     downloadTimeoutSec: c.DOWNLOAD_TIMEOUT_SEC ?? DEFAULT_DOWNLOAD_TIMEOUT_SEC,
     feedTimeoutSec: c.FEED_TIMEOUT_SEC ?? DEFAULT_FEED_TIMEOUT_SEC,
   };
+}
+
+/** The INFRASTRUCTURE_GROUPS value as a list, or why it is invalid. */
+function infrastructureGroupsFrom(values: Record<string, string>): string[] | string {
+  const value = values.INFRASTRUCTURE_GROUPS;
+  if (value === undefined) return [...DEFAULT_INFRASTRUCTURE_GROUPS];
+  const names = value.split(/[\s,]+/).filter((g) => g.length > 0);
+  const bad = names.filter((g) => checkPlaceholderName('gid', g) !== undefined || g === 'root');
+  if (bad.length) {
+    return `must be group names separated by spaces or commas (not ${bad.map((b) => JSON.stringify(b)).join(', ')})`;
+  }
+  return [...new Set(names)];
+}
+
+/**
+ * INFRASTRUCTURE_GROUPS from the text of rick.conf, for an install: only
+ * the file's syntax and this key are judged (FEED and BUNDLES matter to
+ * `update` alone, and a host installing by hand may have neither).
+ */
+export function parseInfrastructureGroups(text: string, source: string): string[] {
+  const { values, problems } = parseConfigLines(text);
+  const groups = infrastructureGroupsFrom(values);
+  if (typeof groups === 'string') problems.push({ path: 'INFRASTRUCTURE_GROUPS', message: groups });
+  if (problems.length > 0 || typeof groups === 'string') {
+    throw new RickError(
+      'CONFIG_INVALID',
+      `${source}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+      { hint: 'fix the file; its format is KEY=value per line, see the README' },
+    );
+  }
+  return groups;
 }

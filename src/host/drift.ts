@@ -7,8 +7,11 @@
  *     (so a consistent edit of a file and its record is caught too);
  *   - env files and any file holding a secret are mode 0600;
  *   - no unit in the quadlet directory that the generation did not write;
- *   - `current`, /etc/containers/systemd/rick and /usr/local/bin/rick-install
- *     point where they should.
+ *   - the combined sysusers.d and tmpfiles.d fragments hold exactly the
+ *     bundles' fragments;
+ *   - `current`, /etc/containers/systemd/rick, /usr/local/bin/rick-install,
+ *     /etc/tmpfiles.d/rick.conf and /etc/sysusers.d/rick.conf point where
+ *     they should.
  * Exits DRIFT naming each file.
  */
 import { createHash } from 'node:crypto';
@@ -17,14 +20,16 @@ import { join } from 'node:path';
 import { hasSecretTokens, renderPublic } from '../host/generation-files.js';
 import {
   generationDir,
+  hostLinks,
   INSTALLER_FILE,
   readGeneration,
   readLiveGenerationNumber,
   renderedLocation,
   renderedMode,
+  renderFragments,
   SOURCE_FILE,
 } from '../host/generations.js';
-import { hostPaths, RICK_STATE_DIR } from '../host/paths.js';
+import { hostPaths } from '../host/paths.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -116,11 +121,19 @@ export async function checkDrift(root: string | undefined): Promise<DriftReport>
       drift.push(`${join(dir, INSTALLER_FILE)}: differs from generation ${live}'s record`);
     }
   }
-  const links: Array<[string, string]> = [
-    [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
-    [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
-  ];
-  for (const [link, target] of links) {
+  // Generations written before the fragments were combined have no record of them.
+  if (generation.record.fragments) {
+    for (const [rel, text] of renderFragments(generation.bundles.values())) {
+      checked++;
+      const location = join(dir, rel);
+      const data = await readMaybe(location);
+      if (!data) drift.push(`${location}: missing`);
+      else if (data.toString('utf8') !== text) {
+        drift.push(`${location}: differs from the fragments of generation ${live}'s bundles`);
+      }
+    }
+  }
+  for (const [link, target] of hostLinks(paths)) {
     checked++;
     const actual = await readlink(link).catch(() => undefined);
     if (actual !== target)

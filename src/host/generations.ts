@@ -75,6 +75,8 @@ const generationRecordSchema = z.strictObject({
     }),
   ),
   installer: z.string().optional(),
+  /** sha256 of the combined sysusers.d and tmpfiles.d fragments, by generation path. */
+  fragments: z.record(z.string(), z.string()).optional(),
 });
 export type GenerationRecord = z.infer<typeof generationRecordSchema>;
 
@@ -103,6 +105,44 @@ export interface GenerationContent {
 }
 
 export const SOURCE_FILE = 'source.json';
+
+/**
+ * Every bundle's sysusers.d and tmpfiles.d fragments, combined into one file
+ * of each kind at the generation's root. The host reads them at boot through
+ * one link each (/etc/sysusers.d/rick.conf, /etc/tmpfiles.d/rick.conf) that
+ * points through `current`, so they switch and roll back with the
+ * generation: systemd-tmpfiles-setup brings a bundle's /run directories
+ * back after a reboot, and a bundle that is no longer live has no lines.
+ */
+export const FRAGMENT_FILES = {
+  sysusers: 'sysusers.d/rick.conf',
+  tmpfiles: 'tmpfiles.d/rick.conf',
+} as const;
+
+/** The combined fragments of a set of bundles (see FRAGMENT_FILES), by generation path. */
+export function renderFragments(bundles: Iterable<StoredBundle>): Map<string, string> {
+  const out = new Map<string, string>();
+  const sorted = [...bundles].sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const kind of ['sysusers', 'tmpfiles'] as const) {
+    const dir = `${kind === 'sysusers' ? 'sysusers.d' : 'tmpfiles.d'}/`;
+    const parts = [
+      `# Managed by rick: the ${dir.slice(0, -1)} fragments of this generation's bundles.\n# Do not edit: every install and rollback switches the file systemd reads.\n`,
+    ];
+    for (const b of sorted) {
+      for (const f of b.manifest.files) {
+        if (f.kind !== kind) continue;
+        const data = b.files.get(f.path);
+        if (data === undefined) continue;
+        const text = data.toString('utf8');
+        parts.push(
+          `\n# ${b.name} ${b.version}: ${f.path}\n${text}${text.endsWith('\n') || text === '' ? '' : '\n'}`,
+        );
+      }
+    }
+    out.set(FRAGMENT_FILES[kind], parts.join(''));
+  }
+  return out;
+}
 
 const sourcesSchema = z.record(
   z.string(),
@@ -419,6 +459,12 @@ export async function writeGeneration(
       writes.push({ rel: INSTALLER_FILE, data: content.installer, mode: 0o755 });
       record.installer = sha256(content.installer);
     }
+    record.fragments = {};
+    for (const [rel, text] of renderFragments(content.bundles.values())) {
+      const data = Buffer.from(text);
+      writes.push({ rel, data, mode: 0o644 });
+      record.fragments[rel] = sha256(data);
+    }
     for (const w of writes) {
       const parent = dirname(w.rel);
       // Directories holding env files are as private as the files.
@@ -505,16 +551,29 @@ export async function flipCurrent(paths: HostPaths, n: number | undefined): Prom
 }
 
 /**
- * Creates /etc/containers/systemd/rick and /usr/local/bin/rick-install once.
- * They point through `current`, so they never change again. An existing path
- * that is not our link is left alone and reported.
+ * The links rick keeps on the host, each to its target through `current`:
+ * the quadlet unit directory, the installer, and the combined fragments
+ * systemd reads at boot.
+ */
+export function hostLinks(paths: HostPaths): Array<[string, string]> {
+  return [
+    [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
+    [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
+    // Relative, so that systemd-tmpfiles and systemd-sysusers with --root
+    // (an offline image) follow them inside the image too.
+    [paths.tmpfilesLink, `../..${RICK_STATE_DIR}/current/${FRAGMENT_FILES.tmpfiles}`],
+    [paths.sysusersLink, `../..${RICK_STATE_DIR}/current/${FRAGMENT_FILES.sysusers}`],
+  ];
+}
+
+/**
+ * Creates the host links (hostLinks) once. They point through `current`, so
+ * they never change again. An existing path that is not our link is left
+ * alone and reported.
  */
 export async function ensureHostLinks(paths: HostPaths): Promise<string[]> {
   const notes: string[] = [];
-  const links: Array<[string, string]> = [
-    [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
-    [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
-  ];
+  const links = hostLinks(paths);
   for (const [link, target] of links) {
     let existing: string | undefined;
     try {
@@ -579,9 +638,11 @@ export async function cleanupAfterCrash(
   // write or sysusers run. A stray `rick.tmp-*` link in the quadlet directory
   // would make quadlet load every unit twice.
   const strays: Array<[string, RegExp]> = [
-    [dirname(paths.current), /^(current\.tmp-|\.state\.json\.tmp-|\.apply-)/],
-    [dirname(paths.quadletLink), new RegExp(`^${basename(paths.quadletLink)}\\.tmp-`)],
-    [dirname(paths.installerLink), new RegExp(`^${basename(paths.installerLink)}\\.tmp-`)],
+    [dirname(paths.current), /^(current\.tmp-|\.state\.json\.tmp-|\.created\.json\.tmp-|\.apply-)/],
+    ...hostLinks(paths).map(([link]): [string, RegExp] => [
+      dirname(link),
+      new RegExp(`^${basename(link).replace(/[.]/g, '\\.')}\\.tmp-`),
+    ]),
   ];
   for (const [dir, pattern] of strays) {
     let names: string[] = [];

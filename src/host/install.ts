@@ -3,12 +3,13 @@
  * calls for each release it takes.
  *
  *   lock → recover from a crashed run → verify signature, read bundle →
- *   version policy → prerequisites (podman, infrastructure groups, unit names)
- *   → secrets → systemd-sysusers → resolve facts → substitute →
- *   systemd-tmpfiles → write generation, quadlet dry-run → plan on the
- *   generated units → pull images → flip → daemon-reload → stop removed,
- *   restart changed → health gate (or roll back and quarantine) → record
- *   state → prune
+ *   version policy → what the bundle may have here (groups, users, paths,
+ *   unit names) → prerequisites (podman, infrastructure groups) → secrets →
+ *   record what the fragments create → systemd-sysusers → resolve facts →
+ *   substitute → systemd-tmpfiles → write generation, quadlet dry-run → plan
+ *   on the generated units → pull images → flip → daemon-reload → stop
+ *   removed, restart changed → health gate (or roll back and quarantine) →
+ *   record state → prune
  *
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
@@ -16,9 +17,11 @@
 import { access, mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import semver from 'semver';
+import { analyzeBundleUnits, checkBundleUnits } from '../bundle/bundle-units.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
 import { bundleSysusers } from '../bundle/sysusers.js';
+import { bundleTmpfiles } from '../bundle/tmpfiles.js';
 import type { Output } from '../cli/run.js';
 import { RickError, wrapError } from '../errors.js';
 import {
@@ -53,11 +56,22 @@ import {
   writeGeneration,
 } from './generations.js';
 import { chooseInstaller, installerVersion, readInstallerVersion } from './installer-version.js';
+import { accountPolicyProblems, readInfrastructureGroups } from './intake/account-policy.js';
 import { checkRequiredAccounts, type FactValues, resolveFacts } from './intake/facts.js';
 import { checkIdentity, type Expectation, expectationFor } from './intake/identity.js';
+import {
+  addCreated,
+  adoptCreated,
+  type CreatedRecord,
+  type CreatedRecords,
+  planOwnership,
+  readCreatedRecords,
+  writeCreatedRecords,
+} from './intake/ownership.js';
 import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
+import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { checkPodmanVersion } from './prerequisites.js';
@@ -280,26 +294,76 @@ async function nextGenerationNumber(paths: HostPaths, state: HostState): Promise
   return Math.max(state.lastGeneration, ...existing, 0) + 1;
 }
 
-function checkUnitNames(manifest: Manifest, live: StoredGeneration | undefined): void {
-  const mine = new Set(
-    manifest.files.filter((f) => f.kind === 'quadlet').map((f) => basename(f.path)),
+/**
+ * The bundle's units against the other installed bundles' and the host's:
+ * systemd unit names are global (see intake/unit-namespace.ts).
+ */
+async function checkUnitNames(
+  paths: HostPaths,
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+  live: StoredGeneration | undefined,
+): Promise<void> {
+  const units = checkBundleUnits(manifest, files);
+  const others = [...(live?.bundles.values() ?? [])]
+    .filter((b) => b.name !== manifest.name)
+    .map((b) => ({ bundle: b.name, units: analyzeBundleUnits(b.manifest, b.files).units }));
+  checkUnitNamespace(
+    manifest.name,
+    units,
+    others,
+    await readHostUnits(paths.root, RICK_QUADLET_LINK),
   );
-  const clashes: string[] = [];
-  for (const other of live?.bundles.values() ?? []) {
-    if (other.name === manifest.name) continue;
-    for (const f of other.manifest.files) {
-      if (f.kind === 'quadlet' && mine.has(basename(f.path))) {
-        clashes.push(`${basename(f.path)} (bundle ${other.name})`);
-      }
-    }
-  }
-  if (clashes.length) {
+}
+
+/**
+ * What the bundle may name (account-policy.ts) and what existing accounts
+ * and paths it may touch (ownership.ts); throws BUNDLE_INVALID naming every
+ * problem. Returns what its fragments will create, for the record.
+ */
+async function checkOwnership(
+  paths: HostPaths,
+  host: Host,
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+  live: StoredGeneration | undefined,
+): Promise<{ records: CreatedRecords; adopted: boolean; creates: CreatedRecord }> {
+  const effects = bundleSysusers(manifest, files);
+  const tmpfiles = bundleTmpfiles(manifest, files);
+  const infrastructureGroups = await readInfrastructureGroups(paths.config);
+  const recorded = await readCreatedRecords(paths.createdFile);
+  const records =
+    recorded ??
+    (await adoptCreated(paths.root, host.accounts, [...(live?.bundles.values() ?? [])]));
+  const plan = await planOwnership({
+    root: paths.root,
+    bundle: manifest.name,
+    effects,
+    tmpfiles,
+    accounts: host.accounts,
+    records,
+  });
+  const problems = [
+    ...accountPolicyProblems({
+      manifest,
+      effects,
+      tmpfiles,
+      infrastructureGroups: new Set(infrastructureGroups),
+    }),
+    ...plan.problems,
+  ];
+  if (problems.length) {
     throw new RickError(
       'BUNDLE_INVALID',
-      `bundle ${manifest.name} ships units another installed bundle owns: ${clashes.join(', ')}`,
-      { hint: 'systemd unit names are global on a host; rename the units in one of the bundles' },
+      `bundle ${manifest.name} asks for what is not its own: ${problems.join('; ')}`,
+      {
+        hint: `a bundle names only the users, groups and paths it creates, and the infrastructure groups of INFRASTRUCTURE_GROUPS in ${paths.config} (here: ${infrastructureGroups.join(', ') || 'none'})`,
+      },
     );
   }
+  // Adopted only when the live generation's bundles name something that exists.
+  const adopted = recorded === undefined && Object.keys(records.bundles).length > 0;
+  return { records, adopted, creates: plan.creates };
 }
 
 async function applyFragments(
@@ -409,7 +473,15 @@ export async function prepareInstall(
     throw new RickError(decision.code, decision.message, { hint: decision.hint });
   }
 
-  // Prerequisites, before anything on the host changes.
+  // What the bundle may have here, then prerequisites, before anything on the host changes.
+  const liveNumber = await readLiveGenerationNumber(paths);
+  const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
+  const live =
+    liveNumber === undefined
+      ? undefined
+      : await readGeneration(paths, liveNumber, { installer: !shipsInstaller });
+  const ownership = await checkOwnership(paths, host, manifest, files, live);
+  await checkUnitNames(paths, manifest, files, live);
   const version = await host.podmanVersion();
   if (version === undefined && !host.systemctl) {
     notes.push('podman version not checked (offline tree)');
@@ -417,9 +489,6 @@ export async function prepareInstall(
     checkPodmanVersion(version, manifest);
   }
   await checkRequiredAccounts(manifest, files, host.accounts);
-  const liveNumber = await readLiveGenerationNumber(paths);
-  const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
-  checkUnitNames(manifest, live);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
   const secrets = needsSecrets
@@ -462,6 +531,16 @@ export async function prepareInstall(
     });
     // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
     substituteBundleNormalized(verified.contents, early);
+    // What the fragments are about to create is the bundle's from now on.
+    const changed = addCreated(ownership.records, manifest.name, ownership.creates);
+    if (changed || ownership.adopted) {
+      if (ownership.adopted) {
+        log(
+          `${paths.createdFile} was missing: the live generation's bundles adopted what their fragments name`,
+        );
+      }
+      await writeCreatedRecords(paths.createdFile, ownership.records);
+    }
     const note = await applyFragments(paths, host, manifest.name, sysusers, (f) =>
       host.applySysusers(f),
     );

@@ -13,6 +13,8 @@
  *     bundles/<bundle>/env/…                env files, substituted (0600)
  *     bundles/<bundle>/sysusers.d/…, tmpfiles.d/…
  *     installer/rick-install.cjs            the installer of the last bundle installed
+ *     sysusers.d/rick.conf, tmpfiles.d/rick.conf   every bundle's fragments, read at boot
+ *                                           through /etc/sysusers.d/rick.conf and /etc/tmpfiles.d/rick.conf
  *     generation.json                       what this generation is (written last)
  */
 import { join } from 'node:path';
@@ -35,6 +37,12 @@ export interface HostPaths {
   installerLink: string;
   /** Default node-exporter textfile. */
   metricsFile: string;
+  /** What each bundle's fragments created on this host (intake/ownership.ts). */
+  createdFile: string;
+  /** `/etc/tmpfiles.d/rick.conf`, a symlink to `current/tmpfiles.d/rick.conf`, created once. */
+  tmpfilesLink: string;
+  /** `/etc/sysusers.d/rick.conf`, a symlink to `current/sysusers.d/rick.conf`, created once. */
+  sysusersLink: string;
 }
 
 export function hostPaths(root = '/'): HostPaths {
@@ -52,6 +60,9 @@ export function hostPaths(root = '/'): HostPaths {
     quadletLink: under('/etc/containers/systemd/rick'),
     installerLink: under('/usr/local/bin/rick-install'),
     metricsFile: under('/var/lib/prometheus/node-exporter/rick.prom'),
+    createdFile: under(`${RICK_STATE_DIR}/created.json`),
+    tmpfilesLink: under('/etc/tmpfiles.d/rick.conf'),
+    sysusersLink: under('/etc/sysusers.d/rick.conf'),
   };
 }
 

@@ -71,7 +71,7 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** A small bundle: one pod, one container that reads one env file. */
+/** A small bundle: one pod, one container that reads one env file, its own service user. */
 export function sampleFiles(name = 'demo', marker = 'v1'): FactoryFile[] {
   return [
     {
@@ -103,6 +103,8 @@ export function sampleFiles(name = 'demo', marker = 'v1'): FactoryFile[] {
       content: `MARKER=${marker}\nDB_PASSWORD=@@rick:secret:db_password@@\nCACHE_URL=unix:///run/valkey.sock?password=@@rick:secret:db_password:url@@\n`,
       mode: 0o600,
     },
+    // The service user is the bundle's own, as a bundle's users must be.
+    { path: `sysusers.d/${name}.conf`, content: `u ${name} - "${name}" /var/lib/${name}\n` },
   ];
 }
 

@@ -23,12 +23,16 @@
  * - systemctl fails when a job it queued itself fails, not for the jobs
  *   those brought in.
  *
+ * Its systemd-sysusers writes etc/passwd and etc/group of the tree as
+ * systemd-sysusers 252 does for the lines a bundle may use (emulateSysusers).
+ *
  * It records every call and can be told that a unit never becomes active,
  * that an HTTP check never answers 2xx, or that an image cannot be pulled.
  * Its clock advances on sleep, so a health gate with a 120 s timeout fails
  * instantly.
  */
 import { readlinkSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { RickError } from '../../src/errors.js';
@@ -327,6 +331,7 @@ export class FakeHost implements Host {
     const { readFile } = await import('node:fs/promises');
     const contents = await Promise.all(fragments.map((f) => readFile(f, 'utf8')));
     this.calls.push({ op: 'sysusers', fragments: [...fragments], contents });
+    await emulateSysusers(this.root, contents.join('\n'));
     return undefined;
   }
 
@@ -379,4 +384,56 @@ export class FakeHost implements Host {
     this.reloads = 0;
     this.unitJournal.clear();
   }
+}
+
+/**
+ * What systemd-sysusers 252 does to DIR/etc/passwd and DIR/etc/group for
+ * `u NAME ID`, `u NAME -:GROUP`, `g NAME ID` and `m USER GROUP` lines, as
+ * observed with `systemd-sysusers --root=DIR`: existing accounts are left
+ * alone; ids are allocated downwards from 999, a numeric id is taken when
+ * free (a user's id counts as taken when a group holds it too); a user
+ * without a named primary group gets the group of its name (created with
+ * the user's id when that is free).
+ */
+export async function emulateSysusers(root: string, text: string): Promise<void> {
+  const groupFile = join(root, 'etc/group');
+  const passwdFile = join(root, 'etc/passwd');
+  const read = async (f: string) =>
+    (await readFile(f, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+  const groups = (await read(groupFile)).map((l) => l.split(':'));
+  const users = (await read(passwdFile)).map((l) => l.split(':'));
+  const gids = () => new Set(groups.map((g) => Number(g[2])));
+  const uids = () => new Set(users.map((u) => Number(u[2])));
+  const free = (taken: Set<number>, wish?: number) => {
+    if (wish !== undefined && !taken.has(wish)) return wish;
+    for (let id = 999; id > 0; id--) if (!taken.has(id)) return id;
+    throw new Error('fake sysusers: no free id');
+  };
+  const group = (name: string) => groups.find((g) => g[0] === name);
+  for (const line of text.split('\n')) {
+    const fields = [...line.trim().matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '');
+    const [type, name = '', id = '-', gecos = '', home = '/'] = fields;
+    if (!type || type.startsWith('#')) continue;
+    const wish = /^[0-9]+$/.test(id) ? Number(id) : undefined;
+    if (type === 'g' && !group(name)) {
+      groups.push([name, 'x', String(free(gids(), wish)), '']);
+    } else if (type === 'u' && !users.some((u) => u[0] === name)) {
+      const named = id.includes(':') ? id.slice(id.indexOf(':') + 1) : undefined;
+      const uidWish = /^[0-9]+/.test(id) ? Number.parseInt(id, 10) : undefined;
+      const uid = free(new Set([...uids(), ...gids()]), uidWish);
+      let primary = group(named ?? name);
+      if (!primary && named !== undefined) continue;
+      if (!primary) {
+        primary = [name, 'x', String(free(gids(), uid)), ''];
+        groups.push(primary);
+      }
+      users.push([name, 'x', String(uid), String(primary[2]), gecos, home, '/usr/sbin/nologin']);
+    } else if (type === 'm') {
+      const g = group(id);
+      const members = g?.[3] ? g[3].split(',') : [];
+      if (g && !members.includes(name)) g[3] = [...members, name].join(',');
+    }
+  }
+  await writeFile(groupFile, `${groups.map((g) => g.join(':')).join('\n')}\n`);
+  await writeFile(passwdFile, `${users.map((u) => u.join(':')).join('\n')}\n`);
 }

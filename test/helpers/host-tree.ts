@@ -1,7 +1,8 @@
 /**
  * A host tree for installer tests (`--root DIR`): etc/passwd and etc/group
- * with the accounts the sample bundle needs, the trusted key in
- * etc/rick/keys, the secrets file (root, 0600), and a place for bundles.
+ * with the infrastructure groups the sample bundle needs (it creates its
+ * service user itself), the trusted key in etc/rick/keys, the secrets file
+ * (root, 0600), and a place for bundles.
  */
 import { chmod, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,11 +37,11 @@ export async function makeHostTree(
   await mkdir(work, { recursive: true });
   await writeFile(
     join(root, 'etc/group'),
-    `${(options.groups ?? ['root:x:0:', 'postgres-clients:x:4001:', 'valkey-clients:x:4002:', 'demo:x:990:']).join('\n')}\n`,
+    `${(options.groups ?? ['root:x:0:', 'postgres-clients:x:4001:', 'valkey-clients:x:4002:']).join('\n')}\n`,
   );
   await writeFile(
     join(root, 'etc/passwd'),
-    `${(options.users ?? ['root:x:0:0:root:/root:/bin/sh', 'demo:x:990:990:demo:/var/lib/demo:/usr/sbin/nologin']).join('\n')}\n`,
+    `${(options.users ?? ['root:x:0:0:root:/root:/bin/sh']).join('\n')}\n`,
   );
   await writeFile(join(root, 'etc/rick/keys/release.asc'), key.publicKeyArmored, { mode: 0o644 });
   const secretsFile = join(root, 'etc/rick/secrets/demo.env');

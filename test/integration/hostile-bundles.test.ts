@@ -6,7 +6,7 @@
  * Every test asserts the error code, the message, and that nothing on disk
  * changed.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -438,18 +438,18 @@ describe('hostile archives signed by the trusted key', () => {
     );
   });
 
-  it('refuses a sysusers.d fragment granting a privileged group', async () => {
+  it('refuses a sysusers.d fragment naming a primary group by its number', async () => {
     const { tgz } = buildTestBundle({
       files: [
         { path: 'quadlet/demo.container', content: unit },
-        { path: 'sysusers.d/demo.conf', content: 'u demo -\nm demo sudo\n' },
+        { path: 'sysusers.d/demo.conf', content: 'u demo -\nu evil 990:4001\n' },
       ],
     });
     const bundlePath = await place(tgz);
     await refuseBundle(
       bundlePath,
       'BUNDLE_INVALID',
-      /sysusers\.d\/demo\.conf:2: a bundle may not add demo to the privileged group sudo/,
+      /sysusers\.d\/demo\.conf:2: primary group 4001 is a number, which names whatever group holds that GID; name the group/,
     );
   });
 
@@ -823,7 +823,6 @@ const cliCases: CliCase[] = [
                 ? { ...f, content: `${f.content}# @@rick:gid:broken\n` }
                 : f,
             ),
-            { path: 'sysusers.d/demo.conf', content: 'u demo -\n' },
           ],
         }).tgz,
       ),
@@ -840,23 +839,26 @@ const cliCases: CliCase[] = [
     message: /version 0\.8\.0 is lower than 0\.9\.0, the highest ever installed here/,
   },
   {
-    name: 'an unknown group',
+    name: 'a missing infrastructure group',
     setup: async (tree) => {
       const { tgz } = buildTestBundle({
         files: sampleFiles().map((f) =>
           f.path === 'quadlet/demo-app.container'
             ? {
                 ...f,
-                content: `${f.content}# also\n[Service]\nEnvironment=G=@@rick:gid:ldap-only-group@@\n`,
+                content: `${f.content}# also\n[Service]\nEnvironment=G=@@rick:gid:valkey-clients@@\n`,
               }
             : f,
         ),
       });
+      const group = join(tree.root, 'etc/group');
+      const lines = (await readFile(group, 'utf8')).split('\n');
+      await writeFile(group, lines.filter((l) => !l.startsWith('valkey-clients:')).join('\n'));
       return signedFile(tree, tgz);
     },
     exit: ExitCode.missingPrerequisite,
     code: 'FACT_MISSING',
-    message: /missing host facts: group ldap-only-group/,
+    message: /missing host facts: group valkey-clients/,
   },
   {
     name: 'a missing secret',

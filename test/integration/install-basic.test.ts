@@ -41,7 +41,7 @@ describe('rick-install <bundle>', () => {
     expect(await liveGeneration(tree.root)).toBe('generations/1');
     const unit = await readLive(tree.root, 'quadlet/demo/demo-app.container');
     expect(unit).toContain('EnvironmentFile=/var/lib/rick/generations/1/bundles/demo/env/demo.env');
-    expect(unit).toContain('User=990:990');
+    expect(unit).toContain('User=999:999');
     expect(unit).toContain('PodmanArgs=--group-add 4001');
     const env = await readLive(tree.root, 'bundles/demo/env/demo.env');
     expect(env).toContain(`DB_PASSWORD=${SECRET}`);
@@ -126,7 +126,7 @@ describe('quadlet dry-run before anything goes live', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
-  it('a first install refused by quadlet leaves only the (empty) lock file behind', async () => {
+  it('a first install refused by quadlet leaves only the (empty) lock file and the accounts its sysusers.d made behind', async () => {
     if (!quadletPath) return;
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
@@ -138,11 +138,15 @@ describe('quadlet dry-run before anything goes live', () => {
     const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain('error QUADLET_REJECTED');
+    // systemd-sysusers ran before the units were written; what it made is recorded as the bundle's.
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
       '+ var (dir)',
       '+ var/lib (dir)',
       '+ var/lib/rick (dir)',
+      '+ var/lib/rick/created.json (file)',
       '+ var/lib/rick/lock (file)',
+      '~ etc/group: size, sha256',
+      '~ etc/passwd: size, sha256',
     ]);
     expect(await readFile(join(tree.root, 'var/lib/rick/lock'), 'utf8')).toBe('');
   });
@@ -172,11 +176,11 @@ describe('a failing systemd-tmpfiles', () => {
     const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
     expect(r.stderr).toMatch(/^error IO_ERROR: systemd-tmpfiles failed \(exit 1\): no space/);
     expect(r.code).toBe(ExitCode.internal);
-    expect(host.calls.map((c) => c.op)).toEqual(['tmpfiles']);
+    expect(host.calls.map((c) => c.op)).toEqual(['sysusers', 'tmpfiles']);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
-  it('refuses a first install, leaving only the (empty) lock file behind', async () => {
+  it('refuses a first install, leaving only the (empty) lock file and the accounts its sysusers.d made behind', async () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
     host.tmpfilesError = new RickError('IO_ERROR', 'systemd-tmpfiles failed (exit 1): no space');
@@ -192,7 +196,10 @@ describe('a failing systemd-tmpfiles', () => {
       '+ var (dir)',
       '+ var/lib (dir)',
       '+ var/lib/rick (dir)',
+      '+ var/lib/rick/created.json (file)',
       '+ var/lib/rick/lock (file)',
+      '~ etc/group: size, sha256',
+      '~ etc/passwd: size, sha256',
     ]);
   });
 });

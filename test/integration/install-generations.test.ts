@@ -29,7 +29,7 @@ afterEach(async () => {
 });
 
 const withInstaller = (marker: string): FactoryFile[] => [
-  ...sampleFiles('demo', marker),
+  ...sampleFiles('demo', marker).filter((f) => !f.path.startsWith('sysusers.d/')),
   { path: 'installer/rick-install.cjs', content: `// installer ${marker}\n`, mode: 0o755 },
   {
     path: 'sysusers.d/demo.conf',
@@ -153,7 +153,13 @@ describe('generations', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('left by an interrupted run');
     expect((await readdir(join(state, 'generations'))).sort()).toEqual(['1', '2']);
-    expect((await readdir(state)).sort()).toEqual(['current', 'generations', 'lock', 'state.json']);
+    expect((await readdir(state)).sort()).toEqual([
+      'created.json',
+      'current',
+      'generations',
+      'lock',
+      'state.json',
+    ]);
     expect(await readdir(join(tree.root, 'etc/containers/systemd'))).toEqual(['rick']);
   });
 

@@ -323,8 +323,8 @@ describe('parseBundleArchive agrees with GNU tar', () => {
       const paxName = `quadlet/${'p'.repeat(130)}.container`;
       const gnuName = `quadlet/${'g'.repeat(130)}.container`;
       const files = [
-        { path: paxName, data: Buffer.from('pax\n'), mode: 0o644 },
-        { path: gnuName, data: Buffer.from('gnu\n'), mode: 0o644 },
+        { path: paxName, data: Buffer.from('[Container]\n# pax\n'), mode: 0o644 },
+        { path: gnuName, data: Buffer.from('[Container]\n# gnu\n'), mode: 0o644 },
         { path: 'env/a.env', data: Buffer.from('A=1\n'), mode: 0o600 },
       ];
       const tgz = gzipSync(

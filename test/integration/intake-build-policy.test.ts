@@ -67,14 +67,14 @@ describe('rick-bundle build applies the host intake policy', () => {
     expect(await outputFiles()).toEqual([]);
   });
 
-  it('refuses a sysusers.d fragment granting a privileged group, and writes nothing', async () => {
+  it('refuses a sysusers.d fragment naming a primary group by number, and writes nothing', async () => {
     const dir = await writeBundleDir(
       join(work, 'demo'),
-      bundleWith('sysusers', 'sysusers.d/demo.conf', 'u demo -\nm demo docker\n'),
+      bundleWith('sysusers', 'sysusers.d/demo.conf', 'u demo 990:6\n'),
     );
     const result = await build(dir);
     expect(result.stderr).toMatch(
-      /^error BUNDLE_INVALID: invalid sysusers\.d fragment: sysusers\.d\/demo\.conf:2: a bundle may not add demo to the privileged group docker/m,
+      /^error BUNDLE_INVALID: invalid sysusers\.d fragment: sysusers\.d\/demo\.conf:1: primary group 6 is a number, which names whatever group holds that GID; name the group/m,
     );
     expect(result.code).toBe(ExitCode.invalidBundle);
     expect(await outputFiles()).toEqual([]);

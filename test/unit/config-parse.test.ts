@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { RickError } from '../../src/errors.js';
-import { feedUrlFor, parseConfig, parseConfigLines } from '../../src/feed/config.js';
+import {
+  feedUrlFor,
+  parseConfig,
+  parseConfigLines,
+  parseInfrastructureGroups,
+} from '../../src/feed/config.js';
 
 const DEFAULT_METRICS = '/var/lib/prometheus/node-exporter/rick.prom';
 
@@ -117,5 +122,38 @@ describe('rick.conf', () => {
     expect(feedUrlFor('https://mirror.example.org/r?per_page=20&x=1')).toBe(
       'https://mirror.example.org/r?per_page=20&x=1',
     );
+  });
+});
+
+describe('INFRASTRUCTURE_GROUPS', () => {
+  it('defaults to the client groups of PostgreSQL and Valkey, and reads a list', () => {
+    expect(parseInfrastructureGroups('FEED=acme/x\n', 'rick.conf')).toEqual([
+      'postgres-clients',
+      'valkey-clients',
+    ]);
+    expect(
+      parseInfrastructureGroups('INFRASTRUCTURE_GROUPS="postgres-clients, redis-clients"\n', 'f'),
+    ).toEqual(['postgres-clients', 'redis-clients']);
+    expect(parseInfrastructureGroups('INFRASTRUCTURE_GROUPS=\n', 'f')).toEqual([]);
+    // An install reads only this key: a file without FEED or BUNDLES is fine for it.
+    expect(() =>
+      parseConfig('FEED=acme/x\nBUNDLES=a\nINFRASTRUCTURE_GROUPS=a b\n', 'f', DEFAULT_METRICS),
+    ).not.toThrow();
+  });
+
+  it('refuses what is not a group name, root included, for an install and for update', () => {
+    for (const run of [
+      () => parseInfrastructureGroups('INFRASTRUCTURE_GROUPS=root 0 ../x\n', '/etc/rick/rick.conf'),
+      () =>
+        parseConfig(
+          'FEED=acme/x\nBUNDLES=a\nINFRASTRUCTURE_GROUPS=root 0 ../x\n',
+          '/etc/rick/rick.conf',
+          DEFAULT_METRICS,
+        ),
+    ]) {
+      expect(run).toThrow(
+        '/etc/rick/rick.conf: INFRASTRUCTURE_GROUPS: must be group names separated by spaces or commas (not "root", "0", "../x")',
+      );
+    }
   });
 });

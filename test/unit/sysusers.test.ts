@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   bundleSysusers,
-  checkFactPolicy,
   parseSysusers,
   requiredExistingAccounts,
   sysusersEffects,
@@ -30,7 +29,13 @@ describe('sysusers.d fragments', () => {
       id: '-',
       source: 'sysusers.d/authentik.conf:2',
     });
-    expect(entries[1]).toMatchObject({ type: 'u', name: 'worker', id: '990:authentik' });
+    expect(entries[0]).toMatchObject({ primaryGroup: undefined });
+    expect(entries[1]).toMatchObject({
+      type: 'u',
+      name: 'worker',
+      id: '990:authentik',
+      primaryGroup: 'authentik',
+    });
   });
 
   it('knows what will exist and which groups must already exist', () => {
@@ -72,34 +77,70 @@ describe('sysusers.d fragments', () => {
     }
   });
 
-  it('refuses root, id 0, privileged group membership and r lines', () => {
+  it('refuses root, id 0, numeric primary groups, ids taken from paths and r lines', () => {
     try {
       parseSysusers(
-        'u root 0\ng evil 0\nu svc 990:0\nm svc wheel\nm svc docker\nr - 100-200\n',
+        [
+          'u root 0',
+          'g evil 0',
+          'u svc 990:0',
+          'u evil 990:4001',
+          'u evil2 -:27',
+          'u owner /root',
+          'g grp /etc/shadow',
+          'm root postgres-clients',
+          'm svc root',
+          'r - 100-200',
+          '',
+        ].join('\n'),
         'f',
       );
       expect.unreachable();
     } catch (error) {
       expect(isRickError(error) && error.code).toBe('BUNDLE_INVALID');
       expect((error as Error).message).toBe(
-        'invalid sysusers.d fragment: f:1: a bundle may not define root or id 0; f:2: a bundle may not define root or id 0; f:3: a bundle may not define root or id 0; f:4: a bundle may not add svc to the privileged group wheel; f:5: a bundle may not add svc to the privileged group docker; f:6: r lines change id allocation for the whole host',
+        [
+          'invalid sysusers.d fragment: f:1: a bundle may not define root or id 0',
+          'f:2: a bundle may not define root or id 0',
+          'f:3: a bundle may not define root or id 0',
+          'f:4: primary group 4001 is a number, which names whatever group holds that GID; name the group',
+          'f:5: primary group 27 is a number, which names whatever group holds that GID; name the group',
+          'f:6: id /root takes the id of whoever owns that path; use - or a number',
+          'f:7: id /etc/shadow takes the id of whoever owns that path; use - or a number',
+          'f:8: a bundle may not add root to postgres-clients',
+          'f:9: a bundle may not add svc to root',
+          'f:10: r lines change id allocation for the whole host',
+        ].join('; '),
       );
     }
   });
 
-  it('refuses a gid fact naming a privileged group', () => {
+  it('accepts suggested ids and named primary groups', () => {
+    const entries = parseSysusers('u a 990\ng b 991\nu c -:b\nu d 992:b\n', 'f');
+    expect(entries.map((e) => (e.type === 'u' ? [e.name, e.primaryGroup] : [e.type]))).toEqual([
+      ['a', undefined],
+      ['g'],
+      ['c', 'b'],
+      ['d', 'b'],
+    ]);
+    const effects = sysusersEffects(entries);
+    // A named primary group is not created with the user.
+    expect([...effects.groups].sort()).toEqual(['a', 'b']);
+    expect(effects.namedGroups.map((n) => n.name)).toEqual(['b', 'b']);
+  });
+
+  it('refuses an m line adding a user the bundle does not create', () => {
+    const fragment = 'u demo -\nm www-data postgres-clients\nm demo postgres-clients\n';
     const { manifest } = buildTestBundle({
       files: [
-        {
-          path: 'quadlet/a.container',
-          content:
-            'PodmanArgs=--group-add @@rick:gid:docker@@ --group-add @@rick:gid:disk@@ --group-add @@rick:gid:postgres-clients@@\n',
-        },
+        { path: 'quadlet/demo.container', content: '[Container]\nImage=x\n' },
+        { path: 'sysusers.d/demo.conf', content: fragment },
       ],
     });
-    expect(() => checkFactPolicy(manifest)).toThrow(
-      'bundle demo asks for the GID of privileged group(s) disk, docker, which a service may not be given',
+    expect(() =>
+      bundleSysusers(manifest, new Map([['sysusers.d/demo.conf', Buffer.from(fragment)]])),
+    ).toThrow(
+      'invalid sysusers.d fragment: sysusers.d/demo.conf:2: m www-data postgres-clients adds a user the bundle does not create with a u line',
     );
-    expect(() => checkFactPolicy(buildTestBundle().manifest)).not.toThrow();
   });
 });

@@ -21,7 +21,7 @@ describe('tmpfiles.d policy', () => {
       'd /var/lib/authentik-media 0750 authentik authentik -',
       'd- /run/authentik 0755 authentik authentik -',
       'f /var/log/authentik/server.log 0640 authentik authentik',
-      'z /srv/authentik 0750 authentik @@rick:gid:postgres-clients@@',
+      'z /srv/authentik 0750 authentik postgres-clients',
       '',
     ].join('\n');
     expect(parseTmpfiles(text, 'x', 'authentik').map((e) => [e.type, e.path])).toEqual([
@@ -94,5 +94,26 @@ describe('tmpfiles.d policy', () => {
     const message = refusalOf('d /var/lib/authentik 4755 - -\nf /var/lib/authentik/y 2755 - -\n');
     expect(message).toContain('tmpfiles.d/x.conf:1: mode 4755 sets the setuid bit');
     expect(message).toContain('tmpfiles.d/x.conf:2: mode 2755 sets the setgid bit on a file');
+  });
+});
+
+describe('tmpfiles.d owners', () => {
+  it('refuses numeric owners and malformed names, which would name whoever holds the id', () => {
+    const message = refusalOf(
+      [
+        'd /var/lib/authentik 0750 0 authentik',
+        'd /var/lib/authentik/a 0750 authentik 6',
+        'd /var/lib/authentik/b 0750 ../x -',
+        'd /var/lib/authentik/c 0750 :authentik :authentik',
+      ].join('\n'),
+    );
+    expect(message).toContain(
+      'tmpfiles.d/x.conf:1: user 0 is a number, which names whoever holds that id; name the user',
+    );
+    expect(message).toContain(
+      'tmpfiles.d/x.conf:2: group 6 is a number, which names whoever holds that id; name the group',
+    );
+    expect(message).toContain('tmpfiles.d/x.conf:3: user field: invalid uid name "../x"');
+    expect(message).not.toContain('x.conf:4');
   });
 });

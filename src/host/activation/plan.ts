@@ -8,7 +8,8 @@
  * "Changed" is what a service sees: its unit, or a file of the generation the
  * unit references (its env file, a mounted config), differs once each
  * generation's own directory is taken out. A unit that differs only by its
- * generation path, with the same env content, did not change.
+ * generation path, with the same env content, did not change. A drop-in
+ * (`quadlet/<unit>.d/*.conf`) is part of the unit it applies to.
  *
  * The jobs follow the units quadlet generates (units.ts), as systemd runs
  * them (src/core/transaction.c, unit-dependency-atom.c):
@@ -186,6 +187,11 @@ function reasonsFor(
   const because: string[] = [];
   if (changedFiles.has(`${unit.bundle}/${unit.file}`) || liveOwner?.bundle !== unit.bundle) {
     because.push(unit.file);
+  }
+  // A drop-in (quadlet/<unit>.d/*.conf) changes the unit it applies to.
+  const dropinDir = `${unit.bundle}/${unit.file}.d/`;
+  for (const id of [...changedFiles].sort()) {
+    if (id.startsWith(dropinDir)) because.push(id.slice(unit.bundle.length + 1));
   }
   const text = normalized(next, { bundle: unit.bundle, path: unit.file }) ?? '';
   const referenced = new Set<string>();
