@@ -4,7 +4,8 @@
  * per line, `#` comments, blank lines, values optionally in single or double
  * quotes. An operator edits it with any editor; bootstrap.sh writes it.
  *
- *   FEED=acme/rick-releases        # GitHub owner/name, or an https:// URL serving the releases API shape
+ *   FEED=acme/rick-releases        # GitHub owner/name, or an https:// URL serving the releases API shape,
+ *                                  # or the URL of a signed release index (a path ending in index.json)
  *   BUNDLES=authentik              # bundles to follow, separated by spaces or commas
  *   CHANNEL=stable                 # stable | prerelease
  *   RANGE=^2                       # semver range (default: any version)
@@ -29,10 +30,17 @@ export const DEFAULT_MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_DOWNLOAD_TIMEOUT_SEC = 300;
 export const DEFAULT_FEED_TIMEOUT_SEC = 30;
 
+/**
+ * How the feed is read: `github`, the GitHub releases API (or its shape);
+ * `index`, a signed release index (src/feed/index-tick.ts).
+ */
+export type FeedKind = 'github' | 'index';
+
 /** A validated rick.conf. */
 export interface RickConfig {
-  /** The releases list URL (the `owner/name` form already expanded). */
+  /** The releases list URL (the `owner/name` form already expanded), or the index URL. */
   feedUrl: string;
+  feedKind: FeedKind;
   /** The FEED value as written, for log lines. */
   feed: string;
   bundles: string[];
@@ -46,6 +54,16 @@ export interface RickConfig {
 }
 
 const githubRepoPattern = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
+
+/** A FEED URL whose path ends in `index.json` names a signed release index. */
+export function feedKindOf(feed: string): FeedKind {
+  if (githubRepoPattern.test(feed)) return 'github';
+  try {
+    return new URL(feed).pathname.endsWith('index.json') ? 'index' : 'github';
+  } catch {
+    return 'github';
+  }
+}
 
 /** `owner/name` → the GitHub releases API URL; a URL is returned as it is. */
 export function feedUrlFor(feed: string): string {
@@ -174,6 +192,7 @@ export function parseConfig(text: string, source: string, defaultMetricsFile: st
   return {
     feed: c.FEED,
     feedUrl: feedUrlFor(c.FEED),
+    feedKind: feedKindOf(c.FEED),
     bundles: [...new Set(c.BUNDLES)],
     channel: c.CHANNEL,
     range: c.RANGE,
