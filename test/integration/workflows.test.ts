@@ -36,6 +36,7 @@ function runs(w: Workflow): string[] {
 }
 
 describe('workflows', () => {
+  // actionlint runs shellcheck on every run: block: minutes on a busy machine.
   it('pass actionlint, which rejects a broken workflow', async () => {
     const ok = await run(actionlint, [], { cwd: repoRoot });
     expect(ok.stdout).toContain('Checking 4 workflow file(s)');
@@ -55,7 +56,7 @@ describe('workflows', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 
   it('CI runs the README test commands on every push and pull request', async () => {
     const ci = await workflow('ci.yml');
