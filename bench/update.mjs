@@ -7,7 +7,12 @@
 // `node -e ''` start. Runs alternate so both see the same machine load; the
 // figure is the ratio of the medians. Target: at most 1.5×.
 //
-// Options: --runs N (default 21), --installer PATH (default dist/installer/rick-install.cjs)
+// With --feed index the host follows a signed release index instead
+// (FEED=…/index.json): the no-op tick is then one conditional GET of
+// index.json answered 304, against the cached decision's recheck times.
+//
+// Options: --runs N (default 21), --installer PATH (default dist/installer/rick-install.cjs),
+//          --feed github|index (default github)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,6 +31,11 @@ const arg = (name, fallback) => {
 };
 const runs = Number(arg('--runs', '21'));
 const installer = resolve(arg('--installer', join(repo, 'dist/installer/rick-install.cjs')));
+const feedKind = arg('--feed', 'github');
+if (!['github', 'index'].includes(feedKind)) {
+  console.error('bench: --feed is github or index');
+  process.exit(2);
+}
 if (!existsSync(installer)) {
   console.error(`bench: ${installer} is missing; run npm run build first`);
   process.exit(1);
@@ -35,9 +45,66 @@ if (!existsSync(installer)) {
 const versions = Array.from({ length: 40 }, (_, i) => `1.${i}.0`);
 let requests = 0;
 let notModified = 0;
+// The signed index variant: one release of demo, the newest, already installed.
+const indexFiles = new Map();
+let publicKeyArmored = '';
+if (feedKind === 'index') {
+  const { generateSigningKey, readSigningKey, signDetached } = await import(
+    join(repo, 'dist/bundle/openpgp.js')
+  );
+  const { planIndex } = await import(join(repo, 'dist/build/release-index.js'));
+  const { serializeIndex } = await import(join(repo, 'dist/bundle/release-index.js'));
+  const generated = await generateSigningKey({
+    name: 'bench',
+    date: new Date(Date.now() - 86_400_000),
+  });
+  publicKeyArmored = generated.publicKeyArmored;
+  const key = await readSigningKey(generated.privateKeyArmored, undefined);
+  const { index } = planIndex(
+    undefined,
+    {
+      add: versions.map((v) => ({
+        bundle: 'demo',
+        version: v,
+        channel: 'stable',
+        sha256: 'a'.repeat(64),
+        size: 1000,
+        files: { bundle: `demo-${v}.tgz`, signature: `demo-${v}.tgz.sig` },
+        location: `v${v}/`,
+      })),
+      rollout: [],
+      yank: [],
+      unyank: [],
+    },
+    new Date(),
+    7 * 86_400_000,
+  );
+  const text = Buffer.from(serializeIndex(index));
+  indexFiles.set('/index.json', text);
+  indexFiles.set('/index.json.sig', Buffer.from(await signDetached(text, key)));
+}
+
 const server = createServer((req, res) => {
   requests++;
   const base = `http://127.0.0.1:${server.address().port}`;
+  if (feedKind === 'index') {
+    const data = indexFiles.get(req.url);
+    if (!data) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    const etag = req.url === '/index.json' ? '"index-v1"' : '"sig-v1"';
+    if (req.headers['if-none-match'] === etag) {
+      notModified++;
+      res.writeHead(304, { etag });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', etag });
+    res.end(data);
+    return;
+  }
   if (req.headers['if-none-match'] === '"feed-v1"') {
     notModified++;
     res.writeHead(304, { etag: '"feed-v1"' });
@@ -62,11 +129,17 @@ const server = createServer((req, res) => {
 });
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
-const feedUrl = `http://127.0.0.1:${server.address().port}/repos/acme/releases/releases`;
+const feedUrl =
+  feedKind === 'index'
+    ? `http://127.0.0.1:${server.address().port}/index.json`
+    : `http://127.0.0.1:${server.address().port}/repos/acme/releases/releases`;
 
 const measured = hostEnv();
 const root = await mkdtemp(join(tmpdir(), 'rick-bench-update-'));
-await mkdir(join(root, 'etc/rick'), { recursive: true });
+await mkdir(join(root, 'etc/rick/keys'), { recursive: true });
+if (feedKind === 'index') {
+  await writeFile(join(root, 'etc/rick/keys/release.asc'), publicKeyArmored, { mode: 0o644 });
+}
 await mkdir(join(root, 'var/lib/rick'), { recursive: true });
 await writeFile(
   join(root, 'etc/rick/rick.conf'),
@@ -142,7 +215,9 @@ try {
   if (notModified !== runs) throw new Error(`expected ${runs} answers 304, saw ${notModified}`);
   const mb = median(bare);
   const mn = median(noop);
-  console.log(`rick-install update, no-op tick (feed answers 304), ${runs} runs each, median:`);
+  console.log(
+    `rick-install update, no-op tick (${feedKind === 'index' ? 'signed index' : 'GitHub API feed'} answers 304), ${runs} runs each, median:`,
+  );
   console.log(`  ${describeDropped(measured.dropped)}`);
   console.log(`  bare node -e '':         ${mb.toFixed(1)} ms`);
   console.log(`  rick-install update:     ${mn.toFixed(1)} ms`);

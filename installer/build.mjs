@@ -233,11 +233,15 @@ const packedUndici = pack(undici.outputFiles[0].contents);
 const deferredFromRest = {
   name: 'rick-deferred-from-rest',
   setup(b) {
-    const importer = join(repo, 'src/feed/update-tick.ts');
+    // The GitHub feed's tick and the signed index's tick.
+    const importers = ['src/feed/update-tick.ts', 'src/feed/index-tick.ts'].map((f) =>
+      join(repo, f),
+    );
     const call = /\bimport\(\s*'\.\/update-deferred\.js'\s*\)/g;
-    b.onLoad({ filter: /[\\/]src[\\/]feed[\\/]update-tick\.ts$/ }, async (args) => {
-      if (args.path !== importer) return undefined;
+    b.onLoad({ filter: /[\\/]src[\\/]feed[\\/](update|index)-tick\.ts$/ }, async (args) => {
+      if (!importers.includes(args.path)) return undefined;
       const text = await readFile(args.path, 'utf8');
+      call.lastIndex = 0;
       if (!call.test(text)) throw new Error(`${args.path} no longer imports ./update-deferred.js`);
       return {
         loader: 'ts',

@@ -14,6 +14,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Script } from 'node:vm';
 import { dropOutputOnClosedPipe } from '../src/cli/closed-pipe.js';
 import * as errors from '../src/errors.js';
+import { isJournalStream, warningLine } from '../src/feed/journal.js';
 import {
   MAX_BUNDLE_BYTES,
   requiredOwner,
@@ -307,6 +308,7 @@ async function main(): Promise<void> {
         env: process.env,
         now: () => new Date(),
         log,
+        warn: (line) => log(warningLine(line, isJournalStream(process.env))),
         install: async (request) => {
           const { realHost } = (await shared.__rickDeferred()).deferred;
           const host = realHost(request.root === '/' ? {} : { root: request.root });

@@ -1,4 +1,5 @@
-// Writes schema/manifest.schema.json from the zod manifest schema.
+// Writes the published JSON Schemas from their zod schemas:
+// schema/manifest.schema.json and schema/index.schema.json.
 // Run through `npm run schema`, which builds dist/ first.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,7 +9,13 @@ import {
   manifestJsonSchema,
   serializeJsonSchema,
 } from '../dist/bundle/manifest-json-schema.js';
+import { INDEX_SCHEMA_FILE, indexJsonSchema } from '../dist/bundle/release-index-json-schema.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-writeFileSync(join(root, MANIFEST_SCHEMA_FILE), serializeJsonSchema(manifestJsonSchema()));
-console.log(`wrote ${MANIFEST_SCHEMA_FILE}`);
+for (const [file, schema] of [
+  [MANIFEST_SCHEMA_FILE, manifestJsonSchema()],
+  [INDEX_SCHEMA_FILE, indexJsonSchema()],
+]) {
+  writeFileSync(join(root, file), serializeJsonSchema(schema));
+  console.log(`wrote ${file}`);
+}

@@ -19,6 +19,7 @@ export const ExitCode = {
   drift: 10,
   feed: 11,
   imagePull: 12,
+  indexExpired: 13,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -61,6 +62,9 @@ const codes = {
   // Release feed.
   FEED_ERROR: ExitCode.feed,
   CONFIG_INVALID: ExitCode.usage,
+  // Signed release index: an older index than the one accepted before, or an expired one.
+  INDEX_ROLLBACK: ExitCode.feed,
+  INDEX_EXPIRED: ExitCode.indexExpired,
 } as const satisfies Record<string, ExitCode>;
 
 export type ErrorCode = keyof typeof codes;
@@ -124,11 +128,15 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.rollbackFailed, 'rollback failed: the host needs attention'],
   [ExitCode.lockBusy, 'another rick-install holds the lock (the message names the holder)'],
   [ExitCode.drift, 'live files differ from their generation (`verify`)'],
-  [ExitCode.feed, 'release feed unreachable or malformed'],
+  [
+    ExitCode.feed,
+    'release feed unreachable or malformed, or an index older than the last accepted',
+  ],
   [
     ExitCode.imagePull,
     'an image the new units need could not be pulled: nothing was changed, the update timer tries again',
   ],
+  [ExitCode.indexExpired, 'release index expired: the feed may be frozen; nothing was installed'],
 ];
 
 export function formatExitCodes(): string {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { registerBuild } from '../commands/build.js';
 import { registerKeygen } from '../commands/keygen.js';
+import { registerIndex } from '../commands/release-index.js';
 import { registerSign } from '../commands/sign.js';
 import { registerVerify } from '../commands/verify.js';
 import { formatExitCodes } from '../errors.js';
@@ -23,6 +24,8 @@ export interface BundleProgramDeps {
   runner: CommandRunner;
   /** The rick checkout (default installer, shared templates, cached quadlet). */
   repoRoot: string;
+  /** The clock (`index` issues the index now); default the system clock. */
+  now?: () => Date;
 }
 
 /** The checkout this file belongs to: src/cli/ or dist/cli/, two levels down. */
@@ -40,7 +43,9 @@ export function defaultDeps(): BundleProgramDeps {
 
 export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command {
   const program = new Command('rick-bundle')
-    .description('Build, sign and verify rick bundles of Podman Quadlet services.')
+    .description(
+      'Build, sign and verify rick bundles of Podman Quadlet services, and write the signed release index.',
+    )
     .option('--debug', 'print stack traces of errors')
     .showHelpAfterError()
     .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
@@ -48,6 +53,7 @@ export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command 
   registerSign(program, deps);
   registerVerify(program, deps);
   registerKeygen(program, deps);
+  registerIndex(program, deps);
   return program;
 }
 

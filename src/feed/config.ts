@@ -4,7 +4,8 @@
  * per line, `#` comments, blank lines, values optionally in single or double
  * quotes. An operator edits it with any editor; bootstrap.sh writes it.
  *
- *   FEED=acme/rick-releases        # GitHub owner/name, or an https:// URL serving the releases API shape
+ *   FEED=acme/rick-releases        # GitHub owner/name, or an https:// URL serving the releases API shape,
+ *                                  # or the URL of a signed release index (a path ending in index.json)
  *   BUNDLES=authentik              # bundles to follow, separated by spaces or commas
  *   CHANNEL=stable                 # stable | prerelease
  *   RANGE=^2                       # semver range (default: any version)
@@ -46,10 +47,17 @@ export const DEFAULT_INFRASTRUCTURE_GROUPS: readonly string[] = [
   'valkey-clients',
 ];
 
+/**
+ * How the feed is read: `github`, the GitHub releases API (or its shape);
+ * `index`, a signed release index (src/feed/index-tick.ts).
+ */
+export type FeedKind = 'github' | 'index';
+
 /** A validated rick.conf. */
 export interface RickConfig {
-  /** The releases list URL (the `owner/name` form already expanded). */
+  /** The releases list URL (the `owner/name` form already expanded), or the index URL. */
   feedUrl: string;
+  feedKind: FeedKind;
   /** The FEED value as written, for log lines. */
   feed: string;
   bundles: string[];
@@ -64,6 +72,16 @@ export interface RickConfig {
 
 const githubRepoPattern = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
 
+/** A FEED URL whose path ends in `index.json` names a signed release index. */
+export function feedKindOf(feed: string): FeedKind {
+  if (githubRepoPattern.test(feed)) return 'github';
+  try {
+    return new URL(feed).pathname.endsWith('index.json') ? 'index' : 'github';
+  } catch {
+    return 'github';
+  }
+}
+
 /**
  * `owner/name` → the GitHub releases API URL. Both forms ask for 100
  * releases a page (GitHub's default is 30), unless a URL says otherwise.
@@ -73,6 +91,8 @@ export function feedUrlFor(feed: string): string {
     return `https://api.github.com/repos/${feed}/releases?per_page=100`;
   }
   const url = new URL(feed);
+  // An index is one file; only the releases API pages.
+  if (feedKindOf(feed) === 'index') return url.href;
   if (!url.searchParams.has('per_page')) url.searchParams.set('per_page', '100');
   return url.href;
 }
@@ -201,6 +221,7 @@ export function parseConfig(text: string, source: string, defaultMetricsFile: st
   return {
     feed: c.FEED,
     feedUrl: feedUrlFor(c.FEED),
+    feedKind: feedKindOf(c.FEED),
     bundles: [...new Set(c.BUNDLES)],
     channel: c.CHANNEL,
     range: c.RANGE,

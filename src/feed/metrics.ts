@@ -13,6 +13,14 @@ export interface UpdateMetrics {
   lastSuccess: number;
   successTotal: number;
   failureTotal: number;
+  /** The signed release index the host follows (index feeds only). */
+  index?: {
+    /** Seconds since the epoch when the index last verified expires. */
+    expires: number;
+    serial: number;
+    /** Installed versions that the index yanks, per bundle. */
+    yanked: Record<string, string>;
+  };
 }
 
 function escapeLabel(value: string): string {
@@ -42,6 +50,25 @@ export function renderMetrics(m: UpdateMetrics): string {
     '# TYPE rick_update_failure_total counter',
     `rick_update_failure_total ${m.failureTotal}`,
   ];
+  if (m.index) {
+    const yanked = m.index.yanked;
+    lines.push(
+      '# HELP rick_index_expires_timestamp_seconds When the signed release index this host verified last expires; past it the host refuses the index (freeze).',
+      '# TYPE rick_index_expires_timestamp_seconds gauge',
+      `rick_index_expires_timestamp_seconds ${m.index.expires}`,
+      '# HELP rick_index_serial Serial of the signed release index this host verified last.',
+      '# TYPE rick_index_serial gauge',
+      `rick_index_serial ${m.index.serial}`,
+      '# HELP rick_bundle_yanked Installed version of a bundle that the release index yanks.',
+      '# TYPE rick_bundle_yanked gauge',
+      ...Object.keys(yanked)
+        .sort()
+        .map(
+          (bundle) =>
+            `rick_bundle_yanked{bundle="${escapeLabel(bundle)}",version="${escapeLabel(yanked[bundle]!)}"} 1`,
+        ),
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -60,5 +87,35 @@ export function parsePreviousMetrics(text: string | undefined): {
     lastSuccess: value('rick_update_last_success_timestamp_seconds'),
     successTotal: value('rick_update_success_total'),
     failureTotal: value('rick_update_failure_total'),
+  };
+}
+
+/**
+ * What the previous textfile recorded of the index, so that a tick that
+ * could not read the index (the feed unreachable) keeps reporting when the
+ * last one verified expires, and the freeze alert still fires.
+ */
+export function parsePreviousIndexMetrics(text: string | undefined): {
+  installed: Record<string, string>;
+  index: UpdateMetrics['index'];
+} {
+  const labelled = (name: string) => {
+    const out: Record<string, string> = {};
+    const pattern = new RegExp(`^${name}\\{bundle="([^"]*)",version="([^"]*)"\\} 1$`, 'gm');
+    for (const m of text?.matchAll(pattern) ?? []) out[m[1]!] = m[2]!;
+    return out;
+  };
+  const expires = text?.match(/^rick_index_expires_timestamp_seconds ([0-9]+)$/m)?.[1];
+  const serial = text?.match(/^rick_index_serial ([0-9]+)$/m)?.[1];
+  return {
+    installed: labelled('rick_bundle_info'),
+    index:
+      expires === undefined
+        ? undefined
+        : {
+            expires: Number(expires),
+            serial: Number(serial ?? 0),
+            yanked: labelled('rick_bundle_yanked'),
+          },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Everything `rick-install update` loads only when a tick has something to
- * decide or install: the config and releases schemas (zod), the state file,
- * and the install pipeline (tar, gpgv). The update command reaches them
+ * decide or install: the config, releases and release index schemas (zod),
+ * the state file, the index's signature check and downloads, and the
+ * install pipeline (tar, gpgv). The update command reaches them
  * through this one module, imported dynamically, so that the no-op tick
  * (feed answers 304) evaluates none of it; the single-file installer build
  * defers exactly this module (see installer/build.mjs).
@@ -12,4 +13,6 @@ export { bundleState, readState, writeFileAtomic } from '../host/state.js';
 export { realHost } from '../host/system.js';
 export { parseConfig, type RickConfig } from './config.js';
 export { explainRefusal, nextPageUrl } from './github-api.js';
+export { readAcceptedIndex } from './index-client.js';
+export { decideOnIndex } from './index-decide.js';
 export { type Candidate, parseReleases, selectRelease, serializeReleases } from './releases.js';

@@ -33,6 +33,7 @@ import {
 } from './cache.js';
 import { type HttpClient, isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
+import { followIndexFeed } from './index-tick.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
 import type { Candidate, FeedAsset } from './releases.js';
@@ -48,6 +49,8 @@ const USER_AGENT = 'rick-install';
 export interface UpdateOptions {
   /** Install into this tree instead of `/` (`--root`). */
   root?: string;
+  /** `--now`: take releases whose rollout waves have not reached this host yet (index feeds). */
+  now?: boolean;
 }
 
 /**
@@ -71,6 +74,8 @@ export interface UpdateDeps {
   now: () => Date;
   /** One line per decision; the journal picks stdout up. */
   log: (line: string) => void;
+  /** A line at warning priority (src/feed/journal.ts); `log` with a `warning: ` prefix when absent. */
+  warn?: (line: string) => void;
 }
 
 interface Decided {
@@ -120,6 +125,8 @@ function readText(file: string): string | undefined {
 
 /** Runs one update tick. Resolves when every followed bundle is up to date; throws the first failure. */
 export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promise<void> {
+  // A FEED naming a signed release index is followed by index-tick.ts.
+  if (await followIndexFeed(options, deps)) return;
   const root = options.root ?? '/';
   const paths = hostPaths(root);
   const defaultMetrics = hostPaths('/').metricsFile;

@@ -27,6 +27,8 @@ import { factKinds, scanPlaceholders } from '../../src/bundle/placeholders.js';
 
 export interface TestKey {
   privateKey: openpgp.PrivateKey;
+  /** The private key as `rick-bundle keygen` writes it (unencrypted). */
+  privateKeyArmored: string;
   publicKeys: openpgp.PublicKey[];
   publicKeyArmored: string;
   fingerprint: string;
@@ -36,6 +38,7 @@ export async function makeTestKey(name = 'rick test'): Promise<TestKey> {
   const generated = await generateSigningKey({ name, date: new Date('2024-01-01T00:00:00Z') });
   return {
     privateKey: await readSigningKey(generated.privateKeyArmored, undefined),
+    privateKeyArmored: generated.privateKeyArmored,
     publicKeys: await parsePublicKeys(Buffer.from(generated.publicKeyArmored), name),
     publicKeyArmored: generated.publicKeyArmored,
     fingerprint: generated.fingerprint,

@@ -18,7 +18,7 @@ export interface CliResult {
 
 export async function runBundleCli(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; now?: () => Date } = {},
 ): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
@@ -36,6 +36,7 @@ export async function runBundleCli(
     cwd: options.cwd ?? process.cwd(),
     runner: realCommandRunner,
     repoRoot,
+    ...(options.now ? { now: options.now } : {}),
   });
   const code = await runProgram(program, args, output);
   return { code, stdout, stderr };

@@ -6,6 +6,7 @@ import {
   manifestJsonSchema,
   serializeJsonSchema,
 } from '../../src/bundle/manifest-json-schema.js';
+import { INDEX_SCHEMA_FILE, indexJsonSchema } from '../../src/bundle/release-index-json-schema.js';
 import { repoRoot } from '../helpers/quadlet.js';
 
 describe('the published manifest JSON Schema', () => {
@@ -33,5 +34,30 @@ describe('the published manifest JSON Schema', () => {
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toContain('files');
+  });
+});
+
+describe('the published release index JSON Schema', () => {
+  it('is exactly what the zod schema generates (run `npm run schema` after changing it)', async () => {
+    const committed = await readFile(join(repoRoot, INDEX_SCHEMA_FILE), 'utf8');
+    expect(committed).toBe(serializeJsonSchema(indexJsonSchema()));
+  });
+
+  it('describes the index fields and forbids unknown ones', () => {
+    const schema = indexJsonSchema() as {
+      properties: Record<string, unknown>;
+      additionalProperties: boolean;
+      required: string[];
+    };
+    expect(Object.keys(schema.properties)).toEqual([
+      'schemaVersion',
+      'serial',
+      'issued',
+      'expires',
+      'releases',
+      'yanked',
+    ]);
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.required).toEqual(Object.keys(schema.properties));
   });
 });

@@ -4,6 +4,8 @@
  * `node rick-install.cjs …`.
  */
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -22,6 +24,8 @@ import {
 import { startConnectProxy } from '../helpers/connect-proxy.js';
 import { FeedServer } from '../helpers/feed-server.js';
 import { makeHostTree, repoRoot } from '../helpers/host-tree.js';
+import { Publisher } from '../helpers/index-publisher.js';
+import { ReleaseServer } from '../helpers/release-server.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
 const run = promisify(execFile);
@@ -140,7 +144,9 @@ describe('the single-file installer', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage: rick-install');
     expect(r.stdout).toMatch(/\n\s+update \[options\]/);
-    expect(r.stdout).toContain('11  release feed unreachable or malformed');
+    expect(r.stdout).toContain(
+      '11  release feed unreachable or malformed, or an index older than the last accepted',
+    );
     const u = await runInstaller(['update', '--help']);
     expect(u.code).toBe(0);
     expect(u.stdout).toContain('--root <dir>');
@@ -241,6 +247,67 @@ describe('the single-file installer', () => {
       expect(refused.stderr).toMatch(/^error SIGNATURE_INVALID: /);
     } finally {
       await feed.stop();
+      await tree.cleanup();
+    }
+  });
+
+  it('follows a signed release index, and files a frozen one at warning priority in the journal', async () => {
+    const tree = await makeHostTree(key);
+    const server = await ReleaseServer.start();
+    try {
+      const v1 = await writeSignedBundle(join(tree.work, 'local'), key, {
+        version: '1.0.0',
+        files: sampleFiles('demo', '1.0.0'),
+      });
+      expect((await runInstaller([v1.bundlePath, '--root', tree.root])).code).toBe(ExitCode.ok);
+      const indexUrl = server.latestUrl('index.json');
+      await writeFile(join(tree.root, 'etc/rick/rick.conf'), `FEED=${indexUrl}\nBUNDLES=demo\n`);
+      const publisher = new Publisher(server, join(tree.work, 'publish'), key);
+      // This process runs on the real clock.
+      await publisher.publish(['1.1.0'], { issued: Date.now() - 3_600_000 });
+      const update = await runInstaller(['update', '--root', tree.root]);
+      expect(update.stderr).toBe('');
+      expect(update.code).toBe(ExitCode.ok);
+      expect(update.stdout).toContain('demo: installed 1.1.0\n');
+
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const noop = await runInstaller(['update', '--root', tree.root]);
+      expect(noop).toEqual({
+        code: ExitCode.ok,
+        stdout: `checked ${indexUrl}: unchanged since the last check, nothing new\n`,
+        stderr: '',
+      });
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+
+      // The publisher stopped re-signing: what is served has expired. Under
+      // systemd, stdout is the journal stream that $JOURNAL_STREAM names.
+      const expired = await publisher.publish([], {
+        issued: Date.now() - 10 * 86_400_000,
+        validForMs: 86_400_000,
+      });
+      const journal = join(tree.work, 'journal');
+      const fd = openSync(journal, 'w');
+      const st = fstatSync(fd, { bigint: true });
+      const child = spawn(process.execPath, [installer, 'update', '--root', tree.root], {
+        cwd: join(dir, 'host'),
+        env: { ...process.env, NODE_PATH: '', JOURNAL_STREAM: `${st.dev}:${st.ino}` },
+        stdio: ['ignore', fd, 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const [code] = (await once(child, 'close')) as [number];
+      closeSync(fd);
+      expect(code).toBe(ExitCode.indexExpired);
+      expect(stderr).toContain(
+        `error INDEX_EXPIRED: release index ${indexUrl} (serial ${expired.serial}) expired at ${expired.expires}`,
+      );
+      expect(await readFile(journal, 'utf8')).toBe(
+        `<4>release index ${indexUrl} (serial ${expired.serial}) expired at ${expired.expires}: installing nothing until a fresh index is served; the feed may be frozen\n`,
+      );
+    } finally {
+      await server.stop();
       await tree.cleanup();
     }
   });

@@ -36,9 +36,10 @@ function runs(w: Workflow): string[] {
 }
 
 describe('workflows', () => {
+  // actionlint runs shellcheck on every run: block: minutes on a busy machine.
   it('pass actionlint, which rejects a broken workflow', async () => {
     const ok = await run(actionlint, [], { cwd: repoRoot });
-    expect(ok.stdout).toContain('Checking 2 workflow file(s)');
+    expect(ok.stdout).toContain('Checking 4 workflow file(s)');
     const dir = await mkdtemp(join(tmpdir(), 'rick-actionlint-'));
     try {
       await mkdir(join(dir, '.github/workflows'), { recursive: true });
@@ -55,7 +56,7 @@ describe('workflows', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 
   it('CI runs the README test commands on every push and pull request', async () => {
     const ci = await workflow('ci.yml');
@@ -82,5 +83,46 @@ describe('workflows', () => {
     const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8'));
     expect(pkg.scripts['release:build']).toBe('scripts/release.sh');
     expect(pkg.scripts.check).toContain('npm run lint:workflows');
+  });
+
+  it('the release signs the next index from the previous one and puts it on the latest release', async () => {
+    const release = await workflow('release.yml');
+    const publish = release.jobs.publish as Workflow['jobs'][string] & {
+      concurrency?: { group: string };
+    };
+    expect(publish.needs).toBe('build');
+    expect(publish.concurrency?.group).toBe('rick-index');
+    const step = publish.steps?.find((s) => s.run?.includes('scripts/index-publish.sh'));
+    expect(step?.run).toContain('--add "$tgz"');
+    expect(step?.run).toContain('set -- --location "../../download/$TAG/"');
+    expect(step?.env?.RICK_SIGNING_KEY).toBe(gh('secrets.RICK_SIGNING_KEY'));
+    // A stable release carries the index; a prerelease's goes on the latest stable one.
+    expect(step?.run).toContain('--latest release/* index/index.json index/index.json.sig');
+    expect(step?.run).toContain(
+      'gh release upload "$latest" index/index.json index/index.json.sig --clobber',
+    );
+  });
+
+  it('a schedule re-signs the index, and a dispatch yanks or changes a rollout, one at a time', async () => {
+    const resign = await workflow('index-resign.yml');
+    expect(Object.keys(resign.on).sort()).toEqual(['schedule', 'workflow_dispatch']);
+    const update = await workflow('index-update.yml');
+    const inputs = (
+      update.on.workflow_dispatch as { inputs: Record<string, { options?: string[] }> }
+    ).inputs;
+    expect(Object.keys(inputs)).toEqual(['action', 'release', 'reason', 'waves']);
+    expect(inputs.action?.options).toEqual(['yank', 'unyank', 'rollout']);
+    for (const w of [resign, update]) {
+      const [job] = Object.values(w.jobs) as Array<
+        Workflow['jobs'][string] & { concurrency?: { group: string } }
+      >;
+      expect(job?.concurrency?.group).toBe('rick-index');
+      const step = job?.steps?.find((s) => s.run?.includes('scripts/index-publish.sh'));
+      expect(step?.run).toContain('--upload');
+      expect(step?.run).not.toMatch(/\$\{\{/);
+    }
+    const dispatched = runs(update).find((r) => r.includes('index-publish'));
+    expect(dispatched).toContain('yank) set -- --yank "$RELEASE" --reason "$REASON" ;;');
+    expect(dispatched).toContain('rollout) set -- --rollout "$RELEASE" --waves "$WAVES" ;;');
   });
 });

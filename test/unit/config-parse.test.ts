@@ -20,6 +20,17 @@ function refusal(text: string): RickError {
 }
 
 describe('rick.conf', () => {
+  it('takes a FEED URL whose path ends in index.json for a signed release index', () => {
+    const read = (feed: string) =>
+      parseConfig(`FEED=${feed}\nBUNDLES=authentik\n`, 'rick.conf', DEFAULT_METRICS);
+    const github = read('https://github.com/acme/rel/releases/latest/download/index.json');
+    expect(github.feedKind).toBe('index');
+    expect(github.feedUrl).toBe('https://github.com/acme/rel/releases/latest/download/index.json');
+    expect(read('http://mirror.example/rick/index.json?x=1').feedKind).toBe('index');
+    expect(read('https://mirror.example/rick/releases.json').feedKind).toBe('github');
+    expect(read('acme/index.json').feedKind).toBe('github');
+  });
+
   it('reads a GitHub repository feed with defaults', () => {
     const config = parseConfig(
       '# rick\nFEED=acme/releases\nBUNDLES=authentik\n',
@@ -29,6 +40,7 @@ describe('rick.conf', () => {
     expect(config).toEqual({
       feed: 'acme/releases',
       feedUrl: 'https://api.github.com/repos/acme/releases/releases?per_page=100',
+      feedKind: 'github',
       bundles: ['authentik'],
       channel: 'stable',
       range: '*',
@@ -56,6 +68,7 @@ describe('rick.conf', () => {
       DEFAULT_METRICS,
     );
     expect(config.feedUrl).toBe('https://mirror.example.org/api/releases?per_page=100');
+    expect(config.feedKind).toBe('github');
     expect(config.bundles).toEqual(['authentik', 'gitea', 'demo']);
     expect(config.channel).toBe('prerelease');
     expect(config.range).toBe('^2.1');

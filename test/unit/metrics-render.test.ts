@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parsePreviousMetrics, renderMetrics } from '../../src/feed/metrics.js';
+import {
+  parsePreviousIndexMetrics,
+  parsePreviousMetrics,
+  renderMetrics,
+} from '../../src/feed/metrics.js';
 
 describe('update metrics textfile', () => {
   it('renders the installed versions as info labels, timestamps and counters', () => {
@@ -42,5 +46,28 @@ describe('update metrics textfile', () => {
       failureTotal: 0,
     });
     expect(parsePreviousMetrics('rick_update_success_total -4\n').successTotal).toBe(0);
+  });
+
+  it('renders the index expiry, serial and yanked live versions, and reads them back', () => {
+    const m = {
+      installed: { authentik: '2.1.0' },
+      lastCheck: 10,
+      lastSuccess: 10,
+      successTotal: 1,
+      failureTotal: 0,
+      index: { expires: 1_767_830_400, serial: 1_767_225_600, yanked: { authentik: '2.1.0' } },
+    };
+    const text = renderMetrics(m);
+    const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(samples.slice(-3)).toEqual([
+      'rick_index_expires_timestamp_seconds 1767830400',
+      'rick_index_serial 1767225600',
+      'rick_bundle_yanked{bundle="authentik",version="2.1.0"} 1',
+    ]);
+    expect(text).toContain('# TYPE rick_index_expires_timestamp_seconds gauge');
+    expect(parsePreviousIndexMetrics(text)).toEqual({ installed: m.installed, index: m.index });
+    expect(
+      parsePreviousIndexMetrics(renderMetrics({ ...m, index: undefined })).index,
+    ).toBeUndefined();
   });
 });

@@ -1,0 +1,99 @@
+/**
+ * /var/lib/rick/index-cache.json: what the last carried-out decision on a
+ * signed release index depended on (rick.conf and state.json, verbatim), the
+ * ETag of the index it was made on, and what a no-op tick reports without
+ * reading the index (installed and yanked versions, serial, expiry), plus
+ * when the decision may change while the index does not (a wave this host
+ * waits for starts, the index expires). Anything missing or of another
+ * shape is no cache: the next tick then decides again.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { warningLine } from './journal.js';
+import type { UpdateDeps } from './update-tick.js';
+
+export const INDEX_CACHE_VERSION = 1;
+/** The most an index may weigh. */
+export const INDEX_MAX_BYTES = 8 * 1024 * 1024;
+
+/** What a no-op tick needs, and the inputs the cached decision depended on. */
+export interface IndexCache {
+  version: typeof INDEX_CACHE_VERSION;
+  /** The index URL. */
+  url: string;
+  /** The ETag of the accepted index, when the server gave one. */
+  etag: string | null;
+  /** rick.conf and state.json as they were when the decision was carried out. */
+  config: string;
+  state: string;
+  feed: string;
+  metricsFile: string | null;
+  feedTimeoutSec: number;
+  installed: Record<string, string>;
+  /** Installed versions the index yanks: bundle → version and reason. */
+  yanked: Record<string, { version: string; reason: string }>;
+  /** sha256 of the accepted index (/var/lib/rick/release-index.json). */
+  indexSha256: string;
+  serial: number;
+  /** Seconds since the epoch: the index expires. */
+  expires: number;
+  /** Seconds since the epoch: a wave this host waits for starts; null: none. */
+  recheckAt: number | null;
+}
+
+export function indexCachePath(stateDir: string): string {
+  return join(stateDir, 'index-cache.json');
+}
+
+/** The cache, or undefined when missing, unreadable or of another shape (then the tick decides again). */
+export function readIndexCache(file: string): IndexCache | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  // By hand, not with a schema: this runs on every tick.
+  if (typeof value !== 'object' || value === null) return undefined;
+  const c = value as Record<string, unknown>;
+  const isRecord = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null;
+  const ok =
+    c.version === INDEX_CACHE_VERSION &&
+    typeof c.url === 'string' &&
+    (c.etag === null || typeof c.etag === 'string') &&
+    typeof c.config === 'string' &&
+    typeof c.state === 'string' &&
+    typeof c.feed === 'string' &&
+    (c.metricsFile === null || typeof c.metricsFile === 'string') &&
+    typeof c.feedTimeoutSec === 'number' &&
+    isRecord(c.installed) &&
+    Object.values(c.installed as object).every((v) => typeof v === 'string') &&
+    isRecord(c.yanked) &&
+    Object.values(c.yanked as object).every(
+      (v) => isRecord(v) && typeof v.version === 'string' && typeof v.reason === 'string',
+    ) &&
+    typeof c.indexSha256 === 'string' &&
+    typeof c.serial === 'number' &&
+    typeof c.expires === 'number' &&
+    (c.recheckAt === null || typeof c.recheckAt === 'number');
+  return ok ? (c as unknown as IndexCache) : undefined;
+}
+
+export function versionsOf(yanked: IndexCache['yanked']): Record<string, string> {
+  return Object.fromEntries(Object.entries(yanked).map(([b, y]) => [b, y.version]));
+}
+
+export function warnYanked(yanked: IndexCache['yanked'], deps: UpdateDeps): void {
+  for (const [bundle, y] of Object.entries(yanked)) {
+    warn(
+      deps,
+      `${bundle}: the installed version ${y.version} is yanked (${y.reason}); rick does not roll back by itself: install a fixed release or roll back by hand (docs/release-index.md)`,
+    );
+  }
+}
+
+export function warn(deps: UpdateDeps, line: string): void {
+  if (deps.warn) deps.warn(line);
+  else deps.log(warningLine(line, false));
+}

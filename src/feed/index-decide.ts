@@ -1,0 +1,282 @@
+/**
+ * The deciding half of a signed release index's tick (src/feed/index-tick.ts
+ * has the whole and the no-op half): verify the index, check its serial and
+ * expiry, keep it, choose per bundle, download and install, record the
+ * decision. Loaded only when a tick has something to decide.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IndexRelease } from '../bundle/release-index.js';
+import { parseIndex } from '../bundle/release-index.js';
+import { describe, isRickError, RickError } from '../errors.js';
+import { hostPaths } from '../host/paths.js';
+import { bundleState, readState, writeFileAtomic } from '../host/state.js';
+import type { HttpResponse } from './client.js';
+import { parseConfig, type RickConfig } from './config.js';
+import {
+  INDEX_CACHE_VERSION,
+  INDEX_MAX_BYTES,
+  type IndexCache,
+  indexCachePath,
+  versionsOf,
+  warn,
+  warnYanked,
+} from './index-cache.js';
+import {
+  downloadIndexedRelease,
+  fetchIndexSignature,
+  readAcceptedIndex,
+  readAcceptedSignature,
+  readMachineId,
+  sha256Hex,
+  verifyIndexSignature,
+  writeAcceptedIndex,
+} from './index-client.js';
+import {
+  checkIndexFresh,
+  checkIndexSequence,
+  describeWait,
+  LAST_BUCKET,
+  nextRolloutChange,
+  rolloutBucket,
+  selectFromIndex,
+} from './index-select.js';
+import type { IndexTick, Report } from './index-tick.js';
+
+export interface Decision {
+  response: HttpResponse;
+  /** The accepted index, when the request was conditional on it. */
+  held: Buffer | undefined;
+  url: string;
+  feed: string;
+  feedTimeoutSec: number;
+  report: Report;
+}
+
+/**
+ * Verifies and checks the index (fetched now, or the accepted one when the
+ * server answered 304), then decides per bundle and installs. Only a
+ * rollback counts as a carried-out decision besides success (the version is
+ * quarantined); any other failure leaves the cache as it was.
+ */
+export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void> {
+  const { deps, paths, root } = tick;
+  const config =
+    tick.config ?? parseConfig(tick.configText, paths.config, hostPaths('/').metricsFile);
+  const now = deps.now();
+  const source = `release index ${d.feed}`;
+  const timeoutMs = d.feedTimeoutSec * 1000;
+
+  let bytes: Buffer;
+  let signature: Buffer | undefined;
+  let fresh: boolean;
+  let response = d.response;
+  // Whether the kept copy must be written again: a new index, or a kept signature that failed.
+  let keep = false;
+  if (response.status === 304 && d.held !== undefined) {
+    bytes = d.held;
+    signature = readAcceptedSignature(paths);
+    fresh = false;
+  } else if (response.status === 200) {
+    bytes = response.body;
+    fresh = true;
+  } else {
+    throw new RickError(
+      'FEED_ERROR',
+      `${source} answered HTTP ${response.status}${response.status === 304 ? ' to a request for the whole index' : ''}`,
+      { hint: 'nothing was changed; the next timer tick tries again' },
+    );
+  }
+  if (!fresh) {
+    // The kept copy is checked again (the trusted keys may have changed);
+    // if it no longer verifies, the index is fetched whole.
+    try {
+      if (signature === undefined) throw new RickError('SIGNATURE_MISSING', 'no kept signature');
+      await verifyIndexSignature(bytes, signature, paths.keysDir, source);
+    } catch {
+      response = await deps.http.get(d.url, {
+        headers: { 'user-agent': 'rick-install', accept: 'application/json' },
+        maxBytes: INDEX_MAX_BYTES,
+        timeoutMs,
+        what: source,
+      });
+      if (response.status !== 200) {
+        throw new RickError('FEED_ERROR', `${source} answered HTTP ${response.status}`, {
+          hint: 'nothing was changed; the next timer tick tries again',
+        });
+      }
+      bytes = response.body;
+      fresh = true;
+      signature = undefined;
+      keep = true;
+    }
+  }
+  if (fresh) {
+    signature = await fetchIndexSignature(deps.http, d.url, timeoutMs, source);
+    // The signature first: nothing of the index is parsed before it is verified.
+    await verifyIndexSignature(bytes, signature, paths.keysDir, source);
+  }
+  const sha256 = sha256Hex(bytes);
+  const index = parseIndex(bytes.toString('utf8'), source);
+  const accepted = readAcceptedIndex(paths);
+  const sequence = checkIndexSequence(index, sha256, accepted, source);
+  const expires = Math.floor(Date.parse(index.expires) / 1000);
+  d.report.index = { expires, serial: index.serial, yanked: {} };
+  try {
+    checkIndexFresh(index, now, source);
+  } catch (error) {
+    warn(
+      deps,
+      `${source} (serial ${index.serial}) expired at ${index.expires}: installing nothing until a fresh index is served; the feed may be frozen`,
+    );
+    throw error;
+  }
+  if (fresh) {
+    deps.log(
+      `checked ${d.feed}: index serial ${index.serial}, ${index.releases.length} releases, expires ${index.expires}`,
+    );
+  } else {
+    deps.log(
+      `checked ${d.feed}: unchanged, deciding again (rick.conf, the state or the time changed)`,
+    );
+  }
+
+  const machineId = readMachineId(root);
+  const hasWaves = index.releases.some((r) => config.bundles.includes(r.bundle) && r.rollout);
+  if (machineId === undefined && hasWaves) {
+    deps.log(
+      `no machine-id in ${join(root, 'etc/machine-id')}: this host takes staged releases with their last wave`,
+    );
+  }
+  const bucketOf = (bundle: string) => (version: string) =>
+    machineId === undefined ? LAST_BUCKET : rolloutBucket(machineId, bundle, version);
+
+  const selections: ReturnType<typeof selectFromIndex>[] = [];
+  const yanked: IndexCache['yanked'] = {};
+  let firstError: unknown;
+  for (const bundle of config.bundles) {
+    const status = bundleState(await readState(paths.stateFile), bundle);
+    const selection = selectFromIndex(index, {
+      bundle,
+      policy: { channel: config.channel, range: config.range },
+      status: {
+        installed: status.installed,
+        highest: status.highest,
+        quarantined: status.quarantined,
+      },
+      now,
+      bucketOf: bucketOf(bundle),
+      ignoreWaves: tick.options.now === true,
+    });
+    selections.push(selection);
+    if (selection.liveYanked && status.installed !== undefined) {
+      yanked[bundle] = { version: status.installed, reason: selection.liveYanked.reason };
+    }
+    for (const s of selection.skipped) {
+      deps.log(
+        s.why === 'yanked'
+          ? `${bundle}: skipping ${s.version}, yanked: ${s.reason}`
+          : `${bundle}: skipping ${s.version}, quarantined after a failed install`,
+      );
+    }
+    const release = selection.release;
+    if (release === undefined) {
+      deps.log(`${bundle}: nothing new (${selection.reason})`);
+      continue;
+    }
+    for (const p of selection.pending) {
+      deps.log(`${bundle}: ${p.version} waits for its rollout wave (${describeWait(p)})`);
+    }
+    deps.log(
+      `${bundle}: installing ${release.version} from ${source} (installed: ${status.installed ?? 'none'})`,
+    );
+    try {
+      await downloadAndInstall(tick, config, d.url, release);
+      deps.log(`${bundle}: installed ${release.version}`);
+      delete yanked[bundle];
+    } catch (error) {
+      if (isRickError(error) && error.code === 'ROLLED_BACK') {
+        deps.log(`${bundle}: rolled back ${release.version} because ${error.message}`);
+      } else {
+        deps.log(
+          `${bundle}: not installed ${release.version} because ${isRickError(error) ? `${error.code}: ` : ''}${describe(error)}`,
+        );
+      }
+      firstError ??= error;
+    }
+  }
+  warnYanked(yanked, deps);
+  d.report.index.yanked = versionsOf(yanked);
+  const state = await readState(paths.stateFile);
+  const installed: Record<string, string> = {};
+  for (const bundle of config.bundles) {
+    const version = state.bundles[bundle]?.installed;
+    if (version) installed[bundle] = version;
+  }
+  d.report.installed = installed;
+  if (firstError !== undefined && !(isRickError(firstError) && firstError.code === 'ROLLED_BACK')) {
+    throw firstError;
+  }
+  // Kept only with a decision carried out, like the cache: a tick that
+  // failed leaves the host as it was, and the next one sees the index again.
+  if (sequence === 'new' || keep) {
+    await writeAcceptedIndex(paths, bytes, signature as Buffer);
+  }
+  const recheck = nextRolloutChange(selections, now);
+  // The ETag of the index decided on: the one just received, or the cached one after a 304.
+  const etag =
+    response.status === 200 ? (response.headers.etag ?? null) : (tick.cache?.etag ?? null);
+  const cache: IndexCache = {
+    version: INDEX_CACHE_VERSION,
+    url: config.feedUrl,
+    etag,
+    config: tick.configText,
+    state: await readFile(paths.stateFile, 'utf8').catch(() => ''),
+    feed: config.feed,
+    metricsFile: config.metricsFile ?? null,
+    feedTimeoutSec: config.feedTimeoutSec,
+    installed,
+    yanked,
+    indexSha256: sha256,
+    serial: index.serial,
+    expires,
+    recheckAt: recheck === undefined ? null : Math.floor(recheck.getTime() / 1000),
+  };
+  await writeFileAtomic(indexCachePath(paths.stateDir), `${JSON.stringify(cache)}\n`, 0o644);
+  if (firstError !== undefined) throw firstError;
+}
+
+async function downloadAndInstall(
+  tick: IndexTick,
+  config: RickConfig,
+  indexUrl: string,
+  release: IndexRelease,
+): Promise<void> {
+  const files = await downloadIndexedRelease(tick.deps.http, indexUrl, release, {
+    maxBundleBytes: config.maxBundleBytes,
+    timeoutMs: config.downloadTimeoutSec * 1000,
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'rick-update-'));
+  try {
+    const bundlePath = join(dir, release.files.bundle);
+    const signaturePath = join(dir, release.files.signature);
+    await writeFile(bundlePath, files.bundle, { mode: 0o600 });
+    await writeFile(signaturePath, files.signature, { mode: 0o600 });
+    // The signed index names the bundle and version; the verified manifest must be exactly that.
+    await tick.deps.install({
+      bundle: release.bundle,
+      bundlePath,
+      signaturePath,
+      root: tick.root,
+      expect: {
+        bundle: release.bundle,
+        version: release.version,
+        source: `the release index ${indexUrl}`,
+        policy: { channel: config.channel, range: config.range },
+      },
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
