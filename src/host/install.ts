@@ -475,11 +475,7 @@ export async function prepareInstall(
 
   // What the bundle may have here, then prerequisites, before anything on the host changes.
   const liveNumber = await readLiveGenerationNumber(paths);
-  const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
-  const live =
-    liveNumber === undefined
-      ? undefined
-      : await readGeneration(paths, liveNumber, { installer: !shipsInstaller });
+  const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
   const ownership = await checkOwnership(paths, host, manifest, files, live);
   await checkUnitNames(paths, manifest, files, live);
   const version = await host.podmanVersion();

@@ -81,7 +81,9 @@ async function signed(spec: FactoryBundle & { extra?: FactoryFile[] }): Promise<
   const extra = spec.extra ?? [];
   const files = [...base.filter((f) => !extra.some((e) => e.path === f.path)), ...extra];
   const { tgz } = buildTestBundle({ ...spec, name, version, files });
-  const bundlePath = join(work, `${name}-${version}-${Math.random().toString(36).slice(2)}.tgz`);
+  // Each bundle in a directory of its own: the file name states its name and version.
+  const dir = await mkdtemp(join(work, 'bundle-'));
+  const bundlePath = join(dir, `${name}-${version}.tgz`);
   await writeFile(bundlePath, tgz);
   await writeFile(`${bundlePath}.sig`, await signDetached(tgz, key.privateKey));
   return bundlePath;
