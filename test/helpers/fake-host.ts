@@ -51,9 +51,9 @@ export interface FakeHostOptions {
 
 export type FakeCall =
   | { op: 'daemon-reload' }
-  | { op: 'restart' | 'start' | 'stop'; units: string[] }
+  | { op: 'restart' | 'start' | 'stop' | 'reload'; units: string[] }
   | { op: 'sysusers' | 'tmpfiles'; fragments: string[]; contents: string[] }
-  | { op: 'http'; url: string }
+  | { op: 'http'; url: string; host?: string }
   | { op: 'pull'; image: string; policy: string; options: string[] };
 
 type JobType = 'start' | 'stop' | 'restart';
@@ -71,8 +71,15 @@ export class FakeHost implements Host {
   readonly failingUnits = new Map<string, number | 'always'>();
   /** Units that end up inactive rather than failed when they fail. */
   readonly inactiveOnFailure = new Set<string>();
-  /** URLs that never answer 2xx. */
+  /** URLs that never answer 2xx (`url`, or `url host` for a check with a Host header). */
   readonly failingUrls = new Set<string>();
+  /** When set, `systemctl reload` of these units fails (a reload Caddy refuses). */
+  readonly failingReloads = new Set<string>();
+  /**
+   * Called on `systemctl reload` before it is recorded: an integration test
+   * puts a real `caddy reload` here.
+   */
+  onReload: ((units: readonly string[]) => Promise<void>) | undefined;
   /** When set, systemd-tmpfiles fails with this error (after a short while, as a process would). */
   tmpfilesError: Error | undefined;
   /** Units active now, with their main PID (a restart gives a new one). */
@@ -286,6 +293,17 @@ export class FakeHost implements Host {
         this.calls.push({ op: 'start', units: [...units] });
         report(units, this.run(queue(units, 'start')));
       },
+      reload: async (units) => {
+        if (units.length === 0) return;
+        this.calls.push({ op: 'reload', units: [...units] });
+        const failed = units.filter((u) => this.failingReloads.has(u));
+        if (failed.length) {
+          throw new Error(
+            `Job for ${failed[0]} failed because the control process exited with error code.`,
+          );
+        }
+        await this.onReload?.(units);
+      },
       stop: async (units) => {
         if (units.length === 0) return;
         this.calls.push({ op: 'stop', units: [...units] });
@@ -369,14 +387,17 @@ export class FakeHost implements Host {
     return this.calls.flatMap((c) => (c.op === 'pull' ? [c.image] : []));
   }
 
-  async httpStatus(url: string): Promise<number | undefined> {
-    this.calls.push({ op: 'http', url });
-    return this.failingUrls.has(url) ? 503 : 200;
+  async httpStatus(url: string, _timeoutMs: number, host?: string): Promise<number | undefined> {
+    this.calls.push(host === undefined ? { op: 'http', url } : { op: 'http', url, host });
+    const key = host === undefined ? url : `${url} ${host}`;
+    return this.failingUrls.has(key) ? 503 : 200;
   }
 
   /** The service-manager calls only (restart/start/stop/daemon-reload), for assertions. */
   serviceCalls(): FakeCall[] {
-    return this.calls.filter((c) => ['daemon-reload', 'restart', 'start', 'stop'].includes(c.op));
+    return this.calls.filter((c) =>
+      ['daemon-reload', 'restart', 'start', 'stop', 'reload'].includes(c.op),
+    );
   }
 
   reset(): void {
