@@ -260,7 +260,19 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     epoch: info.epoch,
     commit: info.commit,
     files,
-    services: source.definition.services,
+    // A check's URL and Host may use variables: the port, the domain of a site.
+    services: source.definition.services.map((service, i) => ({
+      ...service,
+      checks: service.checks.map((check, j) => ({
+        ...check,
+        url: renderer.renderString(check.url, context, `services.${i}.checks.${j}.url`),
+        ...(check.host === undefined
+          ? {}
+          : {
+              host: renderer.renderString(check.host, context, `services.${i}.checks.${j}.host`),
+            }),
+      })),
+    })),
     installer,
   });
 

@@ -96,8 +96,18 @@ export const variablesSchema = z.record(z.string(), z.unknown()).superRefine((va
   }
 });
 
+/**
+ * A check as bundle.yaml writes it: its URL and Host may use variables
+ * (`http://127.0.0.1:{{ port }}/`), so they are judged as the manifest's
+ * once rendered.
+ */
+const checkDefinitionSchema = httpCheckSchema.extend({
+  url: z.string().min(1),
+  host: z.string().min(1).optional(),
+});
+
 const serviceDefinitionSchema = serviceSchema.omit({ service: true }).extend({
-  checks: z.array(httpCheckSchema).default([]),
+  checks: z.array(checkDefinitionSchema).default([]),
 });
 
 export const bundleDefinitionSchema = z
