@@ -72,7 +72,11 @@ export async function verifySystemdUnits(
   }
   const ok = result.code === 0;
   if (!ok && errors.length === 0 && missingCommands.length === 0) {
-    errors.push(`${command} verify failed (${result.signal ?? `exit ${result.code}`})`);
+    // Nothing but warnings and summaries: they are the message.
+    errors.push(
+      ...warnings.splice(0),
+      `${command} verify failed (${result.signal ?? `exit ${result.code}`})`,
+    );
   }
   return {
     ok,
