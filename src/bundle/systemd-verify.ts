@@ -63,25 +63,29 @@ export async function verifySystemdUnits(
   const errors: string[] = [];
   const missingCommands: string[] = [];
   const warnings: string[] = [];
+  /** Every line but the summaries, in systemd's order: a refusal's whole story. */
+  const story: string[] = [];
   for (const raw of `${result.stderr}\n${result.stdout}`.split('\n')) {
     const line = raw.trimEnd();
     if (line === '' || summary.test(line)) continue;
-    if (missingCommand.test(line)) missingCommands.push(line);
-    else if (warning.test(line)) warnings.push(line);
+    if (missingCommand.test(line)) {
+      missingCommands.push(line);
+      continue;
+    }
+    story.push(line);
+    if (warning.test(line)) warnings.push(line);
     else errors.push(line);
   }
   const ok = result.code === 0;
-  if (!ok && errors.length === 0 && missingCommands.length === 0) {
-    // Nothing but warnings and summaries: they are the message.
-    errors.push(
-      ...warnings.splice(0),
-      `${command} verify failed (${result.signal ?? `exit ${result.code}`})`,
-    );
+  if (ok) return { ok, errors: [], missingCommands, warnings: story };
+  if (errors.length === 0 && missingCommands.length > 0) {
+    // Only programs this machine lacks: the caller decides what that means here.
+    return { ok, errors: [], missingCommands, warnings };
   }
-  return {
-    ok,
-    errors: ok ? [] : errors,
-    missingCommands,
-    warnings: ok ? [...warnings, ...errors] : warnings,
-  };
+  // What systemd ignored (an unparsable value) is often why it refuses.
+  const message =
+    story.length > 0
+      ? story
+      : [`${command} verify failed (${result.signal ?? `exit ${result.code}`})`];
+  return { ok, errors: message, missingCommands, warnings: [] };
 }
