@@ -28,6 +28,7 @@ import { RickError, wrapError } from '../errors.js';
 import {
   type CheckUnits,
   graphOf,
+  plainUnitsOf,
   readGenerationGraph,
   type UnitCheck,
 } from './activation/graph.js';
@@ -749,7 +750,7 @@ export async function installBundle(
             ]);
             if (tmpNote) log(`note: ${tmpNote}`);
             if ('skipped' in checked) log(`note: ${checked.skipped}`);
-            graphs = { live: liveUnits, next: graphOf(checked) };
+            graphs = { live: liveUnits, next: graphOf(checked, plainUnitsOf(next)) };
             plan = planActivation(live, next, graphs);
             log(formatPlan(plan, { offline }).trimEnd());
             if (offline) {

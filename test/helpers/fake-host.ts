@@ -32,12 +32,12 @@
  * instantly.
  */
 import { readlinkSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { RickError } from '../../src/errors.js';
 import type { ImageNeed, UnitGraph } from '../../src/host/activation/units.js';
-import { parseUnitGraph } from '../../src/host/activation/units.js';
+import { parseUnitGraph, withPlainUnits } from '../../src/host/activation/units.js';
 import { fileAccounts } from '../../src/host/intake/accounts.js';
 import type { Clock, Host, PullOutcome, Systemctl, UnitState } from '../../src/host/system.js';
 import { quadletPath } from './quadlet.js';
@@ -254,7 +254,15 @@ export class FakeHost implements Host {
       return;
     }
     const result = await runQuadletDryRun(dir, { quadletPath });
-    this.units = parseUnitGraph(result.generated);
+    // And the plain units, as the rick-units generator shows them to systemd.
+    const plain: Array<{ name: string; text: string }> = [];
+    const units = join(this.root, 'var/lib/rick/current/systemd');
+    for (const bundle of await readdir(units).catch(() => [] as string[])) {
+      for (const name of await readdir(join(units, bundle))) {
+        plain.push({ name, text: await readFile(join(units, bundle, name), 'utf8') });
+      }
+    }
+    this.units = withPlainUnits(parseUnitGraph(result.generated), plain);
   }
 
   private makeSystemctl(): Systemctl {

@@ -131,7 +131,10 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('reload  caddy.service (demo/caddy/demo.caddy changed)');
-    expect(r.stdout).toContain('start   demo-fix.service (new)');
+    // The unit is wanted by the app (its [Install]), which the pod starts.
+    expect(r.stdout).toContain(
+      'start   demo-pod.service (starts demo-app.service, demo-fix.service: new)',
+    );
     expect(r.stdout).toContain('reloaded caddy.service');
 
     expect(await live('caddy/demo/demo.caddy')).toContain('# v1.0.0');
@@ -149,8 +152,13 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
 
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service', 'demo-fix.service', 'demo-pod.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
       { op: 'reload', units: ['caddy.service'] },
+    ]);
+    expect([...host.active.keys()].sort()).toEqual([
+      'demo-app.service',
+      'demo-fix.service',
+      'demo-pod.service',
     ]);
     expect((await runInstaller(host, ['verify', '--root', tree.root])).code).toBe(0);
   });
@@ -438,11 +446,13 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(await live('caddy/demo/demo.caddy')).toContain('# v1.0.0');
     expect(await live('systemd/demo/demo-fix.service')).toContain('(v1.0.0)');
     expect(host.serviceCalls()).toContainEqual({ op: 'reload', units: ['caddy.service'] });
-    // The unit generation 2 dropped starts again; the app's env file changed back.
-    expect(host.serviceCalls()).toContainEqual({
-      op: 'restart',
-      units: ['demo-app.service', 'demo-fix.service'],
-    });
+    // The app's env file changed back: the pod restarts with it, and the app
+    // starts the unit generation 2 dropped (it wants it again).
+    expect(host.serviceCalls()).toContainEqual({ op: 'restart', units: ['demo-pod.service'] });
+    expect(r.stdout).toContain(
+      'restarted demo-pod.service (with demo-app.service demo-fix.service)',
+    );
+    expect(host.active.has('demo-fix.service')).toBe(true);
   });
 
   it('a release without its site removes it: Caddy reloads without it', async () => {
