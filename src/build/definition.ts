@@ -28,7 +28,9 @@ import * as z from 'zod';
 import {
   bundleNamePattern,
   bundlePathPattern,
+  hostHeaderSchema,
   httpCheckSchema,
+  loopbackUrlSchema,
   serviceSchema,
 } from '../bundle/manifest.js';
 import { RickError } from '../errors.js';
@@ -96,14 +98,29 @@ export const variablesSchema = z.record(z.string(), z.unknown()).superRefine((va
   }
 });
 
+/** A value judged by `schema` now, or, when it is a template, once rendered. */
+function templateOr(schema: z.ZodType<string>) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      if (/\{[{%]/.test(value)) return;
+      const result = schema.safeParse(value);
+      if (!result.success) {
+        for (const issue of result.error.issues)
+          ctx.addIssue({ code: 'custom', message: issue.message });
+      }
+    });
+}
+
 /**
  * A check as bundle.yaml writes it: its URL and Host may use variables
  * (`http://127.0.0.1:{{ port }}/`), so they are judged as the manifest's
  * once rendered.
  */
 const checkDefinitionSchema = httpCheckSchema.extend({
-  url: z.string().min(1),
-  host: z.string().min(1).optional(),
+  url: templateOr(loopbackUrlSchema),
+  host: templateOr(hostHeaderSchema).optional(),
 });
 
 const serviceDefinitionSchema = serviceSchema.omit({ service: true }).extend({

@@ -111,26 +111,31 @@ export const factSchema = z
   });
 export type Fact = z.infer<typeof factSchema>;
 
+/** Only loopback URLs: the gate checks this host's own services. */
+export const loopbackUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(u), {
+    message: 'must be an http:// URL on loopback (127.0.0.1, localhost or [::1])',
+  });
+
+/** A Host header: a host name, optionally with a port. */
+export const hostHeaderSchema = z
+  .string()
+  .regex(
+    /^(?=.{1,253}(?::\d{1,5})?$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?$/,
+    'must be a host name, optionally with :port',
+  );
+
 export const httpCheckSchema = z.strictObject({
   type: z.literal('http'),
   /** Only loopback URLs: the gate checks this host's own services. */
-  url: z
-    .string()
-    .url()
-    .refine((u) => /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(u), {
-      message: 'must be an http:// URL on loopback (127.0.0.1, localhost or [::1])',
-    }),
+  url: loopbackUrlSchema,
   /**
    * The Host header to send, so that a check can go through the host's Caddy
    * to a site of the bundle (the URL stays on loopback).
    */
-  host: z
-    .string()
-    .regex(
-      /^(?=.{1,253}(?::\d{1,5})?$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?$/,
-      'must be a host name, optionally with :port',
-    )
-    .optional(),
+  host: hostHeaderSchema.optional(),
   /** Seconds to wait for a 2xx before the gate fails. */
   timeoutSec: z.number().int().positive().max(3600),
   /** Seconds between attempts. */

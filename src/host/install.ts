@@ -528,26 +528,23 @@ export async function prepareInstall(
 
   const generation = await nextGenerationNumber(paths, state);
   let values: FactValues;
+  // Every secret and existing account must be there before sysusers changes the host.
+  const effects = bundleSysusers(manifest, files);
+  const pending = { users: effects.users, groups: effects.groups };
+  const early = await resolveFacts(manifest, host.accounts, secrets, {
+    secretsPath,
+    pending,
+    pendingValue: PREVIEW_ACCOUNT_ID,
+  });
+  // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
+  substituteBundleNormalized(verified.contents, early);
+  // So must the plain units and Caddy sites that would go live (`plan` shows a refusal too).
+  const check = ctx.checkCandidate ?? checkCandidate;
+  const preview = previewGeneration(verified.contents, early, generation, live);
+  notes.push(...(await check(live, preview, { paths, offline: !host.systemctl })));
   if (ctx.dryRun) {
-    const effects = bundleSysusers(manifest, files);
-    values = await resolveFacts(manifest, host.accounts, secrets, {
-      secretsPath,
-      pending: { users: effects.users, groups: effects.groups },
-    });
+    values = await resolveFacts(manifest, host.accounts, secrets, { secretsPath, pending });
   } else {
-    // Every secret and existing account must be there before sysusers changes the host.
-    const effects = bundleSysusers(manifest, files);
-    const early = await resolveFacts(manifest, host.accounts, secrets, {
-      secretsPath,
-      pending: { users: effects.users, groups: effects.groups },
-      pendingValue: PREVIEW_ACCOUNT_ID,
-    });
-    // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
-    substituteBundleNormalized(verified.contents, early);
-    // So must the plain units and Caddy sites that would go live.
-    const check = ctx.checkCandidate ?? checkCandidate;
-    const preview = previewGeneration(verified.contents, early, generation, live);
-    notes.push(...(await check(live, preview, { paths, offline: !host.systemctl })));
     // What the fragments are about to create is the bundle's from now on.
     const changed = addCreated(ownership.records, manifest.name, ownership.creates);
     if (changed || ownership.adopted) {

@@ -245,6 +245,20 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(host.serviceCalls()).toEqual([]);
   });
 
+  it('plan runs the same checks: a site Caddy rejects is named there, and nothing changes', async () => {
+    const host = await hostWithCaddy();
+    await runInstaller(host, [(await bundle('1.0.0')).bundlePath, '--root', tree.root]);
+    host.reset();
+    const bad = await bundle('2.0.0', { site: site('bad', 'reverse_prox 127.0.0.1:8080') });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, ['plan', bad.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain('error SITE_REJECTED:');
+    expect(r.stderr).toContain('unrecognized directive: reverse_prox');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+    expect(host.calls).toEqual([]);
+  });
+
   it('judges the whole Caddyfile: a site clashing with one of the operator’s is refused', async () => {
     const host = await hostWithCaddy(
       `{\n\tadmin off\n}\n\nhttp://demo.test:8081 {\n\trespond "the operator's"\n}\n\n${CADDY_IMPORT_LINE}\n`,
