@@ -209,7 +209,7 @@ describe.skipIf(!tools)('rick-bundle build: Caddy sites and plain units', () => 
     });
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain(
-      'systemd/demo-fix.service and quadlet/demo-fix.container both become demo-fix.service',
+      'error BUNDLE_INVALID: bundle demo: systemd/demo-fix.service and quadlet/demo-fix.container both make demo-fix.service',
     );
     expect(await written()).toEqual([]);
   });

@@ -7,7 +7,7 @@
  * Without caddy or systemd-analyze the suite is skipped, except under CI=true.
  */
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CADDY_IMPORT_LINE } from '../../src/bundle/caddy.js';
@@ -354,6 +354,39 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
       "error BUNDLE_INVALID: bundle thief's units collide with units this host already has: systemd/demo-app.service is demo-app.service, as does demo-app.container of bundle demo (demo-app.service)",
     );
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
+  it('refuses a plain unit that would shadow a host unit, naming the host’s file', async () => {
+    const host = await hostWithCaddy();
+    await mkdir(join(tree.root, 'etc/systemd/system'), { recursive: true });
+    await writeFile(
+      join(tree.root, 'etc/systemd/system/demo-fix.service'),
+      '[Service]\nExecStart=/bin/true\n',
+    );
+    const v1 = await bundle('1.0.0');
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      "error BUNDLE_INVALID: bundle demo's units collide with units this host already has: systemd/demo-fix.service is demo-fix.service, which the host already has: /etc/systemd/system/demo-fix.service",
+    );
+    await expectOnlyLock(before);
+  });
+
+  it('does not take the generator’s own links to the live plain units for host units', async () => {
+    const host = await hostWithCaddy();
+    expect(
+      (await runInstaller(host, [(await bundle('1.0.0')).bundlePath, '--root', tree.root])).code,
+    ).toBe(0);
+    // What the rick-units generator leaves in systemd's generator directory.
+    const out = join(tree.root, 'run/systemd/generator');
+    await mkdir(join(out, 'demo-app.service.wants'), { recursive: true });
+    const unit = '/var/lib/rick/generations/1/systemd/demo/demo-fix.service';
+    await symlink(unit, join(out, 'demo-fix.service'));
+    await symlink(unit, join(out, 'demo-app.service.wants/demo-fix.service'));
+    const r = await runInstaller(host, [(await bundle('2.0.0')).bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('gates through Caddy with a Host header; a failed gate restores the previous site and reloads Caddy again', async () => {

@@ -12,7 +12,7 @@ import {
   serviceNameForUnit,
   unitFilePath,
 } from '../../src/bundle/manifest.js';
-import { plainUnitProblems } from '../../src/bundle/plain-units.js';
+import { checkUnitsAndSites, plainUnitProblems } from '../../src/bundle/plain-units.js';
 import {
   formatPlan,
   type GenerationView,
@@ -65,14 +65,13 @@ describe('the manifest with plain units and sites', () => {
     expect(r.ok).toBe(true);
   });
 
-  it('refuses every problem at once: names, templates, services, collisions', () => {
+  it('refuses every problem at once: names, templates, services', () => {
     const r = parseManifest(
       manifest(
         [
           'systemd/fix@.service',
           'systemd/nested/x.service',
           'caddy/site.conf',
-          'quadlet/fix.container',
           'systemd/fix.service',
         ],
         [
@@ -95,17 +94,39 @@ describe('the manifest with plain units and sites', () => {
       { path: 'files.2.path', message: 'a Caddy site is named <name>.caddy' },
       {
         path: 'services.0.service',
-        message: 'service of fix.service is fix.service, not other.service',
+        message: 'the service of the plain unit fix.service is fix.service, not other.service',
       },
       {
         path: 'services.1.unit',
         message: 'service unit gone.timer is not a unit file of the bundle',
       },
-      {
-        path: 'files.4.path',
-        message: 'systemd/fix.service and quadlet/fix.container both become fix.service',
-      },
     ]);
+  });
+
+  it('refuses a plain unit and a Quadlet unit that make the same systemd unit, ServiceName= included', () => {
+    const parsed = parseManifest(
+      manifest([
+        'quadlet/app.container',
+        'quadlet/web.container',
+        'systemd/app.service',
+        'systemd/www.service',
+      ]),
+    );
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    const files = new Map([
+      ['quadlet/app.container', Buffer.from('[Container]\nImage=x\n')],
+      ['quadlet/web.container', Buffer.from('[Container]\nImage=x\n[Service]\n')],
+      ['systemd/app.service', Buffer.from('[Service]\nExecStart=/bin/true\n')],
+      ['systemd/www.service', Buffer.from('[Service]\nExecStart=/bin/true\n')],
+    ]);
+    expect(() => checkUnitsAndSites(parsed.manifest, files)).toThrow(
+      'bundle demo: systemd/app.service and quadlet/app.container both make app.service',
+    );
+    files.set('quadlet/web.container', Buffer.from('[Container]\nImage=x\nServiceName=www\n'));
+    expect(() => checkUnitsAndSites(parsed.manifest, files)).toThrow(
+      'systemd/www.service and quadlet/web.container both make www.service',
+    );
   });
 
   it('refuses a check Host that is not a host name', () => {
