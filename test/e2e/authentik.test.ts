@@ -248,6 +248,7 @@ async function buildRelease(
   version: string,
   vars: Record<string, string>,
   bundle = 'authentik',
+  options: { bundleDir?: string; extra?: string[] } = {},
 ): Promise<Release> {
   requirePiece(rickBundle, 'rick-bundle (npm run build)');
   requirePiece(installerFile, 'the single-file installer (npm run build:installer)');
@@ -262,12 +263,16 @@ async function buildRelease(
       .map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`)
       .join(''),
   );
-  log(`$ rick-bundle build bundles/${bundle} --version ${version} --vars ${varsFile}`);
+  const bundleDir = options.bundleDir ?? join(repo, `bundles/${bundle}`);
+  log(
+    `$ rick-bundle build ${bundleDir.replace(`${repo}/`, '')} --version ${version} --vars ${varsFile} ${(options.extra ?? []).join(' ')}`,
+  );
   log(`    vars: ${JSON.stringify(vars)}`);
   await run('node', [
     rickBundle,
     'build',
-    join(repo, `bundles/${bundle}`),
+    bundleDir,
+    ...(options.extra ?? []),
     '--version',
     version,
     '--vars',
@@ -417,6 +422,48 @@ function giteaSaw(answer: CaddyAnswer): Record<string, string | null> {
 
 async function giteaVersion(): Promise<string | undefined> {
   return (await status()).bundles.find((b) => b.name === 'gitea')?.version;
+}
+
+/**
+ * A bundle of plain systemd units only, written for the run: a oneshot that
+ * touches /run/e2e-marker-<marker> (wanted by multi-user.target) and a timer
+ * with its service. `execStart` breaks the oneshot; `withMarker` false drops it.
+ */
+async function writePlainUnitsBundle(execStart?: string, withMarker = true): Promise<string> {
+  const dir = await mkdtemp(join(work, 'e2e-units-'));
+  await mkdir(join(dir, 'systemd'));
+  const units = [
+    ...(withMarker ? ['systemd/e2e-marker.service.j2'] : []),
+    'systemd/e2e-tick.timer',
+    'systemd/e2e-tick.service',
+  ];
+  await writeFile(
+    join(dir, 'bundle.yaml'),
+    [
+      'name: e2e-units',
+      'variables:',
+      '  marker: v0',
+      'files:',
+      `  systemd: [${units.join(', ')}]`,
+      'services:',
+      ...(withMarker ? ['  - unit: e2e-marker.service'] : []),
+      '  - unit: e2e-tick.timer',
+      '',
+    ].join('\n'),
+  );
+  await writeFile(
+    join(dir, 'systemd/e2e-marker.service.j2'),
+    `[Unit]\nDescription=rick e2e: a plain unit of a bundle ({{ marker }})\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=${execStart ?? '/usr/bin/touch /run/e2e-marker-{{ marker }}'}\n\n[Install]\nWantedBy=multi-user.target\n`,
+  );
+  await writeFile(
+    join(dir, 'systemd/e2e-tick.timer'),
+    '[Unit]\nDescription=rick e2e: a timer of a bundle\n\n[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\n',
+  );
+  await writeFile(
+    join(dir, 'systemd/e2e-tick.service'),
+    '[Unit]\nDescription=rick e2e: what the timer runs\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n',
+  );
+  return dir;
 }
 
 async function infrastructureChecklist(context: string): Promise<void> {
@@ -1536,6 +1583,104 @@ describe.sequential('authentik on a real systemd host', () => {
         alice.status === '200' && giteaSaw(alice).remoteUser === 'alice',
         `${alice.status} ${alice.body}`,
       );
+    });
+  });
+
+  it('19. a bundle of plain systemd units: the generator shows them to systemd from the live generation, enabled as their [Install] says', async () => {
+    await step('19. plain units', async () => {
+      const dir = await writePlainUnitsBundle();
+      const v1 = await buildRelease('1.0.0', { marker: 'v1' }, 'e2e-units', { bundleDir: dir });
+      const out = await rickInstall(await copyBundleIn(v1), 0);
+      check(
+        'the plan starts the plain units',
+        /start +e2e-marker\.service \(new\)/.test(out) &&
+          /start +e2e-tick\.timer \(new\)/.test(out),
+      );
+      const state = await host.show('e2e-marker.service', 'ActiveState');
+      check('e2e-marker.service ran and is active', state === 'active', state);
+      const marker = await host.exec(['test', '-e', '/run/e2e-marker-v1'], { allowFail: true });
+      check('its ExecStart ran (/run/e2e-marker-v1)', marker.code === 0);
+      const timer = await host.show('e2e-tick.timer', 'ActiveState');
+      check('e2e-tick.timer is active (waiting)', timer === 'active', timer);
+      const generator = await host.exec(
+        ['stat', '-c', '%a %U', '/etc/systemd/system-generators/rick-units'],
+        {
+          quiet: true,
+        },
+      );
+      check(
+        'rick wrote its generator, 0755 root',
+        generator.stdout.trim() === '755 root',
+        generator.stdout.trim(),
+      );
+      const fragment = await host.show('e2e-marker.service', 'FragmentPath');
+      check(
+        'systemd loads the unit from the generator directory',
+        fragment === '/run/systemd/generator/e2e-marker.service',
+        fragment,
+      );
+      const link = await host.exec(['readlink', '/run/systemd/generator/e2e-marker.service'], {
+        quiet: true,
+      });
+      const live = (await status()).live;
+      check(
+        'which links into the live generation',
+        link.stdout.trim() ===
+          `/var/lib/rick/generations/${live}/systemd/e2e-units/e2e-marker.service`,
+        link.stdout.trim(),
+      );
+      const wants = await host.exec(
+        ['readlink', '/run/systemd/generator/multi-user.target.wants/e2e-marker.service'],
+        { allowFail: true, quiet: true },
+      );
+      check(
+        'its WantedBy=multi-user.target is a wants link',
+        wants.code === 0,
+        wants.stdout.trim(),
+      );
+      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+    });
+  });
+
+  it('20. a plain unit systemd-analyze rejects on the host is refused before anything changes', async () => {
+    await step('20. plain unit refused', async () => {
+      const dir = await writePlainUnitsBundle('relative/path');
+      const bad = await buildRelease('2.0.0', { marker: 'v2' }, 'e2e-units', {
+        bundleDir: dir,
+        extra: ['--no-systemd-check'],
+      });
+      const path = await copyBundleIn(bad);
+      const before = await hostTrees();
+      const out = await rickInstall(path, ExitCode.invalidBundle);
+      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
+      check(
+        "the install is refused with systemd-analyze's own message",
+        error.startsWith(
+          "error UNITS_REJECTED: systemd-analyze rejects the new generation's units",
+        ) && error.includes('Neither a valid executable name nor an absolute path: relative/path'),
+        error,
+      );
+      await expectTreesUnchanged(before);
+      const state = await host.show('e2e-marker.service', 'ActiveState');
+      check('e2e-marker.service of 1.0.0 is still active', state === 'active', state);
+    });
+  });
+
+  it('21. a release without a plain unit stops it, and systemd no longer has it', async () => {
+    await step('21. plain unit removed', async () => {
+      const dir = await writePlainUnitsBundle(undefined, false);
+      const v3 = await buildRelease('3.0.0', { marker: 'v3' }, 'e2e-units', { bundleDir: dir });
+      const out = await rickInstall(await copyBundleIn(v3), 0);
+      check('the plan stops it', /stop +e2e-marker\.service \(removed\)/.test(out));
+      const load = await host.show('e2e-marker.service', 'LoadState');
+      check('systemd has no e2e-marker.service any more', load === 'not-found', load);
+      const link = await host.exec(['test', '-e', '/run/systemd/generator/e2e-marker.service'], {
+        allowFail: true,
+      });
+      check('the generator no longer links it', link.code !== 0);
+      const timer = await host.show('e2e-tick.timer', 'ActiveState');
+      check('e2e-tick.timer is still active', timer === 'active', timer);
     });
   });
 
