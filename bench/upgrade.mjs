@@ -140,6 +140,12 @@ try {
     },
   );
   await inHost(['sh', '-c', 'cat >/root/rick-install.cjs'], { input: await readFile(installer) });
+  // The bundle's Caddy site reaches the host's Caddy as bootstrap.sh --caddy wires it.
+  await inHost([
+    'sh',
+    '-c',
+    "printf '\\n%s\\n' 'import {$RICK_CADDY_SITES:/etc/caddy/rick}/*.caddy' >>/etc/caddy/Caddyfile",
+  ]);
   await inHost(['sh', '-c', 'cat >/root/probe.mjs'], { input: probeSource() });
 
   let version = 0;
@@ -148,7 +154,10 @@ try {
     version++;
     const v = `1.0.${version}`;
     const vars = join(work, `vars-${v}.yaml`);
-    await writeFile(vars, `authentik_image: "${IMAGE}"\nauthentik_version: "${tag}"\n`);
+    await writeFile(
+      vars,
+      `authentik_image: "${IMAGE}"\nauthentik_version: "${tag}"\nauthentik_site_address: "http://auth.bench.test"\n`,
+    );
     await run('node', [
       rickBundle,
       'build',

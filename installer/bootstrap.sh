@@ -3,7 +3,7 @@
 # gpgv and tar:
 #
 #   sh bootstrap.sh --bundle authentik-1.2.0.tgz --key release.asc \
-#      --feed acme/rick-releases --bundles authentik [--range '^1'] [--channel stable]
+#      --feed acme/rick-releases --bundles authentik [--range '^1'] [--channel stable] [--caddy]
 #
 # 1. checks the bundle's detached signature (BUNDLE.sig unless --signature)
 #    with gpgv against the release key, before anything is read from the bundle
@@ -15,6 +15,9 @@
 # 3. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
 #    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
 #    /etc/systemd/system;
+#    with --caddy, adds to /etc/caddy/Caddyfile the one line that imports the
+#    Caddy sites of rick's bundles, and says so (the Caddyfile is the
+#    operator's: without --caddy it is only read, and a missing line noted);
 # 4. runs the first install with the extracted installer, which checks the
 #    signature and the expectation again (--expect), and points
 #    /usr/local/bin/rick-install at the live generation's installer, so the
@@ -32,6 +35,7 @@ usage() {
 usage: bootstrap.sh --bundle FILE --key FILE --feed OWNER/NAME|URL --bundles "NAME..."
                     [--expect NAME@VERSION] [--signature FILE]
                     [--channel stable|prerelease] [--range RANGE] [--root DIR] [--no-timer]
+                    [--caddy]
 EOF
 }
 
@@ -50,6 +54,7 @@ channel="stable"
 range="*"
 root=""
 timer=1
+caddy=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle="${2:?--bundle needs a file}"; shift 2 ;;
@@ -62,6 +67,7 @@ while [ $# -gt 0 ]; do
     --range) range="${2:?--range needs a value}"; shift 2 ;;
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
     --no-timer) timer=0; shift ;;
+    --caddy) caddy=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -101,6 +107,10 @@ done
 if [ -n "$root" ]; then
   [ -d "$root" ] || die "--root $root is not a directory"
   root=$(cd "$root" && pwd)
+fi
+
+if [ "$caddy" -eq 1 ] && [ ! -f "$root/etc/caddy/Caddyfile" ]; then
+  die "--caddy: $root/etc/caddy/Caddyfile does not exist (install Caddy first: apt-get install caddy)"
 fi
 
 for tool in node gpgv tar; do
@@ -258,6 +268,22 @@ SystemCallArchitectures=native
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 # Not MemoryDenyWriteExecute: Node's JIT needs writable executable memory.
 UNIT
+
+# Caddy serves the bundles' sites from /etc/caddy/rick, a link into the live
+# generation, through one line of the host's Caddyfile; RICK_CADDY_SITES lets
+# rick-install check a new generation's sites with the same Caddyfile before
+# they go live. The line is added only when asked, and said so.
+# shellcheck disable=SC2016 # Caddy's placeholder, written as it is
+caddy_line='import {$RICK_CADDY_SITES:/etc/caddy/rick}/*.caddy'
+caddyfile="$root/etc/caddy/Caddyfile"
+if [ "$caddy" -eq 1 ]; then
+  if ! grep -qxF "$caddy_line" "$caddyfile"; then
+    printf '\n# The Caddy sites of the bundles rick installs (added by rick'"'"'s bootstrap.sh).\n%s\n' "$caddy_line" >>"$caddyfile"
+    echo "bootstrap: added to /etc/caddy/Caddyfile: $caddy_line"
+  fi
+elif [ -f "$caddyfile" ] && ! grep -qxF "$caddy_line" "$caddyfile"; then
+  echo "bootstrap: note: /etc/caddy/Caddyfile does not import rick's sites; bundles with Caddy sites need this line (--caddy adds it): $caddy_line"
+fi
 
 # 4. The first install, with the installer from the verified bundle.
 if [ -n "$root" ]; then

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Everything a fresh Debian machine needs to build, sign and test rick:
 # GnuPG (for gpgv interoperability), shellcheck and systemd-analyze (the
-# installer's scripts and units are checked with them), the npm dependencies,
-# and podman 5.4's quadlet generator unpacked under .cache (nothing else of
-# podman is installed).
+# installer's scripts and units are checked with them), Caddy (bundles' Caddy
+# sites are checked with `caddy validate`, and a test reloads a real Caddy on
+# loopback ports; Debian's package also enables its own caddy.service, which
+# nothing here needs), the npm dependencies, and podman 5.4's quadlet
+# generator unpacked under .cache (nothing else of podman is installed).
 # Idempotent; run it from anywhere.
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ command -v gpgv >/dev/null 2>&1 || missing="$missing gpgv"
 command -v dpkg >/dev/null 2>&1 || missing="$missing dpkg"
 command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install:$missing (as root: apt-get install$missing)" >&2

@@ -35,6 +35,8 @@ const codes = {
   UNDEFINED_VARIABLE: ExitCode.invalidBundle,
   UNKNOWN_PLACEHOLDER: ExitCode.invalidBundle,
   QUADLET_REJECTED: ExitCode.invalidBundle,
+  UNITS_REJECTED: ExitCode.invalidBundle,
+  SITE_REJECTED: ExitCode.invalidBundle,
   // Host side: the bundle itself is malformed or hostile.
   BUNDLE_INVALID: ExitCode.invalidBundle,
   MANIFEST_INVALID: ExitCode.invalidBundle,
@@ -113,7 +115,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [
     ExitCode.invalidBundle,
-    'invalid bundle, bundle definition or template; units rejected by quadlet; not the bundle or version asked for',
+    'invalid bundle, bundle definition or template; units or sites rejected by quadlet, systemd-analyze or Caddy; not the bundle or version asked for',
   ],
   [
     ExitCode.untrustedSignature,

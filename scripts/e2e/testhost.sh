@@ -66,7 +66,7 @@ create() {
     } >"$run/infra.env"
   )
 
-  say "PostgreSQL: Unix socket only, /run/postgresql 0770 postgres:postgres-clients, password login for authentik"
+  say "PostgreSQL: Unix socket only, /run/postgresql 0770 postgres:postgres-clients, password login for authentik and gitea"
   # Same name as postgresql-common's fragment, so this one replaces it.
   echo 'd /run/postgresql 0770 postgres postgres-clients - -' >"$r/etc/tmpfiles.d/postgresql-common.conf"
   pgconf=$(ls -d "$r"/etc/postgresql/*/main | head -n 1)
@@ -74,7 +74,11 @@ create() {
 listen_addresses = ''
 unix_socket_directories = '/var/run/postgresql'
 CONF
-  { echo 'local authentik authentik scram-sha-256'; cat "$pgconf/pg_hba.conf"; } >"$pgconf/pg_hba.conf.new"
+  {
+    echo 'local authentik authentik scram-sha-256'
+    echo 'local gitea gitea scram-sha-256'
+    cat "$pgconf/pg_hba.conf"
+  } >"$pgconf/pg_hba.conf.new"
   chroot "$r" chown postgres:postgres "${pgconf#"$r"}/pg_hba.conf.new"
   chmod 0640 "$pgconf/pg_hba.conf.new"
   mv "$pgconf/pg_hba.conf.new" "$pgconf/pg_hba.conf"
@@ -87,10 +91,15 @@ SELECT 'CREATE ROLE authentik LOGIN'
 ALTER ROLE authentik PASSWORD :'pw';
 SELECT 'CREATE DATABASE authentik OWNER authentik'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'authentik') \gexec
+SELECT 'CREATE ROLE gitea LOGIN'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gitea') \gexec
+ALTER ROLE gitea PASSWORD :'pw';
+SELECT 'CREATE DATABASE gitea OWNER gitea'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'gitea') \gexec
 SQL
   cat >"$r/etc/systemd/system/rick-e2e-postgres-role.service" <<'UNIT'
 [Unit]
-Description=Test host: PostgreSQL role and database for authentik
+Description=Test host: PostgreSQL roles and databases for authentik and gitea
 After=postgresql.service postgresql@17-main.service
 Requires=postgresql.service
 

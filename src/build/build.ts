@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { outputName, resolveVariables, type TemplateKind } from '../build/definition.js';
+import { outputName, resolveVariables, templateKinds } from '../build/definition.js';
 import { writeOutputFile } from '../build/output-file.js';
 import {
   type BundlePlan,
@@ -14,7 +14,9 @@ import {
 import { createRenderer } from '../build/render.js';
 import { readBundleSource, readSourceInfo } from '../build/source.js';
 import { packTarGz } from '../build/tar-pack.js';
+import { CADDY_SITES_ENV, caddyBundleImport, validateCaddyfile } from '../bundle/caddy.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
+import { verifySystemdUnits } from '../bundle/systemd-verify.js';
 import type { Output } from '../cli/run.js';
 import { describe, RickError } from '../errors.js';
 import type { CommandRunner } from '../io/exec.js';
@@ -38,6 +40,10 @@ export interface BuildOptions {
   /** Shared templates directory; defaults to templates/ two levels above the bundle. */
   templatesDir?: string;
   quadletCheck?: boolean;
+  /** `systemd-analyze verify` of the plain systemd units (default on). */
+  systemdCheck?: boolean;
+  /** `caddy validate` of the Caddy sites (default on). */
+  caddyCheck?: boolean;
 }
 
 export interface BuildResult {
@@ -45,8 +51,6 @@ export interface BuildResult {
   plan: BundlePlan;
   tgz: Buffer;
 }
-
-const templateKinds: TemplateKind[] = ['quadlet', 'env', 'sysusers', 'tmpfiles'];
 
 async function readInstaller(path: string, isDefault: boolean): Promise<Buffer> {
   try {
@@ -100,6 +104,99 @@ async function checkUnits(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function withTempDir<T>(prefix: string, use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    return await use(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The plain systemd units through `systemd-analyze verify`. A program a unit
+ * runs that this machine lacks is the host's business: a warning here, an
+ * error on the host.
+ */
+async function checkSystemdUnits(plan: BundlePlan, deps: BuildDeps): Promise<string[]> {
+  if (plan.systemdUnits.length === 0) return [];
+  return withTempDir('rick-units-', async (dir) => {
+    const paths: string[] = [];
+    for (const unit of plan.systemdUnits) {
+      paths.push(join(dir, unit.name));
+      await writeFile(join(dir, unit.name), fillSampleFacts(unit.content, plan.manifest.name));
+    }
+    const result = await verifySystemdUnits(paths, { runner: deps.runner, env: deps.env }).catch(
+      (error: unknown) => {
+        if (error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {
+          throw new RickError('PREREQUISITE_MISSING', error.message, {
+            hint: 'install systemd (systemd-analyze); --no-systemd-check skips the check',
+          });
+        }
+        throw error;
+      },
+    );
+    const shown = (line: string) => line.split(`${dir}/`).join('<bundle>/systemd/');
+    if (result.errors.length > 0) {
+      throw new RickError(
+        'UNITS_REJECTED',
+        `systemd-analyze rejects the rendered systemd units: ${result.errors.map(shown).join('; ')}`,
+        { hint: 'fix the unit templates; systemd.unit(5) and systemd.service(5) list the keys' },
+      );
+    }
+    return [
+      ...result.warnings.map(shown),
+      ...result.missingCommands.map((l) => `${shown(l)} (on this machine; the host checks again)`),
+    ];
+  });
+}
+
+/** The Caddy sites, on their own, through `caddy validate`. */
+async function checkSites(plan: BundlePlan, deps: BuildDeps): Promise<string[]> {
+  if (plan.sites.length === 0) return [];
+  const name = plan.manifest.name;
+  return withTempDir('rick-sites-', async (dir) => {
+    // The layout of a generation's caddy/ directory, and a Caddyfile that imports it as a host's does.
+    await mkdir(join(dir, 'sites', name), { recursive: true });
+    await writeFile(join(dir, 'sites', `${name}.caddy`), caddyBundleImport(name));
+    for (const site of plan.sites) {
+      await writeFile(join(dir, 'sites', name, site.name), fillSampleFacts(site.content, name));
+    }
+    const caddyfile = join(dir, 'Caddyfile');
+    await writeFile(
+      caddyfile,
+      `{
+	admin off
+}
+import {$${CADDY_SITES_ENV}}/*.caddy
+`,
+    );
+    const result = await validateCaddyfile(caddyfile, join(dir, 'sites'), {
+      runner: deps.runner,
+      env: deps.env,
+    }).catch((error: unknown) => {
+      if (error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {
+        throw new RickError('PREREQUISITE_MISSING', error.message, {
+          hint: 'install Caddy (Debian: apt-get install caddy) or set RICK_CADDY; --no-caddy-check skips the check',
+        });
+      }
+      throw error;
+    });
+    const shown = (line: string) =>
+      line.split(`${join(dir, 'sites', name)}/`).join('<bundle>/caddy/');
+    if (!result.ok) {
+      throw new RickError(
+        'SITE_REJECTED',
+        `Caddy rejects the rendered sites: ${shown(result.error ?? 'no message')}`,
+        {
+          hint: 'fix the site templates; sites are checked on their own, so they cannot use snippets of a host Caddyfile',
+        },
+      );
+    }
+    return result.warnings.map(shown);
+  });
 }
 
 /** Builds a bundle; writes nothing unless every check passed. */
@@ -163,15 +260,39 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     epoch: info.epoch,
     commit: info.commit,
     files,
-    services: source.definition.services,
+    // A check's URL and Host may use variables: the port, the domain of a site.
+    services: source.definition.services.map((service, i) => ({
+      ...service,
+      checks: service.checks.map((check, j) => ({
+        ...check,
+        url: renderer.renderString(check.url, context, `services.${i}.checks.${j}.url`),
+        ...(check.host === undefined
+          ? {}
+          : {
+              host: renderer.renderString(check.host, context, `services.${i}.checks.${j}.host`),
+            }),
+      })),
+    })),
     installer,
   });
 
   if (options.quadletCheck === false) {
     deps.output.stderr("warning: podman's quadlet check skipped (--no-quadlet-check)\n");
-  } else {
+  } else if (plan.units.length > 0) {
     const checked = await checkUnits(plan, deps);
     for (const line of checked.warnings) deps.output.stderr(`quadlet: ${line}\n`);
+  }
+  if (plan.systemdUnits.length > 0 && options.systemdCheck === false) {
+    deps.output.stderr('warning: systemd-analyze check skipped (--no-systemd-check)\n');
+  } else {
+    for (const line of await checkSystemdUnits(plan, deps)) {
+      deps.output.stderr(`systemd-analyze: ${line}\n`);
+    }
+  }
+  if (plan.sites.length > 0 && options.caddyCheck === false) {
+    deps.output.stderr('warning: Caddy check skipped (--no-caddy-check)\n');
+  } else {
+    for (const line of await checkSites(plan, deps)) deps.output.stderr(`caddy: ${line}\n`);
   }
   if (info.epochFrom === 'none') {
     deps.output.stderr(

@@ -8,6 +8,8 @@
  *       authentik_version: "2025.10.2"
  *     files:
  *       quadlet: [quadlet/authentik.pod.j2, quadlet/authentik-server.container.j2]
+ *       systemd: [systemd/authentik-backup.timer.j2, systemd/authentik-backup.service.j2]
+ *       caddy: [caddy/authentik.caddy.j2]
  *       env: [env/authentik.env.j2]
  *       sysusers: [sysusers.d/authentik.conf.j2]
  *       tmpfiles: [tmpfiles.d/authentik.conf.j2]
@@ -18,14 +20,17 @@
  *           - { type: http, url: "http://127.0.0.1:9000/-/health/live/", timeoutSec: 300 }
  *
  * Each template renders to the file named by its base name without `.j2`, in
- * the directory of its kind (quadlet/, env/, sysusers.d/, tmpfiles.d/).
+ * the directory of its kind (quadlet/, systemd/, caddy/, env/, sysusers.d/,
+ * tmpfiles.d/).
  */
 
 import * as z from 'zod';
 import {
   bundleNamePattern,
   bundlePathPattern,
+  hostHeaderSchema,
   httpCheckSchema,
+  loopbackUrlSchema,
   serviceSchema,
 } from '../bundle/manifest.js';
 import { RickError } from '../errors.js';
@@ -34,6 +39,16 @@ import '../bundle/zod.js';
 export const BUNDLE_DEFINITION_FILE = 'bundle.yaml';
 
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The template kinds of bundle.yaml's `files`, in the order they are rendered. */
+export const templateKinds = [
+  'quadlet',
+  'systemd',
+  'caddy',
+  'env',
+  'sysusers',
+  'tmpfiles',
+] as const;
 
 /** Names the renderer itself provides; a definition cannot redefine them. */
 export const reservedVariables = [
@@ -53,6 +68,14 @@ const templatePath = z
 const quadletTemplate = templatePath.refine(
   (p) => /\.(container|pod|volume|network|kube|image|build)(\.j2)?$/.test(p),
   'must be a Quadlet unit (.container, .pod, .volume, .network, .kube, .image, .build), optionally .j2',
+);
+const systemdTemplate = templatePath.refine(
+  (p) => /\.(service|timer|path|socket)(\.j2)?$/.test(p) && !outputName(p).includes('@'),
+  'must be a plain systemd unit (.service, .timer, .path, .socket; no templates), optionally .j2',
+);
+const caddyTemplate = templatePath.refine(
+  (p) => /\.caddy(\.j2)?$/.test(p),
+  'must be a Caddy site snippet (.caddy), optionally .j2',
 );
 const confTemplate = templatePath.refine(
   (p) => /\.conf(\.j2)?$/.test(p),
@@ -75,8 +98,33 @@ export const variablesSchema = z.record(z.string(), z.unknown()).superRefine((va
   }
 });
 
+/** A value judged by `schema` now, or, when it is a template, once rendered. */
+function templateOr(schema: z.ZodType<string>) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      if (/\{[{%]/.test(value)) return;
+      const result = schema.safeParse(value);
+      if (!result.success) {
+        for (const issue of result.error.issues)
+          ctx.addIssue({ code: 'custom', message: issue.message });
+      }
+    });
+}
+
+/**
+ * A check as bundle.yaml writes it: its URL and Host may use variables
+ * (`http://127.0.0.1:{{ port }}/`), so they are judged as the manifest's
+ * once rendered.
+ */
+const checkDefinitionSchema = httpCheckSchema.extend({
+  url: templateOr(loopbackUrlSchema),
+  host: templateOr(hostHeaderSchema).optional(),
+});
+
 const serviceDefinitionSchema = serviceSchema.omit({ service: true }).extend({
-  checks: z.array(httpCheckSchema).default([]),
+  checks: z.array(checkDefinitionSchema).default([]),
 });
 
 export const bundleDefinitionSchema = z
@@ -85,7 +133,9 @@ export const bundleDefinitionSchema = z
     description: z.string().optional(),
     variables: variablesSchema.default({}),
     files: z.strictObject({
-      quadlet: z.array(quadletTemplate).min(1, 'a bundle needs at least one unit'),
+      quadlet: z.array(quadletTemplate).default([]),
+      systemd: z.array(systemdTemplate).default([]),
+      caddy: z.array(caddyTemplate).default([]),
       env: z.array(envTemplate).default([]),
       sysusers: z.array(confTemplate).default([]),
       tmpfiles: z.array(confTemplate).default([]),
@@ -102,8 +152,15 @@ export const bundleDefinitionSchema = z
         });
       }
     }
+    if (d.files.quadlet.length + d.files.systemd.length + d.files.caddy.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a bundle needs at least one unit (quadlet or systemd) or Caddy site',
+        path: ['files'],
+      });
+    }
     const outputs = new Map<string, string>();
-    for (const kind of ['quadlet', 'env', 'sysusers', 'tmpfiles'] as const) {
+    for (const kind of templateKinds) {
       d.files[kind].forEach((template, i) => {
         const out = `${kind}/${outputName(template)}`;
         if (outputs.has(out)) {
@@ -116,12 +173,12 @@ export const bundleDefinitionSchema = z
         outputs.set(out, template);
       });
     }
-    const units = new Set(d.files.quadlet.map(outputName));
+    const units = new Set([...d.files.quadlet, ...d.files.systemd].map(outputName));
     d.services.forEach((s, i) => {
       if (!units.has(s.unit)) {
         ctx.addIssue({
           code: 'custom',
-          message: `${s.unit} is not one of the bundle's quadlet files`,
+          message: `${s.unit} is not one of the bundle's quadlet or systemd files`,
           path: ['services', i, 'unit'],
         });
       }

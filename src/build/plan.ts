@@ -71,11 +71,17 @@ export interface BundlePlan {
   entries: PlannedEntry[];
   /** The rendered Quadlet units, by file name, placeholders still in. */
   units: { name: string; content: string }[];
+  /** The rendered plain systemd units, likewise. */
+  systemdUnits: { name: string; content: string }[];
+  /** The rendered Caddy sites, likewise. */
+  sites: { name: string; content: string }[];
   fileName: string;
 }
 
 const modes: Record<FileKind, number> = {
   quadlet: 0o644,
+  systemd: 0o644,
+  caddy: 0o644,
   env: 0o600,
   sysusers: 0o644,
   tmpfiles: 0o644,
@@ -140,6 +146,13 @@ export function planBundle(input: PlanInput): BundlePlan {
           .join(', ')})`,
       );
       continue;
+    }
+    const secrets = refs.filter((r) => r.kind === 'secret').map((r) => r.name);
+    if (file.kind !== 'env' && secrets.length > 0) {
+      // Units and sites are world-readable on the host; env files are 0600.
+      misplaced.push(
+        `${file.template}: secrets belong in env files, not in a ${file.kind} file (${secrets.join(', ')})`,
+      );
     }
     for (const ref of refs) {
       if (ref.kind === 'path') {
@@ -220,11 +233,18 @@ export function planBundle(input: PlanInput): BundlePlan {
       { path: MANIFEST_PATH, data: Buffer.from(serializeManifest(manifest)), mode: 0o644 },
       ...entries,
     ],
-    units: input.files
-      .filter((f) => f.kind === 'quadlet')
-      .map((f) => ({ name: f.name, content: f.content })),
+    units: filesOfKind(input.files, 'quadlet'),
+    systemdUnits: filesOfKind(input.files, 'systemd'),
+    sites: filesOfKind(input.files, 'caddy'),
     fileName: bundleFileName(input.name, input.version),
   };
+}
+
+function filesOfKind(
+  files: readonly RenderedFile[],
+  kind: TemplateKind,
+): { name: string; content: string }[] {
+  return files.filter((f) => f.kind === kind).map((f) => ({ name: f.name, content: f.content }));
 }
 
 /**

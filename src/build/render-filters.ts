@@ -183,6 +183,15 @@ export function regexReplace(value: unknown, pattern: unknown, replacement: unkn
   return String(value).replace(re, String(replacement).replace(/\\(\d+)/g, '$$$1'));
 }
 
+/** Ansible's `regex_escape`: the text as a regular expression that matches it literally. */
+export function regexEscape(value: unknown): string {
+  const s = String(value);
+  if (containsSecret(s)) {
+    throw new TemplateFunctionError('regex_escape cannot be applied to a secret');
+  }
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 export function ternary(value: unknown, whenTrue: unknown, whenFalse: unknown): unknown {
   return value ? whenTrue : whenFalse;
 }
@@ -206,6 +215,7 @@ export const ansibleFilters: Record<string, (...args: never[]) => unknown> = {
   urlencode,
   mandatory,
   regex_replace: regexReplace,
+  regex_escape: regexEscape,
   ternary,
   b64encode,
 };

@@ -25,6 +25,7 @@ import {
   type Manifest,
   parseManifest,
 } from './manifest.js';
+import { checkUnitsAndSites } from './plain-units.js';
 import { bundleSysusers } from './sysusers.js';
 import { checkBundleTmpfiles } from './tmpfiles.js';
 
@@ -482,5 +483,6 @@ export function parseBundleArchive(
   checkBundleUnits(manifest, files);
   bundleSysusers(manifest, files);
   checkBundleTmpfiles(manifest, files);
+  checkUnitsAndSites(manifest, files);
   return { manifest, manifestBytes: manifestEntry.data, files };
 }

@@ -38,13 +38,16 @@ import {
 } from './quadlet-units.js';
 
 export interface BundleUnit {
-  /** The unit's file name in quadlet/, e.g. `demo-app.container`. */
+  /** The unit's file name in quadlet/ (or systemd/), e.g. `demo-app.container`. */
   file: string;
-  kind: UnitKind;
-  /** The service quadlet generates from it, e.g. `demo-app.service`. */
+  /** A Quadlet kind, or `plain` for a plain systemd unit of systemd/ (plain-units.ts). */
+  kind: UnitKind | 'plain';
+  /** The service quadlet generates from it, e.g. `demo-app.service`; a plain unit's own name. */
   service: string;
   /** Bundle paths of its drop-ins, in the order quadlet merges them. */
   dropins: string[];
+  /** Its bundle path when it is not `quadlet/<file>` (a plain unit's `systemd/<file>`). */
+  path?: string;
 }
 
 const QUADLET_DIR = 'quadlet/';

@@ -16,7 +16,7 @@ export function manifestJsonSchema(): Record<string, unknown> {
     ...schema,
     title: `rick bundle manifest, schemaVersion ${MANIFEST_SCHEMA_VERSION}`,
     description:
-      'manifest.json at the root of every rick bundle. Refinements JSON Schema cannot express (versions are semantic versions, paths lie in the directory of their kind, no duplicate paths, services name quadlet files of the bundle) are checked by rick itself.',
+      'manifest.json at the root of every rick bundle. Refinements JSON Schema cannot express (versions are semantic versions, paths lie in the directory of their kind, no duplicate paths, units and sites named as their kind requires, services name unit files of the bundle, no two files become one systemd unit) are checked by rick itself.',
   };
 }
 

@@ -18,16 +18,46 @@ export const bundleNamePattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const bundlePathPattern =
   /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_.@+-]+(?:\/[A-Za-z0-9_.@+-]+)*$/;
 
-export const fileKinds = ['quadlet', 'env', 'sysusers', 'tmpfiles', 'installer'] as const;
+export const fileKinds = [
+  'quadlet',
+  'systemd',
+  'caddy',
+  'env',
+  'sysusers',
+  'tmpfiles',
+  'installer',
+] as const;
 export type FileKind = (typeof fileKinds)[number];
 
-/** Top-level directory of each kind inside the bundle and inside a generation. */
+/** Top-level directory of each kind inside the bundle. */
 export const fileKindDirs: Record<FileKind, string> = {
   quadlet: 'quadlet',
+  systemd: 'systemd',
+  caddy: 'caddy',
   env: 'env',
   sysusers: 'sysusers.d',
   tmpfiles: 'tmpfiles.d',
   installer: 'installer',
+};
+
+/** Quadlet unit types, by file extension. */
+export const quadletUnitPattern =
+  /^[A-Za-z0-9_.@-]+\.(container|pod|volume|network|kube|image|build)$/;
+/**
+ * Plain systemd units a bundle may carry beside its Quadlet units. No
+ * templates (`@`): an instance name is host configuration, not a bundle file.
+ */
+export const systemdUnitPattern = /^[A-Za-z0-9_.-]+\.(service|timer|path|socket)$/;
+/** A Caddy site snippet, imported by the host's Caddyfile. */
+export const caddySitePattern = /^[A-Za-z0-9_.@+-]+\.caddy$/;
+
+/** What the file name of each unit-like kind must look like. */
+const namePatterns: Partial<Record<FileKind, { pattern: RegExp; message: string }>> = {
+  systemd: {
+    pattern: systemdUnitPattern,
+    message: 'a systemd unit is named <name>.service, .timer, .path or .socket (no templates)',
+  },
+  caddy: { pattern: caddySitePattern, message: 'a Caddy site is named <name>.caddy' },
 };
 
 const semverString = z.string().refine((v) => semver.valid(v) === v, {
@@ -50,9 +80,23 @@ export const fileEntrySchema = z
         'must be a plain permission mode (no setuid, setgid or sticky bit)',
       ),
   })
-  .refine((f) => f.path.startsWith(`${fileKindDirs[f.kind]}/`), {
-    message: 'path must lie in the directory of its kind',
-    path: ['path'],
+  .superRefine((f, ctx) => {
+    const dir = `${fileKindDirs[f.kind]}/`;
+    if (!f.path.startsWith(dir)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'path must lie in the directory of its kind',
+        path: ['path'],
+      });
+      return;
+    }
+    // Units and sites lie directly in their directory: their file name is
+    // their name on the host (a systemd unit name, a site of /etc/caddy/rick).
+    const rule = namePatterns[f.kind];
+    const name = f.path.slice(dir.length);
+    if (rule && !rule.pattern.test(name)) {
+      ctx.addIssue({ code: 'custom', message: rule.message, path: ['path'] });
+    }
   });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 
@@ -67,15 +111,31 @@ export const factSchema = z
   });
 export type Fact = z.infer<typeof factSchema>;
 
+/** Only loopback URLs: the gate checks this host's own services. */
+export const loopbackUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(u), {
+    message: 'must be an http:// URL on loopback (127.0.0.1, localhost or [::1])',
+  });
+
+/** A Host header: a host name, optionally with a port. */
+export const hostHeaderSchema = z
+  .string()
+  .regex(
+    /^(?=.{1,253}(?::\d{1,5})?$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?$/,
+    'must be a host name, optionally with :port',
+  );
+
 export const httpCheckSchema = z.strictObject({
   type: z.literal('http'),
   /** Only loopback URLs: the gate checks this host's own services. */
-  url: z
-    .string()
-    .url()
-    .refine((u) => /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(u), {
-      message: 'must be an http:// URL on loopback (127.0.0.1, localhost or [::1])',
-    }),
+  url: loopbackUrlSchema,
+  /**
+   * The Host header to send, so that a check can go through the host's Caddy
+   * to a site of the bundle (the URL stays on loopback).
+   */
+  host: hostHeaderSchema.optional(),
   /** Seconds to wait for a 2xx before the gate fails. */
   timeoutSec: z.number().int().positive().max(3600),
   /** Seconds between attempts. */
@@ -84,10 +144,21 @@ export const httpCheckSchema = z.strictObject({
 export type HttpCheck = z.infer<typeof httpCheckSchema>;
 
 export const serviceSchema = z.strictObject({
-  /** The Quadlet unit file, e.g. `authentik-server.container`. */
-  unit: z.string().regex(/^[A-Za-z0-9_.@-]+\.(container|pod|volume|network|kube|image|build)$/),
-  /** The systemd service quadlet generates from it, e.g. `authentik-server.service`. */
-  service: z.string().regex(/^[A-Za-z0-9_.@-]+\.service$/),
+  /**
+   * The unit file: a Quadlet unit (`authentik-server.container`) or a plain
+   * systemd unit of the bundle (`valkey-socket-fix.service`, `backup.timer`).
+   */
+  unit: z
+    .string()
+    .refine(
+      (u) => quadletUnitPattern.test(u) || systemdUnitPattern.test(u),
+      'must name a Quadlet unit or a plain .service, .timer, .path or .socket unit',
+    ),
+  /**
+   * The systemd unit rick starts and gates: what quadlet generates from a
+   * Quadlet unit (`authentik-server.service`), the plain unit itself otherwise.
+   */
+  service: z.string().regex(/^[A-Za-z0-9_.@-]+\.(service|timer|path|socket)$/),
   /** Seconds the service has to become active. */
   activeTimeoutSec: z.number().int().positive().max(3600).default(120),
   checks: z.array(httpCheckSchema).default([]),
@@ -127,13 +198,20 @@ export const manifestSchema = z
       }
       seen.add(key);
     });
-    const units = new Set(m.files.filter((f) => f.kind === 'quadlet').map((f) => f.path.slice(8)));
+    const units = new Set(m.files.filter((f) => isUnitKind(f.kind)).map((f) => f.path));
     m.services.forEach((s, i) => {
-      if (!units.has(s.unit)) {
+      if (!units.has(unitFilePath(s.unit))) {
         ctx.addIssue({
           code: 'custom',
-          message: `service unit ${s.unit} is not a quadlet file of the bundle`,
+          message: `service unit ${s.unit} is not a unit file of the bundle`,
           path: ['services', i, 'unit'],
+        });
+      } else if (isSystemdUnit(s.unit) && s.service !== s.unit) {
+        // A Quadlet unit's service is judged with its ServiceName= (bundle-units.ts).
+        ctx.addIssue({
+          code: 'custom',
+          message: `the service of the plain unit ${s.unit} is ${s.unit}, not ${s.service}`,
+          path: ['services', i, 'service'],
         });
       }
     });
@@ -165,13 +243,29 @@ export function formatProblems(problems: ManifestProblem[]): string {
   return problems.map((p) => `${p.path}: ${p.message}`).join('; ');
 }
 
+/** Kinds whose files are units systemd loads (through quadlet or directly). */
+export function isUnitKind(kind: FileKind): kind is 'quadlet' | 'systemd' {
+  return kind === 'quadlet' || kind === 'systemd';
+}
+
+/** True for a plain systemd unit name (`x.service`, `x.timer`, …) rather than a Quadlet unit. */
+export function isSystemdUnit(unit: string): boolean {
+  return systemdUnitPattern.test(unit);
+}
+
+/** The bundle path of a service's unit file: `quadlet/<unit>` or `systemd/<unit>`. */
+export function unitFilePath(unit: string): string {
+  return `${isSystemdUnit(unit) ? fileKindDirs.systemd : fileKindDirs.quadlet}/${unit}`;
+}
+
 /**
- * The service quadlet derives from a unit file name alone (`x.pod` →
- * `x-pod.service`); a unit's `ServiceName=` overrides it, which
- * bundle-units.ts takes into account.
+ * The systemd unit a unit file becomes, from its name alone: the unit itself
+ * for a plain systemd unit; for a Quadlet unit the service quadlet derives
+ * (`x.pod` → `x-pod.service`), which a unit's `ServiceName=` overrides
+ * (bundle-units.ts takes that into account).
  */
 export function serviceNameForUnit(unit: string): string {
-  return defaultServiceName(unit);
+  return isSystemdUnit(unit) ? unit : defaultServiceName(unit);
 }
 
 /** Canonical serialisation: stable key order from the schema, two-space indent, final newline. */

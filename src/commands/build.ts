@@ -15,6 +15,8 @@ interface BuildFlags {
   sourceCommit?: string;
   templates?: string;
   quadletCheck: boolean;
+  systemdCheck: boolean;
+  caddyCheck: boolean;
 }
 
 export function registerBuild(program: Command, deps: BuildDeps): void {
@@ -36,6 +38,8 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
       'shared templates directory (default: <bundle-dir>/../../templates)',
     )
     .option('--no-quadlet-check', "skip the check of the units by podman's quadlet")
+    .option('--no-systemd-check', 'skip the check of the plain systemd units by systemd-analyze')
+    .option('--no-caddy-check', 'skip the check of the Caddy sites by caddy validate')
     .action(async (bundleDir: string, flags: BuildFlags) => {
       const result = await buildBundle(
         {
@@ -43,6 +47,8 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
           version: flags.version,
           vars: flags.vars ?? [],
           quadletCheck: flags.quadletCheck,
+          systemdCheck: flags.systemdCheck,
+          caddyCheck: flags.caddyCheck,
           ...(flags.out === undefined ? {} : { outDir: flags.out }),
           ...(flags.installer === undefined ? {} : { installer: flags.installer }),
           ...(flags.sourceCommit === undefined ? {} : { sourceCommit: flags.sourceCommit }),

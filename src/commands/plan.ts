@@ -45,7 +45,7 @@ export function planCommand(deps: InstallerDeps): Command {
       `plan: ${result.bundle} ${result.version} over generation ${result.liveGeneration ?? '(none)'}\n`,
     );
     out(formatPlan(result.plan));
-    out(result.diff ? `\n${result.diff}` : '\nno unit or env file changes\n');
+    out(result.diff ? `\n${result.diff}` : '\nno unit, site or env file changes\n');
   });
   return command;
 }

@@ -6,21 +6,28 @@
  *     without secrets, against a fresh rendering from source and facts.json
  *     (so a consistent edit of a file and its record is caught too);
  *   - env files and any file holding a secret are mode 0600;
- *   - no unit in the quadlet directory that the generation did not write;
+ *   - no unit or site in the quadlet, systemd or caddy directories that the
+ *     generation did not write, and each bundle's Caddy import file as rick
+ *     writes it;
  *   - the combined sysusers.d and tmpfiles.d fragments hold exactly the
  *     bundles' fragments;
  *   - `current`, /etc/containers/systemd/rick, /usr/local/bin/rick-install,
- *     /etc/tmpfiles.d/rick.conf and /etc/sysusers.d/rick.conf point where
- *     they should.
+ *     /etc/tmpfiles.d/rick.conf, /etc/sysusers.d/rick.conf and (with sites)
+ *     /etc/caddy/rick point where they should; (with plain units) the
+ *     rick-units generator is rick's, mode 0755.
  * Exits DRIFT naming each file.
  */
 import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { caddyBundleImport } from '../bundle/caddy.js';
 import { hasSecretTokens, renderPublic } from '../host/generation-files.js';
 import {
   generationDir,
+  hasPlainUnits,
+  hasSites,
   hostLinks,
+  hostNeedsOf,
   INSTALLER_FILE,
   readGeneration,
   readLiveGenerationNumber,
@@ -30,6 +37,7 @@ import {
   SOURCE_FILE,
 } from '../host/generations.js';
 import { hostPaths } from '../host/paths.js';
+import { readGeneratorState } from './unit-generator.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -100,19 +108,41 @@ export async function checkDrift(root: string | undefined): Promise<DriftReport>
         );
       }
     }
-    const unitDir = join(dir, 'quadlet', bundle.name);
-    const expectedUnits = new Set(
-      Object.keys(recorded)
-        .filter((p) => p.startsWith('quadlet/'))
-        .map((p) => p.slice('quadlet/'.length)),
-    );
-    for (const name of await readdir(unitDir).catch(() => [] as string[])) {
-      if (!expectedUnits.has(name)) drift.push(`${join(unitDir, name)}: not written by rick`);
+    for (const kind of ['quadlet', 'systemd', 'caddy'] as const) {
+      const kindDir = join(dir, kind, bundle.name);
+      const expected = new Set(
+        Object.keys(recorded)
+          .filter((p) => p.startsWith(`${kind}/`))
+          .map((p) => p.slice(kind.length + 1)),
+      );
+      for (const name of await readdir(kindDir).catch(() => [] as string[])) {
+        if (!expected.has(name)) drift.push(`${join(kindDir, name)}: not written by rick`);
+      }
     }
   }
   for (const name of await readdir(join(dir, 'quadlet')).catch(() => [] as string[])) {
     if (!generation.bundles.has(name))
       drift.push(`${join(dir, 'quadlet', name)}: not written by rick`);
+  }
+  for (const name of await readdir(join(dir, 'systemd')).catch(() => [] as string[])) {
+    const bundle = generation.bundles.get(name);
+    if (!bundle || !hasPlainUnits(bundle))
+      drift.push(`${join(dir, 'systemd', name)}: not written by rick`);
+  }
+  // caddy/ holds, per bundle with sites, its directory and the file importing it.
+  for (const name of await readdir(join(dir, 'caddy')).catch(() => [] as string[])) {
+    const bundle = generation.bundles.get(name.replace(/\.caddy$/, ''));
+    if (!bundle || !hasSites(bundle))
+      drift.push(`${join(dir, 'caddy', name)}: not written by rick`);
+  }
+  for (const bundle of generation.bundles.values()) {
+    if (!hasSites(bundle)) continue;
+    const stub = join(dir, 'caddy', `${bundle.name}.caddy`);
+    checked++;
+    const data = await readMaybe(stub);
+    if (data?.toString('utf8') !== caddyBundleImport(bundle.name)) {
+      drift.push(`${stub}: ${data ? 'differs from what rick writes' : 'missing'}`);
+    }
   }
   if (generation.record.installer) {
     checked++;
@@ -133,7 +163,23 @@ export async function checkDrift(root: string | undefined): Promise<DriftReport>
       }
     }
   }
-  for (const [link, target] of hostLinks(paths)) {
+  const needs = hostNeedsOf(generation);
+  const links = hostLinks(paths, needs);
+  if (needs.units) {
+    checked++;
+    const state = await readGeneratorState(paths);
+    const mode = (await lstat(paths.unitGenerator).catch(() => undefined))?.mode;
+    if (state !== 'current') {
+      drift.push(
+        `${paths.unitGenerator}: ${state === 'absent' ? 'missing' : 'differs from the generator rick writes'}`,
+      );
+    } else if (mode === undefined || (mode & 0o7777) !== 0o755) {
+      drift.push(
+        `${paths.unitGenerator}: mode ${((mode ?? 0) & 0o7777).toString(8).padStart(4, '0')}, expected 0755`,
+      );
+    }
+  }
+  for (const [link, target] of links) {
     checked++;
     const actual = await readlink(link).catch(() => undefined);
     if (actual !== target)

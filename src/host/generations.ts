@@ -36,6 +36,7 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
+import { caddyBundleImport } from '../bundle/caddy.js';
 import { type Manifest, manifestSchema } from '../bundle/manifest.js';
 import type { GenerationView, RenderedBundle } from './activation/plan.js';
 import {
@@ -51,6 +52,7 @@ import { RickError, wrapError } from '../errors.js';
 import { realCommandRunner } from '../io/exec.js';
 import { checkpoint } from './fault.js';
 import { fsyncDir } from './state.js';
+import { readGeneratorState, writeUnitGenerator } from './unit-generator.js';
 
 export const INSTALLER_FILE = 'installer/rick-install.cjs';
 
@@ -172,11 +174,27 @@ export function generationDir(paths: HostPaths, n: number): string {
   return join(paths.generationsDir, String(n));
 }
 
+/**
+ * Kinds whose files are shown to a host program through one link into
+ * `current` (quadlet, the rick-units generator, Caddy): they live in
+ * `<dir>/<bundle>/` of the generation rather than in the bundle's directory.
+ */
+const linkedDirs = ['quadlet/', 'systemd/', 'caddy/'] as const;
+
 /** Where a bundle's rendered file lives inside its generation directory. */
 export function renderedLocation(bundle: string, path: string): string {
-  return path.startsWith('quadlet/')
-    ? `quadlet/${bundle}/${path.slice('quadlet/'.length)}`
-    : `bundles/${bundle}/${path}`;
+  const dir = linkedDirs.find((d) => path.startsWith(d));
+  return dir ? `${dir}${bundle}/${path.slice(dir.length)}` : `bundles/${bundle}/${path}`;
+}
+
+/** True when a bundle of the generation ships Caddy sites. */
+export function hasSites(bundle: { files: ReadonlyMap<string, Buffer> }): boolean {
+  return [...bundle.files.keys()].some((p) => p.startsWith('caddy/'));
+}
+
+/** True when a bundle of the generation ships plain systemd units. */
+export function hasPlainUnits(bundle: { files: ReadonlyMap<string, Buffer> }): boolean {
+  return [...bundle.files.keys()].some((p) => p.startsWith('systemd/'));
 }
 
 /** File mode of a rendered file: 0600 for env files and anything that held a secret. */
@@ -454,6 +472,14 @@ export async function writeGeneration(
       });
       record.bundles[bundle.name] = { version: bundle.version, files };
       await ensureDir(`quadlet/${bundle.name}`);
+      if (hasSites(bundle)) {
+        // Caddy's import takes one wildcard: the host imports caddy/*.caddy, each of which imports a bundle's sites.
+        writes.push({
+          rel: `caddy/${bundle.name}.caddy`,
+          data: caddyBundleImport(bundle.name),
+          mode: 0o644,
+        });
+      }
     }
     if (content.installer) {
       writes.push({ rel: INSTALLER_FILE, data: content.installer, mode: 0o755 });
@@ -550,12 +576,35 @@ export async function flipCurrent(paths: HostPaths, n: number | undefined): Prom
   }
 }
 
+/** /etc/caddy/rick and its target through `current`. */
+export function sitesLink(paths: HostPaths): [string, string] {
+  return [paths.caddySitesLink, `${RICK_STATE_DIR}/current/caddy`];
+}
+
+/** What a generation needs on the host besides the links every host has. */
+export interface HostNeeds {
+  /** A bundle ships Caddy sites: /etc/caddy/rick. */
+  sites: boolean;
+  /** A bundle ships plain systemd units: the rick-units generator. */
+  units: boolean;
+}
+
+export function hostNeedsOf(generation: {
+  bundles: ReadonlyMap<string, { files: ReadonlyMap<string, Buffer> }>;
+}): HostNeeds {
+  const bundles = [...generation.bundles.values()];
+  return { sites: bundles.some(hasSites), units: bundles.some(hasPlainUnits) };
+}
+
 /**
  * The links rick keeps on the host, each to its target through `current`:
  * the quadlet unit directory, the installer, and the combined fragments
  * systemd reads at boot.
  */
-export function hostLinks(paths: HostPaths): Array<[string, string]> {
+export function hostLinks(
+  paths: HostPaths,
+  needs: HostNeeds = { sites: false, units: false },
+): Array<[string, string]> {
   return [
     [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
     [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
@@ -563,17 +612,23 @@ export function hostLinks(paths: HostPaths): Array<[string, string]> {
     // (an offline image) follow them inside the image too.
     [paths.tmpfilesLink, `../..${RICK_STATE_DIR}/current/${FRAGMENT_FILES.tmpfiles}`],
     [paths.sysusersLink, `../..${RICK_STATE_DIR}/current/${FRAGMENT_FILES.sysusers}`],
+    // With the first Caddy site: what the host's Caddyfile imports.
+    ...(needs.sites ? [sitesLink(paths)] : []),
   ];
 }
 
 /**
- * Creates the host links (hostLinks) once. They point through `current`, so
- * they never change again. An existing path that is not our link is left
- * alone and reported.
+ * Creates the host links (hostLinks) once, /etc/caddy/rick with the first
+ * Caddy site, and writes the rick-units generator with the first plain unit.
+ * The links point through `current`, so they never change again. An
+ * existing path that is not ours is left alone and reported.
  */
-export async function ensureHostLinks(paths: HostPaths): Promise<string[]> {
+export async function ensureHostLinks(
+  paths: HostPaths,
+  needs: HostNeeds = { sites: false, units: false },
+): Promise<string[]> {
   const notes: string[] = [];
-  const links = hostLinks(paths);
+  const links = hostLinks(paths, needs);
   for (const [link, target] of links) {
     let existing: string | undefined;
     try {
@@ -601,6 +656,12 @@ export async function ensureHostLinks(paths: HostPaths): Promise<string[]> {
     } catch (error) {
       throw wrapError(error, 'IO_ERROR', `cannot create ${link}`);
     }
+  }
+  if (needs.units) {
+    const state = await readGeneratorState(paths);
+    if (state === 'foreign')
+      notes.push(`${paths.unitGenerator} is not rick's generator: left alone`);
+    else if (state !== 'current') await writeUnitGenerator(paths);
   }
   return notes;
 }
@@ -639,10 +700,11 @@ export async function cleanupAfterCrash(
   // would make quadlet load every unit twice.
   const strays: Array<[string, RegExp]> = [
     [dirname(paths.current), /^(current\.tmp-|\.state\.json\.tmp-|\.created\.json\.tmp-|\.apply-)/],
-    ...hostLinks(paths).map(([link]): [string, RegExp] => [
+    ...hostLinks(paths, { sites: true, units: true }).map(([link]): [string, RegExp] => [
       dirname(link),
       new RegExp(`^${basename(link).replace(/[.]/g, '\\.')}\\.tmp-`),
     ]),
+    [dirname(dirname(paths.unitGenerator)), /^\.rick-units\.tmp-/],
   ];
   for (const [dir, pattern] of strays) {
     let names: string[] = [];

@@ -19,6 +19,7 @@ import { basename, join } from 'node:path';
 import semver from 'semver';
 import { analyzeBundleUnits, checkBundleUnits } from '../bundle/bundle-units.js';
 import type { Manifest } from '../bundle/manifest.js';
+import { plainBundleUnits } from '../bundle/plain-units.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
 import { bundleSysusers } from '../bundle/sysusers.js';
 import { bundleTmpfiles } from '../bundle/tmpfiles.js';
@@ -27,6 +28,7 @@ import { RickError, wrapError } from '../errors.js';
 import {
   type CheckUnits,
   graphOf,
+  plainUnitsOf,
   readGenerationGraph,
   type UnitCheck,
 } from './activation/graph.js';
@@ -38,6 +40,12 @@ import {
   type UnitGraphs,
 } from './activation/plan.js';
 import { activate, describeFailure, restore } from './activation/run.js';
+import {
+  type CandidateCheck,
+  checkCandidate,
+  PREVIEW_ACCOUNT_ID,
+  previewGeneration,
+} from './candidate-checks.js';
 import { checkpoint } from './fault.js';
 import { type RecordedFacts, renderMasked } from './generation-files.js';
 import {
@@ -46,6 +54,7 @@ import {
   ensureHostLinks,
   flipCurrent,
   generationDir,
+  hostNeedsOf,
   INSTALLER_FILE,
   listGenerations,
   pruneGenerations,
@@ -276,6 +285,8 @@ interface PrepareContext {
   log: Log;
   /** Plan only: nothing on the host may change (no sysusers). */
   dryRun: boolean;
+  /** Checks the candidate's plain units and Caddy sites. Default: checkCandidate. */
+  checkCandidate?: CandidateCheck;
 }
 
 function recordFacts(manifest: Manifest, values: FactValues): RecordedFacts {
@@ -304,10 +315,14 @@ async function checkUnitNames(
   files: ReadonlyMap<string, Buffer>,
   live: StoredGeneration | undefined,
 ): Promise<void> {
-  const units = checkBundleUnits(manifest, files);
+  // Plain systemd units (systemd/) share the namespace with quadlet's services.
+  const units = [...checkBundleUnits(manifest, files), ...plainBundleUnits(manifest)];
   const others = [...(live?.bundles.values() ?? [])]
     .filter((b) => b.name !== manifest.name)
-    .map((b) => ({ bundle: b.name, units: analyzeBundleUnits(b.manifest, b.files).units }));
+    .map((b) => ({
+      bundle: b.name,
+      units: [...analyzeBundleUnits(b.manifest, b.files).units, ...plainBundleUnits(b.manifest)],
+    }));
   checkUnitNamespace(
     manifest.name,
     units,
@@ -511,22 +526,25 @@ export async function prepareInstall(
     }
   }
 
+  const generation = await nextGenerationNumber(paths, state);
   let values: FactValues;
+  // Every secret and existing account must be there before sysusers changes the host.
+  const effects = bundleSysusers(manifest, files);
+  const pending = { users: effects.users, groups: effects.groups };
+  const early = await resolveFacts(manifest, host.accounts, secrets, {
+    secretsPath,
+    pending,
+    pendingValue: PREVIEW_ACCOUNT_ID,
+  });
+  // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
+  substituteBundleNormalized(verified.contents, early);
+  // So must the plain units and Caddy sites that would go live (`plan` shows a refusal too).
+  const check = ctx.checkCandidate ?? checkCandidate;
+  const preview = previewGeneration(verified.contents, early, generation, live);
+  notes.push(...(await check(live, preview, { paths, offline: !host.systemctl })));
   if (ctx.dryRun) {
-    const effects = bundleSysusers(manifest, files);
-    values = await resolveFacts(manifest, host.accounts, secrets, {
-      secretsPath,
-      pending: { users: effects.users, groups: effects.groups },
-    });
+    values = await resolveFacts(manifest, host.accounts, secrets, { secretsPath, pending });
   } else {
-    // Every secret and existing account must be there before sysusers changes the host.
-    const effects = bundleSysusers(manifest, files);
-    const early = await resolveFacts(manifest, host.accounts, secrets, {
-      secretsPath,
-      pending: { users: effects.users, groups: effects.groups },
-    });
-    // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
-    substituteBundleNormalized(verified.contents, early);
     // What the fragments are about to create is the bundle's from now on.
     const changed = addCreated(ownership.records, manifest.name, ownership.creates);
     if (changed || ownership.adopted) {
@@ -544,7 +562,6 @@ export async function prepareInstall(
     values = await resolveFacts(manifest, host.accounts, secrets, { secretsPath });
   }
 
-  const generation = await nextGenerationNumber(paths, state);
   const rendered = substituteBundle(verified.contents, values, generation);
   const facts = recordFacts(manifest, values);
   const bundleFiles = new Map<string, Buffer>();
@@ -730,7 +747,7 @@ export async function installBundle(
             ]);
             if (tmpNote) log(`note: ${tmpNote}`);
             if ('skipped' in checked) log(`note: ${checked.skipped}`);
-            graphs = { live: liveUnits, next: graphOf(checked) };
+            graphs = { live: liveUnits, next: graphOf(checked, plainUnitsOf(next)) };
             plan = planActivation(live, next, graphs);
             log(formatPlan(plan, { offline }).trimEnd());
             if (offline) {
@@ -753,7 +770,7 @@ export async function installBundle(
       throw error;
     }
     await checkpoint('generation-renamed');
-    for (const note of await ensureHostLinks(paths)) log(`note: ${note}`);
+    for (const note of await ensureHostLinks(paths, hostNeedsOf(next))) log(`note: ${note}`);
     await checkpoint('links-created');
 
     const outcome = await activate({ host, paths, log }, live, next, graphs, plan);

@@ -8,6 +8,9 @@
  *
  *   /var/lib/rick/generations/<n>/
  *     quadlet/<bundle>/<unit files>         what /etc/containers/systemd/rick shows
+ *     systemd/<bundle>/<unit files>         plain units, made visible by the rick-units generator
+ *     caddy/<bundle>.caddy                  `import <bundle>/*.caddy`, written by rick
+ *     caddy/<bundle>/<sites>.caddy          what /etc/caddy/rick shows the host's Caddy
  *     bundles/<bundle>/manifest.json        the bundle's verified manifest
  *     bundles/<bundle>/facts.json           facts resolved at install (no secret values)
  *     bundles/<bundle>/env/…                env files, substituted (0600)
@@ -35,6 +38,12 @@ export interface HostPaths {
   quadletLink: string;
   /** `/usr/local/bin/rick-install`, a symlink to `current/installer/rick-install.cjs`. */
   installerLink: string;
+  /** `/etc/caddy/rick`, a symlink to `current/caddy`, created with the first site. */
+  caddySitesLink: string;
+  /** The host's Caddyfile, which imports rick's sites (never written by rick-install). */
+  caddyfile: string;
+  /** `/etc/systemd/system-generators/rick-units`, written with the first plain unit. */
+  unitGenerator: string;
   /** Default node-exporter textfile. */
   metricsFile: string;
   /** What each bundle's fragments created on this host (intake/ownership.ts). */
@@ -59,6 +68,9 @@ export function hostPaths(root = '/'): HostPaths {
     lockFile: under(`${RICK_STATE_DIR}/lock`),
     quadletLink: under('/etc/containers/systemd/rick'),
     installerLink: under('/usr/local/bin/rick-install'),
+    caddySitesLink: under('/etc/caddy/rick'),
+    caddyfile: under('/etc/caddy/Caddyfile'),
+    unitGenerator: under('/etc/systemd/system-generators/rick-units'),
     metricsFile: under('/var/lib/prometheus/node-exporter/rick.prom'),
     createdFile: under(`${RICK_STATE_DIR}/created.json`),
     tmpfilesLink: under('/etc/tmpfiles.d/rick.conf'),

@@ -18,7 +18,7 @@ export type PlanResult =
       version: string;
       liveGeneration?: number;
       plan: ActivationPlan;
-      /** Unified diff of every unit and env file, secrets masked. */
+      /** Unified diff of every unit, Caddy site and env file, secrets masked. */
       diff: string;
       notes: string[];
     };

@@ -10,7 +10,7 @@
  * - `gid`/`uid`/`secret` tokens must be declared in the manifest's facts and
  *   have a value in `facts`; an undeclared token is BUNDLE_INVALID, a declared
  *   fact without a value is FACT_MISSING.
- * - Secrets may only appear in env files: quadlet units, sysusers and tmpfiles
+ * - Secrets may only appear in env files: units, Caddy sites, sysusers and tmpfiles
  *   fragments are world-readable once generated, env files are written 0600.
  * - `path` tokens resolve to the file's place in generation `generation`
  *   (hostBundleFile) and must name a file of this bundle.
@@ -37,7 +37,14 @@ export interface SubstitutionInput {
   files: ReadonlyMap<string, Buffer>;
 }
 
-const substitutedKinds: ReadonlySet<FileKind> = new Set(['quadlet', 'env', 'sysusers', 'tmpfiles']);
+const substitutedKinds: ReadonlySet<FileKind> = new Set([
+  'quadlet',
+  'systemd',
+  'caddy',
+  'env',
+  'sysusers',
+  'tmpfiles',
+]);
 const secretKinds: ReadonlySet<FileKind> = new Set(['env']);
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;

@@ -30,6 +30,8 @@ export interface Systemctl {
   restart(units: readonly string[]): Promise<void>;
   start(units: readonly string[]): Promise<void>;
   stop(units: readonly string[]): Promise<void>;
+  /** Reloads running units (Caddy re-reading its sites), without restarting them. */
+  reload(units: readonly string[]): Promise<void>;
   state(unit: string): Promise<UnitState>;
   /** The unit's last journal lines, oldest first (empty when unavailable). */
   journal(unit: string, lines: number): Promise<string[]>;
@@ -56,8 +58,12 @@ export interface Host {
   applySysusers(fragments: readonly string[]): Promise<string | undefined>;
   /** Applies tmpfiles.d fragments with `--create`; same contract as applySysusers. */
   applyTmpfiles(fragments: readonly string[]): Promise<string | undefined>;
-  /** GETs a loopback URL; resolves with the HTTP status, or undefined when nothing answered. */
-  httpStatus(url: string, timeoutMs: number): Promise<number | undefined>;
+  /**
+   * GETs a loopback URL, with `host` as its Host header when given (a check
+   * through the host's Caddy); resolves with the HTTP status, or undefined
+   * when nothing answered.
+   */
+  httpStatus(url: string, timeoutMs: number, host?: string): Promise<number | undefined>;
   /**
    * Makes an image present as podman's pull policy would when the unit
    * starts: `missing` pulls only an absent image, `always` pulls, `newer`
@@ -156,6 +162,9 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
     start: async (units) => {
       if (units.length) await systemctl(['start', '--', ...units]);
     },
+    reload: async (units) => {
+      if (units.length) await systemctl(['reload', '--', ...units]);
+    },
     stop: async (units) => {
       // An inactive unit is stopped already. After a daemon-reload a removed
       // unit that is not running is not loaded any more, and `systemctl stop`
@@ -182,12 +191,17 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
   };
 }
 
-export async function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
+export async function httpStatus(
+  url: string,
+  timeoutMs: number,
+  host?: string,
+): Promise<number | undefined> {
   // Loaded here: only a health gate on a live host needs it, and every run of
   // the installer would otherwise load Node's HTTP client at start.
   const { request } = await import('node:http');
   return new Promise((resolve) => {
-    const req = request(url, { method: 'GET', timeout: timeoutMs }, (res) => {
+    const headers = host === undefined ? {} : { host };
+    const req = request(url, { method: 'GET', timeout: timeoutMs, headers }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode));
       res.on('error', () => resolve(res.statusCode));

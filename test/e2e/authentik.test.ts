@@ -34,6 +34,13 @@ const FEED_DIR = '/srv/rick-e2e-feed';
 const REGISTRY = 'localhost:5000';
 const IMAGE = `${REGISTRY}/authentik-standin`;
 const WORKER_IMAGE = `${REGISTRY}/authentik-standin-worker`;
+/** The names the host's Caddy serves the bundles' sites at (plain HTTP on the test host). */
+const AUTH_HOST = 'auth.e2e.test';
+const GIT_HOST = 'git.e2e.test';
+/** The stand-in plays Gitea under the gitea bundle's own tag scheme (<version>-rootless). */
+const GITEA_IMAGE = `${REGISTRY}/gitea-standin`;
+const GITEA_TAG = '1.0.0';
+const CADDY_LINE = 'import {$RICK_CADDY_SITES:/etc/caddy/rick}/*.caddy';
 /** A tag that is never pushed: its pull must fail. */
 const MISSING_TAG = '2099.1.0';
 const UNITS = ['authentik-pod.service', 'authentik-server.service', 'authentik-worker.service'];
@@ -43,6 +50,8 @@ const DIAGNOSED = [
   'rick-update.timer',
   'rick-e2e-interrupted.service',
   'docker-registry.service',
+  'caddy.service',
+  'gitea.service',
 ];
 /** What systemd logs when a container's start fails because its pod stopped under it. */
 const DEPENDENCY_FAILURE =
@@ -235,10 +244,17 @@ async function expectTreesUnchanged(before: Record<string, TreeSnapshot>): Promi
 }
 
 /** Builds and signs a bundle with the real rick-bundle. */
-async function buildRelease(version: string, vars: Record<string, string>): Promise<Release> {
+async function buildRelease(
+  version: string,
+  vars: Record<string, string>,
+  bundle = 'authentik',
+  options: { bundleDir?: string; extra?: string[] } = {},
+): Promise<Release> {
   requirePiece(rickBundle, 'rick-bundle (npm run build)');
   requirePiece(installerFile, 'the single-file installer (npm run build:installer)');
-  const dir = join(work, `v${version}`);
+  // The test host has no public name: Caddy serves the site over plain HTTP.
+  if (bundle === 'authentik') vars = { authentik_site_address: `http://${AUTH_HOST}`, ...vars };
+  const dir = join(work, bundle === 'authentik' ? `v${version}` : `${bundle}-v${version}`);
   await mkdir(dir, { recursive: true });
   const varsFile = join(dir, 'vars.yaml');
   await writeFile(
@@ -247,12 +263,16 @@ async function buildRelease(version: string, vars: Record<string, string>): Prom
       .map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`)
       .join(''),
   );
-  log(`$ rick-bundle build bundles/authentik --version ${version} --vars ${varsFile}`);
+  const bundleDir = options.bundleDir ?? join(repo, `bundles/${bundle}`);
+  log(
+    `$ rick-bundle build ${bundleDir.replace(`${repo}/`, '')} --version ${version} --vars ${varsFile} ${(options.extra ?? []).join(' ')}`,
+  );
   log(`    vars: ${JSON.stringify(vars)}`);
   await run('node', [
     rickBundle,
     'build',
-    join(repo, 'bundles/authentik'),
+    bundleDir,
+    ...(options.extra ?? []),
     '--version',
     version,
     '--vars',
@@ -262,11 +282,11 @@ async function buildRelease(version: string, vars: Record<string, string>): Prom
     '--installer',
     installerFile,
   ]);
-  const tgz = join(dir, `authentik-${version}.tgz`);
+  const tgz = join(dir, `${bundle}-${version}.tgz`);
   log(`$ rick-bundle sign ${tgz} --key signing-key.asc`);
   await run('node', [rickBundle, 'sign', tgz, '--key', join(work, 'key/signing-key.asc')]);
   const release = { version, tag: `v${version}`, dir, tgz };
-  releases.set(version, release);
+  if (bundle === 'authentik') releases.set(version, release);
   return release;
 }
 
@@ -286,7 +306,7 @@ async function publish(release: Release): Promise<void> {
 
 /** Copies a bundle and its signature into the host, for an install by hand. */
 async function copyBundleIn(release: Release, tgz = release.tgz): Promise<string> {
-  const path = `/root/bundles/authentik-${release.version}.tgz`;
+  const path = `/root/bundles/${release.tgz.split('/').at(-1)}`;
   await host.copyIn(tgz, path);
   await host.copyIn(`${release.tgz}.sig`, `${path}.sig`);
   return path;
@@ -363,6 +383,87 @@ function expectPulledBeforeSwap(out: string, images: string[]): void {
       pulled >= 0 ? `line ${pulled + 1}: ${lines[pulled]!.trim()}` : 'no pull line names it',
     );
   }
+}
+
+interface CaddyAnswer {
+  status: string;
+  body: string;
+  location: string;
+}
+
+/** A request through the host's Caddy to a site, as a browser of that site makes it. */
+async function throughCaddy(
+  site: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<CaddyAnswer> {
+  const args = ['curl', '-s', '--max-time', '10', '-w', '\n%{http_code} %{redirect_url}'];
+  args.push('-H', `Host: ${site}`);
+  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
+  args.push(`http://127.0.0.1${path}`);
+  const r = await host.exec(args, { allowFail: true, quiet: true });
+  const lines = r.stdout.split('\n');
+  const [status = 'no answer', location = ''] = (lines.pop() ?? '').split(' ');
+  const answer = { status: status || 'no answer', body: lines.join('\n'), location };
+  log(
+    `    curl -H 'Host: ${site}' ${Object.keys(headers).length ? `(${Object.keys(headers).join(', ')}) ` : ''}http://127.0.0.1${path}: ${answer.status}${location ? ` -> ${location}` : ''} ${answer.body.slice(0, 160)}`,
+  );
+  return answer;
+}
+
+/** What the Gitea stand-in saw of a request (it answers with the identity headers it received). */
+function giteaSaw(answer: CaddyAnswer): Record<string, string | null> {
+  try {
+    return JSON.parse(answer.body) as Record<string, string | null>;
+  } catch {
+    return {};
+  }
+}
+
+async function giteaVersion(): Promise<string | undefined> {
+  return (await status()).bundles.find((b) => b.name === 'gitea')?.version;
+}
+
+/**
+ * A bundle of plain systemd units only, written for the run: a oneshot that
+ * touches /run/e2e-marker-<marker> (wanted by multi-user.target) and a timer
+ * with its service. `execStart` breaks the oneshot; `withMarker` false drops it.
+ */
+async function writePlainUnitsBundle(execStart?: string, withMarker = true): Promise<string> {
+  const dir = await mkdtemp(join(work, 'e2e-units-'));
+  await mkdir(join(dir, 'systemd'));
+  const units = [
+    ...(withMarker ? ['systemd/e2e-marker.service.j2'] : []),
+    'systemd/e2e-tick.timer',
+    'systemd/e2e-tick.service',
+  ];
+  await writeFile(
+    join(dir, 'bundle.yaml'),
+    [
+      'name: e2e-units',
+      'variables:',
+      '  marker: v0',
+      'files:',
+      `  systemd: [${units.join(', ')}]`,
+      'services:',
+      ...(withMarker ? ['  - unit: e2e-marker.service'] : []),
+      '  - unit: e2e-tick.timer',
+      '',
+    ].join('\n'),
+  );
+  await writeFile(
+    join(dir, 'systemd/e2e-marker.service.j2'),
+    `[Unit]\nDescription=rick e2e: a plain unit of a bundle ({{ marker }})\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=${execStart ?? '/usr/bin/touch /run/e2e-marker-{{ marker }}'}\n\n[Install]\nWantedBy=multi-user.target\n`,
+  );
+  await writeFile(
+    join(dir, 'systemd/e2e-tick.timer'),
+    '[Unit]\nDescription=rick e2e: a timer of a bundle\n\n[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\n',
+  );
+  await writeFile(
+    join(dir, 'systemd/e2e-tick.service'),
+    '[Unit]\nDescription=rick e2e: what the timer runs\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n',
+  );
+  return dir;
 }
 
 async function infrastructureChecklist(context: string): Promise<void> {
@@ -723,11 +824,20 @@ describe.sequential('authentik on a real systemd host', () => {
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/bootstrap.sh`,
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/authentik-1.0.0.tgz`,
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/authentik-1.0.0.tgz.sig`,
-          `sh bootstrap.sh --bundle authentik-1.0.0.tgz --key /root/release.asc --feed ${FEED_URL} --bundles authentik`,
+          `sh bootstrap.sh --bundle authentik-1.0.0.tgz --key /root/release.asc --feed ${FEED_URL} --bundles authentik --caddy`,
         ].join('\n'),
         { allowFail: true, timeoutMs: 600_000 },
       );
       check('bootstrap.sh exits 0', bootstrap.code === 0, `exit ${bootstrap.code}`);
+      check(
+        'bootstrap.sh --caddy says it added the import line to the Caddyfile',
+        bootstrap.stdout.includes(`bootstrap: added to /etc/caddy/Caddyfile: ${CADDY_LINE}`),
+      );
+      const caddyfile = await readFile(join(host.root, 'etc/caddy/Caddyfile'), 'utf8');
+      check(
+        "Debian's Caddyfile keeps its own site and gains the one line",
+        caddyfile.includes(':80 {') && caddyfile.trimEnd().endsWith(CADDY_LINE),
+      );
       const link = await host.exec(['readlink', '/usr/local/bin/rick-install'], { quiet: true });
       check(
         '/usr/local/bin/rick-install points at the live generation installer',
@@ -1260,6 +1370,317 @@ describe.sequential('authentik on a real systemd host', () => {
       }
       check('authentik 1.8.0 is live', (await liveVersion()) === '1.8.0');
       await infrastructureChecklist('after the restart');
+    });
+  });
+
+  it('15. Caddy publishes Authentik at its own site, through the link into the live generation', async () => {
+    await step('15. Authentik through Caddy', async () => {
+      const link = await host.exec(['readlink', '/etc/caddy/rick'], { quiet: true });
+      check(
+        '/etc/caddy/rick leads to the live generation',
+        link.stdout.trim() === '/var/lib/rick/current/caddy',
+        link.stdout.trim(),
+      );
+      const site = await readFile(
+        join(host.root, 'var/lib/rick/current/caddy/authentik/authentik.caddy'),
+        'utf8',
+      );
+      check(
+        'the live site proxies the Authentik domain to the server on loopback',
+        site.includes(`http://${AUTH_HOST} {`) && site.includes('reverse_proxy 127.0.0.1:9000'),
+      );
+      const state = await host.show('caddy.service', 'ActiveState');
+      check('caddy.service is active', state === 'active', state);
+      const health = await throughCaddy(AUTH_HOST, '/-/health/live/');
+      check(`Caddy serves Authentik at ${AUTH_HOST} (health 200)`, health.status === '200');
+      const other = await throughCaddy('nobody.e2e.test', '/-/health/live/');
+      check('another name does not reach Authentik', other.status !== '200', other.status);
+    });
+  });
+
+  it('16. Gitea behind forward auth: no approval is sent to sign in, approval hands Gitea the user, the group rule holds', async () => {
+    await step('16. Gitea behind forward auth', async () => {
+      log(`=== stand-in image ${GITEA_IMAGE}:${GITEA_TAG}-rootless (plays Gitea)`);
+      await host.exec(
+        ['sh', '/usr/local/lib/rick-e2e/publish-image.sh', `${GITEA_IMAGE}:${GITEA_TAG}-rootless`],
+        { timeoutMs: 600_000 },
+      );
+      await host.writeFile(
+        '/etc/rick/secrets/gitea.env',
+        [
+          `gitea_db_password='${infra.PG_PASSWORD}'`,
+          "gitea_secret_key='e2e-gitea-secret-key'",
+          "gitea_internal_token='e2e-gitea-internal-token'",
+          '',
+        ].join('\n'),
+        '0600',
+      );
+      const v1 = await buildRelease(
+        '1.0.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${GIT_HOST}`,
+        },
+        'gitea',
+      );
+      const caddyPid = await host.show('caddy.service', 'MainPID');
+      const out = await rickInstall(await copyBundleIn(v1), 0);
+      check(
+        'the plan reloads Caddy for the new site',
+        /reload +caddy\.service \(gitea\/caddy\/gitea\.caddy changed\)/.test(out),
+      );
+      check('the installer reloaded Caddy', out.includes('reloaded caddy.service'));
+      check(
+        'Caddy was reloaded, not restarted (same main process)',
+        (await host.show('caddy.service', 'MainPID')) === caddyPid,
+        caddyPid,
+      );
+      const state = await host.show('gitea.service', 'ActiveState');
+      check('gitea.service is active', state === 'active', state);
+      const groups = await groupsOf(await containerPid('gitea'));
+      check(
+        `gitea's process carries postgres-clients (${infra.PG_CLIENTS_GID})`,
+        groups.includes(infra.PG_CLIENTS_GID!),
+        groups.join(' '),
+      );
+
+      const anonymous = await throughCaddy(GIT_HOST, '/explore/repos');
+      check(
+        "a request without the outpost's approval is sent to sign in",
+        anonymous.status === '302' && anonymous.location.includes('/outpost.goauthentik.io/start'),
+        `${anonymous.status} ${anonymous.location}`,
+      );
+      check('Gitea did not answer it', giteaSaw(anonymous).path === undefined, anonymous.body);
+      const spoofed = await throughCaddy(GIT_HOST, '/', { 'Remote-User': 'admin' });
+      check(
+        'a client claiming to be admin is sent to sign in too',
+        spoofed.status === '302',
+        spoofed.status,
+      );
+
+      const alice = await throughCaddy(GIT_HOST, '/user/settings', {
+        Cookie: 'standin_session=alice:staff|gitea-users',
+        'Remote-User': 'admin',
+      });
+      const seen = giteaSaw(alice);
+      check(
+        'with approval Gitea receives Remote-User from the outpost, not from the client',
+        alice.status === '200' && seen.remoteUser === 'alice',
+        `${alice.status} ${alice.body}`,
+      );
+      check(
+        'and Remote-Email, Remote-Name, Remote-Groups',
+        seen.remoteEmail === 'alice@e2e.test' &&
+          seen.remoteName === 'Stand-in alice' &&
+          seen.remoteGroups === 'staff|gitea-users',
+        alice.body,
+      );
+      const bob = await throughCaddy(GIT_HOST, '/', { Cookie: 'standin_session=bob:staff' });
+      check(
+        'a user outside gitea-users gets 403 from the site',
+        bob.status === '403' && bob.body.includes('Forbidden: gitea-users only'),
+        `${bob.status} ${bob.body}`,
+      );
+      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+    });
+  });
+
+  it('17. a Gitea release whose site Caddy rejects with the host Caddyfile is refused before anything changes; the old site serves', async () => {
+    await step('17. site refused by Caddy', async () => {
+      // It passes the builder's own check (the site alone is valid) and
+      // clashes with Authentik's site only in the host's whole configuration.
+      const bad = await buildRelease(
+        '1.1.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${AUTH_HOST}`,
+        },
+        'gitea',
+      );
+      const path = await copyBundleIn(bad);
+      const before = await hostTrees();
+      const caddyBefore = await snapshotTree(join(host.root, 'etc/caddy'));
+      const out = await rickInstall(path, ExitCode.invalidBundle);
+      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
+      check(
+        "the install is refused with Caddy's own message",
+        error.startsWith("error SITE_REJECTED: Caddy rejects the new generation's sites:") &&
+          error.includes('ambiguous site definition'),
+        error,
+      );
+      check('nothing went live', !out.includes('is live'));
+      await expectTreesUnchanged(before);
+      const caddyDiff = diffTrees(caddyBefore, await snapshotTree(join(host.root, 'etc/caddy')));
+      check('/etc/caddy is unchanged', caddyDiff.length === 0, caddyDiff.join('; '));
+      check('gitea 1.0.0 is still live', (await giteaVersion()) === '1.0.0');
+      const alice = await throughCaddy(GIT_HOST, '/', {
+        Cookie: 'standin_session=alice:gitea-users',
+      });
+      check(
+        'the old site keeps serving Gitea',
+        giteaSaw(alice).remoteUser === 'alice',
+        alice.status,
+      );
+      const health = await throughCaddy(AUTH_HOST, '/-/health/live/');
+      check('and Authentik', health.status === '200', health.status);
+    });
+  });
+
+  it('18. a Gitea release that breaks the application behind a working site is rolled back, and Caddy serves the old site again', async () => {
+    await step('18. broken app rolled back with its site', async () => {
+      // A database that does not exist: Gitea's health check fails. The site
+      // changes too (another group), so which site serves afterwards shows.
+      const broken = await buildRelease(
+        '1.2.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${GIT_HOST}`,
+          gitea_db_name: 'no_such_database',
+          gitea_required_group: 'gitea-admins',
+        },
+        'gitea',
+      );
+      const caddyPid = await host.show('caddy.service', 'MainPID');
+      const out = await rickInstall(await copyBundleIn(broken), ExitCode.rolledBack);
+      const gate = out.split('\n').find((l) => /health gate failed/.test(l)) ?? '';
+      check(
+        "the gate fails on Gitea's health check",
+        gate.includes('gitea.service') && gate.includes('/api/healthz'),
+        gate,
+      );
+      check(
+        'Caddy was reloaded for the new site and again for the old one',
+        out.split('\n').filter((l) => l.trim() === 'reloaded caddy.service').length === 2,
+      );
+      check(
+        'by reloads, not restarts',
+        (await host.show('caddy.service', 'MainPID')) === caddyPid,
+        caddyPid,
+      );
+      check('gitea 1.0.0 is live again', (await giteaVersion()) === '1.0.0');
+      const gitea = (await status()).bundles.find((b) => b.name === 'gitea');
+      check('gitea 1.2.0 is quarantined', gitea?.quarantined.includes('1.2.0') ?? false);
+      const site = await readFile(
+        join(host.root, 'var/lib/rick/current/caddy/gitea/gitea.caddy'),
+        'utf8',
+      );
+      check(
+        'the live site is the old one (gitea-users)',
+        site.includes('Forbidden: gitea-users only'),
+      );
+      const alice = await throughCaddy(GIT_HOST, '/', {
+        Cookie: 'standin_session=alice:gitea-users',
+      });
+      check(
+        'Caddy serves the old site: a gitea-users member reaches the restored Gitea',
+        alice.status === '200' && giteaSaw(alice).remoteUser === 'alice',
+        `${alice.status} ${alice.body}`,
+      );
+    });
+  });
+
+  it('19. a bundle of plain systemd units: the generator shows them to systemd from the live generation, enabled as their [Install] says', async () => {
+    await step('19. plain units', async () => {
+      const dir = await writePlainUnitsBundle();
+      const v1 = await buildRelease('1.0.0', { marker: 'v1' }, 'e2e-units', { bundleDir: dir });
+      const out = await rickInstall(await copyBundleIn(v1), 0);
+      check(
+        'the plan starts the plain units',
+        /start +e2e-marker\.service \(new\)/.test(out) &&
+          /start +e2e-tick\.timer \(new\)/.test(out),
+      );
+      const state = await host.show('e2e-marker.service', 'ActiveState');
+      check('e2e-marker.service ran and is active', state === 'active', state);
+      const marker = await host.exec(['test', '-e', '/run/e2e-marker-v1'], { allowFail: true });
+      check('its ExecStart ran (/run/e2e-marker-v1)', marker.code === 0);
+      const timer = await host.show('e2e-tick.timer', 'ActiveState');
+      check('e2e-tick.timer is active (waiting)', timer === 'active', timer);
+      const generator = await host.exec(
+        ['stat', '-c', '%a %U', '/etc/systemd/system-generators/rick-units'],
+        {
+          quiet: true,
+        },
+      );
+      check(
+        'rick wrote its generator, 0755 root',
+        generator.stdout.trim() === '755 root',
+        generator.stdout.trim(),
+      );
+      const fragment = await host.show('e2e-marker.service', 'FragmentPath');
+      check(
+        'systemd loads the unit from the generator directory',
+        fragment === '/run/systemd/generator/e2e-marker.service',
+        fragment,
+      );
+      const link = await host.exec(['readlink', '/run/systemd/generator/e2e-marker.service'], {
+        quiet: true,
+      });
+      const live = (await status()).live;
+      check(
+        'which links into the live generation',
+        link.stdout.trim() ===
+          `/var/lib/rick/generations/${live}/systemd/e2e-units/e2e-marker.service`,
+        link.stdout.trim(),
+      );
+      const wants = await host.exec(
+        ['readlink', '/run/systemd/generator/multi-user.target.wants/e2e-marker.service'],
+        { allowFail: true, quiet: true },
+      );
+      check(
+        'its WantedBy=multi-user.target is a wants link',
+        wants.code === 0,
+        wants.stdout.trim(),
+      );
+      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+    });
+  });
+
+  it('20. a plain unit systemd-analyze rejects on the host is refused before anything changes', async () => {
+    await step('20. plain unit refused', async () => {
+      const dir = await writePlainUnitsBundle('relative/path');
+      const bad = await buildRelease('2.0.0', { marker: 'v2' }, 'e2e-units', {
+        bundleDir: dir,
+        extra: ['--no-systemd-check'],
+      });
+      const path = await copyBundleIn(bad);
+      const before = await hostTrees();
+      const out = await rickInstall(path, ExitCode.invalidBundle);
+      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
+      check(
+        "the install is refused with systemd-analyze's own message",
+        error.startsWith(
+          "error UNITS_REJECTED: systemd-analyze rejects the new generation's units",
+        ) && error.includes('Neither a valid executable name nor an absolute path: relative/path'),
+        error,
+      );
+      await expectTreesUnchanged(before);
+      const state = await host.show('e2e-marker.service', 'ActiveState');
+      check('e2e-marker.service of 1.0.0 is still active', state === 'active', state);
+    });
+  });
+
+  it('21. a release without a plain unit stops it, and systemd no longer has it', async () => {
+    await step('21. plain unit removed', async () => {
+      const dir = await writePlainUnitsBundle(undefined, false);
+      const v3 = await buildRelease('3.0.0', { marker: 'v3' }, 'e2e-units', { bundleDir: dir });
+      const out = await rickInstall(await copyBundleIn(v3), 0);
+      check('the plan stops it', /stop +e2e-marker\.service \(removed\)/.test(out));
+      const load = await host.show('e2e-marker.service', 'LoadState');
+      check('systemd has no e2e-marker.service any more', load === 'not-found', load);
+      const link = await host.exec(['test', '-e', '/run/systemd/generator/e2e-marker.service'], {
+        allowFail: true,
+      });
+      check('the generator no longer links it', link.code !== 0);
+      const timer = await host.show('e2e-tick.timer', 'ActiveState');
+      check('e2e-tick.timer is still active', timer === 'active', timer);
     });
   });
 

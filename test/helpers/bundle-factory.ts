@@ -64,6 +64,8 @@ export interface FactoryBundle {
 
 const kindByDir: Record<string, FileKind> = {
   quadlet: 'quadlet',
+  systemd: 'systemd',
+  caddy: 'caddy',
   env: 'env',
   'sysusers.d': 'sysusers',
   'tmpfiles.d': 'tmpfiles',

@@ -32,12 +32,12 @@
  * instantly.
  */
 import { readlinkSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runQuadletDryRun } from '../../src/bundle/quadlet.js';
 import { RickError } from '../../src/errors.js';
 import type { ImageNeed, UnitGraph } from '../../src/host/activation/units.js';
-import { parseUnitGraph } from '../../src/host/activation/units.js';
+import { parseUnitGraph, withPlainUnits } from '../../src/host/activation/units.js';
 import { fileAccounts } from '../../src/host/intake/accounts.js';
 import type { Clock, Host, PullOutcome, Systemctl, UnitState } from '../../src/host/system.js';
 import { quadletPath } from './quadlet.js';
@@ -51,9 +51,9 @@ export interface FakeHostOptions {
 
 export type FakeCall =
   | { op: 'daemon-reload' }
-  | { op: 'restart' | 'start' | 'stop'; units: string[] }
+  | { op: 'restart' | 'start' | 'stop' | 'reload'; units: string[] }
   | { op: 'sysusers' | 'tmpfiles'; fragments: string[]; contents: string[] }
-  | { op: 'http'; url: string }
+  | { op: 'http'; url: string; host?: string }
   | { op: 'pull'; image: string; policy: string; options: string[] };
 
 type JobType = 'start' | 'stop' | 'restart';
@@ -71,8 +71,15 @@ export class FakeHost implements Host {
   readonly failingUnits = new Map<string, number | 'always'>();
   /** Units that end up inactive rather than failed when they fail. */
   readonly inactiveOnFailure = new Set<string>();
-  /** URLs that never answer 2xx. */
+  /** URLs that never answer 2xx (`url`, or `url host` for a check with a Host header). */
   readonly failingUrls = new Set<string>();
+  /** When set, `systemctl reload` of these units fails (a reload Caddy refuses). */
+  readonly failingReloads = new Set<string>();
+  /**
+   * Called on `systemctl reload` before it is recorded: an integration test
+   * puts a real `caddy reload` here.
+   */
+  onReload: ((units: readonly string[]) => Promise<void>) | undefined;
   /** When set, systemd-tmpfiles fails with this error (after a short while, as a process would). */
   tmpfilesError: Error | undefined;
   /** Units active now, with their main PID (a restart gives a new one). */
@@ -247,7 +254,15 @@ export class FakeHost implements Host {
       return;
     }
     const result = await runQuadletDryRun(dir, { quadletPath });
-    this.units = parseUnitGraph(result.generated);
+    // And the plain units, as the rick-units generator shows them to systemd.
+    const plain: Array<{ name: string; text: string }> = [];
+    const units = join(this.root, 'var/lib/rick/current/systemd');
+    for (const bundle of await readdir(units).catch(() => [] as string[])) {
+      for (const name of await readdir(join(units, bundle))) {
+        plain.push({ name, text: await readFile(join(units, bundle, name), 'utf8') });
+      }
+    }
+    this.units = withPlainUnits(parseUnitGraph(result.generated), plain);
   }
 
   private makeSystemctl(): Systemctl {
@@ -285,6 +300,17 @@ export class FakeHost implements Host {
         if (units.length === 0) return;
         this.calls.push({ op: 'start', units: [...units] });
         report(units, this.run(queue(units, 'start')));
+      },
+      reload: async (units) => {
+        if (units.length === 0) return;
+        this.calls.push({ op: 'reload', units: [...units] });
+        const failed = units.filter((u) => this.failingReloads.has(u));
+        if (failed.length) {
+          throw new Error(
+            `Job for ${failed[0]} failed because the control process exited with error code.`,
+          );
+        }
+        await this.onReload?.(units);
       },
       stop: async (units) => {
         if (units.length === 0) return;
@@ -369,14 +395,17 @@ export class FakeHost implements Host {
     return this.calls.flatMap((c) => (c.op === 'pull' ? [c.image] : []));
   }
 
-  async httpStatus(url: string): Promise<number | undefined> {
-    this.calls.push({ op: 'http', url });
-    return this.failingUrls.has(url) ? 503 : 200;
+  async httpStatus(url: string, _timeoutMs: number, host?: string): Promise<number | undefined> {
+    this.calls.push(host === undefined ? { op: 'http', url } : { op: 'http', url, host });
+    const key = host === undefined ? url : `${url} ${host}`;
+    return this.failingUrls.has(key) ? 503 : 200;
   }
 
   /** The service-manager calls only (restart/start/stop/daemon-reload), for assertions. */
   serviceCalls(): FakeCall[] {
-    return this.calls.filter((c) => ['daemon-reload', 'restart', 'start', 'stop'].includes(c.op));
+    return this.calls.filter((c) =>
+      ['daemon-reload', 'restart', 'start', 'stop', 'reload'].includes(c.op),
+    );
   }
 
   reset(): void {

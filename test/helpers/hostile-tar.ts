@@ -146,6 +146,8 @@ export interface ManifestFile {
 
 const kindByDir: Record<string, FileKind> = {
   quadlet: 'quadlet',
+  systemd: 'systemd',
+  caddy: 'caddy',
   env: 'env',
   'sysusers.d': 'sysusers',
   'tmpfiles.d': 'tmpfiles',

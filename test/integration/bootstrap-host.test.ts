@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CADDY_IMPORT_LINE } from '../../src/bundle/caddy.js';
 import { readState } from '../../src/host/state.js';
 import {
   makeTestKey,
@@ -167,6 +168,52 @@ describe('bootstrap.sh', () => {
       expect(
         diffTrees(before, await snapshotTree(tree.root, { ignore: ['var/lib/rick/lock'] })),
       ).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('--caddy adds the line importing rick’s sites to the Caddyfile once, and says so', async () => {
+    const { tree, args, log } = await prepare();
+    try {
+      const caddyfile = join(tree.root, 'etc/caddy/Caddyfile');
+      await mkdir(join(tree.root, 'etc/caddy'), { recursive: true });
+      await writeFile(caddyfile, ':80 {\n\trespond "the operator\'s"\n}\n');
+      const r = await runBootstrap([...args, '--caddy'], log);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`bootstrap: added to /etc/caddy/Caddyfile: ${CADDY_IMPORT_LINE}`);
+      const added = `:80 {\n\trespond "the operator's"\n}\n\n# The Caddy sites of the bundles rick installs (added by rick's bootstrap.sh).\n${CADDY_IMPORT_LINE}\n`;
+      expect(await readFile(caddyfile, 'utf8')).toBe(added);
+      const again = await runBootstrap([...args, '--caddy'], log);
+      expect(again.code).toBe(0);
+      expect(again.stdout).not.toContain('bootstrap: added');
+      expect(await readFile(caddyfile, 'utf8')).toBe(added);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('without --caddy only notes a Caddyfile that lacks the line; --caddy without Caddy writes nothing', async () => {
+    const { tree, args, log } = await prepare();
+    try {
+      const before = await snapshotTree(tree.root, { mtime: true });
+      const refused = await runBootstrap([...args, '--caddy'], log);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `bootstrap: --caddy: ${tree.root}/etc/caddy/Caddyfile does not exist (install Caddy first: apt-get install caddy)`,
+      );
+      expect(diffTrees(before, await snapshotTree(tree.root, { mtime: true }))).toEqual([]);
+
+      const caddyfile = join(tree.root, 'etc/caddy/Caddyfile');
+      await mkdir(join(tree.root, 'etc/caddy'), { recursive: true });
+      await writeFile(caddyfile, ':80 {\n}\n');
+      const r = await runBootstrap(args, log);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(
+        `bootstrap: note: /etc/caddy/Caddyfile does not import rick's sites; bundles with Caddy sites need this line (--caddy adds it): ${CADDY_IMPORT_LINE}`,
+      );
+      expect(await readFile(caddyfile, 'utf8')).toBe(':80 {\n}\n');
     } finally {
       await tree.cleanup();
     }

@@ -69,6 +69,7 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(manifest.source.commit).toBe('abc1234');
     expect(manifest.requires.podman).toBe('5.3.0');
     expect(manifest.files.map((f) => [f.path, f.kind, f.mode.toString(8)])).toEqual([
+      ['caddy/authentik.caddy', 'caddy', '644'],
       ['env/authentik.env', 'env', '600'],
       ['installer/rick-install.cjs', 'installer', '755'],
       ['quadlet/authentik-server.container', 'quadlet', '644'],

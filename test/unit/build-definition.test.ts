@@ -57,7 +57,7 @@ describe('bundle definition', () => {
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
     expect(formatDefinitionProblems(parsed.problems)).toBe(
-      "variables.gid: gid is provided by rick and cannot be redefined; files.quadlet.1: renders to the same file as a/x.container; services.0.unit: y.container is not one of the bundle's quadlet files",
+      "variables.gid: gid is provided by rick and cannot be redefined; files.quadlet.1: renders to the same file as a/x.container; services.0.unit: y.container is not one of the bundle's quadlet or systemd files",
     );
   });
 

@@ -8,11 +8,23 @@
 // `server` answers GET /-/health/live/ with 200 only while `select 1` over
 // the PostgreSQL socket and PING over the Valkey socket both succeed, so the
 // health gate proves the container reaches both sockets with its groups.
+//
+// `server` also plays Authentik's embedded outpost for Caddy's forward auth:
+// GET /outpost.goauthentik.io/auth/caddy approves a request whose Cookie
+// carries `standin_session=<user>:<group>|<group>…` (200 with
+// X-Authentik-Username, -Name, -Email and -Groups, as Authentik answers) and
+// sends anyone else to sign in (302 to /outpost.goauthentik.io/start).
+//
+// Started with Gitea's environment (the gitea bundle sets GITEA__database__*),
+// it plays Gitea instead: HTTP on GITEA__server__HTTP_PORT, GET /api/healthz
+// 200 only while `select 1` over the PostgreSQL socket succeeds with
+// GITEA__database__*, and any other path answers with the identity headers
+// it received (Remote-User, Remote-Name, Remote-Email, Remote-Groups) as JSON.
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 
 const env = process.env;
-const mode = process.argv[2] ?? 'server';
+const mode = env.GITEA__database__HOST !== undefined ? 'gitea' : (process.argv[2] ?? 'server');
 
 function run(cmd, args, extraEnv) {
   return new Promise((resolve) => {
@@ -49,6 +61,46 @@ async function checkPostgres() {
   return r.ok && r.out === '1' ? null : `postgresql: ${r.err || r.out}`;
 }
 
+async function checkGiteaPostgres() {
+  const r = await run(
+    'psql',
+    [
+      '-h',
+      env.GITEA__database__HOST ?? '',
+      '-d',
+      env.GITEA__database__NAME ?? '',
+      '-U',
+      env.GITEA__database__USER ?? '',
+      '-tAc',
+      'select 1',
+    ],
+    { PGPASSWORD: env.GITEA__database__PASSWD ?? '', PGCONNECT_TIMEOUT: '3' },
+  );
+  return r.ok && r.out === '1' ? null : `postgresql: ${r.err || r.out}`;
+}
+
+/** Authentik's forward-auth answer for Caddy, from the stand-in's session cookie. */
+function outpostAnswer(req, res) {
+  const cookie = req.headers.cookie ?? '';
+  const session = /(?:^|;\s*)standin_session=([^;]*)/.exec(cookie)?.[1];
+  if (!session) {
+    const back = encodeURIComponent(req.headers['x-forwarded-uri'] ?? '/');
+    log(`outpost: no session for ${req.headers['x-forwarded-host'] ?? '?'}: sign in first`);
+    res.writeHead(302, { location: `/outpost.goauthentik.io/start?rd=${back}` }).end();
+    return;
+  }
+  const [user, groups = ''] = decodeURIComponent(session).split(':');
+  log(`outpost: ${user} (groups ${groups || 'none'}) approved`);
+  res
+    .writeHead(200, {
+      'x-authentik-username': user,
+      'x-authentik-name': `Stand-in ${user}`,
+      'x-authentik-email': `${user}@e2e.test`,
+      'x-authentik-groups': groups,
+    })
+    .end();
+}
+
 async function checkValkey() {
   let url;
   try {
@@ -67,7 +119,8 @@ async function checkValkey() {
 }
 
 async function runChecks() {
-  return (await Promise.all([checkPostgres(), checkValkey()])).filter((p) => p !== null);
+  const checks = mode === 'gitea' ? [checkGiteaPostgres()] : [checkPostgres(), checkValkey()];
+  return (await Promise.all(checks)).filter((p) => p !== null);
 }
 
 // Requests that arrive while a check runs share its answer: a client probing
@@ -82,7 +135,9 @@ function check() {
 }
 
 function log(message) {
-  process.stdout.write(`authentik-standin ${mode}: ${message}\n`);
+  process.stdout.write(
+    `${mode === 'gitea' ? 'gitea-standin' : 'authentik-standin'} ${mode}: ${message}\n`,
+  );
 }
 
 // As PID 1 of its container, node must exit on SIGTERM itself.
@@ -93,9 +148,43 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   });
 }
 
-if (mode === 'server') {
+if (mode === 'gitea') {
+  const port = Number(env.GITEA__server__HTTP_PORT ?? 3000);
+  const server = createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url === '/api/healthz') {
+      const problems = await check();
+      if (problems.length === 0) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"pass"}\n');
+      } else {
+        log(`unhealthy: ${problems.join('; ')}`);
+        res.writeHead(503, { 'content-type': 'text/plain' }).end(`${problems.join('\n')}\n`);
+      }
+      return;
+    }
+    const seen = {
+      path: req.url,
+      domain: env.GITEA__server__DOMAIN ?? '',
+      remoteUser: req.headers['remote-user'] ?? null,
+      remoteName: req.headers['remote-name'] ?? null,
+      remoteEmail: req.headers['remote-email'] ?? null,
+      remoteGroups: req.headers['remote-groups'] ?? null,
+    };
+    log(`request ${req.method} ${req.url} as ${seen.remoteUser ?? '(no Remote-User)'}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(seen)}\n`);
+  });
+  server.listen(port, '0.0.0.0', async () => {
+    const problems = await check();
+    log(
+      `listening on 0.0.0.0:${port}; ${problems.length ? `unhealthy: ${problems.join('; ')}` : 'postgresql answers'}`,
+    );
+  });
+} else if (mode === 'server') {
   const [host, port] = (env.AUTHENTIK_LISTEN__HTTP ?? '0.0.0.0:9000').split(/:(?=\d+$)/);
   const server = createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url === '/outpost.goauthentik.io/auth/caddy') {
+      outpostAnswer(req, res);
+      return;
+    }
     if (req.method === 'GET' && req.url === '/-/health/live/') {
       const problems = await check();
       if (problems.length === 0) {

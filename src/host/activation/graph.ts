@@ -3,12 +3,12 @@
  * over a generation's units and reads its output with units.ts. The same
  * check the installer runs before a generation may go live.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { RickError } from '../../errors.js';
 import type { GenerationView } from './plan.js';
-import { parseUnitGraph, type UnitGraph } from './units.js';
+import { parseUnitGraph, type UnitGraph, withPlainUnits } from './units.js';
 
 /** What the unit check found: the generated units, or why it was skipped. */
 export type UnitCheck = { generated: string } | { skipped: string };
@@ -16,8 +16,44 @@ export type UnitCheck = { generated: string } | { skipped: string };
 /** Runs quadlet over a directory of units. Throws QUADLET_REJECTED when it rejects one. */
 export type CheckUnits = (unitDir: string, offline: boolean) => Promise<UnitCheck>;
 
-export function graphOf(check: UnitCheck): UnitGraph | undefined {
-  return 'generated' in check ? parseUnitGraph(check.generated) : undefined;
+/**
+ * The graph of a generation's units: what quadlet generated, and the plain
+ * systemd units the generation's bundles carry (`plain`, see plainUnitsOf).
+ */
+export function graphOf(
+  check: UnitCheck,
+  plain: ReadonlyArray<{ name: string; text: string }> = [],
+): UnitGraph | undefined {
+  if (!('generated' in check)) return undefined;
+  const graph = parseUnitGraph(check.generated);
+  return plain.length > 0 ? withPlainUnits(graph, plain) : graph;
+}
+
+/** The plain systemd units of a generation not written yet. */
+export function plainUnitsOf(view: GenerationView): Array<{ name: string; text: string }> {
+  const out: Array<{ name: string; text: string }> = [];
+  for (const bundle of view.bundles.values()) {
+    for (const [path, data] of bundle.files) {
+      if (path.startsWith('systemd/')) {
+        out.push({ name: path.slice('systemd/'.length), text: data.toString('utf8') });
+      }
+    }
+  }
+  return out;
+}
+
+/** The plain systemd units of a generation on disk (`systemd/<bundle>/<unit>`). */
+async function readPlainUnits(
+  generationDir: string,
+): Promise<Array<{ name: string; text: string }>> {
+  const out: Array<{ name: string; text: string }> = [];
+  const base = join(generationDir, 'systemd');
+  for (const bundle of await readdir(base).catch(() => [] as string[])) {
+    for (const name of await readdir(join(base, bundle)).catch(() => [] as string[])) {
+      out.push({ name, text: await readFile(join(base, bundle, name), 'utf8') });
+    }
+  }
+  return out;
 }
 
 /**
@@ -31,7 +67,8 @@ export async function readGenerationGraph(
   offline: boolean,
 ): Promise<UnitGraph | undefined> {
   try {
-    return graphOf(await check(join(generationDir, 'quadlet'), offline));
+    const checked = await check(join(generationDir, 'quadlet'), offline);
+    return graphOf(checked, await readPlainUnits(generationDir));
   } catch (error) {
     if (error instanceof RickError && error.code === 'QUADLET_REJECTED') return undefined;
     throw error;
@@ -54,7 +91,7 @@ export async function graphOfView(
         await writeFile(file, data, { mode: 0o600 });
       }
     }
-    return graphOf(await check(dir, offline));
+    return graphOf(await check(dir, offline), plainUnitsOf(view));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 /**
- * The unified diff `rick-install plan` prints: every unit and env file of the
+ * The unified diff `rick-install plan` prints: every unit, site and env file of the
  * live generation against the next one, each generation's own directory taken
  * out, secret values masked (only the masked renderings are ever diffed).
  * Kept apart from plan.ts so that an install does not load the diff library.
@@ -7,7 +7,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { fileKeys, type GenerationView, maskedNormalized, normalized } from './plan.js';
 
-const shownKinds = /^(quadlet|env)\//;
+const shownKinds = /^(quadlet|systemd|caddy|env)\//;
 
 /** Empty when no unit or env file differs. */
 export function diffGenerations(live: GenerationView | undefined, next: GenerationView): string {

@@ -30,7 +30,8 @@
  * ones restart and the pod stays up.
  */
 
-import type { Service } from '../../bundle/manifest.js';
+import { CADDY_SERVICE } from '../../bundle/caddy.js';
+import { type Service, unitFilePath } from '../../bundle/manifest.js';
 import { RICK_STATE_DIR } from '../paths.js';
 import { GENERATION_MARKER, normalizeGenerationPaths } from '../substitute.js';
 import {
@@ -105,6 +106,10 @@ export interface ActivationPlan {
   restarted: string[];
   /** Images the restarted units need, to pull before the flip. */
   images: ImagePull[];
+  /** `<bundle>/caddy/<site>` of every Caddy site added, changed or removed. */
+  sites: string[];
+  /** Units reloaded after the restarts: caddy.service when a site changed. */
+  reload: string[];
   /** `<bundle>/<path>` of every file that differs (after taking out generation paths). */
   changedFiles: string[];
   /** Files whose masked rendering is equal but whose bytes differ: a secret changed. */
@@ -151,22 +156,25 @@ export function maskedNormalized(
 
 interface UnitOwner {
   bundle: string;
-  /** Its Quadlet file, as a bundle path (`quadlet/x.container`). */
+  /** Its unit file, as a bundle path (`quadlet/x.container`, `systemd/x.service`). */
   file: string;
 }
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Every unit of a generation with the bundle and Quadlet file it comes from:
- * the manifests' services, and with the generated units also the units they
- * do not list (a `.image` a container needs, a pod not named as a service).
+ * Every unit of a generation with the bundle and unit file it comes from:
+ * the manifests' services, and with the generated units also the Quadlet
+ * units they do not list (a `.image` a container needs, a pod not named as a
+ * service). A plain systemd unit takes part only as a service: the others
+ * are reached through their dependencies or triggers (a timer's service, a
+ * unit another one wants), as systemd reaches them.
  */
 function unitsOf(view: GenerationView | undefined, graph: UnitGraph | undefined) {
   const out = new Map<string, UnitOwner>();
   for (const bundle of view?.bundles.values() ?? []) {
     for (const s of bundle.services)
-      out.set(s.service, { bundle: bundle.name, file: `quadlet/${s.unit}` });
+      out.set(s.service, { bundle: bundle.name, file: unitFilePath(s.unit) });
     if (!graph) continue;
     for (const path of bundle.files.keys()) {
       if (!path.startsWith('quadlet/')) continue;
@@ -331,6 +339,7 @@ export function planActivation(
     }
   }
 
+  const sites = [...changedFiles].filter((id) => /^[a-z0-9-]+\/caddy\//.test(id)).sort(byName);
   return {
     changed,
     added,
@@ -340,6 +349,8 @@ export function planActivation(
     jobs,
     restarted: [...restarted].sort(byName),
     images: [...images.values()].sort((a, b) => byName(a.image, b.image)),
+    sites,
+    reload: sites.length > 0 ? [CADDY_SERVICE] : [],
     changedFiles: [...changedFiles],
     secretOnlyChanges,
   };
@@ -374,11 +385,12 @@ export function formatPlan(plan: ActivationPlan, options: { offline?: boolean } 
   for (const s of plan.removed) lines.push(`stop    ${s} (removed)`);
   for (const job of plan.jobs) lines.push(describeJob(job).replace(/^start /, 'start   '));
   for (const s of plan.unchanged) lines.push(`keep    ${s} (unchanged)`);
+  for (const u of plan.reload) lines.push(`reload  ${u} (${plan.sites.join(', ')} changed)`);
   for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
   for (const f of plan.secretOnlyChanges) lines.push(`secret  ${f} (a secret value changed)`);
-  if (lines.length === 0) lines.push('no services');
+  if (lines.length === 0) lines.push('no services or sites');
   const shown = options.offline
-    ? lines.map((l) => l.replace(/^(stop|start|restart|pull) +/, 'would $1 '))
+    ? lines.map((l) => l.replace(/^(stop|start|restart|pull|reload) +/, 'would $1 '))
     : lines;
   return `${shown.join('\n')}\n`;
 }

@@ -4,10 +4,12 @@
  *
  *   flip current → daemon-reload → stop removed units → `systemctl restart`
  *   the plan's jobs (a pod's service for its containers, see plan.ts) →
- *   health gate over every service they restart
+ *   reload Caddy when a site changed → health gate over every service they
+ *   restart
  *   on failure: flip back → daemon-reload → stop what the failed generation
  *   added → restart what differs back to the previous generation (the same
- *   planner, the two generations swapped) → gate it
+ *   planner, the two generations swapped) → reload Caddy when a site
+ *   differs → gate it
  *
  * With `--root` (no systemctl) activation is the flip alone.
  */
@@ -68,10 +70,15 @@ async function waitChecks(host: Host, service: Service): Promise<string | undefi
     let last: number | undefined;
     for (;;) {
       const remaining = deadline - host.clock.now().getTime();
-      last = await host.httpStatus(check.url, Math.max(1000, Math.min(10_000, remaining)));
+      last = await host.httpStatus(
+        check.url,
+        Math.max(1000, Math.min(10_000, remaining)),
+        check.host,
+      );
       if (last !== undefined && last >= 200 && last < 300) break;
       if (host.clock.now().getTime() >= deadline) {
-        return `${service.service}: ${check.url} did not answer 2xx within ${check.timeoutSec}s (last: ${last ?? 'no answer'})`;
+        const via = check.host === undefined ? '' : ` (Host: ${check.host})`;
+        return `${service.service}: ${check.url}${via} did not answer 2xx within ${check.timeoutSec}s (last: ${last ?? 'no answer'})`;
       }
       await host.clock.sleep(check.intervalSec * 1000);
     }
@@ -95,6 +102,23 @@ export async function healthGate(
   if (!failed) return undefined;
   const journal = await host.systemctl.journal(failed.service, JOURNAL_LINES).catch(() => []);
   return { ...failed, journal };
+}
+
+/**
+ * Reloads what the plan reloads (Caddy, after its sites changed). A reload
+ * Caddy refuses keeps its old configuration running: that is a failure of
+ * the new generation, named with the unit's journal.
+ */
+async function reloadUnits(host: Host, units: readonly string[]): Promise<GateFailure | undefined> {
+  if (units.length === 0) return undefined;
+  try {
+    await host.systemctl!.reload(units);
+    return undefined;
+  } catch (error) {
+    const unit = units.join(' ');
+    const journal = await host.systemctl!.journal(units[0]!, JOURNAL_LINES).catch(() => []);
+    return { service: unit, reason: `reload of ${unit} failed: ${describe(error)}`, journal };
+  }
 }
 
 /**
@@ -159,8 +183,10 @@ export async function activate(
         `restarted ${plan.restart.join(' ')}${brought.length ? ` (with ${brought.join(' ')})` : ''}${restartError ? ` (systemctl: ${describe(restartError)})` : ''}`,
       );
     }
+    failure = await reloadUnits(host, plan.reload);
+    if (plan.reload.length && !failure) log(`reloaded ${plan.reload.join(' ')}`);
     const next = servicesIn(to);
-    failure = await healthGate(
+    failure ??= await healthGate(
       host,
       plan.restarted.map((s) => next.get(s)).filter((s): s is Service => s !== undefined),
     );
@@ -208,6 +234,17 @@ export async function restore(
         (error: unknown) => error,
       )
     : undefined;
+  // The previous sites are live again once Caddy re-reads them; with no
+  // previous generation, the sites are gone and Caddy reloads without them.
+  const reload = reverse
+    ? reverse.reload
+    : planActivation(failed, { generation: 0, bundles: new Map() }).reload;
+  const reloadFailure = await reloadUnits(host, reload);
+  if (reloadFailure) {
+    for (const line of reloadFailure.journal) log(`  ${line}`);
+    throw new RickError('ROLLBACK_FAILED', describeFailure(reloadFailure));
+  }
+  if (reload.length) log(`reloaded ${reload.join(' ')}`);
   const previous = servicesIn(back);
   const again = await healthGate(
     host,

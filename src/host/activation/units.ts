@@ -237,6 +237,36 @@ export function parseUnitGraph(output: string): Map<string, UnitNode> {
   return graph;
 }
 
+/**
+ * Adds a generation's plain systemd units (a bundle's `systemd/` files) to
+ * the units quadlet generated: each with the dependencies of its [Unit], its
+ * source its own file name, and the `Wants=`/`Requires=` that its [Install]
+ * `WantedBy=`/`RequiredBy=` give their targets through the rick-units
+ * generator's links.
+ */
+export function withPlainUnits(
+  graph: UnitGraph,
+  units: ReadonlyArray<{ name: string; text: string }>,
+): Map<string, UnitNode> {
+  const out = new Map([...graph].map(([name, node]) => [name, { ...node }]));
+  const install: Array<[string, 'wants' | 'requires', string]> = [];
+  for (const { name, text } of units) {
+    const node = parseUnitGraph(`---${name}---\n${text}`).get(name);
+    if (!node) continue;
+    out.set(name, { ...node, source: name });
+    const sections = parseSections(text);
+    for (const [key, value] of sections.get('Install') ?? []) {
+      const field = key === 'WantedBy' ? 'wants' : key === 'RequiredBy' ? 'requires' : undefined;
+      if (field) for (const target of words(value)) install.push([target, field, name]);
+    }
+  }
+  for (const [target, field, name] of install) {
+    const node = out.get(target);
+    if (node && !node[field].includes(name)) node[field] = [...node[field], name];
+  }
+  return out;
+}
+
 /** The generated unit of a Quadlet file (by base name), if quadlet made one. */
 export function unitOfSource(graph: UnitGraph, source: string): UnitNode | undefined {
   for (const node of graph.values()) if (node.source === source) return node;

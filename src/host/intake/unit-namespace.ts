@@ -121,6 +121,11 @@ export async function readHostUnits(root: string, rickLink: string): Promise<Hos
     for (const name of await listDir(under(dir))) {
       if (name.endsWith('.d') || name.endsWith('.wants') || name.endsWith('.requires')) continue;
       const path = `${dir}/${name}`;
+      if (dir.startsWith('/run/systemd/generator')) {
+        // The rick-units generator's links to rick's own plain units are rick's.
+        const target = await readlink(under(path)).catch(() => undefined);
+        if (target?.startsWith('/var/lib/rick/')) continue;
+      }
       if (dir.startsWith('/run/systemd/generator') && name.endsWith('.service')) {
         // Quadlet's output for rick's own units is rick's, not the host's.
         const text = await readFile(under(path), 'utf8').catch(() => '');
@@ -207,12 +212,13 @@ export function unitNamespaceProblems(
 ): string[] {
   const problems: string[] = [];
   for (const u of units) {
-    const label = `quadlet/${u.file} makes ${u.service}`;
+    const path = u.path ?? `quadlet/${u.file}`;
+    const label = u.kind === 'plain' ? `${path} is ${u.service}` : `${path} makes ${u.service}`;
     for (const other of others) {
       for (const o of other.units) {
         if (o.file === u.file) {
           problems.push(
-            `quadlet/${u.file} has the name of a unit of bundle ${other.bundle} (quadlet reads only one of them)`,
+            `${path} has the name of a unit of bundle ${other.bundle} (${u.kind === 'plain' ? 'systemd loads' : 'quadlet reads'} only one of them)`,
           );
         } else if (servicesClash(o.service, u.service)) {
           problems.push(`${label}, as does ${o.file} of bundle ${other.bundle} (${o.service})`);
@@ -222,7 +228,7 @@ export function unitNamespaceProblems(
     for (const q of host.quadlet) {
       if (q.file === u.file) {
         problems.push(
-          `quadlet/${u.file} has the name of the host's quadlet file ${q.path} (quadlet reads only one of them)`,
+          `${path} has the name of the host's quadlet file ${q.path} (quadlet reads only one of them)`,
         );
       } else if (servicesClash(q.service, u.service)) {
         problems.push(`${label}, as does the host's quadlet file ${q.path} (${q.service})`);
