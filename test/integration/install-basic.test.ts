@@ -126,7 +126,7 @@ describe('quadlet dry-run before anything goes live', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
-  it('a first install refused by quadlet leaves only the (empty) lock file behind', async () => {
+  it('a first install refused by quadlet leaves nothing behind, not even the lock or its directories', async () => {
     if (!quadletPath) return;
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
@@ -138,13 +138,7 @@ describe('quadlet dry-run before anything goes live', () => {
     const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain('error QUADLET_REJECTED');
-    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
-      '+ var (dir)',
-      '+ var/lib (dir)',
-      '+ var/lib/rick (dir)',
-      '+ var/lib/rick/lock (file)',
-    ]);
-    expect(await readFile(join(tree.root, 'var/lib/rick/lock'), 'utf8')).toBe('');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 });
 
@@ -176,7 +170,7 @@ describe('a failing systemd-tmpfiles', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
-  it('refuses a first install, leaving only the (empty) lock file behind', async () => {
+  it('refuses a first install, leaving nothing behind', async () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
     host.tmpfilesError = new RickError('IO_ERROR', 'systemd-tmpfiles failed (exit 1): no space');
@@ -188,11 +182,6 @@ describe('a failing systemd-tmpfiles', () => {
     const r = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.internal);
     expect(r.stderr).toMatch(/systemd-tmpfiles failed/);
-    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
-      '+ var (dir)',
-      '+ var/lib (dir)',
-      '+ var/lib/rick (dir)',
-      '+ var/lib/rick/lock (file)',
-    ]);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 });
