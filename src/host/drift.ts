@@ -1,132 +1,204 @@
 /**
- * `rick-install verify`: drift check of the live generation. Every file is
- * checked against what the generation recorded when it was written:
- *   - each shipped source file (source.json) against the manifest's sha256;
- *   - each rendered file against generation.json's sha256, and, for files
- *     without secrets, against a fresh rendering from source and facts.json
- *     (so a consistent edit of a file and its record is caught too);
+ * Drift: what of a generation differs from what it recorded when it was
+ * written. `rick-install verify` reports it for the live generation, and an
+ * install refuses to carry a drifted bundle into a new generation (a hand
+ * edit would otherwise be copied and hashed again, and `verify` would never
+ * see it). Checked, per bundle:
+ *   - manifest.json, facts.json, source.json and secrets.json against the
+ *     sha256 generation.json recorded, and against one another;
+ *   - each shipped source file against the manifest's sha256;
+ *   - each rendered file against generation.json's sha256, and against a
+ *     fresh rendering from source, facts and recorded secrets (so a
+ *     consistent edit of a file and its record is caught too);
  *   - env files and any file holding a secret are mode 0600;
  *   - no unit in the quadlet directory that the generation did not write;
- *   - `current`, /etc/containers/systemd/rick and /usr/local/bin/rick-install
- *     point where they should.
- * Exits DRIFT naming each file.
+ *   - links: nothing in the generation is a symbolic link;
+ * and for the host: the installer against its recorded sha256, and
+ * /etc/containers/systemd/rick and /usr/local/bin/rick-install point where
+ * they should.
  */
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hasSecretTokens, renderPublic } from '../host/generation-files.js';
+import { describe, RickError } from '../errors.js';
+import { renderRecordedBundle } from './generation-files.js';
 import {
-  generationDir,
+  GenerationReader,
+  hostLinks,
   INSTALLER_FILE,
-  readGeneration,
+  readGenerationRecord,
   readLiveGenerationNumber,
+  readStoredBundle,
   renderedLocation,
   renderedMode,
   SOURCE_FILE,
-} from '../host/generations.js';
-import { hostPaths, RICK_STATE_DIR } from '../host/paths.js';
+} from './generations.js';
+import { type HostPaths, hostPaths } from './paths.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+export interface DriftEntry {
+  /** The bundle the file belongs to; undefined for the installer and host links. */
+  bundle?: string;
+  /** `installer` or `link` for what belongs to no bundle. */
+  part: 'bundle' | 'installer' | 'link';
+  file: string;
+  problem: string;
+}
 
 export interface DriftReport {
   generation?: number;
   checked: number;
   drift: string[];
+  entries: DriftEntry[];
 }
 
-async function readMaybe(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch {
-    return undefined;
+/** Every difference between generation n and what it recorded. */
+export async function findDrift(
+  paths: HostPaths,
+  n: number,
+): Promise<{ checked: number; entries: DriftEntry[] }> {
+  const reader = await GenerationReader.open(paths, n);
+  const record = await readGenerationRecord(paths, n);
+  const entries: DriftEntry[] = [];
+  let checked = 0;
+  for (const [name, entry] of Object.entries(record.bundles)) {
+    const found = (file: string, problem: string) =>
+      entries.push({ bundle: name, part: 'bundle', file, problem });
+    const { bundle, problems, modes } = await readStoredBundle(reader, n, name, entry);
+    checked += 4;
+    for (const p of problems) found(p.file, p.problem);
+    if (!bundle) continue;
+    let expected: Map<string, Buffer> | undefined;
+    try {
+      expected = renderRecordedBundle(bundle, n);
+    } catch (error) {
+      found(
+        join(reader.dir, 'bundles', name, SOURCE_FILE),
+        `cannot be rendered: ${describe(error)}`,
+      );
+    }
+    for (const f of bundle.manifest.files) {
+      if (f.kind === 'installer') continue;
+      checked++;
+      const source = bundle.sources.get(f.path);
+      if (!source || sha256(source) !== f.sha256) {
+        found(
+          join(reader.dir, 'bundles', name, SOURCE_FILE),
+          `${f.path} differs from the bundle's manifest`,
+        );
+      }
+      const location = join(reader.dir, renderedLocation(name, f.path));
+      const data = bundle.files.get(f.path);
+      if (!data) {
+        if (!problems.some((p) => p.file === location)) found(location, 'missing');
+        continue;
+      }
+      if (sha256(data) !== entry.files[f.path]) {
+        found(location, `content changed since generation ${n} was written`);
+        continue;
+      }
+      const want = expected?.get(f.path);
+      if (want && !want.equals(data)) {
+        found(location, 'does not match its source and recorded facts');
+      }
+      const mode = modes.get(f.path);
+      const wantMode = renderedMode(f.path, source, f.mode);
+      if (mode !== undefined && mode !== wantMode) {
+        found(
+          location,
+          `mode ${mode.toString(8).padStart(4, '0')}, expected ${wantMode.toString(8).padStart(4, '0')}`,
+        );
+      }
+    }
+    const expectedUnits = new Set(
+      Object.keys(entry.files)
+        .filter((p) => p.startsWith('quadlet/'))
+        .map((p) => p.slice('quadlet/'.length)),
+    );
+    for (const unit of await reader.list(`quadlet/${name}`)) {
+      if (!expectedUnits.has(unit))
+        found(join(reader.dir, 'quadlet', name, unit), 'not written by rick');
+    }
   }
+  for (const dir of await reader.list('quadlet')) {
+    if (!(dir in record.bundles)) {
+      entries.push({
+        part: 'bundle',
+        file: join(reader.dir, 'quadlet', dir),
+        problem: 'not written by rick',
+      });
+    }
+  }
+  if (record.installer) {
+    checked++;
+    const file = join(reader.dir, INSTALLER_FILE);
+    let problem: string | undefined;
+    try {
+      const read = await reader.read(INSTALLER_FILE);
+      if (!read) problem = 'missing';
+      else if (sha256(read.data) !== record.installer)
+        problem = `differs from generation ${n}'s record`;
+    } catch (error) {
+      problem = describe(error).replace(`${file}: `, '');
+    }
+    if (problem) entries.push({ part: 'installer', file, problem });
+  }
+  for (const [link, target] of hostLinks(paths)) {
+    checked++;
+    const actual = await readlink(link).catch(() => undefined);
+    if (actual !== target) {
+      entries.push({
+        part: 'link',
+        file: link,
+        problem: `${actual === undefined ? 'missing or not a symlink' : `points at ${actual}`}, expected ${target}`,
+      });
+    }
+  }
+  return { checked, entries };
 }
 
 export async function checkDrift(root: string | undefined): Promise<DriftReport> {
   const paths = hostPaths(root ?? '/');
   const live = await readLiveGenerationNumber(paths);
-  if (live === undefined) return { checked: 0, drift: [] };
-  const dir = generationDir(paths, live);
-  const generation = await readGeneration(paths, live);
-  const drift: string[] = [];
-  let checked = 0;
-  for (const bundle of generation.bundles.values()) {
-    const recorded = generation.record.bundles[bundle.name]?.files ?? {};
-    for (const f of bundle.manifest.files) {
-      if (f.kind === 'installer') continue;
-      const source = bundle.sources.get(f.path);
-      checked++;
-      if (!source || sha256(source) !== f.sha256) {
-        drift.push(
-          `${join(dir, 'bundles', bundle.name, SOURCE_FILE)}: ${f.path} differs from the bundle's manifest`,
-        );
-      }
-    }
-    for (const [path, hash] of Object.entries(recorded)) {
-      const location = join(dir, renderedLocation(bundle.name, path));
-      checked++;
-      const data = await readMaybe(location);
-      if (!data) {
-        drift.push(`${location}: missing`);
-        continue;
-      }
-      if (sha256(data) !== hash) {
-        drift.push(`${location}: content changed since generation ${live} was written`);
-        continue;
-      }
-      const source = bundle.sources.get(path);
-      const text = source?.toString('utf8');
-      if (text !== undefined && !hasSecretTokens(text)) {
-        const expected = renderPublic(text, {
-          bundle: bundle.name,
-          generation: live,
-          facts: bundle.facts,
-        });
-        if (expected !== undefined && expected !== data.toString('utf8')) {
-          drift.push(`${location}: does not match its source and recorded facts`);
-        }
-      }
-      const mode = (await lstat(location)).mode & 0o7777;
-      const manifestMode = bundle.manifest.files.find((x) => x.path === path)?.mode ?? 0o644;
-      const want = renderedMode(path, source, manifestMode);
-      if (mode !== want) {
-        drift.push(
-          `${location}: mode ${mode.toString(8).padStart(4, '0')}, expected ${want.toString(8).padStart(4, '0')}`,
-        );
-      }
-    }
-    const unitDir = join(dir, 'quadlet', bundle.name);
-    const expectedUnits = new Set(
-      Object.keys(recorded)
-        .filter((p) => p.startsWith('quadlet/'))
-        .map((p) => p.slice('quadlet/'.length)),
+  if (live === undefined) return { checked: 0, drift: [], entries: [] };
+  const { checked, entries } = await findDrift(paths, live);
+  return {
+    generation: live,
+    checked,
+    entries,
+    drift: entries.map((e) => `${e.file}: ${e.problem}`),
+  };
+}
+
+/**
+ * Refuses (DRIFT) to carry drifted files into a new generation: every
+ * difference in the live generation except those of `replacing`, the bundle
+ * being installed, whose files are rendered anew. The installer counts only
+ * when it is carried (`carriesInstaller`); host links are judged apart.
+ * Returns the differences of `replacing`, which the new generation discards.
+ */
+export async function refuseCarriedDrift(
+  paths: HostPaths,
+  live: number,
+  replacing: string,
+  carriesInstaller: boolean,
+): Promise<DriftEntry[]> {
+  const { entries } = await findDrift(paths, live);
+  const carried = entries.filter(
+    (e) =>
+      (e.part === 'bundle' && e.bundle !== replacing) ||
+      (e.part === 'installer' && carriesInstaller),
+  );
+  if (carried.length) {
+    const bundles = [...new Set(carried.map((e) => e.bundle ?? 'installer'))].join(', ');
+    throw new RickError(
+      'DRIFT',
+      `the live generation ${live} was changed by hand, and an install would carry it on: ${carried.map((e) => `${e.file} (${e.problem})`).join('; ')}`,
+      {
+        hint: `rick never carries or edits a hand-changed file: install ${bundles} again (the same version re-renders its files) or roll back; \`rick-install verify\` lists every difference`,
+      },
     );
-    for (const name of await readdir(unitDir).catch(() => [] as string[])) {
-      if (!expectedUnits.has(name)) drift.push(`${join(unitDir, name)}: not written by rick`);
-    }
   }
-  for (const name of await readdir(join(dir, 'quadlet')).catch(() => [] as string[])) {
-    if (!generation.bundles.has(name))
-      drift.push(`${join(dir, 'quadlet', name)}: not written by rick`);
-  }
-  if (generation.record.installer) {
-    checked++;
-    const data = await readMaybe(join(dir, INSTALLER_FILE));
-    if (!data || sha256(data) !== generation.record.installer) {
-      drift.push(`${join(dir, INSTALLER_FILE)}: differs from generation ${live}'s record`);
-    }
-  }
-  const links: Array<[string, string]> = [
-    [paths.quadletLink, `${RICK_STATE_DIR}/current/quadlet`],
-    [paths.installerLink, `${RICK_STATE_DIR}/current/${INSTALLER_FILE}`],
-  ];
-  for (const [link, target] of links) {
-    checked++;
-    const actual = await readlink(link).catch(() => undefined);
-    if (actual !== target)
-      drift.push(
-        `${link}: ${actual === undefined ? 'missing or not a symlink' : `points at ${actual}`}, expected ${target}`,
-      );
-  }
-  return { generation: live, checked, drift };
+  return entries.filter((e) => e.part === 'bundle' && e.bundle === replacing);
 }
