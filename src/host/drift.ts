@@ -66,7 +66,7 @@ export async function findDrift(
     const found = (file: string, problem: string) =>
       entries.push({ bundle: name, part: 'bundle', file, problem });
     const { bundle, problems, modes } = await readStoredBundle(reader, n, name, entry);
-    checked += 4;
+    checked += Object.keys(entry.meta).length;
     for (const p of problems) found(p.file, p.problem);
     if (!bundle) continue;
     let expected: Map<string, Buffer> | undefined;
