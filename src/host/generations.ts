@@ -557,7 +557,14 @@ export async function readStoredBundle(
 export async function readGeneration(
   paths: HostPaths,
   n: number,
-  options: { installer?: boolean } = {},
+  options: {
+    installer?: boolean;
+    /**
+     * A bundle whose damage is no obstacle (the one an install replaces):
+     * left out when its own files cannot be read back.
+     */
+    replacing?: string;
+  } = {},
 ): Promise<StoredGeneration> {
   const reader = await GenerationReader.open(paths, n);
   const record = await readRecord(reader, n);
@@ -565,6 +572,7 @@ export async function readGeneration(
   const problems: FileProblem[] = [];
   for (const [name, entry] of Object.entries(record.bundles)) {
     const result = await readStoredBundle(reader, n, name, entry);
+    if (name === options.replacing && result.problems.length) continue;
     problems.push(...result.problems);
     if (result.bundle) bundles.set(name, result.bundle);
   }

@@ -294,7 +294,10 @@ export async function prepareInstall(
   const live =
     liveNumber === undefined
       ? undefined
-      : await readGeneration(paths, liveNumber, { installer: !shipsInstaller });
+      : await readGeneration(paths, liveNumber, {
+          installer: !shipsInstaller,
+          replacing: manifest.name,
+        });
   checkUnitNames(manifest, live);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');

@@ -215,6 +215,24 @@ describe('drift is never carried into a new generation', () => {
     );
   });
 
+  it("a hand-edited manifest.json is named, and installing that bundle's version again repairs it", async () => {
+    const { tree, gen } = await twoBundleHost();
+    const manifest = join(gen(2), 'bundles/demo/manifest.json');
+    await appendFile(manifest, ' ');
+    const before = await snapshotTree(tree.root);
+    const r = await rick(tree, await bundle(tree, 'other', '1.1.0'));
+    expect(r.code).toBe(ExitCode.drift);
+    expect(r.stderr).toContain(`${manifest} (content changed since generation 2 was written)`);
+    await expectTreeUnchanged(tree.root, before);
+    const repair = await rick(tree, await bundle(tree, 'demo', '1.0.0'));
+    expect(repair.stderr).toBe('');
+    expect(repair.code).toBe(0);
+    expect(repair.stdout).toContain(`(${manifest}): rendering it again`);
+    const verify = await rick(tree, 'verify');
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+  });
+
   it('a unit edited together with its recorded sha256 is still caught by rendering it again', async () => {
     const { tree, gen } = await twoBundleHost();
     const unit = join(gen(2), 'quadlet/demo/demo-app.container');
