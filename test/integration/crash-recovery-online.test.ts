@@ -128,7 +128,7 @@ describe('recovery after a run died between the flip and its record', () => {
     expect(back.code).toBe(0);
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-pod.service'] },
     ]);
     expect(await liveGeneration(tree.root)).toBe('generations/1');
     expect(await readState(stateFile)).toMatchObject({
