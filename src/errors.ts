@@ -59,6 +59,9 @@ const codes = {
   IMAGE_PULL_FAILED: ExitCode.imagePull,
   ROLLED_BACK: ExitCode.rolledBack,
   ROLLBACK_FAILED: ExitCode.rollbackFailed,
+  // rick's own state (state.json, current, the lock, generations) is damaged
+  // or contradicts itself: nothing is undone on a guess, a person decides.
+  STATE_INCONSISTENT: ExitCode.rollbackFailed,
   LOCK_BUSY: ExitCode.lockBusy,
   DRIFT: ExitCode.drift,
   // Release feed.
@@ -127,7 +130,10 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [ExitCode.versionPolicy, 'refused by version policy (downgrade or quarantined version)'],
   [ExitCode.rolledBack, 'the new generation failed its health gate and was rolled back'],
-  [ExitCode.rollbackFailed, 'rollback failed: the host needs attention'],
+  [
+    ExitCode.rollbackFailed,
+    "the host needs attention: a rollback failed, or rick's state is inconsistent",
+  ],
   [ExitCode.lockBusy, 'another rick-install holds the lock (the message names the holder)'],
   [ExitCode.drift, 'live files differ from their generation (`verify`)'],
   [

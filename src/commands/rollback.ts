@@ -12,7 +12,10 @@ export function rollbackCommand(deps: InstallerDeps): Command {
   const command = new Command('rollback')
     .description('make the previous (or a named) generation live again, with the health gate')
     .addOption(
-      new Option('--to <generation>', 'the generation to return to').argParser((v) => {
+      new Option(
+        '--to <generation>',
+        "the generation to return to; when rick's state contradicts the host, the one to record as live (the one current points at is recorded without a restart)",
+      ).argParser((v) => {
         if (!/^[1-9][0-9]*$/.test(v)) {
           throw new RickError('USAGE', `--to takes a generation number, not ${JSON.stringify(v)}`);
         }

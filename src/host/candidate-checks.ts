@@ -270,7 +270,7 @@ export function previewGeneration(
   const bundles = new Map<string, RenderedBundle>();
   for (const other of live?.bundles.values() ?? []) {
     if (other.name !== manifest.name) {
-      bundles.set(other.name, carryBundle(other, live!.generation, generation));
+      bundles.set(other.name, carryBundle(other, generation));
     }
   }
   bundles.set(manifest.name, {

@@ -13,6 +13,7 @@ export const installSteps = [
   'cleaned',
   'verified',
   'sysusers-applied',
+  'intent-written',
   'generation-partial',
   'generation-synced',
   'generation-renamed',
@@ -24,6 +25,7 @@ export const installSteps = [
   'health-checked',
   'state-write',
   'state-written',
+  'intent-cleared',
   'pruned',
 ] as const;
 export type InstallStep = (typeof installSteps)[number];

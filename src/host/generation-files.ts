@@ -1,16 +1,22 @@
 /**
- * Rendering a bundle's files for one generation without its secrets, for
- * the three jobs that must never see a secret value: the masked diff of a
- * plan, re-rendering a carried-over bundle's secret-free files into a new
- * generation, and verify's drift check.
+ * Rendering a bundle's files for one generation from what the generation
+ * recorded: its shipped files (source.json), the facts resolved at install
+ * (facts.json) and the secret values it was rendered with (secrets.json,
+ * 0600). Carrying a bundle into a new generation, and verify's drift check,
+ * render it again exactly as the install did, through the same substitution
+ * (src/host/substitute.ts); nothing rendered is ever rewritten in place.
+ *
+ * The masked rendering, for the plan's diff, never sees a secret value.
  *
  * `path` tokens resolve to the generation's own bundle directory, so the only
  * difference between the same file in two generations is that prefix;
  * `normalizeGenerationPaths` removes it for change detection.
  */
 
-import { percentEncode, scanPlaceholders, substitutePlaceholders } from '../bundle/placeholders.js';
-import { hostBundleFile, hostGenerationDir } from './paths.js';
+import type { Manifest } from '../bundle/manifest.js';
+import { scanPlaceholders, substitutePlaceholders } from '../bundle/placeholders.js';
+import { hostBundleFile } from './paths.js';
+import { substituteBundle } from './substitute.js';
 
 /** Non-secret facts as recorded in a generation's facts.json. */
 export interface RecordedFacts {
@@ -28,7 +34,7 @@ export interface RenderContext {
   facts: RecordedFacts;
 }
 
-/** True when a source file carries a secret, so it cannot be re-rendered without the secrets file. */
+/** True when a source file carries a secret: its rendering is private (0600). */
 export function hasSecretTokens(source: string): boolean {
   return scanPlaceholders(source).refs.some((r) => r.kind === 'secret');
 }
@@ -52,17 +58,6 @@ export function renderMasked(source: string, ctx: RenderContext): string {
   );
 }
 
-/**
- * Renders a file that has no secret tokens exactly as the installer wrote it.
- * Returns undefined when a token cannot be resolved from the recorded facts.
- */
-export function renderPublic(source: string, ctx: RenderContext): string | undefined {
-  const result = substitutePlaceholders(source, (ref) =>
-    ref.kind === 'secret' ? undefined : resolvePublic(ref.kind, ref.name, ctx),
-  );
-  return result.unresolved.length ? undefined : result.text;
-}
-
 function resolvePublic(kind: string, name: string, ctx: RenderContext): string | undefined {
   switch (kind) {
     case 'path':
@@ -80,18 +75,40 @@ function resolvePublic(kind: string, name: string, ctx: RenderContext): string |
   }
 }
 
-function prefixes(generation: number): string[] {
-  const plain = `${hostGenerationDir(generation)}/`;
-  return [plain, percentEncode(plain)];
+/** What a generation keeps of one bundle to render it again. */
+export interface RecordedBundle {
+  manifest: Manifest;
+  /** Files as shipped (unsubstituted), by bundle path; installer files excluded. */
+  sources: ReadonlyMap<string, Buffer>;
+  facts: RecordedFacts;
+  /** The secret values the bundle was rendered with, by name. */
+  secrets: ReadonlyMap<string, string>;
+}
+
+/** The fact values of a recorded bundle, keyed as substitution wants them (`gid:name`). */
+export function recordedValues(
+  bundle: Pick<RecordedBundle, 'facts' | 'secrets'>,
+): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const [name, gid] of Object.entries(bundle.facts.gid))
+    values.set(`gid:${name}`, String(gid));
+  for (const [name, uid] of Object.entries(bundle.facts.uid))
+    values.set(`uid:${name}`, String(uid));
+  for (const [name, value] of bundle.secrets) values.set(`secret:${name}`, value);
+  return values;
 }
 
 /**
- * Moves a rendered file from generation `from` to generation `to` by rewriting
- * its generation paths: how a carried-over file that holds secrets is
- * re-rendered without reading the secrets again.
+ * Every file of a recorded bundle (installer files aside) rendered for
+ * `generation`, by the substitution the install used.
  */
-export function moveGenerationPaths(text: string, from: number, to: number): string {
-  const [fPlain, fEncoded] = prefixes(from);
-  const [tPlain, tEncoded] = prefixes(to);
-  return text.split(fPlain!).join(tPlain!).split(fEncoded!).join(tEncoded!);
+export function renderRecordedBundle(
+  bundle: RecordedBundle,
+  generation: number,
+): Map<string, Buffer> {
+  const manifest = {
+    ...bundle.manifest,
+    files: bundle.manifest.files.filter((f) => f.kind !== 'installer'),
+  };
+  return substituteBundle({ manifest, files: bundle.sources }, recordedValues(bundle), generation);
 }

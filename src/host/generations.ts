@@ -5,30 +5,35 @@
  * A generation is written under generations/<n>.tmp-<pid>, made durable
  * (one syncfs of its filesystem, or an fsync per file where that is not
  * available; then every directory fsynced), then renamed to generations/<n>:
- * a directory named by a bare number is always complete. `generation.json` (written last) records
- * the sha256 of every rendered file for `verify`.
+ * a directory named by a bare number is always complete. `generation.json`
+ * (written last) records the sha256 of every file it holds, for `verify` and
+ * for the check that guards carrying a bundle on.
  *
  * Each bundle keeps, besides its rendered files:
  *   bundles/<b>/manifest.json   the verified manifest, byte for byte
  *   bundles/<b>/facts.json      GIDs and UIDs resolved at install, secret NAMES only
  *   bundles/<b>/source.json     its files as shipped, tokens unsubstituted (no secrets),
  *                               in one file: one fsync instead of one per unit
- * which is enough to carry the bundle into a later generation without its
- * secrets file: secret-free files are re-rendered from source and facts for
- * the new generation number; files holding secrets (env files) are copied
- * with the generation directory in their paths rewritten, their only
- * generation-dependent part. Secret values are written to rendered files
- * only, mode 0600.
+ *   bundles/<b>/secrets.json    the secret values it was rendered with (0600), when it has any
+ * which is enough to render the bundle again, for a later generation, without
+ * its secrets file: a bundle carried into a new generation is rendered from
+ * its source and facts by the same substitution as its install, never edited.
+ *
+ * Everything read back is untrusted local state: nothing is followed through
+ * a symbolic link (O_NOFOLLOW, lstat, and every directory on the way checked
+ * to be the generation's own), names and paths must pass the manifest's own
+ * rules, and the files must be the ones generation.json recorded.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import {
+  type FileHandle,
   lstat,
   mkdir,
   open,
   readdir,
-  readFile,
   readlink,
+  realpath,
   rename,
   rm,
   symlink,
@@ -37,30 +42,55 @@ import {
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
 import { caddyBundleImport } from '../bundle/caddy.js';
-import { type Manifest, manifestSchema } from '../bundle/manifest.js';
+import {
+  bundleNamePattern,
+  bundlePathPattern,
+  type Manifest,
+  manifestSchema,
+} from '../bundle/manifest.js';
+import { checkPlaceholderName, type FactKind } from '../bundle/placeholders.js';
 import type { GenerationView, RenderedBundle } from './activation/plan.js';
 import {
   hasSecretTokens,
-  moveGenerationPaths,
+  type RecordedBundle,
   type RecordedFacts,
   renderMasked,
-  renderPublic,
+  renderRecordedBundle,
 } from './generation-files.js';
 import { type HostPaths, RICK_STATE_DIR } from './paths.js';
 import '../bundle/zod.js';
-import { RickError, wrapError } from '../errors.js';
+import { describe, RickError, wrapError } from '../errors.js';
 import { realCommandRunner } from '../io/exec.js';
 import { checkpoint } from './fault.js';
 import { fsyncDir } from './state.js';
 import { readGeneratorState, writeUnitGenerator } from './unit-generator.js';
 
 export const INSTALLER_FILE = 'installer/rick-install.cjs';
+export const SOURCE_FILE = 'source.json';
+export const SECRETS_FILE = 'secrets.json';
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
+const bundleName = z.string().regex(bundleNamePattern, 'must be a bundle name');
+const bundlePath = z.string().max(255).regex(bundlePathPattern, 'must be a bundle path');
+const factName = (kind: FactKind) =>
+  z.string().refine((n) => checkPlaceholderName(kind, n) === undefined, `must be a ${kind} name`);
 
 const recordedFactsSchema = z.strictObject({
-  gid: z.record(z.string(), z.number().int().nonnegative()),
-  uid: z.record(z.string(), z.number().int().nonnegative()),
-  secrets: z.array(z.string()),
+  gid: z.record(factName('gid'), z.number().int().nonnegative()),
+  uid: z.record(factName('uid'), z.number().int().nonnegative()),
+  secrets: z.array(factName('secret')),
 });
+
+const secretValuesSchema = z.record(factName('secret'), z.string());
+
+/** sha256 of each file rick keeps beside a bundle's rendered files. */
+const bundleMetaSchema = z.strictObject({
+  'manifest.json': sha256Hex,
+  'facts.json': sha256Hex,
+  'source.json': sha256Hex,
+  'secrets.json': sha256Hex.optional(),
+});
+type BundleMeta = z.infer<typeof bundleMetaSchema>;
 
 const generationRecordSchema = z.strictObject({
   schemaVersion: z.literal(1),
@@ -69,26 +99,23 @@ const generationRecordSchema = z.strictObject({
   /** What made this generation: the install or rollback that wrote it. */
   reason: z.string(),
   bundles: z.record(
-    z.string(),
+    bundleName,
     z.strictObject({
       version: z.string(),
       /** sha256 of every rendered file, by bundle path. */
-      files: z.record(z.string(), z.string()),
+      files: z.record(bundlePath, sha256Hex),
+      meta: bundleMetaSchema,
     }),
   ),
-  installer: z.string().optional(),
+  installer: sha256Hex.optional(),
   /** sha256 of the combined sysusers.d and tmpfiles.d fragments, by generation path. */
-  fragments: z.record(z.string(), z.string()).optional(),
+  fragments: z.record(z.string(), sha256Hex).optional(),
 });
 export type GenerationRecord = z.infer<typeof generationRecordSchema>;
 
-/** One bundle of a generation, everything needed to write it and carry it on. */
-export interface StoredBundle extends RenderedBundle {
-  manifest: Manifest;
+/** One bundle of a generation, everything needed to write it and render it again. */
+export interface StoredBundle extends RenderedBundle, RecordedBundle {
   manifestBytes: Buffer;
-  facts: RecordedFacts;
-  /** Files as shipped (unsubstituted), by bundle path; installer excluded. */
-  sources: ReadonlyMap<string, Buffer>;
 }
 
 export interface StoredGeneration extends GenerationView {
@@ -105,8 +132,6 @@ export interface GenerationContent {
   bundles: ReadonlyMap<string, StoredBundle>;
   installer?: Buffer;
 }
-
-export const SOURCE_FILE = 'source.json';
 
 /**
  * Every bundle's sysusers.d and tmpfiles.d fragments, combined into one file
@@ -145,9 +170,8 @@ export function renderFragments(bundles: Iterable<StoredBundle>): Map<string, st
   }
   return out;
 }
-
 const sourcesSchema = z.record(
-  z.string(),
+  bundlePath,
   z.strictObject({ encoding: z.enum(['utf8', 'base64']), data: z.string() }),
 );
 
@@ -168,7 +192,15 @@ export function parseSources(text: string): Map<string, Buffer> {
   return new Map(Object.entries(parsed).map(([p, v]) => [p, Buffer.from(v.data, v.encoding)]));
 }
 
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+function serializeFacts(facts: RecordedFacts): string {
+  return `${JSON.stringify(facts, null, 2)}\n`;
+}
+
+function serializeSecrets(secrets: ReadonlyMap<string, string>): string {
+  return `${JSON.stringify(Object.fromEntries([...secrets].sort(([a], [b]) => (a < b ? -1 : 1))), null, 2)}\n`;
+}
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 export function generationDir(paths: HostPaths, n: number): string {
   return join(paths.generationsDir, String(n));
@@ -208,10 +240,18 @@ export function renderedMode(
   return manifestMode & 0o755;
 }
 
+function inconsistent(message: string, hint: string): RickError {
+  return new RickError('STATE_INCONSISTENT', message, { hint });
+}
+
 // ---------------------------------------------------------------------------
 // Reading
 
-/** The generation `current` points at, or undefined before the first install. */
+/**
+ * The generation `current` points at, or undefined when there is no
+ * `current`. `current` must be rick's own link, `generations/<n>`; anything
+ * else is refused rather than followed.
+ */
 export async function readLiveGenerationNumber(paths: HostPaths): Promise<number | undefined> {
   let target: string;
   try {
@@ -219,131 +259,428 @@ export async function readLiveGenerationNumber(paths: HostPaths): Promise<number
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
+    if (code === 'EINVAL') {
+      throw inconsistent(
+        `${paths.current} is not a symbolic link`,
+        `rick keeps it as a link to generations/<n>: move it away, then name the generation that should be live with rick-install rollback --to <n>`,
+      );
+    }
     throw wrapError(error, 'IO_ERROR', `cannot read ${paths.current}`);
   }
-  const match = /^generations\/(\d+)$/.exec(target);
+  const match = /^generations\/([1-9][0-9]*)$/.exec(target);
   if (!match) {
-    throw new RickError('IO_ERROR', `${paths.current} points at ${target}, not at a generation`, {
-      hint: `point it back with: ln -sfn generations/<n> ${RICK_STATE_DIR}/current`,
-    });
+    throw inconsistent(
+      `${paths.current} points at ${target}, not at a generation (generations/<n>)`,
+      `rick never follows it elsewhere: remove it (rm ${paths.current}), then name the generation that should be live with rick-install rollback --to <n>`,
+    );
   }
   return Number(match[1]);
 }
 
+/** generations/ itself: absent, or a real directory (never followed through a link). */
+async function checkGenerationsDir(paths: HostPaths): Promise<boolean> {
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(paths.generationsDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw wrapError(error, 'IO_ERROR', `cannot read ${paths.generationsDir}`);
+  }
+  if (!st.isDirectory()) {
+    throw inconsistent(
+      `${paths.generationsDir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}`,
+      `rick keeps its generations in a real directory and never follows a link there: move it away and put the directory back`,
+    );
+  }
+  return true;
+}
+
 /** Complete generations (directories named by a number), ascending. */
 export async function listGenerations(paths: HostPaths): Promise<number[]> {
+  if (!(await checkGenerationsDir(paths))) return [];
   let names: string[];
   try {
     names = await readdir(paths.generationsDir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw wrapError(error, 'IO_ERROR', `cannot list ${paths.generationsDir}`);
   }
-  return names
-    .filter((n) => /^[1-9][0-9]*$/.test(n))
-    .map(Number)
-    .sort((a, b) => a - b);
+  const numbers = names.filter((n) => /^[1-9][0-9]*$/.test(n));
+  await Promise.all(numbers.map((n) => checkGenerationDir(join(paths.generationsDir, n))));
+  return numbers.map(Number).sort((a, b) => a - b);
 }
 
-async function readOptional(path: string): Promise<Buffer | undefined> {
+async function checkGenerationDir(dir: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof lstat>>;
   try {
-    return await readFile(path);
+    st = await lstat(dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw inconsistent(
+        `generation ${basename(dir)} is not on disk (${dir})`,
+        'name a generation that is on disk: rick-install status lists them',
+      );
+    }
+    throw wrapError(error, 'IO_ERROR', `cannot read ${dir}`);
+  }
+  if (!st.isDirectory()) {
+    throw inconsistent(
+      `${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}, not a generation`,
+      'rick writes generations as real directories and never follows a link there: move it away',
+    );
   }
 }
 
-export async function readGenerationRecord(paths: HostPaths, n: number): Promise<GenerationRecord> {
-  const file = join(generationDir(paths, n), 'generation.json');
-  try {
-    return generationRecordSchema.parse(JSON.parse(await readFile(file, 'utf8')));
-  } catch (error) {
-    throw wrapError(error, 'IO_ERROR', `generation ${n} is unreadable (${file})`);
+/** A problem with one file of a generation, named by its full path. */
+export interface FileProblem {
+  file: string;
+  problem: string;
+}
+
+class LocalFileError extends Error {
+  constructor(readonly problem: FileProblem) {
+    super(`${problem.file}: ${problem.problem}`);
   }
 }
 
 /**
- * Reads generation n back: manifests, recorded facts, sources and rendered
- * files; its installer only when asked (it is the largest file by far).
+ * Reads files inside one generation directory and nowhere else: the file is
+ * opened with O_NOFOLLOW and must be a regular file, and every directory on
+ * the way must resolve to the generation's own (no link in the middle).
+ */
+export class GenerationReader {
+  private readonly checkedDirs = new Map<string, Promise<void>>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly realDir: string,
+  ) {}
+
+  static async open(paths: HostPaths, n: number): Promise<GenerationReader> {
+    await checkGenerationsDir(paths);
+    const dir = generationDir(paths, n);
+    await checkGenerationDir(dir);
+    return new GenerationReader(dir, await realpath(dir));
+  }
+
+  private checkDir(rel: string): Promise<void> {
+    let checked = this.checkedDirs.get(rel);
+    if (!checked) {
+      checked = (async () => {
+        const actual = await realpath(join(this.dir, rel)).catch(() => undefined);
+        if (actual !== undefined && actual !== join(this.realDir, rel)) {
+          throw new LocalFileError({
+            file: join(this.dir, rel),
+            problem: 'is a symbolic link (or lies behind one)',
+          });
+        }
+      })();
+      this.checkedDirs.set(rel, checked);
+    }
+    return checked;
+  }
+
+  /** The file's bytes and mode, or undefined when it does not exist. Throws LocalFileError. */
+  async read(rel: string): Promise<{ data: Buffer; mode: number } | undefined> {
+    const parent = dirname(rel);
+    if (parent !== '.') await this.checkDir(parent);
+    const file = join(this.dir, rel);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      if (code === 'ELOOP') throw new LocalFileError({ file, problem: 'is a symbolic link' });
+      throw new LocalFileError({ file, problem: `cannot be read: ${describe(error)}` });
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new LocalFileError({ file, problem: 'is not a regular file' });
+      return { data: await handle.readFile(), mode: st.mode & 0o7777 };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Names in a directory of the generation ([] when it does not exist). */
+  async list(rel: string): Promise<string[]> {
+    await this.checkDir(rel);
+    return readdir(join(this.dir, rel)).catch(() => [] as string[]);
+  }
+}
+
+export async function readGenerationRecord(paths: HostPaths, n: number): Promise<GenerationRecord> {
+  const reader = await GenerationReader.open(paths, n);
+  return readRecord(reader, n);
+}
+
+async function readRecord(reader: GenerationReader, n: number): Promise<GenerationRecord> {
+  const file = join(reader.dir, 'generation.json');
+  const fail = (why: string) =>
+    inconsistent(
+      `generation ${n} is unreadable: ${file} ${why}`,
+      'rick writes it last and never edits it: roll back to, or install over, another generation',
+    );
+  let read: Awaited<ReturnType<GenerationReader['read']>>;
+  try {
+    read = await reader.read('generation.json');
+  } catch (error) {
+    if (error instanceof LocalFileError) throw fail(error.problem.problem);
+    throw error;
+  }
+  if (!read) throw fail('is missing');
+  let json: unknown;
+  try {
+    json = JSON.parse(read.data.toString('utf8'));
+  } catch (error) {
+    throw fail(`is not JSON (${describe(error)})`);
+  }
+  const parsed = generationRecordSchema.safeParse(json);
+  if (!parsed.success) {
+    throw fail(
+      `is not a generation record: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  if (parsed.data.generation !== n) throw fail(`names generation ${parsed.data.generation}`);
+  return parsed.data;
+}
+
+const sameSet = (a: Iterable<string>, b: Iterable<string>) => {
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+};
+
+export interface BundleReadResult {
+  /** Undefined when a file it needs is damaged: see `problems`. */
+  bundle?: StoredBundle;
+  problems: FileProblem[];
+  /** Modes of the rendered files read, by bundle path. */
+  modes: Map<string, number>;
+}
+
+/**
+ * Reads one bundle of generation n back and checks it against the record:
+ * manifest, facts, sources and secrets must have the recorded sha256 and
+ * agree with one another; rendered files are read as they are (whether they
+ * still match is drift, judged by the caller).
+ */
+export async function readStoredBundle(
+  reader: GenerationReader,
+  n: number,
+  name: string,
+  entry: GenerationRecord['bundles'][string],
+): Promise<BundleReadResult> {
+  const problems: FileProblem[] = [];
+  const modes = new Map<string, number>();
+  const base = `bundles/${name}`;
+  const meta: Partial<Record<keyof BundleMeta, Buffer>> = {};
+  for (const key of Object.keys(bundleMetaSchema.shape) as Array<keyof BundleMeta>) {
+    const want = entry.meta[key];
+    const file = join(reader.dir, base, key);
+    let read: Awaited<ReturnType<GenerationReader['read']>>;
+    try {
+      read = await reader.read(`${base}/${key}`);
+    } catch (error) {
+      if (!(error instanceof LocalFileError)) throw error;
+      problems.push(error.problem);
+      continue;
+    }
+    if (want === undefined) {
+      if (read) problems.push({ file, problem: 'not written by rick' });
+      continue;
+    }
+    if (!read) problems.push({ file, problem: 'missing' });
+    else if (sha256(read.data) !== want)
+      problems.push({ file, problem: `content changed since generation ${n} was written` });
+    else meta[key] = read.data;
+  }
+  if (problems.length) return { problems, modes };
+
+  const at = (key: keyof BundleMeta) => join(reader.dir, base, key);
+  let manifest: Manifest;
+  let facts: RecordedFacts;
+  let sources: Map<string, Buffer>;
+  let secrets = new Map<string, string>();
+  try {
+    manifest = manifestSchema.parse(JSON.parse(meta['manifest.json']!.toString('utf8')));
+  } catch (error) {
+    return {
+      problems: [{ file: at('manifest.json'), problem: `invalid: ${describe(error)}` }],
+      modes,
+    };
+  }
+  try {
+    facts = recordedFactsSchema.parse(JSON.parse(meta['facts.json']!.toString('utf8')));
+  } catch (error) {
+    return {
+      problems: [{ file: at('facts.json'), problem: `invalid: ${describe(error)}` }],
+      modes,
+    };
+  }
+  try {
+    sources = parseSources(meta['source.json']!.toString('utf8'));
+  } catch (error) {
+    return {
+      problems: [{ file: at('source.json'), problem: `invalid: ${describe(error)}` }],
+      modes,
+    };
+  }
+  if (meta['secrets.json']) {
+    try {
+      const values = secretValuesSchema.parse(JSON.parse(meta['secrets.json'].toString('utf8')));
+      secrets = new Map(Object.entries(values));
+    } catch {
+      // The error would quote the values.
+      return { problems: [{ file: at('secrets.json'), problem: 'invalid' }], modes };
+    }
+  }
+
+  const shipped = manifest.files.filter((f) => f.kind !== 'installer').map((f) => f.path);
+  const secretNames = manifest.facts.filter((f) => f.kind === 'secret').map((f) => f.name);
+  if (manifest.name !== name || manifest.version !== entry.version) {
+    problems.push({
+      file: at('manifest.json'),
+      problem: `is ${manifest.name} ${manifest.version}, but generation ${n} records ${name} ${entry.version}`,
+    });
+  }
+  if (!sameSet(sources.keys(), shipped)) {
+    problems.push({
+      file: at('source.json'),
+      problem: "does not hold exactly the manifest's files",
+    });
+  }
+  if (!sameSet(Object.keys(entry.files), shipped)) {
+    problems.push({
+      file: join(reader.dir, 'generation.json'),
+      problem: `does not record exactly the files of bundle ${name}'s manifest`,
+    });
+  }
+  const declared = new Set(manifest.facts.map((f) => `${f.kind}:${f.name}`));
+  const recordedNames = [
+    ...Object.keys(facts.gid).map((g) => `gid:${g}`),
+    ...Object.keys(facts.uid).map((u) => `uid:${u}`),
+  ];
+  if (!sameSet(facts.secrets, secretNames) || recordedNames.some((k) => !declared.has(k))) {
+    problems.push({ file: at('facts.json'), problem: "does not match the manifest's facts" });
+  }
+  if (!sameSet(secrets.keys(), facts.secrets)) {
+    problems.push({
+      file: at('secrets.json'),
+      problem: `${meta['secrets.json'] ? 'does not hold' : 'is missing, holding'} exactly the secrets facts.json names`,
+    });
+  }
+  if (problems.length) return { problems, modes };
+
+  const files = new Map<string, Buffer>();
+  const masked = new Map<string, string>();
+  for (const path of shipped) {
+    const source = sources.get(path)!;
+    masked.set(path, renderMasked(source.toString('utf8'), { bundle: name, generation: n, facts }));
+    try {
+      const read = await reader.read(renderedLocation(name, path));
+      if (read) {
+        files.set(path, read.data);
+        modes.set(path, read.mode);
+      }
+    } catch (error) {
+      if (!(error instanceof LocalFileError)) throw error;
+      problems.push(error.problem);
+    }
+  }
+  return {
+    bundle: {
+      name,
+      version: entry.version,
+      services: manifest.services,
+      files,
+      masked,
+      manifest,
+      manifestBytes: meta['manifest.json']!,
+      facts,
+      sources,
+      secrets,
+    },
+    problems,
+    modes,
+  };
+}
+
+/**
+ * Reads generation n back: manifests, recorded facts, sources, secrets and
+ * rendered files; its installer only when asked (the largest file by far).
+ * A damaged generation is refused (STATE_INCONSISTENT) naming each file.
  */
 export async function readGeneration(
   paths: HostPaths,
   n: number,
-  options: { installer?: boolean } = {},
+  options: {
+    installer?: boolean;
+    /**
+     * A bundle whose damage is no obstacle (the one an install replaces):
+     * left out when its own files cannot be read back.
+     */
+    replacing?: string;
+  } = {},
 ): Promise<StoredGeneration> {
-  const dir = generationDir(paths, n);
-  const record = await readGenerationRecord(paths, n);
+  const reader = await GenerationReader.open(paths, n);
+  const record = await readRecord(reader, n);
   const bundles = new Map<string, StoredBundle>();
-  try {
-    for (const [name, entry] of Object.entries(record.bundles)) {
-      const base = join(dir, 'bundles', name);
-      const manifestBytes = await readFile(join(base, 'manifest.json'));
-      const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString('utf8')));
-      const facts = recordedFactsSchema.parse(
-        JSON.parse(await readFile(join(base, 'facts.json'), 'utf8')),
-      );
-      const sources = parseSources(await readFile(join(base, SOURCE_FILE), 'utf8'));
-      const files = new Map<string, Buffer>();
-      const masked = new Map<string, string>();
-      for (const f of manifest.files) {
-        if (f.kind === 'installer') continue;
-        const source = sources.get(f.path);
-        if (!source) throw new Error(`${SOURCE_FILE} lacks ${f.path}`);
-        masked.set(
-          f.path,
-          renderMasked(source.toString('utf8'), { bundle: name, generation: n, facts }),
-        );
-      }
-      for (const path of Object.keys(entry.files)) {
-        const data = await readOptional(join(dir, renderedLocation(name, path)));
-        if (data) files.set(path, data);
-      }
-      bundles.set(name, {
-        name,
-        version: entry.version,
-        services: manifest.services,
-        files,
-        masked,
-        manifest,
-        manifestBytes,
-        facts,
-        sources,
-      });
-    }
-  } catch (error) {
-    throw wrapError(error, 'IO_ERROR', `generation ${n} is unreadable`);
+  const problems: FileProblem[] = [];
+  for (const [name, entry] of Object.entries(record.bundles)) {
+    const result = await readStoredBundle(reader, n, name, entry);
+    if (name === options.replacing && result.problems.length) continue;
+    problems.push(...result.problems);
+    if (result.bundle) bundles.set(name, result.bundle);
   }
-  const installer =
-    options.installer && record.installer
-      ? await readOptional(join(dir, INSTALLER_FILE))
-      : undefined;
+  let installer: Buffer | undefined;
+  if (options.installer && record.installer) {
+    try {
+      installer = (await reader.read(INSTALLER_FILE))?.data;
+    } catch (error) {
+      if (!(error instanceof LocalFileError)) throw error;
+      problems.push(error.problem);
+    }
+  }
+  if (problems.length) {
+    throw inconsistent(
+      `generation ${n} is damaged: ${problems.map((p) => `${p.file} ${p.problem}`).join('; ')}`,
+      'rick never edits a generation in place: `rick-install verify` names what changed; roll back to, or install over, another generation',
+    );
+  }
   return { generation: n, bundles, record, installer };
 }
 
 // ---------------------------------------------------------------------------
 // Carrying a bundle into a new generation
 
-/** The same bundle, rendered for generation `to` (see the header for how). */
-export function carryBundle(bundle: StoredBundle, from: number, to: number): StoredBundle {
-  const files = new Map<string, Buffer>();
-  const masked = new Map<string, string>();
-  for (const [path, data] of bundle.files) {
-    const source = bundle.sources.get(path);
-    const sourceText = source?.toString('utf8');
-    const ctx = { bundle: bundle.name, generation: to, facts: bundle.facts };
-    let rendered: string | undefined;
-    if (sourceText !== undefined && !hasSecretTokens(sourceText))
-      rendered = renderPublic(sourceText, ctx);
-    files.set(
-      path,
-      rendered !== undefined
-        ? Buffer.from(rendered)
-        : Buffer.from(moveGenerationPaths(data.toString('utf8'), from, to)),
+/**
+ * The same bundle rendered for generation `to`: from its source, recorded
+ * facts and recorded secrets, by the install's own substitution.
+ */
+export function carryBundle(bundle: StoredBundle, to: number): StoredBundle {
+  let rendered: Map<string, Buffer>;
+  try {
+    rendered = renderRecordedBundle(bundle, to);
+  } catch (error) {
+    throw new RickError(
+      'STATE_INCONSISTENT',
+      `bundle ${bundle.name} cannot be rendered again from what its generation recorded: ${describe(error)}`,
+      { hint: `install ${bundle.name} again, or roll back`, cause: error },
     );
-    if (sourceText !== undefined) masked.set(path, renderMasked(sourceText, ctx));
   }
-  return { ...bundle, files, masked };
+  const masked = new Map<string, string>();
+  for (const [path, source] of bundle.sources) {
+    masked.set(
+      path,
+      renderMasked(source.toString('utf8'), {
+        bundle: bundle.name,
+        generation: to,
+        facts: bundle.facts,
+      }),
+    );
+  }
+  return { ...bundle, files: rendered, masked };
 }
 
 // ---------------------------------------------------------------------------
@@ -416,7 +753,9 @@ export async function writeGeneration(
 ): Promise<string> {
   const final = generationDir(paths, content.generation);
   const tmp = `${final}.tmp-${process.pid}`;
-  await mkdir(paths.generationsDir, { recursive: true, mode: 0o755 });
+  if (!(await checkGenerationsDir(paths))) {
+    await mkdir(paths.generationsDir, { recursive: true, mode: 0o755 });
+  }
   if (await pathExists(final)) {
     throw new RickError('IO_ERROR', `generation ${content.generation} already exists (${final})`);
   }
@@ -447,6 +786,13 @@ export async function writeGeneration(
     for (const bundle of [...content.bundles.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const files: Record<string, string> = {};
       const modes = new Map(bundle.manifest.files.map((f) => [f.path, f.mode]));
+      const sourceText = serializeSources(bundle.sources);
+      const factsText = serializeFacts(bundle.facts);
+      const meta: BundleMeta = {
+        'manifest.json': sha256(bundle.manifestBytes),
+        'facts.json': sha256(factsText),
+        'source.json': sha256(sourceText),
+      };
       for (const [path, data] of [...bundle.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
         files[path] = sha256(data);
         writes.push({
@@ -455,22 +801,23 @@ export async function writeGeneration(
           mode: renderedMode(path, bundle.sources.get(path), modes.get(path) ?? 0o644),
         });
       }
-      writes.push({
-        rel: `bundles/${bundle.name}/${SOURCE_FILE}`,
-        data: serializeSources(bundle.sources),
-        mode: 0o644,
-      });
+      writes.push({ rel: `bundles/${bundle.name}/${SOURCE_FILE}`, data: sourceText, mode: 0o644 });
       writes.push({
         rel: `bundles/${bundle.name}/manifest.json`,
         data: bundle.manifestBytes,
         mode: 0o644,
       });
-      writes.push({
-        rel: `bundles/${bundle.name}/facts.json`,
-        data: `${JSON.stringify(bundle.facts, null, 2)}\n`,
-        mode: 0o644,
-      });
-      record.bundles[bundle.name] = { version: bundle.version, files };
+      writes.push({ rel: `bundles/${bundle.name}/facts.json`, data: factsText, mode: 0o644 });
+      if (bundle.secrets.size > 0) {
+        const secretsText = serializeSecrets(bundle.secrets);
+        meta['secrets.json'] = sha256(secretsText);
+        writes.push({
+          rel: `bundles/${bundle.name}/${SECRETS_FILE}`,
+          data: secretsText,
+          mode: 0o600,
+        });
+      }
+      record.bundles[bundle.name] = { version: bundle.version, files, meta };
       await ensureDir(`quadlet/${bundle.name}`);
       if (hasSites(bundle)) {
         // Caddy's import takes one wildcard: the host imports caddy/*.caddy, each of which imports a bundle's sites.
@@ -618,10 +965,33 @@ export function hostLinks(
 }
 
 /**
+ * Refuses, before anything changes, a `/etc/containers/systemd/rick` that is
+ * not rick's link: podman would load whatever it leads to, not the
+ * generation rick writes and gates. Returns the path and what it is.
+ */
+export async function checkQuadletLink(paths: HostPaths): Promise<FileProblem | undefined> {
+  const [link, target] = hostLinks(paths)[0]!;
+  let existing: string;
+  try {
+    existing = await readlink(link);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EINVAL')
+      return { file: link, problem: `is not a symbolic link, expected one to ${target}` };
+    throw wrapError(error, 'IO_ERROR', `cannot read ${link}`);
+  }
+  return existing === target
+    ? undefined
+    : { file: link, problem: `points at ${existing}, expected ${target}` };
+}
+
+/**
  * Creates the host links (hostLinks) once, /etc/caddy/rick with the first
  * Caddy site, and writes the rick-units generator with the first plain unit.
  * The links point through `current`, so they never change again. An
- * existing path that is not ours is left alone and reported.
+ * existing path that is not ours is left alone and reported (the unit link
+ * was checked before anything changed: checkQuadletLink).
  */
 export async function ensureHostLinks(
   paths: HostPaths,
@@ -667,45 +1037,34 @@ export async function ensureHostLinks(
 }
 
 /**
- * Removes what a crashed run left: half-written generations (`<n>.tmp-*`),
- * temporary links and files, and complete generations newer than every
- * generation the state knows about that are not live (written, never flipped).
+ * Removes what an interrupted run leaves that is never a generation:
+ * half-written generation directories (`<n>.tmp-<pid>`, never renamed into
+ * place, so never live), and temporary links and files of an interrupted
+ * flip, link creation, state write or sysusers run. Complete generations are
+ * never removed here: only recovery removes one, and only the one an intent
+ * record names as written by the interrupted run and never confirmed.
  */
-export async function cleanupAfterCrash(
-  paths: HostPaths,
-  options: { lastKnownGeneration: number; live: number | undefined },
-): Promise<string[]> {
+export async function removeStrays(paths: HostPaths): Promise<string[]> {
   const removed: string[] = [];
   const remove = async (path: string) => {
     await rm(path, { recursive: true, force: true });
     removed.push(path);
   };
-  let names: string[] = [];
-  try {
-    names = await readdir(paths.generationsDir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  for (const name of names) {
-    if (/\.tmp-/.test(name)) await remove(join(paths.generationsDir, name));
-    else if (/^[1-9][0-9]*$/.test(name)) {
-      const n = Number(name);
-      if (n > options.lastKnownGeneration && n !== options.live) {
-        await remove(join(paths.generationsDir, name));
-      }
-    }
-  }
-  // Temporary links and files of an interrupted flip, link creation, state
-  // write or sysusers run. A stray `rick.tmp-*` link in the quadlet directory
-  // would make quadlet load every unit twice.
+  // A stray `rick.tmp-*` link in the quadlet directory would make quadlet
+  // load every unit twice.
   const strays: Array<[string, RegExp]> = [
-    [dirname(paths.current), /^(current\.tmp-|\.state\.json\.tmp-|\.created\.json\.tmp-|\.apply-)/],
+    [paths.generationsDir, /^[1-9][0-9]*\.tmp-[0-9]+$/],
+    [
+      dirname(paths.current),
+      /^(current\.tmp-|\.state\.json\.tmp-|\.intent\.json\.tmp-|\.created\.json\.tmp-|\.apply-)/,
+    ],
     ...hostLinks(paths, { sites: true, units: true }).map(([link]): [string, RegExp] => [
       dirname(link),
       new RegExp(`^${basename(link).replace(/[.]/g, '\\.')}\\.tmp-`),
     ]),
     [dirname(dirname(paths.unitGenerator)), /^\.rick-units\.tmp-/],
   ];
+  if (!(await checkGenerationsDir(paths))) strays.shift();
   for (const [dir, pattern] of strays) {
     let names: string[] = [];
     try {
@@ -717,6 +1076,16 @@ export async function cleanupAfterCrash(
   }
   if (removed.length) await fsyncDir(paths.generationsDir).catch(() => {});
   return removed;
+}
+
+/** Removes generation n, which an intent record names as never confirmed. */
+export async function removeGeneration(paths: HostPaths, n: number): Promise<boolean> {
+  const dir = generationDir(paths, n);
+  if (!(await pathExists(dir))) return false;
+  await checkGenerationDir(dir);
+  await rm(dir, { recursive: true, force: true });
+  await fsyncDir(paths.generationsDir);
+  return true;
 }
 
 /** Keeps the newest `keep` generations and the live one; removes the rest. */

@@ -2,19 +2,20 @@
  * `rick-install <bundle.tgz>`: the install pipeline, also what `update`
  * calls for each release it takes.
  *
- *   lock → recover from a crashed run → verify signature, read bundle →
- *   version policy → what the bundle may have here (groups, users, paths,
- *   unit names) → prerequisites (podman, infrastructure groups) → secrets →
+ *   verify signature, read bundle → lock → recover from a crashed run
+ *   (src/host/recovery.ts) → version policy → the unit link, drift of what
+ *   is carried → what the bundle may have here (groups, users, paths, unit
+ *   names) → prerequisites (podman, infrastructure groups) → secrets →
  *   record what the fragments create → systemd-sysusers → resolve facts →
- *   substitute → systemd-tmpfiles → write generation, quadlet dry-run → plan
- *   on the generated units → pull images → flip → daemon-reload → stop
- *   removed, restart changed → health gate (or roll back and quarantine) →
- *   record state → prune
+ *   substitute → systemd-tmpfiles → intent record → write generation,
+ *   quadlet dry-run → plan on the generated units → pull images → flip →
+ *   daemon-reload → stop removed, restart changed → health gate (or roll
+ *   back and quarantine) → record state → drop the intent → prune
  *
  * `preparePlan` is everything up to the write, shared with `plan`, which
  * changes nothing on the host.
  */
-import { access, mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import semver from 'semver';
 import { analyzeBundleUnits, checkBundleUnits } from '../bundle/bundle-units.js';
@@ -39,20 +40,20 @@ import {
   planActivation,
   type UnitGraphs,
 } from './activation/plan.js';
-import { activate, describeFailure, restore } from './activation/run.js';
+import { activate, describeFailure } from './activation/run.js';
 import {
   type CandidateCheck,
   checkCandidate,
   PREVIEW_ACCOUNT_ID,
   previewGeneration,
 } from './candidate-checks.js';
+import { findDrift, refuseCarriedDrift } from './drift.js';
 import { checkpoint } from './fault.js';
 import { type RecordedFacts, renderMasked } from './generation-files.js';
 import {
   carryBundle,
-  cleanupAfterCrash,
+  checkQuadletLink,
   ensureHostLinks,
-  flipCurrent,
   generationDir,
   hostNeedsOf,
   INSTALLER_FILE,
@@ -84,6 +85,7 @@ import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/u
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { checkPodmanVersion } from './prerequisites.js';
+import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
 import { bundleState, type HostState, quarantine, readState, writeState } from './state.js';
 import { substituteBundle, substituteBundleNormalized } from './substitute.js';
 import type { Host } from './system.js';
@@ -133,7 +135,7 @@ export interface InstallResult {
   notes: string[];
 }
 
-export type Log = (line: string) => void;
+export type { Log };
 
 export async function defaultValidateUnits(unitDir: string, offline: boolean): Promise<UnitCheck> {
   let result: Awaited<ReturnType<typeof runQuadletDryRun>>;
@@ -157,109 +159,6 @@ export async function defaultValidateUnits(unitDir: string, offline: boolean): P
 }
 
 // ---------------------------------------------------------------------------
-// Recovery
-
-/**
- * A run that died between the flip and recording its outcome left `current`
- * pointing at a generation the state never confirmed. It was never proven
- * healthy, so recovery puts the last confirmed generation back (with the same
- * restore as a failed health gate), then removes half-written generations.
- */
-export async function recoverAfterCrash(
-  paths: HostPaths,
-  host: Host,
-  state: HostState,
-  log: Log,
-  check: CheckUnits = defaultValidateUnits,
-): Promise<boolean> {
-  let changed = false;
-  const onDisk = await readLiveGenerationNumber(paths);
-  const generations = await listGenerations(paths);
-  if (!(await pathExists(paths.stateFile)) && generations.length > 0) {
-    // An install writes state.json before its first generation, so a missing
-    // state beside generations was removed by hand: adopt what is live rather
-    // than undo it.
-    await adoptLiveGeneration(paths, host, state, onDisk, generations, log);
-    return true;
-  }
-  if (onDisk !== undefined && onDisk !== state.live) {
-    log(
-      `generation ${onDisk} went live in a run that did not finish: restoring ${state.live ?? 'none'}`,
-    );
-    const failed = await readGeneration(paths, onDisk).catch(() => undefined);
-    const back = state.live === undefined ? undefined : await readGeneration(paths, state.live);
-    if (failed) {
-      const offline = !host.systemctl;
-      const [failedGraph, backGraph] = await Promise.all([
-        readGenerationGraph(generationDir(paths, onDisk), check, offline),
-        back
-          ? readGenerationGraph(generationDir(paths, back.generation), check, offline)
-          : undefined,
-      ]);
-      await restore({ host, paths, log }, failed, back, { live: failedGraph, next: backGraph });
-    } else await flipCurrent(paths, state.live);
-    for (const b of failed?.bundles.values() ?? []) {
-      state.history.push({
-        generation: onDisk,
-        bundle: b.name,
-        version: b.version,
-        time: host.clock.now().toISOString(),
-        outcome: 'recovered',
-        detail: `interrupted run; generation ${state.live ?? 'none'} restored`,
-      });
-    }
-    changed = true;
-  }
-  const removed = await cleanupAfterCrash(paths, {
-    lastKnownGeneration: state.lastGeneration,
-    live: state.live,
-  });
-  for (const path of removed) log(`removed ${path} left by an interrupted run`);
-  if (changed) await writeState(paths.stateFile, state);
-  return changed || removed.length > 0;
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function adoptLiveGeneration(
-  paths: HostPaths,
-  host: Host,
-  state: HostState,
-  onDisk: number | undefined,
-  generations: readonly number[],
-  log: Log,
-): Promise<void> {
-  state.lastGeneration = Math.max(...generations);
-  state.live = onDisk;
-  const time = host.clock.now().toISOString();
-  if (onDisk !== undefined) {
-    const live = await readGeneration(paths, onDisk);
-    for (const b of live.bundles.values()) {
-      state.bundles[b.name] = { installed: b.version, highest: b.version, quarantined: [] };
-      state.history.push({
-        generation: onDisk,
-        bundle: b.name,
-        version: b.version,
-        time,
-        outcome: 'recovered',
-        detail: `${paths.stateFile} was missing: adopted the live generation`,
-      });
-    }
-  }
-  log(
-    `${paths.stateFile} is missing: adopted generation ${onDisk ?? 'none'} as live; quarantines and history before it are lost`,
-  );
-  await writeState(paths.stateFile, state);
-}
-
-// ---------------------------------------------------------------------------
 // Preparation (shared with `plan`)
 
 export interface PreparedInstall {
@@ -272,6 +171,8 @@ export interface PreparedInstall {
   /** Rendered tmpfiles.d fragments, applied just before the write. */
   tmpfiles: Map<string, Buffer>;
   notes: string[];
+  /** The installed version again, to replace its hand-changed live files. */
+  repair: boolean;
 }
 
 export type Preparation =
@@ -480,17 +381,54 @@ export async function prepareInstall(
   );
   await checkpoint('verified');
 
+  const liveNumber = await readLiveGenerationNumber(paths);
   const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
     allowDowngrade: options.allowDowngrade ?? false,
   });
-  if (decision.action === 'noop') return { kind: 'noop', manifest, reason: decision.reason };
+  // The installed version is a no-op, unless its live files were changed by
+  // hand: installing it again renders them anew (how drift is repaired).
+  let repair = false;
+  if (decision.action === 'noop') {
+    const own =
+      liveNumber === undefined
+        ? []
+        : (await findDrift(paths, liveNumber)).entries.filter((e) => e.bundle === manifest.name);
+    if (!own.length) return { kind: 'noop', manifest, reason: decision.reason };
+    repair = true;
+    log(
+      `${manifest.name} ${manifest.version} is installed, but its live files were changed by hand (${own.map((e) => e.file).join(', ')}): rendering it again`,
+    );
+  }
   if (decision.action === 'refuse') {
     throw new RickError(decision.code, decision.message, { hint: decision.hint });
   }
 
+  // podman loads units from whatever /etc/containers/systemd/rick leads to:
+  // a link rick did not make would bypass the generation and its gate.
+  const planted = await checkQuadletLink(paths);
+  if (planted) {
+    throw new RickError('DRIFT', `${planted.file} ${planted.problem}`, {
+      hint: `rick creates it once and never follows another: check what it leads to, remove it (rm ${planted.file}) and install again`,
+    });
+  }
+  const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
+  if (liveNumber !== undefined) {
+    // What is carried on must be what the live generation recorded.
+    const discarded = await refuseCarriedDrift(paths, liveNumber, manifest.name, !shipsInstaller);
+    if (discarded.length && !repair) {
+      notes.push(
+        `hand changes to ${manifest.name}'s live files are not carried on: ${discarded.map((e) => e.file).join(', ')}`,
+      );
+    }
+  }
+  const live =
+    liveNumber === undefined
+      ? undefined
+      : await readGeneration(paths, liveNumber, {
+          installer: !shipsInstaller,
+          replacing: manifest.name,
+        });
   // What the bundle may have here, then prerequisites, before anything on the host changes.
-  const liveNumber = await readLiveGenerationNumber(paths);
-  const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
   const ownership = await checkOwnership(paths, host, manifest, files, live);
   await checkUnitNames(paths, manifest, files, live);
   const version = await host.podmanVersion();
@@ -564,6 +502,11 @@ export async function prepareInstall(
 
   const rendered = substituteBundle(verified.contents, values, generation);
   const facts = recordFacts(manifest, values);
+  const secretValues = new Map<string, string>();
+  for (const name of facts.secrets) {
+    const value = values.get(`secret:${name}`);
+    if (value !== undefined) secretValues.set(name, value);
+  }
   const bundleFiles = new Map<string, Buffer>();
   const sources = new Map<string, Buffer>();
   const masked = new Map<string, string>();
@@ -602,12 +545,11 @@ export async function prepareInstall(
     manifestBytes: verified.contents.manifestBytes,
     facts,
     sources,
+    secrets: secretValues,
   };
   const bundles = new Map<string, StoredBundle>();
   for (const other of live?.bundles.values() ?? []) {
-    if (other.name !== manifest.name) {
-      bundles.set(other.name, carryBundle(other, live!.generation, generation));
-    }
+    if (other.name !== manifest.name) bundles.set(other.name, carryBundle(other, generation));
   }
   bundles.set(manifest.name, bundle);
   const next: StoredGeneration = {
@@ -623,7 +565,7 @@ export async function prepareInstall(
     },
   };
   const plan = planActivation(live, next);
-  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes };
+  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes, repair };
 }
 
 // ---------------------------------------------------------------------------
@@ -635,7 +577,6 @@ export interface InstallContext {
   validateUnits?: InstallerDeps['validateUnits'];
 }
 
-/** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
 /** `--root DIR` must name an existing directory: a typo must not grow a tree. */
 export async function checkRoot(root: string | undefined): Promise<void> {
   if (root === undefined) return;
@@ -647,6 +588,14 @@ export async function checkRoot(root: string | undefined): Promise<void> {
   }
 }
 
+async function pathExists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
 export async function installBundle(
   options: InstallOptions,
   ctx: InstallContext,
@@ -665,7 +614,7 @@ export async function installBundle(
   try {
     await checkpoint('locked');
     const state = await readState(paths.stateFile);
-    await recoverAfterCrash(paths, host, state, log, validate);
+    await reconcile(paths, host, state, log, { check: validate });
     await checkpoint('cleaned');
     if (options.keepGenerations !== undefined) state.keepGenerations = options.keepGenerations;
 
@@ -714,16 +663,17 @@ export async function installBundle(
     await checkpoint('sysusers-applied');
     for (const note of notes) log(`note: ${note}`);
 
-    // state.json exists before any generation does: recovery tells a crashed
-    // first install (state present, nothing confirmed) from a lost state file.
-    // A generation exists once it is renamed into place, which waits for the
-    // check below, so the first state.json is written meanwhile too.
-    const firstState = !(await pathExists(paths.stateFile));
-    const stateWritten = firstState ? writeState(paths.stateFile, state) : Promise.resolve();
-    const stateSettled = stateWritten.then(
-      () => undefined,
-      () => undefined,
-    );
+    // The intent record comes first: whatever this run leaves from here on,
+    // the next run knows what it was and undoes only that.
+    const hadGenerations = await pathExists(paths.generationsDir);
+    await writeIntent(paths, {
+      operation: 'install',
+      reason: next.record.reason,
+      ...(live ? { from: live.generation } : {}),
+      to: next.generation,
+      created: true,
+      time: next.record.createdAt,
+    });
     try {
       await writeGeneration(
         paths,
@@ -743,7 +693,6 @@ export async function installBundle(
               validate(join(dir, 'quadlet'), offline),
               tmpfiles,
               liveGraph,
-              stateWritten,
             ]);
             if (tmpNote) log(`note: ${tmpNote}`);
             if ('skipped' in checked) log(`note: ${checked.skipped}`);
@@ -761,12 +710,10 @@ export async function installBundle(
     } catch (error) {
       // Refused before anything went live (writeGeneration removed what it
       // wrote): leave the host as this run found it, once tmpfiles.d and the
-      // first state.json are done.
-      await Promise.all([tmpfilesSettled, stateSettled, liveGraphSettled]);
-      if (firstState) {
-        await rm(paths.stateFile, { force: true });
-        await rmdir(paths.generationsDir).catch(() => {});
-      }
+      // live graph are done.
+      await Promise.all([tmpfilesSettled, liveGraphSettled]);
+      if (!hadGenerations) await rmdir(paths.generationsDir).catch(() => {});
+      await clearIntent(paths);
       throw error;
     }
     await checkpoint('generation-renamed');
@@ -778,7 +725,8 @@ export async function installBundle(
     state.lastGeneration = Math.max(state.lastGeneration, next.generation);
     const entry = bundleState(state, manifest.name);
     if (!outcome.ok) {
-      quarantine(state, manifest.name, manifest.version);
+      // Installed again to repair hand changes, the version is not to blame for a failed gate.
+      if (!prepared.repair) quarantine(state, manifest.name, manifest.version);
       state.history.push({
         generation: next.generation,
         bundle: manifest.name,
@@ -792,6 +740,9 @@ export async function installBundle(
         state.live = live?.generation;
       }
       await writeState(paths.stateFile, state);
+      // Restored, nothing is in flight. Otherwise the record stays, so that
+      // the next run puts the confirmed generation back again.
+      if (outcome.restored) await clearIntent(paths);
       const back = live ? `generation ${live.generation}` : 'no generation';
       if (!outcome.restored) {
         throw new RickError(
@@ -802,7 +753,7 @@ export async function installBundle(
       }
       throw new RickError(
         'ROLLED_BACK',
-        `${manifest.name} ${manifest.version} failed its health gate: ${describeFailure(outcome.failure)}; rolled back to ${back} and quarantined ${manifest.version}`,
+        `${manifest.name} ${manifest.version} failed its health gate: ${describeFailure(outcome.failure)}; rolled back to ${back}${prepared.repair ? '' : ` and quarantined ${manifest.version}`}`,
         {
           hint: `fix the bundle and publish a new version; \`rick-install status\` shows the history`,
         },
@@ -819,9 +770,11 @@ export async function installBundle(
       version: manifest.version,
       time: now,
       outcome: 'installed',
+      ...(prepared.repair ? { detail: 'installed again over hand-changed files' } : {}),
     });
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
+    await clearIntent(paths);
     const pruned = await pruneGenerations(paths, state.keepGenerations, state.live);
     if (pruned.length) log(`pruned generation(s) ${pruned.join(', ')}`);
     await checkpoint('pruned');

@@ -1,21 +1,31 @@
 /**
  * One install at a time.
  *
- * The lock is a kernel flock(2) on /var/lib/rick/lock, held by a small child
- * (`flock --no-fork LOCK cat`) whose stdin is a pipe from this process. The
- * kernel drops the lock when the last descriptor closes, so a process killed
- * with SIGKILL cannot leave it stuck: its pipe closes, `cat` reads EOF and
- * exits, and the lock is free. No pid files to judge stale, no pid reuse to
- * get wrong. Node has no flock of its own; util-linux's flock(1) is on every
- * Debian host (it is Essential).
+ * The lock is a kernel flock(2) on /var/lib/rick/lock. Node has no flock of
+ * its own, so the file is opened here and util-linux's flock(1) (Essential on
+ * Debian) is handed that descriptor (`flock --nonblock 3`): the lock belongs
+ * to the open file description this process keeps, and the kernel drops it
+ * when the descriptor closes. A process killed with SIGKILL cannot leave it
+ * stuck, and no pid file is judged stale.
+ *
+ * The path is never followed: it is opened with O_NOFOLLOW and must be a
+ * regular file of this user with one link, so a symlink or hard link planted
+ * there cannot make rick write its holder line into, or truncate, another
+ * file. The lock file exists only while a run holds it (or after a run that
+ * was killed): release removes it, and the directories this run had to
+ * create for it when they are empty again, so a refused install on a fresh
+ * host leaves nothing behind. Because a file can be removed between another
+ * run's open and its flock, a run that gets the lock checks that the path
+ * still names the file it locked, and starts over otherwise.
  *
  * The holder writes its pid and start time into the lock file so that a
  * refused run can name it.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, rmdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { RickError } from '../errors.js';
+import { describe, RickError } from '../errors.js';
 
 const CONFLICT = 75;
 
@@ -37,7 +47,8 @@ export interface AcquireOptions {
   now?: () => Date;
   /**
    * How long to wait when the lock is held by a process that is already dead
-   * (its lock child is exiting). A live holder is refused at once.
+   * (a holder of an older rick whose lock child is exiting). A live holder is
+   * refused at once.
    */
   deadHolderWaitMs?: number;
 }
@@ -51,74 +62,93 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Reads the holder line without following a link at the path. */
 export async function readLockHolder(file: string): Promise<LockHolder | undefined> {
   try {
-    const value = JSON.parse(await readFile(file, 'utf8')) as Partial<LockHolder>;
+    const handle = await open(
+      file,
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    );
+    let text: string;
+    try {
+      if (!(await handle.stat()).isFile()) return undefined;
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+    const value = JSON.parse(text) as Partial<LockHolder>;
     if (typeof value.pid === 'number' && typeof value.since === 'string') {
       return { pid: value.pid, since: value.since, purpose: value.purpose };
     }
   } catch {
-    // Empty (being written) or not ours: the holder is unknown.
+    // Missing, empty (being written) or not ours: the holder is unknown.
   }
   return undefined;
 }
 
-type Attempt = { held: HeldLock } | { busy: true };
+function refuseLockPath(file: string, what: string): RickError {
+  return new RickError('STATE_INCONSISTENT', `the install lock ${file} ${what}`, {
+    hint: `rick creates it as a regular file while it runs; remove what is there (rm ${file}) and run again`,
+  });
+}
 
-function tryLock(file: string): Promise<Attempt> {
+/** Opens the lock file without following links, creating it when absent. */
+async function openLockFile(file: string): Promise<FileHandle | 'retry'> {
+  let handle: FileHandle;
+  try {
+    handle = await open(
+      file,
+      constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      0o644,
+    );
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw refuseLockPath(file, 'is a symbolic link');
+    // The directory went away with a releasing run: make it again.
+    if (code === 'ENOENT') return 'retry';
+    if (code === 'EISDIR') throw refuseLockPath(file, 'is a directory');
+    throw new RickError('IO_ERROR', `cannot open the install lock ${file}: ${describe(error)}`, {
+      cause: error,
+    });
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw refuseLockPath(file, 'is not a regular file');
+    if (st.nlink !== 1) throw refuseLockPath(file, `has ${st.nlink} hard links`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid) {
+      throw refuseLockPath(file, `is owned by uid ${st.uid}, not ${uid}`);
+    }
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
+}
+
+/** flock(1) on our descriptor: true when the lock is ours, false when someone holds it. */
+function tryFlock(handle: FileHandle, file: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       'flock',
-      [
-        '--nonblock',
-        '--exclusive',
-        '--conflict-exit-code',
-        String(CONFLICT),
-        '--no-fork',
-        file,
-        'cat',
-      ],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
+      ['--nonblock', '--exclusive', '--conflict-exit-code', String(CONFLICT), '3'],
+      { stdio: ['ignore', 'ignore', 'pipe', handle.fd] },
     );
-    let settled = false;
-    let out = '';
     let err = '';
-    const exited = new Promise<void>((done) => child.on('close', () => done()));
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr?.on('data', (d: Buffer) => {
       err += d.toString();
     });
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      // cat echoes our line only once flock holds the lock and has exec'd it.
-      if (!settled && out.includes('locked\n')) {
-        settled = true;
-        resolve({
-          held: {
-            file,
-            release: async () => {
-              // Leave the file as every run finds it: empty while nobody holds it.
-              await truncate(file).catch(() => {});
-              child.stdin.end();
-              await exited;
-            },
-          },
-        });
-      }
-    });
-    child.on('error', (error) => {
-      if (settled) return;
-      settled = true;
+    child.on('error', (error) =>
       reject(
         new RickError('IO_ERROR', `cannot run flock to take the install lock: ${error.message}`, {
           hint: 'install util-linux',
           cause: error,
         }),
-      );
-    });
+      ),
+    );
     child.on('close', (code) => {
-      if (settled) return;
-      settled = true;
-      if (code === CONFLICT) resolve({ busy: true });
+      if (code === 0) resolve(true);
+      else if (code === CONFLICT) resolve(false);
       else
         reject(
           new RickError(
@@ -127,29 +157,76 @@ function tryLock(file: string): Promise<Attempt> {
           ),
         );
     });
-    child.stdin.on('error', () => {});
-    child.stdin.write('locked\n');
   });
+}
+
+/** True when `file` still names the file open as `handle` (not removed or replaced meanwhile). */
+async function stillNamed(handle: FileHandle, file: string): Promise<boolean> {
+  const [held, named] = await Promise.all([handle.stat(), lstat(file).catch(() => undefined)]);
+  return named !== undefined && named.ino === held.ino && named.dev === held.dev;
+}
+
+/** Removes the directories `mkdir -p` created (deepest first) while they are empty. */
+async function removeCreatedDirs(file: string, firstCreated: string | undefined): Promise<void> {
+  if (firstCreated === undefined) return;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return; // Not empty (or gone): it holds something now, so it stays.
+    }
+    if (dir === firstCreated || dirname(dir) === dir) return;
+  }
 }
 
 /** Takes the install lock or throws LOCK_BUSY naming the holder. */
 export async function acquireLock(file: string, options: AcquireOptions = {}): Promise<HeldLock> {
   const now = options.now ?? (() => new Date());
   const deadline = Date.now() + (options.deadHolderWaitMs ?? 5000);
-  await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+  let created: string | undefined;
   for (;;) {
-    const attempt = await tryLock(file);
-    if ('held' in attempt) {
+    const made = await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    created ??= made;
+    const handle = await openLockFile(file);
+    if (handle === 'retry') continue;
+    let locked: boolean;
+    try {
+      locked = await tryFlock(handle, file);
+      if (locked && !(await stillNamed(handle, file))) {
+        // A releasing run removed the file between our open and our flock.
+        await handle.close();
+        continue;
+      }
+    } catch (error) {
+      await handle.close();
+      await removeCreatedDirs(file, created);
+      throw error;
+    }
+    if (locked) {
       const holder: LockHolder = { pid: process.pid, since: now().toISOString() };
       if (options.purpose) holder.purpose = options.purpose;
+      const release = async () => {
+        // Removed while still held, so that no run can lock the old file after us.
+        await unlink(file).catch(() => {});
+        await handle.close();
+        await removeCreatedDirs(file, created);
+      };
       try {
-        await writeFile(file, `${JSON.stringify(holder)}\n`, { mode: 0o644 });
+        await handle.truncate(0);
+        await handle.write(`${JSON.stringify(holder)}\n`, 0);
       } catch (error) {
-        await attempt.held.release();
-        throw error;
+        await release();
+        throw new RickError(
+          'IO_ERROR',
+          `cannot write the install lock ${file}: ${describe(error)}`,
+          {
+            cause: error,
+          },
+        );
       }
-      return attempt.held;
+      return { file, release };
     }
+    await handle.close();
     const holder = await readLockHolder(file);
     const holderDead = holder !== undefined && !alive(holder.pid);
     if (!holderDead || Date.now() > deadline) {

@@ -33,6 +33,8 @@ export interface HostPaths {
   generationsDir: string;
   current: string;
   stateFile: string;
+  /** The intent record of a run that is switching `current` (present only meanwhile). */
+  intentFile: string;
   lockFile: string;
   /** `/etc/containers/systemd/rick`, a symlink to `current/quadlet`, created once. */
   quadletLink: string;
@@ -65,6 +67,7 @@ export function hostPaths(root = '/'): HostPaths {
     generationsDir: under(`${RICK_STATE_DIR}/generations`),
     current: under(`${RICK_STATE_DIR}/current`),
     stateFile: under(`${RICK_STATE_DIR}/state.json`),
+    intentFile: under(`${RICK_STATE_DIR}/intent.json`),
     lockFile: under(`${RICK_STATE_DIR}/lock`),
     quadletLink: under('/etc/containers/systemd/rick'),
     installerLink: under('/usr/local/bin/rick-install'),

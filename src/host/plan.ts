@@ -1,6 +1,6 @@
 import { graphOfView, readGenerationGraph } from '../host/activation/graph.js';
 import { type ActivationPlan, planActivation } from '../host/activation/plan.js';
-import { generationDir, readLiveGenerationNumber } from '../host/generations.js';
+import { generationDir } from '../host/generations.js';
 import {
   defaultValidateUnits,
   type InstallerDeps,
@@ -9,6 +9,7 @@ import {
 } from '../host/install.js';
 import { hostPaths } from '../host/paths.js';
 import { readState } from '../host/state.js';
+import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 
 export type PlanResult =
   | { outcome: 'noop'; bundle: string; version: string; reason: string }
@@ -30,11 +31,14 @@ export async function planBundle(
   const paths = hostPaths(options.root ?? '/');
   const host = deps.host(options.root);
   const state = await readState(paths.stateFile);
-  const onDisk = await readLiveGenerationNumber(paths);
+  // The plan is what an install would do: it refuses where an install would.
+  const view = await readHostView(paths, state);
+  const recovery = planRecovery(view);
+  if (recovery.action === 'refuse') throw inconsistencyError(view, recovery.problems);
   const notes: string[] = [];
-  if (onDisk !== state.live) {
+  if (recovery.action === 'undo') {
     notes.push(
-      `generation ${onDisk} is live but was never confirmed; the next install restores generation ${state.live ?? 'none'} first`,
+      `generation ${recovery.intent.to} is live but was never confirmed; the next install restores generation ${recovery.intent.from ?? 'none'} first`,
     );
   }
   const prepared = await prepareInstall(options, {

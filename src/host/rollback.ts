@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from '../host/activation/graph.js';
 import { pullImages } from '../host/activation/images.js';
@@ -5,11 +6,12 @@ import { formatPlan, planActivation } from '../host/activation/plan.js';
 import { activate, describeFailure } from '../host/activation/run.js';
 import { checkpoint } from '../host/fault.js';
 import { generationDir, listGenerations, readGeneration } from '../host/generations.js';
-import { checkRoot, defaultValidateUnits, recoverAfterCrash } from '../host/install.js';
+import { checkRoot, defaultValidateUnits } from '../host/install.js';
 import { acquireLock } from '../host/lock.js';
 import { hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
+import { clearIntent, reconcile, recordAdopted, writeIntent } from './recovery.js';
 
 export interface RollbackOptions {
   root?: string;
@@ -22,12 +24,13 @@ export interface RollbackOptions {
 }
 
 export interface RollbackResult {
-  outcome: 'rolled-back' | 'noop';
+  /** `adopted`: the generation `current` points at was recorded as confirmed (a repair). */
+  outcome: 'rolled-back' | 'noop' | 'adopted';
   from?: number;
   to: number;
 }
 
-const healthyOutcomes = new Set(['installed', 'rollback', 'recovered']);
+const healthyOutcomes = new Set(['installed', 'rollback', 'recovered', 'adopted']);
 
 /** The newest generation below `live` that was live and healthy once and is still on disk. */
 function previousGood(
@@ -57,16 +60,23 @@ export async function rollbackTo(
   });
   try {
     const state = await readState(paths.stateFile);
-    await recoverAfterCrash(paths, host, state, log, check);
-    const live = state.live;
-    if (live === undefined) {
+    // An inconsistent host is repaired here, and only by naming the generation.
+    const { problems, view } = await reconcile(paths, host, state, log, {
+      check,
+      allowInconsistent: options.to !== undefined,
+    });
+    const onDisk = await listGenerations(paths);
+    // What runs is what `current` points at; on a consistent host that is what state.json confirms.
+    const live = problems ? view.current : state.live;
+    if (problems) {
+      log(`rick's state contradicts the host: ${problems.join('; ')}`);
+    } else if (live === undefined) {
       throw new RickError(
         'USAGE',
         'nothing is installed: there is no generation to roll back from',
       );
     }
-    const onDisk = await listGenerations(paths);
-    const target = options.to ?? previousGood(state, live, onDisk);
+    const target = options.to ?? previousGood(state, live!, onDisk);
     if (target === undefined) {
       throw new RickError(
         'USAGE',
@@ -78,18 +88,37 @@ export async function rollbackTo(
     }
     if (!onDisk.includes(target)) {
       throw new RickError('USAGE', `generation ${target} is not on this host`, {
-        hint: `generations on disk: ${onDisk.join(', ')}`,
+        hint: `generations on disk: ${onDisk.join(', ') || 'none'}`,
       });
     }
-    if (target === live) {
-      log(`generation ${target} is already live; nothing to do`);
-      return { outcome: 'noop', to: target };
-    }
-    const from = await readGeneration(paths, live);
     const to = await readGeneration(paths, target);
+    const time = host.clock.now().toISOString();
+    if (target === live) {
+      if (!problems) {
+        log(`generation ${target} is already live; nothing to do`);
+        return { outcome: 'noop', to: target };
+      }
+      // The repair that keeps what runs: record it as confirmed, nothing restarted.
+      const confirmed = state.live;
+      state.live = target;
+      state.lastGeneration = Math.max(state.lastGeneration, ...onDisk);
+      recordAdopted(
+        state,
+        to,
+        host,
+        `recorded by rollback --to ${target}; state.json had confirmed ${confirmed === undefined ? 'none' : `generation ${confirmed}`}`,
+      );
+      await writeState(paths.stateFile, state);
+      await clearIntent(paths);
+      log(`recorded generation ${target}, which is live, as confirmed; nothing restarted`);
+      return { outcome: 'adopted', to: target };
+    }
+    const from = live === undefined ? undefined : await readGeneration(paths, live);
     const offline = !host.systemctl;
     const [fromGraph, toGraph] = await Promise.all([
-      readGenerationGraph(generationDir(paths, live), check, offline),
+      live === undefined
+        ? undefined
+        : readGenerationGraph(generationDir(paths, live), check, offline),
       readGenerationGraph(generationDir(paths, target), check, offline),
     ]);
     const graphs = { live: fromGraph, next: toGraph };
@@ -98,8 +127,15 @@ export async function rollbackTo(
     // before anything changes, so that a registry out of reach refuses the
     // rollback rather than breaking the services.
     if (!offline) await pullImages(host, plan.images, log);
+    await writeIntent(paths, {
+      operation: 'rollback',
+      reason: `rollback to generation ${target}`,
+      ...(live === undefined ? {} : { from: live }),
+      to: target,
+      created: false,
+      time,
+    });
     const outcome = await activate({ host, paths, log }, from, to, graphs, plan);
-    const time = host.clock.now().toISOString();
     if (!outcome.ok) {
       state.history.push({
         generation: target,
@@ -110,6 +146,7 @@ export async function rollbackTo(
         detail: describeFailure(outcome.failure),
       });
       await writeState(paths.stateFile, state);
+      if (outcome.restored) await clearIntent(paths);
       if (!outcome.restored) {
         throw new RickError(
           'ROLLBACK_FAILED',
@@ -123,7 +160,17 @@ export async function rollbackTo(
       );
     }
     state.live = target;
-    if (options.quarantine) {
+    if (problems) {
+      // What ran before the repair was installed, whatever state.json says:
+      // the downgrade floor rises to it.
+      state.lastGeneration = Math.max(state.lastGeneration, ...onDisk);
+      for (const b of from?.bundles.values() ?? []) {
+        const entry = state.bundles[b.name] ?? { quarantined: [] };
+        if (!entry.highest || semver.gt(b.version, entry.highest)) entry.highest = b.version;
+        state.bundles[b.name] = entry;
+      }
+    }
+    if (options.quarantine && from) {
       for (const b of from.bundles.values()) {
         if (to.bundles.get(b.name)?.version !== b.version) {
           quarantine(state, b.name, b.version);
@@ -138,18 +185,24 @@ export async function rollbackTo(
       else delete entry.installed;
     }
     for (const b of to.bundles.values()) {
+      // A state.json that did not know the bundle (the repair) learns it here.
+      const entry = state.bundles[b.name] ?? { quarantined: [] };
+      entry.installed = b.version;
+      entry.highest ??= b.version;
+      state.bundles[b.name] = entry;
       state.history.push({
         generation: target,
         bundle: b.name,
         version: b.version,
         time,
         outcome: 'rollback',
-        detail: `from generation ${live}`,
+        detail: `from generation ${live ?? 'none'}`,
       });
     }
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
-    log(`rolled back from generation ${live} to ${target}`);
+    await clearIntent(paths);
+    log(`rolled back from generation ${live ?? 'none'} to ${target}`);
     log(formatPlan(outcome.plan, { offline: !host.systemctl }).trimEnd());
     return { outcome: 'rolled-back', from: live, to: target };
   } finally {

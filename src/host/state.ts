@@ -7,11 +7,12 @@
  * crash leaves the old or the new state, never a torn one.
  */
 import { constants } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
+import { bundleNamePattern } from '../bundle/manifest.js';
 import '../bundle/zod.js';
-import { RickError, wrapError } from '../errors.js';
+import { describe, RickError, wrapError } from '../errors.js';
 import { checkpoint } from './fault.js';
 
 export const STATE_SCHEMA_VERSION = 1;
@@ -24,6 +25,7 @@ export const historyOutcomes = [
   'rollback-failed',
   'rollback',
   'recovered',
+  'adopted',
 ] as const;
 export type HistoryOutcome = (typeof historyOutcomes)[number];
 
@@ -52,7 +54,10 @@ export const stateSchema = z.strictObject({
   /** Highest generation number ever allocated; numbers are never reused. */
   lastGeneration: z.number().int().nonnegative().default(0),
   keepGenerations: z.number().int().min(1).max(100).default(DEFAULT_KEEP_GENERATIONS),
-  bundles: z.record(z.string(), bundleStateSchema).default({}),
+  /** Keyed by bundle name, which names directories: the manifest's own rule. */
+  bundles: z
+    .record(z.string().regex(bundleNamePattern, 'must be a bundle name'), bundleStateSchema)
+    .default({}),
   history: z.array(historyEntrySchema).default([]),
 });
 export type HostState = z.infer<typeof stateSchema>;
@@ -67,22 +72,58 @@ export function emptyState(): HostState {
   };
 }
 
-/** Reads state.json; a host that never installed anything has the empty state. */
-export async function readState(file: string): Promise<HostState> {
-  let text: string;
+/**
+ * What to do about a state.json that rick cannot read. rick writes it
+ * atomically, so it was changed outside rick; whichever file takes its place
+ * is checked against the live generation before anything is done with it.
+ */
+const STATE_REPAIR_HINT =
+  'rick never writes it partially, so it was changed by hand: put back a copy, or remove it to have the live generation adopted (quarantines and history are then lost); rick checks either against the live generation before trusting it';
+
+/**
+ * Reads a small file of rick's own state without following a link at its
+ * path; undefined when it does not exist. A link or anything but a regular
+ * file there is refused: rick never makes one.
+ */
+export async function readStateFile(file: string): Promise<string | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    text = await readFile(file, 'utf8');
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      throw new RickError('STATE_INCONSISTENT', `${file} is a symbolic link`, {
+        hint: `rick writes it as a regular file and never follows a link there: remove the link (rm ${file}) after checking what it pointed at`,
+      });
+    }
     throw wrapError(error, 'IO_ERROR', `cannot read ${file}`);
   }
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw new RickError('STATE_INCONSISTENT', `${file} is not a regular file`, {
+        hint: `rick writes it as a regular file: move what is there away`,
+      });
+    }
+    return await handle.readFile('utf8');
+  } catch (error) {
+    throw wrapError(error, 'IO_ERROR', `cannot read ${file}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads state.json; a host that never installed anything has the empty state. */
+export async function readState(file: string): Promise<HostState> {
+  const text = await readStateFile(file);
+  if (text === undefined) return emptyState();
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new RickError('IO_ERROR', `${file} is not valid JSON`, {
+    throw new RickError('STATE_INCONSISTENT', `${file} is not valid JSON: ${describe(error)}`, {
       cause: error,
-      hint: 'restore it from a backup or fix it by hand; rick never writes it partially',
+      hint: STATE_REPAIR_HINT,
     });
   }
   const parsed = stateSchema.safeParse(json);
@@ -90,7 +131,9 @@ export async function readState(file: string): Promise<HostState> {
     const problems = parsed.error.issues
       .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
       .join('; ');
-    throw new RickError('IO_ERROR', `${file} is not a rick state file: ${problems}`);
+    throw new RickError('STATE_INCONSISTENT', `${file} is not a rick state file: ${problems}`, {
+      hint: STATE_REPAIR_HINT,
+    });
   }
   return parsed.data;
 }
@@ -113,7 +156,13 @@ export async function writeFileAtomic(
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.tmp-${process.pid}`);
   try {
-    const handle = await open(tmp, 'w', mode);
+    // A fresh file: a link or file planted at the temporary name is replaced, never followed.
+    await rm(tmp, { force: true });
+    const handle = await open(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      mode,
+    );
     try {
       await handle.writeFile(data);
       await handle.chmod(mode);

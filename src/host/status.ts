@@ -11,6 +11,7 @@ import { readInstallerVersion } from '../host/installer-version.js';
 import { hostPaths } from '../host/paths.js';
 import { type HistoryEntry, readState } from '../host/state.js';
 import type { Host } from '../host/system.js';
+import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 
 export interface ServiceStatus {
   service: string;
@@ -36,6 +37,8 @@ export interface HostStatus {
   bundles: Array<{ name: string; version: string; highest?: string; quarantined: string[] }>;
   services: ServiceStatus[];
   history: HistoryEntry[];
+  /** What the next run will do first, or why it will refuse (and how to repair). */
+  warnings: string[];
 }
 
 export async function readStatus(root: string | undefined, host: Host): Promise<HostStatus> {
@@ -50,8 +53,25 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
     bundles: [],
     services: [],
     history: state.history.slice(-20),
+    warnings: [],
   };
-  if (live !== undefined) {
+  const view = await readHostView(paths, state);
+  const recovery = planRecovery(view);
+  if (recovery.action === 'refuse') {
+    const error = inconsistencyError(view, recovery.problems);
+    status.warnings.push(`${error.message}; to repair: ${error.hint}`);
+  } else if (recovery.action === 'undo') {
+    status.warnings.push(
+      `generation ${recovery.intent.to} is live but unconfirmed (interrupted run: ${recovery.intent.reason}); the next run restores ${recovery.intent.from ?? 'none'}`,
+    );
+  } else if (recovery.action === 'discard' || recovery.action === 'finish') {
+    status.warnings.push(
+      `an interrupted run (${recovery.intent.reason}) left its intent record; the next run clears it`,
+    );
+  } else if (recovery.action === 'adopt') {
+    status.warnings.push(`${paths.stateFile} is missing: the next run adopts the live generation`);
+  }
+  if (live !== undefined && view.onDisk.includes(live)) {
     const record = await readGenerationRecord(paths, live);
     status.installedAt = record.createdAt;
     if (record.installer) {
@@ -96,11 +116,7 @@ export function formatStatus(s: HostStatus): string {
   const lines: string[] = [];
   if (s.live === undefined) lines.push('live generation: none (nothing installed)');
   else lines.push(`live generation: ${s.live} (installed ${s.installedAt})`);
-  if (s.live !== s.confirmed) {
-    lines.push(
-      `warning: generation ${s.live} is live but unconfirmed (interrupted run); the next install restores ${s.confirmed ?? 'none'}`,
-    );
-  }
+  for (const warning of s.warnings) lines.push(`warning: ${warning}`);
   if (s.installer !== undefined) {
     lines.push(`installer: rick-install ${s.installer ?? '(states no version)'}`);
   }

@@ -126,7 +126,7 @@ describe('quadlet dry-run before anything goes live', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
-  it('a first install refused by quadlet leaves only the (empty) lock file and the accounts its sysusers.d made behind', async () => {
+  it('a first install refused by quadlet leaves only the accounts its sysusers.d made, and their record, behind', async () => {
     if (!quadletPath) return;
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
@@ -139,16 +139,15 @@ describe('quadlet dry-run before anything goes live', () => {
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain('error QUADLET_REJECTED');
     // systemd-sysusers ran before the units were written; what it made is recorded as the bundle's.
+    // The lock leaves no trace.
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
       '+ var (dir)',
       '+ var/lib (dir)',
       '+ var/lib/rick (dir)',
       '+ var/lib/rick/created.json (file)',
-      '+ var/lib/rick/lock (file)',
       '~ etc/group: size, sha256',
       '~ etc/passwd: size, sha256',
     ]);
-    expect(await readFile(join(tree.root, 'var/lib/rick/lock'), 'utf8')).toBe('');
   });
 });
 
@@ -180,7 +179,7 @@ describe('a failing systemd-tmpfiles', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
-  it('refuses a first install, leaving only the (empty) lock file and the accounts its sysusers.d made behind', async () => {
+  it('refuses a first install, leaving only the accounts its sysusers.d made, and their record, behind', async () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
     host.tmpfilesError = new RickError('IO_ERROR', 'systemd-tmpfiles failed (exit 1): no space');
@@ -197,7 +196,6 @@ describe('a failing systemd-tmpfiles', () => {
       '+ var/lib (dir)',
       '+ var/lib/rick (dir)',
       '+ var/lib/rick/created.json (file)',
-      '+ var/lib/rick/lock (file)',
       '~ etc/group: size, sha256',
       '~ etc/passwd: size, sha256',
     ]);

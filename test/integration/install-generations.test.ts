@@ -18,6 +18,7 @@ import {
   readLive,
   runInstaller,
 } from '../helpers/host-tree.js';
+import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
 let key: TestKey;
 let tree: HostTree;
@@ -137,7 +138,6 @@ describe('generations', () => {
     const { mkdir, symlink, writeFile } = await import('node:fs/promises');
     const state = join(tree.root, 'var/lib/rick');
     await mkdir(join(state, 'generations/2.tmp-4242/quadlet'), { recursive: true });
-    await mkdir(join(state, 'generations/7/quadlet'), { recursive: true });
     await mkdir(join(state, '.apply-4242'));
     await writeFile(join(state, '.state.json.tmp-4242'), '{');
     await symlink('generations/2', join(state, 'current.tmp-4242'));
@@ -157,10 +157,32 @@ describe('generations', () => {
       'created.json',
       'current',
       'generations',
-      'lock',
       'state.json',
     ]);
     expect(await readdir(join(tree.root, 'etc/containers/systemd'))).toEqual(['rick']);
+  });
+
+  it('never removes a complete generation that no run recorded: refuses, naming it', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(tree.root, 'var/lib/rick/generations/7/quadlet'), { recursive: true });
+    const v2 = await writeSignedBundle(tree.work, key, {
+      version: '1.1.0',
+      files: sampleFiles('demo', 'v2'),
+    });
+    const before = await snapshotTree(tree.root);
+    host.reset();
+    const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.rollbackFailed);
+    expect(r.stderr).toContain(
+      "error STATE_INCONSISTENT: rick's state contradicts the host, so nothing was changed: generation 7 is newer than any state.json records (it knows generations up to 1)",
+    );
+    expect(r.stderr).toContain('rick-install rollback --to 1');
+    expect(host.calls).toEqual([]);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
   it('refuses a --root that is not a directory, creating nothing', async () => {

@@ -110,15 +110,9 @@ async function hostWithCaddy(caddyfile: string | null = CADDYFILE): Promise<Fake
   return new FakeHost({ root: tree.root });
 }
 
-/** A refused first install leaves the empty lock file, and nothing else (as a quadlet refusal does). */
-async function expectOnlyLock(before: Awaited<ReturnType<typeof snapshotTree>>): Promise<void> {
-  expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([
-    '+ var (dir)',
-    '+ var/lib (dir)',
-    '+ var/lib/rick (dir)',
-    '+ var/lib/rick/lock (file)',
-  ]);
-  expect(await readFile(join(tree.root, 'var/lib/rick/lock'), 'utf8')).toBe('');
+/** A refused first install leaves nothing behind, not even the lock or its directories. */
+async function expectNothingLeft(before: Awaited<ReturnType<typeof snapshotTree>>): Promise<void> {
+  expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
 }
 
 const live = (rel: string) => readFile(join(tree.root, 'var/lib/rick/current', rel), 'utf8');
@@ -224,7 +218,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.stderr).toContain(
       '/etc/caddy/rick/demo/demo.caddy:3: unrecognized directive: reverse_prox',
     );
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
     // Refused before systemd-sysusers or anything else ran.
     expect(host.calls).toEqual([]);
   });
@@ -269,7 +263,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain('error SITE_REJECTED:');
     expect(r.stderr).toContain('ambiguous site definition: http://demo.test:8081');
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
   });
 
   it('refuses a plain unit systemd-analyze rejects, with its message, changing nothing', async () => {
@@ -281,7 +275,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.stderr).toContain(
       "error UNITS_REJECTED: systemd-analyze rejects the new generation's units (demo/systemd/demo-fix.service): systemd/demo-fix.service:8: Neither a valid executable name nor an absolute path: relative/path",
     );
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
     expect(host.calls).toEqual([]);
   });
 
@@ -294,7 +288,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.stderr).toContain(
       'demo-fix.service: Command /usr/bin/rick-no-such-program is not executable',
     );
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
   });
 
   it('refuses sites when the host Caddyfile does not import them, naming the line to add', async () => {
@@ -312,7 +306,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     );
     expect(r.stderr).toContain(`hint: add this line to ${join(tree.root, 'etc/caddy/Caddyfile')}`);
     expect(r.stderr).toContain(CADDY_IMPORT_LINE);
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
   });
 
   it('refuses sites on a host without a Caddyfile', async () => {
@@ -323,7 +317,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.code).toBe(ExitCode.missingPrerequisite);
     expect(r.stderr).toContain('the new generation has Caddy sites, but');
     expect(r.stderr).toContain('etc/caddy/Caddyfile does not exist');
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
   });
 
   it('refuses when /etc/caddy/rick is someone else’s directory', async () => {
@@ -336,7 +330,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.stderr).toContain(
       `error PREREQUISITE_MISSING: ${join(tree.root, 'etc/caddy/rick')} exists and is not a symlink: rick serves its Caddy sites through a link to /var/lib/rick/current/caddy`,
     );
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
   });
 
   it('refuses a plain unit that would shadow another bundle’s unit', async () => {
@@ -370,7 +364,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     expect(r.stderr).toContain(
       "error BUNDLE_INVALID: bundle demo's units collide with units this host already has: systemd/demo-fix.service is demo-fix.service, which the host already has: /etc/systemd/system/demo-fix.service",
     );
-    await expectOnlyLock(before);
+    await expectNothingLeft(before);
   });
 
   it('does not take the generator’s own links to the live plain units for host units', async () => {

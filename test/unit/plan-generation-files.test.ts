@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { describe as describeError } from '../../src/errors.js';
 import {
   hasSecretTokens,
-  moveGenerationPaths,
   renderMasked,
-  renderPublic,
+  renderRecordedBundle,
 } from '../../src/host/generation-files.js';
+import { buildTestBundle } from '../helpers/bundle-factory.js';
 
 const facts = { gid: { 'postgres-clients': 4001 }, uid: { app: 990 }, secrets: ['pw'] };
 const ctx = { bundle: 'app', generation: 7, facts };
@@ -17,23 +18,57 @@ describe('rendering without secrets', () => {
       'PW=***secret:pw***\nURL=redis://x?password=***secret:pw***\nG=4001\nF=/var/lib/rick/generations/7/bundles/app/env/a.env\n',
     );
     expect(hasSecretTokens(text)).toBe(true);
-    expect(renderPublic(text, ctx)).toBeUndefined();
+  });
+});
+
+describe('rendering a recorded bundle again', () => {
+  const { manifest } = buildTestBundle({
+    name: 'app',
+    files: [
+      {
+        path: 'quadlet/app.container',
+        content:
+          '[Container]\nImage=x\nUser=@@rick:uid:app@@\nEnvironmentFile=@@rick:path:env/a.env@@\n',
+      },
+      {
+        path: 'env/a.env',
+        content:
+          'PW=@@rick:secret:pw@@\nURL=redis://x?password=@@rick:secret:pw:url@@\nDIR=/var/lib/rick/generations/7/\n',
+      },
+    ],
+  });
+  const sources = new Map(
+    [
+      '[Container]\nImage=x\nUser=@@rick:uid:app@@\nEnvironmentFile=@@rick:path:env/a.env@@\n',
+      'PW=@@rick:secret:pw@@\nURL=redis://x?password=@@rick:secret:pw:url@@\nDIR=/var/lib/rick/generations/7/\n',
+    ].map((text, i) => [manifest.files[i]!.path, Buffer.from(text)]),
+  );
+  // A secret whose value holds a generation path: string replacement would rewrite it.
+  const secret = 'a/var/lib/rick/generations/7/b';
+  const recorded = {
+    manifest,
+    sources,
+    facts: { gid: {}, uid: { app: 990 }, secrets: ['pw'] },
+    secrets: new Map([['pw', secret]]),
+  };
+
+  it('renders every file, secrets included, for the generation asked, from source alone', () => {
+    const eight = renderRecordedBundle(recorded, 8);
+    expect(eight.get('quadlet/app.container')?.toString()).toBe(
+      '[Container]\nImage=x\nUser=990\nEnvironmentFile=/var/lib/rick/generations/8/bundles/app/env/a.env\n',
+    );
+    expect(eight.get('env/a.env')?.toString()).toBe(
+      `PW=${secret}\nURL=redis://x?password=a%2Fvar%2Flib%2Frick%2Fgenerations%2F7%2Fb\nDIR=/var/lib/rick/generations/7/\n`,
+    );
   });
 
-  it('re-renders a secret-free file exactly for another generation', () => {
-    const unit = 'User=@@rick:uid:app@@\nEnvironmentFile=@@rick:path:env/a.env@@\n';
-    expect(hasSecretTokens(unit)).toBe(false);
-    expect(renderPublic(unit, ctx)).toBe(
-      'User=990\nEnvironmentFile=/var/lib/rick/generations/7/bundles/app/env/a.env\n',
-    );
-    expect(renderPublic('User=@@rick:uid:nobody@@\n', ctx)).toBeUndefined();
-  });
-
-  it('moves a rendered file between generations without touching other numbers', () => {
-    const rendered =
-      'A=/var/lib/rick/generations/7/bundles/app/env/a.env\nB=%2Fvar%2Flib%2Frick%2Fgenerations%2F7%2Fbundles\nC=/var/lib/rick/generations/70/x\n';
-    expect(moveGenerationPaths(rendered, 7, 8)).toBe(
-      'A=/var/lib/rick/generations/8/bundles/app/env/a.env\nB=%2Fvar%2Flib%2Frick%2Fgenerations%2F8%2Fbundles\nC=/var/lib/rick/generations/70/x\n',
-    );
+  it('refuses when the record lacks a fact rather than leave a token behind', () => {
+    let error: unknown;
+    try {
+      renderRecordedBundle({ ...recorded, secrets: new Map() }, 8);
+    } catch (e) {
+      error = e;
+    }
+    expect(describeError(error)).toContain('env/a.env: @@rick:secret:pw@@');
   });
 });

@@ -40,8 +40,21 @@ describe('secrets file format', () => {
     );
     expect(error.code).toBe('CONFIG_INVALID');
     expect(error.message).toBe(
-      '/etc/rick/secrets/x.env: line 1: expected KEY=value; line 2: invalid key "1BAD"; line 3: A has an unterminated double quote; line 5: A is set twice',
+      '/etc/rick/secrets/x.env: line 1: expected KEY=value; line 2: the text before "=" is not a key (letters, digits and _, not starting with a digit); line 3: A has an unterminated double quote; line 5: A is set twice',
     );
+  });
+
+  it('never quotes the text of a line without a valid key: it may be a value', () => {
+    // A pasted URL and the second line of a value split across lines.
+    const text = 'URL=ok\nhttps://admin:hunter2@db.example.org/?a=b\nPEM="abc\ns3cr3t-tail="\n';
+    const error = refusal(() => parseSecrets(text, 'f'));
+    expect(error.message).toBe(
+      'f: line 2: the text before "=" is not a key (letters, digits and _, not starting with a digit); line 3: PEM has an unterminated double quote; line 4: the text before "=" is not a key (letters, digits and _, not starting with a digit)',
+    );
+    for (const fragment of ['hunter2', 'admin', 'db.example.org', 's3cr3t', 'abc']) {
+      expect(error.message).not.toContain(fragment);
+      expect(error.hint ?? '').not.toContain(fragment);
+    }
   });
 
   it('refuses control characters in values (a tab, an escape, a C1 control)', () => {

@@ -6,9 +6,11 @@
  *
  * Format: blank lines and `#` comments are ignored; `export KEY=value` is
  * accepted; a value may be wrapped in matching single or double quotes, which
- * are removed (no escapes are interpreted); unquoted values are trimmed. Values may not contain control
- * characters: a newline in a value would inject a line into an env file.
- * Messages name keys and line numbers, never values.
+ * are removed (no escapes are interpreted); unquoted values are trimmed.
+ * Values may not contain control characters: a newline in a value would
+ * inject a line into an env file. Messages name line numbers and valid keys,
+ * never values, nor the text of a line that holds no valid key (it may be a
+ * value).
  */
 import { constants, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -45,7 +47,11 @@ export function parseSecrets(text: string, source: string): Map<string, string> 
     }
     const key = body.slice(0, eq).trim();
     if (!keyPattern.test(key)) {
-      problems.push(`${at}: invalid key ${JSON.stringify(key)}`);
+      // Not quoted: what stands before `=` on a malformed line may be part of
+      // a value (a pasted URL, a line split inside a quoted value).
+      problems.push(
+        `${at}: the text before "=" is not a key (letters, digits and _, not starting with a digit)`,
+      );
       return;
     }
     let value = body.slice(eq + 1).trim();
