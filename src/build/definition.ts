@@ -32,6 +32,7 @@ import {
   httpCheckSchema,
   loopbackUrlSchema,
   serviceSchema,
+  templateKinds,
 } from '../bundle/manifest.js';
 import { RickError } from '../errors.js';
 import '../bundle/zod.js';
@@ -41,14 +42,7 @@ export const BUNDLE_DEFINITION_FILE = 'bundle.yaml';
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The template kinds of bundle.yaml's `files`, in the order they are rendered. */
-export const templateKinds = [
-  'quadlet',
-  'systemd',
-  'caddy',
-  'env',
-  'sysusers',
-  'tmpfiles',
-] as const;
+export { templateKinds };
 
 /** Names the renderer itself provides; a definition cannot redefine them. */
 export const reservedVariables = [

@@ -18,15 +18,18 @@ export const bundleNamePattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const bundlePathPattern =
   /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_.@+-]+(?:\/[A-Za-z0-9_.@+-]+)*$/;
 
-export const fileKinds = [
+/** The kinds of file a bundle renders from templates, in the order they are rendered. */
+export const templateKinds = [
   'quadlet',
   'systemd',
   'caddy',
   'env',
   'sysusers',
   'tmpfiles',
-  'installer',
 ] as const;
+
+/** Every kind of bundle file: the rendered kinds and the installer. */
+export const fileKinds = [...templateKinds, 'installer'] as const;
 export type FileKind = (typeof fileKinds)[number];
 
 /** Top-level directory of each kind inside the bundle. */

@@ -19,7 +19,7 @@
  *   or env file) is refused.
  */
 
-import type { FileKind, Manifest } from '../bundle/manifest.js';
+import { type FileKind, type Manifest, templateKinds } from '../bundle/manifest.js';
 import {
   isFactKind,
   type PlaceholderRef,
@@ -37,14 +37,7 @@ export interface SubstitutionInput {
   files: ReadonlyMap<string, Buffer>;
 }
 
-const substitutedKinds: ReadonlySet<FileKind> = new Set([
-  'quadlet',
-  'systemd',
-  'caddy',
-  'env',
-  'sysusers',
-  'tmpfiles',
-]);
+const substitutedKinds: ReadonlySet<FileKind> = new Set(templateKinds);
 const secretKinds: ReadonlySet<FileKind> = new Set(['env']);
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;

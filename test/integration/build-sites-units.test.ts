@@ -5,12 +5,12 @@
  * written when either refuses. Skipped without caddy and systemd-analyze,
  * except under CI=true.
  */
-import { execFileSync } from 'node:child_process';
 import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseBundleArchive } from '../../src/bundle/archive.js';
 import { ExitCode } from '../../src/errors.js';
+import { havePrograms } from '../helpers/programs.js';
 import { repoRoot } from '../helpers/quadlet.js';
 import {
   makeTempDir,
@@ -19,18 +19,7 @@ import {
   writeTestInstaller,
 } from '../helpers/rick-bundle.js';
 
-function has(program: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const tools = has('caddy') && has('systemd-analyze');
-if (!tools && process.env.CI === 'true') {
-  throw new Error('caddy and systemd-analyze are required under CI=true (scripts/setup.sh)');
-}
+const tools = havePrograms('caddy', 'systemd-analyze');
 
 const env = { PATH: process.env.PATH, SOURCE_DATE_EPOCH: '1700000000' };
 let work: string;

@@ -6,7 +6,6 @@
  * Each refusal proves its message and that the host tree did not change.
  * Without caddy or systemd-analyze the suite is skipped, except under CI=true.
  */
-import { execFileSync } from 'node:child_process';
 import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,20 +21,10 @@ import {
 } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { type HostTree, liveGeneration, makeHostTree, runInstaller } from '../helpers/host-tree.js';
+import { havePrograms } from '../helpers/programs.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-function has(program: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const tools = has('caddy') && has('systemd-analyze');
-if (!tools && process.env.CI === 'true') {
-  throw new Error('caddy and systemd-analyze are required under CI=true (scripts/setup.sh)');
-}
+const tools = havePrograms('caddy', 'systemd-analyze');
 
 let key: TestKey;
 let tree: HostTree;
