@@ -84,6 +84,8 @@ import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
 import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
+import { evaluatePolicy, policyRefusal } from './policy/check.js';
+import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
 import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
 import { bundleState, type HostState, quarantine, readState, writeState } from './state.js';
@@ -102,6 +104,11 @@ export interface InstallerDeps {
    * was skipped. Default: runQuadletDryRun.
    */
   validateUnits?: CheckUnits;
+  /**
+   * Asks the operator a question on the terminal (`rick-install --grant`);
+   * resolves undefined when there is no terminal to ask on.
+   */
+  prompt?: (question: string) => Promise<string | undefined>;
 }
 
 export interface InstallOptions {
@@ -173,6 +180,8 @@ export interface PreparedInstall {
   notes: string[];
   /** The installed version again, to replace its hand-changed live files. */
   repair: boolean;
+  /** The bundle judged against this host's grant (`plan` shows it). */
+  policy: PolicyReport;
 }
 
 export type Preparation =
@@ -438,6 +447,17 @@ export async function prepareInstall(
     checkPodmanVersion(version, manifest);
   }
   await checkRequiredAccounts(manifest, files, host.accounts);
+  // What the bundle needs beyond the restricted profile, against this host's
+  // grant: refused here, before anything changed (`plan` shows it instead).
+  const policy = await evaluatePolicy({
+    manifest,
+    files,
+    root: paths.root,
+    accounts: host.accounts,
+    live,
+    ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
+  });
+  if (policy.missing.length > 0 && !ctx.dryRun) throw policyRefusal(policy);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
   const secrets = needsSecrets
@@ -565,7 +585,7 @@ export async function prepareInstall(
     },
   };
   const plan = planActivation(live, next);
-  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes, repair };
+  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes, repair, policy };
 }
 
 // ---------------------------------------------------------------------------
@@ -575,6 +595,8 @@ export interface InstallContext {
   host: Host;
   log: Log;
   validateUnits?: InstallerDeps['validateUnits'];
+  /** The bundle, already verified (`rick-install --grant` verified it to show its needs). */
+  verified?: VerifiedBundle;
 }
 
 /** `--root DIR` must name an existing directory: a typo must not grow a tree. */
@@ -606,7 +628,7 @@ export async function installBundle(
   const validate = ctx.validateUnits ?? defaultValidateUnits;
   // A bundle that is untrusted or malformed is refused before the lock, so
   // that such a refusal leaves even a fresh host without a trace.
-  const verified = await readBundleFor(options, paths);
+  const verified = ctx.verified ?? (await readBundleFor(options, paths));
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
     now: () => host.clock.now(),

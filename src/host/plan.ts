@@ -10,6 +10,7 @@ import {
 import { hostPaths } from '../host/paths.js';
 import { readState } from '../host/state.js';
 import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
+import type { PolicyReport } from './policy/judge.js';
 
 export type PlanResult =
   | { outcome: 'noop'; bundle: string; version: string; reason: string }
@@ -22,6 +23,8 @@ export type PlanResult =
       /** Unified diff of every unit, Caddy site and env file, secrets masked. */
       diff: string;
       notes: string[];
+      /** Needs, grant and escalation. */
+      policy: PolicyReport;
     };
 
 export async function planBundle(
@@ -83,5 +86,6 @@ export async function planBundle(
     liveGeneration: prepared.live?.generation,
     plan,
     notes: [...notes, ...prepared.notes],
+    policy: prepared.policy,
   };
 }
