@@ -22,7 +22,16 @@ import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
 import type { Expectation } from '../host/intake/identity.js';
 import { hostPaths } from '../host/paths.js';
+import { grantFileFor } from '../host/policy/grant-path.js';
+import {
+  type HeldRelease,
+  type HeldReleases,
+  heldPath,
+  readHeld,
+  serializeHeld,
+} from '../host/policy/held.js';
 import type { Host } from '../host/system.js';
+import type { FeedCache } from './cache.js';
 import {
   FEED_CACHE_VERSION,
   feedBodyPath,
@@ -80,6 +89,8 @@ export interface UpdateDeps {
 
 interface Decided {
   installed: Record<string, string>;
+  /** Releases held until the operator grants what they need (src/host/policy/held.ts). */
+  held: HeldReleases;
   /** The rollback error to report once the decision has been recorded. */
   rolledBack: unknown;
   /** The releases decided on, as the cache keeps them. */
@@ -144,7 +155,10 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     const cacheFile = feedCachePath(paths.stateDir);
     const cache = readFeedCache(cacheFile);
     const unchangedInputs =
-      cache !== undefined && cache.config === configText && cache.state === stateText;
+      cache !== undefined &&
+      cache.config === configText &&
+      cache.state === stateText &&
+      heldGrantsUnchanged(cache, root);
 
     let feed: string;
     let feedUrl: string;
@@ -180,7 +194,8 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
 
     if (response.status === 304 && unchangedInputs) {
       deps.log(`checked ${feed}: unchanged since the last check, nothing new`);
-      recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
+      for (const [bundle, h] of Object.entries(cache.held ?? {})) deps.log(heldLine(bundle, h));
+      recordMetrics(root, metricsFile, checkedAt, cache.installed, true, cache.held);
       return;
     }
     let body: FeedBody;
@@ -229,6 +244,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     }
     const decided = await decideAndInstall(config, body, root, deps);
     installed = decided.installed;
+    const held = await recordHeld(paths.stateDir, decided.held, deps.now());
 
     const etag = response.status === 200 ? response.headers.etag : cache?.etag;
     if (etag) {
@@ -246,13 +262,14 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
           feedTimeoutSec: config.feedTimeoutSec,
           installed,
           truncated: body.truncated,
+          ...(Object.keys(held).length ? { held: cachedHeld(held, root) } : {}),
         },
         decided.body,
         writeFileAtomic,
       );
     }
     if (decided.rolledBack !== undefined) throw decided.rolledBack;
-    recordMetrics(root, metricsFile, checkedAt, installed, true);
+    recordMetrics(root, metricsFile, checkedAt, installed, true, held);
   } catch (error) {
     try {
       recordMetrics(root, metricsFile, checkedAt, installed, false);
@@ -298,6 +315,7 @@ async function decideAndInstall(
     );
   }
   let firstError: unknown;
+  const held: HeldReleases = {};
   for (const bundle of config.bundles) {
     const status = bundleState(await readState(paths.stateFile), bundle);
     const selection = selectRelease(
@@ -322,6 +340,13 @@ async function decideAndInstall(
       await downloadAndInstall(config, bundle, candidate, root, deps);
       deps.log(`${bundle}: installed ${candidate.version}`);
     } catch (error) {
+      if (isRickError(error) && error.code === 'POLICY_REFUSED') {
+        // Not a failure and not quarantined: held until the operator grants it.
+        const h = heldRelease(bundle, candidate.version, error.message, root);
+        held[bundle] = h;
+        deps.log(heldLine(bundle, h));
+        continue;
+      }
       if (isRickError(error) && error.code === 'ROLLED_BACK') {
         deps.log(`${bundle}: rolled back ${candidate.version} because ${error.message}`);
       } else {
@@ -343,7 +368,62 @@ async function decideAndInstall(
     const version = state.bundles[bundle]?.installed;
     if (version) installed[bundle] = version;
   }
-  return { installed, rolledBack: firstError, body: serializeReleases(releases) };
+  return { installed, held, rolledBack: firstError, body: serializeReleases(releases) };
+}
+
+/** What a refusal by policy says, as a held release. */
+function heldRelease(bundle: string, version: string, message: string, root: string): HeldRelease {
+  const grant = grantFileFor('/', bundle);
+  const marker = ' does not grant: ';
+  const at = message.indexOf(marker);
+  return {
+    version,
+    since: '',
+    needs: at === -1 ? message : message.slice(at + marker.length),
+    grant: root === '/' ? grant : join(root, grant),
+  };
+}
+
+/** The one warning line a tick logs for each release it holds. */
+function heldLine(bundle: string, h: HeldRelease): string {
+  return `warning: ${bundle}: holding ${h.version} until ${h.grant} grants what it needs: ${h.needs}`;
+}
+
+/** Each held bundle's grant file as the hold found it, so that a grant makes the next tick decide again. */
+function cachedHeld(held: HeldReleases, root: string): NonNullable<FeedCache['held']> {
+  const out: NonNullable<FeedCache['held']> = {};
+  for (const [bundle, h] of Object.entries(held)) {
+    out[bundle] = { ...h, grantText: readText(grantFileFor(root, bundle)) ?? '' };
+  }
+  return out;
+}
+
+function heldGrantsUnchanged(cache: FeedCache, root: string): boolean {
+  return Object.entries(cache.held ?? {}).every(
+    ([bundle, h]) => (readText(grantFileFor(root, bundle)) ?? '') === h.grantText,
+  );
+}
+
+/** Writes held.json when what is held changed; keeps the time each hold began. */
+async function recordHeld(stateDir: string, held: HeldReleases, now: Date): Promise<HeldReleases> {
+  const before = readHeld(stateDir);
+  const out: HeldReleases = {};
+  for (const [bundle, h] of Object.entries(held)) {
+    const since = before[bundle]?.version === h.version ? before[bundle]!.since : now.toISOString();
+    out[bundle] = { ...h, since };
+  }
+  const text = serializeHeld(out);
+  const existing = readText(heldPath(stateDir));
+  if (Object.keys(out).length === 0) {
+    if (existing !== undefined) {
+      const { rm } = await import('node:fs/promises');
+      await rm(heldPath(stateDir), { force: true });
+    }
+  } else if (existing !== text) {
+    const { writeFileAtomic } = await import('./update-deferred.js');
+    await writeFileAtomic(heldPath(stateDir), text, 0o644);
+  }
+  return out;
 }
 
 async function downloadAndInstall(
@@ -422,6 +502,7 @@ function recordMetrics(
   checkedAt: Date,
   installed: Record<string, string> | undefined,
   success: boolean,
+  held?: Record<string, { version: string }>,
 ): void {
   if (!metricsFile) return;
   const file = join(root, metricsFile);
@@ -434,6 +515,7 @@ function recordMetrics(
     lastSuccess: success ? now : previous.lastSuccess,
     successTotal: previous.successTotal + (success ? 1 : 0),
     failureTotal: previous.failureTotal + (success ? 0 : 1),
+    held: Object.fromEntries(Object.entries(held ?? {}).map(([b, h]) => [b, h.version])),
   });
   writeMetricsFile(file, text);
 }

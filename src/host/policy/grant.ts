@@ -29,8 +29,9 @@ import {
 } from '../../bundle/needs.js';
 import { describe, RickError } from '../../errors.js';
 import { writeFileAtomic } from '../state.js';
+import { grantFileFor } from './grant-path.js';
 
-export const POLICY_DIR = '/etc/rick/policy.d';
+export { grantFileFor, POLICY_DIR } from './grant-path.js';
 
 /** Grant-file keys of each need kind. */
 export const grantKeys: Record<NeedKind, string> = {
@@ -59,10 +60,6 @@ export interface Grant {
   needs: Needs;
   /** The file's text ('' when absent), to tell later whether it changed. */
   text: string;
-}
-
-export function grantFileFor(root: string, bundle: string): string {
-  return join(root, POLICY_DIR, `${bundle}.conf`);
 }
 
 /** Parses a grant file's text; throws CONFIG_INVALID naming every problem. */
