@@ -23,7 +23,7 @@ import { describe, RickError } from '../errors.js';
 import { parseGrant } from '../host/policy/grant.js';
 import type { PolicyReport } from '../host/policy/judge.js';
 import type { CommandRunner } from '../io/exec.js';
-import { buildPolicyRefusal, judgeAsHost } from './needs-check.js';
+import { buildPolicyRefusal, judgeAsHost, undeclaredRefusal } from './needs-check.js';
 
 export interface BuildDeps {
   output: Output;
@@ -286,11 +286,6 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
       ? {}
       : { needs: renderNeeds(source.definition.needs, context, renderer.renderString) }),
   });
-  for (const need of plan.needs.unused) {
-    deps.output.stderr(`warning: bundle.yaml declares ${need}, which no unit uses\n`);
-  }
-  const policy =
-    options.policy === undefined ? undefined : await judgePolicy(plan, options.policy, deps);
 
   if (options.quadletCheck === false) {
     deps.output.stderr("warning: podman's quadlet check skipped (--no-quadlet-check)\n");
@@ -310,6 +305,13 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
   } else {
     for (const line of await checkSites(plan, deps)) deps.output.stderr(`caddy: ${line}\n`);
   }
+  // After podman's, systemd's and Caddy's own checks, whose messages say more about a file they cannot read.
+  if (plan.needs.undeclared.length > 0) throw undeclaredRefusal(plan.needs);
+  for (const need of plan.needs.unused) {
+    deps.output.stderr(`warning: bundle.yaml declares ${need}, which no unit uses\n`);
+  }
+  const policy =
+    options.policy === undefined ? undefined : await judgePolicy(plan, options.policy, deps);
   if (info.epochFrom === 'none') {
     deps.output.stderr(
       'warning: no SOURCE_DATE_EPOCH and no git commit: createdAt is 1970-01-01T00:00:00Z\n',

@@ -43,6 +43,8 @@ export interface NeedsCheckInput {
 export interface NeedsCheck {
   needs: Needs;
   findings: Finding[];
+  /** What the units use that the declaration does not cover: the build fails on these. */
+  undeclared: Finding[];
   /** Declared needs nothing in the units uses (worth a warning, not an error). */
   unused: string[];
 }
@@ -74,22 +76,24 @@ export function checkDeclaredNeeds(input: NeedsCheckInput): NeedsCheck {
     ownUsers: own.users,
     ownGroups: own.groups,
   });
-  const beyond = findings.filter((f) => !covers(needs, f.need));
-  if (beyond.length) {
-    throw new RickError(
-      'NEEDS_UNDECLARED',
-      `the rendered units use what bundle.yaml does not declare: ${beyond
-        .map((f) => `${formatNeed(f.need)} (${formatFinding(f)})`)
-        .join('; ')}`,
-      {
-        hint: 'declare it under needs: in bundle.yaml if the units truly need it, or fix the template; docs/policy.md has the rules',
-      },
-    );
-  }
+  const undeclared = findings.filter((f) => !covers(needs, f.need));
   const unused = needsList(needs)
     .filter((need) => !findings.some((f) => covers(needsFrom([need]), f.need)))
     .map(formatNeed);
-  return { needs, findings, unused };
+  return { needs, findings, undeclared, unused };
+}
+
+/** The refusal of units that use what bundle.yaml does not declare. */
+export function undeclaredRefusal(check: NeedsCheck): RickError {
+  return new RickError(
+    'NEEDS_UNDECLARED',
+    `the rendered units use what bundle.yaml does not declare: ${check.undeclared
+      .map((f) => `${formatNeed(f.need)} (${formatFinding(f)})`)
+      .join('; ')}`,
+    {
+      hint: 'declare it under needs: in bundle.yaml if the units truly need it, or fix the template; docs/policy.md has the rules',
+    },
+  );
 }
 
 /** Judges a built bundle as a host with `grant` will: what the grant would not allow. */

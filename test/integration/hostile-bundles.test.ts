@@ -782,7 +782,7 @@ const cliCases: CliCase[] = [
         forgeTgz([
           {
             path: MANIFEST_PATH,
-            data: manifestFor([unitFile], (m) => ({ ...m, version: 'latest', schemaVersion: 2 })),
+            data: manifestFor([unitFile], (m) => ({ ...m, version: 'latest', schemaVersion: 3 })),
           },
           { path: unitFile.path, data: unit },
         ]),
