@@ -617,6 +617,46 @@ async function pathExists(path: string): Promise<boolean> {
   );
 }
 
+/**
+ * The policy check of prepareInstall, run before the lock (reading only) for
+ * a release the version policy would install; prepareInstall judges again
+ * under the lock.
+ */
+async function refuseUngranted(
+  options: InstallOptions,
+  paths: HostPaths,
+  host: Host,
+  verified: VerifiedBundle,
+): Promise<void> {
+  const { manifest, files } = verified.contents;
+  const state = await readState(paths.stateFile);
+  const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
+    allowDowngrade: options.allowDowngrade ?? false,
+  });
+  if (decision.action !== 'install') return;
+  let live: StoredGeneration | undefined;
+  try {
+    const liveNumber = await readLiveGenerationNumber(paths);
+    live =
+      liveNumber === undefined
+        ? undefined
+        : await readGeneration(paths, liveNumber, { installer: false });
+  } catch {
+    // An interrupted run may have left `current` unreadable: recovery, under
+    // the lock, comes first, and prepareInstall judges then.
+    return;
+  }
+  const policy = await evaluatePolicy({
+    manifest,
+    files,
+    root: paths.root,
+    accounts: host.accounts,
+    live,
+    ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
+  });
+  if (policy.missing.length > 0) throw policyRefusal(policy);
+}
+
 /** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
 export async function installBundle(
   options: InstallOptions,
@@ -629,6 +669,8 @@ export async function installBundle(
   // A bundle that is untrusted or malformed is refused before the lock, so
   // that such a refusal leaves even a fresh host without a trace.
   const verified = ctx.verified ?? (await readBundleFor(options, paths));
+  // Judged before the lock too, so that what this host has not granted leaves no trace at all.
+  await refuseUngranted(options, paths, host, verified);
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
     now: () => host.clock.now(),

@@ -164,7 +164,10 @@ export function grantLines(needs: readonly Need[]): string[] {
   const lines: string[] = [];
   if (needs.some((n) => n.kind === 'privileged')) lines.push('PROFILE=privileged');
   for (const kind of needKinds) {
-    const values = needs.filter((n) => n.kind === kind).map((n) => (n as { value: string }).value);
+    const values = needs
+      .filter((n) => n.kind === kind)
+      .map((n) => (n as { value: string }).value)
+      .sort();
     if (values.length) lines.push(`${grantKeys[kind]}=${values.join(' ')}`);
   }
   return lines;
