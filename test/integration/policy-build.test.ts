@@ -5,7 +5,7 @@
  * naming the need and the line) and writes no output file. Then
  * `--policy FILE` judges a bundle as a host with that grant will.
  */
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
@@ -175,12 +175,17 @@ describe('rick-bundle build --policy FILE', () => {
     await noOutput();
   });
 
-  it('the Authentik bundle passes restricted with exactly the grant the README shows', async () => {
+  it('the Authentik bundle passes restricted with exactly its grant, which the README shows', async () => {
+    const grant = await readFile(join(repoRoot, 'bundles/authentik/policy.conf'), 'utf8');
+    const lines = grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(lines).toEqual([
+      'GROUPS=postgres-clients valkey-clients',
+      'PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw',
+    ]);
+    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+    for (const line of lines) expect(readme).toContain(line);
     const policy = join(work, 'authentik.conf');
-    await writeFile(
-      policy,
-      'GROUPS=postgres-clients valkey-clients\nPATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw\n',
-    );
+    await writeFile(policy, grant);
     const r = await build(join(repoRoot, 'bundles/authentik'), ['--policy', policy]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
