@@ -12,7 +12,7 @@
 #
 # Each bundle is judged against bundles/<name>/policy.conf, the grant its
 # hosts keep in /etc/rick/policy.d/<name>.conf: a release that needs more
-# than that grant fails here (exit 12), instead of being held on every host.
+# than that grant fails here (exit 14), instead of being held on every host.
 set -eu
 cd "$(dirname "$0")/.."
 
