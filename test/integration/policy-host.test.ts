@@ -143,7 +143,7 @@ const cases: RuleCase[] = [
   },
   {
     rule: 'unjudged',
-    files: withUnit(container('Volume=${HOME}:/home')),
+    files: withUnit(container(`Volume=\${HOME}:/home`)),
     needs: ['privileged'],
   },
 ];
