@@ -160,7 +160,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
 });
 
 describe('rick-bundle build --policy FILE', () => {
-  it('refuses, writing nothing, a bundle a host with this grant would hold (exit 12)', async () => {
+  it('refuses, writing nothing, a bundle a host with this grant would hold (exit 14)', async () => {
     const dir = await writeBundleDir(
       join(work, 'app'),
       bundle(`${base}Volume=/srv/app:/data\n`, '  paths: ["/srv/app:rw"]\n'),

@@ -1,6 +1,6 @@
 /**
  * The restricted profile on the host: one named test per rule, each a signed
- * bundle whose unit breaks it, refused by `rick-install --root` with exit 12
+ * bundle whose unit breaks it, refused by `rick-install --root` with exit 14
  * and a message naming exactly what is new, the host tree unchanged; then
  * the grant file, `--grant`, and `plan`.
  */
