@@ -824,7 +824,8 @@ describe.sequential('authentik on a real systemd host', () => {
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/bootstrap.sh`,
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/authentik-1.0.0.tgz`,
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/authentik-1.0.0.tgz.sig`,
-          `sh bootstrap.sh --bundle authentik-1.0.0.tgz --key /root/release.asc --feed ${FEED_URL} --bundles authentik --caddy`,
+          // --yes: no terminal to ask on; the operator accepts the first release's needs.
+          `sh bootstrap.sh --bundle authentik-1.0.0.tgz --key /root/release.asc --feed ${FEED_URL} --bundles authentik --caddy --yes`,
         ].join('\n'),
         { allowFail: true, timeoutMs: 600_000 },
       );
@@ -837,6 +838,18 @@ describe.sequential('authentik on a real systemd host', () => {
       check(
         "Debian's Caddyfile keeps its own site and gains the one line",
         caddyfile.includes(':80 {') && caddyfile.trimEnd().endsWith(CADDY_LINE),
+      );
+      // Authentik runs under the restricted profile with exactly the grant the README shows.
+      const grant = await host.exec(['cat', '/etc/rick/policy.d/authentik.conf'], { quiet: true });
+      const granted = grant.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+      check(
+        'bootstrap.sh granted authentik its client groups, state and socket directories',
+        JSON.stringify(granted) ===
+          JSON.stringify([
+            'GROUPS=postgres-clients valkey-clients',
+            'PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw',
+          ]),
+        granted.join(' | '),
       );
       const link = await host.exec(['readlink', '/usr/local/bin/rick-install'], { quiet: true });
       check(

@@ -63,6 +63,7 @@ function container(role: string, tag: string): FactoryFile {
       'Pod=demo.pod',
       `Exec=${role}`,
       'EnvironmentFile=@@rick:path:env/demo.env@@',
+      'User=@@rick:uid:demo@@',
       '',
       '[Install]',
       'WantedBy=multi-user.target',

@@ -846,7 +846,7 @@ const cliCases: CliCase[] = [
           f.path === 'quadlet/demo-app.container'
             ? {
                 ...f,
-                content: `${f.content}# also\n[Service]\nEnvironment=G=@@rick:gid:valkey-clients@@\n`,
+                content: `${f.content}# also\n[Container]\nEnvironment=G=@@rick:gid:valkey-clients@@\n`,
               }
             : f,
         ),
