@@ -25,7 +25,11 @@ export interface HostTree {
 
 export const SECRET = 'p@ss/word&x=1';
 
-/** What the test hosts grant the sample bundle (test/helpers/bundle-factory.ts): its user, group and client group. */
+/**
+ * What the test hosts grant the sample bundle (test/helpers/bundle-factory.ts):
+ * its client group, and its user and group for trees where those exist
+ * before the bundle creates them.
+ */
 export const DEMO_GRANT = 'GROUPS=demo postgres-clients\nUSERS=demo\n';
 
 export async function makeHostTree(

@@ -131,7 +131,7 @@ describe('bootstrap.sh', () => {
       // The first release's needs, shown and granted (--yes: no terminal to ask on).
       expect(r.stdout).toContain('  NEW      group postgres-clients');
       expect(await readFile(join(tree.root, 'etc/rick/policy.d/demo.conf'), 'utf8')).toMatch(
-        /# granted .* for demo 1\.0\.0 by rick-install --grant\nGROUPS=demo postgres-clients\nUSERS=demo\n$/,
+        /# granted .* for demo 1\.0\.0 by rick-install --grant\nGROUPS=postgres-clients\n$/,
       );
 
       const keyPath = join(tree.root, 'etc/rick/keys/release.asc');
