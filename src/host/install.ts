@@ -618,9 +618,12 @@ async function pathExists(path: string): Promise<boolean> {
 }
 
 /**
- * The policy check of prepareInstall, run before the lock (reading only) for
- * a release the version policy would install; prepareInstall judges again
- * under the lock.
+ * The checks of prepareInstall that refuse a bundle for what it is, run
+ * before the lock (reading only) for a release the version policy would
+ * install: what it may name and own here and its unit names first, whose
+ * BUNDLE_INVALID says the bundle itself is wrong, then the policy, whose
+ * POLICY_REFUSED says the host has not granted it yet. prepareInstall runs
+ * them again under the lock.
  */
 async function refuseUngranted(
   options: InstallOptions,
@@ -646,6 +649,8 @@ async function refuseUngranted(
     // the lock, comes first, and prepareInstall judges then.
     return;
   }
+  await checkOwnership(paths, host, manifest, files, live);
+  await checkUnitNames(paths, manifest, files, live);
   const policy = await evaluatePolicy({
     manifest,
     files,
@@ -669,7 +674,8 @@ export async function installBundle(
   // A bundle that is untrusted or malformed is refused before the lock, so
   // that such a refusal leaves even a fresh host without a trace.
   const verified = ctx.verified ?? (await readBundleFor(options, paths));
-  // Judged before the lock too, so that what this host has not granted leaves no trace at all.
+  // Judged before the lock too (what it may own here, then what this host
+  // granted), so that such a refusal leaves no trace at all.
   await refuseUngranted(options, paths, host, verified);
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
