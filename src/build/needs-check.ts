@@ -36,6 +36,8 @@ export interface NeedsCheckInput {
   declared: Record<string, unknown> | undefined;
   /** Rendered Quadlet units and drop-ins, relative to quadlet/. */
   units: ReadonlyMap<string, string>;
+  /** Rendered plain systemd units, by unit name. */
+  plainUnits?: ReadonlyMap<string, string>;
   /** Rendered sysusers.d fragments, by template name. */
   sysusers: ReadonlyArray<{ name: string; content: string }>;
 }
@@ -72,6 +74,7 @@ export function checkDeclaredNeeds(input: NeedsCheckInput): NeedsCheck {
   const own = createdAccounts(entries);
   const { findings } = judgeUnits({
     files: input.units,
+    ...(input.plainUnits === undefined ? {} : { plainUnits: input.plainUnits }),
     bundle: input.bundle,
     ownUsers: own.users,
     ownGroups: own.groups,

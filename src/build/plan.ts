@@ -184,6 +184,9 @@ export function planBundle(input: PlanInput): BundlePlan {
     bundle: input.name,
     declared: input.needs,
     units: new Map(input.files.filter((f) => f.kind === 'quadlet').map((f) => [f.name, f.content])),
+    plainUnits: new Map(
+      input.files.filter((f) => f.kind === 'systemd').map((f) => [f.name, f.content]),
+    ),
     sysusers: input.files
       .filter((f) => f.kind === 'sysusers')
       .map((f) => ({ name: f.template, content: f.content })),

@@ -319,9 +319,20 @@ async function rickUpdate(expectCode: number): Promise<string> {
 }
 
 /** rick-install <bundle> by hand, as an operator runs it. */
-async function rickInstall(path: string, expectCode: number): Promise<string> {
-  const r = await host.exec(['rick-install', path], { allowFail: true, timeoutMs: 600_000 });
-  check(`rick-install ${path} exits ${expectCode}`, r.code === expectCode, `exit ${r.code}`);
+async function rickInstall(
+  path: string,
+  expectCode: number,
+  flags: string[] = [],
+): Promise<string> {
+  const r = await host.exec(['rick-install', path, ...flags], {
+    allowFail: true,
+    timeoutMs: 600_000,
+  });
+  check(
+    `rick-install ${[path, ...flags].join(' ')} exits ${expectCode}`,
+    r.code === expectCode,
+    `exit ${r.code}`,
+  );
   return `${r.stdout}${r.stderr}`;
 }
 
@@ -448,6 +459,9 @@ async function writePlainUnitsBundle(execStart?: string, withMarker = true): Pro
       'services:',
       ...(withMarker ? ['  - unit: e2e-marker.service'] : []),
       '  - unit: e2e-tick.timer',
+      // Plain units run their commands on the host: beyond the restricted profile.
+      'needs:',
+      '  service: [ExecStart]',
       '',
     ].join('\n'),
   );
@@ -1603,7 +1617,24 @@ describe.sequential('authentik on a real systemd host', () => {
     await step('19. plain units', async () => {
       const dir = await writePlainUnitsBundle();
       const v1 = await buildRelease('1.0.0', { marker: 'v1' }, 'e2e-units', { bundleDir: dir });
-      const out = await rickInstall(await copyBundleIn(v1), 0);
+      const v1Path = await copyBundleIn(v1);
+      // The host commands of plain units wait for the operator's grant.
+      const ungranted = await hostTrees();
+      const refused = await rickInstall(v1Path, ExitCode.policy);
+      check(
+        "without a grant, the install is refused naming the plain units' host command",
+        refused.includes('error POLICY_REFUSED: e2e-units 1.0.0 needs what') &&
+          refused.includes('service directive ExecStart (declared; e2e-marker.service:'),
+        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+      );
+      await expectTreesUnchanged(ungranted);
+      const out = await rickInstall(v1Path, 0, ['--grant', '--yes']);
+      const grant = await host.exec(['cat', '/etc/rick/policy.d/e2e-units.conf'], { quiet: true });
+      check(
+        '--grant --yes recorded SERVICE=ExecStart for e2e-units',
+        grant.stdout.split('\n').includes('SERVICE=ExecStart'),
+        grant.stdout,
+      );
       check(
         'the plan starts the plain units',
         /start +e2e-marker\.service \(new\)/.test(out) &&

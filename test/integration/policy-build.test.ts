@@ -105,6 +105,25 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
     await noOutput();
   });
 
+  it('rule host-commands: a plain systemd unit runs its ExecStart= on the host', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(base),
+      'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  systemd: [systemd/app-fix.service]\n  sysusers: [sysusers.d/app.conf]\n`,
+      'systemd/app-fix.service':
+        '[Unit]\nDescription=app fix\n\n[Service]\nType=oneshot\nExecStart=/bin/chmod 0666 /etc/shadow\n',
+    });
+    const r = await build(dir, ['--no-systemd-check']);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toMatch(
+      /^error NEEDS_UNDECLARED: the rendered units use what bundle\.yaml does not declare: /m,
+    );
+    expect(r.stderr).toContain(
+      'service directive ExecStart (app-fix.service:6 ExecStart=/bin/chmod 0666 /etc/shadow',
+    );
+    expect(r.stderr).toContain('[host-commands]');
+    await noOutput();
+  });
+
   it('a template mistake: a variable that renders a host path into PodmanArgs', async () => {
     const dir = await writeBundleDir(join(work, 'app'), {
       ...bundle(`${base}PodmanArgs=--volume={{ data_dir }}:/data\n`),

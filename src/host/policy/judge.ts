@@ -59,6 +59,21 @@ export function quadletFiles(
   return out;
 }
 
+/** The bundle's plain systemd units by unit name, as text. */
+export function plainUnitFiles(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  const prefix = `${fileKindDirs.systemd}/`;
+  for (const f of manifest.files) {
+    if (f.kind !== 'systemd') continue;
+    const data = files.get(f.path);
+    if (data) out.set(f.path.slice(prefix.length), data.toString('utf8'));
+  }
+  return out;
+}
+
 /** The sysusers.d entries of a bundle (already checked by the archive reader). */
 export function sysusersEntries(
   manifest: Manifest,
@@ -91,6 +106,7 @@ export function judgeBundle(
 ): PolicyReport {
   const judged = judgeUnits({
     files: quadletFiles(manifest, files),
+    plainUnits: plainUnitFiles(manifest, files),
     bundle: manifest.name,
     ownUsers: facts.ownUsers,
     ownGroups: facts.ownGroups,

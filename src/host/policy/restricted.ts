@@ -25,6 +25,7 @@ import {
   lookupAll,
   lookupBoolean,
   lookupLast,
+  parseUnitFile,
   readQuadletUnits,
   type UnitFile,
   type UnitLine,
@@ -49,6 +50,7 @@ export const restrictedRules = [
   'host-users',
   'host-groups',
   'service-directives',
+  'host-commands',
   'unknown-flags',
   'unjudged',
 ] as const;
@@ -74,6 +76,8 @@ export interface JudgeInput {
   /** Users and groups the bundle itself creates (its sysusers.d `u` and `g` lines). */
   ownUsers: ReadonlySet<string>;
   ownGroups: ReadonlySet<string>;
+  /** The bundle's plain systemd units (systemd/), by unit name: they run on the host itself. */
+  plainUnits?: ReadonlyMap<string, string>;
 }
 
 export interface Judgement {
@@ -1546,7 +1550,46 @@ export function judgeUnits(input: JudgeInput): Judgement {
       }
     }
   }
+  for (const [name, text] of [...(input.plainUnits ?? new Map<string, string>())].sort()) {
+    judgePlainUnit(name, text, findings);
+  }
   return { findings, accounts };
+}
+
+/** The sections of a plain unit whose `Exec*=` lines systemd runs on the host. */
+const hostCommandSections = ['Service', 'Socket'];
+
+/**
+ * A plain systemd unit runs on the host, outside any container: each kind of
+ * `Exec*=` line it has (ExecStart, ExecStartPre, …, a socket's ExecStartPre)
+ * is a host command, as root unless the unit says otherwise, and needs the
+ * grant of that directive, as a Quadlet unit's host-side directive does.
+ */
+function judgePlainUnit(name: string, text: string, findings: Finding[]): void {
+  const { groups, problems } = parseUnitFile(text, name);
+  for (const problem of problems) {
+    findings.push({
+      rule: 'unjudged',
+      unit: name,
+      source: problem.source,
+      written: problem.message,
+      need: { kind: 'privileged' },
+      detail: 'systemd cannot read this line',
+    });
+  }
+  for (const section of hostCommandSections) {
+    for (const line of groups.get(section) ?? []) {
+      if (!line.key.startsWith('Exec') || line.value === '') continue;
+      findings.push({
+        rule: 'host-commands',
+        unit: name,
+        source: line.source,
+        written: `${line.key}=${line.value}`,
+        need: { kind: 'service', value: line.key },
+        detail: 'a plain unit runs this command on the host, outside any container',
+      });
+    }
+  }
 }
 
 /** `authentik-server.container:17 Volume=/srv:/srv: path /srv:rw (rule host-paths)`. */
