@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CachedHold, isCachedHolds } from './hold.js';
 
 export const FEED_CACHE_VERSION = 1;
 
@@ -37,10 +38,7 @@ export interface FeedCache {
    * Releases held for want of a grant, with each grant file's text as the
    * hold found it: a grant written since makes the next tick decide again.
    */
-  held?: Record<
-    string,
-    { version: string; since: string; needs: string; grant: string; grantText: string }
-  >;
+  held?: Record<string, CachedHold>;
   /** sha256 of feed-releases.json, the releases list as decided on. */
   bodySha256: string;
   /** The list stopped at FEED_MAX_PAGES: older releases were not read. */
@@ -101,17 +99,7 @@ export function readFeedCache(file: string): FeedCache | undefined {
     typeof installed === 'object' &&
     installed !== null &&
     Object.values(installed).every((v) => typeof v === 'string') &&
-    (c.held === undefined ||
-      (typeof c.held === 'object' &&
-        c.held !== null &&
-        Object.values(c.held).every(
-          (h) =>
-            typeof h === 'object' &&
-            h !== null &&
-            ['version', 'since', 'needs', 'grant', 'grantText'].every(
-              (k) => typeof (h as Record<string, unknown>)[k] === 'string',
-            ),
-        )));
+    isCachedHolds(c.held);
   return ok ? (c as unknown as FeedCache) : undefined;
 }
 

@@ -22,16 +22,8 @@ import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
 import type { Expectation } from '../host/intake/identity.js';
 import { hostPaths } from '../host/paths.js';
-import { grantFileFor } from '../host/policy/grant-path.js';
-import {
-  type HeldRelease,
-  type HeldReleases,
-  heldPath,
-  readHeld,
-  serializeHeld,
-} from '../host/policy/held.js';
+import type { HeldReleases } from '../host/policy/held.js';
 import type { Host } from '../host/system.js';
-import type { FeedCache } from './cache.js';
 import {
   FEED_CACHE_VERSION,
   feedBodyPath,
@@ -42,6 +34,14 @@ import {
 } from './cache.js';
 import { type HttpClient, isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
+import {
+  cachedHeld,
+  heldGrantsUnchanged,
+  heldLine,
+  heldRelease,
+  isPolicyRefusal,
+  recordHeld,
+} from './hold.js';
 import { followIndexFeed } from './index-tick.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
@@ -158,7 +158,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
       cache !== undefined &&
       cache.config === configText &&
       cache.state === stateText &&
-      heldGrantsUnchanged(cache, root);
+      heldGrantsUnchanged(cache.held, root);
 
     let feed: string;
     let feedUrl: string;
@@ -340,7 +340,7 @@ async function decideAndInstall(
       await downloadAndInstall(config, bundle, candidate, root, deps);
       deps.log(`${bundle}: installed ${candidate.version}`);
     } catch (error) {
-      if (isRickError(error) && error.code === 'POLICY_REFUSED') {
+      if (isPolicyRefusal(error)) {
         // Not a failure and not quarantined: held until the operator grants it.
         const h = heldRelease(bundle, candidate.version, error.message, root);
         held[bundle] = h;
@@ -369,61 +369,6 @@ async function decideAndInstall(
     if (version) installed[bundle] = version;
   }
   return { installed, held, rolledBack: firstError, body: serializeReleases(releases) };
-}
-
-/** What a refusal by policy says, as a held release. */
-function heldRelease(bundle: string, version: string, message: string, root: string): HeldRelease {
-  const grant = grantFileFor('/', bundle);
-  const marker = ' does not grant: ';
-  const at = message.indexOf(marker);
-  return {
-    version,
-    since: '',
-    needs: at === -1 ? message : message.slice(at + marker.length),
-    grant: root === '/' ? grant : join(root, grant),
-  };
-}
-
-/** The one warning line a tick logs for each release it holds. */
-function heldLine(bundle: string, h: HeldRelease): string {
-  return `warning: ${bundle}: holding ${h.version} until ${h.grant} grants what it needs: ${h.needs}`;
-}
-
-/** Each held bundle's grant file as the hold found it, so that a grant makes the next tick decide again. */
-function cachedHeld(held: HeldReleases, root: string): NonNullable<FeedCache['held']> {
-  const out: NonNullable<FeedCache['held']> = {};
-  for (const [bundle, h] of Object.entries(held)) {
-    out[bundle] = { ...h, grantText: readText(grantFileFor(root, bundle)) ?? '' };
-  }
-  return out;
-}
-
-function heldGrantsUnchanged(cache: FeedCache, root: string): boolean {
-  return Object.entries(cache.held ?? {}).every(
-    ([bundle, h]) => (readText(grantFileFor(root, bundle)) ?? '') === h.grantText,
-  );
-}
-
-/** Writes held.json when what is held changed; keeps the time each hold began. */
-async function recordHeld(stateDir: string, held: HeldReleases, now: Date): Promise<HeldReleases> {
-  const before = readHeld(stateDir);
-  const out: HeldReleases = {};
-  for (const [bundle, h] of Object.entries(held)) {
-    const since = before[bundle]?.version === h.version ? before[bundle]!.since : now.toISOString();
-    out[bundle] = { ...h, since };
-  }
-  const text = serializeHeld(out);
-  const existing = readText(heldPath(stateDir));
-  if (Object.keys(out).length === 0) {
-    if (existing !== undefined) {
-      const { rm } = await import('node:fs/promises');
-      await rm(heldPath(stateDir), { force: true });
-    }
-  } else if (existing !== text) {
-    const { writeFileAtomic } = await import('./update-deferred.js');
-    await writeFileAtomic(heldPath(stateDir), text, 0o644);
-  }
-  return out;
 }
 
 async function downloadAndInstall(
