@@ -96,11 +96,16 @@ export function isCachedHolds(value: unknown): boolean {
   );
 }
 
-/** Writes held.json when what is held changed; keeps the time each hold began. */
+/**
+ * Writes held.json when what is held changed; keeps the time each hold began.
+ * `writeFileAtomic` is src/host/state.ts's, handed in by the caller: the
+ * front part of the installer reaches it only through update-deferred.
+ */
 export async function recordHeld(
   stateDir: string,
   held: HeldReleases,
   now: Date,
+  writeFileAtomic: (file: string, text: string, mode: number) => Promise<void>,
 ): Promise<HeldReleases> {
   const before = readHeld(stateDir);
   const out: HeldReleases = {};
@@ -116,8 +121,6 @@ export async function recordHeld(
       await rm(heldPath(stateDir), { force: true });
     }
   } else if (existing !== text) {
-    // Loaded only when there is something to write, as the rest of a deciding tick is.
-    const { writeFileAtomic } = await import('./update-deferred.js');
     await writeFileAtomic(heldPath(stateDir), text, 0o644);
   }
   return out;

@@ -228,7 +228,7 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   if (firstError !== undefined && !(isRickError(firstError) && firstError.code === 'ROLLED_BACK')) {
     throw firstError;
   }
-  const holds = await recordHeld(paths.stateDir, held, now);
+  const holds = await recordHeld(paths.stateDir, held, now, writeFileAtomic);
   d.report.held = holds;
   // Kept only with a decision carried out, like the cache: a tick that
   // failed leaves the host as it was, and the next one sees the index again.

@@ -244,7 +244,8 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     }
     const decided = await decideAndInstall(config, body, root, deps);
     installed = decided.installed;
-    const held = await recordHeld(paths.stateDir, decided.held, deps.now());
+    const { writeFileAtomic: writeHeld } = await import('./update-deferred.js');
+    const held = await recordHeld(paths.stateDir, decided.held, deps.now(), writeHeld);
 
     const etag = response.status === 200 ? response.headers.etag : cache?.etag;
     if (etag) {

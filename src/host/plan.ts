@@ -9,8 +9,8 @@ import {
 } from '../host/install.js';
 import { hostPaths } from '../host/paths.js';
 import { readState } from '../host/state.js';
-import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 import type { PolicyReport } from './policy/judge.js';
+import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 
 export type PlanResult =
   | { outcome: 'noop'; bundle: string; version: string; reason: string }
