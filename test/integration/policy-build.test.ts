@@ -225,4 +225,32 @@ describe('rick-bundle build --policy FILE', () => {
     );
     await noOutput();
   });
+  it('the Gitea bundle passes restricted with exactly bundles/gitea/policy.conf', async () => {
+    const grant = await readFile(join(repoRoot, 'bundles/gitea/policy.conf'), 'utf8');
+    expect(grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([
+      'GROUPS=postgres-clients',
+      'PATHS=/var/lib/gitea:rw /var/run/postgresql:rw',
+      'PORTS=0.0.0.0:2222/tcp',
+    ]);
+    const policy = join(work, 'gitea.conf');
+    await writeFile(policy, grant);
+    const r = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '  needs: group postgres-clients, path /var/lib/gitea:rw, path /var/run/postgresql:rw, port 0.0.0.0:2222/tcp\n',
+    );
+    // Without the SSH port a host would hold it.
+    await writeFile(
+      policy,
+      'GROUPS=postgres-clients\nPATHS=/var/lib/gitea:rw /var/run/postgresql:rw\n',
+    );
+    await rm(out, { recursive: true, force: true });
+    const held = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);
+    expect(held.code).toBe(ExitCode.policy);
+    expect(held.stderr).toMatch(
+      /does not grant: port 0\.0\.0\.0:2222\/tcp \(declared; gitea\.container:\d+ PublishPort=0\.0\.0\.0:2222:2222/,
+    );
+    await noOutput();
+  });
 });
