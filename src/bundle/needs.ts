@@ -313,3 +313,15 @@ export function uncovered(granted: Needs, wanted: readonly Need[]): Need[] {
   }
   return out;
 }
+
+/**
+ * The needs of `list` that no other need of it covers: what a grant of them
+ * all must name (`/var/lib/app:rw` makes `/var/lib/app/data:rw` redundant,
+ * `privileged` everything else).
+ */
+export function minimalNeeds(list: readonly Need[]): Need[] {
+  return list.filter(
+    (need) =>
+      !list.some((other) => needKey(other) !== needKey(need) && covers(needsFrom([other]), need)),
+  );
+}

@@ -383,6 +383,26 @@ describe('rick-install --grant', () => {
     );
   });
 
+  it('--yes writes a declared directory once, not each path below it that the units mount', async () => {
+    tree = await makeHostTree(key, { grants: {} });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: withUnit(
+        container('Volume=/srv/demo/data:/data\nVolume=/srv/demo/logs/app.log:/app.log'),
+      ),
+      needs: { groups: ['postgres-clients'], paths: ['/srv/demo:rw'] },
+    });
+    const r = await runInstaller(host, [b.bundlePath, '--grant', '--yes', '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('  NEW      path /srv/demo/data:rw (demo-app.container:');
+    const grant = await readFile(join(tree.root, 'etc/rick/policy.d/demo.conf'), 'utf8');
+    expect(grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([
+      'GROUPS=postgres-clients',
+      'PATHS=/srv/demo:rw',
+    ]);
+  });
+
   it('--yes never grants the privileged profile', async () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });

@@ -39,6 +39,27 @@ describe('parseGrant', () => {
     expect(lines).toEqual(['GROUPS=g', 'PATHS=/a:rw /b:ro']);
     expect(parseGrant(`${lines.join('\n')}\n`, 'x').needs.paths).toEqual(['/a:rw', '/b:ro']);
   });
+  it('names no need that another one it grants covers', () => {
+    const lines = grantLines([
+      { kind: 'groups', value: 'postgres-clients' },
+      { kind: 'paths', value: '/var/lib/authentik/data:rw' },
+      { kind: 'paths', value: '/var/lib/authentik/logs/server.log:rw' },
+      { kind: 'paths', value: '/var/lib/authentik:rw' },
+      { kind: 'paths', value: '/var/lib/authentik-media:ro' },
+      { kind: 'paths', value: '/var/run/valkey:ro' },
+      { kind: 'paths', value: '/var/run/valkey:rw' },
+      { kind: 'ports', value: '0.0.0.0:443/tcp' },
+      { kind: 'ports', value: '*:443/tcp' },
+    ]);
+    expect(lines).toEqual([
+      'GROUPS=postgres-clients',
+      'PATHS=/var/lib/authentik-media:ro /var/lib/authentik:rw /var/run/valkey:rw',
+      'PORTS=*:443/tcp',
+    ]);
+    expect(grantLines([{ kind: 'privileged' }, { kind: 'paths', value: '/:rw' }])).toEqual([
+      'PROFILE=privileged',
+    ]);
+  });
 });
 
 describe('what a grant covers', () => {

@@ -21,6 +21,7 @@ import {
   canonicalNeeds,
   emptyNeeds,
   formatNeed,
+  minimalNeeds,
   type Need,
   type NeedKind,
   type Needs,
@@ -159,8 +160,13 @@ export async function readGrant(
   }
 }
 
-/** The lines that grant `needs`, one key per kind, as an operator would write them. */
-export function grantLines(needs: readonly Need[]): string[] {
+/**
+ * The lines that grant `needs`, one key per kind, as an operator would write
+ * them: a need another one covers (a directory below a granted one) is not
+ * named again.
+ */
+export function grantLines(all: readonly Need[]): string[] {
+  const needs = minimalNeeds(all);
   const lines: string[] = [];
   if (needs.some((n) => n.kind === 'privileged')) lines.push('PROFILE=privileged');
   for (const kind of needKinds) {
