@@ -1452,8 +1452,24 @@ describe.sequential('authentik on a real systemd host', () => {
         },
         'gitea',
       );
+      const v1Path = await copyBundleIn(v1);
+      // Gitea runs under the restricted profile with the grant its hosts keep.
+      const ungranted = await hostTrees();
+      const refused = await rickInstall(v1Path, ExitCode.policy);
+      check(
+        'without its grant, Gitea is refused naming the SSH port it publishes',
+        refused.includes('error POLICY_REFUSED: gitea 1.0.0 needs what') &&
+          refused.includes('port 0.0.0.0:2222/tcp (declared; gitea.container:'),
+        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+      );
+      await expectTreesUnchanged(ungranted);
+      await host.writeFile(
+        '/etc/rick/policy.d/gitea.conf',
+        await readFile(join(repo, 'bundles/gitea/policy.conf'), 'utf8'),
+        '0644',
+      );
       const caddyPid = await host.show('caddy.service', 'MainPID');
-      const out = await rickInstall(await copyBundleIn(v1), 0);
+      const out = await rickInstall(v1Path, 0);
       check(
         'the plan reloads Caddy for the new site',
         /reload +caddy\.service \(gitea\/caddy\/gitea\.caddy changed\)/.test(out),
