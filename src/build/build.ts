@@ -305,13 +305,6 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
   } else {
     for (const line of await checkSites(plan, deps)) deps.output.stderr(`caddy: ${line}\n`);
   }
-  // After podman's, systemd's and Caddy's own checks, whose messages say more about a file they cannot read.
-  if (plan.needs.undeclared.length > 0) throw undeclaredRefusal(plan.needs);
-  for (const need of plan.needs.unused) {
-    deps.output.stderr(`warning: bundle.yaml declares ${need}, which no unit uses\n`);
-  }
-  const policy =
-    options.policy === undefined ? undefined : await judgePolicy(plan, options.policy, deps);
   if (info.epochFrom === 'none') {
     deps.output.stderr(
       'warning: no SOURCE_DATE_EPOCH and no git commit: createdAt is 1970-01-01T00:00:00Z\n',
@@ -322,6 +315,14 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
   // Read the tarball back as every host will, so that a bundle hosts would refuse is never published.
   const { parseBundleArchive } = await import('../bundle/archive.js');
   parseBundleArchive(tgz);
+  // After podman's, systemd's and Caddy's own checks, whose messages say more about a file they
+  // cannot read, and after the archive reader's, as a host judges a malformed bundle first.
+  if (plan.needs.undeclared.length > 0) throw undeclaredRefusal(plan.needs);
+  for (const need of plan.needs.unused) {
+    deps.output.stderr(`warning: bundle.yaml declares ${need}, which no unit uses\n`);
+  }
+  const policy =
+    options.policy === undefined ? undefined : await judgePolicy(plan, options.policy, deps);
   const outDir = resolve(deps.cwd, options.outDir ?? '.');
   await mkdir(outDir, { recursive: true });
   const path = join(outDir, plan.fileName);
