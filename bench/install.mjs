@@ -112,6 +112,17 @@ for (const [name, text] of [
   writeFileSync(file, text, { mode: 0o600 });
   chmodSync(file, 0o600);
 }
+// What each host grants the bundles (docs/policy.md): Authentik its repository
+// grant, the synthetic bundle its user and the client group.
+mkdirSync(join(template, 'etc/rick/policy.d'), { recursive: true });
+cpSync(
+  join(repo, 'bundles/authentik/policy.conf'),
+  join(template, 'etc/rick/policy.d/authentik.conf'),
+);
+writeFileSync(
+  join(template, 'etc/rick/policy.d/synth.conf'),
+  'GROUPS=synth postgres-clients\nUSERS=synth\n',
+);
 // gpgv reads binary keyrings; the installer converts the armored key the same way.
 const floorScript = join(repo, 'bench/install-floor.cjs');
 const floorKeyring = join(work, 'floor-keyring.gpg');

@@ -3,7 +3,7 @@
 # gpgv and tar:
 #
 #   sh bootstrap.sh --bundle authentik-1.2.0.tgz --key release.asc \
-#      --feed acme/rick-releases --bundles authentik [--range '^1'] [--channel stable] [--caddy]
+#      --feed acme/rick-releases --bundles authentik [--range '^1'] [--channel stable] [--caddy] [--yes]
 #
 # 1. checks the bundle's detached signature (BUNDLE.sig unless --signature)
 #    with gpgv against the release key, before anything is read from the bundle
@@ -19,9 +19,13 @@
 #    Caddy sites of rick's bundles, and says so (the Caddyfile is the
 #    operator's: without --caddy it is only read, and a missing line noted);
 # 4. runs the first install with the extracted installer, which checks the
-#    signature and the expectation again (--expect), and points
-#    /usr/local/bin/rick-install at the live generation's installer, so the
-#    command updates and rolls back with the services), then enables the timer.
+#    signature and the expectation again (--expect), with --grant: it shows
+#    what the release needs beyond the restricted profile and records the
+#    operator's grant in /etc/rick/policy.d/<bundle>.conf (asking on the
+#    terminal, or accepting with --yes; never the privileged profile); it
+#    points /usr/local/bin/rick-install at the live generation's installer,
+#    so the command updates and rolls back with the services; then it
+#    enables the timer.
 #
 # The key may be armored (.asc; gpg is then needed to dearmor it for gpgv) or
 # binary (.gpg; gpgv alone suffices). Idempotent: running it again with the
@@ -35,7 +39,7 @@ usage() {
 usage: bootstrap.sh --bundle FILE --key FILE --feed OWNER/NAME|URL --bundles "NAME..."
                     [--expect NAME@VERSION] [--signature FILE]
                     [--channel stable|prerelease] [--range RANGE] [--root DIR] [--no-timer]
-                    [--caddy]
+                    [--caddy] [--yes]
 EOF
 }
 
@@ -55,6 +59,7 @@ range="*"
 root=""
 timer=1
 caddy=0
+yes=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle="${2:?--bundle needs a file}"; shift 2 ;;
@@ -68,6 +73,7 @@ while [ $# -gt 0 ]; do
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
     --no-timer) timer=0; shift ;;
     --caddy) caddy=1; shift ;;
+    --yes) yes="--yes"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -285,11 +291,12 @@ elif [ -f "$caddyfile" ] && ! grep -qxF "$caddy_line" "$caddyfile"; then
   echo "bootstrap: note: /etc/caddy/Caddyfile does not import rick's sites; bundles with Caddy sites need this line (--caddy adds it): $caddy_line"
 fi
 
-# 4. The first install, with the installer from the verified bundle.
+# 4. The first install, with the installer from the verified bundle, granting
+#    what the release needs once the operator accepts it.
 if [ -n "$root" ]; then
-  node "$installer" install "$bundle" --signature "$signature" --expect "$expect" --root "$root"
+  node "$installer" install "$bundle" --signature "$signature" --expect "$expect" --grant $yes --root "$root"
 else
-  node "$installer" install "$bundle" --signature "$signature" --expect "$expect"
+  node "$installer" install "$bundle" --signature "$signature" --expect "$expect" --grant $yes
 fi
 
 if [ "$timer" -eq 1 ]; then

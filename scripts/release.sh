@@ -9,6 +9,10 @@
 # from an argument. DIR (default: release/) receives, for each bundle,
 # <name>-<version>.tgz and its detached signature .sig, then bootstrap.sh,
 # SHA256SUMS over all of them and its detached signature SHA256SUMS.sig.
+#
+# Each bundle is judged against bundles/<name>/policy.conf, the grant its
+# hosts keep in /etc/rick/policy.d/<name>.conf: a release that needs more
+# than that grant fails here (exit 14), instead of being held on every host.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -49,7 +53,9 @@ found=0
 for dir in bundles/*/; do
   [ -f "$dir/bundle.yaml" ] || continue
   found=1
-  node dist/cli/rick-bundle.js build "$dir" --version "$version" --out "$out"
+  [ -f "$dir/policy.conf" ] ||
+    { echo "release: ${dir}policy.conf is missing: the grant hosts keep for this bundle" >&2; exit 2; }
+  node dist/cli/rick-bundle.js build "$dir" --version "$version" --out "$out" --policy "$dir/policy.conf"
 done
 [ "$found" -eq 1 ] || { echo "release: no bundle in bundles/" >&2; exit 1; }
 

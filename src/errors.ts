@@ -20,6 +20,7 @@ export const ExitCode = {
   feed: 11,
   imagePull: 12,
   indexExpired: 13,
+  policy: 14,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -34,6 +35,7 @@ const codes = {
   TEMPLATE_ERROR: ExitCode.invalidBundle,
   UNDEFINED_VARIABLE: ExitCode.invalidBundle,
   UNKNOWN_PLACEHOLDER: ExitCode.invalidBundle,
+  NEEDS_UNDECLARED: ExitCode.invalidBundle,
   QUADLET_REJECTED: ExitCode.invalidBundle,
   UNITS_REJECTED: ExitCode.invalidBundle,
   SITE_REJECTED: ExitCode.invalidBundle,
@@ -64,6 +66,8 @@ const codes = {
   STATE_INCONSISTENT: ExitCode.rollbackFailed,
   LOCK_BUSY: ExitCode.lockBusy,
   DRIFT: ExitCode.drift,
+  // Host policy: the bundle needs more than this host grants it.
+  POLICY_REFUSED: ExitCode.policy,
   // Release feed.
   FEED_ERROR: ExitCode.feed,
   CONFIG_INVALID: ExitCode.usage,
@@ -145,6 +149,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
     'an image the new units need could not be pulled: nothing was changed, the update timer tries again',
   ],
   [ExitCode.indexExpired, 'release index expired: the feed may be frozen; nothing was installed'],
+  [ExitCode.policy, 'refused by host policy: the bundle needs what this host has not granted'],
 ];
 
 export function formatExitCodes(): string {

@@ -17,9 +17,13 @@ import { packTarGz } from '../build/tar-pack.js';
 import { CADDY_SITES_ENV, caddyBundleImport, validateCaddyfile } from '../bundle/caddy.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
 import { verifySystemdUnits } from '../bundle/systemd-verify.js';
+import { parseSysusers } from '../bundle/sysusers.js';
 import type { Output } from '../cli/run.js';
 import { describe, RickError } from '../errors.js';
+import { parseGrant } from '../host/policy/grant.js';
+import type { PolicyReport } from '../host/policy/judge.js';
 import type { CommandRunner } from '../io/exec.js';
+import { buildPolicyRefusal, judgeAsHost, undeclaredRefusal } from './needs-check.js';
 
 export interface BuildDeps {
   output: Output;
@@ -44,12 +48,16 @@ export interface BuildOptions {
   systemdCheck?: boolean;
   /** `caddy validate` of the Caddy sites (default on). */
   caddyCheck?: boolean;
+  /** A host's grant file (policy.d/<bundle>.conf): judge the bundle as that host will. */
+  policy?: string;
 }
 
 export interface BuildResult {
   path: string;
   plan: BundlePlan;
   tgz: Buffer;
+  /** The judgement against --policy, when given. */
+  policy?: PolicyReport;
 }
 
 async function readInstaller(path: string, isDefault: boolean): Promise<Buffer> {
@@ -274,6 +282,9 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
       })),
     })),
     installer,
+    ...(source.definition.needs === undefined
+      ? {}
+      : { needs: renderNeeds(source.definition.needs, context, renderer.renderString) }),
   });
 
   if (options.quadletCheck === false) {
@@ -304,9 +315,53 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
   // Read the tarball back as every host will, so that a bundle hosts would refuse is never published.
   const { parseBundleArchive } = await import('../bundle/archive.js');
   parseBundleArchive(tgz);
+  // After podman's, systemd's and Caddy's own checks, whose messages say more about a file they
+  // cannot read, and after the archive reader's, as a host judges a malformed bundle first.
+  if (plan.needs.undeclared.length > 0) throw undeclaredRefusal(plan.needs);
+  for (const need of plan.needs.unused) {
+    deps.output.stderr(`warning: bundle.yaml declares ${need}, which no unit uses\n`);
+  }
+  const policy =
+    options.policy === undefined ? undefined : await judgePolicy(plan, options.policy, deps);
   const outDir = resolve(deps.cwd, options.outDir ?? '.');
   await mkdir(outDir, { recursive: true });
   const path = join(outDir, plan.fileName);
   await writeOutputFile(path, tgz, { mode: 0o644 });
-  return { path, plan, tgz };
+  return { path, plan, tgz, ...(policy ? { policy } : {}) };
+}
+
+/** Renders each string of bundle.yaml's needs with the bundle's variables. */
+function renderNeeds(
+  needs: Record<string, unknown>,
+  context: Record<string, unknown>,
+  render: (source: string, context: Record<string, unknown>, where: string) => string,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [kind, value] of Object.entries(needs)) {
+    out[kind] = Array.isArray(value)
+      ? value.map((v, i) => (typeof v === 'string' ? render(v, context, `needs.${kind}.${i}`) : v))
+      : value;
+  }
+  return out;
+}
+
+/** `--policy FILE`: the bundle judged as a host with that grant will judge it. */
+async function judgePolicy(plan: BundlePlan, file: string, deps: BuildDeps): Promise<PolicyReport> {
+  const path = resolve(deps.cwd, file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new RickError('INPUT_NOT_FOUND', `cannot read the policy ${path}: ${describe(error)}`, {
+      hint: 'pass a grant file as hosts keep them in /etc/rick/policy.d/<bundle>.conf',
+    });
+  }
+  const grant = parseGrant(text, path);
+  const files = new Map(plan.entries.map((e) => [e.path, e.data]));
+  const sysusers = plan.manifest.files
+    .filter((f) => f.kind === 'sysusers')
+    .flatMap((f) => parseSysusers(files.get(f.path)?.toString('utf8') ?? '', f.path));
+  const report = judgeAsHost(plan.manifest, files, grant, sysusers);
+  if (report.missing.length) throw buildPolicyRefusal(report, path);
+  return report;
 }

@@ -18,6 +18,9 @@
  *         activeTimeoutSec: 300
  *         checks:
  *           - { type: http, url: "http://127.0.0.1:9000/-/health/live/", timeoutSec: 300 }
+ *     needs:                        # beyond the restricted profile (src/bundle/needs.ts)
+ *       groups: [postgres-clients, valkey-clients]
+ *       paths: ["{{ authentik_home }}:rw", "/var/run/postgresql:rw"]
  *
  * Each template renders to the file named by its base name without `.j2`, in
  * the directory of its kind (quadlet/, systemd/, caddy/, env/, sysusers.d/,
@@ -34,6 +37,7 @@ import {
   serviceSchema,
   templateKinds,
 } from '../bundle/manifest.js';
+import { type NeedKind, needKinds } from '../bundle/needs.js';
 import { RickError } from '../errors.js';
 import '../bundle/zod.js';
 
@@ -121,6 +125,16 @@ const serviceDefinitionSchema = serviceSchema.omit({ service: true }).extend({
   checks: z.array(checkDefinitionSchema).default([]),
 });
 
+/**
+ * `needs` as written in bundle.yaml: lists of strings that may be templates
+ * (`"{{ authentik_home }}:rw"`), checked in their canonical form once
+ * rendered (src/build/needs-check.ts).
+ */
+const needsDefinitionSchema = z.strictObject({
+  ...Object.fromEntries(needKinds.map((kind) => [kind, z.array(z.string()).default([])])),
+  privileged: z.boolean().default(false),
+}) as unknown as z.ZodType<Record<NeedKind, string[]> & { privileged: boolean }>;
+
 export const bundleDefinitionSchema = z
   .strictObject({
     name: z.string().regex(bundleNamePattern, 'must be lowercase letters, digits and dashes'),
@@ -135,6 +149,7 @@ export const bundleDefinitionSchema = z
       tmpfiles: z.array(confTemplate).default([]),
     }),
     services: z.array(serviceDefinitionSchema).default([]),
+    needs: needsDefinitionSchema.optional(),
   })
   .superRefine((d, ctx) => {
     for (const name of Object.keys(d.variables)) {

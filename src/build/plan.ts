@@ -11,6 +11,7 @@ import {
   type FileKind,
   fileKindDirs,
   MANIFEST_PATH,
+  MANIFEST_SCHEMA_VERSION,
   type Manifest,
   type ManifestInput,
   parseManifest,
@@ -27,6 +28,7 @@ import {
 import { RickError } from '../errors.js';
 import { hostBundleFile } from '../host/paths.js';
 import type { TemplateKind } from './definition.js';
+import { checkDeclaredNeeds, type NeedsCheck } from './needs-check.js';
 
 /** Lowest podman whose quadlet reads a symlinked unit directory (5.0 would do for .pod alone). */
 export const REQUIRED_PODMAN = '5.3.0';
@@ -57,6 +59,8 @@ export interface PlanInput {
   files: readonly RenderedFile[];
   services: readonly ServiceDefinition[];
   installer: Buffer;
+  /** The rendered `needs` of bundle.yaml (absent: none declared). */
+  needs?: Record<string, unknown>;
 }
 
 export interface PlannedEntry {
@@ -76,6 +80,8 @@ export interface BundlePlan {
   /** The rendered Caddy sites, likewise. */
   sites: { name: string; content: string }[];
   fileName: string;
+  /** The declared needs and what the units use beyond the restricted profile. */
+  needs: NeedsCheck;
 }
 
 const modes: Record<FileKind, number> = {
@@ -174,6 +180,17 @@ export function planBundle(input: PlanInput): BundlePlan {
   if (misplaced.length > 0) {
     throw new RickError('DEFINITION_INVALID', misplaced.join('; '));
   }
+  const needs = checkDeclaredNeeds({
+    bundle: input.name,
+    declared: input.needs,
+    units: new Map(input.files.filter((f) => f.kind === 'quadlet').map((f) => [f.name, f.content])),
+    plainUnits: new Map(
+      input.files.filter((f) => f.kind === 'systemd').map((f) => [f.name, f.content]),
+    ),
+    sysusers: input.files
+      .filter((f) => f.kind === 'sysusers')
+      .map((f) => ({ name: f.template, content: f.content })),
+  });
 
   const entries: PlannedEntry[] = [
     ...input.files.map((f) => ({
@@ -200,7 +217,7 @@ export function planBundle(input: PlanInput): BundlePlan {
   const { units } = analyzeBundleUnits({ files }, new Map(entries.map((e) => [e.path, e.data])));
   const serviceOf = new Map(units.map((u) => [u.file, u.service]));
   const candidate: ManifestInput = {
-    schemaVersion: 1,
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
     name: input.name,
     version: input.version,
     createdAt: new Date(input.epoch * 1000).toISOString(),
@@ -216,6 +233,7 @@ export function planBundle(input: PlanInput): BundlePlan {
       ...(s.activeTimeoutSec === undefined ? {} : { activeTimeoutSec: s.activeTimeoutSec }),
       checks: s.checks ?? [],
     })),
+    needs: needs.needs,
   };
   const parsed = parseManifest(candidate);
   if (!parsed.ok) {
@@ -237,6 +255,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     systemdUnits: filesOfKind(input.files, 'systemd'),
     sites: filesOfKind(input.files, 'caddy'),
     fileName: bundleFileName(input.name, input.version),
+    needs,
   };
 }
 

@@ -4,7 +4,7 @@
  */
 
 import * as z from 'zod';
-import { MANIFEST_SCHEMA_VERSION, manifestSchema } from './manifest.js';
+import { MANIFEST_SCHEMA_VERSION, manifestSchema, manifestSchemaVersions } from './manifest.js';
 import './zod.js';
 
 export const MANIFEST_SCHEMA_FILE = 'schema/manifest.schema.json';
@@ -14,9 +14,9 @@ export function manifestJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(manifestSchema, { io: 'input', unrepresentable: 'any' });
   return {
     ...schema,
-    title: `rick bundle manifest, schemaVersion ${MANIFEST_SCHEMA_VERSION}`,
+    title: `rick bundle manifest, schemaVersion ${manifestSchemaVersions.join(' or ')} (rick-bundle writes ${MANIFEST_SCHEMA_VERSION})`,
     description:
-      'manifest.json at the root of every rick bundle. Refinements JSON Schema cannot express (versions are semantic versions, paths lie in the directory of their kind, no duplicate paths, units and sites named as their kind requires, services name unit files of the bundle, no two files become one systemd unit) are checked by rick itself.',
+      'manifest.json at the root of every rick bundle. Refinements JSON Schema cannot express (versions are semantic versions, paths lie in the directory of their kind, no duplicate paths, units and sites named as their kind requires, services name unit files of the bundle, no two files become one systemd unit, needs present from schemaVersion 2 on, each need in its canonical form) are checked by rick itself.',
   };
 }
 

@@ -5,12 +5,20 @@
  */
 import semver from 'semver';
 import * as z from 'zod';
+import { needsSchema } from './needs.js';
 import { checkPlaceholderName, factKinds } from './placeholders.js';
 import { defaultServiceName } from './quadlet-units.js';
 import './zod.js';
 
 export const MANIFEST_PATH = 'manifest.json';
-export const MANIFEST_SCHEMA_VERSION = 1;
+/**
+ * The version rick-bundle writes. Every version up to it is read: 1 (no
+ * declared needs) and 2 (adds `needs`). A manifest of a later version is
+ * refused by the schema, so an installer never misreads a contract it
+ * predates.
+ */
+export const MANIFEST_SCHEMA_VERSION = 2;
+export const manifestSchemaVersions = [1, 2] as const;
 
 export const bundleNamePattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -170,7 +178,7 @@ export type Service = z.infer<typeof serviceSchema>;
 
 export const manifestSchema = z
   .strictObject({
-    schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+    schemaVersion: z.literal(manifestSchemaVersions),
     name: z.string().regex(bundleNamePattern, 'must be lowercase letters, digits and dashes'),
     version: semverString,
     createdAt: z.iso.datetime(),
@@ -187,8 +195,16 @@ export const manifestSchema = z
     files: z.array(fileEntrySchema),
     facts: z.array(factSchema),
     services: z.array(serviceSchema),
+    /** What the units need from a host beyond the restricted profile (schemaVersion 2). */
+    needs: needsSchema.optional(),
   })
   .superRefine((m, ctx) => {
+    if (m.schemaVersion >= 2 && m.needs === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'schemaVersion 2 declares needs', path: ['needs'] });
+    }
+    if (m.schemaVersion === 1 && m.needs !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'schemaVersion 1 has no needs', path: ['needs'] });
+    }
     const seen = new Set<string>();
     m.files.forEach((f, i) => {
       const key = f.path.normalize('NFC').toLowerCase();

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { relative } from 'node:path';
 import type { Command } from 'commander';
 import { type BuildDeps, buildBundle } from '../build/build.js';
+import { emptyNeeds, formatNeed, needsList } from '../bundle/needs.js';
 
 interface BuildFlags {
   version: string;
@@ -17,6 +18,7 @@ interface BuildFlags {
   quadletCheck: boolean;
   systemdCheck: boolean;
   caddyCheck: boolean;
+  policy?: string;
 }
 
 export function registerBuild(program: Command, deps: BuildDeps): void {
@@ -40,6 +42,10 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
     .option('--no-quadlet-check', "skip the check of the units by podman's quadlet")
     .option('--no-systemd-check', 'skip the check of the plain systemd units by systemd-analyze')
     .option('--no-caddy-check', 'skip the check of the Caddy sites by caddy validate')
+    .option(
+      '--policy <file>',
+      'judge the bundle as a host with this grant (/etc/rick/policy.d/<bundle>.conf) will; refuse what it would hold',
+    )
     .action(async (bundleDir: string, flags: BuildFlags) => {
       const result = await buildBundle(
         {
@@ -53,6 +59,7 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
           ...(flags.installer === undefined ? {} : { installer: flags.installer }),
           ...(flags.sourceCommit === undefined ? {} : { sourceCommit: flags.sourceCommit }),
           ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+          ...(flags.policy === undefined ? {} : { policy: flags.policy }),
         },
         deps,
       );
@@ -64,6 +71,16 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
           `  sha256 ${createHash('sha256').update(result.tgz).digest('hex')}`,
           `  ${manifest.name} ${manifest.version}, ${manifest.files.length} files, created ${manifest.createdAt}, commit ${manifest.source.commit ?? '(none)'}`,
           `  host facts: ${manifest.facts.map((f) => `${f.kind}:${f.name}`).join(', ') || '(none)'}`,
+          `  needs: ${
+            needsList(manifest.needs ?? emptyNeeds())
+              .map(formatNeed)
+              .join(', ') || 'nothing beyond the restricted profile'
+          }`,
+          ...(result.policy
+            ? [
+                `  policy: ${relative(deps.cwd, result.policy.grant.file) || result.policy.grant.file} grants all of it`,
+              ]
+            : []),
           '',
         ].join('\n'),
       );

@@ -46,6 +46,11 @@ export function installCommand(deps: InstallerDeps): Command {
     .option('--keyring <path>', 'trusted public key file or directory (default: /etc/rick/keys)')
     .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
     .option('--allow-downgrade', 'accept a version lower than the highest ever installed')
+    .option(
+      '--grant',
+      "show what the bundle needs beyond this host's grant (/etc/rick/policy.d/<bundle>.conf) and record it when accepted",
+    )
+    .option('--yes', 'with --grant: accept without asking (never grants the privileged profile)')
     .addOption(
       new Option('--keep <n>', 'generations to keep (remembered)').argParser((v) => {
         const n = Number(v);
@@ -60,19 +65,32 @@ export function installCommand(deps: InstallerDeps): Command {
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
     const log: Log = (line) => deps.output.stdout(`${line}\n`);
-    await installBundle(
-      {
-        bundlePath: resolve(bundle),
-        ...(opts.expect ? { expect: expectationOf(bundle, opts.expect) } : {}),
-        signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
-        keyringPath: opts.keyring ? resolve(opts.keyring as string) : undefined,
-        secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,
-        allowDowngrade: Boolean(opts.allowDowngrade),
-        keepGenerations: opts.keep as number | undefined,
-        root,
-      },
-      { host: deps.host(root), log, validateUnits: deps.validateUnits },
-    );
+    const options = {
+      bundlePath: resolve(bundle),
+      ...(opts.expect ? { expect: expectationOf(bundle, opts.expect) } : {}),
+      signaturePath: opts.signature ? resolve(opts.signature as string) : undefined,
+      keyringPath: opts.keyring ? resolve(opts.keyring as string) : undefined,
+      secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,
+      allowDowngrade: Boolean(opts.allowDowngrade),
+      keepGenerations: opts.keep as number | undefined,
+      root,
+    };
+    if (opts.yes && !opts.grant) throw new RickError('USAGE', '--yes only goes with --grant');
+    if (opts.grant) {
+      const { grantAndInstall, terminalPrompt } = await import('../host/policy/grant-flow.js');
+      await grantAndInstall(
+        options,
+        { yes: Boolean(opts.yes) },
+        {
+          host: deps.host(root),
+          log,
+          validateUnits: deps.validateUnits,
+          prompt: deps.prompt ?? terminalPrompt,
+        },
+      );
+      return;
+    }
+    await installBundle(options, { host: deps.host(root), log, validateUnits: deps.validateUnits });
   });
   return command;
 }

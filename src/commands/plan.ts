@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { formatPlan } from '../host/activation/plan.js';
 import type { InstallerDeps } from '../host/install.js';
 import { planBundle } from '../host/plan.js';
+import { formatPolicyReport, policyRefusal } from '../host/policy/check.js';
 import { addCommonOptions, expectationOf, expectOption, rootOf } from './install.js';
 
 export function planCommand(deps: InstallerDeps): Command {
@@ -45,7 +46,10 @@ export function planCommand(deps: InstallerDeps): Command {
       `plan: ${result.bundle} ${result.version} over generation ${result.liveGeneration ?? '(none)'}\n`,
     );
     out(formatPlan(result.plan));
+    out(formatPolicyReport(result.policy));
     out(result.diff ? `\n${result.diff}` : '\nno unit, site or env file changes\n');
+    // The plan is shown whole; an install of it would be refused until granted.
+    if (result.policy.missing.length > 0) throw policyRefusal(result.policy);
   });
   return command;
 }

@@ -2,7 +2,7 @@
  * /var/lib/rick/feed-cache.json: the ETag of the last releases list rick
  * acted on (of its first page: a new release is always listed first, so its
  * ETag changes with every release), and the inputs the decision depended on
- * (rick.conf and state.json, kept verbatim: comparing them needs no hashing,
+ * (rick.conf, state.json and the grant files of releases it held, kept verbatim: comparing them needs no hashing,
  * and they are small). The list itself, every page read, is kept beside it in
  * feed-releases.json (only the fields rick reads), read only when it has to
  * be decided on again. When the feed answers 304 and the inputs still match, the
@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CachedHold, isCachedHolds } from './hold.js';
 
 export const FEED_CACHE_VERSION = 1;
 
@@ -33,6 +34,11 @@ export interface FeedCache {
   metricsFile: string | null;
   feedTimeoutSec: number;
   installed: Record<string, string>;
+  /**
+   * Releases held for want of a grant, with each grant file's text as the
+   * hold found it: a grant written since makes the next tick decide again.
+   */
+  held?: Record<string, CachedHold>;
   /** sha256 of feed-releases.json, the releases list as decided on. */
   bodySha256: string;
   /** The list stopped at FEED_MAX_PAGES: older releases were not read. */
@@ -92,7 +98,8 @@ export function readFeedCache(file: string): FeedCache | undefined {
     (c.truncated === undefined || typeof c.truncated === 'boolean') &&
     typeof installed === 'object' &&
     installed !== null &&
-    Object.values(installed).every((v) => typeof v === 'string');
+    Object.values(installed).every((v) => typeof v === 'string') &&
+    isCachedHolds(c.held);
   return ok ? (c as unknown as FeedCache) : undefined;
 }
 

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CachedHold, isCachedHolds } from './hold.js';
 import { warningLine } from './journal.js';
 import type { UpdateDeps } from './update-tick.js';
 
@@ -39,6 +40,11 @@ export interface IndexCache {
   expires: number;
   /** Seconds since the epoch: a wave this host waits for starts; null: none. */
   recheckAt: number | null;
+  /**
+   * Releases held for want of a grant, with each grant file's text as the
+   * hold found it: a grant written since makes the next tick decide again.
+   */
+  held?: Record<string, CachedHold>;
 }
 
 export function indexCachePath(stateDir: string): string {
@@ -76,7 +82,8 @@ export function readIndexCache(file: string): IndexCache | undefined {
     typeof c.indexSha256 === 'string' &&
     typeof c.serial === 'number' &&
     typeof c.expires === 'number' &&
-    (c.recheckAt === null || typeof c.recheckAt === 'number');
+    (c.recheckAt === null || typeof c.recheckAt === 'number') &&
+    isCachedHolds(c.held);
   return ok ? (c as unknown as IndexCache) : undefined;
 }
 

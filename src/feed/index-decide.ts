@@ -11,9 +11,11 @@ import type { IndexRelease } from '../bundle/release-index.js';
 import { parseIndex } from '../bundle/release-index.js';
 import { describe, isRickError, RickError } from '../errors.js';
 import { hostPaths } from '../host/paths.js';
+import type { HeldReleases } from '../host/policy/held.js';
 import { bundleState, readState, writeFileAtomic } from '../host/state.js';
 import type { HttpResponse } from './client.js';
 import { parseConfig, type RickConfig } from './config.js';
+import { cachedHeld, heldLine, heldRelease, isPolicyRefusal, recordHeld } from './hold.js';
 import {
   INDEX_CACHE_VERSION,
   INDEX_MAX_BYTES,
@@ -155,6 +157,7 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   const selections: ReturnType<typeof selectFromIndex>[] = [];
   const yanked: IndexCache['yanked'] = {};
   let firstError: unknown;
+  const held: HeldReleases = {};
   for (const bundle of config.bundles) {
     const status = bundleState(await readState(paths.stateFile), bundle);
     const selection = selectFromIndex(index, {
@@ -196,6 +199,13 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
       deps.log(`${bundle}: installed ${release.version}`);
       delete yanked[bundle];
     } catch (error) {
+      if (isPolicyRefusal(error)) {
+        // Not a failure and not quarantined: held until the operator grants it.
+        const h = heldRelease(bundle, release.version, error.message, root);
+        held[bundle] = h;
+        deps.log(heldLine(bundle, h));
+        continue;
+      }
       if (isRickError(error) && error.code === 'ROLLED_BACK') {
         deps.log(`${bundle}: rolled back ${release.version} because ${error.message}`);
       } else {
@@ -218,6 +228,8 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   if (firstError !== undefined && !(isRickError(firstError) && firstError.code === 'ROLLED_BACK')) {
     throw firstError;
   }
+  const holds = await recordHeld(paths.stateDir, held, now, writeFileAtomic);
+  d.report.held = holds;
   // Kept only with a decision carried out, like the cache: a tick that
   // failed leaves the host as it was, and the next one sees the index again.
   if (sequence === 'new' || keep) {
@@ -242,6 +254,7 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
     serial: index.serial,
     expires,
     recheckAt: recheck === undefined ? null : Math.floor(recheck.getTime() / 1000),
+    ...(Object.keys(holds).length ? { held: cachedHeld(holds, root) } : {}),
   };
   await writeFileAtomic(indexCachePath(paths.stateDir), `${JSON.stringify(cache)}\n`, 0o644);
   if (firstError !== undefined) throw firstError;

@@ -30,6 +30,7 @@ import { type HostPaths, hostPaths } from '../host/paths.js';
 import { feedCachePath, readFeedCache } from './cache.js';
 import type { HttpResponse } from './client.js';
 import type { RickConfig } from './config.js';
+import { heldGrantsUnchanged, heldLine } from './hold.js';
 import {
   INDEX_MAX_BYTES,
   type IndexCache,
@@ -54,6 +55,8 @@ function readText(file: string): string | undefined {
 /** What the metrics textfile reports after a tick. */
 export interface Report {
   installed?: Record<string, string>;
+  /** Releases held until the operator grants what they need. */
+  held?: Record<string, { version: string }>;
   index?: { expires: number; serial: number; yanked: Record<string, string> };
 }
 
@@ -109,7 +112,11 @@ async function runIndexTick(tick: IndexTick): Promise<void> {
   try {
     const stateText = readText(paths.stateFile) ?? '';
     const sameConfig = cache !== undefined && cache.config === configText;
-    const unchanged = sameConfig && cache.state === stateText && tick.options.now !== true;
+    const unchanged =
+      sameConfig &&
+      cache.state === stateText &&
+      tick.options.now !== true &&
+      heldGrantsUnchanged(cache.held, root);
     const due =
       cache !== undefined && (nowSec >= cache.expires || (cache.recheckAt ?? Infinity) <= nowSec);
     let url: string;
@@ -149,7 +156,9 @@ async function runIndexTick(tick: IndexTick): Promise<void> {
     if (unchanged && !due && cache && (await sameAsAccepted(response, cache))) {
       deps.log(`checked ${feed}: unchanged since the last check, nothing new`);
       warnYanked(cache.yanked, deps);
+      for (const [bundle, h] of Object.entries(cache.held ?? {})) deps.log(heldLine(bundle, h));
       report.installed = cache.installed;
+      report.held = cache.held ?? {};
       report.index = {
         expires: cache.expires,
         serial: cache.serial,
@@ -210,6 +219,11 @@ function recordIndexMetrics(
     successTotal: previous.successTotal + (success ? 1 : 0),
     failureTotal: previous.failureTotal + (success ? 0 : 1),
     ...(index === undefined ? {} : { index }),
+    ...(report.held === undefined
+      ? {}
+      : {
+          held: Object.fromEntries(Object.entries(report.held).map(([b, h]) => [b, h.version])),
+        }),
   });
   writeMetricsFile(file, text);
 }

@@ -21,6 +21,8 @@ export interface UpdateMetrics {
     /** Installed versions that the index yanks, per bundle. */
     yanked: Record<string, string>;
   };
+  /** Version held per bundle, waiting for the operator to grant what it needs. */
+  held?: Record<string, string>;
 }
 
 function escapeLabel(value: string): string {
@@ -36,6 +38,14 @@ export function renderMetrics(m: UpdateMetrics): string {
       .map(
         (bundle) =>
           `rick_bundle_info{bundle="${escapeLabel(bundle)}",version="${escapeLabel(m.installed[bundle]!)}"} 1`,
+      ),
+    '# HELP rick_update_held A release held because it needs more than this host grants its bundle.',
+    '# TYPE rick_update_held gauge',
+    ...Object.keys(m.held ?? {})
+      .sort()
+      .map(
+        (bundle) =>
+          `rick_update_held{bundle="${escapeLabel(bundle)}",version="${escapeLabel(m.held![bundle]!)}"} 1`,
       ),
     '# HELP rick_update_last_check_timestamp_seconds When rick-install update last checked the feed.',
     '# TYPE rick_update_last_check_timestamp_seconds gauge',

@@ -22,6 +22,7 @@ import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
 import type { Expectation } from '../host/intake/identity.js';
 import { hostPaths } from '../host/paths.js';
+import type { HeldReleases } from '../host/policy/held.js';
 import type { Host } from '../host/system.js';
 import {
   FEED_CACHE_VERSION,
@@ -33,6 +34,14 @@ import {
 } from './cache.js';
 import { type HttpClient, isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
+import {
+  cachedHeld,
+  heldGrantsUnchanged,
+  heldLine,
+  heldRelease,
+  isPolicyRefusal,
+  recordHeld,
+} from './hold.js';
 import { followIndexFeed } from './index-tick.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
@@ -80,6 +89,8 @@ export interface UpdateDeps {
 
 interface Decided {
   installed: Record<string, string>;
+  /** Releases held until the operator grants what they need (src/host/policy/held.ts). */
+  held: HeldReleases;
   /** The rollback error to report once the decision has been recorded. */
   rolledBack: unknown;
   /** The releases decided on, as the cache keeps them. */
@@ -144,7 +155,10 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     const cacheFile = feedCachePath(paths.stateDir);
     const cache = readFeedCache(cacheFile);
     const unchangedInputs =
-      cache !== undefined && cache.config === configText && cache.state === stateText;
+      cache !== undefined &&
+      cache.config === configText &&
+      cache.state === stateText &&
+      heldGrantsUnchanged(cache.held, root);
 
     let feed: string;
     let feedUrl: string;
@@ -180,7 +194,8 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
 
     if (response.status === 304 && unchangedInputs) {
       deps.log(`checked ${feed}: unchanged since the last check, nothing new`);
-      recordMetrics(root, metricsFile, checkedAt, cache.installed, true);
+      for (const [bundle, h] of Object.entries(cache.held ?? {})) deps.log(heldLine(bundle, h));
+      recordMetrics(root, metricsFile, checkedAt, cache.installed, true, cache.held);
       return;
     }
     let body: FeedBody;
@@ -229,6 +244,8 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     }
     const decided = await decideAndInstall(config, body, root, deps);
     installed = decided.installed;
+    const { writeFileAtomic: writeHeld } = await import('./update-deferred.js');
+    const held = await recordHeld(paths.stateDir, decided.held, deps.now(), writeHeld);
 
     const etag = response.status === 200 ? response.headers.etag : cache?.etag;
     if (etag) {
@@ -246,13 +263,14 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
           feedTimeoutSec: config.feedTimeoutSec,
           installed,
           truncated: body.truncated,
+          ...(Object.keys(held).length ? { held: cachedHeld(held, root) } : {}),
         },
         decided.body,
         writeFileAtomic,
       );
     }
     if (decided.rolledBack !== undefined) throw decided.rolledBack;
-    recordMetrics(root, metricsFile, checkedAt, installed, true);
+    recordMetrics(root, metricsFile, checkedAt, installed, true, held);
   } catch (error) {
     try {
       recordMetrics(root, metricsFile, checkedAt, installed, false);
@@ -298,6 +316,7 @@ async function decideAndInstall(
     );
   }
   let firstError: unknown;
+  const held: HeldReleases = {};
   for (const bundle of config.bundles) {
     const status = bundleState(await readState(paths.stateFile), bundle);
     const selection = selectRelease(
@@ -322,6 +341,13 @@ async function decideAndInstall(
       await downloadAndInstall(config, bundle, candidate, root, deps);
       deps.log(`${bundle}: installed ${candidate.version}`);
     } catch (error) {
+      if (isPolicyRefusal(error)) {
+        // Not a failure and not quarantined: held until the operator grants it.
+        const h = heldRelease(bundle, candidate.version, error.message, root);
+        held[bundle] = h;
+        deps.log(heldLine(bundle, h));
+        continue;
+      }
       if (isRickError(error) && error.code === 'ROLLED_BACK') {
         deps.log(`${bundle}: rolled back ${candidate.version} because ${error.message}`);
       } else {
@@ -343,7 +369,7 @@ async function decideAndInstall(
     const version = state.bundles[bundle]?.installed;
     if (version) installed[bundle] = version;
   }
-  return { installed, rolledBack: firstError, body: serializeReleases(releases) };
+  return { installed, held, rolledBack: firstError, body: serializeReleases(releases) };
 }
 
 async function downloadAndInstall(
@@ -422,6 +448,7 @@ function recordMetrics(
   checkedAt: Date,
   installed: Record<string, string> | undefined,
   success: boolean,
+  held?: Record<string, { version: string }>,
 ): void {
   if (!metricsFile) return;
   const file = join(root, metricsFile);
@@ -434,6 +461,7 @@ function recordMetrics(
     lastSuccess: success ? now : previous.lastSuccess,
     successTotal: previous.successTotal + (success ? 1 : 0),
     failureTotal: previous.failureTotal + (success ? 0 : 1),
+    held: Object.fromEntries(Object.entries(held ?? {}).map(([b, h]) => [b, h.version])),
   });
   writeMetricsFile(file, text);
 }

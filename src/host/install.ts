@@ -84,6 +84,8 @@ import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
 import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
+import { evaluatePolicy, policyRefusal } from './policy/check.js';
+import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
 import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
 import { bundleState, type HostState, quarantine, readState, writeState } from './state.js';
@@ -102,6 +104,11 @@ export interface InstallerDeps {
    * was skipped. Default: runQuadletDryRun.
    */
   validateUnits?: CheckUnits;
+  /**
+   * Asks the operator a question on the terminal (`rick-install --grant`);
+   * resolves undefined when there is no terminal to ask on.
+   */
+  prompt?: (question: string) => Promise<string | undefined>;
 }
 
 export interface InstallOptions {
@@ -173,6 +180,8 @@ export interface PreparedInstall {
   notes: string[];
   /** The installed version again, to replace its hand-changed live files. */
   repair: boolean;
+  /** The bundle judged against this host's grant (`plan` shows it). */
+  policy: PolicyReport;
 }
 
 export type Preparation =
@@ -438,6 +447,17 @@ export async function prepareInstall(
     checkPodmanVersion(version, manifest);
   }
   await checkRequiredAccounts(manifest, files, host.accounts);
+  // What the bundle needs beyond the restricted profile, against this host's
+  // grant: refused here, before anything changed (`plan` shows it instead).
+  const policy = await evaluatePolicy({
+    manifest,
+    files,
+    root: paths.root,
+    accounts: host.accounts,
+    live,
+    ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
+  });
+  if (policy.missing.length > 0 && !ctx.dryRun) throw policyRefusal(policy);
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
   const secrets = needsSecrets
@@ -565,7 +585,7 @@ export async function prepareInstall(
     },
   };
   const plan = planActivation(live, next);
-  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes, repair };
+  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes, repair, policy };
 }
 
 // ---------------------------------------------------------------------------
@@ -575,6 +595,8 @@ export interface InstallContext {
   host: Host;
   log: Log;
   validateUnits?: InstallerDeps['validateUnits'];
+  /** The bundle, already verified (`rick-install --grant` verified it to show its needs). */
+  verified?: VerifiedBundle;
 }
 
 /** `--root DIR` must name an existing directory: a typo must not grow a tree. */
@@ -595,6 +617,51 @@ async function pathExists(path: string): Promise<boolean> {
   );
 }
 
+/**
+ * The checks of prepareInstall that refuse a bundle for what it is, run
+ * before the lock (reading only) for a release the version policy would
+ * install: what it may name and own here and its unit names first, whose
+ * BUNDLE_INVALID says the bundle itself is wrong, then the policy, whose
+ * POLICY_REFUSED says the host has not granted it yet. prepareInstall runs
+ * them again under the lock.
+ */
+async function refuseUngranted(
+  options: InstallOptions,
+  paths: HostPaths,
+  host: Host,
+  verified: VerifiedBundle,
+): Promise<void> {
+  const { manifest, files } = verified.contents;
+  const state = await readState(paths.stateFile);
+  const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
+    allowDowngrade: options.allowDowngrade ?? false,
+  });
+  if (decision.action !== 'install') return;
+  let live: StoredGeneration | undefined;
+  try {
+    const liveNumber = await readLiveGenerationNumber(paths);
+    live =
+      liveNumber === undefined
+        ? undefined
+        : await readGeneration(paths, liveNumber, { installer: false });
+  } catch {
+    // An interrupted run may have left `current` unreadable: recovery, under
+    // the lock, comes first, and prepareInstall judges then.
+    return;
+  }
+  await checkOwnership(paths, host, manifest, files, live);
+  await checkUnitNames(paths, manifest, files, live);
+  const policy = await evaluatePolicy({
+    manifest,
+    files,
+    root: paths.root,
+    accounts: host.accounts,
+    live,
+    ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
+  });
+  if (policy.missing.length > 0) throw policyRefusal(policy);
+}
+
 /** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
 export async function installBundle(
   options: InstallOptions,
@@ -606,7 +673,10 @@ export async function installBundle(
   const validate = ctx.validateUnits ?? defaultValidateUnits;
   // A bundle that is untrusted or malformed is refused before the lock, so
   // that such a refusal leaves even a fresh host without a trace.
-  const verified = await readBundleFor(options, paths);
+  const verified = ctx.verified ?? (await readBundleFor(options, paths));
+  // Judged before the lock too (what it may own here, then what this host
+  // granted), so that such a refusal leaves no trace at all.
+  await refuseUngranted(options, paths, host, verified);
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
     now: () => host.clock.now(),

@@ -9,6 +9,7 @@ import {
 } from '../host/install.js';
 import { hostPaths } from '../host/paths.js';
 import { readState } from '../host/state.js';
+import type { PolicyReport } from './policy/judge.js';
 import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 
 export type PlanResult =
@@ -22,6 +23,8 @@ export type PlanResult =
       /** Unified diff of every unit, Caddy site and env file, secrets masked. */
       diff: string;
       notes: string[];
+      /** Needs, grant and escalation. */
+      policy: PolicyReport;
     };
 
 export async function planBundle(
@@ -83,5 +86,6 @@ export async function planBundle(
     liveGeneration: prepared.live?.generation,
     plan,
     notes: [...notes, ...prepared.notes],
+    policy: prepared.policy,
   };
 }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import semver from 'semver';
 import {
   generationDir,
   INSTALLER_FILE,
@@ -11,6 +12,7 @@ import { readInstallerVersion } from '../host/installer-version.js';
 import { hostPaths } from '../host/paths.js';
 import { type HistoryEntry, readState } from '../host/state.js';
 import type { Host } from '../host/system.js';
+import { type HeldRelease, readHeld } from './policy/held.js';
 import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 
 export interface ServiceStatus {
@@ -39,6 +41,8 @@ export interface HostStatus {
   history: HistoryEntry[];
   /** What the next run will do first, or why it will refuse (and how to repair). */
   warnings: string[];
+  /** Releases the update timer holds until the operator grants what they need. */
+  held: Array<{ bundle: string } & HeldRelease>;
 }
 
 export async function readStatus(root: string | undefined, host: Host): Promise<HostStatus> {
@@ -54,6 +58,12 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
     services: [],
     history: state.history.slice(-20),
     warnings: [],
+    held: Object.entries(readHeld(paths.stateDir))
+      .filter(([name, h]) => {
+        const installed = state.bundles[name]?.installed;
+        return installed === undefined || semver.gt(h.version, installed);
+      })
+      .map(([bundle, h]) => ({ bundle, ...h })),
   };
   const view = await readHostView(paths, state);
   const recovery = planRecovery(view);
@@ -132,6 +142,11 @@ export function formatStatus(s: HostStatus): string {
       const state = svc.state === 'offline' ? 'not running (offline tree)' : svc.state;
       lines.push(`  ${svc.service}: ${state}${svc.mainPid ? ` (pid ${svc.mainPid})` : ''}`);
     }
+  }
+  for (const h of s.held) {
+    lines.push(
+      `held: ${h.bundle} ${h.version} since ${h.since}: needs what ${h.grant} does not grant: ${h.needs}`,
+    );
   }
   if (s.history.length) {
     lines.push('history:');

@@ -319,9 +319,20 @@ async function rickUpdate(expectCode: number): Promise<string> {
 }
 
 /** rick-install <bundle> by hand, as an operator runs it. */
-async function rickInstall(path: string, expectCode: number): Promise<string> {
-  const r = await host.exec(['rick-install', path], { allowFail: true, timeoutMs: 600_000 });
-  check(`rick-install ${path} exits ${expectCode}`, r.code === expectCode, `exit ${r.code}`);
+async function rickInstall(
+  path: string,
+  expectCode: number,
+  flags: string[] = [],
+): Promise<string> {
+  const r = await host.exec(['rick-install', path, ...flags], {
+    allowFail: true,
+    timeoutMs: 600_000,
+  });
+  check(
+    `rick-install ${[path, ...flags].join(' ')} exits ${expectCode}`,
+    r.code === expectCode,
+    `exit ${r.code}`,
+  );
   return `${r.stdout}${r.stderr}`;
 }
 
@@ -448,6 +459,9 @@ async function writePlainUnitsBundle(execStart?: string, withMarker = true): Pro
       'services:',
       ...(withMarker ? ['  - unit: e2e-marker.service'] : []),
       '  - unit: e2e-tick.timer',
+      // Plain units run their commands on the host: beyond the restricted profile.
+      'needs:',
+      '  service: [ExecStart]',
       '',
     ].join('\n'),
   );
@@ -824,7 +838,8 @@ describe.sequential('authentik on a real systemd host', () => {
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/bootstrap.sh`,
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/authentik-1.0.0.tgz`,
           `curl -fsSLO ${DOWNLOAD}/v1.0.0/authentik-1.0.0.tgz.sig`,
-          `sh bootstrap.sh --bundle authentik-1.0.0.tgz --key /root/release.asc --feed ${FEED_URL} --bundles authentik --caddy`,
+          // --yes: no terminal to ask on; the operator accepts the first release's needs.
+          `sh bootstrap.sh --bundle authentik-1.0.0.tgz --key /root/release.asc --feed ${FEED_URL} --bundles authentik --caddy --yes`,
         ].join('\n'),
         { allowFail: true, timeoutMs: 600_000 },
       );
@@ -837,6 +852,18 @@ describe.sequential('authentik on a real systemd host', () => {
       check(
         "Debian's Caddyfile keeps its own site and gains the one line",
         caddyfile.includes(':80 {') && caddyfile.trimEnd().endsWith(CADDY_LINE),
+      );
+      // Authentik runs under the restricted profile with exactly the grant the README shows.
+      const grant = await host.exec(['cat', '/etc/rick/policy.d/authentik.conf'], { quiet: true });
+      const granted = grant.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+      check(
+        'bootstrap.sh granted authentik its client groups, state and socket directories',
+        JSON.stringify(granted) ===
+          JSON.stringify([
+            'GROUPS=postgres-clients valkey-clients',
+            'PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw',
+          ]),
+        granted.join(' | '),
       );
       const link = await host.exec(['readlink', '/usr/local/bin/rick-install'], { quiet: true });
       check(
@@ -1425,8 +1452,24 @@ describe.sequential('authentik on a real systemd host', () => {
         },
         'gitea',
       );
+      const v1Path = await copyBundleIn(v1);
+      // Gitea runs under the restricted profile with the grant its hosts keep.
+      const ungranted = await hostTrees();
+      const refused = await rickInstall(v1Path, ExitCode.policy);
+      check(
+        'without its grant, Gitea is refused naming the SSH port it publishes',
+        refused.includes('error POLICY_REFUSED: gitea 1.0.0 needs what') &&
+          refused.includes('port 0.0.0.0:2222/tcp (declared; gitea.container:'),
+        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+      );
+      await expectTreesUnchanged(ungranted);
+      await host.writeFile(
+        '/etc/rick/policy.d/gitea.conf',
+        await readFile(join(repo, 'bundles/gitea/policy.conf'), 'utf8'),
+        '0644',
+      );
       const caddyPid = await host.show('caddy.service', 'MainPID');
-      const out = await rickInstall(await copyBundleIn(v1), 0);
+      const out = await rickInstall(v1Path, 0);
       check(
         'the plan reloads Caddy for the new site',
         /reload +caddy\.service \(gitea\/caddy\/gitea\.caddy changed\)/.test(out),
@@ -1590,7 +1633,24 @@ describe.sequential('authentik on a real systemd host', () => {
     await step('19. plain units', async () => {
       const dir = await writePlainUnitsBundle();
       const v1 = await buildRelease('1.0.0', { marker: 'v1' }, 'e2e-units', { bundleDir: dir });
-      const out = await rickInstall(await copyBundleIn(v1), 0);
+      const v1Path = await copyBundleIn(v1);
+      // The host commands of plain units wait for the operator's grant.
+      const ungranted = await hostTrees();
+      const refused = await rickInstall(v1Path, ExitCode.policy);
+      check(
+        "without a grant, the install is refused naming the plain units' host command",
+        refused.includes('error POLICY_REFUSED: e2e-units 1.0.0 needs what') &&
+          refused.includes('service directive ExecStart (declared; e2e-marker.service:'),
+        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+      );
+      await expectTreesUnchanged(ungranted);
+      const out = await rickInstall(v1Path, 0, ['--grant', '--yes']);
+      const grant = await host.exec(['cat', '/etc/rick/policy.d/e2e-units.conf'], { quiet: true });
+      check(
+        '--grant --yes recorded SERVICE=ExecStart for e2e-units',
+        grant.stdout.split('\n').includes('SERVICE=ExecStart'),
+        grant.stdout,
+      );
       check(
         'the plan starts the plain units',
         /start +e2e-marker\.service \(new\)/.test(out) &&

@@ -17,6 +17,7 @@ import {
   serializeManifest,
   serviceNameForUnit,
 } from '../../src/bundle/manifest.js';
+import { emptyNeeds, type Needs } from '../../src/bundle/needs.js';
 import {
   generateSigningKey,
   parsePublicKeys,
@@ -58,6 +59,8 @@ export interface FactoryBundle {
   files?: FactoryFile[];
   /** Units to start; defaults to every .container and .pod file. */
   services?: ManifestInput['services'];
+  /** Declared needs: makes a schemaVersion 2 manifest (without: version 1, which declares none). */
+  needs?: Partial<Needs>;
   /** Overrides applied to the manifest after it is computed (may make it invalid on purpose). */
   manifestPatch?: (manifest: Record<string, unknown>) => Record<string, unknown>;
 }
@@ -145,7 +148,7 @@ export function buildTestBundle(spec: FactoryBundle = {}): BuiltTestBundle {
     .filter((f) => f.kind === 'quadlet' && /\.(container|pod)$/.test(f.path))
     .map((f) => f.path.slice('quadlet/'.length));
   let manifest: Record<string, unknown> = {
-    schemaVersion: 1,
+    schemaVersion: spec.needs ? 2 : 1,
     name,
     version: spec.version ?? '1.0.0',
     createdAt: '2024-01-01T00:00:00.000Z',
@@ -163,6 +166,7 @@ export function buildTestBundle(spec: FactoryBundle = {}): BuiltTestBundle {
         activeTimeoutSec: 30,
         checks: [],
       })),
+    ...(spec.needs ? { needs: { ...emptyNeeds(), ...spec.needs } } : {}),
   };
   if (spec.manifestPatch) manifest = spec.manifestPatch(manifest);
   entries.push({

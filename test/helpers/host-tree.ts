@@ -25,9 +25,21 @@ export interface HostTree {
 
 export const SECRET = 'p@ss/word&x=1';
 
+/**
+ * What the test hosts grant the sample bundle (test/helpers/bundle-factory.ts):
+ * its client group, and its user and group for trees where those exist
+ * before the bundle creates them.
+ */
+export const DEMO_GRANT = 'GROUPS=demo postgres-clients\nUSERS=demo\n';
+
 export async function makeHostTree(
   key: TestKey,
-  options: { secrets?: string; groups?: string[]; users?: string[] } = {},
+  options: {
+    secrets?: string;
+    groups?: string[];
+    users?: string[];
+    grants?: Record<string, string>;
+  } = {},
 ): Promise<HostTree> {
   const base = await mkdtemp(join(tmpdir(), 'rick-host-'));
   const root = join(base, 'root');
@@ -47,6 +59,10 @@ export async function makeHostTree(
   const secretsFile = join(root, 'etc/rick/secrets/demo.env');
   await writeFile(secretsFile, options.secrets ?? `db_password=${SECRET}\n`, { mode: 0o600 });
   await chmod(secretsFile, 0o600);
+  await mkdir(join(root, 'etc/rick/policy.d'), { recursive: true });
+  for (const [bundle, text] of Object.entries(options.grants ?? { demo: DEMO_GRANT })) {
+    await writeFile(join(root, `etc/rick/policy.d/${bundle}.conf`), text, { mode: 0o644 });
+  }
   return { root, work, cleanup: () => rm(base, { recursive: true, force: true }) };
 }
 

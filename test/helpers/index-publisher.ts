@@ -8,6 +8,7 @@ import { type AddedRelease, planIndex } from '../../src/build/release-index.js';
 import { signDetached } from '../../src/bundle/openpgp.js';
 import { type ReleaseIndex, serializeIndex } from '../../src/bundle/release-index.js';
 import {
+  type FactoryFile,
   sampleFiles,
   sha256,
   type TestKey,
@@ -42,10 +43,11 @@ export class Publisher {
     readonly key: TestKey,
   ) {}
 
-  async bundle(version: string): Promise<WrittenBundle> {
+  /** Publishes release `v<version>` of demo: the sample bundle, or `files`. */
+  async bundle(version: string, files?: FactoryFile[]): Promise<WrittenBundle> {
     const b = await writeSignedBundle(this.dir, this.key, {
       version,
-      files: sampleFiles('demo', version),
+      files: files ?? sampleFiles('demo', version),
     });
     this.server.put(`v${version}`, `demo-${version}.tgz`, b.tgz);
     this.server.put(`v${version}`, `demo-${version}.tgz.sig`, await readFile(b.signaturePath));

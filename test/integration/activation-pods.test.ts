@@ -16,7 +16,13 @@ import {
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import { type HostTree, liveGeneration, makeHostTree, runInstaller } from '../helpers/host-tree.js';
+import {
+  DEMO_GRANT,
+  type HostTree,
+  liveGeneration,
+  makeHostTree,
+  runInstaller,
+} from '../helpers/host-tree.js';
 import { quadletPath, requireQuadletUnderCi } from '../helpers/quadlet.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
@@ -29,6 +35,8 @@ beforeAll(async () => {
 beforeEach(async () => {
   tree = await makeHostTree(key, {
     secrets: 'db_password=one\n',
+    // The units run as the image's user (no User=): this host allows it.
+    grants: { demo: `${DEMO_GRANT}USERS=root\n` },
   });
 });
 afterEach(async () => {

@@ -90,7 +90,7 @@ function withBundle(args: string[], file: string): string[] {
 /** A signed demo bundle carrying the single-file installer, and a fresh host tree. */
 async function prepare(by: TestKey = key) {
   // The tree helper writes keys and secrets; bootstrap must install the key itself.
-  const tree = await makeHostTree(key);
+  const tree = await makeHostTree(key, { grants: {} });
   await rm(join(tree.root, 'etc/rick/keys'), { recursive: true });
   const bundle = await writeSignedBundle(join(tree.work, 'dl'), by, {
     version: '1.0.0',
@@ -114,6 +114,7 @@ async function prepare(by: TestKey = key) {
     '^1',
     '--root',
     tree.root,
+    '--yes',
   ];
   return { tree, bundle, args, log: join(tree.work, 'systemctl.log') };
 }
@@ -127,6 +128,11 @@ describe('bootstrap.sh', () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('bootstrap: signature of demo-1.0.0.tgz verified');
       expect(r.stdout).toContain('installed demo 1.0.0 as generation 1');
+      // The first release's needs, shown and granted (--yes: no terminal to ask on).
+      expect(r.stdout).toContain('  NEW      group postgres-clients');
+      expect(await readFile(join(tree.root, 'etc/rick/policy.d/demo.conf'), 'utf8')).toMatch(
+        /# granted .* for demo 1\.0\.0 by rick-install --grant\nGROUPS=postgres-clients\n$/,
+      );
 
       const keyPath = join(tree.root, 'etc/rick/keys/release.asc');
       expect(await readFile(keyPath, 'utf8')).toBe(key.publicKeyArmored);
@@ -214,6 +220,22 @@ describe('bootstrap.sh', () => {
         `bootstrap: note: /etc/caddy/Caddyfile does not import rick's sites; bundles with Caddy sites need this line (--caddy adds it): ${CADDY_IMPORT_LINE}`,
       );
       expect(await readFile(caddyfile, 'utf8')).toBe(':80 {\n}\n');
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('without --yes and without a terminal, installs nothing and says how to grant', async () => {
+    const { tree, args, log } = await prepare();
+    try {
+      const r = await runBootstrap(
+        args.filter((a) => a !== '--yes'),
+        log,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('error USAGE: --grant needs a terminal to ask on, or --yes');
+      await expect(stat(join(tree.root, 'var/lib/rick/current'))).rejects.toThrow();
+      await expect(stat(join(tree.root, 'etc/rick/policy.d/demo.conf'))).rejects.toThrow();
     } finally {
       await tree.cleanup();
     }

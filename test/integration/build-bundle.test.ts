@@ -48,7 +48,7 @@ async function outputFiles(): Promise<string[]> {
 function minimalBundle(unit: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     'bundle.yaml':
-      'name: demo\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n',
+      'name: demo\nneeds: { users: [root] }\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n',
     'quadlet/demo.container.j2': unit,
     ...extra,
   };
@@ -375,7 +375,7 @@ describe.skipIf(!quadletPath)('rick-bundle build refusals leave no output file',
     const dir = await writeBundleDir(join(work, 'demo'), {
       ...minimalBundle(goodUnit),
       'bundle.yaml':
-        'name: demo\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n  sysusers: [sysusers.d/demo.conf]\n',
+        'name: demo\nneeds: { users: [root] }\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n  sysusers: [sysusers.d/demo.conf]\n',
       'sysusers.d/demo.conf': 'g demo {{ gid("demo") }}\n',
     });
     await expectRefused(

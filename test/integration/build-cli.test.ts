@@ -23,7 +23,7 @@ afterEach(async () => {
 
 const unit = '[Container]\nImage=docker.io/library/demo:{{ tag }}\n';
 const definition =
-  'name: demo\nvariables:\n  tag: "1"\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n';
+  'name: demo\nneeds: { users: [root] }\nvariables:\n  tag: "1"\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n';
 
 async function noOutput(): Promise<void> {
   await expect(readdir(out)).rejects.toMatchObject({ code: 'ENOENT' });

@@ -31,6 +31,7 @@ describe('the published manifest JSON Schema', () => {
       'files',
       'facts',
       'services',
+      'needs',
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toContain('files');

@@ -48,6 +48,9 @@ services:
   - unit: demo-fix.service
     checks:
       - { type: http, url: "http://127.0.0.1:80/", host: "{{ demo_domain }}", timeoutSec: 30 }
+# Plain units run their commands on the host: beyond the restricted profile.
+needs:
+  service: [ExecStart]
 `;
 
 const fixUnit = (execStart = '/bin/true') =>

@@ -782,7 +782,7 @@ const cliCases: CliCase[] = [
         forgeTgz([
           {
             path: MANIFEST_PATH,
-            data: manifestFor([unitFile], (m) => ({ ...m, version: 'latest', schemaVersion: 2 })),
+            data: manifestFor([unitFile], (m) => ({ ...m, version: 'latest', schemaVersion: 3 })),
           },
           { path: unitFile.path, data: unit },
         ]),
@@ -846,7 +846,7 @@ const cliCases: CliCase[] = [
           f.path === 'quadlet/demo-app.container'
             ? {
                 ...f,
-                content: `${f.content}# also\n[Service]\nEnvironment=G=@@rick:gid:valkey-clients@@\n`,
+                content: `${f.content}# also\n[Container]\nEnvironment=G=@@rick:gid:valkey-clients@@\n`,
               }
             : f,
         ),

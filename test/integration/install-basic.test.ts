@@ -113,7 +113,7 @@ describe('quadlet dry-run before anything goes live', () => {
     host.reset();
     const files = sampleFiles('demo', 'v2').map((f) =>
       f.path.endsWith('.container')
-        ? { ...f, content: `${f.content}\n[Container]\nNoSuchKey=1\n` }
+        ? { ...f, content: `${f.content}\n[Container]\nExposeHostPort=not-a-port\n` }
         : f,
     );
     const bad = await writeSignedBundle(tree.work, key, { version: '1.1.0', files });
@@ -121,7 +121,7 @@ describe('quadlet dry-run before anything goes live', () => {
     const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain('error QUADLET_REJECTED');
-    expect(r.stderr).toContain('NoSuchKey');
+    expect(r.stderr).toContain("invalid port format 'not-a-port'");
     expect(host.serviceCalls()).toEqual([]);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
@@ -131,7 +131,9 @@ describe('quadlet dry-run before anything goes live', () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
     const files = sampleFiles('demo').map((f) =>
-      f.path.endsWith('.pod') ? { ...f, content: `${f.content}\n[Pod]\nBogus=1\n` } : f,
+      f.path.endsWith('.pod')
+        ? { ...f, content: `${f.content}\n[Pod]\nNetwork=missing.network\n` }
+        : f,
     );
     const bad = await writeSignedBundle(tree.work, key, { version: '1.0.0', files });
     const before = await snapshotTree(tree.root);

@@ -28,7 +28,7 @@ afterEach(async () => {
 
 function bundleWith(kind: 'sysusers' | 'tmpfiles', file: string, content: string) {
   return {
-    'bundle.yaml': `name: demo\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n  ${kind}: [${file}]\n`,
+    'bundle.yaml': `name: demo\nneeds: { users: [root] }\nvariables:\n  image: docker.io/library/demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n  ${kind}: [${file}]\n`,
     'quadlet/demo.container.j2':
       '[Container]\nImage={{ image }}:1\n\n[Install]\nWantedBy=multi-user.target\n',
     [file]: content,

@@ -27,7 +27,13 @@ import {
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
 import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
-import { type HostTree, makeHostTree, quadletPath, SECRET } from '../helpers/host-tree.js';
+import {
+  DEMO_GRANT,
+  type HostTree,
+  makeHostTree,
+  quadletPath,
+  SECRET,
+} from '../helpers/host-tree.js';
 import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
 
 const env = quadletPath ? { RICK_QUADLET: quadletPath } : {};
@@ -42,8 +48,11 @@ afterAll(async () => {
   for (const t of trees) await t.cleanup();
 });
 
+/** The hosts grant the second bundle, `other`, what they grant `demo`: its accounts and the client group. */
+const GRANTS = { demo: DEMO_GRANT, other: 'GROUPS=other postgres-clients\nUSERS=other\n' };
+
 async function newTree(options: Parameters<typeof makeHostTree>[1] = {}): Promise<HostTree> {
-  const tree = await makeHostTree(key, options);
+  const tree = await makeHostTree(key, { grants: GRANTS, ...options });
   trees.push(tree);
   return tree;
 }

@@ -102,6 +102,10 @@ describe('a second bundle', () => {
     const host = await hostWith();
     const secrets = join(tree.root, 'etc/rick/secrets/other.env');
     await writeFile(secrets, 'db_password=other-secret\n', { mode: 0o600 });
+    await writeFile(
+      join(tree.root, 'etc/rick/policy.d/other.conf'),
+      'GROUPS=other postgres-clients\nUSERS=other\n',
+    );
     await chmod(secrets, 0o600);
     const o = await writeSignedBundle(tree.work, key, {
       name: 'other',

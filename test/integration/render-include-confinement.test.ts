@@ -113,7 +113,8 @@ describe('template includes are confined to the bundle and templates/', () => {
 
   it('refuses a unit template listed in bundle.yaml that is a symlink out, writing no bundle', async () => {
     await writeBundleDir(bundleDir, {
-      'bundle.yaml': 'name: demo\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n',
+      'bundle.yaml':
+        'name: demo\nneeds: { users: [root] }\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n',
     });
     await mkdir(join(bundleDir, 'quadlet'));
     await writeFile(

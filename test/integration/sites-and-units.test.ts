@@ -20,7 +20,13 @@ import {
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import { type HostTree, liveGeneration, makeHostTree, runInstaller } from '../helpers/host-tree.js';
+import {
+  DEMO_GRANT,
+  type HostTree,
+  liveGeneration,
+  makeHostTree,
+  runInstaller,
+} from '../helpers/host-tree.js';
 import { havePrograms } from '../helpers/programs.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
@@ -90,8 +96,11 @@ async function bundle(
   });
 }
 
+/** The sample bundle's grant, and the host command of its plain unit (demo-fix.service). */
+const GRANT = `${DEMO_GRANT}SERVICE=ExecStart\n`;
+
 async function hostWithCaddy(caddyfile: string | null = CADDYFILE): Promise<FakeHost> {
-  tree = await makeHostTree(key);
+  tree = await makeHostTree(key, { grants: { demo: GRANT } });
   if (caddyfile !== null) {
     await mkdir(join(tree.root, 'etc/caddy'), { recursive: true });
     await writeFile(join(tree.root, 'etc/caddy/Caddyfile'), caddyfile);
@@ -524,7 +533,7 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
   });
 
   it('an offline tree judges the sites on their own and installs them', async () => {
-    tree = await makeHostTree(key);
+    tree = await makeHostTree(key, { grants: { demo: GRANT } });
     const host = new FakeHost({ root: tree.root, offline: true });
     const v1 = await bundle('1.0.0');
     const r = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);

@@ -14,6 +14,7 @@ function input(overrides: Partial<PlanInput> = {}): PlanInput {
     epoch: 1_700_000_000,
     commit: 'abcdef1',
     installer: Buffer.from('installer'),
+    needs: { groups: ['pg'] },
     services: [
       {
         unit: 'demo.container',

@@ -9,10 +9,10 @@ import { parseManifest } from '../../src/bundle/manifest.js';
 describe('zod configuration', () => {
   it('is in force once a schema module is loaded: jitless, English messages', () => {
     expect(config().jitless).toBe(true);
-    const result = parseManifest({ schemaVersion: 2 });
+    const result = parseManifest({ schemaVersion: 3 });
     expect(result.ok ? [] : result.problems[0]).toEqual({
       path: 'schemaVersion',
-      message: 'Invalid input: expected 1',
+      message: 'Invalid option: expected one of 1|2',
     });
   });
 });

@@ -1,0 +1,128 @@
+/**
+ * The builder's side of the policy: the rendered units may use nothing
+ * beyond what bundle.yaml declares in `needs`, so that a template mistake or
+ * a smuggled drop-in fails the build instead of reaching hosts; and with
+ * `--policy FILE` (a host's grant file) the bundle is judged as that host
+ * will judge it. Pure: the judge is the installer's own
+ * (src/host/policy/restricted.ts), over the same unit text.
+ */
+
+import type { Manifest } from '../bundle/manifest.js';
+import {
+  canonicalNeeds,
+  covers,
+  formatNeed,
+  isLoopback,
+  type Needs,
+  needsFrom,
+  needsList,
+  needsSchema,
+  parsePortNeed,
+} from '../bundle/needs.js';
+import { parseSysusers, type SysusersEntry } from '../bundle/sysusers.js';
+import { RickError } from '../errors.js';
+import type { Grant } from '../host/policy/grant.js';
+import {
+  createdAccounts,
+  describeNeed,
+  judgeBundle,
+  type PolicyReport,
+} from '../host/policy/judge.js';
+import { type Finding, formatFinding, judgeUnits } from '../host/policy/restricted.js';
+
+export interface NeedsCheckInput {
+  bundle: string;
+  /** The rendered needs of bundle.yaml (strings still unchecked). */
+  declared: Record<string, unknown> | undefined;
+  /** Rendered Quadlet units and drop-ins, relative to quadlet/. */
+  units: ReadonlyMap<string, string>;
+  /** Rendered plain systemd units, by unit name. */
+  plainUnits?: ReadonlyMap<string, string>;
+  /** Rendered sysusers.d fragments, by template name. */
+  sysusers: ReadonlyArray<{ name: string; content: string }>;
+}
+
+export interface NeedsCheck {
+  needs: Needs;
+  findings: Finding[];
+  /** What the units use that the declaration does not cover: the build fails on these. */
+  undeclared: Finding[];
+  /** Declared needs nothing in the units uses (worth a warning, not an error). */
+  unused: string[];
+}
+
+/** Validates the rendered declaration; throws DEFINITION_INVALID naming every problem. */
+export function parseDeclaredNeeds(value: unknown): Needs {
+  const result = needsSchema.safeParse(value ?? {});
+  if (!result.success) {
+    throw new RickError(
+      'DEFINITION_INVALID',
+      `bundle.yaml needs: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      { hint: 'docs/policy.md lists the forms of each need' },
+    );
+  }
+  // Loopback ports are within the profile: a declaration templated on a bind
+  // address ("{{ bind_address }}:9000/tcp") records them only when they leave it.
+  const needs = canonicalNeeds(result.data);
+  needs.ports = needs.ports.filter((p) => !isLoopback(parsePortNeed(p)?.address ?? ''));
+  return needs;
+}
+
+export function checkDeclaredNeeds(input: NeedsCheckInput): NeedsCheck {
+  const needs = parseDeclaredNeeds(input.declared);
+  const entries: SysusersEntry[] = input.sysusers.flatMap((f) => parseSysusers(f.content, f.name));
+  const own = createdAccounts(entries);
+  const { findings } = judgeUnits({
+    files: input.units,
+    ...(input.plainUnits === undefined ? {} : { plainUnits: input.plainUnits }),
+    bundle: input.bundle,
+    ownUsers: own.users,
+    ownGroups: own.groups,
+  });
+  const undeclared = findings.filter((f) => !covers(needs, f.need));
+  const unused = needsList(needs)
+    .filter((need) => !findings.some((f) => covers(needsFrom([need]), f.need)))
+    .map(formatNeed);
+  return { needs, findings, undeclared, unused };
+}
+
+/** The refusal of units that use what bundle.yaml does not declare. */
+export function undeclaredRefusal(check: NeedsCheck): RickError {
+  return new RickError(
+    'NEEDS_UNDECLARED',
+    `the rendered units use what bundle.yaml does not declare: ${check.undeclared
+      .map((f) => `${formatNeed(f.need)} (${formatFinding(f)})`)
+      .join('; ')}`,
+    {
+      hint: 'declare it under needs: in bundle.yaml if the units truly need it, or fix the template; docs/policy.md has the rules',
+    },
+  );
+}
+
+/** Judges a built bundle as a host with `grant` will: what the grant would not allow. */
+export function judgeAsHost(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+  grant: Grant,
+  sysusers: readonly SysusersEntry[],
+): PolicyReport {
+  const own = createdAccounts(sysusers);
+  return judgeBundle(manifest, files, grant, {
+    ownUsers: own.users,
+    ownGroups: own.groups,
+    rootUsers: new Set(),
+    rootGroups: new Set(),
+  });
+}
+
+export function buildPolicyRefusal(report: PolicyReport, policyFile: string): RickError {
+  return new RickError(
+    'POLICY_REFUSED',
+    `${report.bundle} ${report.version} needs what ${policyFile} does not grant: ${report.missing
+      .map((n) => describeNeed(report, n))
+      .join('; ')}`,
+    {
+      hint: 'hosts with this grant would hold this release until their operator grants it; nothing was written',
+    },
+  );
+}

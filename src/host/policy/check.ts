@@ -1,0 +1,115 @@
+/**
+ * The policy step of an install (and of `plan`): read the bundle's grant,
+ * learn what the host knows of the accounts the bundle names, judge, and
+ * refuse with POLICY_REFUSED, listing exactly what is new, when the grant
+ * does not cover everything. Reads only; changes nothing.
+ */
+import type { Manifest } from '../../bundle/manifest.js';
+import { formatNeed } from '../../bundle/needs.js';
+import { RickError } from '../../errors.js';
+import type { StoredGeneration } from '../generations.js';
+import type { Accounts } from '../intake/accounts.js';
+import { type Grant, grantLines, readGrant } from './grant.js';
+import {
+  createdAccounts,
+  describeNeed,
+  type HostAccountFacts,
+  judgeBundle,
+  type PolicyReport,
+  sysusersEntries,
+} from './judge.js';
+
+/**
+ * A user or group the bundle creates is its own only when it does not exist
+ * on this host yet, or when the bundle's live release created it too: an
+ * existing account (an infrastructure group, another service's user) is
+ * never made the bundle's own by naming it in a sysusers.d `u` or `g` line.
+ */
+export async function hostAccountFacts(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+  accounts: Accounts,
+  live: StoredGeneration | undefined,
+): Promise<HostAccountFacts> {
+  const created = createdAccounts(sysusersEntries(manifest, files));
+  const previous = live?.bundles.get(manifest.name);
+  const before = previous
+    ? createdAccounts(sysusersEntries(previous.manifest, previous.sources))
+    : { users: new Set<string>(), groups: new Set<string>() };
+  const ownUsers = new Set<string>();
+  const ownGroups = new Set<string>();
+  const rootUsers = new Set<string>();
+  const rootGroups = new Set<string>();
+  await Promise.all([
+    ...[...created.users].map(async (name) => {
+      if (before.users.has(name) || !(await accounts.user(name))) ownUsers.add(name);
+    }),
+    ...[...created.groups].map(async (name) => {
+      if (before.groups.has(name) || !(await accounts.group(name))) ownGroups.add(name);
+    }),
+    ...manifest.facts.map(async (fact) => {
+      if (fact.kind === 'uid' && (await accounts.user(fact.name))?.uid === 0)
+        rootUsers.add(fact.name);
+      if (fact.kind === 'gid' && (await accounts.group(fact.name))?.gid === 0)
+        rootGroups.add(fact.name);
+    }),
+  ]);
+  return { ownUsers, ownGroups, rootUsers, rootGroups };
+}
+
+export interface PolicyCheckInput {
+  manifest: Manifest;
+  files: ReadonlyMap<string, Buffer>;
+  /** The host tree's root (`/`, or `--root DIR`). */
+  root: string;
+  accounts: Accounts;
+  live: StoredGeneration | undefined;
+  requireOwner?: number;
+  /** A grant already read (rick-install --grant reads it before asking). */
+  grant?: Grant;
+}
+
+export async function evaluatePolicy(input: PolicyCheckInput): Promise<PolicyReport> {
+  const grant =
+    input.grant ??
+    (await readGrant(input.root, input.manifest.name, {
+      ...(input.requireOwner === undefined ? {} : { requireOwner: input.requireOwner }),
+    }));
+  const facts = await hostAccountFacts(input.manifest, input.files, input.accounts, input.live);
+  return judgeBundle(input.manifest, input.files, grant, facts);
+}
+
+/** The refusal of a bundle that needs more than its grant allows. */
+export function policyRefusal(report: PolicyReport): RickError {
+  const what = report.missing.map((n) => describeNeed(report, n)).join('; ');
+  return new RickError(
+    'POLICY_REFUSED',
+    `${report.bundle} ${report.version} needs what ${report.grant.file} does not grant: ${what}`,
+    {
+      hint: `nothing was changed; to allow it, add to ${report.grant.file}: ${grantLines(report.missing).join(' | ')} (or run rick-install --grant on the bundle)`,
+    },
+  );
+}
+
+/** One line for logs: `path /srv/x:rw, group docker`. */
+export function formatMissing(report: PolicyReport): string {
+  return report.missing.map(formatNeed).join(', ');
+}
+
+/** The policy section of `plan`: needs, the grant, and what is new. */
+export function formatPolicyReport(report: PolicyReport): string {
+  const lines = [
+    `policy: ${report.grant.exists ? `${report.grant.file} (profile ${report.grant.profile})` : `no ${report.grant.file}: the restricted profile alone`}`,
+  ];
+  if (report.needs.length === 0) lines.push('  needs: nothing beyond the restricted profile');
+  for (const need of report.needs) {
+    const granted = !report.missing.includes(need);
+    lines.push(`  ${granted ? 'granted' : 'NEW    '}  ${describeNeed(report, need)}`);
+  }
+  if (report.missing.length) {
+    lines.push(`  escalation: ${formatMissing(report)}`);
+    lines.push(`  to grant it, add to ${report.grant.file}:`);
+    for (const line of grantLines(report.missing)) lines.push(`    ${line}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,1598 @@
+/**
+ * The `restricted` profile: what a bundle's Quadlet units use from the host,
+ * judged rule by rule, each rule beside the Pod Security Standards control
+ * it corresponds to (docs/policy.md has the table). Pure; the builder and
+ * the installer run the same judge over the same unit text (placeholders
+ * still in), so a bundle the builder passed is judged the same way on every
+ * host, and only the host adds what only it knows (src/host/policy/judge.ts).
+ *
+ * A finding is one use beyond the profile, with the need that would allow
+ * it: a group, a path, a port… or `privileged` for what the profile refuses
+ * outright (flags it does not know, values it cannot tell).
+ */
+import { posix } from 'node:path';
+import { type Need, parsePortNeed, pathProblem } from '../../bundle/needs.js';
+import {
+  type FlagSpec,
+  type ParsedFlag,
+  parsePodmanFlags,
+  podmanPodCreateFlags,
+  podmanRunFlags,
+  splitArgs,
+  splitStrv,
+} from '../../bundle/podman-args.js';
+import {
+  lookupAll,
+  lookupBoolean,
+  lookupLast,
+  parseUnitFile,
+  readQuadletUnits,
+  type UnitFile,
+  type UnitLine,
+  unitTypeOf,
+} from '../../bundle/unit-file.js';
+
+/** The rules of `restricted`, as docs/policy.md names them. */
+export const restrictedRules = [
+  'privileged',
+  'capabilities',
+  'host-namespaces',
+  'host-paths',
+  'sensitive-paths',
+  'devices',
+  'host-ports',
+  'selinux',
+  'apparmor',
+  'seccomp',
+  'proc-mount',
+  'sysctls',
+  'run-as-non-root',
+  'host-users',
+  'host-groups',
+  'service-directives',
+  'host-commands',
+  'unknown-flags',
+  'unjudged',
+] as const;
+export type RuleId = (typeof restrictedRules)[number];
+
+export interface Finding {
+  rule: RuleId;
+  /** The unit file, e.g. `authentik-server.container`. */
+  unit: string;
+  /** `<file>:<line>` of the key. */
+  source: string;
+  /** The key or flag as written, e.g. `Volume=/srv:/srv` or `PodmanArgs: --privileged`. */
+  written: string;
+  need: Need;
+  /** Why, when the need alone does not say it. */
+  detail?: string;
+}
+
+export interface JudgeInput {
+  /** The bundle's Quadlet files, relative to its quadlet/ directory, placeholders still in. */
+  files: ReadonlyMap<string, string>;
+  bundle: string;
+  /** Users and groups the bundle itself creates (its sysusers.d `u` and `g` lines). */
+  ownUsers: ReadonlySet<string>;
+  ownGroups: ReadonlySet<string>;
+  /** The bundle's plain systemd units (systemd/), by unit name: they run on the host itself. */
+  plainUnits?: ReadonlyMap<string, string>;
+}
+
+export interface Judgement {
+  findings: Finding[];
+  /** uid()/gid() names the units run as or join: a host checks what they resolve to. */
+  accounts: { users: Set<string>; groups: Set<string> };
+}
+
+/** Groups whose membership is as good as root: named in the refusal so an operator thinks twice. */
+const rootEquivalentGroups: ReadonlySet<string> = new Set([
+  'root',
+  'wheel',
+  'sudo',
+  'admin',
+  'disk',
+  'kmem',
+  'shadow',
+  'docker',
+  'lxd',
+  'libvirt',
+]);
+
+/** podman's default capabilities (containers.conf): adding one of these adds nothing. */
+export const defaultCapabilities: ReadonlySet<string> = new Set([
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+]);
+
+/** The Pod Security Standards' "safe" sysctls (namespaced, isolated from other pods). */
+export const safeSysctls: ReadonlySet<string> = new Set([
+  'kernel.shm_rmid_forced',
+  'net.ipv4.ip_local_port_range',
+  'net.ipv4.ip_unprivileged_port_start',
+  'net.ipv4.tcp_syncookies',
+  'net.ipv4.ping_group_range',
+]);
+
+/** SELinux types the Pod Security Standards allow. */
+export const allowedSelinuxTypes: ReadonlySet<string> = new Set([
+  'container_t',
+  'container_init_t',
+  'container_kvm_t',
+  'container_engine_t',
+]);
+
+/** Paths whose mount is its own rule: the host's root, its configuration, kernel interfaces, engine sockets. */
+const sensitiveRoots = ['/', '/etc', '/root', '/proc', '/sys', '/dev', '/boot'];
+const engineStates = [
+  '/run/podman',
+  '/var/run/podman',
+  '/run/docker.sock',
+  '/var/run/docker.sock',
+  '/run/containerd',
+  '/run/crio',
+  '/var/lib/containers',
+  '/var/lib/docker',
+  '/run/containers',
+  '/run/systemd',
+  '/var/run/systemd',
+  '/run/dbus',
+  '/var/run/dbus',
+  '/var/lib/rick',
+];
+
+function within(path: string, root: string): boolean {
+  return root === '/' || path === root || path.startsWith(`${root}/`);
+}
+
+export function isSensitivePath(path: string): boolean {
+  if (sensitiveRoots.includes(path)) return true;
+  return engineStates.some((s) => within(path, s) || within(s, path));
+}
+
+/** [Service] directives that only tune how systemd runs and restarts podman. */
+const serviceAllowed = new Set([
+  'Restart',
+  'RestartSec',
+  'RestartSteps',
+  'RestartMaxDelaySec',
+  'RestartMode',
+  'RestartPreventExitStatus',
+  'RestartForceExitStatus',
+  'SuccessExitStatus',
+  'TimeoutSec',
+  'TimeoutStartSec',
+  'TimeoutStopSec',
+  'TimeoutAbortSec',
+  'TimeoutStartFailureMode',
+  'TimeoutStopFailureMode',
+  'RuntimeMaxSec',
+  'RuntimeRandomizedExtraSec',
+  'WatchdogSec',
+  'Type',
+  'RemainAfterExit',
+  'KillMode',
+  'KillSignal',
+  'RestartKillSignal',
+  'FinalKillSignal',
+  'SendSIGKILL',
+  'SendSIGHUP',
+  'OOMPolicy',
+  'Slice',
+  'CPUWeight',
+  'StartupCPUWeight',
+  'CPUQuota',
+  'CPUQuotaPeriodSec',
+  'AllowedCPUs',
+  'AllowedMemoryNodes',
+  'MemoryMin',
+  'MemoryLow',
+  'MemoryHigh',
+  'MemoryMax',
+  'MemorySwapMax',
+  'MemoryZSwapMax',
+  'TasksMax',
+  'IOWeight',
+  'StartupIOWeight',
+  'ManagedOOMSwap',
+  'ManagedOOMMemoryPressure',
+  'ManagedOOMMemoryPressureLimit',
+  'ManagedOOMPreference',
+  'SyslogIdentifier',
+  'SyslogFacility',
+  'SyslogLevel',
+  'SyslogLevelPrefix',
+  'LogLevelMax',
+  'LogRateLimitIntervalSec',
+  'LogRateLimitBurst',
+]);
+
+const placeholderOnly = /^@@rick:(gid|uid|path):([^@]+)@@$/;
+
+/** Where a unit judged here lives on a host, for quadlet's relative paths. */
+function unitDir(bundle: string): string {
+  return `/etc/containers/systemd/rick/${bundle}`;
+}
+
+interface UnitContext {
+  unit: UnitFile;
+  input: JudgeInput;
+  findings: Finding[];
+  accounts: Judgement['accounts'];
+  /** The generated service's name without `.service`, for %N. */
+  service: string;
+}
+
+function push(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  rule: RuleId,
+  need: Need,
+  detail?: string,
+): void {
+  ctx.findings.push({
+    rule,
+    unit: ctx.unit.name,
+    source: line.source,
+    written,
+    need,
+    ...(detail === undefined ? {} : { detail }),
+  });
+}
+
+/**
+ * The value systemd will hand podman: specifiers of a system unit resolved,
+ * `$$` made `$`. Undefined when it cannot be told here (an environment
+ * variable, a host-specific specifier).
+ */
+export function expandValue(value: string, service: string): string | undefined {
+  const known: Record<string, string> = {
+    '%': '%',
+    t: '/run',
+    S: '/var/lib',
+    C: '/var/cache',
+    L: '/var/log',
+    E: '/etc',
+    T: '/tmp',
+    V: '/var/tmp',
+    D: '/usr/share',
+    h: '/root',
+    s: '/bin/sh',
+    u: 'root',
+    U: '0',
+    g: 'root',
+    G: '0',
+    n: `${service}.service`,
+    N: service,
+    p: service.split('@')[0] ?? service,
+    P: service.split('@')[0] ?? service,
+    j: (service.split('@')[0] ?? service).split('-').at(-1) ?? '',
+    J: (service.split('@')[0] ?? service).split('-').at(-1) ?? '',
+    i: service.includes('@') ? service.slice(service.indexOf('@') + 1) : '',
+    I: service.includes('@') ? service.slice(service.indexOf('@') + 1) : '',
+  };
+  let out = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '%') {
+      const next = value[i + 1];
+      const v = next === undefined ? undefined : known[next];
+      if (v === undefined) return undefined;
+      out += v;
+      i++;
+    } else if (c === '$') {
+      if (value[i + 1] !== '$') return undefined;
+      out += '$';
+      i++;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+function cannotTell(ctx: UnitContext, line: UnitLine, written: string, what: string): void {
+  push(
+    ctx,
+    line,
+    written,
+    'unjudged',
+    { kind: 'privileged' },
+    `${what} cannot be told before the unit runs (an environment variable or a host-specific specifier)`,
+  );
+}
+
+/** A host path as quadlet resolves it (relative to the unit's directory), or why it cannot be judged. */
+function hostPath(ctx: UnitContext, source: string): string | undefined {
+  const resolved = source.startsWith('/')
+    ? posix.normalize(source)
+    : posix.join(unitDir(ctx.input.bundle), source);
+  const trimmed = resolved.length > 1 ? resolved.replace(/\/+$/, '') : resolved;
+  return pathProblem(trimmed) === undefined ? trimmed : undefined;
+}
+
+function pathUse(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  path: string,
+  access: 'ro' | 'rw',
+  what: string,
+): void {
+  const rule: RuleId = isSensitivePath(path) ? 'sensitive-paths' : 'host-paths';
+  push(ctx, line, written, rule, { kind: 'paths', value: `${path}:${access}` }, what);
+}
+
+/** A bind source: host path, bundle file (read-only only) or named volume. */
+function bindSource(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  raw: string,
+  access: 'ro' | 'rw',
+  what: string,
+): void {
+  const placeholder = placeholderOnly.exec(raw);
+  if (placeholder?.[1] === 'path') {
+    if (access === 'rw') {
+      push(
+        ctx,
+        line,
+        written,
+        'host-paths',
+        { kind: 'privileged' },
+        `a bundle file mounted read-write could change its own generation; mount it with ro`,
+      );
+    }
+    return;
+  }
+  if (raw.includes('@@rick:')) {
+    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, `${what} holds a host fact`);
+    return;
+  }
+  const value = expandValue(raw, ctx.service);
+  if (value === undefined) {
+    cannotTell(ctx, line, written, what);
+    return;
+  }
+  if (!value.startsWith('/') && !value.startsWith('.')) return; // a named volume
+  const path = hostPath(ctx, value);
+  if (!path) {
+    push(ctx, line, written, 'host-paths', { kind: 'privileged' }, `${what} is not a plain path`);
+    return;
+  }
+  pathUse(ctx, line, written, path, access, what);
+}
+
+/** `-v SRC:DST[:OPTIONS]` / Volume=. */
+function volumeUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const parts = value.split(':');
+  if (parts.length < 2) return; // an anonymous volume
+  const options = (parts[2] ?? '').split(',').filter(Boolean);
+  for (const o of options) {
+    if (/^r?shared$/.test(o)) {
+      push(
+        ctx,
+        line,
+        written,
+        'privileged',
+        { kind: 'privileged' },
+        `mount propagation ${o} lets the container's mounts reach the host`,
+      );
+    }
+  }
+  const writes = options.some((o) => ['z', 'Z', 'U'].includes(o));
+  const readOnly = options.some((o) => ['ro', 'O'].includes(o)) && !writes;
+  bindSource(ctx, line, written, parts[0]!, readOnly ? 'ro' : 'rw', 'the volume source');
+}
+
+/** `--mount type=bind,source=…,destination=…,ro` / Mount=, read as podman's CSV. */
+function mountUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  if (value.includes('"')) {
+    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, 'a quoted mount option');
+    return;
+  }
+  const fields = new Map<string, string>();
+  for (const field of value.split(',')) {
+    const eq = field.indexOf('=');
+    fields.set(eq === -1 ? field : field.slice(0, eq), eq === -1 ? 'true' : field.slice(eq + 1));
+  }
+  const source = fields.get('source') ?? fields.get('src');
+  const type = fields.get('type') ?? (source?.startsWith('/') ? 'bind' : 'volume');
+  const prop = fields.get('bind-propagation');
+  if (prop && /^r?shared$/.test(prop)) {
+    push(
+      ctx,
+      line,
+      written,
+      'privileged',
+      { kind: 'privileged' },
+      `mount propagation ${prop} lets the container's mounts reach the host`,
+    );
+  }
+  switch (type) {
+    case 'bind':
+    case 'glob': {
+      if (source === undefined) return;
+      const writes =
+        fields.has('relabel') ||
+        ['true', '1'].includes(fields.get('U') ?? fields.get('chown') ?? '');
+      const ro = ['ro', 'readonly'].some((k) => ['true', '1'].includes(fields.get(k) ?? ''));
+      const src = type === 'glob' ? source.replace(/\/[^/]*[*?[].*$/, '') || '/' : source;
+      bindSource(ctx, line, written, src, ro && !writes ? 'ro' : 'rw', 'the mount source');
+      return;
+    }
+    case 'volume':
+    case 'tmpfs':
+    case 'ramfs':
+    case 'devpts':
+    case 'image':
+    case 'artifact':
+      return;
+    default:
+      push(
+        ctx,
+        line,
+        written,
+        'unjudged',
+        { kind: 'privileged' },
+        `mount type ${type} is not known`,
+      );
+  }
+}
+
+function namespaceUse(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  namespace: string,
+  value: string,
+): void {
+  for (const part of value.split(',')) {
+    const mode = part.split(':')[0] ?? '';
+    if (mode === 'host' || mode === 'ns') {
+      push(
+        ctx,
+        line,
+        written,
+        'host-namespaces',
+        { kind: 'namespaces', value: namespace },
+        mode === 'ns' ? `joins the namespace at ${part.slice(3)}` : undefined,
+      );
+    }
+  }
+}
+
+/** A `uid:gid`-style id part: a placeholder, a number or a name. */
+function idUse(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  kind: 'users' | 'groups',
+  raw: string,
+): 'root' | 'other' {
+  const fact = kind === 'users' ? 'uid' : 'gid';
+  const m = placeholderOnly.exec(raw);
+  const rule: RuleId = kind === 'users' ? 'host-users' : 'host-groups';
+  if (m) {
+    if (m[1] !== fact) {
+      push(
+        ctx,
+        line,
+        written,
+        'unjudged',
+        { kind: 'privileged' },
+        `${m[1]}() where ${fact}() belongs`,
+      );
+      return 'other';
+    }
+    const name = m[2]!;
+    (kind === 'users' ? ctx.accounts.users : ctx.accounts.groups).add(name);
+    if (name === 'root') {
+      push(ctx, line, written, kind === 'users' ? 'run-as-non-root' : 'host-groups', {
+        kind,
+        value: 'root',
+      });
+      return 'root';
+    }
+    const own = kind === 'users' ? ctx.input.ownUsers : ctx.input.ownGroups;
+    if (kind === 'groups' && rootEquivalentGroups.has(name)) {
+      push(ctx, line, written, rule, { kind, value: name }, `${name} is as good as root`);
+    } else if (!own.has(name)) {
+      push(ctx, line, written, rule, { kind, value: name });
+    }
+    return 'other';
+  }
+  const value = expandValue(raw, ctx.service);
+  if (value === undefined) {
+    cannotTell(ctx, line, written, kind === 'users' ? 'the user' : 'the group');
+    return 'other';
+  }
+  if (/^[0-9]+$/.test(value)) {
+    const id = Number(value);
+    if (id === 0) {
+      push(ctx, line, written, kind === 'users' ? 'run-as-non-root' : 'host-groups', {
+        kind,
+        value: 'root',
+      });
+      return 'root';
+    }
+    push(
+      ctx,
+      line,
+      written,
+      rule,
+      { kind, value: String(id) },
+      `a literal ${kind === 'users' ? 'UID' : 'GID'}: write ${fact}("name") so that each host resolves its own`,
+    );
+    return 'other';
+  }
+  if (value === 'root') {
+    push(ctx, line, written, kind === 'users' ? 'run-as-non-root' : 'host-groups', {
+      kind,
+      value: 'root',
+    });
+    return 'root';
+  }
+  if (kind === 'users') {
+    push(
+      ctx,
+      line,
+      written,
+      'run-as-non-root',
+      { kind: 'users', value: 'root' },
+      `user ${JSON.stringify(value)} is looked up in the image, which may make it root: use uid("name") or a numeric UID`,
+    );
+    return 'root';
+  }
+  push(
+    ctx,
+    line,
+    written,
+    'host-groups',
+    { kind: 'privileged' },
+    `group ${JSON.stringify(value)} is looked up in the image, so no host can tell which group it grants: use gid("name")`,
+  );
+  return 'other';
+}
+
+/** `--user USER[:GROUP]`; returns whether it may be root. */
+function userUse(ctx: UnitContext, line: UnitLine, written: string, value: string): boolean {
+  // A placeholder holds colons of its own: split after it.
+  const skip = value.startsWith('@@rick:') ? value.indexOf('@@', 2) + 2 : 0;
+  const colon = skip > 1 ? value.indexOf(':', skip) : value.indexOf(':');
+  const user = colon === -1 ? value : value.slice(0, colon);
+  const group = colon === -1 ? undefined : value.slice(colon + 1);
+  if (user === '') {
+    push(ctx, line, written, 'run-as-non-root', { kind: 'users', value: 'root' });
+    return true;
+  }
+  const root = idUse(ctx, line, written, 'users', user) === 'root';
+  if (group !== undefined && group !== '') idUse(ctx, line, written, 'groups', group);
+  return root;
+}
+
+function groupAddUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  if (value === 'keep-groups') {
+    push(
+      ctx,
+      line,
+      written,
+      'host-groups',
+      { kind: 'privileged' },
+      "keep-groups hands the container every group of podman's own process",
+    );
+    return;
+  }
+  idUse(ctx, line, written, 'groups', value);
+}
+
+/** `[[IP:][HOSTPORT]:]CONTAINERPORT[/PROTOCOL]` / PublishPort=. */
+export function publishedPort(value: string): string | undefined {
+  const slash = value.lastIndexOf('/');
+  const protocol = slash === -1 ? 'tcp' : value.slice(slash + 1);
+  const spec = slash === -1 ? value : value.slice(0, slash);
+  let address = '*';
+  let rest = spec;
+  if (spec.startsWith('[')) {
+    const end = spec.indexOf(']');
+    if (end === -1) return undefined;
+    address = spec.slice(0, end + 1).toLowerCase();
+    rest = spec.slice(end + 2);
+    if (spec[end + 1] !== ':') return undefined;
+  }
+  const parts = rest.split(':');
+  let hostPort: string;
+  if (address !== '*') {
+    if (parts.length !== 2) return undefined;
+    hostPort = parts[0]!;
+  } else if (parts.length === 3) {
+    address = parts[0] === '' ? '*' : parts[0]!;
+    hostPort = parts[1]!;
+  } else if (parts.length === 2) {
+    hostPort = parts[0]!;
+  } else if (parts.length === 1) {
+    // Only a container port: published on a random host port of every address.
+    hostPort = '';
+  } else return undefined;
+  if (address === '0.0.0.0' || address === '[::]')
+    address = address === '[::]' ? '[::]' : '0.0.0.0';
+  const need = `${address}:${hostPort === '' ? '*' : hostPort}/${protocol}`;
+  return parsePortNeed(need) ? need : undefined;
+}
+
+function portUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const need = publishedPort(value);
+  if (!need) {
+    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, 'a port mapping rick cannot read');
+    return;
+  }
+  const p = parsePortNeed(need)!;
+  if (p.address !== '*' && isLoopbackAddress(p.address)) return;
+  push(ctx, line, written, 'host-ports', { kind: 'ports', value: need });
+}
+
+function isLoopbackAddress(address: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(address) || address === '[::1]';
+}
+
+function capabilityUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const name = value.toUpperCase().replace(/^CAP_/, '');
+  if (defaultCapabilities.has(name)) return;
+  push(ctx, line, written, 'capabilities', { kind: 'capabilities', value: name });
+}
+
+function deviceUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const source = value.replace(/^-/, '').split(':')[0] ?? '';
+  const expanded = expandValue(source, ctx.service);
+  if (expanded === undefined) {
+    cannotTell(ctx, line, written, 'the device');
+    return;
+  }
+  const path = posix.normalize(expanded);
+  if (!path.startsWith('/dev/') || pathProblem(path)) {
+    push(
+      ctx,
+      line,
+      written,
+      'devices',
+      { kind: 'privileged' },
+      `${expanded} is not a device under /dev`,
+    );
+    return;
+  }
+  push(ctx, line, written, 'devices', { kind: 'devices', value: path });
+}
+
+function sysctlUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const name = value.split('=')[0] ?? '';
+  if (safeSysctls.has(name)) return;
+  if (!/^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$/.test(name)) {
+    push(
+      ctx,
+      line,
+      written,
+      'sysctls',
+      { kind: 'privileged' },
+      `${JSON.stringify(name)} is not a sysctl name`,
+    );
+    return;
+  }
+  push(ctx, line, written, 'sysctls', { kind: 'sysctls', value: name });
+}
+
+/** `--security-opt` values (also SecurityLabel*=, SeccompProfile=, Unmask=). */
+function securityOptUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const m = /^([a-z-]+)[=:]?(.*)$/.exec(value);
+  const key = m?.[1] ?? '';
+  const arg = m?.[2] ?? '';
+  switch (key) {
+    case 'label': {
+      const [what = '', rest = ''] = arg.split(':');
+      if (what === 'disable' || what === 'nested' || what === 'user' || what === 'role') {
+        push(ctx, line, written, 'selinux', { kind: 'unconfined', value: 'selinux' });
+      } else if (what === 'type' && !allowedSelinuxTypes.has(rest)) {
+        push(
+          ctx,
+          line,
+          written,
+          'selinux',
+          { kind: 'unconfined', value: 'selinux' },
+          `type ${rest} is not a container type`,
+        );
+      } else if (!['type', 'level', 'filetype'].includes(what)) {
+        push(
+          ctx,
+          line,
+          written,
+          'unjudged',
+          { kind: 'privileged' },
+          `label option ${what} is not known`,
+        );
+      }
+      return;
+    }
+    case 'seccomp':
+      if (arg === 'unconfined')
+        push(ctx, line, written, 'seccomp', { kind: 'unconfined', value: 'seccomp' });
+      return;
+    case 'apparmor':
+      if (arg === 'unconfined')
+        push(ctx, line, written, 'apparmor', { kind: 'unconfined', value: 'apparmor' });
+      return;
+    case 'unmask':
+      push(ctx, line, written, 'proc-mount', { kind: 'unconfined', value: 'proc' });
+      return;
+    case 'systempaths':
+      if (arg === 'unconfined')
+        push(ctx, line, written, 'proc-mount', { kind: 'unconfined', value: 'proc' });
+      return;
+    case 'mask':
+    case 'no-new-privileges':
+    case 'proc-opts':
+      return;
+    default:
+      push(
+        ctx,
+        line,
+        written,
+        'unjudged',
+        { kind: 'privileged' },
+        `security option ${JSON.stringify(key)} is not known`,
+      );
+  }
+}
+
+/** `--uidmap`/`--gidmap CONTAINER:HOST:SIZE`: a range holding host id 0 maps host root in. */
+function idMapUse(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  value: string,
+  kind: 'users' | 'groups',
+): void {
+  const m = /^[+@]?(\d+):[+@]?(\d+):(\d+)$/.exec(value);
+  if (!m) {
+    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, 'an id mapping rick cannot read');
+    return;
+  }
+  if (Number(m[2]) === 0 && Number(m[3]) > 0) {
+    push(
+      ctx,
+      line,
+      written,
+      kind === 'users' ? 'run-as-non-root' : 'host-groups',
+      { kind, value: 'root' },
+      'maps host id 0 into the container',
+    );
+  }
+}
+
+const hostFileFlags: Record<string, 'ro' | 'rw'> = {
+  'env-file': 'ro',
+  'init-path': 'ro',
+  'hosts-file': 'ro',
+  'label-file': 'ro',
+  cidfile: 'rw',
+  'conmon-pidfile': 'rw',
+  pidfile: 'rw',
+  'pod-id-file': 'rw',
+  'infra-conmon-pidfile': 'rw',
+};
+
+const privilegedFlags: Record<string, string> = {
+  privileged: 'turns off every confinement',
+  'volumes-from': "takes another container's mounts, which rick cannot see",
+  'device-cgroup-rule': 'allows device nodes by number',
+  gpus: 'hands over the host GPUs',
+  'cgroup-parent': 'places the container in any part of the host cgroup tree',
+  rootfs: 'runs a host directory as the root file system',
+};
+
+interface FlagState {
+  /** The last --user value seen (what podman keeps), with its line. */
+  user?: { value: string; line: UnitLine; written: string };
+  usernsAuto: boolean;
+}
+
+/** Flags whose value rick judges; every other known flag touches nothing of the host. */
+const judgedFlags = new Set([
+  'cap-add',
+  'device',
+  'network',
+  'pid',
+  'ipc',
+  'uts',
+  'cgroupns',
+  'userns',
+  'volume',
+  'mount',
+  'user',
+  'group-add',
+  'publish',
+  'publish-all',
+  'security-opt',
+  'seccomp-policy',
+  'sysctl',
+  'uidmap',
+  'gidmap',
+  'log-opt',
+  'health-log-destination',
+  'annotation',
+]);
+
+/** Judges one podman flag of `podman run` or `podman pod create`. */
+function judgeFlag(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  flag: ParsedFlag,
+  state: FlagState,
+): void {
+  const name = flag.name === 'net' ? 'network' : flag.name;
+  if (!judgedFlags.has(name) && !(name in privilegedFlags) && !(name in hostFileFlags)) return;
+  const at = written;
+  for (const raw of flag.values) {
+    const value = expandValue(raw, ctx.service);
+    if (value === undefined) {
+      cannotTell(ctx, line, at, `the value of --${name}`);
+      continue;
+    }
+    const v = value;
+    if (name in privilegedFlags) {
+      if (v !== 'false')
+        push(ctx, line, at, 'privileged', { kind: 'privileged' }, privilegedFlags[name]);
+      continue;
+    }
+    if (name in hostFileFlags) {
+      const placeholder = placeholderOnly.exec(raw);
+      if (placeholder?.[1] === 'path' && hostFileFlags[name] === 'ro') continue;
+      const path = v.startsWith('/') ? hostPath(ctx, v) : undefined;
+      if (!path) {
+        push(
+          ctx,
+          line,
+          at,
+          'host-paths',
+          { kind: 'privileged' },
+          `--${name} ${v} is not an absolute host path`,
+        );
+        continue;
+      }
+      pathUse(
+        ctx,
+        line,
+        at,
+        path,
+        hostFileFlags[name]!,
+        `--${name} ${hostFileFlags[name] === 'rw' ? 'writes' : 'reads'} a host file`,
+      );
+      continue;
+    }
+    switch (name) {
+      case 'cap-add':
+        capabilityUse(ctx, line, at, v);
+        break;
+      case 'device':
+        deviceUse(ctx, line, at, raw);
+        break;
+      case 'network':
+        namespaceUse(ctx, line, at, 'network', v);
+        break;
+      case 'pid':
+      case 'ipc':
+      case 'uts':
+      case 'cgroupns':
+        namespaceUse(ctx, line, at, name === 'cgroupns' ? 'cgroup' : name, v);
+        break;
+      case 'userns':
+        namespaceUse(ctx, line, at, 'user', v);
+        if (v.startsWith('auto')) state.usernsAuto = true;
+        break;
+      case 'volume':
+        volumeUse(ctx, line, at, raw.includes('@@rick:') ? raw : v);
+        break;
+      case 'mount':
+        mountUse(ctx, line, at, raw.includes('@@rick:') ? raw : v);
+        break;
+      case 'user':
+        state.user = { value: raw, line, written: at };
+        break;
+      case 'group-add':
+        groupAddUse(ctx, line, at, raw);
+        break;
+      case 'publish':
+        portUse(ctx, line, at, v);
+        break;
+      case 'publish-all':
+        if (v !== 'false') {
+          push(
+            ctx,
+            line,
+            at,
+            'host-ports',
+            { kind: 'ports', value: '*:*/tcp' },
+            'publishes every exposed port on every address',
+          );
+          push(
+            ctx,
+            line,
+            at,
+            'host-ports',
+            { kind: 'ports', value: '*:*/udp' },
+            'publishes every exposed port on every address',
+          );
+        }
+        break;
+      case 'security-opt':
+        securityOptUse(ctx, line, at, v);
+        break;
+      case 'seccomp-policy':
+        if (v === 'image') {
+          push(
+            ctx,
+            line,
+            at,
+            'seccomp',
+            { kind: 'unconfined', value: 'seccomp' },
+            "takes the seccomp profile from the image's annotations",
+          );
+        }
+        break;
+      case 'sysctl':
+        sysctlUse(ctx, line, at, v);
+        break;
+      case 'uidmap':
+        idMapUse(ctx, line, at, v, 'users');
+        break;
+      case 'gidmap':
+        idMapUse(ctx, line, at, v, 'groups');
+        break;
+      case 'log-opt':
+        if (v.startsWith('path=')) {
+          const path = hostPath(ctx, v.slice(5));
+          if (!path || !v.slice(5).startsWith('/')) {
+            push(
+              ctx,
+              line,
+              at,
+              'host-paths',
+              { kind: 'privileged' },
+              'the log path is not an absolute host path',
+            );
+          } else pathUse(ctx, line, at, path, 'rw', 'the log file is written on the host');
+        }
+        break;
+      case 'health-log-destination':
+        if (v.startsWith('/')) {
+          const path = hostPath(ctx, v);
+          if (path) pathUse(ctx, line, at, path, 'rw', 'health logs are written on the host');
+          else push(ctx, line, at, 'host-paths', { kind: 'privileged' }, 'not a plain host path');
+        }
+        break;
+      case 'annotation':
+        if (/^(run\.oci\.|io\.podman\.annotations\.)/.test(v)) {
+          push(
+            ctx,
+            line,
+            at,
+            'privileged',
+            { kind: 'privileged' },
+            'a runtime annotation changes how the container is confined',
+          );
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function judgeFlags(
+  ctx: UnitContext,
+  line: UnitLine,
+  key: string,
+  table: Readonly<Record<string, FlagSpec>>,
+  state: FlagState,
+): void {
+  const split = splitArgs(line.value);
+  const written = `${key}=${line.value}`;
+  for (const problem of split.problems) {
+    push(ctx, line, written, 'unknown-flags', { kind: 'privileged' }, problem);
+  }
+  const words: string[] = [];
+  for (const word of split.words) {
+    if (word.includes('$') && !/^[^$]*(\$\$[^$]*)*$/.test(word)) {
+      push(
+        ctx,
+        line,
+        written,
+        'unjudged',
+        { kind: 'privileged' },
+        `${JSON.stringify(word)} is expanded from the environment when the unit starts`,
+      );
+      return;
+    }
+    words.push(word);
+  }
+  const parsed = parsePodmanFlags(words, table);
+  for (const problem of parsed.problems) {
+    push(ctx, line, written, 'unknown-flags', { kind: 'privileged' }, problem);
+  }
+  for (const flag of parsed.flags) judgeFlag(ctx, line, `${key}: ${flag.written}`, flag, state);
+}
+
+/** The flag a key maps to, as quadlet adds it. */
+function asFlag(name: string, value: string, spec: FlagSpec | undefined): ParsedFlag {
+  const values = spec?.type === 'slice' ? value.split(',') : [value];
+  return { name, values, written: `--${name} ${value}` };
+}
+
+const containerKeys = new Set([
+  'AddCapability',
+  'AddDevice',
+  'AddHost',
+  'Annotation',
+  'AutoUpdate',
+  'CgroupsMode',
+  'ContainerName',
+  'ContainersConfModule',
+  'DNS',
+  'DNSOption',
+  'DNSSearch',
+  'DropCapability',
+  'Environment',
+  'EnvironmentFile',
+  'EnvironmentHost',
+  'Entrypoint',
+  'Exec',
+  'ExposeHostPort',
+  'GIDMap',
+  'GlobalArgs',
+  'Group',
+  'GroupAdd',
+  'HealthCmd',
+  'HealthInterval',
+  'HealthOnFailure',
+  'HealthLogDestination',
+  'HealthMaxLogCount',
+  'HealthMaxLogSize',
+  'HealthRetries',
+  'HealthStartPeriod',
+  'HealthStartupCmd',
+  'HealthStartupInterval',
+  'HealthStartupRetries',
+  'HealthStartupSuccess',
+  'HealthStartupTimeout',
+  'HealthTimeout',
+  'HostName',
+  'IP6',
+  'IP',
+  'Image',
+  'Label',
+  'LogDriver',
+  'LogOpt',
+  'Mask',
+  'Mount',
+  'Network',
+  'NetworkAlias',
+  'NoNewPrivileges',
+  'Notify',
+  'PidsLimit',
+  'Pod',
+  'PodmanArgs',
+  'PublishPort',
+  'Pull',
+  'ReadOnly',
+  'ReadOnlyTmpfs',
+  'RemapGid',
+  'RemapUid',
+  'RemapUidSize',
+  'RemapUsers',
+  'Rootfs',
+  'RunInit',
+  'SeccompProfile',
+  'Secret',
+  'SecurityLabelDisable',
+  'SecurityLabelFileType',
+  'SecurityLabelLevel',
+  'SecurityLabelNested',
+  'SecurityLabelType',
+  'ServiceName',
+  'ShmSize',
+  'StopSignal',
+  'StartWithPod',
+  'StopTimeout',
+  'SubGIDMap',
+  'SubUIDMap',
+  'Sysctl',
+  'Timezone',
+  'Tmpfs',
+  'UIDMap',
+  'Ulimit',
+  'Unmask',
+  'User',
+  'UserNS',
+  'VolatileTmp',
+  'Volume',
+  'WorkingDir',
+]);
+
+const podKeys = new Set([
+  'AddHost',
+  'ContainersConfModule',
+  'DNS',
+  'DNSOption',
+  'DNSSearch',
+  'GIDMap',
+  'GlobalArgs',
+  'IP',
+  'IP6',
+  'Network',
+  'NetworkAlias',
+  'PodName',
+  'PodmanArgs',
+  'PublishPort',
+  'RemapGid',
+  'RemapUid',
+  'RemapUidSize',
+  'RemapUsers',
+  'ServiceName',
+  'ShmSize',
+  'SubGIDMap',
+  'SubUIDMap',
+  'UIDMap',
+  'UserNS',
+  'Volume',
+]);
+
+/** The keys that change podman itself (its configuration, storage, runtime). */
+function globalKeys(ctx: UnitContext, group: string): void {
+  for (const line of lookupAll(ctx.unit, group, 'ContainersConfModule')) {
+    push(
+      ctx,
+      line,
+      `ContainersConfModule=${line.value}`,
+      'privileged',
+      { kind: 'privileged' },
+      "a containers.conf module can change every default of podman's",
+    );
+  }
+  for (const line of lookupAll(ctx.unit, group, 'GlobalArgs')) {
+    const words = splitArgs(line.value);
+    const harmless =
+      words.problems.length === 0 &&
+      words.words.every(
+        (w, i, all) => /^--log-level(=|$)/.test(w) || (i > 0 && all[i - 1] === '--log-level'),
+      );
+    if (!harmless) {
+      push(
+        ctx,
+        line,
+        `GlobalArgs=${line.value}`,
+        'privileged',
+        { kind: 'privileged' },
+        "global flags choose podman's storage, runtime and hooks",
+      );
+    }
+  }
+}
+
+function unknownKeys(ctx: UnitContext, group: string, known: ReadonlySet<string>): void {
+  for (const line of ctx.unit.groups.get(group) ?? []) {
+    if (!known.has(line.key)) {
+      push(
+        ctx,
+        line,
+        `${line.key}=${line.value}`,
+        'unknown-flags',
+        { kind: 'privileged' },
+        `[${group}] ${line.key}= is not a key rick knows`,
+      );
+    }
+  }
+}
+
+function serviceSection(ctx: UnitContext): void {
+  for (const line of ctx.unit.groups.get('Service') ?? []) {
+    if (serviceAllowed.has(line.key)) continue;
+    push(
+      ctx,
+      line,
+      `${line.key}=${line.value}`,
+      'service-directives',
+      { kind: 'service', value: line.key },
+      line.key.startsWith('Exec')
+        ? 'runs a command on the host, as root, outside the container'
+        : 'acts on the host outside the container',
+    );
+  }
+}
+
+function judgeContainer(ctx: UnitContext): void {
+  const u = ctx.unit;
+  const g = 'Container';
+  unknownKeys(ctx, g, containerKeys);
+  globalKeys(ctx, g);
+  const state: FlagState = { usernsAuto: false };
+  const flag = (line: UnitLine, key: string, name: string, value: string) =>
+    judgeFlag(ctx, line, `${key}=${line.value}`, asFlag(name, value, podmanRunFlags[name]), state);
+  for (const line of lookupAll(u, g, 'AddCapability'))
+    for (const w of splitStrv(line.value).words) flag(line, 'AddCapability', 'cap-add', w);
+  for (const line of lookupAll(u, g, 'AddDevice'))
+    for (const w of splitStrv(line.value).words) flag(line, 'AddDevice', 'device', w);
+  for (const line of lookupAll(u, g, 'Sysctl'))
+    for (const w of splitStrv(line.value).words) flag(line, 'Sysctl', 'sysctl', w);
+  for (const line of lookupAll(u, g, 'LogOpt'))
+    for (const w of splitStrv(line.value).words) flag(line, 'LogOpt', 'log-opt', w);
+  for (const line of lookupAll(u, g, 'UIDMap'))
+    for (const w of splitStrv(line.value).words) flag(line, 'UIDMap', 'uidmap', w);
+  for (const line of lookupAll(u, g, 'GIDMap'))
+    for (const w of splitStrv(line.value).words) flag(line, 'GIDMap', 'gidmap', w);
+  for (const line of lookupAll(u, g, 'Network')) flag(line, 'Network', 'network', line.value);
+  for (const line of lookupAll(u, g, 'Volume')) flag(line, 'Volume', 'volume', line.value);
+  for (const line of lookupAll(u, g, 'GroupAdd')) flag(line, 'GroupAdd', 'group-add', line.value);
+  for (const line of lookupAll(u, g, 'PublishPort'))
+    flag(line, 'PublishPort', 'publish', line.value);
+  for (const line of lookupAll(u, g, 'Mount'))
+    for (const w of splitArgs(line.value).words) flag(line, 'Mount', 'mount', w);
+  for (const line of lookupAll(u, g, 'EnvironmentFile'))
+    for (const w of splitArgs(line.value).words)
+      flag(
+        line,
+        'EnvironmentFile',
+        'env-file',
+        w.startsWith('/') || w.startsWith('@@') ? w : posix.join(unitDir(ctx.input.bundle), w),
+      );
+  for (const line of lookupAll(u, g, 'Unmask'))
+    for (const w of splitArgs(line.value).words)
+      flag(line, 'Unmask', 'security-opt', `unmask=${w}`);
+  for (const [key, kv] of [['Annotation', 'annotation']] as const) {
+    for (const line of lookupAll(u, g, key))
+      for (const w of splitArgs(line.value).words) flag(line, key, kv, w);
+  }
+  const last = (key: string) => lookupLast(u, g, key);
+  const userns = last('UserNS');
+  if (userns && userns.value !== '') flag(userns, 'UserNS', 'userns', userns.value);
+  const remap = last('RemapUsers');
+  if (remap?.value === 'auto') state.usernsAuto = true;
+  if (remap?.value === 'manual') {
+    for (const line of lookupAll(u, g, 'RemapUid'))
+      for (const w of splitStrv(line.value).words) flag(line, 'RemapUid', 'uidmap', w);
+    for (const line of lookupAll(u, g, 'RemapGid'))
+      for (const w of splitStrv(line.value).words) flag(line, 'RemapGid', 'gidmap', w);
+  }
+  if (lookupBoolean(u, g, 'SecurityLabelDisable'))
+    flag(last('SecurityLabelDisable')!, 'SecurityLabelDisable', 'security-opt', 'label=disable');
+  if (lookupBoolean(u, g, 'SecurityLabelNested'))
+    flag(last('SecurityLabelNested')!, 'SecurityLabelNested', 'security-opt', 'label=nested');
+  const labelType = last('SecurityLabelType');
+  if (labelType && labelType.value !== '')
+    flag(labelType, 'SecurityLabelType', 'security-opt', `label=type:${labelType.value}`);
+  const seccomp = last('SeccompProfile');
+  if (seccomp) flag(seccomp, 'SeccompProfile', 'security-opt', `seccomp=${seccomp.value}`);
+  const rootfs = last('Rootfs');
+  if (rootfs && rootfs.value !== '') {
+    bindSource(ctx, rootfs, `Rootfs=${rootfs.value}`, rootfs.value, 'rw', 'the root file system');
+  }
+  const health = last('HealthLogDestination');
+  if (health && health.value !== '')
+    flag(health, 'HealthLogDestination', 'health-log-destination', health.value);
+  const user = last('User');
+  const group = last('Group');
+  if (user && user.value !== '') {
+    state.user = {
+      value: group && group.value !== '' ? `${user.value}:${group.value}` : user.value,
+      line: user,
+      written: `User=${user.value}${group && group.value !== '' ? ` Group=${group.value}` : ''}`,
+    };
+  }
+  for (const line of lookupAll(u, g, 'PodmanArgs'))
+    judgeFlags(ctx, line, 'PodmanArgs', podmanRunFlags, state);
+  if (state.user) {
+    userUse(ctx, state.user.line, state.user.written, state.user.value);
+  } else if (!state.usernsAuto) {
+    const anchor = (u.groups.get(g) ?? [])[0] ?? { key: '', value: '', source: `${u.name}:1` };
+    push(
+      ctx,
+      anchor,
+      '(no User=)',
+      'run-as-non-root',
+      { kind: 'users', value: 'root' },
+      "without User= the container runs as the image's user, root unless the image says otherwise",
+    );
+  }
+}
+
+function judgePod(ctx: UnitContext): void {
+  const u = ctx.unit;
+  const g = 'Pod';
+  unknownKeys(ctx, g, podKeys);
+  globalKeys(ctx, g);
+  const state: FlagState = { usernsAuto: false };
+  const flag = (line: UnitLine, key: string, name: string, value: string) =>
+    judgeFlag(
+      ctx,
+      line,
+      `${key}=${line.value}`,
+      asFlag(name, value, podmanPodCreateFlags[name]),
+      state,
+    );
+  for (const line of lookupAll(u, g, 'Network')) flag(line, 'Network', 'network', line.value);
+  for (const line of lookupAll(u, g, 'Volume')) flag(line, 'Volume', 'volume', line.value);
+  for (const line of lookupAll(u, g, 'PublishPort'))
+    flag(line, 'PublishPort', 'publish', line.value);
+  for (const line of lookupAll(u, g, 'UIDMap'))
+    for (const w of splitStrv(line.value).words) flag(line, 'UIDMap', 'uidmap', w);
+  for (const line of lookupAll(u, g, 'GIDMap'))
+    for (const w of splitStrv(line.value).words) flag(line, 'GIDMap', 'gidmap', w);
+  const userns = lookupLast(u, g, 'UserNS');
+  if (userns && userns.value !== '') flag(userns, 'UserNS', 'userns', userns.value);
+  for (const line of lookupAll(u, g, 'PodmanArgs'))
+    judgeFlags(ctx, line, 'PodmanArgs', podmanPodCreateFlags, state);
+}
+
+const volumeKeys = new Set([
+  'ContainersConfModule',
+  'Copy',
+  'Device',
+  'Driver',
+  'GlobalArgs',
+  'Group',
+  'Image',
+  'Label',
+  'Options',
+  'PodmanArgs',
+  'ServiceName',
+  'Type',
+  'User',
+  'VolumeName',
+]);
+const networkKeys = new Set([
+  'Label',
+  'DNS',
+  'ContainersConfModule',
+  'GlobalArgs',
+  'DisableDNS',
+  'Driver',
+  'Gateway',
+  'IPAMDriver',
+  'IPRange',
+  'IPv6',
+  'Internal',
+  'NetworkName',
+  'Options',
+  'ServiceName',
+  'Subnet',
+  'PodmanArgs',
+]);
+const imageKeys = new Set([
+  'AllTags',
+  'Arch',
+  'AuthFile',
+  'CertDir',
+  'ContainersConfModule',
+  'Creds',
+  'DecryptionKey',
+  'GlobalArgs',
+  'Image',
+  'ImageTag',
+  'OS',
+  'PodmanArgs',
+  'ServiceName',
+  'TLSVerify',
+  'Variant',
+]);
+
+/** Flags of `podman volume create`, `network create` and `image pull` that touch nothing of the host. */
+const volumeCreateFlags: Record<string, FlagSpec> = {
+  label: { type: 'array', short: 'l' },
+  ignore: { type: 'bool' },
+};
+const networkCreateFlags: Record<string, FlagSpec> = {
+  label: { type: 'array' },
+  ignore: { type: 'bool' },
+  internal: { type: 'bool' },
+  ipv6: { type: 'bool' },
+  'disable-dns': { type: 'bool' },
+  dns: { type: 'slice' },
+  subnet: { type: 'array' },
+  gateway: { type: 'array' },
+  'ip-range': { type: 'array' },
+  route: { type: 'array' },
+  'ipam-driver': { type: 'string' },
+};
+const imagePullFlags: Record<string, FlagSpec> = {
+  arch: { type: 'string' },
+  os: { type: 'string' },
+  variant: { type: 'string' },
+  platform: { type: 'string' },
+  'all-tags': { type: 'bool', short: 'a' },
+  authfile: { type: 'string' },
+  'cert-dir': { type: 'string' },
+  creds: { type: 'string' },
+  'decryption-key': { type: 'array' },
+  'disable-content-trust': { type: 'bool' },
+  quiet: { type: 'bool', short: 'q' },
+  retry: { type: 'string' },
+  'retry-delay': { type: 'string' },
+  'tls-verify': { type: 'bool' },
+  policy: { type: 'string' },
+};
+
+function judgeVolume(ctx: UnitContext): void {
+  const u = ctx.unit;
+  const g = 'Volume';
+  unknownKeys(ctx, g, volumeKeys);
+  globalKeys(ctx, g);
+  const state: FlagState = { usernsAuto: false };
+  for (const line of lookupAll(u, g, 'PodmanArgs'))
+    judgeFlags(ctx, line, 'PodmanArgs', volumeCreateFlags, state);
+  const device = lookupLast(u, g, 'Device');
+  if (!device || device.value === '') return;
+  const type = lookupLast(u, g, 'Type')?.value ?? '';
+  const options = (lookupLast(u, g, 'Options')?.value ?? '').split(',');
+  const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
+  const written = `Device=${device.value}`;
+  if (device.value.startsWith('/dev/') && !bind) {
+    deviceUse(ctx, device, written, device.value);
+  } else if (device.value.startsWith('/') || device.value.startsWith('.')) {
+    bindSource(
+      ctx,
+      device,
+      written,
+      device.value,
+      options.includes('ro') ? 'ro' : 'rw',
+      'the volume device',
+    );
+  }
+}
+
+function judgeNetwork(ctx: UnitContext): void {
+  const u = ctx.unit;
+  const g = 'Network';
+  unknownKeys(ctx, g, networkKeys);
+  globalKeys(ctx, g);
+  const driver = lookupLast(u, g, 'Driver');
+  if (driver && ['macvlan', 'ipvlan'].includes(driver.value)) {
+    push(
+      ctx,
+      driver,
+      `Driver=${driver.value}`,
+      'host-namespaces',
+      { kind: 'namespaces', value: 'network' },
+      "attaches containers to the host's own interfaces",
+    );
+  }
+  const state: FlagState = { usernsAuto: false };
+  for (const line of lookupAll(u, g, 'PodmanArgs'))
+    judgeFlags(ctx, line, 'PodmanArgs', networkCreateFlags, state);
+}
+
+function judgeImage(ctx: UnitContext): void {
+  const g = 'Image';
+  unknownKeys(ctx, g, imageKeys);
+  globalKeys(ctx, g);
+  const state: FlagState = { usernsAuto: false };
+  for (const line of lookupAll(ctx.unit, g, 'PodmanArgs'))
+    judgeFlags(ctx, line, 'PodmanArgs', imagePullFlags, state);
+}
+
+/** The generated service's name without `.service`, as quadlet derives it. */
+function serviceBase(unit: UnitFile): string {
+  const type = unitTypeOf(unit.name)!;
+  const group = type[0]!.toUpperCase() + type.slice(1);
+  const named = lookupLast(unit, group, 'ServiceName');
+  if (named && named.value !== '') return named.value;
+  const base = unit.name.slice(0, unit.name.lastIndexOf('.'));
+  return type === 'container' || type === 'kube' ? base : `${base}-${type}`;
+}
+
+/** Judges every unit of a bundle against `restricted`. */
+export function judgeUnits(input: JudgeInput): Judgement {
+  const { units, problems } = readQuadletUnits(input.files);
+  const findings: Finding[] = [];
+  const accounts = { users: new Set<string>(), groups: new Set<string>() };
+  for (const problem of problems) {
+    findings.push({
+      rule: 'unjudged',
+      unit: problem.source.split(':')[0] ?? '',
+      source: problem.source,
+      written: problem.message,
+      need: { kind: 'privileged' },
+      detail: 'quadlet cannot read this line',
+    });
+  }
+  for (const unit of units) {
+    const ctx: UnitContext = { unit, input, findings, accounts, service: serviceBase(unit) };
+    serviceSection(ctx);
+    switch (unitTypeOf(unit.name)) {
+      case 'container':
+        judgeContainer(ctx);
+        break;
+      case 'pod':
+        judgePod(ctx);
+        break;
+      case 'volume':
+        judgeVolume(ctx);
+        break;
+      case 'network':
+        judgeNetwork(ctx);
+        break;
+      case 'image':
+        judgeImage(ctx);
+        break;
+      default: {
+        const first = [...unit.groups.values()].flat()[0] ?? {
+          key: '',
+          value: '',
+          source: `${unit.name}:1`,
+        };
+        push(
+          ctx,
+          first,
+          unit.name,
+          'unjudged',
+          { kind: 'privileged' },
+          'rick does not judge what a .kube or .build unit does on the host',
+        );
+      }
+    }
+  }
+  for (const [name, text] of [...(input.plainUnits ?? new Map<string, string>())].sort()) {
+    judgePlainUnit(name, text, findings);
+  }
+  return { findings, accounts };
+}
+
+/** The sections of a plain unit whose `Exec*=` lines systemd runs on the host. */
+const hostCommandSections = ['Service', 'Socket'];
+
+/**
+ * A plain systemd unit runs on the host, outside any container: each kind of
+ * `Exec*=` line it has (ExecStart, ExecStartPre, …, a socket's ExecStartPre)
+ * is a host command, as root unless the unit says otherwise, and needs the
+ * grant of that directive, as a Quadlet unit's host-side directive does.
+ */
+function judgePlainUnit(name: string, text: string, findings: Finding[]): void {
+  const { groups, problems } = parseUnitFile(text, name);
+  for (const problem of problems) {
+    findings.push({
+      rule: 'unjudged',
+      unit: name,
+      source: problem.source,
+      written: problem.message,
+      need: { kind: 'privileged' },
+      detail: 'systemd cannot read this line',
+    });
+  }
+  for (const section of hostCommandSections) {
+    for (const line of groups.get(section) ?? []) {
+      if (!line.key.startsWith('Exec') || line.value === '') continue;
+      findings.push({
+        rule: 'host-commands',
+        unit: name,
+        source: line.source,
+        written: `${line.key}=${line.value}`,
+        need: { kind: 'service', value: line.key },
+        detail: 'a plain unit runs this command on the host, outside any container',
+      });
+    }
+  }
+}
+
+/** `authentik-server.container:17 Volume=/srv:/srv: path /srv:rw (rule host-paths)`. */
+export function formatFinding(f: Finding): string {
+  return `${f.source} ${f.written}${f.detail ? ` (${f.detail})` : ''} [${f.rule}]`;
+}

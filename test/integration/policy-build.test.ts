@@ -1,0 +1,256 @@
+/**
+ * The restricted profile on the build side: the rendered units may use
+ * nothing beyond bundle.yaml's `needs`. One named test per rule, each a
+ * template whose unit breaks it: the build fails (exit 3, NEEDS_UNDECLARED,
+ * naming the need and the line) and writes no output file. Then
+ * `--policy FILE` judges a bundle as a host with that grant will.
+ */
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { repoRoot } from '../helpers/quadlet.js';
+import {
+  makeTempDir,
+  runBundleCli,
+  writeBundleDir,
+  writeTestInstaller,
+} from '../helpers/rick-bundle.js';
+
+let work: string;
+let out: string;
+let installer: string;
+beforeEach(async () => {
+  work = await makeTempDir('rick-build-needs-');
+  out = join(work, 'out');
+  installer = await writeTestInstaller(work);
+});
+afterEach(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const base = '[Container]\nImage=docker.io/library/app:1\nUser={{ uid("app") }}\n';
+
+function bundle(unit: string, needs = '', extraUnits: Record<string, string> = {}) {
+  const names = ['quadlet/app.container.j2', ...Object.keys(extraUnits)];
+  return {
+    'bundle.yaml': `name: app\n${needs ? `needs:\n${needs}` : ''}files:\n  quadlet: [${names.join(', ')}]\n  sysusers: [sysusers.d/app.conf]\n`,
+    'quadlet/app.container.j2': unit,
+    'sysusers.d/app.conf': 'u app - "App" /var/lib/app /usr/sbin/nologin\n',
+    ...extraUnits,
+  };
+}
+
+async function build(dir: string, extra: string[] = []) {
+  return runBundleCli([
+    'build',
+    dir,
+    '--version',
+    '1.0.0',
+    '--out',
+    out,
+    '--installer',
+    installer,
+    ...extra,
+  ]);
+}
+
+async function noOutput(): Promise<void> {
+  await expect(readdir(out)).rejects.toMatchObject({ code: 'ENOENT' });
+}
+
+const cases: Array<[rule: string, unit: string, need: string]> = [
+  ['privileged', `${base}PodmanArgs=--privileged\n`, 'privileged'],
+  ['capabilities', `${base}AddCapability=NET_ADMIN\n`, 'capability NET_ADMIN'],
+  ['host-namespaces', `${base}Network=host\n`, 'host namespace network'],
+  ['host-paths', `${base}Volume=/srv/app:/data\n`, 'path /srv/app:rw'],
+  [
+    'sensitive-paths',
+    `${base}Volume=/var/run/docker.sock:/var/run/docker.sock\n`,
+    'path /var/run/docker.sock:rw',
+  ],
+  ['devices', `${base}AddDevice=/dev/kvm\n`, 'device /dev/kvm'],
+  ['host-ports', `${base}PublishPort=0.0.0.0:443:8443\n`, 'port 0.0.0.0:443/tcp'],
+  ['selinux', `${base}SecurityLabelType=spc_t\n`, 'unconfined selinux'],
+  ['apparmor', `${base}PodmanArgs=--security-opt=apparmor=unconfined\n`, 'unconfined apparmor'],
+  ['seccomp', `${base}PodmanArgs=--security-opt seccomp=unconfined\n`, 'unconfined seccomp'],
+  ['proc-mount', `${base}PodmanArgs=--security-opt unmask=/proc/kcore\n`, 'unconfined proc'],
+  ['sysctls', `${base}Sysctl=kernel.msgmax=65536\n`, 'sysctl kernel.msgmax'],
+  ['run-as-non-root', '[Container]\nImage=docker.io/library/app:1\n', 'user root'],
+  [
+    'host-users',
+    '[Container]\nImage=docker.io/library/app:1\nUser={{ uid("www-data") }}\n',
+    'user www-data',
+  ],
+  ['host-groups', `${base}GroupAdd={{ gid("valkey-clients") }}\n`, 'group valkey-clients'],
+  [
+    'service-directives',
+    `${base}\n[Service]\nExecStartPost=/usr/bin/touch /etc/nologin\n`,
+    'service directive ExecStartPost',
+  ],
+  ['unknown-flags', `${base}PodmanArgs=--no-such-flag\n`, 'privileged'],
+  ['unjudged', `${base}Volume=%H:/h\n`, 'privileged'],
+];
+
+describe('rick-bundle build refuses units beyond bundle.yaml needs, writing nothing', () => {
+  it.each(cases)('rule %s', async (rule, unit, need) => {
+    const dir = await writeBundleDir(join(work, 'app'), bundle(unit));
+    const r = await build(dir);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toMatch(
+      /^error NEEDS_UNDECLARED: the rendered units use what bundle\.yaml does not declare: /,
+    );
+    expect(r.stderr).toContain(`${need} (app.container:`);
+    expect(r.stderr).toContain(`[${rule}]`);
+    await noOutput();
+  });
+
+  it('rule host-commands: a plain systemd unit runs its ExecStart= on the host', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(base),
+      'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  systemd: [systemd/app-fix.service]\n  sysusers: [sysusers.d/app.conf]\n`,
+      'systemd/app-fix.service':
+        '[Unit]\nDescription=app fix\n\n[Service]\nType=oneshot\nExecStart=/bin/chmod 0666 /etc/shadow\n',
+    });
+    const r = await build(dir, ['--no-systemd-check']);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toMatch(
+      /^error NEEDS_UNDECLARED: the rendered units use what bundle\.yaml does not declare: /m,
+    );
+    expect(r.stderr).toContain(
+      'service directive ExecStart (app-fix.service:6 ExecStart=/bin/chmod 0666 /etc/shadow',
+    );
+    expect(r.stderr).toContain('[host-commands]');
+    await noOutput();
+  });
+
+  it('a template mistake: a variable that renders a host path into PodmanArgs', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(`${base}PodmanArgs=--volume={{ data_dir }}:/data\n`),
+      'bundle.yaml': `name: app\nvariables:\n  data_dir: /\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  sysusers: [sysusers.d/app.conf]\n`,
+    });
+    const r = await build(dir);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain('path /:rw (app.container:4 PodmanArgs: --volume=/:/data');
+    await noOutput();
+  });
+
+  it('a second unit smuggled in beside the declared one is judged too', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'app'),
+      bundle(base, '', { 'quadlet/helper.container.j2': `${base}PodmanArgs=-v/etc:/host-etc\n` }),
+    );
+    const r = await build(dir);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain('path /etc:rw (helper.container:4 PodmanArgs: -v/etc:/host-etc');
+    await noOutput();
+  });
+
+  it('builds what is declared, recording the needs in the manifest', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'app'),
+      bundle(
+        `${base}Volume=/srv/app/data:/data\nGroupAdd={{ gid("valkey-clients") }}\n`,
+        '  paths: ["/srv/app:rw"]\n  groups: [valkey-clients]\n  ports: ["127.0.0.1:80/tcp"]\n',
+      ),
+    );
+    const r = await build(dir);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('  needs: group valkey-clients, path /srv/app:rw\n');
+  });
+
+  it('warns about a declared need no unit uses', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), bundle(base, '  devices: [/dev/fuse]\n'));
+    const r = await build(dir);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('warning: bundle.yaml declares device /dev/fuse, which no unit uses\n');
+  });
+
+  it('refuses a malformed declaration', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), bundle(base, '  paths: [relative/dir]\n'));
+    const r = await build(dir);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      'error DEFINITION_INVALID: bundle.yaml needs: paths.0: must be PATH:ro or PATH:rw',
+    );
+    await noOutput();
+  });
+});
+
+describe('rick-bundle build --policy FILE', () => {
+  it('refuses, writing nothing, a bundle a host with this grant would hold (exit 14)', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'app'),
+      bundle(`${base}Volume=/srv/app:/data\n`, '  paths: ["/srv/app:rw"]\n'),
+    );
+    const policy = join(work, 'app.conf');
+    await writeFile(policy, 'PATHS=/srv/app:ro\n');
+    const r = await build(dir, ['--policy', policy]);
+    expect(r.code).toBe(ExitCode.policy);
+    expect(r.stderr).toContain(
+      `error POLICY_REFUSED: app 1.0.0 needs what ${policy} does not grant: path /srv/app:rw (declared; app.container:4 Volume=/srv/app:/data`,
+    );
+    await noOutput();
+  });
+
+  it('the Authentik bundle passes restricted with exactly its grant, which the README shows', async () => {
+    const grant = await readFile(join(repoRoot, 'bundles/authentik/policy.conf'), 'utf8');
+    const lines = grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(lines).toEqual([
+      'GROUPS=postgres-clients valkey-clients',
+      'PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw',
+    ]);
+    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+    for (const line of lines) expect(readme).toContain(line);
+    const policy = join(work, 'authentik.conf');
+    await writeFile(policy, grant);
+    const r = await build(join(repoRoot, 'bundles/authentik'), ['--policy', policy]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '  needs: group postgres-clients, group valkey-clients, path /var/lib/authentik:rw, path /var/run/postgresql:rw, path /var/run/valkey:rw\n',
+    );
+    expect(r.stdout).toContain('  policy: ');
+    // One path less and a host would hold it.
+    await writeFile(
+      policy,
+      'GROUPS=postgres-clients valkey-clients\nPATHS=/var/lib/authentik:rw /var/run/postgresql:rw\n',
+    );
+    await rm(out, { recursive: true, force: true });
+    const held = await build(join(repoRoot, 'bundles/authentik'), ['--policy', policy]);
+    expect(held.code).toBe(ExitCode.policy);
+    expect(held.stderr).toMatch(
+      /does not grant: path \/var\/run\/valkey:rw \(declared; authentik-server\.container:\d+ Volume=\/var\/run\/valkey:\/var\/run\/valkey:Z/,
+    );
+    await noOutput();
+  });
+  it('the Gitea bundle passes restricted with exactly bundles/gitea/policy.conf', async () => {
+    const grant = await readFile(join(repoRoot, 'bundles/gitea/policy.conf'), 'utf8');
+    expect(grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([
+      'GROUPS=postgres-clients',
+      'PATHS=/var/lib/gitea:rw /var/run/postgresql:rw',
+      'PORTS=0.0.0.0:2222/tcp',
+    ]);
+    const policy = join(work, 'gitea.conf');
+    await writeFile(policy, grant);
+    const r = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '  needs: group postgres-clients, path /var/lib/gitea:rw, path /var/run/postgresql:rw, port 0.0.0.0:2222/tcp\n',
+    );
+    // Without the SSH port a host would hold it.
+    await writeFile(
+      policy,
+      'GROUPS=postgres-clients\nPATHS=/var/lib/gitea:rw /var/run/postgresql:rw\n',
+    );
+    await rm(out, { recursive: true, force: true });
+    const held = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);
+    expect(held.code).toBe(ExitCode.policy);
+    expect(held.stderr).toMatch(
+      /does not grant: port 0\.0\.0\.0:2222\/tcp \(declared; gitea\.container:\d+ PublishPort=0\.0\.0\.0:2222:2222/,
+    );
+    await noOutput();
+  });
+});

@@ -1,0 +1,430 @@
+/**
+ * The restricted profile on the host: one named test per rule, each a signed
+ * bundle whose unit breaks it, refused by `rick-install --root` with exit 14
+ * and a message naming exactly what is new, the host tree unchanged; then
+ * the grant file, `--grant`, and `plan`.
+ */
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import {
+  type FactoryFile,
+  makeTestKey,
+  sampleFiles,
+  type TestKey,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
+import { FakeHost } from '../helpers/fake-host.js';
+import { DEMO_GRANT, type HostTree, makeHostTree, runInstaller } from '../helpers/host-tree.js';
+import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
+
+let key: TestKey;
+let tree: HostTree | undefined;
+beforeAll(async () => {
+  key = await makeTestKey();
+});
+afterEach(async () => {
+  await tree?.cleanup();
+  tree = undefined;
+});
+
+/** The sample bundle with `extra` appended to its container unit (or another unit added). */
+function withUnit(
+  extra: string,
+  options: { replaceUser?: string; unit?: FactoryFile } = {},
+): FactoryFile[] {
+  return [
+    ...sampleFiles('demo').map((f) => {
+      if (!f.path.endsWith('.container')) return f;
+      let content = String(f.content);
+      if (options.replaceUser !== undefined) {
+        content = content.replace(/^User=.*$/m, options.replaceUser);
+      }
+      return { ...f, content: `${content}${extra}` };
+    }),
+    ...(options.unit ? [options.unit] : []),
+  ];
+}
+
+const container = (lines: string) => `\n[Container]\n${lines}\n`;
+
+interface RuleCase {
+  rule: string;
+  files: FactoryFile[];
+  /** What the refusal must name as new. */
+  needs: string[];
+}
+
+const cases: RuleCase[] = [
+  {
+    rule: 'privileged',
+    files: withUnit(container('PodmanArgs=--privileged')),
+    needs: ['privileged'],
+  },
+  {
+    rule: 'capabilities',
+    files: withUnit(container('AddCapability=SYS_ADMIN')),
+    needs: ['capability SYS_ADMIN'],
+  },
+  {
+    rule: 'host-namespaces',
+    files: withUnit(container('Network=host\nPodmanArgs=--pid=host')),
+    needs: ['host namespace network', 'host namespace pid'],
+  },
+  {
+    rule: 'host-paths',
+    files: withUnit(container('Volume=/srv/data:/data')),
+    needs: ['path /srv/data:rw'],
+  },
+  {
+    rule: 'sensitive-paths',
+    files: withUnit(
+      container('Volume=/:/host:ro\nMount=type=bind,src=/run/podman/podman.sock,dst=/sock'),
+    ),
+    needs: ['path /:ro', 'path /run/podman/podman.sock:rw'],
+  },
+  {
+    rule: 'devices',
+    files: withUnit(container('AddDevice=/dev/fuse')),
+    needs: ['device /dev/fuse'],
+  },
+  {
+    rule: 'host-ports',
+    files: withUnit('', {
+      unit: {
+        path: 'quadlet/demo-web.container',
+        content: '[Container]\nImage=x\nUser=@@rick:uid:demo@@\nPublishPort=8080:80\n',
+      },
+    }),
+    needs: ['port *:8080/tcp'],
+  },
+  {
+    rule: 'selinux',
+    files: withUnit(container('SecurityLabelDisable=true')),
+    needs: ['unconfined selinux'],
+  },
+  {
+    rule: 'apparmor',
+    files: withUnit(container('PodmanArgs=--security-opt apparmor=unconfined')),
+    needs: ['unconfined apparmor'],
+  },
+  {
+    rule: 'seccomp',
+    files: withUnit(container('SeccompProfile=unconfined')),
+    needs: ['unconfined seccomp'],
+  },
+  { rule: 'proc-mount', files: withUnit(container('Unmask=ALL')), needs: ['unconfined proc'] },
+  {
+    rule: 'sysctls',
+    files: withUnit(container('Sysctl=net.core.somaxconn=1024')),
+    needs: ['sysctl net.core.somaxconn'],
+  },
+  { rule: 'run-as-non-root', files: withUnit('', { replaceUser: '' }), needs: ['user root'] },
+  {
+    // A uid() of an account the bundle does not create is refused before the
+    // policy, as not its own (BUNDLE_INVALID, hostile-namespace-accounts):
+    // what reaches the grant is a literal id, the same user on every host.
+    rule: 'host-users',
+    files: withUnit('', { replaceUser: 'User=1000' }),
+    needs: ['user 1000'],
+  },
+  {
+    rule: 'host-groups',
+    files: withUnit(container('GroupAdd=@@rick:gid:valkey-clients@@')),
+    needs: ['group valkey-clients'],
+  },
+  {
+    rule: 'service-directives',
+    files: withUnit("\n[Service]\nExecStartPre=/bin/sh -c 'chmod 0666 /etc/shadow'\n"),
+    needs: ['service directive ExecStartPre'],
+  },
+  {
+    rule: 'host-commands',
+    files: withUnit('', {
+      unit: {
+        path: 'systemd/demo-fix.service',
+        content:
+          '[Unit]\nDescription=demo fix\n\n[Service]\nType=oneshot\nExecStart=/bin/chmod 0666 /etc/shadow\n',
+      },
+    }),
+    needs: [
+      'service directive ExecStart (demo-fix.service:6 ExecStart=/bin/chmod 0666 /etc/shadow',
+    ],
+  },
+  {
+    rule: 'unknown-flags',
+    files: withUnit(container('PodmanArgs=--frobnicate')),
+    needs: ['privileged'],
+  },
+  {
+    rule: 'unjudged',
+    files: withUnit(container(`Volume=\${HOME}:/home`)),
+    needs: ['privileged'],
+  },
+];
+
+/** Quoting edge cases: each hides a privilege that the split must still find. */
+const quoting: RuleCase[] = [
+  {
+    rule: 'a quoted PodmanArgs word',
+    files: withUnit(container('PodmanArgs="--volume=/etc:/e"')),
+    needs: ['path /etc:rw'],
+  },
+  {
+    rule: 'a short flag with its value attached',
+    files: withUnit(container('PodmanArgs=-dv/:/h')),
+    needs: ['path /:rw'],
+  },
+  {
+    rule: 'a C escape inside the path',
+    files: withUnit(container('PodmanArgs=--volume \\x2fsrv:/s:ro')),
+    needs: ['path /srv:ro'],
+  },
+  {
+    rule: 'a continuation line',
+    files: withUnit(container('PodmanArgs=--cap-add \\\n  NET_ADMIN')),
+    needs: ['capability NET_ADMIN'],
+  },
+  {
+    rule: 'a comma list in a slice flag',
+    files: withUnit(container('PodmanArgs=--cap-add=chown,net_raw')),
+    needs: ['capability NET_RAW'],
+  },
+  {
+    rule: 'a systemd specifier standing for /etc',
+    files: withUnit(container('Volume=%E/ssl:/ssl:ro')),
+    needs: ['path /etc/ssl:ro'],
+  },
+  {
+    rule: 'a relative path climbing out of the unit directory',
+    files: withUnit(container('Volume=../../../../../root:/r')),
+    needs: ['path /root:rw'],
+  },
+  {
+    rule: 'an empty quoted word that would make quadlet drop the rest',
+    files: withUnit(container('PodmanArgs=--env "" --privileged')),
+    needs: ['privileged'],
+  },
+  {
+    rule: 'a drop-in-style second [Container] section',
+    files: withUnit('\n[Container]\nPodmanArgs=--network=host\n'),
+    needs: ['host namespace network'],
+  },
+];
+
+async function expectRefused(c: RuleCase, argv: (bundle: string) => string[]): Promise<string> {
+  tree = await makeHostTree(key);
+  const host = new FakeHost({ root: tree.root });
+  const b = await writeSignedBundle(tree.work, key, { files: c.files });
+  const before = await snapshotTree(tree.root);
+  const r = await runInstaller(host, argv(b.bundlePath).concat(['--root', tree.root]));
+  expect(r.code).toBe(ExitCode.policy);
+  expect(r.stderr).toMatch(
+    /^error POLICY_REFUSED: demo 1\.0\.0 needs what .*policy\.d\/demo\.conf does not grant: /,
+  );
+  for (const need of c.needs) expect(r.stderr).toContain(need);
+  expect(r.stderr).toContain('hint: nothing was changed');
+  expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  expect(host.calls).toEqual([]);
+  return r.stderr;
+}
+
+describe('rick-install refuses what the grant does not allow, host tree unchanged', () => {
+  it.each(cases.map((c) => [c.rule, c] as const))('rule %s', async (_rule, c) => {
+    await expectRefused(c, (b) => [b]);
+  });
+
+  it.each(quoting.map((c) => [c.rule, c] as const))('quoting: %s', async (_rule, c) => {
+    await expectRefused(c, (b) => [b]);
+  });
+
+  it('plan refuses the same way, after showing the needs, the grant and the escalation', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: withUnit(container('Volume=/srv/data:/data:ro')),
+    });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, ['plan', b.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.policy);
+    expect(r.stdout).toMatch(/policy: .*policy\.d\/demo\.conf \(profile restricted\)/);
+    expect(r.stdout).toMatch(
+      / {2}granted {2}group postgres-clients \(demo-app\.container:\d+ PodmanArgs: --group-add/,
+    );
+    expect(r.stdout).toMatch(
+      / {2}NEW {4} {2}path \/srv\/data:ro \(demo-app\.container:\d+ Volume=\/srv\/data:\/data:ro/,
+    );
+    expect(r.stdout).toContain('  escalation: path /srv/data:ro');
+    expect(r.stdout).toContain('    PATHS=/srv/data:ro');
+    expect(r.stderr).toContain('error POLICY_REFUSED');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
+  it('a declaration beyond the grant is refused even when no unit uses it yet', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: sampleFiles('demo'),
+      needs: { users: ['demo'], groups: ['demo', 'postgres-clients'], paths: ['/var/lib/demo:rw'] },
+    });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.policy);
+    expect(r.stderr).toMatch(/does not grant: path \/var\/lib\/demo:rw \(declared\)\n/);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
+  it('installs once the grant allows it, and the privileged profile allows everything', async () => {
+    tree = await makeHostTree(key, {
+      grants: { demo: `${DEMO_GRANT}PATHS=/srv:rw\nCAPABILITIES=SYS_ADMIN\n` },
+    });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: withUnit(container('Volume=/srv/data:/data\nAddCapability=sys_admin')),
+    });
+    expect((await runInstaller(host, [b.bundlePath, '--root', tree.root])).code).toBe(0);
+    await writeFile(join(tree.root, 'etc/rick/policy.d/demo.conf'), 'PROFILE=privileged\n');
+    const p = await writeSignedBundle(tree.work, key, {
+      version: '1.1.0',
+      files: withUnit(container('PodmanArgs=--privileged --network=host')),
+    });
+    const r = await runInstaller(host, [p.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('the grant file', () => {
+  async function refusedGrant(text: string, message: RegExp, mode = 0o644): Promise<void> {
+    tree = await makeHostTree(key, { grants: { demo: text } });
+    await chmod(join(tree.root, 'etc/rick/policy.d/demo.conf'), mode);
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key);
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.usage);
+    expect(r.stderr).toMatch(message);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  }
+
+  it('refuses unknown keys and malformed values, every problem at once', async () => {
+    await refusedGrant(
+      'GROUPS=demo\nGRANT_ALL=yes\nPATHS=/srv\nPORTS=9000\nPROFILE=baseline\n',
+      /error CONFIG_INVALID: .*demo\.conf: line 2: unknown key GRANT_ALL; line 3: PATHS "\/srv" must be PATH:ro or PATH:rw; line 4: PORTS "9000" must be ADDRESS:PORT\/PROTOCOL.*; line 5: PROFILE must be restricted or privileged/,
+    );
+  });
+
+  it('refuses a grant others may write', async () => {
+    await refusedGrant(DEMO_GRANT, /demo\.conf is writable by others/, 0o646);
+  });
+});
+
+describe('rick-install --grant', () => {
+  async function setup(answer: string | undefined) {
+    tree = await makeHostTree(key, { grants: {} });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key);
+    const asked: string[] = [];
+    const prompt = async (q: string) => {
+      asked.push(q);
+      return answer;
+    };
+    return { host, b, asked, prompt, t: tree };
+  }
+
+  it('shows the needs, records the grant when the operator accepts, and installs', async () => {
+    const s = await setup('y');
+    const r = await runInstaller(s.host, [s.b.bundlePath, '--grant', '--root', s.t.root], {
+      prompt: s.prompt,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(s.asked).toEqual(['Grant demo what is marked NEW above? [y/N] ']);
+    expect(r.stdout).toContain('  NEW      group postgres-clients');
+    const grant = await readFile(join(s.t.root, 'etc/rick/policy.d/demo.conf'), 'utf8');
+    expect(grant).toMatch(
+      /^# What this host grants the bundle beyond the restricted profile \(docs\/policy\.md\)\.\n# granted .* for demo 1\.0\.0 by rick-install --grant\nGROUPS=postgres-clients\n$/,
+    );
+    expect(r.stdout).toContain('installed demo 1.0.0 as generation 1');
+  });
+
+  it('changes nothing when the operator declines', async () => {
+    const s = await setup('n');
+    const before = await snapshotTree(s.t.root);
+    const r = await runInstaller(s.host, [s.b.bundlePath, '--grant', '--root', s.t.root], {
+      prompt: s.prompt,
+    });
+    expect(r.code).toBe(ExitCode.policy);
+    expect(r.stdout).toContain('not granted');
+    expect(diffTrees(before, await snapshotTree(s.t.root))).toEqual([]);
+  });
+
+  it('without a terminal needs --yes, and changes nothing', async () => {
+    const s = await setup(undefined);
+    const before = await snapshotTree(s.t.root);
+    const r = await runInstaller(s.host, [s.b.bundlePath, '--grant', '--root', s.t.root], {
+      prompt: s.prompt,
+    });
+    expect(r.code).toBe(ExitCode.usage);
+    expect(r.stderr).toContain('error USAGE: --grant needs a terminal to ask on, or --yes');
+    expect(diffTrees(before, await snapshotTree(s.t.root))).toEqual([]);
+  });
+
+  it('--yes grants what the bundle needs without asking', async () => {
+    const s = await setup(undefined);
+    const r = await runInstaller(s.host, [s.b.bundlePath, '--grant', '--yes', '--root', s.t.root], {
+      prompt: s.prompt,
+    });
+    expect(r.code).toBe(0);
+    expect(s.asked).toEqual([]);
+    expect(await readFile(join(s.t.root, 'etc/rick/policy.d/demo.conf'), 'utf8')).toContain(
+      'GROUPS=postgres-clients\n',
+    );
+  });
+
+  it('--yes writes a declared directory once, not each path below it that the units mount', async () => {
+    tree = await makeHostTree(key, { grants: {} });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: withUnit(
+        container('Volume=/srv/demo/data:/data\nVolume=/srv/demo/logs/app.log:/app.log'),
+      ),
+      needs: { groups: ['postgres-clients'], paths: ['/srv/demo:rw'] },
+    });
+    const r = await runInstaller(host, [b.bundlePath, '--grant', '--yes', '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('  NEW      path /srv/demo/data:rw (demo-app.container:');
+    const grant = await readFile(join(tree.root, 'etc/rick/policy.d/demo.conf'), 'utf8');
+    expect(grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([
+      'GROUPS=postgres-clients',
+      'PATHS=/srv/demo:rw',
+    ]);
+  });
+
+  it('--yes never grants the privileged profile', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: withUnit(container('PodmanArgs=--privileged')),
+    });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [b.bundlePath, '--grant', '--yes', '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.usage);
+    expect(r.stderr).toContain('needs the privileged profile, which --yes does not grant');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
+  it('checks the signature before showing anything', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    const other = await makeTestKey('not trusted');
+    const b = await writeSignedBundle(tree.work, other);
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [b.bundlePath, '--grant', '--yes', '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.untrustedSignature);
+    expect(r.stdout).toBe('');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+});
