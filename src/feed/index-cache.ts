@@ -35,6 +35,12 @@ export interface IndexCache {
   yanked: Record<string, { version: string; reason: string }>;
   /** sha256 of the accepted index (/var/lib/rick/release-index.json). */
   indexSha256: string;
+  /**
+   * sha256 of the trusted keys (/etc/rick/keys) that verified it. While they
+   * are the same, deciding again on the kept index after a 304 does not run
+   * gpgv again (docs/release-index.md); absent in caches of older releases.
+   */
+  keys?: string;
   serial: number;
   /** Seconds since the epoch: the index expires. */
   expires: number;
@@ -80,6 +86,7 @@ export function readIndexCache(file: string): IndexCache | undefined {
       (v) => isRecord(v) && typeof v.version === 'string' && typeof v.reason === 'string',
     ) &&
     typeof c.indexSha256 === 'string' &&
+    (c.keys === undefined || typeof c.keys === 'string') &&
     typeof c.serial === 'number' &&
     typeof c.expires === 'number' &&
     (c.recheckAt === null || typeof c.recheckAt === 'number') &&

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readKeyFiles } from '../bundle/keyring.js';
+import { type KeyFile, readKeyFiles } from '../bundle/keyring.js';
 import { type IndexRelease, releaseFileUrl } from '../bundle/release-index.js';
 import { describe, isRickError, RickError } from '../errors.js';
 import { keyringFor, verifyWithGpgv } from '../host/intake/gpgv.js';
@@ -50,14 +50,12 @@ export async function verifyIndexSignature(
   signature: Uint8Array,
   keysDir: string,
   source: string,
-): Promise<string> {
-  const owner = requiredOwner();
-  const keyring = keyringFor(
-    readKeyFiles(keysDir, owner === undefined ? {} : { requireOwner: owner }),
-    keysDir,
-  );
+): Promise<{ fingerprint: string; keys: string }> {
+  const files = readTrustedKeys(keysDir);
+  const keyring = keyringFor(files, keysDir);
   try {
-    return (await verifyWithGpgv(index, signature, keyring)).fingerprint;
+    const { fingerprint } = await verifyWithGpgv(index, signature, keyring);
+    return { fingerprint, keys: keysDigest(files) };
   } catch (error) {
     if (isRickError(error) && error.code === 'SIGNATURE_INVALID') {
       throw new RickError('SIGNATURE_INVALID', `${source}: ${error.message}`, {
@@ -66,6 +64,34 @@ export async function verifyIndexSignature(
       });
     }
     throw error;
+  }
+}
+
+function readTrustedKeys(keysDir: string): KeyFile[] {
+  const owner = requiredOwner();
+  return readKeyFiles(keysDir, owner === undefined ? {} : { requireOwner: owner });
+}
+
+/** sha256 over the trusted key files, names and bytes, in the order gpgv is given them. */
+function keysDigest(files: readonly KeyFile[]): string {
+  const hash = createHash('sha256');
+  for (const file of files) {
+    hash.update(`${file.path}\0${file.data.length}\0`);
+    hash.update(file.data);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The digest of the trusted keys as they are now (with the same ownership
+ * checks as a verification), or undefined when they cannot be read: then the
+ * caller verifies, which reports why.
+ */
+export function trustedKeysDigest(keysDir: string): string | undefined {
+  try {
+    return keysDigest(readTrustedKeys(keysDir));
+  } catch {
+    return undefined;
   }
 }
 

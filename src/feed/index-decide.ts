@@ -32,6 +32,7 @@ import {
   readAcceptedSignature,
   readMachineId,
   sha256Hex,
+  trustedKeysDigest,
   verifyIndexSignature,
   writeAcceptedIndex,
 } from './index-client.js';
@@ -90,12 +91,22 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
       { hint: 'nothing was changed; the next timer tick tries again' },
     );
   }
+  // The digest of the trusted keys that verified the index decided on.
+  let keys: string | undefined;
   if (!fresh) {
-    // The kept copy is checked again (the trusted keys may have changed);
-    // if it no longer verifies, the index is fetched whole.
+    // The kept copy is the very index verified when it was accepted (the
+    // held bytes have the cached sha256, and /var/lib/rick is root's). It
+    // is verified again only when the trusted keys changed since, as a key
+    // may have been removed; if it no longer verifies, the index is fetched
+    // whole. docs/release-index.md says why skipping gpgv here is safe.
+    const current = trustedKeysDigest(paths.keysDir);
     try {
-      if (signature === undefined) throw new RickError('SIGNATURE_MISSING', 'no kept signature');
-      await verifyIndexSignature(bytes, signature, paths.keysDir, source);
+      if (current !== undefined && current === tick.cache?.keys) {
+        keys = current;
+      } else {
+        if (signature === undefined) throw new RickError('SIGNATURE_MISSING', 'no kept signature');
+        ({ keys } = await verifyIndexSignature(bytes, signature, paths.keysDir, source));
+      }
     } catch {
       response = await deps.http.get(d.url, {
         headers: { 'user-agent': 'rick-install', accept: 'application/json' },
@@ -117,7 +128,7 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   if (fresh) {
     signature = await fetchIndexSignature(deps.http, d.url, timeoutMs, source);
     // The signature first: nothing of the index is parsed before it is verified.
-    await verifyIndexSignature(bytes, signature, paths.keysDir, source);
+    ({ keys } = await verifyIndexSignature(bytes, signature, paths.keysDir, source));
   }
   const sha256 = sha256Hex(bytes);
   const index = parseIndex(bytes.toString('utf8'), source);
@@ -251,6 +262,7 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
     installed,
     yanked,
     indexSha256: sha256,
+    ...(keys === undefined ? {} : { keys }),
     serial: index.serial,
     expires,
     recheckAt: recheck === undefined ? null : Math.floor(recheck.getTime() / 1000),

@@ -7,7 +7,9 @@
  *   304, same inputs, no wave due, not expired → nothing to do (as cheap as
  *     the GitHub feed's no-op: three small files read, one request)
  *   otherwise → check index.json.sig with the trusted keys (gpgv), then
- *     parse; refuse a lower serial than the one accepted (rollback) and an
+ *     parse (an unchanged index decided on again after a 304 is the copy
+ *     verified when it was accepted: gpgv runs on it again only when the
+ *     trusted keys changed since); refuse a lower serial than the one accepted (rollback) and an
  *     expired index (freeze: INDEX_EXPIRED, a warning line, the expiry in
  *     the metrics); keep the index; per bundle choose the highest release
  *     that is in range, not yanked, not quarantined and whose rollout wave

@@ -52,11 +52,27 @@ const DIAGNOSED = [
   'docker-registry.service',
   'caddy.service',
   'gitea.service',
+  'rick-e2e-index.service',
 ];
 /** What systemd logs when a container's start fails because its pod stopped under it. */
 const DEPENDENCY_FAILURE =
   /Bound to unit \S+, but unit isn't active|failed with result 'dependency'/;
 const TIMER_DROP_IN = '/etc/systemd/system/rick-update.timer.d/50-e2e-soon.conf';
+/**
+ * The signed release index (steps 22 to 24), served by a second Caddy of the
+ * host's own package: GitHub's `releases/latest/download/` answered by two
+ * 302s, the second to another origin (the object store), which serves the
+ * files with ETags and 304s.
+ */
+const INDEX_PORT = 8092;
+const STORE_PORT = 8093;
+const INDEX_TAG = 'v1.9.0';
+const INDEX_URL = `http://127.0.0.1:${INDEX_PORT}/${FEED_REPO}/releases/latest/download/index.json`;
+const INDEX_STORE = '/srv/rick-e2e-index';
+const INDEX_CADDYFILE = '/etc/rick-e2e/index.Caddyfile';
+const INDEX_UNIT = 'rick-e2e-index.service';
+/** node-exporter's textfile directory: the test host has none until step 22 makes it. */
+const METRICS_FILE = '/var/lib/prometheus/node-exporter/rick.prom';
 
 const rickBundle = join(repo, 'dist/cli/rick-bundle.js');
 const installerFile = join(repo, 'dist/installer/rick-install.cjs');
@@ -576,6 +592,129 @@ function nextPatch(version: string): string {
   const last = Number(parts.at(-1));
   if (!Number.isInteger(last)) throw new Error(`cannot bump version ${version}`);
   return [...parts.slice(0, -1), String(last + 1)].join('.');
+}
+
+/**
+ * Lets rick-update.timer fire on its own, two seconds after it is started
+ * (the test-only drop-in of step 5), and waits until rick-update.service's
+ * journal since `cursor` matches `done` and the run has ended. Returns that
+ * journal; checks that the timer, not the test, started the service.
+ */
+async function timerTick(cursor: string, done: RegExp): Promise<string> {
+  const triggeredBefore = await host.show('rick-update.timer', 'LastTriggerUSec');
+  await host.writeFile(
+    TIMER_DROP_IN,
+    [
+      '[Timer]',
+      'OnBootSec=',
+      'OnCalendar=',
+      'OnActiveSec=2s',
+      'OnUnitActiveSec=1h',
+      'RandomizedDelaySec=0',
+      'AccuracySec=1s',
+      '',
+    ].join('\n'),
+    '0644',
+  );
+  await host.exec(['systemctl', 'daemon-reload']);
+  await host.exec(['systemctl', 'start', 'rick-update.timer']);
+  let journal = '';
+  try {
+    journal = await until(`rick-update.service logs ${done}`, 300_000, async () => {
+      const j = await journalSince(cursor, ['rick-update.service']);
+      const state = await host.show('rick-update.service', 'ActiveState');
+      return done.test(j) && state !== 'activating' ? j : undefined;
+    });
+  } finally {
+    await host.exec(['systemctl', 'stop', 'rick-update.timer']);
+    await host.exec(['rm', '-f', TIMER_DROP_IN]);
+    await host.exec(['systemctl', 'daemon-reload']);
+  }
+  log(journal.trimEnd().replace(/^/gm, '    [rick-update] '));
+  const triggered = await host.show('rick-update.timer', 'LastTriggerUSec');
+  check(
+    'rick-update.timer fired',
+    triggered !== '' && triggered !== 'n/a' && triggered !== triggeredBefore,
+    `LastTriggerUSec ${triggeredBefore || '(never)'} -> ${triggered}`,
+  );
+  return journal;
+}
+
+/** rick-update.service's journal lines since a cursor at warning priority or higher. */
+async function warningsSince(cursor: string): Promise<string> {
+  const r = await host.exec(
+    [
+      'journalctl',
+      '--no-pager',
+      '-o',
+      'cat',
+      '-p',
+      'warning',
+      `--after-cursor=${cursor}`,
+      '-u',
+      'rick-update.service',
+    ],
+    { quiet: true, allowFail: true },
+  );
+  return r.stdout;
+}
+
+/** Runs `rick-bundle index` on this machine, as the release workflows do. */
+async function signIndex(out: string, args: string[]): Promise<string> {
+  log(`$ rick-bundle index --key signing-key.asc --out ${out} ${args.join(' ')}`);
+  await run('node', [
+    rickBundle,
+    'index',
+    '--key',
+    join(work, 'key/signing-key.asc'),
+    '--out',
+    out,
+    ...args,
+  ]);
+  return join(out, 'index.json');
+}
+
+/**
+ * Publishes an index (and files) in the object store's directory of the
+ * release, each file by rename, the signature before the index as the
+ * release workflows upload them.
+ */
+async function publishIndex(files: string[]): Promise<void> {
+  const release = join(host.root, INDEX_STORE, INDEX_TAG);
+  await mkdir(release, { recursive: true });
+  const names = files.map((f) => f.split('/').at(-1) as string);
+  for (const [i, file] of files.entries()) {
+    const target = join(release, names[i] as string);
+    await copyFile(file, `${target}.tmp`);
+    await rename(`${target}.tmp`, target);
+  }
+  log(`published in ${INDEX_STORE}/${INDEX_TAG}: ${names.join(', ')}`);
+}
+
+/** The Caddy access log lines (status and URI) of the index server since a cursor. */
+async function indexServerRequests(cursor: string): Promise<string[]> {
+  const journal = await journalSince(cursor, [INDEX_UNIT]);
+  const out: string[] = [];
+  for (const line of journal.split('\n')) {
+    try {
+      const entry = JSON.parse(line) as {
+        msg?: string;
+        status?: number;
+        request?: { host?: string; uri?: string };
+      };
+      if (entry.msg === 'handled request') {
+        out.push(`${entry.status} ${entry.request?.host}${entry.request?.uri}`);
+      }
+    } catch {
+      // Caddy's other log lines.
+    }
+  }
+  log(out.map((l) => `    [caddy] ${l}`).join('\n'));
+  return out;
+}
+
+async function readMetrics(): Promise<string> {
+  return readFile(join(host.root, METRICS_FILE), 'utf8').catch(() => '');
 }
 
 beforeAll(async () => {
@@ -1741,6 +1880,265 @@ describe.sequential('authentik on a real systemd host', () => {
       check('the generator no longer links it', link.code !== 0);
       const timer = await host.show('e2e-tick.timer', 'ActiveState');
       check('e2e-tick.timer is still active', timer === 'active', timer);
+    });
+  });
+
+  it('22. the timer follows a signed index served by Caddy, through two redirects, and takes a new release from it', async () => {
+    await step('22. release index: a new release', async () => {
+      // A second Caddy (the host's package) on loopback: GitHub's redirects and its object store.
+      await host.writeFile(
+        INDEX_CADDYFILE,
+        [
+          '{',
+          '\tadmin off',
+          '\tauto_https off',
+          '}',
+          '',
+          "# GitHub's release pages: the latest release's download, then the release's own download.",
+          `http://127.0.0.1:${INDEX_PORT} {`,
+          '\tlog',
+          `\thandle_path /${FEED_REPO}/releases/latest/download/* {`,
+          `\t\tredir * /${FEED_REPO}/releases/download/${INDEX_TAG}{path} 302`,
+          '\t}',
+          `\thandle_path /${FEED_REPO}/releases/download/* {`,
+          `\t\tredir * http://127.0.0.1:${STORE_PORT}{path} 302`,
+          '\t}',
+          '\thandle {',
+          '\t\trespond 404',
+          '\t}',
+          '}',
+          '',
+          '# The object store: another origin, files with ETags.',
+          `http://127.0.0.1:${STORE_PORT} {`,
+          '\tlog',
+          `\troot * ${INDEX_STORE}`,
+          '\tfile_server',
+          '}',
+          '',
+        ].join('\n'),
+        '0644',
+      );
+      await mkdir(join(host.root, INDEX_STORE), { recursive: true });
+      await host.exec([
+        'systemd-run',
+        `--unit=${INDEX_UNIT}`,
+        '--property=Restart=on-failure',
+        '--setenv=XDG_CONFIG_HOME=/var/lib/rick-e2e-index/config',
+        '--setenv=XDG_DATA_HOME=/var/lib/rick-e2e-index/data',
+        'caddy',
+        'run',
+        '--adapter',
+        'caddyfile',
+        '--config',
+        INDEX_CADDYFILE,
+      ]);
+      await host.exec(['mkdir', '-p', METRICS_FILE.replace(/\/[^/]+$/, '')]);
+
+      const v = await buildRelease('1.9.0', {
+        authentik_image: IMAGE,
+        authentik_version: newTag,
+        authentik_valkey_db: '2',
+      });
+      const first = await signIndex(join(work, 'index-1'), [
+        '--add',
+        v.tgz,
+        '--location',
+        `../../download/${INDEX_TAG}/`,
+      ]);
+      await publishIndex([v.tgz, `${v.tgz}.sig`, `${first}.sig`, first]);
+      const served = await until(
+        'Caddy serves the index through its redirects',
+        30_000,
+        async () => {
+          const r = await host.exec(
+            [
+              'curl',
+              '-sS',
+              '-L',
+              '-o',
+              '/dev/null',
+              '-w',
+              '%{http_code} %{num_redirects} %{url_effective}',
+              INDEX_URL,
+            ],
+            { allowFail: true, quiet: true },
+          );
+          return r.stdout.startsWith('200 ') ? r.stdout.trim() : undefined;
+        },
+      );
+      check(
+        'curl reaches the index through two redirects, the last to the object store',
+        served === `200 2 http://127.0.0.1:${STORE_PORT}/${INDEX_TAG}/index.json`,
+        served,
+      );
+
+      const conf = await readFile(join(host.root, 'etc/rick/rick.conf'), 'utf8');
+      await host.writeFile(
+        '/etc/rick/rick.conf',
+        `${conf.replace(/^FEED=.*$/m, `FEED=${INDEX_URL}`)}`,
+        '0644',
+      );
+      const before = await identities();
+      const cursor = await journalCursor();
+      const journal = await timerTick(
+        cursor,
+        /authentik: (installed|rolled back|not installed) 1\.9\.0|^error /m,
+      );
+      const serial = /index serial (\d+),/.exec(journal)?.[1];
+      check(
+        "rick-update.service's journal says it verified the index",
+        serial !== undefined &&
+          journal.includes(`checked ${INDEX_URL}: index serial ${serial}, 1 releases`),
+      );
+      check(
+        "rick-update.service's journal says it installed 1.9.0 from the index",
+        journal.includes(`authentik: installing 1.9.0 from release index ${INDEX_URL}`) &&
+          /authentik: installed 1\.9\.0/.test(journal),
+      );
+      const result = await host.show('rick-update.service', 'Result');
+      check('rick-update.service finished with result success', result === 'success', result);
+      check('authentik 1.9.0 is live', (await liveVersion()) === '1.9.0');
+      const requests = await indexServerRequests(cursor);
+      for (const expected of [
+        `302 127.0.0.1:${INDEX_PORT}/${FEED_REPO}/releases/latest/download/index.json`,
+        `302 127.0.0.1:${INDEX_PORT}/${FEED_REPO}/releases/download/${INDEX_TAG}/index.json`,
+        `200 127.0.0.1:${STORE_PORT}/${INDEX_TAG}/index.json`,
+        `200 127.0.0.1:${STORE_PORT}/${INDEX_TAG}/index.json.sig`,
+        `302 127.0.0.1:${INDEX_PORT}/${FEED_REPO}/releases/download/${INDEX_TAG}/authentik-1.9.0.tgz`,
+        `200 127.0.0.1:${STORE_PORT}/${INDEX_TAG}/authentik-1.9.0.tgz`,
+      ]) {
+        check(`Caddy's access log has ${expected}`, requests.includes(expected));
+      }
+      const api = (await journalSince(cursor, ['rick-e2e-feed.service']))
+        .split('\n')
+        .filter((l) => l.includes('/repos/'));
+      check('no request reached the releases API', api.length === 0, api.join(' | '));
+      const metrics = await readMetrics();
+      check(
+        'the metrics file has the index serial',
+        metrics.includes(`rick_index_serial ${serial}\n`),
+      );
+      const after = await identities();
+      log(`    MainPID/InvocationID: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+      await expectNoDependencyFailure(cursor);
+      await expectActive('after the update from the index');
+      await expectServing('after the update from the index');
+    });
+  });
+
+  it('23. a yank of the live version is seen by the timer: an alert at warning priority and in the metrics, nothing rolled back', async () => {
+    await step('23. release index: the live version yanked', async () => {
+      const reason = 'e2e: loses uploads on restart';
+      const second = await signIndex(join(work, 'index-2'), [
+        '--previous',
+        join(work, 'index-1/index.json'),
+        '--yank',
+        '1.9.0',
+        '--reason',
+        reason,
+      ]);
+      await publishIndex([`${second}.sig`, second]);
+      const before = await identities();
+      const trees = await hostTrees();
+      const live = (await status()).live;
+      const cursor = await journalCursor();
+      const alert = `authentik: the installed version 1.9.0 is yanked (${reason}); rick does not roll back by itself`;
+      const journal = await timerTick(cursor, /is yanked|^error /m);
+      check(
+        "rick-update.service's journal alerts that the live version is yanked",
+        journal.includes(alert),
+      );
+      const warnings = await warningsSince(cursor);
+      check(
+        'the alert is at warning priority (journalctl -p warning)',
+        warnings.includes(alert),
+        warnings.trim(),
+      );
+      const result = await host.show('rick-update.service', 'Result');
+      check('rick-update.service finished with result success', result === 'success', result);
+      const metrics = await readMetrics();
+      check(
+        'the metrics file has rick_bundle_yanked for 1.9.0',
+        metrics.includes('rick_bundle_yanked{bundle="authentik",version="1.9.0"} 1\n'),
+        metrics
+          .split('\n')
+          .filter((l) => l.startsWith('rick_bundle_yanked'))
+          .join(' | '),
+      );
+      check('authentik 1.9.0 is still live', (await liveVersion()) === '1.9.0');
+      check('the same generation is live', (await status()).live === live);
+      const after = await identities();
+      check('no unit restarted', JSON.stringify(before) === JSON.stringify(after));
+      check('nothing was rolled back', !/rolled back|rollback/.test(journal));
+      // The tick keeps the new index (the rollback floor) and its decision.
+      const diff = diffTrees(
+        trees['var/lib/rick'] ?? [],
+        await snapshotTree(join(host.root, 'var/lib/rick')),
+      ).map((d) => d.split(':')[0] ?? d);
+      log(`    /var/lib/rick changes: ${diff.join('; ') || '(none)'}`);
+      for (const dir of ['etc/containers/systemd', 'etc/rick']) {
+        const d = diffTrees(trees[dir] ?? [], await snapshotTree(join(host.root, dir)));
+        check(`/${dir} is unchanged`, d.length === 0, d.join('; '));
+      }
+      await expectServing('with the yanked version live');
+    });
+  });
+
+  it('24. an expired index is refused by the timer: its own exit code, a warning, the expiry in the metrics, the trees unchanged', async () => {
+    await step('24. release index: expired', async () => {
+      // Signed with an old clock: issued two hours ago, valid for one.
+      const issued = new Date(Date.now() - 2 * 3_600_000);
+      issued.setMilliseconds(0);
+      const expires = new Date(issued.getTime() + 3_600_000);
+      const third = await signIndex(join(work, 'index-3'), [
+        '--previous',
+        join(work, 'index-2/index.json'),
+        '--issued',
+        issued.toISOString(),
+        '--valid-for',
+        '1h',
+      ]);
+      const serial = JSON.parse(await readFile(third, 'utf8')).serial as number;
+      await publishIndex([`${third}.sig`, third]);
+      const before = await identities();
+      const trees = await hostTrees();
+      const cursor = await journalCursor();
+      const journal = await timerTick(cursor, /^error /m);
+      const expiresText = expires.toISOString().replace('.000Z', 'Z');
+      check(
+        "rick-update.service's journal refuses the index with INDEX_EXPIRED",
+        journal.includes(
+          `INDEX_EXPIRED: release index ${INDEX_URL} (serial ${serial}) expired at ${expiresText}`,
+        ),
+      );
+      const warnings = await warningsSince(cursor);
+      check(
+        'a warning-priority line says the feed may be frozen',
+        warnings.includes(
+          `release index ${INDEX_URL} (serial ${serial}) expired at ${expiresText}: installing nothing until a fresh index is served; the feed may be frozen`,
+        ),
+        warnings.trim(),
+      );
+      const result = await host.show('rick-update.service', 'Result');
+      const status13 = await host.show('rick-update.service', 'ExecMainStatus');
+      check(
+        `rick-update.service failed with exit ${ExitCode.indexExpired}`,
+        result === 'exit-code' && status13 === String(ExitCode.indexExpired),
+        `${result}, ${status13}`,
+      );
+      const metrics = await readMetrics();
+      check(
+        'the metrics file has the expiry',
+        metrics.includes(`rick_index_expires_timestamp_seconds ${expires.getTime() / 1000}\n`),
+        metrics
+          .split('\n')
+          .filter((l) => l.startsWith('rick_index'))
+          .join(' | '),
+      );
+      await expectTreesUnchanged(trees);
+      check('no unit restarted', JSON.stringify(before) === JSON.stringify(await identities()));
+      check('authentik 1.9.0 is still live', (await liveVersion()) === '1.9.0');
+      await expectServing('after the refused index');
     });
   });
 

@@ -420,6 +420,47 @@ describe('rick-install update from a signed release index', () => {
       expect((await s.status()).stdout).toContain('  demo: up to date (1.1.0)\n');
     });
 
+    it("a wave's start on an unchanged index does not verify the kept copy again while the trusted keys are the same", async () => {
+      const later = machineIdWhere('1.1.0', (b) => b >= 10);
+      const s = await setup({ installed: '1.0.0', machineId: later });
+      await s.publisher.publish(['1.1.0'], { waves, issued });
+      expect((await s.update()).stdout).toContain('waiting for the rollout of 1.1.0');
+      // The kept signature is not looked at: the index was verified when it
+      // was accepted, with these very keys.
+      await writeFile(join(s.tree.root, 'var/lib/rick/release-index.json.sig'), 'not a signature');
+      const sigRequests = s.server.requests(undefined, 'index.json.sig').length;
+      await s.host.clock.sleep(DAY);
+      const taken = await s.update();
+      expect(taken.stderr).toBe('');
+      expect(taken.code).toBe(ExitCode.ok);
+      expect(taken.stdout).toContain(
+        `checked ${s.indexUrl}: unchanged, deciding again (rick.conf, the state or the time changed)\n`,
+      );
+      expect(taken.stdout).toContain('demo: installed 1.1.0\n');
+      expect(s.server.requests(undefined, 'index.json.sig').length).toBe(sigRequests);
+    });
+
+    it("a wave's start after the trusted key was replaced verifies the kept index again, and refuses it", async () => {
+      const later = machineIdWhere('1.1.0', (b) => b >= 10);
+      const s = await setup({ installed: '1.0.0', machineId: later });
+      await s.publisher.publish(['1.1.0'], { waves, issued });
+      expect((await s.update()).stdout).toContain('waiting for the rollout of 1.1.0');
+      // The operator stops trusting the release key.
+      await writeFile(join(s.tree.root, 'etc/rick/keys/release.asc'), otherKey.publicKeyArmored, {
+        mode: 0o644,
+      });
+      await s.host.clock.sleep(DAY);
+      const before = await snapshotTree(s.tree.root, { mtime: true });
+      const r = await s.update();
+      expect(r.stderr).toMatch(/^error SIGNATURE_INVALID: release index .*index\.json: /m);
+      expect(r.code).toBe(ExitCode.untrustedSignature);
+      expect(r.stdout).not.toContain('installing 1.1.0');
+      expect(diffTrees(before, await snapshotTree(s.tree.root, { mtime: true }))).toEqual([]);
+      expect(s.host.calls).toEqual([]);
+      expect(await installedVersion(s.tree.root)).toBe('1.0.0');
+      expect(s.server.requests(undefined, 'demo-1.1.0.tgz')).toEqual([]);
+    });
+
     it('update --now takes a release its wave has not reached', async () => {
       const later = machineIdWhere('1.1.0', (b) => b >= 10);
       const s = await setup({ installed: '1.0.0', machineId: later });
@@ -447,6 +488,10 @@ describe('rick-install update from a signed release index', () => {
     await s.publisher.publish(['1.0.0']);
     expect((await s.update()).code).toBe(ExitCode.ok);
     await writeFile(join(s.tree.root, 'var/lib/rick/release-index.json.sig'), 'not a signature');
+    // A second trusted key: the keys changed, so the kept copy is verified again.
+    await writeFile(join(s.tree.root, 'etc/rick/keys/other.asc'), otherKey.publicKeyArmored, {
+      mode: 0o644,
+    });
     await writeFile(
       join(s.tree.root, 'etc/rick/rick.conf'),
       `FEED=${s.indexUrl}\nBUNDLES=demo\nRANGE=^1\n`,
