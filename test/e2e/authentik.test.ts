@@ -572,8 +572,9 @@ async function infrastructureChecklist(context: string): Promise<void> {
 }
 
 /**
- * The plan line that restarts a unit: its own (`restart UNIT (… changed)`) or
- * the one of the unit that brings it (`restart POD (restarts A, UNIT: …)`).
+ * The plan line that restarts a unit: its own (`restart UNIT (… changed)`),
+ * the one of the unit that brings it (`restart POD (restarts A, UNIT: …)`),
+ * or a rolling restart's (`restart A, then UNIT, one at a time (…)`).
  */
 function restartLine(out: string, unit: string): string | undefined {
   return out
@@ -582,8 +583,70 @@ function restartLine(out: string, unit: string): string | undefined {
     .find(
       (l) =>
         l.startsWith(`restart ${unit} `) ||
-        (/^restart \S+ \(restarts /.test(l) && l.split(':')[0]!.includes(unit)),
+        (/^restart \S+ \(restarts /.test(l) && l.split(':')[0]!.includes(unit)) ||
+        (/^restart .+, one at a time \(/.test(l) &&
+          l
+            .slice(0, l.indexOf(', one at a time ('))
+            .split(/,? then |\s/)
+            .includes(unit)),
     );
+}
+
+const ROLLING_PLAN =
+  'restart authentik-worker.service, then authentik-server.service, one at a time (';
+
+/**
+ * Server and worker restarted one at a time with the pod kept running, as
+ * the real host did it: the pod's MainPID and InvocationID unchanged, both
+ * containers' changed, and in the journal the worker stopped and started
+ * again before the server stopped, and the pod never stopped.
+ */
+async function expectRollingRestart(
+  cursor: string,
+  before: Record<string, string>,
+  out: string,
+): Promise<void> {
+  const [pod, server, worker] = UNITS as [string, string, string];
+  const after = await identities();
+  log(`    MainPID/InvocationID before: ${JSON.stringify(before)}`);
+  log(`    MainPID/InvocationID after: ${JSON.stringify(after)}`);
+  check(
+    'the plan restarts the worker, then the server, one at a time',
+    out.includes(ROLLING_PLAN),
+    restartLine(out, server) ?? 'no restart line names the server',
+  );
+  check(
+    'the installer restarted the worker, then the server',
+    out.includes(`restarted ${worker}, then ${server}`),
+  );
+  check(
+    'the pod kept its MainPID and InvocationID',
+    before[pod] === after[pod],
+    `${before[pod]} -> ${after[pod]}`,
+  );
+  for (const unit of [server, worker]) {
+    const invocation = (id: string | undefined) => id?.split('/')[1];
+    check(
+      `${unit} has a new InvocationID`,
+      invocation(before[unit]) !== invocation(after[unit]),
+      `${before[unit]} -> ${after[unit]}`,
+    );
+  }
+  const journal = (await journalSince(cursor, UNITS)).split('\n');
+  const at = (re: RegExp) => journal.findIndex((l) => re.test(l));
+  const order = [
+    at(/^Stopping authentik-worker\.service/),
+    at(/^Started authentik-worker\.service/),
+    at(/^Stopping authentik-server\.service/),
+    at(/^Started authentik-server\.service/),
+  ];
+  check(
+    'the journal has the worker stopped and started before the server stopped, then the server started',
+    order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)),
+    `line numbers ${order.join(' < ')}`,
+  );
+  const podStop = journal.find((l) => /^(Stopping|Stopped) authentik-pod\.service/.test(l));
+  check('the journal never has the pod stopping', podStop === undefined, podStop ?? '');
 }
 
 /** The next patch version of a dotted version: the tag a version bump moves to. */
@@ -1128,7 +1191,7 @@ describe.sequential('authentik on a real systemd host', () => {
     });
   });
 
-  it('6. a version bump pulls the new image before the swap and restarts server and worker together', async () => {
+  it('6. a version bump pulls the new image before the swap and restarts worker and server one at a time, the pod kept running', async () => {
     await step('6. version bump', async () => {
       const v = await buildRelease('1.2.0', { authentik_image: IMAGE, authentik_version: newTag });
       const ref = `${IMAGE}:${newTag}`;
@@ -1156,6 +1219,7 @@ describe.sequential('authentik on a real systemd host', () => {
         const image = await imageOf(container);
         check(`${container} runs ${ref}`, image === ref, image);
       }
+      await expectRollingRestart(cursor, before, out);
       await expectNoDependencyFailure(cursor);
       await expectActive('after the version bump');
       await expectServing('after the version bump');
@@ -1193,6 +1257,7 @@ describe.sequential('authentik on a real systemd host', () => {
           url.replace(/password=[^&]*/, 'password=…'),
         );
       }
+      await expectRollingRestart(cursor, before, out);
       await expectNoDependencyFailure(cursor);
       await expectActive('after the env change');
       await expectServing('after the env change');
@@ -1228,7 +1293,7 @@ describe.sequential('authentik on a real systemd host', () => {
       check('the plan does not show the secret', !plan.stdout.includes(rotated));
       const before = await identities();
       const cursor = await journalCursor();
-      await rickInstall(path, ExitCode.ok);
+      const out = await rickInstall(path, ExitCode.ok);
       check('authentik 1.4.0 is live', (await liveVersion()) === '1.4.0');
       const after = await identities();
       for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
@@ -1240,6 +1305,7 @@ describe.sequential('authentik on a real systemd host', () => {
           (await containerEnv(container, 'AUTHENTIK_SECRET_KEY')) === rotated,
         );
       }
+      await expectRollingRestart(cursor, before, out);
       await expectNoDependencyFailure(cursor);
       await expectActive('after the rotation');
       await expectServing('after the rotation');
@@ -1427,6 +1493,7 @@ describe.sequential('authentik on a real systemd host', () => {
           (await containerEnv(container, 'AUTHENTIK_SECRET_KEY')) === firstSecretKey,
         );
       }
+      await expectRollingRestart(cursor, before, r.stdout + r.stderr);
       await expectNoDependencyFailure(cursor);
       await expectActive('after the rollback');
       await expectServing('after the rollback', 60_000);

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/bundle/manifest.js';
 import { ExitCode } from '../../src/errors.js';
 import { readState } from '../../src/host/state.js';
 import {
@@ -98,8 +99,32 @@ function podFiles(r: Release = {}): FactoryFile[] {
   return files;
 }
 
+/** As in the Authentik bundle, the server answers the HTTP check and the worker has none. */
+const serverCheck = (input: Record<string, unknown>): Record<string, unknown> => ({
+  ...input,
+  services: (input as unknown as Manifest).services.map((s) =>
+    s.service === SERVER
+      ? {
+          ...s,
+          checks: [
+            {
+              type: 'http',
+              url: 'http://127.0.0.1:9000/-/health/live/',
+              timeoutSec: 30,
+              intervalSec: 1,
+            },
+          ],
+        }
+      : s,
+  ),
+});
+
 async function install(host: FakeHost, version: string, r: Release = {}) {
-  const b = await writeSignedBundle(tree.work, key, { version, files: podFiles(r) });
+  const b = await writeSignedBundle(tree.work, key, {
+    version,
+    files: podFiles(r),
+    manifestPatch: serverCheck,
+  });
   return runInstaller(host, [b.bundlePath, '--root', tree.root]);
 }
 
@@ -131,37 +156,55 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect((await host.systemctl!.state(POD)).activeState).toBe('inactive');
   });
 
-  it('a version bump of server and worker restarts them through the pod, pulls first, and ends healthy', async () => {
+  it('a version bump of server and worker restarts them one at a time, the pod kept running, pulls first, and ends healthy', async () => {
     const host = await installedHost();
     const before = pids(host);
     const r = await install(host, '1.1.0', { server: '1.1.0', worker: '1.1.0' });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
-      `restart ${POD} (restarts ${SERVER}, ${WORKER}: quadlet/demo-server.container, quadlet/demo-worker.container changed; every running container of the pod restarts or stops`,
+      `restart ${WORKER}, then ${SERVER}, one at a time (quadlet/demo-worker.container, quadlet/demo-server.container changed; each waits for the one before, so ${POD} is never empty and keeps running`,
     );
+    expect(r.stdout).toContain(`keep    ${POD} (unchanged)`);
+    expect(r.stdout).toContain(`restarted ${WORKER}, then ${SERVER}\n`);
     expect(r.stdout).toContain(
       `image ${IMAGE}:1.1.0: pulled in 0.0s (policy missing; for ${SERVER}, ${WORKER})`,
     );
-    expect(host.serviceCalls()).toEqual([{ op: 'daemon-reload' }, { op: 'restart', units: [POD] }]);
+    // Two systemctl runs, the worker's first; the server, which answers the check, last.
+    expect(host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: [WORKER] },
+      { op: 'restart', units: [SERVER] },
+    ]);
     // The pull came before anything went live.
     const order = host.calls.map((c) => c.op);
     expect(order.indexOf('pull')).toBeLessThan(order.indexOf('daemon-reload'));
     expect(host.pulls()).toEqual([`${IMAGE}:1.1.0`]);
     const after = pids(host);
-    for (const unit of [POD, SERVER, WORKER]) {
+    // The pod never stopped; both containers have new processes.
+    expect(after[POD]).toBe(before[POD]);
+    for (const unit of [SERVER, WORKER]) {
       expect(after[unit]).toBeDefined();
       expect(after[unit]).not.toBe(before[unit]);
     }
+    expect(await host.systemctl!.journal(POD, 5)).not.toContainEqual(
+      expect.stringContaining('--exit-policy=stop'),
+    );
     expect(await liveGeneration(tree.root)).toBe('generations/2');
   });
 
-  it('an env-only change and a rotated secret restart server and worker through the pod', async () => {
+  it('an env-only change and a rotated secret restart server and worker one at a time', async () => {
     const host = await installedHost();
+    const podPid = pids(host)[POD];
     const env = await install(host, '1.1.0', { env: 'CACHE_DB=2' });
     expect(env.code).toBe(0);
-    expect(host.serviceCalls().at(-1)).toEqual({ op: 'restart', units: [POD] });
-    expect(env.stdout).toContain(`(restarts ${SERVER}, ${WORKER}: env/demo.env changed;`);
+    expect(host.serviceCalls().slice(-2)).toEqual([
+      { op: 'restart', units: [WORKER] },
+      { op: 'restart', units: [SERVER] },
+    ]);
+    expect(env.stdout).toContain(
+      `restart ${WORKER}, then ${SERVER}, one at a time (env/demo.env changed;`,
+    );
 
     host.reset();
     const secrets = join(tree.root, 'etc/rick/secrets/demo.env');
@@ -171,8 +214,12 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect(rotated.stderr).toBe('');
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toContain('secret  demo/env/demo.env (a secret value changed)');
-    expect(host.serviceCalls().at(-1)).toEqual({ op: 'restart', units: [POD] });
+    expect(host.serviceCalls().slice(-2)).toEqual([
+      { op: 'restart', units: [WORKER] },
+      { op: 'restart', units: [SERVER] },
+    ]);
     expect([...host.active.keys()].sort()).toEqual([POD, SERVER, WORKER]);
+    expect(pids(host)[POD]).toBe(podPid);
     // The image is there already: made present, not pulled again.
     expect(rotated.stdout).toContain(`image ${IMAGE}:1.0.0: present, not pulled`);
   });
@@ -227,19 +274,27 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect([...host.active.keys()].sort()).toEqual([POD, SERVER]);
   });
 
-  it('a failed gate rolls back through the pod too, and rollback replays the plan backwards', async () => {
+  it('a failed gate restores one container at a time too, and rollback replays the plan backwards', async () => {
     const host = await installedHost();
+    const podPid = pids(host)[POD];
     host.failUnit(SERVER, 2);
     const r = await install(host, '1.1.0', { server: '1.1.0', worker: '1.1.0' });
     expect(r.code).toBe(ExitCode.rolledBack);
     expect(r.stderr).toContain(`${SERVER} failed (ActiveState=failed)`);
+    // The worker kept the pod running while the server failed. Restoring the
+    // worker alone would then empty the pod: the pod restarts with both.
     expect(host.serviceCalls()).toEqual([
       { op: 'daemon-reload' },
-      { op: 'restart', units: [POD] },
+      { op: 'restart', units: [WORKER] },
+      { op: 'restart', units: [SERVER] },
       { op: 'daemon-reload' },
       { op: 'restart', units: [POD] },
     ]);
+    expect(r.stdout).toContain(
+      `${POD}: no other container of the pod is active (${SERVER} is failed); restarting ${WORKER} alone would empty it, so ${POD} restarts with all its containers`,
+    );
     expect([...host.active.keys()].sort()).toEqual([POD, SERVER, WORKER]);
+    expect(pids(host)[POD]).not.toBe(podPid);
 
     host.failingUnits.clear();
     host.reset();
@@ -249,21 +304,51 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     const back = await runInstaller(host, ['rollback', '--root', tree.root]);
     expect(back.stderr).toBe('');
     expect(back.code).toBe(0);
-    expect(host.serviceCalls()).toEqual([{ op: 'daemon-reload' }, { op: 'restart', units: [POD] }]);
+    expect(host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: [WORKER] },
+      { op: 'restart', units: [SERVER] },
+    ]);
     expect([...host.active.keys()].sort()).toEqual([POD, SERVER, WORKER]);
   });
 
-  it('rick-install plan lists the restart through the pod and the images it would pull', async () => {
+  it('a worker that fails its restart ends the run: the server is not restarted and keeps serving', async () => {
+    const host = await installedHost();
+    const before = pids(host);
+    host.failUnit(WORKER, 2);
+    const r = await install(host, '1.1.0', { server: '1.1.0', worker: '1.1.0' });
+    expect(r.code).toBe(ExitCode.rolledBack);
+    expect(r.stderr).toContain(`${WORKER} failed (ActiveState=failed)`);
+    expect(r.stdout).toContain(
+      `restarted ${WORKER} (systemctl: Job for ${WORKER} failed because the control process exited with error code.)`,
+    );
+    // The server's restart was never queued: it kept its process, and the pod
+    // with it. The restore restarts the failed worker first, then the server.
+    expect(host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: [WORKER] },
+      { op: 'daemon-reload' },
+      { op: 'restart', units: [WORKER] },
+      { op: 'restart', units: [SERVER] },
+    ]);
+    expect(pids(host)[POD]).toBe(before[POD]);
+    expect([...host.active.keys()].sort()).toEqual([POD, SERVER, WORKER]);
+  });
+
+  it('rick-install plan lists the restarts one at a time and the images it would pull', async () => {
     const host = await installedHost();
     const b = await writeSignedBundle(tree.work, key, {
       version: '1.1.0',
       files: podFiles({ server: '1.1.0', worker: '1.1.0' }),
+      manifestPatch: serverCheck,
     });
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, ['plan', b.bundlePath, '--root', tree.root]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`restart ${POD} (restarts ${SERVER}, ${WORKER}:`);
+    expect(r.stdout).toContain(
+      `restart ${WORKER}, then ${SERVER}, one at a time (quadlet/demo-worker.container, quadlet/demo-server.container changed; each waits for the one before, so ${POD} is never empty and keeps running: podman stops a pod when its last container exits, --exit-policy=stop)`,
+    );
     expect(r.stdout).toContain(`pull    ${IMAGE}:1.1.0 (policy missing; for ${SERVER}, ${WORKER})`);
     expect(host.calls).toEqual([]);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);

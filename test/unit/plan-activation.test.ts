@@ -42,11 +42,25 @@ const view = (generation: number, ...bundles: RenderedBundle[]): GenerationView 
 // ---------------------------------------------------------------------------
 // Authentik: a pod and two containers, as quadlet generates them.
 
+/** As the bundle has them: the server answers the HTTP check, the worker none. */
 const authentikServices = [
   svc('authentik.pod', 'authentik-pod.service'),
-  svc('authentik-server.container', 'authentik-server.service'),
+  {
+    ...svc('authentik-server.container', 'authentik-server.service'),
+    checks: [
+      {
+        type: 'http' as const,
+        url: 'http://127.0.0.1:9000/-/health/live/',
+        timeoutSec: 300,
+        intervalSec: 5,
+      },
+    ],
+  },
   svc('authentik-worker.container', 'authentik-worker.service'),
 ];
+
+const ROLLING_WHY =
+  'each waits for the one before, so authentik-pod.service is never empty and keeps running: podman stops a pod when its last container exits, --exit-policy=stop';
 
 function container(role: string, image: string): string {
   return `[Unit]\nRequires=authentik-pod.service\n[Container]\nImage=${image}\nPod=authentik.pod\nExec=${role}\nEnvironmentFile=@G@/env/authentik.env\n`;
@@ -151,26 +165,33 @@ describe('parseUnitGraph: the units quadlet generates', () => {
 });
 
 describe('planActivation on the generated units', () => {
-  it('a version bump of server and worker restarts them through the pod, and pulls the new image', () => {
+  it('a version bump of server and worker restarts them one at a time, the pod kept running, and pulls the new image', () => {
     const live = authentik(1);
     const next = authentik(2, { server: 'standin:1.1.0', worker: 'standin:1.1.0' });
     const plan = planActivation(live.view, next.view, { live: live.graph, next: next.graph });
-    expect(plan.restart).toEqual(['authentik-pod.service']);
+    // The worker first, the server (the one with the HTTP check) last, each its own systemctl run.
+    expect(plan.steps).toEqual([['authentik-worker.service'], ['authentik-server.service']]);
+    expect(plan.restart).toEqual(['authentik-worker.service', 'authentik-server.service']);
     expect(plan.jobs).toEqual([
       {
-        unit: 'authentik-pod.service',
+        unit: 'authentik-worker.service',
         verb: 'restart',
-        brings: ['authentik-server.service', 'authentik-worker.service'],
-        because: ['quadlet/authentik-server.container', 'quadlet/authentik-worker.container'],
-        forPod: true,
+        brings: [],
+        because: ['quadlet/authentik-worker.container'],
+        forPod: false,
+        rollingPod: 'authentik-pod.service',
+      },
+      {
+        unit: 'authentik-server.service',
+        verb: 'restart',
+        brings: [],
+        because: ['quadlet/authentik-server.container'],
+        forPod: false,
+        rollingPod: 'authentik-pod.service',
       },
     ]);
-    expect(plan.restarted).toEqual([
-      'authentik-pod.service',
-      'authentik-server.service',
-      'authentik-worker.service',
-    ]);
-    expect(plan.unchanged).toEqual([]);
+    expect(plan.restarted).toEqual(['authentik-server.service', 'authentik-worker.service']);
+    expect(plan.unchanged).toEqual(['authentik-pod.service']);
     expect(plan.images).toEqual([
       {
         image: 'standin:1.1.0',
@@ -181,20 +202,26 @@ describe('planActivation on the generated units', () => {
       },
     ]);
     const text = formatPlan(plan);
-    expect(text).toContain(
-      'restart authentik-pod.service (restarts authentik-server.service, authentik-worker.service: quadlet/authentik-server.container, quadlet/authentik-worker.container changed; every running container of the pod restarts or stops, and podman would stop the pod with the last one (--exit-policy=stop))',
-    );
-    expect(text).toContain(
+    expect(text.split('\n')).toEqual([
+      `restart authentik-worker.service, then authentik-server.service, one at a time (quadlet/authentik-worker.container, quadlet/authentik-server.container changed; ${ROLLING_WHY})`,
+      'keep    authentik-pod.service (unchanged)',
       'pull    standin:1.1.0 (policy missing; for authentik-server.service, authentik-worker.service)',
+      '',
+    ]);
+    expect(formatPlan(plan, { offline: true })).toContain(
+      'would restart authentik-worker.service, then authentik-server.service, one at a time (',
     );
   });
 
-  it('an env-only change and a rotated secret restart through the pod too', () => {
+  it('an env-only change and a rotated secret restart the containers one at a time too', () => {
     const live = authentik(1);
     const envOnly = authentik(2, { env: 'AUTHENTIK_REDIS__DB=2\n' });
     const plan = planActivation(live.view, envOnly.view, { live: live.graph, next: envOnly.graph });
-    expect(plan.restart).toEqual(['authentik-pod.service']);
-    expect(plan.jobs[0]?.because).toEqual(['env/authentik.env']);
+    expect(plan.steps).toEqual([['authentik-worker.service'], ['authentik-server.service']]);
+    expect(plan.jobs.map((j) => j.because)).toEqual([['env/authentik.env'], ['env/authentik.env']]);
+    expect(formatPlan(plan)).toContain(
+      `restart authentik-worker.service, then authentik-server.service, one at a time (env/authentik.env changed; ${ROLLING_WHY})`,
+    );
 
     const masked = { 'env/authentik.env': 'PW=***secret:pw***\n' };
     const before = view(
@@ -206,10 +233,93 @@ describe('planActivation on the generated units', () => {
       bundle(2, 'authentik', authentikFiles({ env: 'PW=b\n' }), authentikServices, masked),
     );
     const rotated = planActivation(before, after, { live: live.graph, next: live.graph });
-    expect(rotated.restart).toEqual(['authentik-pod.service']);
+    expect(rotated.steps).toEqual([['authentik-worker.service'], ['authentik-server.service']]);
+    expect(rotated.unchanged).toEqual(['authentik-pod.service']);
     expect(rotated.secretOnlyChanges).toEqual(['authentik/env/authentik.env']);
     // The image did not change: it is made present only if it is missing.
     expect(rotated.images.map((i) => [i.image, i.policy])).toEqual([['standin:1.0.0', 'missing']]);
+  });
+
+  it('the order of a rolling restart follows After= first, then the ones without checks, then by name', () => {
+    const live = authentik(1);
+    const bump = { server: 'standin:1.1.0', worker: 'standin:1.1.0' };
+    // The worker ordered after the server: the server restarts first although it serves.
+    const after = authentik(2, bump);
+    after.graph.get('authentik-worker.service')!.after.push('authentik-server.service');
+    const liveAfter = authentik(1);
+    liveAfter.graph.get('authentik-worker.service')!.after.push('authentik-server.service');
+    expect(
+      planActivation(liveAfter.view, after.view, { live: liveAfter.graph, next: after.graph })
+        .steps,
+    ).toEqual([['authentik-server.service'], ['authentik-worker.service']]);
+    // Neither with a check: by name.
+    const plain = authentikServices.map((s) => ({ ...s, checks: [] }));
+    const files = (r: AuthentikRelease) => authentikFiles(r);
+    const plan = planActivation(
+      view(1, bundle(1, 'authentik', files({}), plain)),
+      view(2, bundle(2, 'authentik', files(bump), plain)),
+      { live: live.graph, next: authentikGraph(bump) },
+    );
+    expect(plan.steps).toEqual([['authentik-server.service'], ['authentik-worker.service']]);
+  });
+
+  it('a container whose restart restarts the other one (Requires=) cannot roll: the pod restarts', () => {
+    const bump = { server: 'standin:1.1.0', worker: 'standin:1.1.0' };
+    const live = authentik(1);
+    const next = authentik(2, bump);
+    for (const g of [live.graph, next.graph])
+      g.get('authentik-worker.service')!.requires.push('authentik-server.service');
+    const plan = planActivation(live.view, next.view, { live: live.graph, next: next.graph });
+    expect(plan.steps).toEqual([['authentik-pod.service']]);
+    expect(plan.jobs).toEqual([
+      {
+        unit: 'authentik-pod.service',
+        verb: 'restart',
+        brings: ['authentik-server.service', 'authentik-worker.service'],
+        because: ['quadlet/authentik-server.container', 'quadlet/authentik-worker.container'],
+        forPod: true,
+      },
+    ]);
+    expect(formatPlan(plan)).toContain(
+      'restart authentik-pod.service (restarts authentik-server.service, authentik-worker.service: quadlet/authentik-server.container, quadlet/authentik-worker.container changed; every running container of the pod restarts or stops, and podman would stop the pod with the last one (--exit-policy=stop))',
+    );
+  });
+
+  it('a changed .image unit that both containers require restarts them together: the pod restarts', () => {
+    const withImage = (r: AuthentikRelease, image: string) => {
+      const a = authentik(1, r);
+      const graph = a.graph;
+      graph.set('standin-image.service', {
+        name: 'standin-image.service',
+        kind: 'image',
+        source: 'standin.image',
+        requires: [],
+        requisite: [],
+        bindsTo: [],
+        partOf: [],
+        wants: [],
+        after: [],
+        exitPolicy: undefined,
+        image: { image, policy: 'always', options: [], source: 'Image=' },
+        imageUnit: undefined,
+      });
+      for (const c of ['authentik-server.service', 'authentik-worker.service'])
+        graph.get(c)!.requires.push('standin-image.service');
+      return graph;
+    };
+    const files = (image: string) => ({
+      ...authentikFiles(),
+      'quadlet/standin.image': `[Image]\nImage=${image}\n`,
+    });
+    const plan = planActivation(
+      view(1, bundle(1, 'authentik', files('standin:1'), authentikServices)),
+      view(2, bundle(2, 'authentik', files('standin:2'), authentikServices)),
+      { live: withImage({}, 'standin:1'), next: withImage({}, 'standin:2') },
+    );
+    expect(plan.steps).toEqual([['authentik-pod.service', 'standin-image.service']]);
+    expect(plan.jobs.find((j) => j.unit === 'authentik-pod.service')).toMatchObject({
+      forPod: true,
+    });
   });
 
   it('one container of the pod changed: only it restarts, the pod and the other keep running', () => {
@@ -291,9 +401,57 @@ describe('planActivation on the generated units', () => {
     const next = view(2, bundle(2, 'authentik', files, authentikServices.slice(0, 2)));
     const plan = planActivation(live.view, next, { live: live.graph, next: graph });
     expect(plan.removed).toEqual(['authentik-worker.service']);
-    expect(plan.restart).toEqual(['authentik-pod.service']);
+    expect(plan.steps).toEqual([['authentik-pod.service']]);
     expect(plan.jobs[0]).toMatchObject({ brings: ['authentik-server.service'], forPod: true });
     expect(formatPlan(plan).split('\n')[0]).toBe('stop    authentik-worker.service (removed)');
+  });
+
+  it('with a third container added or removed, the two that stay still restart one at a time', () => {
+    const bump = { server: 'standin:1.1.0', worker: 'standin:1.1.0' };
+    const withExtra = (r: AuthentikRelease) => {
+      const graph = authentikGraph(r);
+      graph.set('authentik-extra.service', {
+        ...graph.get('authentik-worker.service')!,
+        name: 'authentik-extra.service',
+        source: 'authentik-extra.container',
+        image: { image: 'extra:1', policy: 'missing', options: [], source: 'Image=' },
+      });
+      graph.get('authentik-pod.service')!.wants.push('authentik-extra.service');
+      return graph;
+    };
+    const extraView = (generation: number, r: AuthentikRelease) =>
+      view(
+        generation,
+        bundle(
+          generation,
+          'authentik',
+          {
+            ...authentikFiles(r),
+            'quadlet/authentik-extra.container': container('extra', 'extra:1'),
+          },
+          [...authentikServices, svc('authentik-extra.container', 'authentik-extra.service')],
+        ),
+      );
+    // Removed: it stops first (the pod keeps the two others), then the two in turn.
+    const removed = planActivation(extraView(1, {}), authentik(2, bump).view, {
+      live: withExtra({}),
+      next: authentikGraph(bump),
+    });
+    expect(removed.removed).toEqual(['authentik-extra.service']);
+    expect(removed.steps).toEqual([['authentik-worker.service'], ['authentik-server.service']]);
+    expect(formatPlan(removed).split('\n')[0]).toBe('stop    authentik-extra.service (removed)');
+    // Added: it starts in the first run, into the running pod, then the two in turn.
+    const added = planActivation(authentik(1).view, extraView(2, bump), {
+      live: authentikGraph(),
+      next: withExtra(bump),
+    });
+    expect(added.steps).toEqual([
+      ['authentik-extra.service'],
+      ['authentik-worker.service'],
+      ['authentik-server.service'],
+    ]);
+    expect(added.jobs[0]).toMatchObject({ unit: 'authentik-extra.service', verb: 'start' });
+    expect(added.unchanged).toEqual(['authentik-pod.service']);
   });
 
   it('a pod that keeps running when its containers exit (--exit-policy=continue) is left alone', () => {

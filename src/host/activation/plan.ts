@@ -23,11 +23,27 @@
  * - and podman stops a pod created with `--exit-policy=stop` (quadlet's
  *   default) when its last container exits.
  *
- * So when every running container of a pod would stop (all changed, or
- * changed and removed), the pod's own service is restarted instead: its
- * restart restarts the containers bound to it and starts the ones it wants,
- * in order. When some container of the pod keeps running, only the changed
- * ones restart and the pod stays up.
+ * So when every running container of a pod would restart in one transaction
+ * (all changed), the pod would be left empty and stop. Its containers then
+ * restart one at a time instead, each `systemctl restart` waiting for its
+ * job before the next is queued (a rolling restart within the pod): a
+ * restart of a container does not touch the pod it is bound to (systemd
+ * propagates a restart to the units bound to or requiring the restarted
+ * one, not to the ones it binds to; the pulled-in start of the running pod
+ * is dropped), and podman stops the pod only when its last container exits.
+ * The pod and its infra container keep running, and a container's downtime
+ * is its own restart. The containers that others are ordered `After=` go
+ * first, then those without HTTP checks, then those that serve; by name
+ * within each.
+ *
+ * The pod's own service is restarted instead (its restart restarts the
+ * containers bound to it and starts the ones it wants, in order) when the
+ * pod's unit itself changed, when fewer than two of its running containers
+ * stay (one that stays alone would empty it on its restart), when a unit
+ * outside the pod restarts a container with it (a changed `.image` unit),
+ * or when one container's restart restarts all the others with it. When some
+ * container of the pod keeps running, only the changed ones restart and the
+ * pod stays up.
  */
 
 import { CADDY_SERVICE } from '../../bundle/caddy.js';
@@ -83,6 +99,11 @@ export interface RestartJob {
   because: string[];
   /** Set when a pod restarts because all its running containers restart or stop. */
   forPod: boolean;
+  /**
+   * The pod whose containers restart one at a time, set on each of those
+   * jobs: each is its own `systemctl restart`, after the one before it.
+   */
+  rollingPod?: string | undefined;
 }
 
 /** An image to pull before the flip, and the units whose start needs it. */
@@ -99,9 +120,16 @@ export interface ActivationPlan {
   removed: string[];
   /** Units left running as they are. */
   unchanged: string[];
-  /** The units given to `systemctl restart`, sorted. */
+  /** The units given to `systemctl restart`, in the order of `steps`. */
   restart: string[];
+  /** The jobs, in the order they run. */
   jobs: RestartJob[];
+  /**
+   * The `systemctl restart` runs, in order: each waits for its jobs before
+   * the next. The jobs that can share a transaction first, then one run for
+   * each container of a rolling restart.
+   */
+  steps: string[][];
   /** Every unit that starts or restarts (the jobs' units and what they bring), sorted. */
   restarted: string[];
   /** Images the restarted units need, to pull before the flip. */
@@ -280,48 +308,108 @@ export function planActivation(
     return seen;
   };
 
+  const services = new Map<string, Service>();
+  for (const bundle of next.bundles.values())
+    for (const s of bundle.services) services.set(s.service, s);
+
+  /**
+   * The order in which a pod's running containers can restart one at a
+   * time with the pod kept running, or undefined when they cannot (see the
+   * header). `forced` are the pods that restart through their own service.
+   */
+  const rollingOrder = (pod: string, forced: ReadonlySet<string>): string[] | undefined => {
+    if (!graph || direct.has(pod)) return undefined;
+    const nextMembers = new Set(membersOf(graph, pod));
+    const stay = membersOf(liveGraph!, pod).filter(
+      (m) => liveUnits.has(m) && nextMembers.has(m) && !removed.includes(m),
+    );
+    if (stay.length < 2 || !stay.every((m) => direct.has(m))) return undefined;
+    const others = [...direct, ...forced].filter((u) => u !== pod && !stay.includes(u));
+    const outside = closure(others);
+    if (stay.some((m) => outside.has(m))) return undefined;
+    const order = rollingSequence(stay, graph, services);
+    const done = new Set<string>();
+    for (const unit of order) {
+      if (done.has(unit)) continue;
+      const reach = [...closure([unit])].filter((u) => stay.includes(u));
+      // This restart would restart every container of the pod at once.
+      if (reach.length === stay.length) return undefined;
+      for (const u of reach) done.add(u);
+    }
+    return order;
+  };
+
   const forcedPods = new Set<string>();
+  const rolling = new Map<string, string[]>();
   let restarted = closure(direct);
   for (let changedPods = true; changedPods && graph; ) {
     changedPods = false;
     for (const pod of [...graph.values()].filter((n) => n.kind === 'pod')) {
-      if (restarted.has(pod.name) || forcedPods.has(pod.name) || !liveUnits.has(pod.name)) continue;
+      if (restarted.has(pod.name) || forcedPods.has(pod.name) || rolling.has(pod.name)) continue;
+      if (!liveUnits.has(pod.name)) continue;
       if ((liveGraph?.get(pod.name)?.exitPolicy ?? pod.exitPolicy) !== 'stop') continue;
       const running = membersOf(liveGraph!, pod.name).filter((m) => liveUnits.has(m));
       if (running.length === 0) continue;
       if (running.every((m) => restarted.has(m) || removed.includes(m))) {
-        forcedPods.add(pod.name);
-        changedPods = true;
+        const order = rollingOrder(pod.name, forcedPods);
+        if (order) rolling.set(pod.name, order);
+        else {
+          forcedPods.add(pod.name);
+          changedPods = true;
+        }
       }
+    }
+    // A pod forced since may restart a rolling pod's containers with it.
+    for (const pod of [...rolling.keys()]) {
+      if (rollingOrder(pod, forcedPods)) continue;
+      rolling.delete(pod);
+      forcedPods.add(pod);
+      changedPods = true;
     }
     if (changedPods) restarted = closure([...direct, ...forcedPods]);
   }
 
-  // The units handed to systemctl: pods first, then the rest, each left out
-  // when an earlier one already brings it.
-  const candidates = [...forcedPods, ...direct].sort((a, b) => {
-    const pa = graph?.get(a)?.kind === 'pod' ? 0 : 1;
-    const pb = graph?.get(b)?.kind === 'pod' ? 0 : 1;
-    return pa - pb || closure([b]).size - closure([a]).size || byName(a, b);
-  });
   const jobs: RestartJob[] = [];
   const covered = new Set<string>();
-  for (const unit of candidates) {
-    if (covered.has(unit)) continue;
+  const jobFor = (unit: string, rollingPod?: string): RestartJob => {
     const reach = closure([unit]);
     const brings = [...reach].filter((u) => u !== unit && !covered.has(u)).sort(byName);
     for (const u of reach) covered.add(u);
     const because = new Set<string>();
     for (const u of [unit, ...brings]) for (const r of reasons.get(u) ?? []) because.add(r);
-    jobs.push({
+    return {
       unit,
       verb: liveUnits.has(unit) ? 'restart' : 'start',
       brings,
       because: [...because],
       forPod: forcedPods.has(unit),
+      ...(rollingPod === undefined ? {} : { rollingPod }),
+    };
+  };
+  // The units handed to systemctl in one transaction: pods first, then the
+  // rest, each left out when an earlier one already brings it.
+  const rolled = new Set([...rolling.values()].flat());
+  const candidates = [...forcedPods, ...direct]
+    .filter((u) => !rolled.has(u))
+    .sort((a, b) => {
+      const pa = graph?.get(a)?.kind === 'pod' ? 0 : 1;
+      const pb = graph?.get(b)?.kind === 'pod' ? 0 : 1;
+      return pa - pb || closure([b]).size - closure([a]).size || byName(a, b);
     });
+  const together: RestartJob[] = [];
+  for (const unit of candidates) if (!covered.has(unit)) together.push(jobFor(unit));
+  together.sort((a, b) => byName(a.unit, b.unit));
+  jobs.push(...together);
+  const steps: string[][] = together.length ? [together.map((j) => j.unit)] : [];
+  // Then each rolling pod's containers, one `systemctl restart` each.
+  for (const [pod, order] of [...rolling].sort(([a], [b]) => byName(a, b))) {
+    for (const unit of order) {
+      if (covered.has(unit)) continue;
+      const job = jobFor(unit, pod);
+      jobs.push(job);
+      steps.push([unit]);
+    }
   }
-  jobs.sort((a, b) => byName(a.unit, b.unit));
 
   const images = new Map<string, ImagePull>();
   for (const unit of [...restarted].sort(byName)) {
@@ -347,6 +435,7 @@ export function planActivation(
     unchanged: [...nextUnits.keys()].filter((u) => !restarted.has(u)).sort(byName),
     restart: jobs.map((j) => j.unit),
     jobs,
+    steps,
     restarted: [...restarted].sort(byName),
     images: [...images.values()].sort((a, b) => byName(a.image, b.image)),
     sites,
@@ -354,6 +443,31 @@ export function planActivation(
     changedFiles: [...changedFiles],
     secretOnlyChanges,
   };
+}
+
+/**
+ * A pod's running containers in the order they restart one at a time: a
+ * container that others are ordered `After=` before them, then the ones
+ * without HTTP checks, then the ones that serve, by name within each.
+ */
+function rollingSequence(
+  members: readonly string[],
+  graph: UnitGraph,
+  services: ReadonlyMap<string, Service>,
+): string[] {
+  const serves = (u: string) => ((services.get(u)?.checks.length ?? 0) > 0 ? 1 : 0);
+  const rank = (a: string, b: string) => serves(a) - serves(b) || byName(a, b);
+  const after = (u: string) => (graph.get(u)?.after ?? []).filter((d) => members.includes(d));
+  const order: string[] = [];
+  const left = [...members];
+  while (left.length) {
+    // A cycle of After= (systemd would refuse it) falls back to the rank alone.
+    const ready = left.filter((u) => after(u).every((d) => order.includes(d)));
+    const next = (ready.length ? ready : left).sort(rank)[0]!;
+    order.push(next);
+    left.splice(left.indexOf(next), 1);
+  }
+  return order;
 }
 
 function describeJob(job: RestartJob): string {
@@ -364,6 +478,19 @@ function describeJob(job: RestartJob): string {
     ? '; every running container of the pod restarts or stops, and podman would stop the pod with the last one (--exit-policy=stop)'
     : '';
   return `${job.verb} ${job.unit} (${verb} ${job.brings.join(', ')}: ${why}${pod})`;
+}
+
+/**
+ * `restart a.service, then b.service, one at a time (…)`: the containers of
+ * a pod restarted in turn, and why the pod is not restarted with them.
+ */
+function describeRolling(pod: string, group: readonly RestartJob[]): string {
+  const units = group.map((j) =>
+    j.brings.length ? `${j.unit} (with ${j.brings.join(', ')})` : j.unit,
+  );
+  const because = [...new Set(group.flatMap((j) => j.because))];
+  const why = because.length ? `${because.join(', ')} changed` : 'new';
+  return `restart ${units.join(', then ')}, one at a time (${why}; each waits for the one before, so ${pod} is never empty and keeps running: podman stops a pod when its last container exits, --exit-policy=stop)`;
 }
 
 function shownOptions(options: readonly string[]): string {
@@ -383,7 +510,16 @@ export function describeImage(image: ImagePull): string {
 export function formatPlan(plan: ActivationPlan, options: { offline?: boolean } = {}): string {
   const lines: string[] = [];
   for (const s of plan.removed) lines.push(`stop    ${s} (removed)`);
-  for (const job of plan.jobs) lines.push(describeJob(job).replace(/^start /, 'start   '));
+  for (let i = 0; i < plan.jobs.length; i++) {
+    const job = plan.jobs[i]!;
+    if (job.rollingPod === undefined) {
+      lines.push(describeJob(job).replace(/^start /, 'start   '));
+      continue;
+    }
+    const group = [job];
+    while (plan.jobs[i + 1]?.rollingPod === job.rollingPod) group.push(plan.jobs[++i]!);
+    lines.push(describeRolling(job.rollingPod, group));
+  }
   for (const s of plan.unchanged) lines.push(`keep    ${s} (unchanged)`);
   for (const u of plan.reload) lines.push(`reload  ${u} (${plan.sites.join(', ')} changed)`);
   for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);

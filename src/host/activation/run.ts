@@ -3,7 +3,8 @@
  * the previous one back. Shared by install, rollback and crash recovery.
  *
  *   flip current → daemon-reload → stop removed units → `systemctl restart`
- *   the plan's jobs (a pod's service for its containers, see plan.ts) →
+ *   the plan's jobs (a pod's service for its containers, or a pod's
+ *   containers one at a time, see plan.ts) →
  *   reload Caddy when a site changed → health gate over every service they
  *   restart
  *   on failure: flip back → daemon-reload → stop what the failed generation
@@ -122,24 +123,80 @@ async function reloadUnits(host: Host, units: readonly string[]): Promise<GateFa
 }
 
 /**
- * Applies a plan's service changes: stop removed, then restart the plan's
- * jobs in one `systemctl restart`. Returns the error of the restart, if any:
- * systemctl fails a restart whose unit fails to start, and the health gate
- * then names it.
+ * Runs a plan's restarts: one `systemctl restart` per step, each after the
+ * one before has finished its jobs (systemctl waits for them). Returns the
+ * units handed to systemctl, in order, and the error of the step that
+ * failed, if any (systemctl fails a restart whose unit fails to start).
+ *
+ * A container of a rolling restart (plan.ts) is restarted alone only while
+ * another container of its pod is active: the plan assumes they all run,
+ * but after a failed gate or a crash one may not (a failed server, while
+ * the worker is restored). Restarting the last active one would empty the
+ * pod and podman would stop it, so the pod's service is restarted instead,
+ * with every container, and its remaining steps are left out.
+ *
+ * The first step that fails ends the run: the containers of a rolling
+ * restart not restarted yet keep running as they are (the gate fails on the
+ * one that failed, and the reverse plan puts back what differs).
  */
-async function applyServices(host: Host, plan: ActivationPlan): Promise<unknown> {
+async function runSteps(
+  host: Host,
+  plan: ActivationPlan,
+  log: (line: string) => void,
+): Promise<{ ran: string[][]; error?: unknown }> {
+  const systemctl = host.systemctl!;
+  const ran: string[][] = [];
+  const throughPod = new Set<string>();
+  for (const step of plan.steps) {
+    let units = step;
+    const pod = plan.jobs.find((j) => j.unit === step[0])?.rollingPod;
+    if (pod !== undefined) {
+      if (throughPod.has(pod)) continue;
+      const others = plan.jobs
+        .filter((j) => j.rollingPod === pod && !step.includes(j.unit))
+        .map((j) => j.unit);
+      const states = await Promise.all(others.map((u) => systemctl.state(u)));
+      if (!states.some((s) => s.activeState === 'active')) {
+        const shown = others.map((u, i) => `${u} is ${states[i]!.activeState}`).join(', ');
+        log(
+          `${pod}: no other container of the pod is active (${shown}); restarting ${step.join(' ')} alone would empty it, so ${pod} restarts with all its containers`,
+        );
+        throughPod.add(pod);
+        units = [pod];
+      }
+    }
+    ran.push(units);
+    try {
+      await systemctl.restart(units);
+    } catch (error) {
+      return { ran, error };
+    }
+  }
+  return { ran };
+}
+
+/** `a b`, or `a, then b, then c` for a rolling restart. */
+function describeSteps(steps: readonly string[][]): string {
+  return steps.map((s) => s.join(' ')).join(', then ');
+}
+
+/**
+ * Applies a plan's service changes: stop removed, then restart the plan's
+ * jobs, step by step. Returns what ran and the error of the restart, if
+ * any: the health gate then names the unit.
+ */
+async function applyServices(
+  host: Host,
+  plan: ActivationPlan,
+  log: (line: string) => void,
+): Promise<{ ran: string[][]; error?: unknown }> {
   const systemctl = host.systemctl!;
   await systemctl.daemonReload();
   await checkpoint('daemon-reloaded');
   await systemctl.stop(plan.removed);
-  let restartError: unknown;
-  try {
-    await systemctl.restart(plan.restart);
-  } catch (error) {
-    restartError = error;
-  }
+  const result = await runSteps(host, plan, log);
   await checkpoint('restarted');
-  return restartError;
+  return result;
 }
 
 export type ActivationOutcome =
@@ -175,12 +232,12 @@ export async function activate(
   }
   let failure: GateFailure | undefined;
   try {
-    const restartError = await applyServices(host, plan);
+    const { ran, error: restartError } = await applyServices(host, plan, log);
     if (plan.removed.length) log(`stopped ${plan.removed.join(' ')}`);
     if (plan.restart.length) {
       const brought = plan.restarted.filter((u) => !plan.restart.includes(u));
       log(
-        `restarted ${plan.restart.join(' ')}${brought.length ? ` (with ${brought.join(' ')})` : ''}${restartError ? ` (systemctl: ${describe(restartError)})` : ''}`,
+        `restarted ${describeSteps(ran)}${brought.length ? ` (with ${brought.join(' ')})` : ''}${restartError ? ` (systemctl: ${describe(restartError)})` : ''}`,
       );
     }
     failure = await reloadUnits(host, plan.reload);
@@ -228,12 +285,7 @@ export async function restore(
   await host.systemctl.daemonReload();
   await host.systemctl.stop(stop);
   // A failed restart shows in the gate below, which names the unit.
-  const restartError = reverse?.restart.length
-    ? await host.systemctl.restart(reverse.restart).then(
-        () => undefined,
-        (error: unknown) => error,
-      )
-    : undefined;
+  const restartError = reverse ? (await runSteps(host, reverse, log)).error : undefined;
   // The previous sites are live again once Caddy re-reads them; with no
   // previous generation, the sites are gone and Caddy reloads without them.
   const reload = reverse
