@@ -64,7 +64,12 @@ printf 'authentik_db_password=example-db-password\nauthentik_valkey_password=exa
   >"$host/etc/rick/secrets/authentik.env"
 umask 022
 install() { RICK_QUADLET=$(scripts/fetch-quadlet.sh) node dist/installer/rick-install.cjs "$@"; }
-install "$bundle" --root "$host"
+# A host grants each bundle only what it declares (docs/policy.md): --grant
+# shows the needs beyond the grant and records them; --yes accepts without
+# asking, as bootstrap.sh does for a first release.
+install "$bundle" --root "$host" --grant --yes
+say "the grant it recorded ($host/etc/rick/policy.d/authentik.conf)"
+cat "$host/etc/rick/policy.d/authentik.conf"
 say "rick-install status"
 install status --root "$host"
 say "rick-install verify (drift check)"
