@@ -115,6 +115,7 @@ describe('values as the judge reads them', () => {
     expect(expandValue('%E/ssl:%t/x:%h:%%:$$', 'app')).toBe('/etc/ssl:/run/x:/root:%:$');
     expect(expandValue('/var/lib/%N', 'app')).toBe('/var/lib/app');
     expect(expandValue('%H', 'app')).toBeUndefined();
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the text ${HOME} as a unit file holds it, for systemd to expand
     expect(expandValue('${HOME}', 'app')).toBeUndefined();
   });
   it('sensitive paths: the listed roots, and anything above or below an engine socket', () => {
