@@ -23,7 +23,8 @@ import {
 /** A held release as a feed cache keeps it: with its grant file's text when it was held. */
 export type CachedHold = HeldRelease & { grantText: string };
 
-function readText(file: string): string | undefined {
+/** Reads a small file whole, or undefined when it is absent; synchronous, as a tick has nothing else to do meanwhile. */
+export function readText(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8');
   } catch (error) {

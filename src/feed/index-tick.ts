@@ -1,38 +1,9 @@
-/**
- * One tick of `rick-install update` when FEED names a signed release index
- * (a URL whose path ends in index.json; src/bundle/release-index.ts has the
- * format). Per tick:
- *
- *   GET the index (If-None-Match: the ETag of the index accepted last)
- *   304, same inputs, no wave due, not expired → nothing to do (as cheap as
- *     the GitHub feed's no-op: three small files read, one request)
- *   otherwise → check index.json.sig with the trusted keys (gpgv), then
- *     parse (an unchanged index decided on again after a 304 is the copy
- *     verified when it was accepted: gpgv runs on it again only when the
- *     trusted keys changed since); refuse a lower serial than the one accepted (rollback) and an
- *     expired index (freeze: INDEX_EXPIRED, a warning line, the expiry in
- *     the metrics); keep the index; per bundle choose the highest release
- *     that is in range, not yanked, not quarantined and whose rollout wave
- *     has reached this host's bucket; download it relative to the index URL,
- *     check size and sha256 against the index, and install it through the
- *     pipeline of `rick-install <bundle>` (which checks its signature again).
- *
- * Like the GitHub feed, it records its decision in a cache
- * (/var/lib/rick/index-cache.json) only once it was carried out, so that a
- * failed download or install is retried at the next tick. The cache also
- * says when the decision may change while the index does not: when the
- * index expires, and when a wave this host waits for starts.
- *
- * Everything past the no-op path is loaded from update-deferred.js.
- */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, RickError } from '../errors.js';
 import { type HostPaths, hostPaths } from '../host/paths.js';
 import { feedCachePath, readFeedCache } from './cache.js';
 import type { HttpResponse } from './client.js';
 import type { RickConfig } from './config.js';
-import { heldGrantsUnchanged, heldLine } from './hold.js';
+import { heldGrantsUnchanged, heldLine, readText } from './hold.js';
 import {
   INDEX_MAX_BYTES,
   type IndexCache,
@@ -44,15 +15,6 @@ import {
 import { parsePreviousIndexMetrics, parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
 import type { UpdateDeps, UpdateOptions } from './update-tick.js';
-
-function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RickError('IO_ERROR', `cannot read ${file}: ${describe(error)}`);
-  }
-}
 
 /** What the metrics textfile reports after a tick. */
 export interface Report {

@@ -1,22 +1,3 @@
-/**
- * One tick of `rick-install update` (the command itself is src/commands/update.ts): follow
- * the release feed named in rick.conf and install, through the same pipeline
- * as `rick-install <bundle>`, the highest release of each followed bundle
- * that the policy allows. The install must then find exactly that bundle and
- * version, in the channel and range, in the verified manifest.
- *
- * The feed is read the way GitHub serves it: 100 releases a page, following
- * `Link: rel="next"` on the feed's own origin up to FEED_MAX_PAGES; only the
- * first page is asked conditionally (its ETag changes with every new
- * release, which is always listed first). GITHUB_TOKEN goes to the feed's
- * origin only. Every answer other than 2xx is explained (src/feed/github-api.ts).
- *
- * The timer runs this every few hours on every host, so the path where the
- * feed answers 304 reads three small files, sends one request and loads
- * nothing heavy: the config schema, the releases schema, semver and the
- * install pipeline are imported only when there is something to decide.
- */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
@@ -40,6 +21,7 @@ import {
   heldLine,
   heldRelease,
   isPolicyRefusal,
+  readText,
   recordHeld,
 } from './hold.js';
 import { followIndexFeed } from './index-tick.js';
@@ -122,16 +104,6 @@ function headersFor(url: string, accept: string): Record<string, string> {
   const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept };
   if (new URL(url).hostname === 'api.github.com') headers['x-github-api-version'] = '2022-11-28';
   return headers;
-}
-
-/** Reads a small file whole; synchronous, as the tick has nothing else to do meanwhile. */
-function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RickError('IO_ERROR', `cannot read ${file}: ${describe(error)}`);
-  }
 }
 
 /** Runs one update tick. Resolves when every followed bundle is up to date; throws the first failure. */
