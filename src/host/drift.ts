@@ -280,7 +280,17 @@ export async function refuseCarriedDrift(
  * deletion left incomplete, never goes live.
  */
 export async function generationDamage(paths: HostPaths, n: number): Promise<DriftEntry[]> {
-  const { entries } = await findDrift(paths, n);
+  let entries: DriftEntry[];
+  try {
+    ({ entries } = await findDrift(paths, n));
+  } catch (error) {
+    // No readable record (a deletion cut short removes it as soon as any
+    // file): the generation is damaged as a whole, and the message names why.
+    if (!(error instanceof RickError) || error.code !== 'STATE_INCONSISTENT') throw error;
+    return [
+      { part: 'bundle', file: join(paths.generationsDir, String(n)), problem: error.message },
+    ];
+  }
   return entries.filter((e) => e.part !== 'link');
 }
 

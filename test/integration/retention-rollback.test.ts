@@ -215,6 +215,18 @@ describe('a changed generation is never made live', () => {
     );
     expect(host.serviceCalls()).toEqual([]);
     expect(diffTrees(snap, await snapshotTree(tree.root))).toEqual([]);
+
+    // A generation whose record is gone (an older rick's deletion cut short).
+    const record = join(tree.root, 'var/lib/rick/generations/1/generation.json');
+    await rm(record);
+    const snap2 = await snapshotTree(tree.root);
+    const gone = await rollback(host, '--to', '1');
+    expect(gone.code).toBe(ExitCode.drift);
+    expect(gone.stderr).toContain(
+      `error DRIFT: generation 1 differs from what it recorded, so it is not made live: ${join(tree.root, 'var/lib/rick/generations/1')} (generation 1 is unreadable: ${record} is missing)`,
+    );
+    expect(host.serviceCalls()).toEqual([]);
+    expect(diffTrees(snap2, await snapshotTree(tree.root))).toEqual([]);
   });
 
   it('recovery does not restore a changed generation: install and rollback refuse naming the file, nothing changed, and rollback --to keeps what is live', async () => {
