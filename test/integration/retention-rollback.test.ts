@@ -19,7 +19,7 @@ import {
   type TestKey,
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
-import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
+import { builtCli, builtInstaller, requireBuiltCli, runCli } from '../helpers/cli-process.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import {
   type HostTree,
@@ -293,16 +293,24 @@ describe('signature verification with a full TMPDIR', () => {
         expect((await readFile(b.bundlePath)).length).toBeGreaterThan(64 * 1024);
         const snap = await snapshotTree(tree.root);
 
-        const r = await runCli([b.bundlePath, '--root', tree.root], { ...cliEnv, TMPDIR: small });
-        expect(r.code).toBe(1);
-        expect(r.stderr).toContain(
-          `error IO_ERROR: cannot write the bundle to the temporary directory ${small} (TMPDIR) to check its signature: no space left on device`,
-        );
-        expect(r.stderr).not.toContain('INTERNAL');
-        expect(r.stderr).not.toContain('    at ');
-        expect(diffTrees(snap, await snapshotTree(tree.root))).toEqual([]);
-        // Nothing is left in the temporary directory either.
-        expect(await readdir(small)).toEqual([]);
+        // The program and the single-file installer, which starts the check
+        // before it has loaded the rest of itself.
+        for (const program of [builtCli, builtInstaller]) {
+          const r = await runCli(
+            [b.bundlePath, '--root', tree.root],
+            { ...cliEnv, TMPDIR: small },
+            program,
+          );
+          expect(r.code).toBe(1);
+          expect(r.stderr).toContain(
+            `error IO_ERROR: cannot write the bundle to the temporary directory ${small} (TMPDIR) to check its signature: no space left on device`,
+          );
+          expect(r.stderr).not.toContain('INTERNAL');
+          expect(r.stderr).not.toContain('    at ');
+          expect(diffTrees(snap, await snapshotTree(tree.root))).toEqual([]);
+          // Nothing is left in the temporary directory either.
+          expect(await readdir(small)).toEqual([]);
+        }
       } finally {
         await realCommandRunner.run('umount', [small]);
         await rmdir(small);
