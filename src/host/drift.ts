@@ -272,6 +272,41 @@ export async function refuseCarriedDrift(
   return entries.filter((e) => e.part === 'bundle' && e.bundle === replacing);
 }
 
+/**
+ * What of generation n differs from its record (every part but the host
+ * links, which belong to whichever generation is live): checked before an
+ * existing generation is made live again, by `rollback` and by recovery,
+ * so that a generation whose files were altered or removed, or one a cut
+ * deletion left incomplete, never goes live.
+ */
+export async function generationDamage(paths: HostPaths, n: number): Promise<DriftEntry[]> {
+  let entries: DriftEntry[];
+  try {
+    ({ entries } = await findDrift(paths, n));
+  } catch (error) {
+    // No readable record (a deletion cut short removes it as soon as any
+    // file): the generation is damaged as a whole, and the message names why.
+    if (!(error instanceof RickError) || error.code !== 'STATE_INCONSISTENT') throw error;
+    return [
+      { part: 'bundle', file: join(paths.generationsDir, String(n)), problem: error.message },
+    ];
+  }
+  return entries.filter((e) => e.part !== 'link');
+}
+
+/** The refusal to make a damaged generation live, naming every file. */
+export function damagedGenerationError(
+  n: number,
+  damage: readonly DriftEntry[],
+  hint: string,
+): RickError {
+  return new RickError(
+    'DRIFT',
+    `generation ${n} differs from what it recorded, so it is not made live: ${damage.map((e) => `${e.file} (${e.problem})`).join('; ')}`,
+    { hint },
+  );
+}
+
 /** A generation file's content, or what is wrong with it. */
 async function readOrProblem(reader: GenerationReader, rel: string): Promise<Buffer | string> {
   try {

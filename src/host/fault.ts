@@ -30,6 +30,14 @@ export const installSteps = [
 ] as const;
 export type InstallStep = (typeof installSteps)[number];
 
+/**
+ * Boundaries inside a step that not every install reaches: `prune-renamed`,
+ * after pruned generations were renamed out of the numbered names and before
+ * they are deleted, is reached only when an install prunes.
+ */
+export const innerSteps = ['prune-renamed'] as const;
+export type InnerStep = (typeof innerSteps)[number];
+
 export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
 /**
  * With RICK_FAULT_WAIT_AT=<step>:<file>, the installer waits at that step
@@ -38,7 +46,7 @@ export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
  */
 export const WAIT_ENV = 'RICK_FAULT_WAIT_AT';
 
-export async function checkpoint(step: InstallStep): Promise<void> {
+export async function checkpoint(step: InstallStep | InnerStep): Promise<void> {
   const wait = process.env[WAIT_ENV];
   if (wait?.startsWith(`${step}:`)) {
     const file = wait.slice(step.length + 1);

@@ -845,7 +845,7 @@ export async function installBundle(
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
     await clearIntent(paths);
-    const pruned = await pruneGenerations(paths, state.keepGenerations, state.live);
+    const pruned = await pruneGenerations(paths, state.keepGenerations, state.live, state.history);
     if (pruned.length) log(`pruned generation(s) ${pruned.join(', ')}`);
     await checkpoint('pruned');
     log(`installed ${manifest.name} ${manifest.version} as generation ${next.generation}`);

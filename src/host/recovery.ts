@@ -34,6 +34,7 @@ import '../bundle/zod.js';
 import { RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from './activation/graph.js';
 import { restore } from './activation/run.js';
+import { damagedGenerationError, generationDamage } from './drift.js';
 import { checkpoint } from './fault.js';
 import {
   flipCurrent,
@@ -308,9 +309,23 @@ export async function reconcile(
     case 'finish':
       await clearIntent(paths);
       break;
-    case 'undo':
+    case 'undo': {
+      // The generation to restore is checked like any made live again: a
+      // changed one is not restored, and nothing is changed.
+      const from = plan.intent.from;
+      const damage = from === undefined ? [] : await generationDamage(paths, from);
+      if (from !== undefined && damage.length) {
+        const error = damagedGenerationError(
+          from,
+          damage,
+          `an interrupted run (${plan.intent.reason}) left generation ${plan.intent.to} live, unconfirmed; keep it with rick-install rollback --to ${plan.intent.to}, or name another generation with --to (on disk: ${view.onDisk.join(', ')})`,
+        );
+        if (options.allowInconsistent) return { problems: [error.message], view };
+        throw error;
+      }
       await undoInterruptedRun(paths, host, state, plan.intent, plan.removeTo, log, options.check);
       break;
+    }
     case 'discard':
       if (plan.removeTo && (await removeGeneration(paths, plan.intent.to))) {
         log(

@@ -4,11 +4,18 @@ import { type CheckUnits, readGenerationGraph } from '../host/activation/graph.j
 import { pullImages } from '../host/activation/images.js';
 import { formatPlan, planActivation } from '../host/activation/plan.js';
 import { activate, describeFailure } from '../host/activation/run.js';
+import { damagedGenerationError, generationDamage } from '../host/drift.js';
 import { checkpoint } from '../host/fault.js';
-import { generationDir, listGenerations, readGeneration } from '../host/generations.js';
+import {
+  confirmedLiveOrder,
+  generationDir,
+  listGenerations,
+  readGeneration,
+  readGenerationRecord,
+} from '../host/generations.js';
 import { checkRoot, defaultValidateUnits } from '../host/install.js';
 import { acquireLock } from '../host/lock.js';
-import { hostPaths } from '../host/paths.js';
+import { type HostPaths, hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
 import { clearIntent, reconcile, recordAdopted, writeIntent } from './recovery.js';
@@ -30,20 +37,81 @@ export interface RollbackResult {
   to: number;
 }
 
-const healthyOutcomes = new Set(['installed', 'rollback', 'recovered', 'adopted']);
+/** A generation plain `rollback` passed over, and why. */
+export interface SkippedTarget {
+  generation: number;
+  why: string;
+}
 
-/** The newest generation below `live` that was live and healthy once and is still on disk. */
-function previousGood(
-  state: HostState,
+/**
+ * The generation plain `rollback` returns to: the one that was live before
+ * the current one, as state.json's history records it (the generations
+ * confirmed live after their gate, by `installed`, `rollback` or `adopted`
+ * entries, most recently live first). Never the live one or a newer one:
+ * a plain rollback steps back, never forward (`--to` goes anywhere). Passed
+ * over, and reported: one no longer on disk, one whose record cannot be
+ * read, and one holding a version quarantined on this host (unless the live
+ * generation runs that same version, so returning does not bring it back). `versions` holds the
+ * bundle versions of each generation on disk, or why its record cannot be
+ * read.
+ */
+export function chooseRollbackTarget(
+  state: Pick<HostState, 'history' | 'bundles'>,
   live: number,
+  versions: ReadonlyMap<number, HeldVersions>,
+): { target?: number; skipped: SkippedTarget[] } {
+  const skipped: SkippedTarget[] = [];
+  const liveVersions = versions.get(live)?.versions ?? {};
+  for (const n of confirmedLiveOrder(state.history)) {
+    if (n >= live) continue;
+    const on = versions.get(n);
+    if (!on) {
+      skipped.push({ generation: n, why: 'no longer on this host' });
+      continue;
+    }
+    if (!on.versions) {
+      skipped.push({ generation: n, why: on.unreadable ?? 'unreadable' });
+      continue;
+    }
+    const quarantined = Object.entries(on.versions).filter(
+      ([name, version]) =>
+        liveVersions[name] !== version && state.bundles[name]?.quarantined.includes(version),
+    );
+    if (quarantined.length) {
+      skipped.push({
+        generation: n,
+        why: `${quarantined.map(([name, version]) => `${name} ${version}`).join(', ')} quarantined`,
+      });
+      continue;
+    }
+    return { target: n, skipped };
+  }
+  return { skipped };
+}
+
+/** A generation on disk: its bundles' versions, or why its record cannot be read. */
+export interface HeldVersions {
+  versions?: Readonly<Record<string, string>>;
+  unreadable?: string;
+}
+
+/** Bundle versions of each generation on disk, from their records. */
+async function readVersions(
+  paths: HostPaths,
   onDisk: readonly number[],
-): number | undefined {
-  const healthy = new Set(
-    state.history
-      .filter((h) => healthyOutcomes.has(h.outcome) && h.outcome !== 'recovered')
-      .map((h) => h.generation),
-  );
-  return [...onDisk].reverse().find((n) => n < live && healthy.has(n));
+): Promise<Map<number, HeldVersions>> {
+  const out = new Map<number, HeldVersions>();
+  for (const n of onDisk) {
+    try {
+      const record = await readGenerationRecord(paths, n);
+      const versions = Object.entries(record.bundles).map(([name, b]) => [name, b.version]);
+      out.set(n, { versions: Object.fromEntries(versions) });
+    } catch (error) {
+      if (!(error instanceof RickError)) throw error;
+      out.set(n, { unreadable: error.message });
+    }
+  }
+  return out;
 }
 
 export async function rollbackTo(
@@ -76,20 +144,38 @@ export async function rollbackTo(
         'nothing is installed: there is no generation to roll back from',
       );
     }
-    const target = options.to ?? previousGood(state, live!, onDisk);
+    let target = options.to;
     if (target === undefined) {
-      throw new RickError(
-        'USAGE',
-        `no earlier healthy generation than ${live} is kept on this host`,
-        {
-          hint: `generations on disk: ${onDisk.join(', ')}; name one with --to`,
-        },
-      );
+      const chosen = chooseRollbackTarget(state, live!, await readVersions(paths, onDisk));
+      const passed = chosen.skipped.map((s) => `generation ${s.generation} (${s.why})`);
+      if (chosen.target === undefined) {
+        throw new RickError(
+          'USAGE',
+          `no generation that was live before generation ${live} can be returned to on this host${passed.length ? `: passed over ${passed.join(', ')}` : ''}`,
+          {
+            hint: `generations on disk: ${onDisk.join(', ')}; name one with --to`,
+          },
+        );
+      }
+      if (passed.length) log(`passed over ${passed.join(', ')}`);
+      target = chosen.target;
     }
     if (!onDisk.includes(target)) {
       throw new RickError('USAGE', `generation ${target} is not on this host`, {
         hint: `generations on disk: ${onDisk.join(', ') || 'none'}`,
       });
+    }
+    if (target !== live) {
+      // Checked before anything changes: a generation whose files were
+      // altered or removed since it was written never goes live.
+      const damage = await generationDamage(paths, target);
+      if (damage.length) {
+        throw damagedGenerationError(
+          target,
+          damage,
+          `rick never edits a generation or makes a changed one live: name another with --to (generations on disk: ${onDisk.join(', ')}), or install the bundle again`,
+        );
+      }
     }
     const to = await readGeneration(paths, target);
     const time = host.clock.now().toISOString();

@@ -217,7 +217,9 @@ describe('rick-install rollback', () => {
     expect(diffTrees(snap, await snapshotTree(tree.root))).toEqual([]);
     const none = await runInstaller(host, ['rollback', '--root', tree.root]);
     expect(none.code).toBe(ExitCode.usage);
-    expect(none.stderr).toContain('no earlier healthy generation than 1');
+    expect(none.stderr).toContain(
+      'error USAGE: no generation that was live before generation 1 can be returned to',
+    );
   });
 
   it('puts the live generation back when the rollback target fails its gate', async () => {

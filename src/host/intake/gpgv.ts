@@ -287,6 +287,24 @@ export function decideGpgvStatus(status: string, detail: string): VerifiedSignat
   );
 }
 
+/**
+ * gpgv reads the bundle from a file in the temporary directory: a full or
+ * unwritable one (ENOSPC, EROFS, EACCES) is the host's, named with the
+ * variable that chooses it, and reported as such, never as a crash.
+ */
+function tmpdirError(tmp: string, bytes: number, error: unknown): RickError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'no space left on device' : describe(error);
+  return new RickError(
+    'IO_ERROR',
+    `cannot write the bundle to the temporary directory ${tmp} (TMPDIR) to check its signature: ${why}`,
+    {
+      cause: error,
+      hint: `gpgv reads the bundle (${bytes} bytes) from a file there: free space in ${tmp}, or point TMPDIR at a directory with room for it`,
+    },
+  );
+}
+
 export interface GpgvOptions {
   /** The gpgv program; `gpgv` from PATH unless set. */
   program?: string;
@@ -310,14 +328,24 @@ export async function verifyWithGpgv(
   const other = signatureTypes(Buffer.from(signature))?.find((type) => type !== 0x00);
   if (other !== undefined) throw notBinary(other.toString(16).padStart(2, '0'));
   // Synchronous up to the start of gpgv: see src/host/intake/signature.ts.
-  const home = mkdtempSync(join(os().tmpdir(), 'rick-gpgv-'));
+  const tmp = os().tmpdir();
+  let home: string;
+  try {
+    home = mkdtempSync(join(tmp, 'rick-gpgv-'));
+  } catch (error) {
+    throw tmpdirError(tmp, data.length, error);
+  }
   try {
     const keyringFile = join(home, 'trusted.gpg');
     const signatureFile = join(home, 'bundle.sig');
     const dataFile = join(home, 'bundle.tgz');
-    writeFileSync(keyringFile, keyring, { mode: 0o600 });
-    writeFileSync(signatureFile, signature, { mode: 0o600 });
-    writeFileSync(dataFile, data, { mode: 0o600 });
+    try {
+      writeFileSync(keyringFile, keyring, { mode: 0o600 });
+      writeFileSync(signatureFile, signature, { mode: 0o600 });
+      writeFileSync(dataFile, data, { mode: 0o600 });
+    } catch (error) {
+      throw tmpdirError(tmp, data.length, error);
+    }
     const program = options.program ?? 'gpgv';
     const result = await realCommandRunner.run(
       program,
