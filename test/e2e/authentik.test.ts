@@ -34,6 +34,8 @@ const FEED_DIR = '/srv/rick-e2e-feed';
 const REGISTRY = 'localhost:5000';
 const IMAGE = `${REGISTRY}/authentik-standin`;
 const WORKER_IMAGE = `${REGISTRY}/authentik-standin-worker`;
+/** The stand-in built to run `ak upgrade-db …`, a command it does not know: it exits at start. */
+const CRASH_IMAGE = `${REGISTRY}/authentik-standin-crash`;
 /** The names the host's Caddy serves the bundles' sites at (plain HTTP on the test host). */
 const AUTH_HOST = 'auth.e2e.test';
 const GIT_HOST = 'git.e2e.test';
@@ -2206,6 +2208,148 @@ describe.sequential('authentik on a real systemd host', () => {
       check('no unit restarted', JSON.stringify(before) === JSON.stringify(await identities()));
       check('authentik 1.9.0 is still live', (await liveVersion()) === '1.9.0');
       await expectServing('after the refused index');
+    });
+  });
+
+  it('25. a release whose worker crash-loops is caught by the health gate and rolled back; the service still answers', async () => {
+    await step('25. crash-looping worker', async () => {
+      // Every container of this image exits at start; Restart=always brings
+      // it back each time, and each start reads ActiveState=active at first.
+      await host.exec(
+        [
+          'sh',
+          '/usr/local/lib/rick-e2e/publish-image.sh',
+          '--command',
+          'upgrade-db',
+          `${CRASH_IMAGE}:${newTag}`,
+        ],
+        { timeoutMs: 600_000 },
+      );
+      const v = await buildRelease('1.10.0', {
+        authentik_image: IMAGE,
+        authentik_worker_image: CRASH_IMAGE,
+        authentik_version: newTag,
+        authentik_valkey_db: '2',
+      });
+      const path = await copyBundleIn(v);
+      const cursor = await journalCursor();
+      const out = await rickInstall(path, ExitCode.rolledBack);
+      const gate = out.split('\n').find((l) => /health gate failed/.test(l)) ?? '';
+      check(
+        'the gate fails the worker for restarting during its settle period',
+        /authentik-worker\.service.*restarted \d+ times? during the gate/.test(gate),
+        gate,
+      );
+      const workerLog = await host.exec(['cat', '/var/lib/authentik/logs/worker.log'], {
+        quiet: true,
+      });
+      const exits = workerLog.stdout
+        .split('\n')
+        .filter((l) => /authentik-standin upgrade-db: unknown command upgrade-db/.test(l));
+      check(
+        "the worker's own log says why it exits: the image does not know its command",
+        exits.length >= 2,
+        `${exits.length} such lines in /var/lib/authentik/logs/worker.log`,
+      );
+      await expectNoDependencyFailure(cursor);
+      check('authentik 1.9.0 is live again', (await liveVersion()) === '1.9.0');
+      await expectActive('after the rollback');
+      await expectServing('after the rollback (1.9.0 keeps serving)', 60_000);
+      check(
+        "the worker runs 1.9.0's image again",
+        (await imageOf('authentik-worker')) === `${IMAGE}:${newTag}`,
+        await imageOf('authentik-worker'),
+      );
+      check('1.10.0 is quarantined', (await quarantined()).includes('1.10.0'));
+      const entry = (await status()).history.find((h) => h.version === '1.10.0');
+      check(
+        'the history records the restarts as the cause',
+        entry !== undefined && /restarted \d+ times? during the gate/.test(entry.detail ?? ''),
+        entry?.detail ?? 'no history entry',
+      );
+    });
+  });
+
+  it("26. an operator's install killed after the flip is healed by the timer's next tick, with nothing new on the feed", async () => {
+    await step('26. killed install healed by the timer', async () => {
+      const v = await buildRelease('1.11.0', {
+        authentik_image: IMAGE,
+        authentik_version: newTag,
+        authentik_valkey_db: '3',
+      });
+      const path = await copyBundleIn(v);
+      const before = (
+        await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
+      ).stdout.trim();
+      // The operator's own run, held right after its flip (test-only hook) and
+      // killed there, as a dropped session's SIGKILL or a power cut would.
+      await host.exec([
+        'systemd-run',
+        '--unit=rick-e2e-operator',
+        '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
+        '/usr/local/bin/rick-install',
+        path,
+      ]);
+      const flipped = await until("the operator's install flips current", 180_000, async () => {
+        const now = (
+          await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
+        ).stdout.trim();
+        const state = await host.show('rick-e2e-operator.service', 'ActiveState');
+        if (state !== 'active' && state !== 'activating') {
+          throw new Error(`the install ended before the flip (ActiveState=${state})`);
+        }
+        return now !== before ? now : undefined;
+      });
+      log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
+      await host.exec(['systemctl', 'kill', '--signal=SIGKILL', 'rick-e2e-operator.service']);
+      await until('the killed installer is gone', 30_000, async () => {
+        const state = await host.show('rick-e2e-operator.service', 'ActiveState');
+        return state === 'active' || state === 'activating' || state === 'deactivating'
+          ? undefined
+          : state;
+      });
+      const interrupted = await status();
+      check(
+        'status shows the flipped generation live but unconfirmed',
+        interrupted.live !== undefined && interrupted.live !== interrupted.confirmed,
+        `live ${interrupted.live}, confirmed ${interrupted.confirmed}`,
+      );
+
+      // A fresh index (the last one expired in step 24) that offers nothing
+      // new: 1.9.0, installed, is still the newest release it lists.
+      const fourth = await signIndex(join(work, 'index-4'), [
+        '--previous',
+        join(work, 'index-3/index.json'),
+      ]);
+      await publishIndex([`${fourth}.sig`, fourth]);
+      const cursor = await journalCursor();
+      const journal = await timerTick(cursor, /authentik: nothing new|^error /m);
+      check(
+        "rick-update.service's journal says it restored the generation live before the interrupted install",
+        /did not finish|interrupted/.test(journal) && journal.includes('install authentik 1.11.0'),
+        journal
+          .split('\n')
+          .filter((l) => /did not finish|interrupted/.test(l))
+          .join(' | '),
+      );
+      check(
+        'the tick found nothing new on the feed',
+        /authentik: nothing new/.test(journal) && !/installing 1\.11\.0/.test(journal),
+      );
+      const result = await host.show('rick-update.service', 'Result');
+      check('rick-update.service finished with result success', result === 'success', result);
+      const s = await status();
+      check(
+        'the live generation is confirmed again',
+        s.live !== undefined && s.live === s.confirmed,
+        `${s.live} / ${s.confirmed}`,
+      );
+      check('authentik 1.9.0 is live', (await liveVersion()) === '1.9.0');
+      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
+      await expectNoDependencyFailure(cursor);
+      await expectActive('after the healing tick');
+      await expectServing('after the healing tick', 60_000);
     });
   });
 

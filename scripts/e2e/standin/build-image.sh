@@ -4,17 +4,25 @@
 # libraries they load) and imports it as IMAGE (default
 # localhost/authentik-standin:e2e). Nothing is pulled. Idempotent.
 #
-#   build-image.sh [IMAGE [PAD_MB]]
+#   build-image.sh [IMAGE [PAD_MB [COMMAND]]]
 #
 # The image carries its own name in /etc/authentik-standin-image, so images
 # built under different names are different images (different layer
 # digests): pulling one is a real download even when the other is present.
 # PAD_MB adds a file of that many MiB of random bytes, which no compression
 # shrinks, so that benchmarks can make the image as large as they need.
+# COMMAND, when given, is put in front of whatever the unit's Exec= passes
+# (ENTRYPOINT ak COMMAND): `ak` then sees COMMAND as its mode, so an unknown
+# one makes an image whose every container exits at start, as a release whose
+# entrypoint was renamed would.
 set -eu
 image=${1:-localhost/authentik-standin:e2e}
 pad_mb=${2:-0}
+command=${3:-}
 case "$pad_mb" in '' | *[!0-9]*) echo "build-image: PAD_MB must be a number of MiB, got '$pad_mb'" >&2; exit 2 ;; esac
+case "$command" in *[!a-z0-9-]*) echo "build-image: COMMAND must be lower-case letters, digits and -, got '$command'" >&2; exit 2 ;; esac
+entrypoint='"/usr/local/bin/ak"'
+[ -z "$command" ] || entrypoint="$entrypoint, \"$command\""
 if podman image exists "$image"; then
   echo "build-image: $image exists"
   exit 0
@@ -70,7 +78,7 @@ fi
 
 echo "build-image: importing $(du -sh "$dir" | cut -f1) as $image"
 tar --numeric-owner -C "$dir" -cf - . | podman import \
-  --change 'ENTRYPOINT ["/usr/local/bin/ak"]' \
+  --change "ENTRYPOINT [$entrypoint]" \
   --change 'CMD ["server"]' \
   --change 'ENV PATH=/usr/local/bin:/usr/bin' \
   - "$image" >/dev/null
