@@ -89,6 +89,16 @@ const cases: Array<[rule: string, unit: string, need: string]> = [
     'service directive ExecStartPost',
   ],
   ['unknown-flags', `${base}PodmanArgs=--no-such-flag\n`, 'privileged'],
+  ['shared-namespaces', `${base}Network=container:gitea\n`, 'privileged'],
+  ['shared-namespaces', `${base}PodmanArgs=--pid=container:gitea\n`, 'privileged'],
+  ['shared-namespaces', `${base}PodmanArgs=--pod gitea\n`, 'privileged'],
+  ['secrets', `${base}Secret=gitea_token,type=env,target=TOKEN\n`, 'podman secret gitea_token'],
+  ['volumes', `${base}Volume=systemd-gitea-data:/d\n`, 'volume systemd-gitea-data'],
+  [
+    'image-sources',
+    `[Container]\nImage=oci-archive:/root/x.tar\nUser={{ uid("app") }}\n`,
+    'path /root/x.tar:ro',
+  ],
   ['unjudged', `${base}Volume=%H:/h\n`, 'privileged'],
 ];
 
@@ -122,6 +132,42 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
     );
     expect(r.stderr).toContain('[host-commands]');
     await noOutput();
+  });
+
+  it('rule host-paths: a bundle_path() mounted read-write (the generation must stay unchanged)', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(`${base}Volume={{ bundle_path("env/app.env") }}:/app.env\n`),
+      'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  env: [env/app.env]\n  sysusers: [sysusers.d/app.conf]\n`,
+      'env/app.env': 'A=1\n',
+    });
+    const r = await build(dir);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      'privileged (app.container:4 Volume=@@rick:path:env/app.env@@:/app.env (a bundle file mounted read-write could change its own generation; mount it with ro) [host-paths])',
+    );
+    await noOutput();
+    // Read-only, it builds.
+    await writeFile(
+      join(dir, 'quadlet/app.container.j2'),
+      `${base}Volume={{ bundle_path("env/app.env") }}:/app.env:ro\n`,
+    );
+    const ok = await build(dir);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+  });
+
+  it('a container may join, mount and read what its own bundle makes', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'app'),
+      bundle(`${base}Pod=app.pod\nVolume=app-cache:/cache\nVolume=app-data.volume:/data\n`, '', {
+        'quadlet/app.pod.j2': '[Pod]\nPodName=app\n',
+        'quadlet/app-data.volume.j2': '[Volume]\n',
+        'quadlet/side.container.j2': `${base}Network=app.container\nPodmanArgs=--pid=container:systemd-app --pod app\nVolume=systemd-app-data:/data\n`,
+      }),
+    );
+    const r = await build(dir);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('a template mistake: a variable that renders a host path into PodmanArgs', async () => {

@@ -164,6 +164,119 @@ const cases: RuleCase[] = [
   },
 ];
 
+/** What a unit names of other bundles and of the host itself (issue 21). */
+const crossBundle: RuleCase[] = [
+  {
+    rule: 'shared-namespaces: Network=container: of another bundle',
+    files: withUnit(container('Network=container:gitea')),
+    needs: [
+      "privileged (demo-app.container:17 Network=container:gitea (joins the network namespace of container gitea, which is not one of demo's) [shared-namespaces])",
+    ],
+  },
+  {
+    rule: "shared-namespaces: quadlet's Network=NAME.container of another bundle",
+    files: withUnit(container('Network=gitea.container')),
+    needs: ["joins the network namespace of container gitea.container, which is not one of demo's"],
+  },
+  {
+    rule: 'shared-namespaces: --net, --pid, --ipc, --uts, --userns=container:',
+    files: withUnit(
+      container(
+        'PodmanArgs=--net=container:gitea --pid=container:gitea --ipc container:gitea --uts=container:gitea --userns=container:gitea',
+      ),
+    ),
+    needs: [
+      'network namespace of container gitea',
+      'pid namespace',
+      'ipc namespace',
+      'uts namespace',
+      'user namespace',
+    ],
+  },
+  {
+    rule: 'shared-namespaces: Pod= and --pod of another bundle',
+    files: withUnit(container('Pod=gitea.pod\nPodmanArgs=--pod gitea')),
+    needs: [
+      "joins pod gitea.pod, which is not one of demo's",
+      "joins pod gitea, which is not one of demo's",
+    ],
+  },
+  {
+    rule: 'secrets: Secret= and --secret',
+    files: withUnit(
+      container('Secret=gitea_token,type=env,target=T\nPodmanArgs=--secret source=authentik_key'),
+    ),
+    needs: [
+      'podman secret gitea_token (demo-app.container:17 Secret=gitea_token,type=env,target=T (reads podman secret gitea_token, which rick does not create) [secrets])',
+      'podman secret authentik_key',
+    ],
+  },
+  {
+    rule: 'volumes: a named volume and a .volume unit of another bundle',
+    files: withUnit(
+      container(
+        'Volume=systemd-gitea-data:/d\nMount=type=volume,source=gitea-repos,dst=/r\nVolume=gitea-data.volume:/g',
+      ),
+    ),
+    needs: [
+      'volume systemd-gitea-data (demo-app.container:17 Volume=systemd-gitea-data:/d (mounts named volume systemd-gitea-data, which no .volume unit of demo makes',
+      'volume gitea-repos',
+      'volume gitea-data.volume',
+    ],
+  },
+  {
+    rule: "volumes: a .volume unit adopting another bundle's volume by VolumeName=",
+    files: withUnit('', {
+      unit: {
+        path: 'quadlet/demo-data.volume',
+        content: '[Volume]\nVolumeName=systemd-gitea-data\n',
+      },
+    }),
+    needs: [
+      'volume systemd-gitea-data (demo-data.volume:2 VolumeName=systemd-gitea-data (quadlet reuses volume',
+    ],
+  },
+  {
+    rule: 'image-sources: oci-archive:, dir:, docker-archive: read the host',
+    files: withUnit(container('Image=oci-archive:/root/x.tar')),
+    needs: [
+      'path /root/x.tar:ro (demo-app.container:17 Image=oci-archive:/root/x.tar (image transport oci-archive: reads the image from this host path) [image-sources])',
+    ],
+  },
+  {
+    rule: 'image-sources: an .image unit from a directory',
+    files: withUnit('', {
+      unit: { path: 'quadlet/demo-img.image', content: '[Image]\nImage=dir:/srv/images/app\n' },
+    }),
+    needs: ['path /srv/images/app:ro (demo-img.image:2 Image=dir:/srv/images/app'],
+  },
+  {
+    rule: "image-sources: docker-daemon: talks to the host's Docker",
+    files: withUnit('', {
+      unit: {
+        path: 'quadlet/demo-d.container',
+        content: '[Container]\nImage=docker-daemon:app:1\nUser=@@rick:uid:demo@@\n',
+      },
+    }),
+    needs: [
+      'path /var/run/docker.sock:rw (demo-d.container:2 Image=docker-daemon:app:1',
+      '[sensitive-paths]',
+    ],
+  },
+  {
+    rule: 'host-paths: bundle_path() mounted read-write',
+    files: withUnit(container('Volume=@@rick:path:env/demo.env@@:/demo.env')),
+    needs: [
+      'privileged (demo-app.container:17 Volume=@@rick:path:env/demo.env@@:/demo.env (a bundle file mounted read-write could change its own generation; mount it with ro) [host-paths])',
+    ],
+  },
+  {
+    rule: 'host-paths: bundle_path() with a relabel, which writes',
+    files: withUnit(container('PodmanArgs=-v @@rick:path:env/demo.env@@:/demo.env:ro,Z')),
+    needs: ['a bundle file mounted read-write could change its own generation'],
+  },
+];
+
 /** Quoting edge cases: each hides a privilege that the split must still find. */
 const quoting: RuleCase[] = [
   {
@@ -237,6 +350,33 @@ describe('rick-install refuses what the grant does not allow, host tree unchange
 
   it.each(quoting.map((c) => [c.rule, c] as const))('quoting: %s', async (_rule, c) => {
     await expectRefused(c, (b) => [b]);
+  });
+
+  it.each(crossBundle.map((c) => [c.rule, c] as const))('rule %s', async (_rule, c) => {
+    await expectRefused(c, (b) => [b]);
+  });
+
+  it("installs what joins, mounts and reads the bundle's own containers, pods and volumes, and a granted secret and volume", async () => {
+    tree = await makeHostTree(key, {
+      grants: { demo: `${DEMO_GRANT}SECRETS=gitea_token\nVOLUMES=systemd-gitea-data\n` },
+    });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: withUnit(
+        container(
+          'Volume=demo-cache:/cache\nVolume=demo-data.volume:/data\nVolume=@@rick:path:env/demo.env@@:/demo.env:ro\nSecret=gitea_token\nVolume=systemd-gitea-data:/g:ro',
+        ),
+        {
+          unit: {
+            path: 'quadlet/demo-data.volume',
+            content: '[Volume]\n',
+          },
+        },
+      ),
+    });
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('plan refuses the same way, after showing the needs, the grant and the escalation', async () => {

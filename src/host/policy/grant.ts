@@ -46,6 +46,9 @@ export const grantKeys: Record<NeedKind, string> = {
   sysctls: 'SYSCTLS',
   unconfined: 'UNCONFINED',
   service: 'SERVICE',
+  secrets: 'SECRETS',
+  volumes: 'VOLUMES',
+  units: 'UNITS',
 };
 
 export const profiles = ['restricted', 'privileged'] as const;
