@@ -134,6 +134,30 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
     await noOutput();
   });
 
+  it('rule sockets: a plain .socket unit listening on 0.0.0.0:23 that activates podman.service', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(base),
+      'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  systemd: [systemd/app-api.socket]\n  sysusers: [sysusers.d/app.conf]\n`,
+      'systemd/app-api.socket':
+        '[Unit]\nDescription=api\n\n[Socket]\nListenStream=0.0.0.0:23\nListenStream=/var/lib/app/api.sock\nSocketMode=0666\nService=podman.service\n',
+    });
+    const r = await build(dir, ['--no-systemd-check']);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toMatch(
+      /^error NEEDS_UNDECLARED: the rendered units use what bundle\.yaml does not declare: /m,
+    );
+    expect(r.stderr).toContain(
+      'port 0.0.0.0:23/tcp (app-api.socket:5 ListenStream=0.0.0.0:23 (systemd listens on this port of the host) [sockets])',
+    );
+    expect(r.stderr).toContain(
+      'path /var/lib/app/api.sock:rw (app-api.socket:6 ListenStream=/var/lib/app/api.sock (systemd creates this socket file on the host) [sockets])',
+    );
+    expect(r.stderr).toContain(
+      "unit podman.service (app-api.socket:8 Service=podman.service (activates podman.service, which is not one of app's units) [sockets])",
+    );
+    await noOutput();
+  });
+
   it('rule host-paths: a bundle_path() mounted read-write (the generation must stay unchanged)', async () => {
     const dir = await writeBundleDir(join(work, 'app'), {
       ...bundle(`${base}Volume={{ bundle_path("env/app.env") }}:/app.env\n`),

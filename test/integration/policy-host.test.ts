@@ -277,6 +277,99 @@ const crossBundle: RuleCase[] = [
   },
 ];
 
+const socketUnit = (name: string, lines: string): FactoryFile => ({
+  path: `systemd/${name}`,
+  content: `[Unit]\nDescription=${name}\n\n[Socket]\n${lines}\n`,
+});
+
+/** Plain .socket units: what systemd listens on, as root, and what it activates (issue 21). */
+const sockets: RuleCase[] = [
+  {
+    rule: 'a 0666 socket in a granted directory activating the rootful podman API',
+    files: withUnit('', {
+      unit: socketUnit(
+        'demo-api.socket',
+        'ListenStream=/var/lib/demo/api.sock\nSocketMode=0666\nService=podman.service',
+      ),
+    }),
+    needs: [
+      "unit podman.service (demo-api.socket:7 Service=podman.service (activates podman.service, which is not one of demo's units) [sockets])",
+    ],
+  },
+  {
+    rule: 'a socket on 0.0.0.0:23 activating ssh.service',
+    files: withUnit('', {
+      unit: socketUnit('demo-telnet.socket', 'ListenStream=0.0.0.0:23\nService=ssh.service'),
+    }),
+    needs: [
+      'port 0.0.0.0:23/tcp (demo-telnet.socket:5 ListenStream=0.0.0.0:23 (systemd listens on this port of the host) [sockets])',
+      'unit ssh.service',
+    ],
+  },
+  {
+    rule: 'without Service= a socket activates the service of its own name',
+    files: withUnit('', { unit: socketUnit('sshd.socket', 'ListenStream=127.0.0.1:2022') }),
+    needs: [
+      "unit sshd.service (sshd.socket:5 (no Service=) sshd.service (without Service= the socket activates sshd.service, which is not one of demo's units) [sockets])",
+    ],
+  },
+  {
+    rule: 'Accept=yes activates the template of its name',
+    files: withUnit('', {
+      unit: socketUnit('demo-app.socket', 'ListenStream=127.0.0.1:7\nAccept=yes'),
+    }),
+    needs: ['unit demo-app@.service'],
+  },
+  {
+    rule: 'every kind of listener',
+    files: withUnit('', {
+      unit: socketUnit(
+        'demo-app.socket',
+        [
+          'ListenDatagram=[::]:53',
+          'ListenSequentialPacket=%t/demo/seq.sock',
+          'ListenFIFO=/var/lib/demo/fifo',
+          'ListenSpecial=/dev/kmsg',
+          'ListenSpecial=/proc/kmsg',
+          'ListenNetlink=audit 1',
+          'ListenMessageQueue=/demo',
+          'ListenUSBFunction=/run/usb/demo',
+          'ListenStream=@demo',
+          'ListenStream=8080',
+        ].join('\n'),
+      ),
+    }),
+    needs: [
+      'port [::]:53/udp',
+      'path /run/demo/seq.sock:rw',
+      'path /var/lib/demo/fifo:rw',
+      'device /dev/kmsg',
+      'path /proc/kmsg:ro',
+      "a netlink socket of the host's kernel",
+      'host namespace ipc',
+      'path /run/usb/demo:rw',
+      "an abstract socket lives in the host's network namespace",
+      'port *:8080/tcp',
+    ],
+  },
+  {
+    rule: 'who owns the socket file, its mode, its links and the options that reach further',
+    files: withUnit('', {
+      unit: socketUnit(
+        'demo-app.socket',
+        'ListenStream=127.0.0.1:8080\nSocketUser=www-data\nSocketGroup=postgres-clients\nSocketMode=4777\nSymlinks=/etc/demo.sock\nTransparent=yes\nListenSpecial=/srv/x\nWritable=yes',
+      ),
+    }),
+    needs: [
+      'user www-data (demo-app.socket:6 SocketUser=www-data',
+      'a mode with set-user-ID',
+      'path /etc/demo.sock:rw',
+      'IP_TRANSPARENT',
+      'path /srv/x:rw',
+    ],
+  },
+];
+
 /** Quoting edge cases: each hides a privilege that the split must still find. */
 const quoting: RuleCase[] = [
   {
@@ -354,6 +447,33 @@ describe('rick-install refuses what the grant does not allow, host tree unchange
 
   it.each(crossBundle.map((c) => [c.rule, c] as const))('rule %s', async (_rule, c) => {
     await expectRefused(c, (b) => [b]);
+  });
+
+  it.each(sockets.map((c) => [c.rule, c] as const))('rule sockets: %s', async (_rule, c) => {
+    await expectRefused(c, (b) => [b]);
+  });
+
+  it('installs a socket on loopback that activates its own service, owned by its own user', async () => {
+    tree = await makeHostTree(key, { grants: { demo: `${DEMO_GRANT}SERVICE=ExecStart\n` } });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: [
+        ...withUnit('', {
+          unit: socketUnit(
+            'demo-echo.socket',
+            'ListenStream=127.0.0.1:9000\nListenStream=[::1]:9000\nSocketUser=demo\nSocketMode=0600',
+          ),
+        }),
+        {
+          path: 'systemd/demo-echo.service',
+          content:
+            '[Unit]\nDescription=echo\n\n[Service]\nExecStart=/bin/cat\nStandardInput=socket\n',
+        },
+      ],
+    });
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it("installs what joins, mounts and reads the bundle's own containers, pods and volumes, and a granted secret and volume", async () => {

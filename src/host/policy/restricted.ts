@@ -42,6 +42,7 @@ import {
   secretUse,
   volumeName,
 } from './controls.js';
+import { judgeSocket, type LineControl } from './socket-check.js';
 
 /** The rules of `restricted`, as docs/policy.md names them. */
 export const restrictedRules = [
@@ -1688,7 +1689,7 @@ export function judgeUnits(input: JudgeInput): Judgement {
     }
   }
   for (const [name, text] of [...(input.plainUnits ?? new Map<string, string>())].sort()) {
-    judgePlainUnit(name, text, findings);
+    judgePlainUnit(name, text, findings, input, names);
   }
   return { findings, accounts };
 }
@@ -1702,8 +1703,41 @@ const hostCommandSections = ['Service', 'Socket'];
  * is a host command, as root unless the unit says otherwise, and needs the
  * grant of that directive, as a Quadlet unit's host-side directive does.
  */
-function judgePlainUnit(name: string, text: string, findings: Finding[]): void {
+function judgePlainUnit(
+  name: string,
+  text: string,
+  findings: Finding[],
+  input: JudgeInput,
+  names: BundleNames,
+): void {
   const { groups, problems } = parseUnitFile(text, name);
+  const lineControls = (controls: readonly LineControl[]) => {
+    for (const c of controls) {
+      findings.push({
+        rule: c.rule,
+        unit: name,
+        source: c.line.source,
+        written: c.written,
+        need: c.need,
+        ...(c.detail === undefined ? {} : { detail: c.detail }),
+      });
+    }
+  };
+  if (name.endsWith('.socket')) {
+    const base = name.slice(0, -'.socket'.length);
+    lineControls(
+      judgeSocket(
+        {
+          name,
+          names,
+          ownUsers: input.ownUsers,
+          ownGroups: input.ownGroups,
+          expand: (value) => expandValue(value, base),
+        },
+        groups.get('Socket') ?? [],
+      ),
+    );
+  }
   for (const problem of problems) {
     findings.push({
       rule: 'unjudged',
