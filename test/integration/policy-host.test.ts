@@ -4,7 +4,7 @@
  * and a message naming exactly what is new, the host tree unchanged; then
  * the grant file, `--grant`, and `plan`.
  */
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
@@ -577,6 +577,46 @@ describe('the grant file', () => {
 
   it('refuses a grant others may write', async () => {
     await refusedGrant(DEMO_GRANT, /demo\.conf is writable by others/, 0o646);
+  });
+
+  /** A grant that is fine itself, below a directory `spoil` makes writable by others. */
+  async function refusedDir(spoil: (root: string) => Promise<void>, message: RegExp) {
+    tree = await makeHostTree(key, { grants: { demo: DEMO_GRANT } });
+    await spoil(tree.root);
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key);
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.usage);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toContain(
+      'hint: whoever can write a directory above a grant can grant anything',
+    );
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+    expect(host.calls).toEqual([]);
+  }
+
+  it('refuses a world-writable /etc/rick/policy.d', async () => {
+    await refusedDir(
+      (root) => chmod(join(root, 'etc/rick/policy.d'), 0o777),
+      /error CONFIG_INVALID: the grant directory is not root's alone: .*\/etc\/rick\/policy\.d is writable by others/,
+    );
+  });
+
+  it('refuses a group-writable /etc/rick and a user-owned /etc', async () => {
+    await refusedDir(async (root) => {
+      await chmod(join(root, 'etc/rick'), 0o775);
+      await chown(join(root, 'etc'), 1000, 0);
+    }, /\/etc belongs to uid 1000, not root, .*\/etc\/rick is writable by its group/);
+  });
+
+  it('refuses /etc/rick/policy.d as a link, even to a directory that looks right', async () => {
+    await refusedDir(async (root) => {
+      const elsewhere = join(root, 'srv/grants');
+      await mkdir(join(root, 'srv'), { mode: 0o755 });
+      await rename(join(root, 'etc/rick/policy.d'), elsewhere);
+      await symlink(elsewhere, join(root, 'etc/rick/policy.d'));
+    }, /\/etc\/rick\/policy\.d is a symbolic link/);
   });
 });
 
