@@ -64,7 +64,7 @@ export function pathProblem(path: string): string | undefined {
 const objectName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
 /** A systemd unit name with its type (systemd's unit_name_is_valid, instances included). */
 const unitName =
-  /^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|device|mount|automount|swap|timer|path|slice|scope)$/;
+  /^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|device|mount|automount|swap|timer|path|slice|scope|container|pod|volume|network|image|build|kube)$/;
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 

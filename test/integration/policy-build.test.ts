@@ -158,6 +158,26 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
     await noOutput();
   });
 
+  it('rule unit-references: a dependency on a unit the bundle does not own, until declared', async () => {
+    const unit = `${base}\n[Unit]\nOnFailure=gitea.service\nConflicts=authentik-server.service\n`;
+    const dir = await writeBundleDir(join(work, 'app'), bundle(unit));
+    const r = await build(dir, ['--no-systemd-check']);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      "unit gitea.service (app.container:6 OnFailure=gitea.service (OnFailure= names gitea.service, which is not one of app's units) [unit-references])",
+    );
+    expect(r.stderr).toContain('unit authentik-server.service (app.container:7 Conflicts=');
+    await noOutput();
+    const declared = await writeBundleDir(
+      join(work, 'app2'),
+      bundle(unit, '  units: [gitea.service, authentik-server.service]\n'),
+    );
+    const ok = await build(declared, ['--no-systemd-check']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('unit authentik-server.service, unit gitea.service');
+  });
+
   it('rule host-paths: a bundle_path() mounted read-write (the generation must stay unchanged)', async () => {
     const dir = await writeBundleDir(join(work, 'app'), {
       ...bundle(`${base}Volume={{ bundle_path("env/app.env") }}:/app.env\n`),

@@ -370,6 +370,76 @@ const sockets: RuleCase[] = [
   },
 ];
 
+const plainUnit = (name: string, text: string): FactoryFile => ({
+  path: `systemd/${name}`,
+  content: text,
+});
+
+/** Dependencies and triggers naming units the bundle does not own (issue 21). */
+const references: RuleCase[] = [
+  {
+    rule: "a timer's Unit= of another service",
+    files: withUnit('', {
+      unit: plainUnit(
+        'demo-kick.timer',
+        '[Unit]\nDescription=kick\n\n[Timer]\nOnCalendar=daily\nUnit=podman-auto-update.service\n',
+      ),
+    }),
+    needs: [
+      "unit podman-auto-update.service (demo-kick.timer:6 Unit=podman-auto-update.service (Unit= names podman-auto-update.service, which is not one of demo's units) [unit-references])",
+    ],
+  },
+  {
+    rule: 'a timer without Unit= triggers the service of its name',
+    files: withUnit('', {
+      unit: plainUnit('sshd-keys.timer', '[Timer]\nOnCalendar=daily\n'),
+    }),
+    needs: ['unit sshd-keys.service (sshd-keys.timer:2 (no Unit=) sshd-keys.service'],
+  },
+  {
+    rule: 'every dependency of a Quadlet unit naming another service',
+    files: withUnit(
+      [
+        '\n[Unit]',
+        'Requires=gitea.service',
+        'Requisite=a.service',
+        'Wants=b.service',
+        'BindsTo=c.service',
+        'PartOf=d.service',
+        'Upholds=e.service',
+        'Conflicts=f.service',
+        'OnFailure=g.service',
+        'OnSuccess=h.service',
+        'PropagatesReloadTo=i.service',
+        'ReloadPropagatedFrom=j.service',
+        'Before=k.service',
+        'After=l.service',
+        '[Install]',
+        'WantedBy=m.service',
+        'RequiredBy=multi-user.target',
+        'UpheldBy=o.service',
+        '',
+      ].join('\n'),
+    ),
+    needs: [
+      'unit gitea.service',
+      ...'abcdefghij'.split('').map((c) => `unit ${c}.service`),
+      'unit m.service',
+      'unit multi-user.target',
+      'unit o.service',
+    ],
+  },
+  {
+    rule: 'the system-state targets and actions need the privileged profile',
+    files: withUnit('\n[Unit]\nOnFailure=reboot.target\nFailureAction=poweroff\n'),
+    needs: [
+      'does not grant: privileged (',
+      'demo-app.container:17 OnFailure=reboot.target (reboot.target changes the state of the whole host) [unit-references]',
+      'FailureAction=poweroff (FailureAction=poweroff acts on the whole host) [unit-references]',
+    ],
+  },
+];
+
 /** Quoting edge cases: each hides a privilege that the split must still find. */
 const quoting: RuleCase[] = [
   {
@@ -451,6 +521,44 @@ describe('rick-install refuses what the grant does not allow, host tree unchange
 
   it.each(sockets.map((c) => [c.rule, c] as const))('rule sockets: %s', async (_rule, c) => {
     await expectRefused(c, (b) => [b]);
+  });
+
+  it.each(references.map((c) => [c.rule, c] as const))(
+    'rule unit-references: %s',
+    async (_rule, c) => {
+      const stderr = await expectRefused(c, (b) => [b]);
+      // Ordering alone starts nothing.
+      expect(stderr).not.toContain('k.service');
+      expect(stderr).not.toContain('l.service');
+    },
+  );
+
+  it('installs references to its own units and the usual targets, and what UNITS= and the privileged profile grant', async () => {
+    tree = await makeHostTree(key, {
+      grants: { demo: `${DEMO_GRANT}UNITS=podman-auto-update.service\n` },
+    });
+    const host = new FakeHost({ root: tree.root });
+    const b = await writeSignedBundle(tree.work, key, {
+      files: [
+        ...withUnit('\n[Unit]\nWants=network-online.target\nPartOf=demo-pod.service\n', {
+          unit: plainUnit(
+            'demo-kick.timer',
+            '[Timer]\nOnCalendar=daily\nUnit=podman-auto-update.service\n\n[Install]\nWantedBy=timers.target\n',
+          ),
+        }),
+      ],
+    });
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    await writeFile(join(tree.root, 'etc/rick/policy.d/demo.conf'), 'PROFILE=privileged\n');
+    const p = await writeSignedBundle(tree.work, key, {
+      version: '1.1.0',
+      files: withUnit('\n[Unit]\nOnFailure=reboot.target\n'),
+    });
+    const pr = await runInstaller(host, [p.bundlePath, '--root', tree.root]);
+    expect(pr.stderr).toBe('');
+    expect(pr.code).toBe(0);
   });
 
   it('installs a socket on loopback that activates its own service, owned by its own user', async () => {

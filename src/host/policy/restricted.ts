@@ -43,6 +43,7 @@ import {
   volumeName,
 } from './controls.js';
 import { judgeSocket, type LineControl } from './socket-check.js';
+import { judgeUnitReferences } from './unit-references.js';
 
 /** The rules of `restricted`, as docs/policy.md names them. */
 export const restrictedRules = [
@@ -1655,6 +1656,11 @@ export function judgeUnits(input: JudgeInput): Judgement {
       names,
     };
     serviceSection(ctx);
+    for (const c of judgeUnitReferences(
+      { name: unit.name, names, expand: (value) => expandValue(value, ctx.service) },
+      unit.groups,
+    ))
+      push(ctx, c.line, c.written, c.rule, c.need, c.detail);
     switch (unitTypeOf(unit.name)) {
       case 'container':
         judgeContainer(ctx);
@@ -1723,8 +1729,11 @@ function judgePlainUnit(
       });
     }
   };
+  const base = name.slice(0, name.lastIndexOf('.'));
+  lineControls(
+    judgeUnitReferences({ name, names, expand: (value) => expandValue(value, base) }, groups),
+  );
   if (name.endsWith('.socket')) {
-    const base = name.slice(0, -'.socket'.length);
     lineControls(
       judgeSocket(
         {
