@@ -18,6 +18,7 @@ import {
   serializeManifest,
   serviceNameForUnit,
 } from '../bundle/manifest.js';
+import { recordedNeeds } from '../bundle/needs.js';
 import {
   type FactKind,
   isFactKind,
@@ -233,7 +234,7 @@ export function planBundle(input: PlanInput): BundlePlan {
       ...(s.activeTimeoutSec === undefined ? {} : { activeTimeoutSec: s.activeTimeoutSec }),
       checks: s.checks ?? [],
     })),
-    needs: needs.needs,
+    needs: recordedNeeds(needs.needs),
   };
   const parsed = parseManifest(candidate);
   if (!parsed.ok) {

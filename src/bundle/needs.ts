@@ -17,6 +17,9 @@
  *   sysctls       net.core.somaxconn        beyond the Pod Security "safe" set
  *   unconfined    seccomp                   confinement turned off: selinux apparmor seccomp proc
  *   service       ExecStartPre              a [Service] directive that acts on the host
+ *   secrets       gitea_token               a podman secret (rick creates none: every one is the host's)
+ *   volumes       systemd-gitea-data        a named volume, or a `.volume` unit, of another bundle
+ *   units         podman.service            a unit of another bundle or of the host, depended on or activated
  *   privileged    true                      anything else `restricted` refuses (docs/policy.md)
  */
 import * as z from 'zod';
@@ -33,6 +36,9 @@ export const needKinds = [
   'sysctls',
   'unconfined',
   'service',
+  'secrets',
+  'volumes',
+  'units',
 ] as const;
 export type NeedKind = (typeof needKinds)[number];
 
@@ -53,6 +59,12 @@ export function pathProblem(path: string): string | undefined {
   if (/[\s%$]/.test(path)) return 'must not contain whitespace, % or $';
   return undefined;
 }
+
+/** A podman object name (volume, secret), as podman accepts it: no `/`, `,` or `=`. */
+const objectName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
+/** A systemd unit name with its type (systemd's unit_name_is_valid, instances included). */
+const unitName =
+  /^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|device|mount|automount|swap|timer|path|slice|scope|container|pod|volume|network|image|build|kube)$/;
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -127,6 +139,16 @@ export function needValueProblem(kind: NeedKind, value: string): string | undefi
         : `must be one of ${unconfinedNames.join(', ')}`;
     case 'service':
       return /^[A-Z][A-Za-z]+$/.test(value) ? undefined : 'must be a [Service] directive name';
+    case 'secrets':
+      return objectName.test(value) ? undefined : 'must be a podman secret name';
+    case 'volumes':
+      return objectName.test(value)
+        ? undefined
+        : 'must be a named volume or a .volume unit, e.g. systemd-gitea-data';
+    case 'units':
+      return unitName.test(value)
+        ? undefined
+        : 'must be a systemd unit name, e.g. podman.service or reboot.target';
   }
 }
 
@@ -152,6 +174,9 @@ export const needsSchema = z.strictObject({
   sysctls: needList('sysctls'),
   unconfined: needList('unconfined'),
   service: needList('service'),
+  secrets: needList('secrets'),
+  volumes: needList('volumes'),
+  units: needList('units'),
   privileged: z.boolean().default(false),
 });
 export type Needs = z.infer<typeof needsSchema>;
@@ -168,6 +193,9 @@ export function emptyNeeds(): Needs {
     sysctls: [],
     unconfined: [],
     service: [],
+    secrets: [],
+    volumes: [],
+    units: [],
     privileged: false,
   };
 }
@@ -177,6 +205,20 @@ export function canonicalNeeds(needs: Needs): Needs {
   const out = emptyNeeds();
   for (const kind of needKinds) out[kind] = [...new Set(needs[kind])].sort();
   out.privileged = needs.privileged;
+  return out;
+}
+
+/** Kinds added after manifest schemaVersion 2 first shipped. */
+const laterKinds: readonly NeedKind[] = ['secrets', 'volumes', 'units'];
+
+/**
+ * The needs as the manifest records them: the later kinds only when a bundle
+ * has them, so that an installer that predates them still reads a manifest
+ * that does not use them (its schema is strict), and refuses one that does.
+ */
+export function recordedNeeds(needs: Needs): Partial<Needs> {
+  const out: Partial<Needs> = { ...needs };
+  for (const kind of laterKinds) if (needs[kind].length === 0) delete out[kind];
   return out;
 }
 
@@ -207,6 +249,9 @@ const kindWord: Record<Need['kind'], string> = {
   sysctls: 'sysctl',
   unconfined: 'unconfined',
   service: 'service directive',
+  secrets: 'podman secret',
+  volumes: 'volume',
+  units: 'unit',
   privileged: 'privileged',
 };
 

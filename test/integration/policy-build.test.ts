@@ -89,6 +89,16 @@ const cases: Array<[rule: string, unit: string, need: string]> = [
     'service directive ExecStartPost',
   ],
   ['unknown-flags', `${base}PodmanArgs=--no-such-flag\n`, 'privileged'],
+  ['shared-namespaces', `${base}Network=container:gitea\n`, 'privileged'],
+  ['shared-namespaces', `${base}PodmanArgs=--pid=container:gitea\n`, 'privileged'],
+  ['shared-namespaces', `${base}PodmanArgs=--pod gitea\n`, 'privileged'],
+  ['secrets', `${base}Secret=gitea_token,type=env,target=TOKEN\n`, 'podman secret gitea_token'],
+  ['volumes', `${base}Volume=systemd-gitea-data:/d\n`, 'volume systemd-gitea-data'],
+  [
+    'image-sources',
+    `[Container]\nImage=oci-archive:/root/x.tar\nUser={{ uid("app") }}\n`,
+    'path /root/x.tar:ro',
+  ],
   ['unjudged', `${base}Volume=%H:/h\n`, 'privileged'],
 ];
 
@@ -122,6 +132,86 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
     );
     expect(r.stderr).toContain('[host-commands]');
     await noOutput();
+  });
+
+  it('rule sockets: a plain .socket unit listening on 0.0.0.0:23 that activates podman.service', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(base),
+      'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  systemd: [systemd/app-api.socket]\n  sysusers: [sysusers.d/app.conf]\n`,
+      'systemd/app-api.socket':
+        '[Unit]\nDescription=api\n\n[Socket]\nListenStream=0.0.0.0:23\nListenStream=/var/lib/app/api.sock\nSocketMode=0666\nService=podman.service\n',
+    });
+    const r = await build(dir, ['--no-systemd-check']);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toMatch(
+      /^error NEEDS_UNDECLARED: the rendered units use what bundle\.yaml does not declare: /m,
+    );
+    expect(r.stderr).toContain(
+      'port 0.0.0.0:23/tcp (app-api.socket:5 ListenStream=0.0.0.0:23 (systemd listens on this port of the host) [sockets])',
+    );
+    expect(r.stderr).toContain(
+      'path /var/lib/app/api.sock:rw (app-api.socket:6 ListenStream=/var/lib/app/api.sock (systemd creates this socket file on the host) [sockets])',
+    );
+    expect(r.stderr).toContain(
+      "unit podman.service (app-api.socket:8 Service=podman.service (activates podman.service, which is not one of app's units) [sockets])",
+    );
+    await noOutput();
+  });
+
+  it('rule unit-references: a dependency on a unit the bundle does not own, until declared', async () => {
+    const unit = `${base}\n[Unit]\nOnFailure=gitea.service\nConflicts=authentik-server.service\n`;
+    const dir = await writeBundleDir(join(work, 'app'), bundle(unit));
+    const r = await build(dir, ['--no-systemd-check']);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      "unit gitea.service (app.container:6 OnFailure=gitea.service (OnFailure= names gitea.service, which is not one of app's units) [unit-references])",
+    );
+    expect(r.stderr).toContain('unit authentik-server.service (app.container:7 Conflicts=');
+    await noOutput();
+    const declared = await writeBundleDir(
+      join(work, 'app2'),
+      bundle(unit, '  units: [gitea.service, authentik-server.service]\n'),
+    );
+    const ok = await build(declared, ['--no-systemd-check']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('unit authentik-server.service, unit gitea.service');
+  });
+
+  it('rule host-paths: a bundle_path() mounted read-write (the generation must stay unchanged)', async () => {
+    const dir = await writeBundleDir(join(work, 'app'), {
+      ...bundle(`${base}Volume={{ bundle_path("env/app.env") }}:/app.env\n`),
+      'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  env: [env/app.env]\n  sysusers: [sysusers.d/app.conf]\n`,
+      'env/app.env': 'A=1\n',
+    });
+    const r = await build(dir);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      'privileged (app.container:4 Volume=@@rick:path:env/app.env@@:/app.env (a bundle file mounted read-write could change its own generation; mount it with ro) [host-paths])',
+    );
+    await noOutput();
+    // Read-only, it builds.
+    await writeFile(
+      join(dir, 'quadlet/app.container.j2'),
+      `${base}Volume={{ bundle_path("env/app.env") }}:/app.env:ro\n`,
+    );
+    const ok = await build(dir);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+  });
+
+  it('a container may join, mount and read what its own bundle makes', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'app'),
+      bundle(`${base}Pod=app.pod\nVolume=app-cache:/cache\nVolume=app-data.volume:/data\n`, '', {
+        'quadlet/app.pod.j2': '[Pod]\nPodName=app\n',
+        'quadlet/app-data.volume.j2': '[Volume]\n',
+        'quadlet/side.container.j2': `${base}Network=app.container\nPodmanArgs=--pid=container:systemd-app --pod app\nVolume=systemd-app-data:/data\n`,
+      }),
+    );
+    const r = await build(dir);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('a template mistake: a variable that renders a host path into PodmanArgs', async () => {

@@ -30,6 +30,7 @@ import {
 } from '../../bundle/needs.js';
 import { describe, RickError } from '../../errors.js';
 import { writeFileAtomic } from '../state.js';
+import { checkGrantDirs } from './grant-dirs.js';
 import { grantFileFor } from './grant-path.js';
 
 export { grantFileFor, POLICY_DIR } from './grant-path.js';
@@ -46,6 +47,9 @@ export const grantKeys: Record<NeedKind, string> = {
   sysctls: 'SYSCTLS',
   unconfined: 'UNCONFINED',
   service: 'SERVICE',
+  secrets: 'SECRETS',
+  volumes: 'VOLUMES',
+  units: 'UNITS',
 };
 
 export const profiles = ['restricted', 'privileged'] as const;
@@ -118,7 +122,8 @@ const MAX_GRANT_BYTES = 256 * 1024;
 /**
  * Reads a bundle's grant; a missing file grants nothing. With `requireOwner`
  * (root, on a host), a file or directory owned by someone else or writable
- * by group or others is refused.
+ * by group or others is refused: the file, and each directory from /etc down
+ * (src/host/policy/grant-dirs.ts).
  */
 export async function readGrant(
   root: string,
@@ -126,6 +131,7 @@ export async function readGrant(
   options: { requireOwner?: number } = {},
 ): Promise<Grant> {
   const file = grantFileFor(root, bundle);
+  await checkGrantDirs(root, options.requireOwner);
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);

@@ -31,6 +31,19 @@ import {
   type UnitLine,
   unitTypeOf,
 } from '../../bundle/unit-file.js';
+import { type BundleNames, bundleNames } from './bundle-names.js';
+import {
+  type Control,
+  controlRules,
+  imageSource,
+  joinedContainer,
+  joinedPod,
+  namedVolume,
+  secretUse,
+  volumeName,
+} from './controls.js';
+import { judgeSocket, type LineControl } from './socket-check.js';
+import { judgeUnitReferences } from './unit-references.js';
 
 /** The rules of `restricted`, as docs/policy.md names them. */
 export const restrictedRules = [
@@ -53,6 +66,7 @@ export const restrictedRules = [
   'host-commands',
   'unknown-flags',
   'unjudged',
+  ...controlRules,
 ] as const;
 export type RuleId = (typeof restrictedRules)[number];
 
@@ -231,6 +245,8 @@ interface UnitContext {
   accounts: Judgement['accounts'];
   /** The generated service's name without `.service`, for %N. */
   service: string;
+  /** The containers, pods, volumes and units the bundle makes. */
+  names: BundleNames;
 }
 
 function push(
@@ -249,6 +265,45 @@ function push(
     need,
     ...(detail === undefined ? {} : { detail }),
   });
+}
+
+function pushControl(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  control: Control | undefined,
+): void {
+  if (control) push(ctx, line, written, control.rule, control.need, control.detail);
+}
+
+/** An image reference (`Image=`, `--infra-image`): a transport may read the host. */
+function imageUse(ctx: UnitContext, line: UnitLine, written: string, raw: string): void {
+  const value = expandValue(raw, ctx.service);
+  if (value === undefined) {
+    cannotTell(ctx, line, written, 'the image');
+    return;
+  }
+  const source = imageSource(value);
+  if (source === undefined) return;
+  if ('rule' in source) {
+    pushControl(ctx, line, written, source);
+    return;
+  }
+  const path = hostPath(ctx, source.path);
+  if (!path) {
+    push(
+      ctx,
+      line,
+      written,
+      'image-sources',
+      { kind: 'privileged' },
+      `${source.detail}, which is not a plain path`,
+    );
+    return;
+  }
+  const rule: RuleId = isSensitivePath(path) ? 'sensitive-paths' : 'image-sources';
+  const access = path === '/var/run/docker.sock' ? 'rw' : 'ro';
+  push(ctx, line, written, rule, { kind: 'paths', value: `${path}:${access}` }, source.detail);
 }
 
 /**
@@ -366,7 +421,10 @@ function bindSource(
     cannotTell(ctx, line, written, what);
     return;
   }
-  if (!value.startsWith('/') && !value.startsWith('.')) return; // a named volume
+  if (!value.startsWith('/') && !value.startsWith('.')) {
+    pushControl(ctx, line, written, namedVolume(ctx.names, value));
+    return;
+  }
   const path = hostPath(ctx, value);
   if (!path) {
     push(ctx, line, written, 'host-paths', { kind: 'privileged' }, `${what} is not a plain path`);
@@ -377,7 +435,22 @@ function bindSource(
 
 /** `-v SRC:DST[:OPTIONS]` / Volume=. */
 function volumeUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
-  const parts = value.split(':');
+  // A placeholder holds colons of its own (`@@rick:path:env/x@@`): it is one source.
+  const token = /^@@rick:[^@]*@@/.exec(value)?.[0];
+  const parts = token
+    ? [token, ...value.slice(token.length).replace(/^:/, '').split(':')]
+    : value.split(':');
+  if (token && value.length > token.length && value[token.length] !== ':') {
+    push(
+      ctx,
+      line,
+      written,
+      'unjudged',
+      { kind: 'privileged' },
+      'the volume source holds a host fact',
+    );
+    return;
+  }
   if (parts.length < 2) return; // an anonymous volume
   const options = (parts[2] ?? '').split(',').filter(Boolean);
   for (const o of options) {
@@ -434,10 +507,25 @@ function mountUse(ctx: UnitContext, line: UnitLine, written: string, value: stri
       return;
     }
     case 'volume':
+      if (source !== undefined && source !== '') {
+        if (source.includes('@@rick:')) {
+          push(
+            ctx,
+            line,
+            written,
+            'unjudged',
+            { kind: 'privileged' },
+            'the volume name holds a host fact',
+          );
+        } else pushControl(ctx, line, written, namedVolume(ctx.names, source));
+      }
+      return;
+    case 'image':
+      if (source !== undefined) imageUse(ctx, line, written, source);
+      return;
     case 'tmpfs':
     case 'ramfs':
     case 'devpts':
-    case 'image':
     case 'artifact':
       return;
     default:
@@ -830,6 +918,9 @@ const judgedFlags = new Set([
   'log-opt',
   'health-log-destination',
   'annotation',
+  'pod',
+  'secret',
+  'infra-image',
 ]);
 
 /** Judges one podman flag of `podman run` or `podman pod create`. */
@@ -889,16 +980,28 @@ function judgeFlag(
         break;
       case 'network':
         namespaceUse(ctx, line, at, 'network', v);
+        pushControl(ctx, line, at, joinedContainer(ctx.names, 'network', v, false));
         break;
       case 'pid':
       case 'ipc':
       case 'uts':
       case 'cgroupns':
         namespaceUse(ctx, line, at, name === 'cgroupns' ? 'cgroup' : name, v);
+        pushControl(ctx, line, at, joinedContainer(ctx.names, name, v, false));
         break;
       case 'userns':
         namespaceUse(ctx, line, at, 'user', v);
+        pushControl(ctx, line, at, joinedContainer(ctx.names, 'user', v, false));
         if (v.startsWith('auto')) state.usernsAuto = true;
+        break;
+      case 'pod':
+        pushControl(ctx, line, at, joinedPod(ctx.names, v));
+        break;
+      case 'secret':
+        pushControl(ctx, line, at, secretUse(v));
+        break;
+      case 'infra-image':
+        imageUse(ctx, line, at, raw);
         break;
       case 'volume':
         volumeUse(ctx, line, at, raw.includes('@@rick:') ? raw : v);
@@ -1240,7 +1343,23 @@ function judgeContainer(ctx: UnitContext): void {
     for (const w of splitStrv(line.value).words) flag(line, 'UIDMap', 'uidmap', w);
   for (const line of lookupAll(u, g, 'GIDMap'))
     for (const w of splitStrv(line.value).words) flag(line, 'GIDMap', 'gidmap', w);
-  for (const line of lookupAll(u, g, 'Network')) flag(line, 'Network', 'network', line.value);
+  for (const line of lookupAll(u, g, 'Network')) {
+    flag(line, 'Network', 'network', line.value);
+    // quadlet's own form, which it turns into container:<that unit's container>.
+    if (line.value.endsWith('.container'))
+      pushControl(
+        ctx,
+        line,
+        `Network=${line.value}`,
+        joinedContainer(ctx.names, 'network', line.value, true),
+      );
+  }
+  const pod = lookupLast(u, g, 'Pod');
+  if (pod && pod.value !== '')
+    pushControl(ctx, pod, `Pod=${pod.value}`, joinedPod(ctx.names, pod.value));
+  for (const line of lookupAll(u, g, 'Secret')) flag(line, 'Secret', 'secret', line.value);
+  const image = lookupLast(u, g, 'Image');
+  if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
   for (const line of lookupAll(u, g, 'Volume')) flag(line, 'Volume', 'volume', line.value);
   for (const line of lookupAll(u, g, 'GroupAdd')) flag(line, 'GroupAdd', 'group-add', line.value);
   for (const line of lookupAll(u, g, 'PublishPort'))
@@ -1439,6 +1558,16 @@ function judgeVolume(ctx: UnitContext): void {
   const state: FlagState = { usernsAuto: false };
   for (const line of lookupAll(u, g, 'PodmanArgs'))
     judgeFlags(ctx, line, 'PodmanArgs', volumeCreateFlags, state);
+  const named = lookupLast(u, g, 'VolumeName');
+  if (named && named.value !== '')
+    pushControl(
+      ctx,
+      named,
+      `VolumeName=${named.value}`,
+      volumeName(ctx.input.bundle, u.name, named.value),
+    );
+  const image = lookupLast(u, g, 'Image');
+  if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
   const device = lookupLast(u, g, 'Device');
   if (!device || device.value === '') return;
   const type = lookupLast(u, g, 'Type')?.value ?? '';
@@ -1487,6 +1616,8 @@ function judgeImage(ctx: UnitContext): void {
   const state: FlagState = { usernsAuto: false };
   for (const line of lookupAll(ctx.unit, g, 'PodmanArgs'))
     judgeFlags(ctx, line, 'PodmanArgs', imagePullFlags, state);
+  const image = lookupLast(ctx.unit, g, 'Image');
+  if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
 }
 
 /** The generated service's name without `.service`, as quadlet derives it. */
@@ -1514,9 +1645,22 @@ export function judgeUnits(input: JudgeInput): Judgement {
       detail: 'quadlet cannot read this line',
     });
   }
+  const names = bundleNames(input.bundle, units, (input.plainUnits ?? new Map()).keys());
   for (const unit of units) {
-    const ctx: UnitContext = { unit, input, findings, accounts, service: serviceBase(unit) };
+    const ctx: UnitContext = {
+      unit,
+      input,
+      findings,
+      accounts,
+      service: serviceBase(unit),
+      names,
+    };
     serviceSection(ctx);
+    for (const c of judgeUnitReferences(
+      { name: unit.name, names, expand: (value) => expandValue(value, ctx.service) },
+      unit.groups,
+    ))
+      push(ctx, c.line, c.written, c.rule, c.need, c.detail);
     switch (unitTypeOf(unit.name)) {
       case 'container':
         judgeContainer(ctx);
@@ -1551,7 +1695,7 @@ export function judgeUnits(input: JudgeInput): Judgement {
     }
   }
   for (const [name, text] of [...(input.plainUnits ?? new Map<string, string>())].sort()) {
-    judgePlainUnit(name, text, findings);
+    judgePlainUnit(name, text, findings, input, names);
   }
   return { findings, accounts };
 }
@@ -1565,8 +1709,44 @@ const hostCommandSections = ['Service', 'Socket'];
  * is a host command, as root unless the unit says otherwise, and needs the
  * grant of that directive, as a Quadlet unit's host-side directive does.
  */
-function judgePlainUnit(name: string, text: string, findings: Finding[]): void {
+function judgePlainUnit(
+  name: string,
+  text: string,
+  findings: Finding[],
+  input: JudgeInput,
+  names: BundleNames,
+): void {
   const { groups, problems } = parseUnitFile(text, name);
+  const lineControls = (controls: readonly LineControl[]) => {
+    for (const c of controls) {
+      findings.push({
+        rule: c.rule,
+        unit: name,
+        source: c.line.source,
+        written: c.written,
+        need: c.need,
+        ...(c.detail === undefined ? {} : { detail: c.detail }),
+      });
+    }
+  };
+  const base = name.slice(0, name.lastIndexOf('.'));
+  lineControls(
+    judgeUnitReferences({ name, names, expand: (value) => expandValue(value, base) }, groups),
+  );
+  if (name.endsWith('.socket')) {
+    lineControls(
+      judgeSocket(
+        {
+          name,
+          names,
+          ownUsers: input.ownUsers,
+          ownGroups: input.ownGroups,
+          expand: (value) => expandValue(value, base),
+        },
+        groups.get('Socket') ?? [],
+      ),
+    );
+  }
   for (const problem of problems) {
     findings.push({
       rule: 'unjudged',
