@@ -30,6 +30,13 @@ export const installSteps = [
 ] as const;
 export type InstallStep = (typeof installSteps)[number];
 
+/**
+ * The step boundaries `adopt` adds between `links-created` and `flipped`:
+ * its record written, and the foreign files moved.
+ */
+export const adoptSteps = ['adopt-recorded', 'adopt-moved'] as const;
+export type AdoptStep = (typeof adoptSteps)[number];
+
 export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
 /**
  * With RICK_FAULT_WAIT_AT=<step>:<file>, the installer waits at that step
@@ -38,7 +45,7 @@ export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
  */
 export const WAIT_ENV = 'RICK_FAULT_WAIT_AT';
 
-export async function checkpoint(step: InstallStep): Promise<void> {
+export async function checkpoint(step: InstallStep | AdoptStep): Promise<void> {
   const wait = process.env[WAIT_ENV];
   if (wait?.startsWith(`${step}:`)) {
     const file = wait.slice(step.length + 1);

@@ -42,6 +42,16 @@ import {
 } from './activation/plan.js';
 import { activate, describeFailure } from './activation/run.js';
 import {
+  type AdoptionPlan,
+  type AdoptOptions,
+  adoptionProblems,
+  DEFAULT_CADDY_SITES,
+  planAdoption,
+  readForeignFiles,
+  withoutAdopted,
+} from './adopt.js';
+import { moveAdoptedFiles, settleAdoptions } from './adopt-record.js';
+import {
   type CandidateCheck,
   checkCandidate,
   PREVIEW_ACCOUNT_ID,
@@ -129,6 +139,11 @@ export interface InstallOptions {
   root?: string;
   /** Generations to keep; stored in state.json once given. */
   keepGenerations?: number;
+  /**
+   * `rick-install adopt`: take over the host's files that have the names
+   * of the bundle's units and sites (src/host/adopt.ts).
+   */
+  adopt?: AdoptOptions;
 }
 
 export interface InstallResult {
@@ -224,6 +239,7 @@ async function checkUnitNames(
   manifest: Manifest,
   files: ReadonlyMap<string, Buffer>,
   live: StoredGeneration | undefined,
+  adopt?: AdoptOptions,
 ): Promise<void> {
   // Plain systemd units (systemd/) share the namespace with quadlet's services.
   const units = [...checkBundleUnits(manifest, files), ...plainBundleUnits(manifest)];
@@ -233,12 +249,32 @@ async function checkUnitNames(
       bundle: b.name,
       units: [...analyzeBundleUnits(b.manifest, b.files).units, ...plainBundleUnits(b.manifest)],
     }));
-  checkUnitNamespace(
-    manifest.name,
-    units,
-    others,
-    await readHostUnits(paths.root, RICK_QUADLET_LINK),
-  );
+  let hostUnits = await readHostUnits(paths.root, RICK_QUADLET_LINK);
+  if (adopt) {
+    const foreign = await readForeignFiles(paths.root, manifest, adopt.caddySites);
+    const problems = adoptionProblems(manifest, live, foreign, adopt.caddySites);
+    if (problems) throw problems;
+    hostUnits = await withoutAdopted(paths.root, hostUnits, foreign);
+  }
+  try {
+    checkUnitNamespace(manifest.name, units, others, hostUnits);
+  } catch (error) {
+    if (!(error instanceof RickError)) throw error;
+    if (adopt) {
+      throw new RickError('BUNDLE_INVALID', error.message, {
+        hint: `adopt takes over only the files of the top level of /etc/containers/systemd and of ${adopt.caddySites} that have the names of the bundle's units and sites; rename or remove the others named here first`,
+      });
+    }
+    // Files another tool wrote under the bundle's own unit names can be taken over.
+    const foreign = await readForeignFiles(paths.root, manifest, DEFAULT_CADDY_SITES).catch(
+      () => [],
+    );
+    const named = foreign.filter((f) => f.kind === 'unit').map((f) => f.hostPath);
+    if (!named.length) throw error;
+    throw new RickError('BUNDLE_INVALID', error.message, {
+      hint: `${named.join(', ')} ${named.length > 1 ? 'have' : 'has'} the name of a unit of the bundle: take ${named.length > 1 ? 'them' : 'it'} over with \`rick-install adopt BUNDLE.tgz\` (\`rick-install plan --adopt BUNDLE.tgz\` shows the differences first)`,
+    });
+  }
 }
 
 /**
@@ -439,7 +475,7 @@ export async function prepareInstall(
         });
   // What the bundle may have here, then prerequisites, before anything on the host changes.
   const ownership = await checkOwnership(paths, host, manifest, files, live);
-  await checkUnitNames(paths, manifest, files, live);
+  await checkUnitNames(paths, manifest, files, live, options.adopt);
   const version = await host.podmanVersion();
   if (version === undefined && !host.systemctl) {
     notes.push('podman version not checked (offline tree)');
@@ -650,7 +686,7 @@ async function refuseUngranted(
     return;
   }
   await checkOwnership(paths, host, manifest, files, live);
-  await checkUnitNames(paths, manifest, files, live);
+  await checkUnitNames(paths, manifest, files, live, options.adopt);
   const policy = await evaluatePolicy({
     manifest,
     files,
@@ -660,6 +696,26 @@ async function refuseUngranted(
     ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
   });
   if (policy.missing.length > 0) throw policyRefusal(policy);
+}
+
+/** What the adopted files are against the prepared generation (src/host/adopt.ts). */
+export async function adoptionFor(
+  adopt: AdoptOptions,
+  paths: HostPaths,
+  prepared: PreparedInstall,
+  check: CheckUnits,
+  offline: boolean,
+): Promise<AdoptionPlan> {
+  return planAdoption({
+    root: paths.root,
+    live: prepared.live,
+    next: prepared.next,
+    bundle: prepared.manifest.name,
+    foreign: await readForeignFiles(paths.root, prepared.manifest, adopt.caddySites),
+    secrets: prepared.bundle.secrets.values(),
+    check,
+    offline,
+  });
 }
 
 /** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
@@ -709,11 +765,21 @@ export async function installBundle(
     let plan = prepared.plan;
     let graphs: UnitGraphs = {};
     const offline = !host.systemctl;
+    // Adopting, the host's files stand for the bundle in the live generation.
+    const adoption = options.adopt
+      ? await adoptionFor(options.adopt, paths, prepared, validate, offline)
+      : undefined;
+    if (adoption) {
+      log(adoption.report.trimEnd());
+      notes.push(...adoption.notes);
+    }
+    const planLive = adoption?.view ?? live;
     // The live generation's units as quadlet generates them, read while the
     // next generation is written. An offline tree starts nothing: its plan
     // is only printed, and reads the live pods from the next generation.
-    const liveGraph =
-      live && !offline
+    const liveGraph = adoption
+      ? Promise.resolve(adoption.liveGraph)
+      : live && !offline
         ? readGenerationGraph(generationDir(paths, live.generation), validate, offline)
         : Promise.resolve(undefined);
     const liveGraphSettled = liveGraph.then(
@@ -767,8 +833,13 @@ export async function installBundle(
             if (tmpNote) log(`note: ${tmpNote}`);
             if ('skipped' in checked) log(`note: ${checked.skipped}`);
             graphs = { live: liveUnits, next: graphOf(checked, plainUnitsOf(next)) };
-            plan = planActivation(live, next, graphs);
-            log(formatPlan(plan, { offline }).trimEnd());
+            plan = planActivation(planLive, next, graphs);
+            log(
+              formatPlan(plan, {
+                offline,
+                ...(adoption ? { adopted: new Set(adoption.services) } : {}),
+              }).trimEnd(),
+            );
             if (offline) {
               if (plan.images.length) log('note: offline tree (--root): no images pulled');
             } else {
@@ -789,6 +860,22 @@ export async function installBundle(
     await checkpoint('generation-renamed');
     for (const note of await ensureHostLinks(paths, hostNeedsOf(next))) log(`note: ${note}`);
     await checkpoint('links-created');
+    let adoptedInto: string | undefined;
+    if (adoption) {
+      // Moved last, just before the flip: a crash from here on is settled by
+      // the next run (adopt-record.ts), which puts them back unless this
+      // generation was confirmed.
+      adoptedInto = await moveAdoptedFiles(paths, {
+        bundle: manifest.name,
+        version: manifest.version,
+        generation: next.generation,
+        ...(live ? { from: live.generation } : {}),
+        time: next.record.createdAt,
+        services: adoption.services,
+        files: adoption.foreign,
+      });
+      log(`moved ${adoption.foreign.map((f) => f.hostPath).join(', ')} to ${adoptedInto}`);
+    }
 
     const outcome = await activate({ host, paths, log }, live, next, graphs, plan);
     const now = host.clock.now().toISOString();
@@ -813,6 +900,8 @@ export async function installBundle(
       // Restored, nothing is in flight. Otherwise the record stays, so that
       // the next run puts the confirmed generation back again.
       if (outcome.restored) await clearIntent(paths);
+      // The adopted files go back with the generation before.
+      if (adoption && outcome.restored) await settleAdoptions(paths, host, state, log);
       const back = live ? `generation ${live.generation}` : 'no generation';
       if (!outcome.restored) {
         throw new RickError(
@@ -841,9 +930,11 @@ export async function installBundle(
       time: now,
       outcome: 'installed',
       ...(prepared.repair ? { detail: 'installed again over hand-changed files' } : {}),
+      ...(adoptedInto ? { detail: `adopted the host's files, kept in ${adoptedInto}` } : {}),
     });
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
+    if (adoption) await settleAdoptions(paths, host, state, log);
     await clearIntent(paths);
     const pruned = await pruneGenerations(paths, state.keepGenerations, state.live);
     if (pruned.length) log(`pruned generation(s) ${pruned.join(', ')}`);
