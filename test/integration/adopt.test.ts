@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CADDY_IMPORT_LINE } from '../../src/bundle/caddy.js';
 import { ExitCode } from '../../src/errors.js';
+import { FAULT_ENV } from '../../src/host/fault.js';
 import { readState } from '../../src/host/state.js';
 import {
   type FactoryFile,
@@ -21,6 +22,7 @@ import {
   type WrittenBundle,
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
+import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import {
   type HostTree,
@@ -390,4 +392,109 @@ describe.skipIf(onlyWithQuadlet || !havePrograms('caddy'))('rolling back past an
     ]);
     expect(await readlink(join(tree.root, 'var/lib/rick/current'))).toBe('generations/1');
   });
+});
+
+/**
+ * SIGKILL at each step boundary from the adoption record to the end of the
+ * run (the built CLI, RICK_FAULT_KILL_AT, as crash-consistency.test.ts),
+ * then the next run: the host ends with either the adopted files in place
+ * (nothing of the bundle live) or the new generation live (the files kept
+ * in /var/lib/rick/adopted), never neither.
+ */
+describe.skipIf(onlyWithQuadlet)('a crash while adopting', () => {
+  const env = quadletPath ? { RICK_QUADLET: quadletPath } : {};
+  /** Killed here, the generation never stays live: the files go back. */
+  const filesBack = ['adopt-moved', 'flipped'];
+  /** Killed here, the outcome was recorded: the adoption stands. */
+  const adopted = ['state-written', 'intent-cleared'];
+
+  it('killed at adopt-recorded: nothing moved yet; the next adopt settles the record and adopts', async () => {
+    requireBuiltCli();
+    const bundle = await writeSignedBundle((await newTree()).work, key, {
+      version: '1.0.0',
+      files: demoFiles(false),
+    });
+    const foreign = await foreignFiles(bundle, false);
+    const tree = await newTree();
+    await writeForeign(tree, foreign);
+    const killed = await runCli(['adopt', bundle.bundlePath, '--root', tree.root], {
+      ...env,
+      [FAULT_ENV]: 'adopt-recorded',
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    for (const [name, text] of foreign.units) {
+      expect(await readFile(join(tree.root, UNITS, name), 'utf8')).toBe(text);
+    }
+    expect(await record(tree.root)).toMatchObject({ state: 'moving' });
+    const first = await adoptedDir(tree.root);
+
+    const again = await runCli(['adopt', bundle.bundlePath, '--root', tree.root], env);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(ExitCode.ok);
+    expect(again.stdout).toContain(
+      "generation 1, which adopted demo's files, is not live: putting them back",
+    );
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    expect(await readdir(join(tree.root, UNITS))).toEqual(['rick']);
+    const dirs = (await readdir(join(tree.root, 'var/lib/rick/adopted'))).sort();
+    expect(dirs).toHaveLength(2);
+    const states = [];
+    for (const d of dirs) {
+      const r = JSON.parse(
+        await readFile(join(tree.root, 'var/lib/rick/adopted', d, 'record.json'), 'utf8'),
+      );
+      states.push([join(tree.root, 'var/lib/rick/adopted', d) === first, r.state]);
+    }
+    expect(states).toEqual([
+      [true, 'restored'],
+      [false, 'done'],
+    ]);
+  });
+
+  for (const step of [...filesBack, ...adopted]) {
+    it(`killed at ${step}`, async () => {
+      requireBuiltCli();
+      const bundle = await writeSignedBundle((await newTree()).work, key, {
+        version: '1.0.0',
+        files: demoFiles(false),
+      });
+      const foreign = await foreignFiles(bundle, false);
+      const tree = await newTree();
+      await writeForeign(tree, foreign);
+      const killed = await runCli(['adopt', bundle.bundlePath, '--root', tree.root], {
+        ...env,
+        [FAULT_ENV]: step,
+      });
+      expect(killed.signal).toBe('SIGKILL');
+
+      // The next run recovers first, whatever it was asked to do.
+      const next = await runCli([bundle.bundlePath, '--root', tree.root], env);
+      const units = await readdir(join(tree.root, UNITS));
+      if (filesBack.includes(step)) {
+        expect(next.stdout).toContain(
+          "generation 1, which adopted demo's files, is not live: putting them back",
+        );
+        // Back where they were, and so a plain install is refused as before.
+        expect(next.code).toBe(ExitCode.invalidBundle);
+        expect(next.stderr).toContain('rick-install adopt BUNDLE.tgz');
+        expect(await liveGeneration(tree.root)).toBeUndefined();
+        for (const [name, text] of foreign.units) {
+          expect(await readFile(join(tree.root, UNITS, name), 'utf8')).toBe(text);
+        }
+        expect(await record(tree.root)).toMatchObject({ state: 'restored' });
+      } else {
+        expect(next.stderr).toBe('');
+        expect(next.code).toBe(ExitCode.ok);
+        expect(next.stdout).toContain('nothing to do');
+        expect(await liveGeneration(tree.root)).toBe('generations/1');
+        expect(units).toEqual(['rick']);
+        expect(await record(tree.root)).toMatchObject({ state: 'done' });
+      }
+      // Kept either way.
+      const dir = await adoptedDir(tree.root);
+      for (const [name, text] of foreign.units) {
+        expect(await readFile(join(dir, 'files', UNITS, name), 'utf8')).toBe(text);
+      }
+    });
+  }
 });
