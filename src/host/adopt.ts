@@ -28,10 +28,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Manifest } from '../bundle/manifest.js';
 import { unitKindOf } from '../bundle/quadlet-units.js';
+import type { SysusersEffects } from '../bundle/sysusers.js';
+import { stateRootOf, type TmpfilesEntry } from '../bundle/tmpfiles.js';
 import { describe, RickError } from '../errors.js';
 import { type CheckUnits, graphOf, plainUnitsOf } from './activation/graph.js';
 import type { GenerationView, RenderedBundle } from './activation/plan.js';
 import type { UnitGraph } from './activation/units.js';
+import type { Accounts } from './intake/accounts.js';
+import type { CreatedRecord, CreatedRecords } from './intake/ownership.js';
 import type { HostUnits } from './intake/unit-namespace.js';
 import { normalizeGenerationPaths } from './substitute.js';
 
@@ -454,4 +458,93 @@ async function describeAdoption(
     );
   }
   return `${lines.join('\n')}\n${patches.length ? `\n${patches.join('')}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------
+// Accounts and paths the other tooling made
+
+export interface TakeOverInput {
+  root: string;
+  bundle: string;
+  effects: SysusersEffects;
+  tmpfiles: readonly TmpfilesEntry[];
+  accounts: Accounts;
+  records: CreatedRecords;
+  /** The users and groups the host's grant for the bundle names (USERS=, GROUPS=). */
+  granted: { users: readonly string[]; groups: readonly string[] };
+}
+
+/**
+ * What an adoption takes over besides the files: the service accounts the
+ * other tooling made before (an Ansible role's `authentik` user), and the
+ * paths it made for them. An install refuses to touch what exists and is
+ * not the bundle's (intake/ownership.ts); an adoption makes it the
+ * bundle's, narrowly:
+ *
+ * - a user or group of the bundle's `u`/`g` lines that exists, is no other
+ *   bundle's, and that the host's grant for the bundle names (the operator
+ *   already agreed that its containers run as it);
+ * - a path of its tmpfiles.d lines (and each directory on the way from its
+ *   state root) that exists, is no other bundle's, is not a symbolic link,
+ *   and is owned by one of those users or groups (the service's own data
+ *   directory, as the role made it).
+ *
+ * Anything else that exists stays refused, as by an install.
+ */
+export async function planTakeOver(input: TakeOverInput): Promise<CreatedRecord> {
+  const take: CreatedRecord = { users: [], groups: [], paths: [] };
+  const others = (kind: keyof CreatedRecord, name: string) =>
+    Object.entries(input.records.bundles).some(
+      ([bundle, r]) => bundle !== input.bundle && r[kind].includes(name),
+    );
+  const own = input.records.bundles[input.bundle];
+  const uids = new Set<number>();
+  const gids = new Set<number>();
+  for (const created of input.effects.createdBy.values()) {
+    if (created.kind === 'user') {
+      const user = await input.accounts.user(created.name);
+      if (!user || others('users', created.name)) continue;
+      if (own?.users.includes(created.name) || input.granted.users.includes(created.name)) {
+        if (!own?.users.includes(created.name)) take.users.push(created.name);
+        uids.add(user.uid);
+      }
+    } else {
+      const group = await input.accounts.group(created.name);
+      if (!group || others('groups', created.name)) continue;
+      if (own?.groups.includes(created.name) || input.granted.groups.includes(created.name)) {
+        if (!own?.groups.includes(created.name)) take.groups.push(created.name);
+        gids.add(group.gid);
+      }
+    }
+  }
+  if (uids.size + gids.size > 0) {
+    for (const entry of input.tmpfiles) {
+      for (const path of tmpfilesChain(entry.path)) {
+        const st = await lstat(join(input.root, path)).catch(() => undefined);
+        if (!st) break;
+        if (st.isSymbolicLink() || others('paths', path)) break;
+        if (own?.paths.includes(path) || take.paths.includes(path)) continue;
+        if (!uids.has(st.uid) && !gids.has(st.gid)) break;
+        take.paths.push(path);
+      }
+    }
+  }
+  return take;
+}
+
+/** A tmpfiles.d path and the directories between its state root and it, outermost first. */
+function tmpfilesChain(path: string): string[] {
+  const root = stateRootOf(path);
+  if (root === undefined) return [path];
+  const parts = path.slice(root.length).split('/');
+  return parts.map((_, i) => `${root}${parts.slice(0, i + 1).join('/')}`);
+}
+
+/** `user demo, group demo, /var/lib/demo`, for the operator. */
+export function describeTakeOver(take: CreatedRecord): string {
+  return [
+    ...take.users.map((u) => `user ${u}`),
+    ...take.groups.map((g) => `group ${g}`),
+    ...take.paths,
+  ].join(', ');
 }

@@ -46,7 +46,9 @@ import {
   type AdoptOptions,
   adoptionProblems,
   DEFAULT_CADDY_SITES,
+  describeTakeOver,
   planAdoption,
+  planTakeOver,
   readForeignFiles,
   withoutAdopted,
 } from './adopt.js';
@@ -95,6 +97,7 @@ import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/u
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { evaluatePolicy, policyRefusal } from './policy/check.js';
+import { readGrant } from './policy/grant.js';
 import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
 import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
@@ -265,16 +268,21 @@ async function checkUnitNames(
         hint: `adopt takes over only the files of the top level of /etc/containers/systemd and of ${adopt.caddySites} that have the names of the bundle's units and sites; rename or remove the others named here first`,
       });
     }
-    // Files another tool wrote under the bundle's own unit names can be taken over.
-    const foreign = await readForeignFiles(paths.root, manifest, DEFAULT_CADDY_SITES).catch(
-      () => [],
-    );
-    const named = foreign.filter((f) => f.kind === 'unit').map((f) => f.hostPath);
-    if (!named.length) throw error;
-    throw new RickError('BUNDLE_INVALID', error.message, {
-      hint: `${named.join(', ')} ${named.length > 1 ? 'have' : 'has'} the name of a unit of the bundle: take ${named.length > 1 ? 'them' : 'it'} over with \`rick-install adopt BUNDLE.tgz\` (\`rick-install plan --adopt BUNDLE.tgz\` shows the differences first)`,
-    });
+    const hint = await adoptHint(paths, manifest);
+    if (!hint) throw error;
+    throw new RickError('BUNDLE_INVALID', error.message, { hint });
   }
+}
+
+/**
+ * The hint of a refused install on a host where other tooling deployed the
+ * bundle's units: they can be taken over. Undefined when there are none.
+ */
+async function adoptHint(paths: HostPaths, manifest: Manifest): Promise<string | undefined> {
+  const foreign = await readForeignFiles(paths.root, manifest, DEFAULT_CADDY_SITES).catch(() => []);
+  const named = foreign.filter((f) => f.kind === 'unit').map((f) => f.hostPath);
+  if (!named.length) return undefined;
+  return `${named.join(', ')} ${named.length > 1 ? 'have' : 'has'} the name of a unit of the bundle: take ${named.length > 1 ? 'them' : 'it'} over with \`rick-install adopt BUNDLE.tgz\` (\`rick-install plan --adopt BUNDLE.tgz\` shows the differences first)`;
 }
 
 /**
@@ -288,7 +296,14 @@ async function checkOwnership(
   manifest: Manifest,
   files: ReadonlyMap<string, Buffer>,
   live: StoredGeneration | undefined,
-): Promise<{ records: CreatedRecords; adopted: boolean; creates: CreatedRecord }> {
+  adopt?: AdoptOptions,
+): Promise<{
+  records: CreatedRecords;
+  adopted: boolean;
+  creates: CreatedRecord;
+  /** Adopting: the existing accounts and paths that become the bundle's (adopt.ts). */
+  takeOver?: CreatedRecord;
+}> {
   const effects = bundleSysusers(manifest, files);
   const tmpfiles = bundleTmpfiles(manifest, files);
   const infrastructureGroups = await readInfrastructureGroups(paths.config);
@@ -296,6 +311,25 @@ async function checkOwnership(
   const records =
     recorded ??
     (await adoptCreated(paths.root, host.accounts, [...(live?.bundles.values() ?? [])]));
+  let takeOver: CreatedRecord | undefined;
+  if (adopt) {
+    const owner = requiredOwner();
+    const grant = await readGrant(
+      paths.root,
+      manifest.name,
+      owner === undefined ? {} : { requireOwner: owner },
+    );
+    takeOver = await planTakeOver({
+      root: paths.root,
+      bundle: manifest.name,
+      effects,
+      tmpfiles,
+      accounts: host.accounts,
+      records,
+      granted: { users: grant.needs.users, groups: grant.needs.groups },
+    });
+    addCreated(records, manifest.name, takeOver);
+  }
   const plan = await planOwnership({
     root: paths.root,
     bundle: manifest.name,
@@ -314,17 +348,21 @@ async function checkOwnership(
     ...plan.problems,
   ];
   if (problems.length) {
+    // Another tool's deployment of the bundle made what it names: adopt takes it over.
+    const hint = adopt ? undefined : await adoptHint(paths, manifest);
     throw new RickError(
       'BUNDLE_INVALID',
       `bundle ${manifest.name} asks for what is not its own: ${problems.join('; ')}`,
       {
-        hint: `a bundle names only the users, groups and paths it creates, and the infrastructure groups of INFRASTRUCTURE_GROUPS in ${paths.config} (here: ${infrastructureGroups.join(', ') || 'none'})`,
+        hint: hint
+          ? `${hint}; adopt also takes over the users and groups the grant names, and the paths they own`
+          : `a bundle names only the users, groups and paths it creates, and the infrastructure groups of INFRASTRUCTURE_GROUPS in ${paths.config} (here: ${infrastructureGroups.join(', ') || 'none'})`,
       },
     );
   }
   // Adopted only when the live generation's bundles name something that exists.
   const adopted = recorded === undefined && Object.keys(records.bundles).length > 0;
-  return { records, adopted, creates: plan.creates };
+  return { records, adopted, creates: plan.creates, ...(takeOver ? { takeOver } : {}) };
 }
 
 async function applyFragments(
@@ -474,7 +512,13 @@ export async function prepareInstall(
           replacing: manifest.name,
         });
   // What the bundle may have here, then prerequisites, before anything on the host changes.
-  const ownership = await checkOwnership(paths, host, manifest, files, live);
+  const ownership = await checkOwnership(paths, host, manifest, files, live, options.adopt);
+  const takenOver = ownership.takeOver ? describeTakeOver(ownership.takeOver) : '';
+  if (takenOver) {
+    notes.push(
+      `adopts ${takenOver}, which exist and are granted to ${manifest.name}: they are the bundle's from now on`,
+    );
+  }
   await checkUnitNames(paths, manifest, files, live, options.adopt);
   const version = await host.podmanVersion();
   if (version === undefined && !host.systemctl) {
@@ -541,7 +585,7 @@ export async function prepareInstall(
   } else {
     // What the fragments are about to create is the bundle's from now on.
     const changed = addCreated(ownership.records, manifest.name, ownership.creates);
-    if (changed || ownership.adopted) {
+    if (changed || ownership.adopted || takenOver) {
       if (ownership.adopted) {
         log(
           `${paths.createdFile} was missing: the live generation's bundles adopted what their fragments name`,
@@ -685,7 +729,7 @@ async function refuseUngranted(
     // the lock, comes first, and prepareInstall judges then.
     return;
   }
-  await checkOwnership(paths, host, manifest, files, live);
+  await checkOwnership(paths, host, manifest, files, live, options.adopt);
   await checkUnitNames(paths, manifest, files, live, options.adopt);
   const policy = await evaluatePolicy({
     manifest,

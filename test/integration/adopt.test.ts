@@ -7,7 +7,7 @@
  * accounts. Podman's real quadlet generator judges the units, as in the
  * install tests; systemctl is the fake of the process edge.
  */
-import { mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CADDY_IMPORT_LINE } from '../../src/bundle/caddy.js';
@@ -320,6 +320,79 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     expect(r.stderr).toContain(
       'error USAGE: nothing to adopt: neither /etc/containers/systemd nor /etc/caddy/sites-enabled has a file with the name of a unit or site of bundle demo',
     );
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+});
+
+describe.skipIf(onlyWithQuadlet)('the accounts and paths other tooling made', () => {
+  const tmpfiles: FactoryFile = {
+    path: 'tmpfiles.d/demo.conf',
+    content: 'd /var/lib/demo 0750 demo demo -\n',
+  };
+
+  /** A host where Ansible made the service user, its group and its data directory. */
+  async function ansibleHost(grant: string) {
+    const bundle = await writeSignedBundle((await newTree()).work, key, {
+      version: '1.0.0',
+      files: [...demoFiles(false), tmpfiles],
+    });
+    const foreign = await foreignFiles(bundle, false);
+    const tree = await makeHostTree(key, {
+      users: ['root:x:0:0:root:/root:/bin/sh', 'demo:x:990:990::/var/lib/demo:/usr/sbin/nologin'],
+      groups: ['root:x:0:', 'postgres-clients:x:4001:', 'valkey-clients:x:4002:', 'demo:x:990:'],
+      grants: { demo: grant },
+    });
+    trees.push(tree);
+    await mkdir(join(tree.root, 'var/lib/demo'), { recursive: true, mode: 0o750 });
+    await chown(join(tree.root, 'var/lib/demo'), 990, 990);
+    await writeForeign(tree, foreign);
+    return { bundle, tree };
+  }
+
+  it('takes over the user, group and directory the grant names, and records them as the bundle’s', async () => {
+    const { bundle, tree } = await ansibleHost(
+      'GROUPS=demo postgres-clients 4100\nUSERS=demo 4100\n',
+    );
+    const host = new FakeHost({ root: tree.root });
+    const before = await snapshotTree(tree.root);
+    // A plain install is refused for them, and told about adopt.
+    const plain = await runInstaller(host, [bundle.bundlePath, '--root', tree.root]);
+    expect(plain.code).toBe(ExitCode.invalidBundle);
+    expect(plain.stderr).toContain(
+      'error BUNDLE_INVALID: bundle demo asks for what is not its own: sysusers.d/demo.conf:1: user demo already exists and was not created by bundle demo',
+    );
+    expect(plain.stderr).toContain('take them over with `rick-install adopt BUNDLE.tgz`');
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+
+    const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain(
+      "note: adopts user demo, group demo, /var/lib/demo, which exist and are granted to demo: they are the bundle's from now on",
+    );
+    const created = JSON.parse(
+      await readFile(join(tree.root, 'var/lib/rick/created.json'), 'utf8'),
+    );
+    expect(created.bundles.demo).toEqual({
+      users: ['demo'],
+      groups: ['demo'],
+      paths: ['/var/lib/demo'],
+    });
+    expect(await readFile(join(tree.root, 'etc/passwd'), 'utf8')).toContain(
+      'demo:x:990:990::/var/lib/demo:/usr/sbin/nologin',
+    );
+  });
+
+  it('refuses an existing user the grant does not name, changing nothing', async () => {
+    const { bundle, tree } = await ansibleHost('GROUPS=postgres-clients 4100\nUSERS=4100\n');
+    const host = new FakeHost({ root: tree.root });
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      'error BUNDLE_INVALID: bundle demo asks for what is not its own: sysusers.d/demo.conf:1: user demo already exists and was not created by bundle demo; sysusers.d/demo.conf:1: group demo already exists and was not created by bundle demo; tmpfiles.d/demo.conf:1: /var/lib/demo already exists and was not created by bundle demo',
+    );
+    expect(host.serviceCalls()).toEqual([]);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 });
