@@ -136,6 +136,16 @@ async function writeForeign(tree: HostTree, files: Awaited<ReturnType<typeof for
   for (const [name, text] of files.sites) await writeFile(join(tree.root, SITES, name), text);
 }
 
+/** The fake live host, with the services the foreign units make running, as Ansible left them. */
+function liveHost(tree: HostTree): FakeHost {
+  const host = new FakeHost({ root: tree.root });
+  let pid = 500;
+  for (const unit of ['demo-pod.service', 'demo-app.service', 'demo-worker.service']) {
+    host.active.set(unit, pid++);
+  }
+  return host;
+}
+
 /** The one adoption directory's path under var/lib/rick/adopted. */
 async function adoptedDir(root: string): Promise<string> {
   const dirs = await readdir(join(root, 'var/lib/rick/adopted'));
@@ -158,7 +168,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     const foreign = await foreignFiles(bundle, false);
     const tree = await newTree();
     await writeForeign(tree, foreign);
-    const host = new FakeHost({ root: tree.root });
+    const host = liveHost(tree);
     const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(ExitCode.ok);
@@ -211,7 +221,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     foreign.units.set('demo-worker.container', worker.replace('Exec=worker', 'Exec=worker --old'));
     const tree = await newTree();
     await writeForeign(tree, foreign);
-    const host = new FakeHost({ root: tree.root });
+    const host = liveHost(tree);
 
     const before = await snapshotTree(tree.root);
     const plan = await runInstaller(host, [
@@ -257,6 +267,61 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     expect(planned.startsWith(adoptReport.trimEnd())).toBe(true);
   });
 
+  it('restarts the units that read an env file whose content differs', async () => {
+    const bundle = await writeSignedBundle((await newTree()).work, key, {
+      version: '1.0.0',
+      files: demoFiles(false),
+    });
+    const foreign = await foreignFiles(bundle, false);
+    foreign.env = foreign.env.replace('MARKER=v1', 'MARKER=ansible');
+    const tree = await newTree();
+    await writeForeign(tree, foreign);
+    const host = liveHost(tree);
+    const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    // Same unit text (but the env file's path), different env content: both containers restart.
+    expect(r.stdout).toContain(
+      'adopt   /etc/containers/systemd/demo-app.container (service differs, diff below: demo/quadlet/demo-app.container)',
+    );
+    expect(r.stdout).toContain('restart demo-app.service, then demo-worker.service, one at a time');
+    expect(r.stdout).toContain('keep    demo-pod.service (adopted, unchanged)');
+    expect(host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: ['demo-app.service'] },
+      { op: 'restart', units: ['demo-worker.service'] },
+    ]);
+  });
+
+  it('a failed health gate puts the adopted files back and starts their services', async () => {
+    const bundle = await writeSignedBundle((await newTree()).work, key, {
+      version: '1.0.0',
+      files: demoFiles(false),
+    });
+    const foreign = await foreignFiles(bundle, false);
+    const worker = foreign.units.get('demo-worker.container')!;
+    foreign.units.set('demo-worker.container', worker.replace('Exec=worker', 'Exec=worker --old'));
+    const tree = await newTree();
+    await writeForeign(tree, foreign);
+    const host = liveHost(tree);
+    host.failingUnits.set('demo-worker.service', 1);
+    const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.rolledBack);
+    expect(r.stderr).toContain('error ROLLED_BACK: demo 1.0.0 failed its health gate');
+    expect(r.stdout).toContain(
+      "generation 1, which adopted demo's files, is not live: putting them back",
+    );
+    expect(await liveGeneration(tree.root)).toBeUndefined();
+    for (const [name, text] of foreign.units) {
+      expect(await readFile(join(tree.root, UNITS, name), 'utf8')).toBe(text);
+    }
+    expect(await record(tree.root)).toMatchObject({ state: 'restored' });
+    expect(host.serviceCalls().slice(-2)).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'start', units: ['demo-app.service', 'demo-pod.service', 'demo-worker.service'] },
+    ]);
+  });
+
   it('refuses a foreign unit of another name that makes one of the bundle’s services, changing nothing', async () => {
     const bundle = await writeSignedBundle((await newTree()).work, key, {
       version: '1.0.0',
@@ -272,7 +337,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     );
     const tree = await newTree();
     await writeForeign(tree, foreign);
-    const host = new FakeHost({ root: tree.root });
+    const host = liveHost(tree);
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
@@ -293,7 +358,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     });
     const tree = await newTree();
     await writeForeign(tree, await foreignFiles(bundle, false));
-    const host = new FakeHost({ root: tree.root });
+    const host = liveHost(tree);
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, [bundle.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
@@ -313,7 +378,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
       version: '1.0.0',
       files: demoFiles(false),
     });
-    const host = new FakeHost({ root: tree.root });
+    const host = liveHost(tree);
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.usage);
