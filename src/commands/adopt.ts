@@ -28,11 +28,7 @@ export function caddySitesOption(): Option {
 
 export function adoptCommand(deps: InstallerDeps): Command {
   const command = new Command('adopt')
-    .description(
-      'install a bundle on a host where other tooling (Ansible) deployed its services: take over ' +
-        "the files with the names of the bundle's units in /etc/containers/systemd (top level) and " +
-        "of its sites in Caddy's sites directory",
-    )
+    .description('install a bundle over the units and sites other tooling (Ansible) wrote for it')
     .argument('<bundle>', 'the bundle tarball (<name>-<version>.tgz)')
     .addOption(expectOption())
     .option('--signature <file>', 'detached signature (default: <bundle>.sig)')
@@ -50,8 +46,13 @@ same). The files are moved into ${ADOPTED_DIR}/<time>/ (kept, never
 deleted) in the same run as the flip to the new generation. Only services
 whose generated unit differs restart (env files compared by content); the
 others are kept: \`keep x.service (adopted, unchanged)\`.
-Rolling back to a generation before the adoption puts the files back.
-Any other unit of the host colliding with the bundle's is refused.
+What is taken over: the files at the top level of /etc/containers/systemd
+with the names of the bundle's units, those of --caddy-sites with the names
+of its sites, and the existing users and groups of its sysusers.d lines
+that the host's grant names (with the paths of its tmpfiles.d lines they
+own). Any other unit of the host colliding with the bundle's is refused.
+A failed health gate, or a rollback to a generation before the adoption,
+puts the files back. See docs/adopt.md.
 
 Exit codes:
 ${formatExitCodes()}

@@ -7,7 +7,16 @@
  * accounts. Podman's real quadlet generator judges the units, as in the
  * install tests; systemctl is the fake of the process edge.
  */
-import { chown, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import {
+  chown,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CADDY_IMPORT_LINE } from '../../src/bundle/caddy.js';
@@ -367,6 +376,27 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     );
     expect(r.stderr).toContain(
       'hint: /etc/containers/systemd/demo.pod, /etc/containers/systemd/demo-app.container, /etc/containers/systemd/demo-worker.container have the name of a unit of the bundle: take them over with `rick-install adopt BUNDLE.tgz`',
+    );
+    expect(host.serviceCalls()).toEqual([]);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
+  it('refuses a link with the name of one of the bundle’s units, changing nothing', async () => {
+    const bundle = await writeSignedBundle((await newTree()).work, key, {
+      version: '1.0.0',
+      files: demoFiles(false),
+    });
+    const foreign = await foreignFiles(bundle, false);
+    const tree = await newTree();
+    await writeForeign(tree, foreign);
+    await rm(join(tree.root, UNITS, 'demo.pod'));
+    await symlink('/srv/units/demo.pod', join(tree.root, UNITS, 'demo.pod'));
+    const host = liveHost(tree);
+    const before = await snapshotTree(tree.root);
+    const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.invalidBundle);
+    expect(r.stderr).toContain(
+      'error BUNDLE_INVALID: cannot adopt: /etc/containers/systemd/demo.pod is not a regular file',
     );
     expect(host.serviceCalls()).toEqual([]);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
