@@ -304,7 +304,13 @@ export async function planAdoption(input: AdoptionPlanInput): Promise<AdoptionPl
   const liveFiles = quadletFilesOf(live, name);
   for (const f of units) liveFiles.set(`${name}/${f.bundlePath.slice('quadlet/'.length)}`, f.data);
   const [liveGenerated, nextGenerated] = await Promise.all([
-    runQuadlet(liveFiles, check, offline),
+    runQuadlet(liveFiles, check, offline).catch((error: unknown) => {
+      // The foreign units alone may not stand (a pod the host keeps elsewhere):
+      // they are then compared as written.
+      if (!(error instanceof RickError && error.code === 'QUADLET_REJECTED')) throw error;
+      notes.push(`quadlet rejects the adopted units on their own: ${error.message}`);
+      return undefined;
+    }),
     runQuadlet(quadletFilesOf(next), check, offline),
   ]);
   if (liveGenerated === undefined || nextGenerated === undefined) {

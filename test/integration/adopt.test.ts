@@ -381,6 +381,33 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
+  it('adopts containers whose pod the host does not have, comparing them as written', async () => {
+    const bundle = await writeSignedBundle((await newTree()).work, key, {
+      version: '1.0.0',
+      files: demoFiles(false),
+    });
+    const foreign = await foreignFiles(bundle, false);
+    foreign.units.delete('demo.pod');
+    const tree = await newTree();
+    await writeForeign(tree, foreign);
+    const host = liveHost(tree);
+    const r = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('note: quadlet rejects the adopted units on their own');
+    expect(r.stdout).toContain(
+      'adopt   /etc/containers/systemd/demo-app.container (same service, text differs, diff below: demo/quadlet/demo-app.container)',
+    );
+    expect(r.stdout).toContain('start   demo-pod.service');
+    expect(await record(tree.root)).toMatchObject({
+      state: 'done',
+      files: [
+        { path: '/etc/containers/systemd/demo-app.container', kind: 'unit' },
+        { path: '/etc/containers/systemd/demo-worker.container', kind: 'unit' },
+      ],
+    });
+  });
+
   it('refuses a link with the name of one of the bundle’s units, changing nothing', async () => {
     const bundle = await writeSignedBundle((await newTree()).work, key, {
       version: '1.0.0',
