@@ -7,6 +7,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { adoptCommand } from '../commands/adopt.js';
 import { installCommand } from '../commands/install.js';
 import { planCommand } from '../commands/plan.js';
 import { rollbackCommand } from '../commands/rollback.js';
@@ -43,6 +44,7 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
     .showHelpAfterError()
     .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
   program.addCommand(installCommand(deps), { isDefault: true });
+  program.addCommand(adoptCommand(deps));
   program.addCommand(planCommand(deps));
   program.addCommand(statusCommand(deps));
   program.addCommand(rollbackCommand(deps));

@@ -8,6 +8,7 @@ import { formatPlan } from '../host/activation/plan.js';
 import type { InstallerDeps } from '../host/install.js';
 import { planBundle } from '../host/plan.js';
 import { formatPolicyReport, policyRefusal } from '../host/policy/check.js';
+import { caddySitesOption } from './adopt.js';
 import { addCommonOptions, expectationOf, expectOption, rootOf } from './install.js';
 
 export function planCommand(deps: InstallerDeps): Command {
@@ -18,7 +19,9 @@ export function planCommand(deps: InstallerDeps): Command {
     .option('--signature <file>', 'detached signature (default: <bundle>.sig)')
     .option('--keyring <path>', 'trusted public key file or directory (default: /etc/rick/keys)')
     .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
-    .option('--allow-downgrade', 'plan a version lower than the highest ever installed');
+    .option('--allow-downgrade', 'plan a version lower than the highest ever installed')
+    .option('--adopt', 'plan `rick-install adopt`: show the diffs of the files it would take over')
+    .addOption(caddySitesOption());
   addCommonOptions(command);
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
     const out = deps.output.stdout;
@@ -32,6 +35,7 @@ export function planCommand(deps: InstallerDeps): Command {
         secretsPath: opts.secrets ? resolve(opts.secrets as string) : undefined,
         allowDowngrade: Boolean(opts.allowDowngrade),
         root,
+        ...(opts.adopt ? { adopt: { caddySites: opts.caddySites as string } } : {}),
       },
       { host: deps.host, validateUnits: deps.validateUnits, log: (line) => out(`${line}\n`) },
     );
@@ -45,9 +49,12 @@ export function planCommand(deps: InstallerDeps): Command {
     out(
       `plan: ${result.bundle} ${result.version} over generation ${result.liveGeneration ?? '(none)'}\n`,
     );
-    out(formatPlan(result.plan));
+    if (result.adoption) out(result.adoption);
+    out(formatPlan(result.plan, result.adopted ? { adopted: result.adopted } : {}));
     out(formatPolicyReport(result.policy));
-    out(result.diff ? `\n${result.diff}` : '\nno unit, site or env file changes\n');
+    // Adopting, the diffs are the adopted files' against the bundle's, shown above.
+    if (!result.adoption)
+      out(result.diff ? `\n${result.diff}` : '\nno unit, site or env file changes\n');
     // The plan is shown whole; an install of it would be refused until granted.
     if (result.policy.missing.length > 0) throw policyRefusal(result.policy);
   });

@@ -38,6 +38,13 @@ export type InstallStep = (typeof installSteps)[number];
 export const innerSteps = ['prune-renamed'] as const;
 export type InnerStep = (typeof innerSteps)[number];
 
+/**
+ * The step boundaries `adopt` adds between `links-created` and `flipped`:
+ * its record written, and the foreign files moved.
+ */
+export const adoptSteps = ['adopt-recorded', 'adopt-moved'] as const;
+export type AdoptStep = (typeof adoptSteps)[number];
+
 export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
 /**
  * With RICK_FAULT_WAIT_AT=<step>:<file>, the installer waits at that step
@@ -46,7 +53,7 @@ export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
  */
 export const WAIT_ENV = 'RICK_FAULT_WAIT_AT';
 
-export async function checkpoint(step: InstallStep | InnerStep): Promise<void> {
+export async function checkpoint(step: InstallStep | InnerStep | AdoptStep): Promise<void> {
   const wait = process.env[WAIT_ENV];
   if (wait?.startsWith(`${step}:`)) {
     const file = wait.slice(step.length + 1);

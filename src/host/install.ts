@@ -42,6 +42,18 @@ import {
 } from './activation/plan.js';
 import { activate, describeFailure } from './activation/run.js';
 import {
+  type AdoptionPlan,
+  type AdoptOptions,
+  adoptionProblems,
+  DEFAULT_CADDY_SITES,
+  describeTakeOver,
+  planAdoption,
+  planTakeOver,
+  readForeignFiles,
+  withoutAdopted,
+} from './adopt.js';
+import { moveAdoptedFiles, settleAdoptions } from './adopt-record.js';
+import {
   type CandidateCheck,
   checkCandidate,
   PREVIEW_ACCOUNT_ID,
@@ -85,6 +97,7 @@ import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/u
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { evaluatePolicy, policyRefusal } from './policy/check.js';
+import { readGrant } from './policy/grant.js';
 import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
 import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
@@ -129,6 +142,11 @@ export interface InstallOptions {
   root?: string;
   /** Generations to keep; stored in state.json once given. */
   keepGenerations?: number;
+  /**
+   * `rick-install adopt`: take over the host's files that have the names
+   * of the bundle's units and sites (src/host/adopt.ts).
+   */
+  adopt?: AdoptOptions;
 }
 
 export interface InstallResult {
@@ -224,6 +242,7 @@ async function checkUnitNames(
   manifest: Manifest,
   files: ReadonlyMap<string, Buffer>,
   live: StoredGeneration | undefined,
+  adopt?: AdoptOptions,
 ): Promise<void> {
   // Plain systemd units (systemd/) share the namespace with quadlet's services.
   const units = [...checkBundleUnits(manifest, files), ...plainBundleUnits(manifest)];
@@ -233,12 +252,37 @@ async function checkUnitNames(
       bundle: b.name,
       units: [...analyzeBundleUnits(b.manifest, b.files).units, ...plainBundleUnits(b.manifest)],
     }));
-  checkUnitNamespace(
-    manifest.name,
-    units,
-    others,
-    await readHostUnits(paths.root, RICK_QUADLET_LINK),
-  );
+  let hostUnits = await readHostUnits(paths.root, RICK_QUADLET_LINK);
+  if (adopt) {
+    const foreign = await readForeignFiles(paths.root, manifest, adopt.caddySites);
+    const problems = adoptionProblems(manifest, live, foreign, adopt.caddySites);
+    if (problems) throw problems;
+    hostUnits = await withoutAdopted(paths.root, hostUnits, foreign);
+  }
+  try {
+    checkUnitNamespace(manifest.name, units, others, hostUnits);
+  } catch (error) {
+    if (!(error instanceof RickError)) throw error;
+    if (adopt) {
+      throw new RickError('BUNDLE_INVALID', error.message, {
+        hint: `adopt takes over only the files of the top level of /etc/containers/systemd and of ${adopt.caddySites} that have the names of the bundle's units and sites; rename or remove the others named here first`,
+      });
+    }
+    const hint = await adoptHint(paths, manifest);
+    if (!hint) throw error;
+    throw new RickError('BUNDLE_INVALID', error.message, { hint });
+  }
+}
+
+/**
+ * The hint of a refused install on a host where other tooling deployed the
+ * bundle's units: they can be taken over. Undefined when there are none.
+ */
+async function adoptHint(paths: HostPaths, manifest: Manifest): Promise<string | undefined> {
+  const foreign = await readForeignFiles(paths.root, manifest, DEFAULT_CADDY_SITES).catch(() => []);
+  const named = foreign.filter((f) => f.kind === 'unit').map((f) => f.hostPath);
+  if (!named.length) return undefined;
+  return `${named.join(', ')} ${named.length > 1 ? 'have' : 'has'} the name of a unit of the bundle: take ${named.length > 1 ? 'them' : 'it'} over with \`rick-install adopt BUNDLE.tgz\` (\`rick-install plan --adopt BUNDLE.tgz\` shows the differences first)`;
 }
 
 /**
@@ -252,7 +296,14 @@ async function checkOwnership(
   manifest: Manifest,
   files: ReadonlyMap<string, Buffer>,
   live: StoredGeneration | undefined,
-): Promise<{ records: CreatedRecords; adopted: boolean; creates: CreatedRecord }> {
+  adopt?: AdoptOptions,
+): Promise<{
+  records: CreatedRecords;
+  adopted: boolean;
+  creates: CreatedRecord;
+  /** Adopting: the existing accounts and paths that become the bundle's (adopt.ts). */
+  takeOver?: CreatedRecord;
+}> {
   const effects = bundleSysusers(manifest, files);
   const tmpfiles = bundleTmpfiles(manifest, files);
   const infrastructureGroups = await readInfrastructureGroups(paths.config);
@@ -260,6 +311,25 @@ async function checkOwnership(
   const records =
     recorded ??
     (await adoptCreated(paths.root, host.accounts, [...(live?.bundles.values() ?? [])]));
+  let takeOver: CreatedRecord | undefined;
+  if (adopt) {
+    const owner = requiredOwner();
+    const grant = await readGrant(
+      paths.root,
+      manifest.name,
+      owner === undefined ? {} : { requireOwner: owner },
+    );
+    takeOver = await planTakeOver({
+      root: paths.root,
+      bundle: manifest.name,
+      effects,
+      tmpfiles,
+      accounts: host.accounts,
+      records,
+      granted: { users: grant.needs.users, groups: grant.needs.groups },
+    });
+    addCreated(records, manifest.name, takeOver);
+  }
   const plan = await planOwnership({
     root: paths.root,
     bundle: manifest.name,
@@ -278,17 +348,21 @@ async function checkOwnership(
     ...plan.problems,
   ];
   if (problems.length) {
+    // Another tool's deployment of the bundle made what it names: adopt takes it over.
+    const hint = adopt ? undefined : await adoptHint(paths, manifest);
     throw new RickError(
       'BUNDLE_INVALID',
       `bundle ${manifest.name} asks for what is not its own: ${problems.join('; ')}`,
       {
-        hint: `a bundle names only the users, groups and paths it creates, and the infrastructure groups of INFRASTRUCTURE_GROUPS in ${paths.config} (here: ${infrastructureGroups.join(', ') || 'none'})`,
+        hint: hint
+          ? `${hint}; adopt also takes over the users and groups the grant names, and the paths they own`
+          : `a bundle names only the users, groups and paths it creates, and the infrastructure groups of INFRASTRUCTURE_GROUPS in ${paths.config} (here: ${infrastructureGroups.join(', ') || 'none'})`,
       },
     );
   }
   // Adopted only when the live generation's bundles name something that exists.
   const adopted = recorded === undefined && Object.keys(records.bundles).length > 0;
-  return { records, adopted, creates: plan.creates };
+  return { records, adopted, creates: plan.creates, ...(takeOver ? { takeOver } : {}) };
 }
 
 async function applyFragments(
@@ -438,8 +512,14 @@ export async function prepareInstall(
           replacing: manifest.name,
         });
   // What the bundle may have here, then prerequisites, before anything on the host changes.
-  const ownership = await checkOwnership(paths, host, manifest, files, live);
-  await checkUnitNames(paths, manifest, files, live);
+  const ownership = await checkOwnership(paths, host, manifest, files, live, options.adopt);
+  const takenOver = ownership.takeOver ? describeTakeOver(ownership.takeOver) : '';
+  if (takenOver) {
+    notes.push(
+      `adopts ${takenOver}, which exist and are granted to ${manifest.name}: they are the bundle's from now on`,
+    );
+  }
+  await checkUnitNames(paths, manifest, files, live, options.adopt);
   const version = await host.podmanVersion();
   if (version === undefined && !host.systemctl) {
     notes.push('podman version not checked (offline tree)');
@@ -505,7 +585,7 @@ export async function prepareInstall(
   } else {
     // What the fragments are about to create is the bundle's from now on.
     const changed = addCreated(ownership.records, manifest.name, ownership.creates);
-    if (changed || ownership.adopted) {
+    if (changed || ownership.adopted || takenOver) {
       if (ownership.adopted) {
         log(
           `${paths.createdFile} was missing: the live generation's bundles adopted what their fragments name`,
@@ -649,8 +729,8 @@ async function refuseUngranted(
     // the lock, comes first, and prepareInstall judges then.
     return;
   }
-  await checkOwnership(paths, host, manifest, files, live);
-  await checkUnitNames(paths, manifest, files, live);
+  await checkOwnership(paths, host, manifest, files, live, options.adopt);
+  await checkUnitNames(paths, manifest, files, live, options.adopt);
   const policy = await evaluatePolicy({
     manifest,
     files,
@@ -660,6 +740,26 @@ async function refuseUngranted(
     ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
   });
   if (policy.missing.length > 0) throw policyRefusal(policy);
+}
+
+/** What the adopted files are against the prepared generation (src/host/adopt.ts). */
+export async function adoptionFor(
+  adopt: AdoptOptions,
+  paths: HostPaths,
+  prepared: PreparedInstall,
+  check: CheckUnits,
+  offline: boolean,
+): Promise<AdoptionPlan> {
+  return planAdoption({
+    root: paths.root,
+    live: prepared.live,
+    next: prepared.next,
+    bundle: prepared.manifest.name,
+    foreign: await readForeignFiles(paths.root, prepared.manifest, adopt.caddySites),
+    secrets: prepared.bundle.secrets.values(),
+    check,
+    offline,
+  });
 }
 
 /** Installs one bundle. Throws RickError (ROLLED_BACK, ROLLBACK_FAILED, …) on failure. */
@@ -709,11 +809,21 @@ export async function installBundle(
     let plan = prepared.plan;
     let graphs: UnitGraphs = {};
     const offline = !host.systemctl;
+    // Adopting, the host's files stand for the bundle in the live generation.
+    const adoption = options.adopt
+      ? await adoptionFor(options.adopt, paths, prepared, validate, offline)
+      : undefined;
+    if (adoption) {
+      log(adoption.report.trimEnd());
+      notes.push(...adoption.notes);
+    }
+    const planLive = adoption?.view ?? live;
     // The live generation's units as quadlet generates them, read while the
     // next generation is written. An offline tree starts nothing: its plan
     // is only printed, and reads the live pods from the next generation.
-    const liveGraph =
-      live && !offline
+    const liveGraph = adoption
+      ? Promise.resolve(adoption.liveGraph)
+      : live && !offline
         ? readGenerationGraph(generationDir(paths, live.generation), validate, offline)
         : Promise.resolve(undefined);
     const liveGraphSettled = liveGraph.then(
@@ -767,8 +877,13 @@ export async function installBundle(
             if (tmpNote) log(`note: ${tmpNote}`);
             if ('skipped' in checked) log(`note: ${checked.skipped}`);
             graphs = { live: liveUnits, next: graphOf(checked, plainUnitsOf(next)) };
-            plan = planActivation(live, next, graphs);
-            log(formatPlan(plan, { offline }).trimEnd());
+            plan = planActivation(planLive, next, graphs);
+            log(
+              formatPlan(plan, {
+                offline,
+                ...(adoption ? { adopted: new Set(adoption.services) } : {}),
+              }).trimEnd(),
+            );
             if (offline) {
               if (plan.images.length) log('note: offline tree (--root): no images pulled');
             } else {
@@ -789,6 +904,22 @@ export async function installBundle(
     await checkpoint('generation-renamed');
     for (const note of await ensureHostLinks(paths, hostNeedsOf(next))) log(`note: ${note}`);
     await checkpoint('links-created');
+    let adoptedInto: string | undefined;
+    if (adoption) {
+      // Moved last, just before the flip: a crash from here on is settled by
+      // the next run (adopt-record.ts), which puts them back unless this
+      // generation was confirmed.
+      adoptedInto = await moveAdoptedFiles(paths, {
+        bundle: manifest.name,
+        version: manifest.version,
+        generation: next.generation,
+        ...(live ? { from: live.generation } : {}),
+        time: next.record.createdAt,
+        services: adoption.services,
+        files: adoption.foreign,
+      });
+      log(`moved ${adoption.foreign.map((f) => f.hostPath).join(', ')} to ${adoptedInto}`);
+    }
 
     const outcome = await activate({ host, paths, log }, live, next, graphs, plan);
     const now = host.clock.now().toISOString();
@@ -813,6 +944,8 @@ export async function installBundle(
       // Restored, nothing is in flight. Otherwise the record stays, so that
       // the next run puts the confirmed generation back again.
       if (outcome.restored) await clearIntent(paths);
+      // The adopted files go back with the generation before.
+      if (adoption && outcome.restored) await settleAdoptions(paths, host, state, log);
       const back = live ? `generation ${live.generation}` : 'no generation';
       if (!outcome.restored) {
         throw new RickError(
@@ -841,9 +974,11 @@ export async function installBundle(
       time: now,
       outcome: 'installed',
       ...(prepared.repair ? { detail: 'installed again over hand-changed files' } : {}),
+      ...(adoptedInto ? { detail: `adopted the host's files, kept in ${adoptedInto}` } : {}),
     });
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
+    if (adoption) await settleAdoptions(paths, host, state, log);
     await clearIntent(paths);
     const pruned = await pruneGenerations(paths, state.keepGenerations, state.live, state.history);
     if (pruned.length) log(`pruned generation(s) ${pruned.join(', ')}`);

@@ -2,6 +2,7 @@ import { graphOfView, readGenerationGraph } from '../host/activation/graph.js';
 import { type ActivationPlan, planActivation } from '../host/activation/plan.js';
 import { generationDir } from '../host/generations.js';
 import {
+  adoptionFor,
   defaultValidateUnits,
   type InstallerDeps,
   type InstallOptions,
@@ -25,6 +26,10 @@ export type PlanResult =
       notes: string[];
       /** Needs, grant and escalation. */
       policy: PolicyReport;
+      /** `plan --adopt`: each file taken over, and its diff against the bundle's rendering. */
+      adoption?: string;
+      /** `plan --adopt`: the services the adopted units make. */
+      adopted?: ReadonlySet<string>;
     };
 
 export async function planBundle(
@@ -63,6 +68,26 @@ export async function planBundle(
   // both generations (the next one's written to a scratch directory).
   const check = deps.validateUnits ?? defaultValidateUnits;
   const offline = !host.systemctl;
+  if (options.adopt) {
+    // The same comparison and plan as `adopt` makes (src/host/adopt.ts).
+    const adoption = await adoptionFor(options.adopt, paths, prepared, check, offline);
+    const plan = planActivation(adoption.view, prepared.next, {
+      live: adoption.liveGraph,
+      next: adoption.nextGraph,
+    });
+    return {
+      outcome: 'install',
+      diff: '',
+      bundle: prepared.manifest.name,
+      version: prepared.manifest.version,
+      liveGeneration: prepared.live?.generation,
+      plan,
+      notes: [...notes, ...adoption.notes, ...prepared.notes],
+      policy: prepared.policy,
+      adoption: adoption.report,
+      adopted: new Set(adoption.services),
+    };
+  }
   const [liveGraph, nextGraph] = await Promise.all([
     prepared.live
       ? readGenerationGraph(generationDir(paths, prepared.live.generation), check, offline)

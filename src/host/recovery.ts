@@ -34,6 +34,7 @@ import '../bundle/zod.js';
 import { RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from './activation/graph.js';
 import { restore } from './activation/run.js';
+import { settleAdoptions } from './adopt-record.js';
 import { damagedGenerationError, generationDamage } from './drift.js';
 import { checkpoint } from './fault.js';
 import {
@@ -338,7 +339,10 @@ export async function reconcile(
       break;
   }
   for (const path of await removeStrays(paths)) log(`removed ${path} left by an interrupted run`);
-  if (plan.action === 'none') return { view };
+  if (plan.action === 'none') {
+    await settleAdoptions(paths, host, state, log);
+    return { view };
+  }
   // Whatever the record explained is settled; what is left must agree.
   const after = await readHostView(paths, state);
   const problems = consistencyProblems(after);
@@ -346,6 +350,8 @@ export async function reconcile(
     if (options.allowInconsistent) return { problems, view: after };
     throw inconsistencyError(after, problems);
   }
+  // With `current` settled, adopted files go back where their generation is not live.
+  await settleAdoptions(paths, host, state, log);
   return { view: after };
 }
 

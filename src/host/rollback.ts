@@ -18,6 +18,7 @@ import { acquireLock } from '../host/lock.js';
 import { type HostPaths, hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
+import { settleAdoptions } from './adopt-record.js';
 import { clearIntent, reconcile, recordAdopted, writeIntent } from './recovery.js';
 
 export interface RollbackOptions {
@@ -288,6 +289,8 @@ export async function rollbackTo(
     await writeState(paths.stateFile, state);
     await checkpoint('state-written');
     await clearIntent(paths);
+    // Rolled back past an adoption, the host's own files come back.
+    await settleAdoptions(paths, host, state, log);
     log(`rolled back from generation ${live ?? 'none'} to ${target}`);
     log(formatPlan(outcome.plan, { offline: !host.systemctl }).trimEnd());
     return { outcome: 'rolled-back', from: live, to: target };

@@ -507,7 +507,14 @@ export function describeImage(image: ImagePull): string {
  * The plan as printed by `rick-install plan` and before an install. In an
  * offline tree (`--root`) nothing runs, so every action reads "would".
  */
-export function formatPlan(plan: ActivationPlan, options: { offline?: boolean } = {}): string {
+export function formatPlan(
+  plan: ActivationPlan,
+  options: {
+    offline?: boolean;
+    /** Units an adoption takes over (`adopt`): kept ones read "adopted, unchanged". */
+    adopted?: ReadonlySet<string>;
+  } = {},
+): string {
   const lines: string[] = [];
   for (const s of plan.removed) lines.push(`stop    ${s} (removed)`);
   for (let i = 0; i < plan.jobs.length; i++) {
@@ -520,7 +527,8 @@ export function formatPlan(plan: ActivationPlan, options: { offline?: boolean } 
     while (plan.jobs[i + 1]?.rollingPod === job.rollingPod) group.push(plan.jobs[++i]!);
     lines.push(describeRolling(job.rollingPod, group));
   }
-  for (const s of plan.unchanged) lines.push(`keep    ${s} (unchanged)`);
+  for (const s of plan.unchanged)
+    lines.push(`keep    ${s} (${options.adopted?.has(s) ? 'adopted, unchanged' : 'unchanged'})`);
   for (const u of plan.reload) lines.push(`reload  ${u} (${plan.sites.join(', ')} changed)`);
   for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
   for (const f of plan.secretOnlyChanges) lines.push(`secret  ${f} (a secret value changed)`);
