@@ -17,9 +17,11 @@
  *   sysctls       net.core.somaxconn        beyond the Pod Security "safe" set
  *   unconfined    seccomp                   confinement turned off: selinux apparmor seccomp proc
  *   service       ExecStartPre              a [Service] directive that acts on the host
+ *   databases     postgresql:gitea          a PostgreSQL database and its role the installer creates (src/bundle/databases.ts)
  *   privileged    true                      anything else `restricted` refuses (docs/policy.md)
  */
 import * as z from 'zod';
+import { databaseNeedProblem } from './databases.js';
 import './zod.js';
 
 export const needKinds = [
@@ -33,6 +35,7 @@ export const needKinds = [
   'sysctls',
   'unconfined',
   'service',
+  'databases',
 ] as const;
 export type NeedKind = (typeof needKinds)[number];
 
@@ -127,6 +130,8 @@ export function needValueProblem(kind: NeedKind, value: string): string | undefi
         : `must be one of ${unconfinedNames.join(', ')}`;
     case 'service':
       return /^[A-Z][A-Za-z]+$/.test(value) ? undefined : 'must be a [Service] directive name';
+    case 'databases':
+      return databaseNeedProblem(value);
   }
 }
 
@@ -152,6 +157,8 @@ export const needsSchema = z.strictObject({
   sysctls: needList('sysctls'),
   unconfined: needList('unconfined'),
   service: needList('service'),
+  // Optional in the manifest: a manifest without databases is read by installers that predate them.
+  databases: needList('databases'),
   privileged: z.boolean().default(false),
 });
 export type Needs = z.infer<typeof needsSchema>;
@@ -168,6 +175,7 @@ export function emptyNeeds(): Needs {
     sysctls: [],
     unconfined: [],
     service: [],
+    databases: [],
     privileged: false,
   };
 }
@@ -207,6 +215,7 @@ const kindWord: Record<Need['kind'], string> = {
   sysctls: 'sysctl',
   unconfined: 'unconfined',
   service: 'service directive',
+  databases: 'database',
   privileged: 'privileged',
 };
 

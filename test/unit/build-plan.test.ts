@@ -6,6 +6,7 @@ import {
   planBundle,
   REQUIRED_PODMAN,
 } from '../../src/build/plan.js';
+import { manifestSchema } from '../../src/bundle/manifest.js';
 
 function input(overrides: Partial<PlanInput> = {}): PlanInput {
   return {
@@ -74,7 +75,11 @@ describe('planBundle', () => {
       },
     ]);
     expect(plan.entries[0]?.path).toBe('manifest.json');
-    expect(JSON.parse(plan.entries[0]?.data.toString() ?? '')).toEqual(plan.manifest);
+    // No databases declared: `needs.databases` is left out, so that installers
+    // that predate databases read the manifest as before.
+    const written = JSON.parse(plan.entries[0]?.data.toString() ?? '');
+    expect(written.needs).not.toHaveProperty('databases');
+    expect(manifestSchema.parse(written)).toEqual(plan.manifest);
     expect(plan.units.map((u) => u.name)).toEqual(['demo.container']);
   });
 
