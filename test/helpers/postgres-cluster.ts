@@ -21,8 +21,15 @@ function findBin(): string | undefined {
   return versions[0] === undefined ? undefined : join(base, versions[0], 'bin');
 }
 
-/** PostgreSQL's server programs, or undefined where the package is not installed. */
+/**
+ * PostgreSQL's server programs, or undefined where the package is not
+ * installed (the tests skip; under CI=true, where scripts/setup.sh installs
+ * it, they fail instead).
+ */
 export const postgresBin = findBin();
+if (postgresBin === undefined && process.env.CI === 'true') {
+  throw new Error('PostgreSQL required under CI=true (scripts/setup.sh installs it)');
+}
 
 function postgresIds(): { uid: number; gid: number } {
   const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
