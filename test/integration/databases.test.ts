@@ -217,6 +217,34 @@ describe.skipIf(!postgresBin)('databases as declared needs (real PostgreSQL)', (
     expect(cluster.login('demo_role', 'demo_db', PASSWORD_B).ok).toBe(false);
   });
 
+  it('puts the old password back when the new generation fails its health gate', async () => {
+    const host = await newTree(GRANT(cluster.socketDir));
+    const v1 = await writeDbBundle({ version: '1.0.0' });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(ExitCode.ok);
+    await setSecret(PASSWORD_B);
+    // Generation 2's service never becomes active.
+    host.failingUnits.set('demo-app.service', 2);
+    const v2 = await writeDbBundle({ version: '1.1.0', marker: 'v2' });
+    const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.rolledBack);
+    expect(r.stderr).toContain('failed its health gate: demo-app.service failed');
+    // Set for generation 2 before its flip, then back for generation 1 before its restart.
+    const log = r.stdout.split('\n');
+    const set = log.findIndex((l) =>
+      l.includes('database: demo: set the password of role demo_role'),
+    );
+    const again = log.findIndex((l) => l.includes('generation 1 is live again'));
+    expect(set).toBeGreaterThanOrEqual(0);
+    expect(
+      log
+        .slice(again)
+        .some((l) => l.includes('database: demo: set the password of role demo_role')),
+    ).toBe(true);
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    expect(cluster.login('demo_role', 'demo_db', PASSWORD_A).ok).toBe(true);
+    expect(cluster.login('demo_role', 'demo_db', PASSWORD_B).ok).toBe(false);
+  });
+
   it('refuses a database the host has not granted (exit 14): nothing changed', async () => {
     const host = await newTree(
       `GROUPS=demo postgres-clients\nUSERS=demo\nPATHS=${cluster.socketDir}:rw\n`,
