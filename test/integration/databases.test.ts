@@ -34,13 +34,20 @@ import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 const PASSWORD_A = "first 'pass' $word";
 const PASSWORD_B = 'second-pass\\word"';
 
-/** A FakeHost whose psql and setpriv are the real programs, every call recorded. */
+/**
+ * A FakeHost whose psql and setpriv are the real programs, every call
+ * recorded; with `noNewPrivs`, each runs with the no_new_privs bit set, as
+ * under rick-update.service's NoNewPrivileges=yes.
+ */
 class DatabaseHost extends FakeHost {
   readonly clientCalls: { command: string; args: string[] }[] = [];
+  noNewPrivs = false;
   readonly databaseClients: CommandRunner = {
     run: (command, args, options) => {
       this.clientCalls.push({ command, args: [...args] });
-      return realCommandRunner.run(command, args, options);
+      return this.noNewPrivs
+        ? realCommandRunner.run('setpriv', ['--no-new-privs', '--', command, ...args], options)
+        : realCommandRunner.run(command, args, options);
     },
   };
 }
@@ -339,6 +346,18 @@ describe.skipIf(!postgresBin)('pre-flight as the service (real socket directory)
     const probe = host.clientCalls.find((c) => c.args.includes('-U'));
     expect(probe?.args.slice(0, 3)).toEqual(['--reuid=999', '--regid=999', '--groups=4001']);
     expect(r.stdout).toContain('pre-flight: 1 socket check(s) passed');
+  });
+
+  it('runs under NoNewPrivileges, as rick-update.service runs it: setpriv only drops privileges', async () => {
+    const host = await newTree(GRANT(cluster.socketDir));
+    host.noNewPrivs = true;
+    const b = await writeDbBundle({ version: '1.0.0' });
+    const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('database: demo: created role demo_role');
+    expect(r.stdout).toContain('pre-flight: 1 socket check(s) passed');
+    expect(cluster.login('demo_role', 'demo_db', PASSWORD_A).ok).toBe(true);
   });
 
   it('is skipped offline, and says so', async () => {
