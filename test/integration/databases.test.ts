@@ -14,6 +14,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
+import { verifierMatches } from '../../src/host/database/scram.js';
 import { type CommandRunner, realCommandRunner } from '../../src/io/exec.js';
 import {
   type FactoryFile,
@@ -250,6 +251,21 @@ describe.skipIf(!postgresBin)('databases as declared needs (real PostgreSQL)', (
     expect(await liveGeneration(tree.root)).toBe('generations/1');
     expect(cluster.login('demo_role', 'demo_db', PASSWORD_A).ok).toBe(true);
     expect(cluster.login('demo_role', 'demo_db', PASSWORD_B).ok).toBe(false);
+  });
+
+  it("compares a password with PostgreSQL's own verifier as PostgreSQL hashes it (SASLprep)", () => {
+    for (const password of [
+      PASSWORD_A,
+      'pässwörd\u00A0mit\u00ADmehr',
+      'ｆｕｌｌ-width',
+      'tab\there',
+    ]) {
+      cluster.sql(`CREATE ROLE demo_probe PASSWORD '${password.replaceAll("'", "''")}'`);
+      const stored = cluster.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'demo_probe'");
+      cluster.sql('DROP ROLE demo_probe');
+      expect(verifierMatches(stored, password), password).toBe(true);
+      expect(verifierMatches(stored, `${password}x`)).toBe(false);
+    }
   });
 
   it('refuses a database the host has not granted (exit 14): nothing changed', async () => {

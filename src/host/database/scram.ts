@@ -15,11 +15,27 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from
 const ITERATIONS = 4096;
 
 /**
- * PostgreSQL normalizes a password with SASLprep (RFC 4013); for passwords
- * of printable ASCII that is the identity, and NFKC covers the common rest.
+ * The bytes PostgreSQL hashes (pg_saslprep, RFC 4013): an ASCII password as
+ * it is; otherwise characters mapped to nothing are dropped, non-ASCII
+ * spaces become spaces, then NFKC; a result with control characters is not
+ * a valid SASLprep string, and PostgreSQL then hashes the password's raw
+ * bytes. (The bidirectional and unassigned-code-point rules are not
+ * modelled; the pre-flight's login catches a password they would change.)
  */
 function prepare(password: string): Buffer {
-  return Buffer.from(password.normalize('NFKC'), 'utf8');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is the whole 7-bit range
+  if (/^[\x00-\x7f]*$/.test(password)) return Buffer.from(password, 'utf8');
+  const mapped = password
+    // Each one alone (RFC 3454 B.1), not as marks combining with what precedes them.
+    .replace(
+      /\u00AD|\u034F|\u1806|[\u180B-\u180D]|[\u200B-\u200D]|\u2060|[\uFE00-\uFE0F]|\uFEFF/g,
+      '',
+    )
+    .replace(/[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/g, ' ')
+    .normalize('NFKC');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: prohibited output is what is tested
+  if (mapped === '' || /[\x00-\x1f\x7f-\x9f]/.test(mapped)) return Buffer.from(password, 'utf8');
+  return Buffer.from(mapped, 'utf8');
 }
 
 function keys(password: string, salt: Buffer, iterations: number) {
