@@ -34,6 +34,7 @@ import '../bundle/zod.js';
 import { RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from './activation/graph.js';
 import { restore } from './activation/run.js';
+import { restoreDatabases } from './database/provision.js';
 import { checkpoint } from './fault.js';
 import {
   flipCurrent,
@@ -312,6 +313,10 @@ export async function reconcile(
       await undoInterruptedRun(paths, host, state, plan.intent, plan.removeTo, log, options.check);
       break;
     case 'discard':
+      // The run may have set its roles' passwords before it died: the live ones again.
+      if (plan.intent.from !== undefined && host.systemctl && host.databaseClients) {
+        await restoreDatabases({ host, paths, log }, await readGeneration(paths, plan.intent.from));
+      }
       if (plan.removeTo && (await removeGeneration(paths, plan.intent.to))) {
         log(
           `removed generation ${plan.intent.to}, written by an interrupted run (${plan.intent.reason}) and never confirmed`,

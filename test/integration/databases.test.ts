@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { verifierMatches } from '../../src/host/database/scram.js';
+import { hostPaths } from '../../src/host/paths.js';
+import { writeIntent } from '../../src/host/recovery.js';
 import { type CommandRunner, realCommandRunner } from '../../src/io/exec.js';
 import {
   type FactoryFile,
@@ -266,6 +268,29 @@ describe.skipIf(!postgresBin)('databases as declared needs (real PostgreSQL)', (
       expect(verifierMatches(stored, password), password).toBe(true);
       expect(verifierMatches(stored, `${password}x`)).toBe(false);
     }
+  });
+
+  it("recovery after a run that died before its flip puts the live generation's password back", async () => {
+    const host = await newTree(GRANT(cluster.socketDir));
+    const v1 = await writeDbBundle({ version: '1.0.0' });
+    expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(ExitCode.ok);
+    // What an install of 1.1.0 with a new secret leaves when it is killed after
+    // setting the password, before its generation was renamed into place.
+    await writeIntent(hostPaths(tree.root), {
+      operation: 'install',
+      reason: 'install demo 1.1.0',
+      from: 1,
+      to: 2,
+      created: true,
+      time: '2024-01-01T00:00:00.000Z',
+    });
+    cluster.sql(`ALTER ROLE demo_role PASSWORD '${PASSWORD_B}'`);
+    expect(cluster.login('demo_role', 'demo_db', PASSWORD_A).ok).toBe(false);
+    const r = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('database: demo: set the password of role demo_role');
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    expect(cluster.login('demo_role', 'demo_db', PASSWORD_A).ok).toBe(true);
   });
 
   it('refuses a database the host has not granted (exit 14): nothing changed', async () => {
