@@ -4,8 +4,13 @@
 # installer's scripts and units are checked with them), Caddy (bundles' Caddy
 # sites are checked with `caddy validate`, and a test reloads a real Caddy on
 # loopback ports; Debian's package also enables its own caddy.service, which
-# nothing here needs), the npm dependencies, and podman 5.4's quadlet
-# generator unpacked under .cache (nothing else of podman is installed).
+# nothing here needs), PostgreSQL (declared databases are tested against a
+# cluster each test starts itself with initdb and pg_ctl on a temporary
+# socket directory; the package's own cluster is not used) and redis-server
+# (Valkey's stand-in for the pre-flight's PING: Debian 12 has no valkey
+# package, and both answer the same PING on a unix socket), the npm
+# dependencies, and podman 5.4's quadlet generator unpacked under .cache
+# (nothing else of podman is installed).
 # Idempotent; run it from anywhere.
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,6 +22,8 @@ command -v dpkg >/dev/null 2>&1 || missing="$missing dpkg"
 command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install:$missing (as root: apt-get install$missing)" >&2

@@ -21,6 +21,7 @@ export const ExitCode = {
   imagePull: 12,
   indexExpired: 13,
   policy: 14,
+  database: 15,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -54,6 +55,8 @@ const codes = {
   PREREQUISITE_MISSING: ExitCode.missingPrerequisite,
   FACT_MISSING: ExitCode.missingPrerequisite,
   SECRETS_INSECURE: ExitCode.missingPrerequisite,
+  // A container that cannot reach what it mounts (a client socket) as its own user and groups.
+  PREFLIGHT_FAILED: ExitCode.missingPrerequisite,
   // Version policy.
   VERSION_REFUSED: ExitCode.versionPolicy,
   VERSION_QUARANTINED: ExitCode.versionPolicy,
@@ -68,6 +71,8 @@ const codes = {
   DRIFT: ExitCode.drift,
   // Host policy: the bundle needs more than this host grants it.
   POLICY_REFUSED: ExitCode.policy,
+  // A declared PostgreSQL database or role could not be created or updated.
+  DATABASE_FAILED: ExitCode.database,
   // Release feed.
   FEED_ERROR: ExitCode.feed,
   CONFIG_INVALID: ExitCode.usage,
@@ -130,7 +135,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [
     ExitCode.missingPrerequisite,
-    'missing prerequisite or host fact (group, user, secret, podman, quadlet, gpgv)',
+    'missing prerequisite or host fact (group, user, secret, podman, quadlet, gpgv); a container cannot reach a socket it mounts (pre-flight)',
   ],
   [ExitCode.versionPolicy, 'refused by version policy (downgrade or quarantined version)'],
   [ExitCode.rolledBack, 'the new generation failed its health gate and was rolled back'],
@@ -150,6 +155,10 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [ExitCode.indexExpired, 'release index expired: the feed may be frozen; nothing was installed'],
   [ExitCode.policy, 'refused by host policy: the bundle needs what this host has not granted'],
+  [
+    ExitCode.database,
+    "a declared PostgreSQL database or role could not be created or updated (PostgreSQL's message); nothing went live",
+  ],
 ];
 
 export function formatExitCodes(): string {

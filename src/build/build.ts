@@ -339,7 +339,21 @@ function renderNeeds(
   const out: Record<string, unknown> = {};
   for (const [kind, value] of Object.entries(needs)) {
     out[kind] = Array.isArray(value)
-      ? value.map((v, i) => (typeof v === 'string' ? render(v, context, `needs.${kind}.${i}`) : v))
+      ? value.map((v, i) => {
+          if (typeof v === 'string') return render(v, context, `needs.${kind}.${i}`);
+          // A database's fields (name, owner, password secret) are templates too.
+          if (v !== null && typeof v === 'object') {
+            return Object.fromEntries(
+              Object.entries(v).map(([field, text]) => [
+                field,
+                typeof text === 'string'
+                  ? render(text, context, `needs.${kind}.${i}.${field}`)
+                  : text,
+              ]),
+            );
+          }
+          return v;
+        })
       : value;
   }
   return out;

@@ -21,6 +21,8 @@
  *     needs:                        # beyond the restricted profile (src/bundle/needs.ts)
  *       groups: [postgres-clients, valkey-clients]
  *       paths: ["{{ authentik_home }}:rw", "/var/run/postgresql:rw"]
+ *       databases:                  # created by the installer (src/bundle/databases.ts)
+ *         - { postgresql: authentik, owner: authentik, password: authentik_db_password }
  *
  * Each template renders to the file named by its base name without `.j2`, in
  * the directory of its kind (quadlet/, systemd/, caddy/, env/, sysusers.d/,
@@ -131,9 +133,28 @@ const serviceDefinitionSchema = serviceSchema.omit({ service: true }).extend({
  * rendered (src/build/needs-check.ts).
  */
 const needsDefinitionSchema = z.strictObject({
-  ...Object.fromEntries(needKinds.map((kind) => [kind, z.array(z.string()).default([])])),
+  ...Object.fromEntries(
+    needKinds
+      .filter((kind) => kind !== 'databases')
+      .map((kind) => [kind, z.array(z.string()).default([])]),
+  ),
+  // Each database is a small record, its strings templates like the rest.
+  databases: z
+    .array(
+      z.strictObject({
+        postgresql: z.string(),
+        owner: z.string(),
+        password: z.string(),
+      }),
+    )
+    .default([]),
   privileged: z.boolean().default(false),
-}) as unknown as z.ZodType<Record<NeedKind, string[]> & { privileged: boolean }>;
+}) as unknown as z.ZodType<
+  Record<Exclude<NeedKind, 'databases'>, string[]> & {
+    databases: { postgresql: string; owner: string; password: string }[];
+    privileged: boolean;
+  }
+>;
 
 export const bundleDefinitionSchema = z
   .strictObject({

@@ -7,6 +7,8 @@
  * (src/host/policy/restricted.ts), over the same unit text.
  */
 
+import * as z from 'zod';
+import { type DatabaseDeclaration, databaseNeed, databaseSchema } from '../bundle/databases.js';
 import type { Manifest } from '../bundle/manifest.js';
 import {
   canonicalNeeds,
@@ -44,6 +46,8 @@ export interface NeedsCheckInput {
 
 export interface NeedsCheck {
   needs: Needs;
+  /** The declared databases (their needs are in `needs.databases`). */
+  databases: DatabaseDeclaration[];
   findings: Finding[];
   /** What the units use that the declaration does not cover: the build fails on these. */
   undeclared: Finding[];
@@ -51,9 +55,28 @@ export interface NeedsCheck {
   unused: string[];
 }
 
+/** The rendered `databases` of bundle.yaml's needs; throws DEFINITION_INVALID naming every problem. */
+export function parseDeclaredDatabases(value: unknown): DatabaseDeclaration[] {
+  const databases = (value as { databases?: unknown } | undefined)?.databases ?? [];
+  const result = z.array(databaseSchema).safeParse(databases);
+  if (!result.success) {
+    throw new RickError(
+      'DEFINITION_INVALID',
+      `bundle.yaml needs: ${result.error.issues.map((i) => `databases.${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      { hint: 'docs/databases.md has the form of a database' },
+    );
+  }
+  return result.data;
+}
+
 /** Validates the rendered declaration; throws DEFINITION_INVALID naming every problem. */
 export function parseDeclaredNeeds(value: unknown): Needs {
-  const result = needsSchema.safeParse(value ?? {});
+  // Databases are records in bundle.yaml; the need each makes is `postgresql:<name>`.
+  const databases = parseDeclaredDatabases(value);
+  const result = needsSchema.safeParse({
+    ...((value as Record<string, unknown> | undefined) ?? {}),
+    databases: databases.map(databaseNeed),
+  });
   if (!result.success) {
     throw new RickError(
       'DEFINITION_INVALID',
@@ -70,6 +93,7 @@ export function parseDeclaredNeeds(value: unknown): Needs {
 
 export function checkDeclaredNeeds(input: NeedsCheckInput): NeedsCheck {
   const needs = parseDeclaredNeeds(input.declared);
+  const databases = parseDeclaredDatabases(input.declared);
   const entries: SysusersEntry[] = input.sysusers.flatMap((f) => parseSysusers(f.content, f.name));
   const own = createdAccounts(entries);
   const { findings } = judgeUnits({
@@ -80,10 +104,12 @@ export function checkDeclaredNeeds(input: NeedsCheckInput): NeedsCheck {
     ownGroups: own.groups,
   });
   const undeclared = findings.filter((f) => !covers(needs, f.need));
+  // A database is used by the installer, not by a unit.
   const unused = needsList(needs)
+    .filter((need) => need.kind !== 'databases')
     .filter((need) => !findings.some((f) => covers(needsFrom([need]), f.need)))
     .map(formatNeed);
-  return { needs, findings, undeclared, unused };
+  return { needs, databases, findings, undeclared, unused };
 }
 
 /** The refusal of units that use what bundle.yaml does not declare. */

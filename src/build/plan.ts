@@ -235,6 +235,7 @@ export function planBundle(input: PlanInput): BundlePlan {
       checks: s.checks ?? [],
     })),
     needs: recordedNeeds(needs.needs),
+    ...(needs.databases.length ? { databases: needs.databases } : {}),
   };
   const parsed = parseManifest(candidate);
   if (!parsed.ok) {

@@ -5,6 +5,7 @@
  */
 import semver from 'semver';
 import * as z from 'zod';
+import { databaseDeclarationProblems, databaseNeed, databaseSchema } from './databases.js';
 import { needsSchema } from './needs.js';
 import { checkPlaceholderName, factKinds } from './placeholders.js';
 import { defaultServiceName } from './quadlet-units.js';
@@ -197,8 +198,29 @@ export const manifestSchema = z
     services: z.array(serviceSchema),
     /** What the units need from a host beyond the restricted profile (schemaVersion 2). */
     needs: needsSchema.optional(),
+    /**
+     * The PostgreSQL databases the installer creates (src/bundle/databases.ts);
+     * absent when none, so that installers that predate them read the rest.
+     */
+    databases: z.array(databaseSchema).optional(),
   })
   .superRefine((m, ctx) => {
+    if (m.databases !== undefined) {
+      const secrets = new Set(m.facts.filter((f) => f.kind === 'secret').map((f) => f.name));
+      for (const message of databaseDeclarationProblems(m.databases, secrets)) {
+        ctx.addIssue({ code: 'custom', message, path: ['databases'] });
+      }
+    }
+    // Each declaration is a need the host grants, and each such need a declaration.
+    const declared = [...new Set((m.databases ?? []).map(databaseNeed))].sort();
+    const needed = [...new Set(m.needs?.databases ?? [])].sort();
+    if (declared.join(' ') !== needed.join(' ')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `needs.databases (${needed.join(' ') || 'none'}) must name exactly the declared databases (${declared.join(' ') || 'none'})`,
+        path: ['needs', 'databases'],
+      });
+    }
     if (m.schemaVersion >= 2 && m.needs === undefined) {
       ctx.addIssue({ code: 'custom', message: 'schemaVersion 2 declares needs', path: ['needs'] });
     }
@@ -289,5 +311,11 @@ export function serviceNameForUnit(unit: string): string {
 
 /** Canonical serialisation: stable key order from the schema, two-space indent, final newline. */
 export function serializeManifest(manifest: Manifest): string {
+  // No databases, no `needs.databases`: installers that predate them read such a manifest.
+  const needs = manifest.needs;
+  if (needs !== undefined && needs.databases.length === 0) {
+    const { databases: _none, ...rest } = needs;
+    return `${JSON.stringify({ ...manifest, needs: rest }, null, 2)}\n`;
+  }
   return `${JSON.stringify(manifest, null, 2)}\n`;
 }

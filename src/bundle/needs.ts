@@ -20,9 +20,11 @@
  *   secrets       gitea_token               a podman secret (rick creates none: every one is the host's)
  *   volumes       systemd-gitea-data        a named volume, or a `.volume` unit, of another bundle
  *   units         podman.service            a unit of another bundle or of the host, depended on or activated
+ *   databases     postgresql:gitea          a PostgreSQL database and its role the installer creates (src/bundle/databases.ts)
  *   privileged    true                      anything else `restricted` refuses (docs/policy.md)
  */
 import * as z from 'zod';
+import { databaseNeedProblem } from './databases.js';
 import './zod.js';
 
 export const needKinds = [
@@ -39,6 +41,7 @@ export const needKinds = [
   'secrets',
   'volumes',
   'units',
+  'databases',
 ] as const;
 export type NeedKind = (typeof needKinds)[number];
 
@@ -149,6 +152,8 @@ export function needValueProblem(kind: NeedKind, value: string): string | undefi
       return unitName.test(value)
         ? undefined
         : 'must be a systemd unit name, e.g. podman.service or reboot.target';
+    case 'databases':
+      return databaseNeedProblem(value);
   }
 }
 
@@ -177,6 +182,7 @@ export const needsSchema = z.strictObject({
   secrets: needList('secrets'),
   volumes: needList('volumes'),
   units: needList('units'),
+  databases: needList('databases'),
   privileged: z.boolean().default(false),
 });
 export type Needs = z.infer<typeof needsSchema>;
@@ -196,6 +202,7 @@ export function emptyNeeds(): Needs {
     secrets: [],
     volumes: [],
     units: [],
+    databases: [],
     privileged: false,
   };
 }
@@ -209,7 +216,7 @@ export function canonicalNeeds(needs: Needs): Needs {
 }
 
 /** Kinds added after manifest schemaVersion 2 first shipped. */
-const laterKinds: readonly NeedKind[] = ['secrets', 'volumes', 'units'];
+const laterKinds: readonly NeedKind[] = ['secrets', 'volumes', 'units', 'databases'];
 
 /**
  * The needs as the manifest records them: the later kinds only when a bundle
@@ -252,6 +259,7 @@ const kindWord: Record<Need['kind'], string> = {
   secrets: 'podman secret',
   volumes: 'volume',
   units: 'unit',
+  databases: 'database',
   privileged: 'privileged',
 };
 

@@ -14,6 +14,8 @@
  *   DOWNLOAD_TIMEOUT_SEC=300       # deadline for the whole download of one asset
  *   FEED_TIMEOUT_SEC=30            # deadline for the releases list
  *   INFRASTRUCTURE_GROUPS=postgres-clients valkey-clients   # groups bundles may join
+ *   POSTGRESQL_SOCKET_DIR=/var/run/postgresql   # where the host's PostgreSQL listens (src/host/database/)
+ *   VALKEY_SOCKET=/var/run/valkey/valkey.sock   # the host's Valkey socket (pre-flight)
  *
  * Every problem is reported at once as `KEY: message`, with line numbers for
  * lines that are not `KEY=value` at all.
@@ -140,6 +142,9 @@ const buildConfigSchema = () =>
     DOWNLOAD_TIMEOUT_SEC: positiveInt(3600).optional(),
     FEED_TIMEOUT_SEC: positiveInt(600).optional(),
     INFRASTRUCTURE_GROUPS: z.string().optional(),
+    // Read by an install (src/host/database/sockets.ts); here so that `update` accepts them.
+    POSTGRESQL_SOCKET_DIR: z.string().optional(),
+    VALKEY_SOCKET: z.string().optional(),
   });
 let configSchema: ReturnType<typeof buildConfigSchema> | undefined;
 

@@ -8,7 +8,8 @@
  *   names) → prerequisites (podman, infrastructure groups) → secrets →
  *   record what the fragments create → systemd-sysusers → resolve facts →
  *   substitute → systemd-tmpfiles → intent record → write generation,
- *   quadlet dry-run → plan on the generated units → pull images → flip →
+ *   quadlet dry-run → plan on the generated units → pull images →
+ *   databases and pre-flight (src/host/database/provision.ts) → flip →
  *   daemon-reload → stop removed, restart changed → health gate (or roll
  *   back and quarantine) → record state → drop the intent → prune
  *
@@ -59,6 +60,7 @@ import {
   PREVIEW_ACCOUNT_ID,
   previewGeneration,
 } from './candidate-checks.js';
+import { prepareDatabases } from './database/provision.js';
 import { findDrift, refuseCarriedDrift } from './drift.js';
 import { checkpoint } from './fault.js';
 import { type RecordedFacts, renderMasked } from './generation-files.js';
@@ -889,6 +891,9 @@ export async function installBundle(
             } else {
               await pullImages(host, plan.images, log);
             }
+            // The bundle's databases, then its containers as they will connect:
+            // a refusal here leaves no generation and the live one as it was.
+            await prepareDatabases({ host, paths, log }, live, next, manifest.name);
           },
         },
       );

@@ -36,6 +36,7 @@ import { type CheckUnits, readGenerationGraph } from './activation/graph.js';
 import { restore } from './activation/run.js';
 import { settleAdoptions } from './adopt-record.js';
 import { damagedGenerationError, generationDamage } from './drift.js';
+import { restoreDatabases } from './database/provision.js';
 import { checkpoint } from './fault.js';
 import {
   flipCurrent,
@@ -328,6 +329,10 @@ export async function reconcile(
       break;
     }
     case 'discard':
+      // The run may have set its roles' passwords before it died: the live ones again.
+      if (plan.intent.from !== undefined && host.systemctl && host.databaseClients) {
+        await restoreDatabases({ host, paths, log }, await readGeneration(paths, plan.intent.from));
+      }
       if (plan.removeTo && (await removeGeneration(paths, plan.intent.to))) {
         log(
           `removed generation ${plan.intent.to}, written by an interrupted run (${plan.intent.reason}) and never confirmed`,

@@ -19,6 +19,7 @@ import { type HostPaths, hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
 import { settleAdoptions } from './adopt-record.js';
+import { restoreDatabases } from './database/provision.js';
 import { clearIntent, reconcile, recordAdopted, writeIntent } from './recovery.js';
 
 export interface RollbackOptions {
@@ -214,6 +215,8 @@ export async function rollbackTo(
     // before anything changes, so that a registry out of reach refuses the
     // rollback rather than breaking the services.
     if (!offline) await pullImages(host, plan.images, log);
+    // So are its databases: its roles' passwords as it was rendered with.
+    await restoreDatabases({ host, paths, log }, to);
     await writeIntent(paths, {
       operation: 'rollback',
       reason: `rollback to generation ${target}`,

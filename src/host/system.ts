@@ -73,6 +73,12 @@ export interface Host {
    * error.
    */
   pullImage(need: ImageNeed): Promise<PullOutcome>;
+  /**
+   * Runs psql and setpriv for the declared databases and the pre-flight
+   * (src/host/database/, src/host/preflight.ts); absent offline, and in a
+   * fake host that has no PostgreSQL.
+   */
+  readonly databaseClients?: CommandRunner;
 }
 
 /** What pullImage did: pulled it, found it present, or kept a present one the registry could not confirm. */
@@ -260,5 +266,6 @@ export function realHost(options: RealHostOptions = {}): Host {
           throw new RickError('INTERNAL', 'an offline tree (--root) pulls no images');
         }
       : pullImageWith(runner, options.pullProgress),
+    ...(offline ? {} : { databaseClients: runner }),
   };
 }

@@ -32,6 +32,7 @@ describe('the published manifest JSON Schema', () => {
       'facts',
       'services',
       'needs',
+      'databases',
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toContain('files');

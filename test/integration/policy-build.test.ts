@@ -321,6 +321,7 @@ describe('rick-bundle build --policy FILE', () => {
       'GROUPS=postgres-clients',
       'PATHS=/var/lib/gitea:rw /var/run/postgresql:rw',
       'PORTS=0.0.0.0:2222/tcp',
+      'DATABASES=postgresql:gitea',
     ]);
     const policy = join(work, 'gitea.conf');
     await writeFile(policy, grant);
@@ -328,12 +329,12 @@ describe('rick-bundle build --policy FILE', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
-      '  needs: group postgres-clients, path /var/lib/gitea:rw, path /var/run/postgresql:rw, port 0.0.0.0:2222/tcp\n',
+      '  needs: group postgres-clients, path /var/lib/gitea:rw, path /var/run/postgresql:rw, port 0.0.0.0:2222/tcp, database postgresql:gitea\n',
     );
     // Without the SSH port a host would hold it.
     await writeFile(
       policy,
-      'GROUPS=postgres-clients\nPATHS=/var/lib/gitea:rw /var/run/postgresql:rw\n',
+      'GROUPS=postgres-clients\nPATHS=/var/lib/gitea:rw /var/run/postgresql:rw\nDATABASES=postgresql:gitea\n',
     );
     await rm(out, { recursive: true, force: true });
     const held = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);

@@ -6,6 +6,7 @@ import {
   planBundle,
   REQUIRED_PODMAN,
 } from '../../src/build/plan.js';
+import { manifestSchema } from '../../src/bundle/manifest.js';
 
 function input(overrides: Partial<PlanInput> = {}): PlanInput {
   return {
@@ -74,7 +75,11 @@ describe('planBundle', () => {
       },
     ]);
     expect(plan.entries[0]?.path).toBe('manifest.json');
-    expect(JSON.parse(plan.entries[0]?.data.toString() ?? '')).toEqual(plan.manifest);
+    // No databases declared: `needs.databases` is left out, so that installers
+    // that predate databases read the manifest as before.
+    const written = JSON.parse(plan.entries[0]?.data.toString() ?? '');
+    expect(written.needs).not.toHaveProperty('databases');
+    expect(manifestSchema.parse(written)).toEqual(plan.manifest);
     expect(plan.units.map((u) => u.name)).toEqual(['demo.container']);
   });
 
@@ -156,5 +161,40 @@ describe('fillSampleFacts', () => {
         'demo',
       ),
     ).toBe('User=4242:4242 E=/var/lib/rick/generations/1/bundles/demo/env/a.env S=sample-secret');
+  });
+});
+
+describe('planBundle: declared databases', () => {
+  const db = { postgresql: 'demo_db', owner: 'demo', password: 'pw' };
+
+  it('records each database in the manifest, and its need for the grant', () => {
+    const plan = planBundle(input({ needs: { groups: ['pg'], databases: [db] } }));
+    expect(plan.manifest.databases).toEqual([db]);
+    expect(plan.manifest.needs?.databases).toEqual(['postgresql:demo_db']);
+    const written = JSON.parse(plan.entries[0]?.data.toString() ?? '');
+    expect(written.databases).toEqual([db]);
+    expect(written.needs.databases).toEqual(['postgresql:demo_db']);
+    // A database is the installer's business: no "no unit uses it" warning.
+    expect(plan.needs.unused).toEqual([]);
+  });
+
+  it('refuses a password that is not a secret the templates use', () => {
+    expect(() =>
+      planBundle(input({ needs: { databases: [{ ...db, password: 'unused_pw' }] } })),
+    ).toThrow(/password unused_pw is not a secret the bundle's templates use/);
+  });
+
+  it('refuses names that would need quoting, and PostgreSQL own names', () => {
+    for (const [field, value, message] of [
+      ['postgresql', 'demo"; DROP ROLE x; --', 'must be lowercase letters, digits and _'],
+      ['postgresql', 'Demo', 'must be lowercase letters, digits and _'],
+      ['owner', 'postgres', "is PostgreSQL's own"],
+      ['owner', 'pg_read_all_data', "is PostgreSQL's own"],
+      ['owner', 'x'.repeat(64), 'at most 63 characters'],
+    ] as const) {
+      expect(() =>
+        planBundle(input({ needs: { databases: [{ ...db, [field]: value }] } })),
+      ).toThrow(message);
+    }
   });
 });

@@ -17,6 +17,7 @@
 
 import type { Service } from '../../bundle/manifest.js';
 import { describe, RickError } from '../../errors.js';
+import { restoreDatabases } from '../database/provision.js';
 import { checkpoint } from '../fault.js';
 import { flipCurrent, type StoredGeneration } from '../generations.js';
 import type { HostPaths } from '../paths.js';
@@ -280,6 +281,8 @@ export async function restore(
   await flipCurrent(paths, back?.generation);
   log(back ? `generation ${back.generation} is live again` : 'no generation is live');
   if (!host.systemctl) return;
+  // Its roles' passwords as it was rendered with, before its services restart.
+  await restoreDatabases(ctx, back);
   const reverse = back ? planActivation(failed, back, graphs) : undefined;
   const stop = reverse ? reverse.removed : [...servicesIn(failed).keys()].sort();
   await host.systemctl.daemonReload();

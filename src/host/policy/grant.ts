@@ -6,6 +6,7 @@
  *   PROFILE=restricted                 # or privileged: no rule applies
  *   GROUPS=postgres-clients valkey-clients
  *   PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw
+ *   DATABASES=postgresql:authentik     # databases and roles the installer creates
  *
  * The format is rick.conf's (`KEY=value`, `#` comments, values optionally
  * quoted), with list keys that may be repeated and add up, so that
@@ -50,6 +51,7 @@ export const grantKeys: Record<NeedKind, string> = {
   secrets: 'SECRETS',
   volumes: 'VOLUMES',
   units: 'UNITS',
+  databases: 'DATABASES',
 };
 
 export const profiles = ['restricted', 'privileged'] as const;
