@@ -35,8 +35,8 @@ import { RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from './activation/graph.js';
 import { restore } from './activation/run.js';
 import { settleAdoptions } from './adopt-record.js';
-import { damagedGenerationError, generationDamage } from './drift.js';
 import { restoreDatabases } from './database/provision.js';
+import { damagedGenerationError, generationDamage } from './drift.js';
 import { checkpoint } from './fault.js';
 import {
   flipCurrent,
