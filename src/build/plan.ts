@@ -84,7 +84,7 @@ function refuseOverBudget(services: Manifest['services']): void {
       .map((p) => `${p.service} ${p.sec}s`)
       .join(' + ')}`,
     {
-      hint: `each service counts activeTimeoutSec + its checks' timeoutSec + settleSec (default ${DEFAULT_SETTLE_SEC}); an activation and the restore after a failed gate must both fit in rick-update.service's TimeoutStartSec=${UPDATE_SERVICE_TIMEOUT_SEC / 60}min: lower them in bundle.yaml`,
+      hint: `each service counts activeTimeoutSec + its checks' timeoutSec + settleSec (default ${DEFAULT_SETTLE_SEC}); an activation and the restore after a failed gate must both fit in rick-update.service's TimeoutStartSec=${UPDATE_SERVICE_TIMEOUT_SEC / 3600}h: lower them in bundle.yaml`,
     },
   );
 }

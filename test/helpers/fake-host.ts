@@ -54,7 +54,14 @@ import { RickError } from '../../src/errors.js';
 import type { ImageNeed, UnitGraph } from '../../src/host/activation/units.js';
 import { parseUnitGraph, withPlainUnits } from '../../src/host/activation/units.js';
 import { fileAccounts } from '../../src/host/intake/accounts.js';
-import type { Clock, Host, PullOutcome, Systemctl, UnitState } from '../../src/host/system.js';
+import {
+  type Clock,
+  type Host,
+  type PullOutcome,
+  httpStatus as realHttpStatus,
+  type Systemctl,
+  type UnitState,
+} from '../../src/host/system.js';
 import { quadletPath } from './quadlet.js';
 
 export interface FakeHostOptions {
@@ -117,6 +124,8 @@ export class FakeHost implements Host {
   readonly inactiveOnFailure = new Set<string>();
   /** URLs that never answer 2xx (`url`, or `url host` for a check with a Host header). */
   readonly failingUrls = new Set<string>();
+  /** Checks go to real loopback servers through the real probe (system.ts httpStatus). */
+  realHttp = false;
   /** When set, `systemctl reload` of these units fails (a reload Caddy refuses). */
   readonly failingReloads = new Set<string>();
   /**
@@ -130,8 +139,11 @@ export class FakeHost implements Host {
   readonly active = new Map<string, number>();
   /** systemd's NRestarts of each unit (automatic restarts since the last explicit start). */
   readonly nRestarts = new Map<string, number>();
-  /** Units whose start takes this long (ms of the fake clock): their job stays queued meanwhile. */
-  readonly startDelays = new Map<string, number>();
+  /**
+   * Units whose start takes this long (ms of the fake clock), always or while
+   * the given generation is live: their job stays queued meanwhile.
+   */
+  readonly startDelays = new Map<string, { ms: number; whileGeneration?: number }>();
   /** Units that crash-loop (crashLoop()). */
   readonly crashLoops = new Map<string, CrashLoop>();
   private readonly loops = new Map<string, LoopState>();
@@ -334,10 +346,9 @@ export class FakeHost implements Host {
         timer.run();
       });
     }
-    const txn = this.pending[0];
-    if (txn) {
+    for (const txn of this.pending) {
       consider(txn.dueMs, () => {
-        this.pending.shift();
+        this.pending.splice(this.pending.indexOf(txn), 1);
         this.runStarts(txn.jobs);
       });
     }
@@ -396,6 +407,17 @@ export class FakeHost implements Host {
     this.active.set(unit, this.nextPid++);
     this.write(unit, `Started ${unit}.`);
     loop.nextCrashMs = this.monoMs + (this.crashLoops.get(unit)?.everyMs ?? 1000);
+  }
+
+  /**
+   * A new job for a unit replaces the one still queued for it (systemd merges
+   * a restart into a pending start; a stop cancels it).
+   */
+  private supersede(units: Iterable<string>): void {
+    for (const unit of units) for (const txn of this.pending) txn.jobs.delete(unit);
+    for (const txn of [...this.pending]) {
+      if (txn.jobs.size === 0) this.pending.splice(this.pending.indexOf(txn), 1);
+    }
   }
 
   /** The job queued for a unit, if any. */
@@ -466,10 +488,14 @@ export class FakeHost implements Host {
         this.catchUp();
         this.calls.push({ op: 'restart', units: [...units] });
         const jobs = queue(units, 'restart');
+        this.supersede(jobs.keys());
         this.runStops(jobs);
         const delays = [...jobs]
           .filter(([, t]) => t !== 'stop')
-          .map(([u]) => this.startDelays.get(u) ?? 0);
+          .map(([u]) => {
+            const delay = this.startDelays.get(u);
+            return delay && this.whileLive(delay.whileGeneration ?? 'always') ? delay.ms : 0;
+          });
         this.pending.push({
           id: this.nextJob,
           dueMs: this.monoMs + Math.max(0, ...delays),
@@ -499,7 +525,9 @@ export class FakeHost implements Host {
         if (units.length === 0) return;
         this.catchUp();
         this.calls.push({ op: 'stop', units: [...units] });
-        this.run(queue(units, 'stop'));
+        const jobs = queue(units, 'stop');
+        this.supersede(jobs.keys());
+        this.run(jobs);
       },
       state: async (unit): Promise<UnitState> => {
         this.catchUp();
@@ -618,8 +646,9 @@ export class FakeHost implements Host {
     return this.calls.flatMap((c) => (c.op === 'pull' ? [c.image] : []));
   }
 
-  async httpStatus(url: string, _timeoutMs: number, host?: string): Promise<number | undefined> {
+  async httpStatus(url: string, timeoutMs: number, host?: string): Promise<number | undefined> {
     this.calls.push(host === undefined ? { op: 'http', url } : { op: 'http', url, host });
+    if (this.realHttp) return realHttpStatus(url, timeoutMs, host);
     const key = host === undefined ? url : `${url} ${host}`;
     return this.failingUrls.has(key) ? 503 : 200;
   }

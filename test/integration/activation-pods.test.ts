@@ -197,6 +197,35 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect(await liveGeneration(tree.root)).toBe('generations/2');
   });
 
+  it('each container of a rolling restart is queued with --no-block only once the one before finished its start job', async () => {
+    const host = await installedHost();
+    const before = pids(host);
+    // The worker's new start takes 20 s: its job stays queued meanwhile.
+    host.startDelays.set(WORKER, { ms: 20_000, whileGeneration: 2 });
+    const queued: Array<{ units: string; at: number; worker: string; job: boolean }> = [];
+    const systemctl = host.systemctl!;
+    const restart = systemctl.restart;
+    systemctl.restart = async (units) => {
+      const w = await systemctl.state(WORKER);
+      queued.push({
+        units: units.join(' '),
+        at: host.elapsedMs,
+        worker: w.activeState,
+        job: w.job !== undefined,
+      });
+      return restart(units);
+    };
+    const r = await install(host, '1.1.0', { server: '1.1.0', worker: '1.1.0' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(queued.map((q) => q.units)).toEqual([WORKER, SERVER]);
+    // The server's restart was queued 20 s later, once the worker ran again
+    // with no job left: the pod always had a running container.
+    expect(queued[1]!.at - queued[0]!.at).toBeGreaterThanOrEqual(20_000);
+    expect(queued[1]).toMatchObject({ worker: 'active', job: false });
+    expect(pids(host)[POD]).toBe(before[POD]);
+  });
+
   it('an env-only change and a rotated secret restart server and worker one at a time', async () => {
     const host = await installedHost();
     const podPid = pids(host)[POD];

@@ -145,6 +145,50 @@ describe('the real host port, at the process edge', () => {
     expect(await httpStatus(`http://127.0.0.1:${port}/ok`, 2000)).toBeUndefined();
   });
 
+  it('decides on the status line of a server that trickles its body a byte every 300 ms, without waiting for the body', async () => {
+    let bytes = 0;
+    const server = createServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      // Node sends the headers with the first body chunk unless flushed.
+      res.flushHeaders();
+      const timer = setInterval(() => {
+        bytes++;
+        res.write('.');
+      }, 300);
+      res.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    try {
+      // The deadline would cut the attempt off after 60 s; the status line
+      // answers it before the first byte of the body.
+      expect(await httpStatus(`http://127.0.0.1:${port}/trickle`, 60_000)).toBe(200);
+      expect(bytes).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("gives up on a server that accepts the connection but never sends its headers, at the attempt's one deadline", async () => {
+    const server = createServer(() => {
+      // Never answers: no status line, no headers.
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    let connected = false;
+    server.on('connection', () => {
+      connected = true;
+    });
+    try {
+      expect(await httpStatus(`http://127.0.0.1:${port}/silent`, 300)).toBeUndefined();
+      expect(connected).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   describe("image pulls as podman's pull policy", () => {
     /** What podman 5.4.2 printed on the test host for a registry that was not there. */
     const failedPull = {
