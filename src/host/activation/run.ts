@@ -2,15 +2,18 @@
  * Activation: make a written generation live and prove it healthy, or put
  * the previous one back. Shared by install, rollback and crash recovery.
  *
- *   flip current → daemon-reload → stop removed units → `systemctl restart`
- *   the plan's jobs (a pod's service for its containers, or a pod's
- *   containers one at a time, see plan.ts) →
- *   reload Caddy when a site changed → health gate over every service they
- *   restart
+ *   flip current → daemon-reload → stop removed units → `systemctl restart
+ *   --no-block` the plan's jobs step by step, each step's jobs waited for
+ *   (a pod's service for its containers, or a pod's containers one at a
+ *   time, see plan.ts) → reload Caddy when a site changed → health gate
+ *   over every service they restart (active, checks, settle period)
  *   on failure: flip back → daemon-reload → stop what the failed generation
  *   added → restart what differs back to the previous generation (the same
  *   planner, the two generations swapped) → reload Caddy when a site
  *   differs → gate it
+ *
+ * Every deadline is on the monotonic clock; the activation, and the restore
+ * after it, each stop at ACTIVATION_LIMIT_SEC (docs/activation.md).
  *
  * With `--root` (no systemctl) activation is the flip alone.
  */
