@@ -16,7 +16,11 @@ import type { ImageNeed } from './activation/units.js';
 import { type Accounts, fileAccounts, getentAccounts } from './intake/accounts.js';
 import { parsePodmanVersion } from './prerequisites.js';
 
-/** The unit state the health gate needs (`systemctl show -p ActiveState,MainPID,NRestarts,Job`). */
+/**
+ * The unit state the health gate needs (`systemctl show -p
+ * ActiveState,MainPID,NRestarts,Job`; systemctl prints `Job=N` while a job
+ * is queued or running, and `Job=` or nothing once none is).
+ */
 export interface UnitState {
   /** systemd's ActiveState: active, activating, failed, inactive, … */
   activeState: string;

@@ -60,16 +60,21 @@ const POLL_MS = 1000;
  * src/bundle/activation-budget.ts. Wall-clock steps (NTP, an RTC-less boot)
  * move neither this nor any deadline below.
  */
-interface Deadline {
+export interface ActivationDeadline {
   atMs: number;
+  /**
+   * When each unit's restart was queued: its activeTimeoutSec counts from
+   * there, through its job and until it reads active, as the budget counts it.
+   */
+  queuedAt: Map<string, number>;
 }
 
-function activationDeadline(host: Host): Deadline {
-  return { atMs: host.clock.monotonicMs() + ACTIVATION_LIMIT_SEC * 1000 };
+function activationDeadline(host: Host): ActivationDeadline {
+  return { atMs: host.clock.monotonicMs() + ACTIVATION_LIMIT_SEC * 1000, queuedAt: new Map() };
 }
 
 /** `seconds` from now, but never past the activation's deadline. */
-function within(host: Host, seconds: number, activation: Deadline): number {
+function within(host: Host, seconds: number, activation: ActivationDeadline): number {
   return Math.min(host.clock.monotonicMs() + seconds * 1000, activation.atMs);
 }
 
@@ -78,7 +83,7 @@ function timedOut(host: Host, atMs: number): boolean {
 }
 
 /** Why a wait ended at its deadline: the service's own timeout or the activation's limit. */
-function timeoutWhy(atMs: number, activation: Deadline, own: string): string {
+function timeoutWhy(atMs: number, activation: ActivationDeadline, own: string): string {
   return atMs >= activation.atMs ? `the activation's limit of ${ACTIVATION_LIMIT_SEC}s` : own;
 }
 
@@ -133,12 +138,13 @@ async function stillUp(host: Host, w: Watch): Promise<string | undefined> {
 async function waitActive(
   host: Host,
   service: Service,
-  activation: Deadline,
+  activation: ActivationDeadline,
   run: GateRun,
 ): Promise<{ reason: string } | { watch: Watch } | undefined> {
   const systemctl = host.systemctl!;
   const name = service.service;
-  const atMs = within(host, service.activeTimeoutSec, activation);
+  const from = activation.queuedAt.get(name) ?? host.clock.monotonicMs();
+  const atMs = Math.min(from + service.activeTimeoutSec * 1000, activation.atMs);
   let s = await systemctl.state(name);
   const baseline = s.nRestarts;
   for (;;) {
@@ -173,7 +179,7 @@ async function waitChecks(
   host: Host,
   service: Service,
   watch: Watch,
-  activation: Deadline,
+  activation: ActivationDeadline,
   run: GateRun,
 ): Promise<string | undefined> {
   for (const check of service.checks) {
@@ -217,7 +223,7 @@ async function settle(
   service: Service,
   watch: Watch,
   sinceMs: number,
-  activation: Deadline,
+  activation: ActivationDeadline,
   run: GateRun,
 ): Promise<string | undefined> {
   const untilMs = sinceMs + settleSecOf(service) * 1000;
@@ -237,7 +243,7 @@ async function settle(
 async function gateService(
   host: Host,
   service: Service,
-  activation: Deadline,
+  activation: ActivationDeadline,
   run: GateRun,
 ): Promise<string | undefined> {
   const active = await waitActive(host, service, activation, run);
@@ -259,7 +265,7 @@ async function gateService(
 export async function healthGate(
   host: Host,
   services: readonly Service[],
-  activation: Deadline = activationDeadline(host),
+  activation: ActivationDeadline = activationDeadline(host),
 ): Promise<GateFailure | undefined> {
   if (!host.systemctl || services.length === 0) return undefined;
   const run: GateRun = { over: false };
@@ -363,7 +369,7 @@ async function runSteps(
   plan: ActivationPlan,
   log: (line: string) => void,
   services: ReadonlyMap<string, Service>,
-  activation: Deadline,
+  activation: ActivationDeadline,
 ): Promise<{ ran: string[][]; error?: unknown; timeout?: GateFailure }> {
   const systemctl = host.systemctl!;
   const ran: string[][] = [];
@@ -392,12 +398,13 @@ async function runSteps(
       }
     }
     ran.push(units);
+    const wait = [...new Set(waitFor)];
+    for (const u of wait) activation.queuedAt.set(u, host.clock.monotonicMs());
     try {
       await systemctl.restart(units);
     } catch (error) {
       return { ran, error };
     }
-    const wait = [...new Set(waitFor)];
     const longest = Math.max(0, ...wait.map((u) => services.get(u)?.activeTimeoutSec ?? 0));
     const ownSec = longest || DEFAULT_ACTIVE_TIMEOUT_SEC;
     const atMs = within(host, ownSec, activation);
@@ -425,7 +432,7 @@ async function applyServices(
   plan: ActivationPlan,
   log: (line: string) => void,
   services: ReadonlyMap<string, Service>,
-  activation: Deadline,
+  activation: ActivationDeadline,
 ): Promise<{ ran: string[][]; error?: unknown; timeout?: GateFailure }> {
   const systemctl = host.systemctl!;
   await systemctl.daemonReload();
