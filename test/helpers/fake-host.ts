@@ -36,8 +36,10 @@
  *   new MainPID and NRestarts one higher, "Scheduled restart job, restart
  *   counter is at N." in its journal; past the default start limit (5
  *   starts within 10 s) it ends `failed` with result 'start-limit-hit'.
- *   An explicit restart sets NRestarts back to 0 (the gate compares with its
- *   first sample and does not rely on that).
+ *   An explicit restart sets NRestarts back to 0, as systemd's service.c
+ *   does (a stop that is no automatic restart sets flush_n_restarts, and
+ *   the next start clears the counter); the gate compares with its first
+ *   sample and does not rely on it.
  *
  * It records every call and can be told that a unit never becomes active,
  * crash-loops, takes a while to start, that an HTTP check never answers
