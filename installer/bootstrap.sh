@@ -229,8 +229,14 @@ write_unit rick-update.service <<'UNIT'
 # `journalctl -u rick-update`.
 [Unit]
 Description=Install new rick bundles from the release feed
+# After time-sync.target: a host without an RTC boots with a wrong wall
+# clock, and the run reads it (the signed index's expiry, rollout waves).
+# Ordered after it, not pulling it in, as systemd.special(7) asks of its
+# consumers: the synchronisation service pulls it in and is reached once
+# the clock is synchronised when systemd-time-wait-sync.service (or
+# chrony-wait.service) is enabled.
 Wants=network-online.target
-After=network-online.target
+After=network-online.target time-sync.target
 ConditionPathExists=/etc/rick/rick.conf
 
 [Service]
@@ -238,7 +244,8 @@ Type=oneshot
 ExecStart=/usr/local/bin/rick-install update
 # GITHUB_TOKEN=…, HTTPS_PROXY=…, NO_PROXY=… for hosts that need them.
 EnvironmentFile=-/etc/rick/update.env
-# Long enough for the health gates of every followed bundle and a rollback.
+# An activation and the restore after a failed gate each stop after 1500s
+# (src/bundle/activation-budget.ts), so both fit in this; keep them equal.
 TimeoutStartSec=1h
 UMask=0022
 

@@ -16,6 +16,7 @@
  *     services:
  *       - unit: authentik-server.container
  *         activeTimeoutSec: 300
+ *         settleSec: 10              # default 5 (src/bundle/activation-budget.ts)
  *         checks:
  *           - { type: http, url: "http://127.0.0.1:9000/-/health/live/", timeoutSec: 300 }
  *     needs:                        # beyond the restricted profile (src/bundle/needs.ts)

@@ -5,6 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import semver from 'semver';
+import {
+  ACTIVATION_LIMIT_SEC,
+  activationBudget,
+  DEFAULT_SETTLE_SEC,
+  UPDATE_SERVICE_TIMEOUT_SEC,
+} from '../bundle/activation-budget.js';
 import { analyzeBundleUnits } from '../bundle/bundle-units.js';
 import {
   type FileEntry,
@@ -48,6 +54,7 @@ export interface RenderedFile {
 export interface ServiceDefinition {
   unit: string;
   activeTimeoutSec?: number;
+  settleSec?: number;
   checks?: ManifestInput['services'][number]['checks'];
 }
 
@@ -62,6 +69,25 @@ export interface PlanInput {
   installer: Buffer;
   /** The rendered `needs` of bundle.yaml (absent: none declared). */
   needs?: Record<string, unknown>;
+}
+
+/**
+ * A host stops an activation at ACTIVATION_LIMIT_SEC, so that it and the
+ * restore after a failed gate fit in one run of rick-update.service: a
+ * bundle whose gate could wait longer would be cut off by its own host.
+ */
+function refuseOverBudget(services: Manifest['services']): void {
+  const budget = activationBudget(services);
+  if (budget.totalSec <= ACTIVATION_LIMIT_SEC) return;
+  throw new RickError(
+    'DEFINITION_INVALID',
+    `the services' gate timeouts add up to ${budget.totalSec}s, past the activation limit of ${ACTIVATION_LIMIT_SEC}s: ${budget.parts
+      .map((p) => `${p.service} ${p.sec}s`)
+      .join(' + ')}`,
+    {
+      hint: `each service counts activeTimeoutSec + its checks' timeoutSec + settleSec (default ${DEFAULT_SETTLE_SEC}); an activation and the restore after a failed gate must both fit in rick-update.service's TimeoutStartSec=${UPDATE_SERVICE_TIMEOUT_SEC / 3600}h: lower them in bundle.yaml`,
+    },
+  );
 }
 
 export interface PlannedEntry {
@@ -232,6 +258,7 @@ export function planBundle(input: PlanInput): BundlePlan {
       unit: s.unit,
       service: serviceOf.get(s.unit) ?? serviceNameForUnit(s.unit),
       ...(s.activeTimeoutSec === undefined ? {} : { activeTimeoutSec: s.activeTimeoutSec }),
+      ...(s.settleSec === undefined ? {} : { settleSec: s.settleSec }),
       checks: s.checks ?? [],
     })),
     needs: recordedNeeds(needs.needs),
@@ -247,6 +274,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     );
   }
   const manifest = parsed.manifest;
+  refuseOverBudget(manifest.services);
   return {
     manifest,
     entries: [

@@ -173,6 +173,13 @@ export const serviceSchema = z.strictObject({
   service: z.string().regex(/^[A-Za-z0-9_.@-]+\.(service|timer|path|socket)$/),
   /** Seconds the service has to become active. */
   activeTimeoutSec: z.number().int().positive().max(3600).default(120),
+  /**
+   * Seconds the service must then stay active, with the same main process
+   * and no automatic restart, before the gate passes it. Absent: 5
+   * (activation-budget.ts). Written only when declared, so that a bundle
+   * that does not declare it reads as before.
+   */
+  settleSec: z.number().int().nonnegative().max(600).optional(),
   checks: z.array(httpCheckSchema).default([]),
 });
 export type Service = z.infer<typeof serviceSchema>;

@@ -16,17 +16,35 @@ import type { ImageNeed } from './activation/units.js';
 import { type Accounts, fileAccounts, getentAccounts } from './intake/accounts.js';
 import { parsePodmanVersion } from './prerequisites.js';
 
-/** The unit state the health gate needs. */
+/**
+ * The unit state the health gate needs (`systemctl show -p
+ * ActiveState,MainPID,NRestarts,Job`; systemctl prints `Job=N` while a job
+ * is queued or running, and `Job=` or nothing once none is).
+ */
 export interface UnitState {
   /** systemd's ActiveState: active, activating, failed, inactive, … */
   activeState: string;
   /** The main PID, 0 when none. */
   mainPid: number;
+  /**
+   * How often systemd restarted the unit by itself (Restart=): the counter
+   * grows at each automatic restart, an explicit start or restart does not.
+   */
+  nRestarts: number;
+  /** The id of the job queued or running for the unit, undefined when none. */
+  job: number | undefined;
 }
 
 export interface Systemctl {
   daemonReload(): Promise<void>;
-  /** Restarts (or starts, when inactive) every unit in ONE systemctl transaction. */
+  /**
+   * Queues a restart (a start, when inactive) of every unit in ONE systemd
+   * transaction, `systemctl restart --no-block`: it returns once the jobs
+   * are queued, and fails only when systemd refuses the transaction. A
+   * blocking restart would wait as long as the units' TimeoutStartSec=,
+   * outside any deadline of rick's; the caller waits for the jobs
+   * (UnitState.job) within its own.
+   */
   restart(units: readonly string[]): Promise<void>;
   start(units: readonly string[]): Promise<void>;
   stop(units: readonly string[]): Promise<void>;
@@ -38,7 +56,13 @@ export interface Systemctl {
 }
 
 export interface Clock {
+  /** The wall clock: for what is recorded and compared with other hosts (times, expiry). */
   now(): Date;
+  /**
+   * Milliseconds on a monotonic clock, from an arbitrary origin: for every
+   * deadline and duration. An NTP step moves the wall clock, never this one.
+   */
+  monotonicMs(): number;
   sleep(ms: number): Promise<void>;
 }
 
@@ -60,8 +84,9 @@ export interface Host {
   applyTmpfiles(fragments: readonly string[]): Promise<string | undefined>;
   /**
    * GETs a loopback URL, with `host` as its Host header when given (a check
-   * through the host's Caddy); resolves with the HTTP status, or undefined
-   * when nothing answered.
+   * through the host's Caddy); resolves with the status of the response's
+   * status line (the body is not waited for), or undefined when no response
+   * headers came within `timeoutMs`, which bounds the whole attempt.
    */
   httpStatus(url: string, timeoutMs: number, host?: string): Promise<number | undefined>;
   /**
@@ -128,6 +153,8 @@ export function pullImageWith(
 
 export const realClock: Clock = {
   now: () => new Date(),
+  // CLOCK_MONOTONIC underneath: neither NTP steps nor `date -s` move it.
+  monotonicMs: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
@@ -146,7 +173,12 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
     return result.stdout;
   };
   const state = async (unit: string): Promise<UnitState> => {
-    const out = await systemctl(['show', '--property=ActiveState,MainPID', '--', unit]);
+    const out = await systemctl([
+      'show',
+      '--property=ActiveState,MainPID,NRestarts,Job',
+      '--',
+      unit,
+    ]);
     const props = new Map(
       out
         .split('\n')
@@ -156,6 +188,9 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
     return {
       activeState: props.get('ActiveState') ?? 'unknown',
       mainPid: Number(props.get('MainPID') ?? 0) || 0,
+      nRestarts: Number(props.get('NRestarts') ?? 0) || 0,
+      // `Job=` is empty (or left out) when no job is queued for the unit.
+      job: Number(props.get('Job') ?? 0) || undefined,
     };
   };
   return {
@@ -163,7 +198,7 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
       await systemctl(['daemon-reload']);
     },
     restart: async (units) => {
-      if (units.length) await systemctl(['restart', '--', ...units]);
+      if (units.length) await systemctl(['restart', '--no-block', '--', ...units]);
     },
     start: async (units) => {
       if (units.length) await systemctl(['start', '--', ...units]);
@@ -197,6 +232,13 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
   };
 }
 
+/**
+ * GETs `url` and resolves with the status of the response's status line, or
+ * undefined when no response headers came within `timeoutMs`. The status
+ * line decides: the body is not waited for, so a server that trickles its
+ * body (or streams forever) cannot hold the gate, and `timeoutMs` bounds the
+ * whole attempt, connect included, not the time between two bytes.
+ */
 export async function httpStatus(
   url: string,
   timeoutMs: number,
@@ -207,13 +249,17 @@ export async function httpStatus(
   const { request } = await import('node:http');
   return new Promise((resolve) => {
     const headers = host === undefined ? {} : { host };
-    const req = request(url, { method: 'GET', timeout: timeoutMs, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', () => resolve(res.statusCode));
+    // No keep-alive: the socket is dropped with the unread body.
+    const req = request(url, { method: 'GET', headers, agent: false }, (res) => {
+      clearTimeout(timer);
+      resolve(res.statusCode);
+      res.destroy();
     });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(undefined));
+    const timer = setTimeout(() => req.destroy(new Error('timeout')), timeoutMs);
+    req.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
     req.end();
   });
 }

@@ -26,10 +26,27 @@
  * Its systemd-sysusers writes etc/passwd and etc/group of the tree as
  * systemd-sysusers 252 does for the lines a bundle may use (emulateSysusers).
  *
+ * - `systemctl restart --no-block` (the port's restart) returns once the
+ *   jobs are queued: the stops run at once, each started unit shows
+ *   `activating` with `Job=` set until its start is done (at once, or after
+ *   the unit's startDelays entry), and the job's failure shows only in the
+ *   unit's state and journal, as systemctl reports nothing for it;
+ * - a unit with Restart=always whose process exits (crashLoop): ActiveState
+ *   `activating` (auto-restart) for RestartSec=100ms, then `active` with a
+ *   new MainPID and NRestarts one higher, "Scheduled restart job, restart
+ *   counter is at N." in its journal; past the default start limit (5
+ *   starts within 10 s) it ends `failed` with result 'start-limit-hit'.
+ *   An explicit restart sets NRestarts back to 0, as systemd's service.c
+ *   does (a stop that is no automatic restart sets flush_n_restarts, and
+ *   the next start clears the counter); the gate compares with its first
+ *   sample and does not rely on it.
+ *
  * It records every call and can be told that a unit never becomes active,
- * that an HTTP check never answers 2xx, or that an image cannot be pulled.
- * Its clock advances on sleep, so a health gate with a 120 s timeout fails
- * instantly.
+ * crash-loops, takes a while to start, that an HTTP check never answers
+ * 2xx, or that an image cannot be pulled. Its clock advances on sleep
+ * (wall and monotonic together; parallel sleeps overlap), so a health gate
+ * with a 120 s timeout fails instantly; a test steps the wall clock alone
+ * (stepWallClock) or runs something at a point in time (at).
  */
 import { readlinkSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
@@ -39,7 +56,14 @@ import { RickError } from '../../src/errors.js';
 import type { ImageNeed, UnitGraph } from '../../src/host/activation/units.js';
 import { parseUnitGraph, withPlainUnits } from '../../src/host/activation/units.js';
 import { fileAccounts } from '../../src/host/intake/accounts.js';
-import type { Clock, Host, PullOutcome, Systemctl, UnitState } from '../../src/host/system.js';
+import {
+  type Clock,
+  type Host,
+  type PullOutcome,
+  httpStatus as realHttpStatus,
+  type Systemctl,
+  type UnitState,
+} from '../../src/host/system.js';
 import { quadletPath } from './quadlet.js';
 
 export interface FakeHostOptions {
@@ -58,6 +82,35 @@ export type FakeCall =
 
 type JobType = 'start' | 'stop' | 'restart';
 
+/** systemd's defaults: RestartSec=100ms, StartLimitIntervalSec=10s, StartLimitBurst=5. */
+const RESTART_SEC_MS = 100;
+const START_LIMIT_INTERVAL_MS = 10_000;
+const START_LIMIT_BURST = 5;
+
+/** A unit whose main process exits `everyMs` after each start (Restart=always brings it back). */
+interface CrashLoop {
+  everyMs: number;
+  /** Only while this generation is live; always when undefined. */
+  whileGeneration: number | undefined;
+  /** What the process writes before it exits. */
+  lines: string[];
+}
+
+interface LoopState {
+  nextCrashMs: number;
+  /** Auto-restart pending until then (ActiveState=activating, MainPID=0). */
+  restartingUntilMs: number | undefined;
+  /** Monotonic times of the unit's starts, for the start limit. */
+  starts: number[];
+}
+
+/** Jobs queued by one `systemctl restart --no-block`, done at `dueMs`. */
+interface PendingTransaction {
+  id: number;
+  dueMs: number;
+  jobs: Map<string, JobType>;
+}
+
 export class FakeHost implements Host {
   readonly root: string;
   readonly systemctl: Systemctl | undefined;
@@ -73,6 +126,8 @@ export class FakeHost implements Host {
   readonly inactiveOnFailure = new Set<string>();
   /** URLs that never answer 2xx (`url`, or `url host` for a check with a Host header). */
   readonly failingUrls = new Set<string>();
+  /** Checks go to real loopback servers through the real probe (system.ts httpStatus). */
+  realHttp = false;
   /** When set, `systemctl reload` of these units fails (a reload Caddy refuses). */
   readonly failingReloads = new Set<string>();
   /**
@@ -84,6 +139,19 @@ export class FakeHost implements Host {
   tmpfilesError: Error | undefined;
   /** Units active now, with their main PID (a restart gives a new one). */
   readonly active = new Map<string, number>();
+  /** systemd's NRestarts of each unit (automatic restarts since the last explicit start). */
+  readonly nRestarts = new Map<string, number>();
+  /**
+   * Units whose start takes this long (ms of the fake clock), always or while
+   * the given generation is live: their job stays queued meanwhile.
+   */
+  readonly startDelays = new Map<string, { ms: number; whileGeneration?: number }>();
+  /** Units that crash-loop (crashLoop()). */
+  readonly crashLoops = new Map<string, CrashLoop>();
+  private readonly loops = new Map<string, LoopState>();
+  private readonly pending: PendingTransaction[] = [];
+  private nextJob = 100;
+  private readonly timers: Array<{ atMs: number; run: () => void }> = [];
   /** Units whose last start failed (ActiveState=failed). */
   readonly failed = new Set<string>();
   /** Journal lines returned for a unit that has none of its own. */
@@ -101,6 +169,8 @@ export class FakeHost implements Host {
   units: UnitGraph = new Map();
   private readonly startMs = Date.parse('2026-01-01T00:00:00Z');
   private nowMs = this.startMs;
+  /** The monotonic clock: from 0, moved by sleeps only, never by stepWallClock. */
+  private monoMs = 0;
   private nextPid = 1000;
   private reloads = 0;
 
@@ -110,8 +180,13 @@ export class FakeHost implements Host {
     this.accounts = fileAccounts(options.root);
     this.clock = {
       now: () => new Date(this.nowMs),
+      monotonicMs: () => this.monoMs,
       sleep: async (ms) => {
-        this.nowMs += ms;
+        // Sleeps begun in the same turn (services gated in parallel) end at
+        // the same time, as on a real clock, rather than one after another.
+        const wake = this.monoMs + ms;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (wake > this.monoMs) this.advance(wake - this.monoMs);
       },
     };
     this.systemctl = options.offline ? undefined : this.makeSystemctl();
@@ -162,6 +237,8 @@ export class FakeHost implements Host {
   }
 
   private stopUnit(unit: string, why?: string): void {
+    // A stop ends an auto-restart pending too.
+    this.loops.delete(unit);
     if (!this.active.has(unit)) return;
     this.active.delete(unit);
     this.write(unit, why ?? `Stopped ${unit}.`);
@@ -199,9 +276,17 @@ export class FakeHost implements Host {
 
   /** Runs the queued jobs: stops, the pods' exit policy, then starts in After= order. */
   private run(jobs: Map<string, JobType>): Set<string> {
+    this.runStops(jobs);
+    return this.runStarts(jobs);
+  }
+
+  private runStops(jobs: Map<string, JobType>): void {
     const activeBefore = new Set(this.active.keys());
     for (const [unit, type] of jobs) if (type !== 'start') this.stopUnit(unit);
     this.settle(activeBefore);
+  }
+
+  private runStarts(jobs: Map<string, JobType>): Set<string> {
     const starts = [...jobs].filter(([, t]) => t !== 'stop').map(([u]) => u);
     const order: string[] = [];
     const visit = (unit: string, path: Set<string>) => {
@@ -235,10 +320,116 @@ export class FakeHost implements Host {
         continue;
       }
       this.failed.delete(unit);
+      // An explicit start: systemd counts automatic restarts from here.
+      this.nRestarts.set(unit, 0);
       this.active.set(unit, this.nextPid++);
       this.write(unit, `Started ${unit}.`);
+      const loop = this.crashLoops.get(unit);
+      if (loop && this.whileLive(loop.whileGeneration ?? 'always')) {
+        this.loops.set(unit, {
+          nextCrashMs: this.monoMs + loop.everyMs,
+          restartingUntilMs: undefined,
+          starts: [this.monoMs],
+        });
+      }
     }
     return failedJobs;
+  }
+
+  /** The next thing due on the clock at or before `limitMs`, if any. */
+  private nextEvent(limitMs: number): { atMs: number; run: () => void } | undefined {
+    let best: { atMs: number; run: () => void } | undefined;
+    const consider = (atMs: number, run: () => void) => {
+      if (atMs <= limitMs && (best === undefined || atMs < best.atMs)) best = { atMs, run };
+    };
+    for (const timer of this.timers) {
+      consider(timer.atMs, () => {
+        this.timers.splice(this.timers.indexOf(timer), 1);
+        timer.run();
+      });
+    }
+    for (const txn of this.pending) {
+      consider(txn.dueMs, () => {
+        this.pending.splice(this.pending.indexOf(txn), 1);
+        this.runStarts(txn.jobs);
+      });
+    }
+    for (const [unit, loop] of this.loops) {
+      if (loop.restartingUntilMs !== undefined) {
+        consider(loop.restartingUntilMs, () => this.autoRestart(unit, loop));
+      } else consider(loop.nextCrashMs, () => this.crash(unit, loop));
+    }
+    return best;
+  }
+
+  /** Moves both clocks forward, running what falls due on the way, in time order. */
+  private advance(ms: number): void {
+    const target = this.monoMs + ms;
+    for (let e = this.nextEvent(target); e; e = this.nextEvent(target)) {
+      this.nowMs += Math.max(0, e.atMs - this.monoMs);
+      this.monoMs = Math.max(this.monoMs, e.atMs);
+      e.run();
+    }
+    this.nowMs += target - this.monoMs;
+    this.monoMs = target;
+  }
+
+  /** What is due now (a transaction queued with no start delay). */
+  private catchUp(): void {
+    this.advance(0);
+  }
+
+  private crash(unit: string, loop: LoopState): void {
+    const crashLoop = this.crashLoops.get(unit);
+    if (!this.active.has(unit) || !crashLoop) {
+      this.loops.delete(unit);
+      return;
+    }
+    this.active.delete(unit);
+    this.unitJournal.set(unit, [...(this.unitJournal.get(unit) ?? []), ...crashLoop.lines]);
+    this.write(unit, `${unit}: Main process exited, code=exited, status=1/FAILURE`);
+    this.write(unit, `${unit}: Failed with result 'exit-code'.`);
+    loop.restartingUntilMs = this.monoMs + RESTART_SEC_MS;
+  }
+
+  private autoRestart(unit: string, loop: LoopState): void {
+    loop.restartingUntilMs = undefined;
+    const n = (this.nRestarts.get(unit) ?? 0) + 1;
+    this.nRestarts.set(unit, n);
+    this.write(unit, `${unit}: Scheduled restart job, restart counter is at ${n}.`);
+    loop.starts = loop.starts.filter((t) => this.monoMs - t < START_LIMIT_INTERVAL_MS);
+    if (loop.starts.length >= START_LIMIT_BURST) {
+      this.loops.delete(unit);
+      this.failed.add(unit);
+      this.write(unit, `${unit}: Start request repeated too quickly.`);
+      this.write(unit, `${unit}: Failed with result 'start-limit-hit'.`);
+      return;
+    }
+    loop.starts.push(this.monoMs);
+    this.active.set(unit, this.nextPid++);
+    this.write(unit, `Started ${unit}.`);
+    loop.nextCrashMs = this.monoMs + (this.crashLoops.get(unit)?.everyMs ?? 1000);
+  }
+
+  /**
+   * A new job for a unit replaces the one still queued for it (systemd merges
+   * a restart into a pending start; a stop cancels it).
+   */
+  private supersede(units: Iterable<string>): void {
+    for (const unit of units) for (const txn of this.pending) txn.jobs.delete(unit);
+    for (const txn of [...this.pending]) {
+      if (txn.jobs.size === 0) this.pending.splice(this.pending.indexOf(txn), 1);
+    }
+  }
+
+  /** The job queued for a unit, if any. */
+  private jobOf(unit: string): number | undefined {
+    for (const txn of this.pending) {
+      const units = [...txn.jobs.keys()];
+      const type = txn.jobs.get(unit);
+      if (type !== undefined && type !== 'stop') return txn.id + units.indexOf(unit);
+    }
+    return undefined;
   }
 
   private async loadUnits(): Promise<void> {
@@ -284,6 +475,7 @@ export class FakeHost implements Host {
     };
     return {
       daemonReload: async () => {
+        this.catchUp();
         this.reloads++;
         this.calls.push({ op: 'daemon-reload' });
         if (this.failDaemonReloadFrom !== undefined && this.reloads >= this.failDaemonReloadFrom) {
@@ -291,18 +483,37 @@ export class FakeHost implements Host {
         }
         await this.loadUnits();
       },
+      // `systemctl restart --no-block`: the jobs are queued, the stops run,
+      // the starts complete later; systemctl itself reports nothing of them.
       restart: async (units) => {
         if (units.length === 0) return;
+        this.catchUp();
         this.calls.push({ op: 'restart', units: [...units] });
-        report(units, this.run(queue(units, 'restart')));
+        const jobs = queue(units, 'restart');
+        this.supersede(jobs.keys());
+        this.runStops(jobs);
+        const delays = [...jobs]
+          .filter(([, t]) => t !== 'stop')
+          .map(([u]) => {
+            const delay = this.startDelays.get(u);
+            return delay && this.whileLive(delay.whileGeneration ?? 'always') ? delay.ms : 0;
+          });
+        this.pending.push({
+          id: this.nextJob,
+          dueMs: this.monoMs + Math.max(0, ...delays),
+          jobs,
+        });
+        this.nextJob += jobs.size;
       },
       start: async (units) => {
         if (units.length === 0) return;
+        this.catchUp();
         this.calls.push({ op: 'start', units: [...units] });
         report(units, this.run(queue(units, 'start')));
       },
       reload: async (units) => {
         if (units.length === 0) return;
+        this.catchUp();
         this.calls.push({ op: 'reload', units: [...units] });
         const failed = units.filter((u) => this.failingReloads.has(u));
         if (failed.length) {
@@ -314,16 +525,28 @@ export class FakeHost implements Host {
       },
       stop: async (units) => {
         if (units.length === 0) return;
+        this.catchUp();
         this.calls.push({ op: 'stop', units: [...units] });
-        this.run(queue(units, 'stop'));
+        const jobs = queue(units, 'stop');
+        this.supersede(jobs.keys());
+        this.run(jobs);
       },
       state: async (unit): Promise<UnitState> => {
+        this.catchUp();
+        const nRestarts = this.nRestarts.get(unit) ?? 0;
+        const job = this.jobOf(unit);
         const pid = this.active.get(unit);
-        if (pid !== undefined) return { activeState: 'active', mainPid: pid };
-        return { activeState: this.failed.has(unit) ? 'failed' : 'inactive', mainPid: 0 };
+        if (pid !== undefined) return { activeState: 'active', mainPid: pid, nRestarts, job };
+        if (job !== undefined || this.loops.get(unit)?.restartingUntilMs !== undefined) {
+          return { activeState: 'activating', mainPid: 0, nRestarts, job };
+        }
+        const activeState = this.failed.has(unit) ? 'failed' : 'inactive';
+        return { activeState, mainPid: 0, nRestarts, job };
       },
-      journal: async (unit, lines) =>
-        (this.unitJournal.get(unit) ?? this.journalLines).slice(-lines),
+      journal: async (unit, lines) => {
+        this.catchUp();
+        return (this.unitJournal.get(unit) ?? this.journalLines).slice(-lines);
+      },
     };
   }
 
@@ -333,14 +556,44 @@ export class FakeHost implements Host {
     if (endsAs === 'inactive') this.inactiveOnFailure.add(unit);
   }
 
-  /** Logical time the fake clock has advanced, in milliseconds. */
+  /**
+   * Makes a unit's main process exit `everyMs` after each start (a container
+   * whose command fails at once), always or while the given generation is
+   * live; Restart=always brings it back, as systemd does.
+   */
+  crashLoop(
+    unit: string,
+    options: { everyMs: number; whileGeneration?: number; lines?: string[] },
+  ): void {
+    this.crashLoops.set(unit, {
+      everyMs: options.everyMs,
+      whileGeneration: options.whileGeneration,
+      lines: options.lines ?? [],
+    });
+  }
+
+  /** Runs `fn` once the monotonic clock reaches `elapsedMs` (e.g. to step the wall clock mid-gate). */
+  at(elapsedMs: number, fn: () => void): void {
+    this.timers.push({ atMs: elapsedMs, run: fn });
+  }
+
+  /** Steps the wall clock alone, as NTP or `date -s` does; the monotonic clock does not move. */
+  stepWallClock(ms: number): void {
+    this.nowMs += ms;
+  }
+
+  /** Time the monotonic clock has advanced, in milliseconds. */
   get elapsedMs(): number {
-    return this.nowMs - this.startMs;
+    return this.monoMs;
   }
 
   private fails(unit: string): boolean {
     const when = this.failingUnits.get(unit);
     if (when === undefined) return false;
+    return this.whileLive(when);
+  }
+
+  private whileLive(when: number | 'always'): boolean {
     if (when === 'always') return true;
     try {
       return readlinkSync(join(this.root, 'var/lib/rick/current')) === `generations/${when}`;
@@ -395,8 +648,9 @@ export class FakeHost implements Host {
     return this.calls.flatMap((c) => (c.op === 'pull' ? [c.image] : []));
   }
 
-  async httpStatus(url: string, _timeoutMs: number, host?: string): Promise<number | undefined> {
+  async httpStatus(url: string, timeoutMs: number, host?: string): Promise<number | undefined> {
     this.calls.push(host === undefined ? { op: 'http', url } : { op: 'http', url, host });
+    if (this.realHttp) return realHttpStatus(url, timeoutMs, host);
     const key = host === undefined ? url : `${url} ${host}`;
     return this.failingUrls.has(key) ? 503 : 200;
   }

@@ -143,10 +143,14 @@ const stateOf = () => readState(join(tree.root, 'var/lib/rick/state.json'));
 describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
   it("restarting both containers of a pod directly fails with result 'dependency', as on the real host", async () => {
     // What activation did before it planned on the generated units.
+    // `--no-block`: systemctl returns once the jobs are queued; their
+    // failure shows in the units' state and journal once they are done.
     const host = await installedHost();
-    await expect(host.systemctl!.restart([SERVER, WORKER])).rejects.toThrow(
-      `A dependency job for ${SERVER} failed.`,
-    );
+    await host.systemctl!.restart([SERVER, WORKER]);
+    expect(await host.systemctl!.state(SERVER)).toMatchObject({
+      activeState: 'inactive',
+      job: undefined,
+    });
     expect(await host.systemctl!.journal(SERVER, 5)).toEqual([
       `fake systemd[1]: Stopped ${SERVER}.`,
       `fake systemd[1]: ${SERVER}: Bound to unit ${POD}, but unit isn't active.`,
@@ -191,6 +195,35 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
       expect.stringContaining('--exit-policy=stop'),
     );
     expect(await liveGeneration(tree.root)).toBe('generations/2');
+  });
+
+  it('each container of a rolling restart is queued with --no-block only once the one before finished its start job', async () => {
+    const host = await installedHost();
+    const before = pids(host);
+    // The worker's new start takes 20 s: its job stays queued meanwhile.
+    host.startDelays.set(WORKER, { ms: 20_000, whileGeneration: 2 });
+    const queued: Array<{ units: string; at: number; worker: string; job: boolean }> = [];
+    const systemctl = host.systemctl!;
+    const restart = systemctl.restart;
+    systemctl.restart = async (units) => {
+      const w = await systemctl.state(WORKER);
+      queued.push({
+        units: units.join(' '),
+        at: host.elapsedMs,
+        worker: w.activeState,
+        job: w.job !== undefined,
+      });
+      return restart(units);
+    };
+    const r = await install(host, '1.1.0', { server: '1.1.0', worker: '1.1.0' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(queued.map((q) => q.units)).toEqual([WORKER, SERVER]);
+    // The server's restart was queued 20 s later, once the worker ran again
+    // with no job left: the pod always had a running container.
+    expect(queued[1]!.at - queued[0]!.at).toBeGreaterThanOrEqual(20_000);
+    expect(queued[1]).toMatchObject({ worker: 'active', job: false });
+    expect(pids(host)[POD]).toBe(before[POD]);
   });
 
   it('an env-only change and a rotated secret restart server and worker one at a time', async () => {
@@ -320,7 +353,7 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect(r.code).toBe(ExitCode.rolledBack);
     expect(r.stderr).toContain(`${WORKER} failed (ActiveState=failed)`);
     expect(r.stdout).toContain(
-      `restarted ${WORKER} (systemctl: Job for ${WORKER} failed because the control process exited with error code.)`,
+      `restarted ${WORKER} (the restart job of ${WORKER} ended with ActiveState=failed)`,
     );
     // The server's restart was never queued: it kept its process, and the pod
     // with it. The restore restarts the failed worker first, then the server.

@@ -79,6 +79,40 @@ describe('rick-bundle program', () => {
     await noOutput();
   });
 
+  it('refuses a bundle whose gate timeouts add up past the activation limit, naming the services and the sum, and writes nothing', async () => {
+    const services = [
+      'services:',
+      '  - unit: demo.container',
+      '    activeTimeoutSec: 900',
+      '    settleSec: 30',
+      '    checks:',
+      '      - { type: http, url: "http://127.0.0.1:8080/", timeoutSec: 600 }',
+      '',
+    ].join('\n');
+    const dir = await writeBundleDir(join(work, 'demo'), {
+      'bundle.yaml': `${definition}${services}`,
+      'quadlet/demo.container.j2': unit,
+    });
+    const args = ['build', dir, '--version', '1.0.0', '--out', out, '--installer', installer];
+    const result = await runBundleCli(args);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain(
+      "error DEFINITION_INVALID: the services' gate timeouts add up to 1530s, past the activation limit of 1500s: demo.service 1530s",
+    );
+    expect(result.stderr).toContain("rick-update.service's TimeoutStartSec=1h");
+    await noOutput();
+
+    // Within the limit, settleSec is written to the manifest as declared.
+    await writeFile(
+      join(dir, 'bundle.yaml'),
+      `${definition}${services.replace('activeTimeoutSec: 900', 'activeTimeoutSec: 800')}`,
+    );
+    const ok = await runBundleCli(args);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(await readdir(out)).toContain('demo-1.0.0.tgz');
+  });
+
   it('refuses a vars file that sets a name rick provides, or is not a mapping', async () => {
     const dir = await writeBundleDir(join(work, 'demo'), {
       'bundle.yaml': definition,

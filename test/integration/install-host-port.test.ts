@@ -20,22 +20,42 @@ function recordingRunner(
 }
 
 describe('the real host port, at the process edge', () => {
-  it('restarts every unit in one systemctl transaction and reads unit state', async () => {
+  it('queues the restart of every unit in one systemctl transaction without blocking, and reads unit state with its restart counter and job', async () => {
     const { runner, calls } = recordingRunner((_, args) =>
-      args[0] === 'show' ? { stdout: 'ActiveState=active\nMainPID=4242\n' } : {},
+      args[0] === 'show'
+        ? {
+            stdout:
+              args.at(-1) === 'b.service'
+                ? 'ActiveState=activating\nMainPID=0\nNRestarts=3\nJob=4711\n'
+                : 'ActiveState=active\nMainPID=4242\nNRestarts=0\nJob=\n',
+          }
+        : {},
     );
     const systemctl = systemctlOn(runner);
     await systemctl.restart(['a.service', 'b.service', 'c.service']);
     await systemctl.restart([]);
     await systemctl.stop(['old.service']);
     await systemctl.daemonReload();
-    expect(await systemctl.state('a.service')).toEqual({ activeState: 'active', mainPid: 4242 });
+    expect(await systemctl.state('a.service')).toEqual({
+      activeState: 'active',
+      mainPid: 4242,
+      nRestarts: 0,
+      job: undefined,
+    });
+    expect(await systemctl.state('b.service')).toEqual({
+      activeState: 'activating',
+      mainPid: 0,
+      nRestarts: 3,
+      job: 4711,
+    });
+    const show = '--property=ActiveState,MainPID,NRestarts,Job';
     expect(calls).toEqual([
-      ['systemctl', 'restart', '--', 'a.service', 'b.service', 'c.service'],
-      ['systemctl', 'show', '--property=ActiveState,MainPID', '--', 'old.service'],
+      ['systemctl', 'restart', '--no-block', '--', 'a.service', 'b.service', 'c.service'],
+      ['systemctl', 'show', show, '--', 'old.service'],
       ['systemctl', 'stop', '--', 'old.service'],
       ['systemctl', 'daemon-reload'],
-      ['systemctl', 'show', '--property=ActiveState,MainPID', '--', 'a.service'],
+      ['systemctl', 'show', show, '--', 'a.service'],
+      ['systemctl', 'show', show, '--', 'b.service'],
     ]);
   });
 
@@ -63,15 +83,15 @@ describe('the real host port, at the process edge', () => {
     const { runner } = recordingRunner((cmd) =>
       cmd === 'systemctl'
         ? {
-            code: 1,
-            stderr:
-              'Job for a.service failed because the control process exited with error code.\n',
+            // What `--no-block` still reports: a transaction systemd refuses.
+            code: 5,
+            stderr: 'Failed to restart a.service: Unit a.service not found.\n',
           }
         : { stdout: '-- Boot 1 --\n2026-01-01T00:00:00+0000 host a[1]: boom\n' },
     );
     const systemctl = systemctlOn(runner);
     await expect(systemctl.restart(['a.service'])).rejects.toThrow(
-      'systemctl restart -- a.service failed (exit 1): Job for a.service failed',
+      'systemctl restart --no-block -- a.service failed (exit 5): Failed to restart a.service: Unit a.service not found.',
     );
     expect(await systemctl.journal('a.service', 5)).toEqual([
       '2026-01-01T00:00:00+0000 host a[1]: boom',
@@ -123,6 +143,50 @@ describe('the real host port, at the process edge', () => {
       await new Promise((r) => server.close(r));
     }
     expect(await httpStatus(`http://127.0.0.1:${port}/ok`, 2000)).toBeUndefined();
+  });
+
+  it('decides on the status line of a server that trickles its body a byte every 300 ms, without waiting for the body', async () => {
+    let bytes = 0;
+    const server = createServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      // Node sends the headers with the first body chunk unless flushed.
+      res.flushHeaders();
+      const timer = setInterval(() => {
+        bytes++;
+        res.write('.');
+      }, 300);
+      res.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    try {
+      // The deadline would cut the attempt off after 60 s; the status line
+      // answers it before the first byte of the body.
+      expect(await httpStatus(`http://127.0.0.1:${port}/trickle`, 60_000)).toBe(200);
+      expect(bytes).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("gives up on a server that accepts the connection but never sends its headers, at the attempt's one deadline", async () => {
+    const server = createServer(() => {
+      // Never answers: no status line, no headers.
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    let connected = false;
+    server.on('connection', () => {
+      connected = true;
+    });
+    try {
+      expect(await httpStatus(`http://127.0.0.1:${port}/silent`, 300)).toBeUndefined();
+      expect(connected).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   describe("image pulls as podman's pull policy", () => {

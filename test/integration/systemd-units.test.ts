@@ -11,6 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import {
+  ACTIVATION_LIMIT_SEC,
+  UPDATE_SERVICE_TIMEOUT_SEC,
+} from '../../src/bundle/activation-budget.js';
 import { TMPFILES_ROOTS } from '../../src/bundle/tmpfiles.js';
 import { repoRoot } from '../helpers/host-tree.js';
 
@@ -98,5 +102,20 @@ describe('timer and service units', () => {
     for (const key of ['NoNewPrivileges', 'PrivateTmp', 'ProtectHome', 'PrivateDevices']) {
       expect(service.get(`Service.${key}`)).toEqual(['yes']);
     }
+  });
+
+  it('waits for the synchronised clock it reads, ordered after time-sync.target without pulling it in', async () => {
+    const service = await unitSettings('rick-update.service');
+    expect(service.get('Unit.After')).toEqual(['network-online.target time-sync.target']);
+    expect(service.get('Unit.Wants')).toEqual(['network-online.target']);
+  });
+
+  it('gives an activation and the restore after it time to finish before the run is stopped', async () => {
+    const service = await unitSettings('rick-update.service');
+    // The builder and the installer read UPDATE_SERVICE_TIMEOUT_SEC; it is this unit's timeout.
+    expect(service.get('Service.TimeoutStartSec')).toEqual([
+      `${UPDATE_SERVICE_TIMEOUT_SEC / 3600}h`,
+    ]);
+    expect(2 * ACTIVATION_LIMIT_SEC).toBeLessThan(UPDATE_SERVICE_TIMEOUT_SEC);
   });
 });

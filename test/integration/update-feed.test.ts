@@ -454,8 +454,10 @@ describe('rick-install update', () => {
     const dir = join(s.tree.root, 'var/lib/prometheus/node-exporter');
     await mkdir(dir, { recursive: true });
     await publish(s, '1.1.0');
+    // The tick's time, when it checks the feed (the fake clock moved during
+    // the first install's health gate).
+    const now = Math.floor(s.host.clock.now().getTime() / 1000);
     expect((await s.update()).code).toBe(ExitCode.ok);
-    const now = Date.parse('2026-01-01T00:00:00Z') / 1000;
     let text = await readFile(join(dir, 'rick.prom'), 'utf8');
     expect(text).toContain('rick_bundle_info{bundle="demo",version="1.1.0"} 1\n');
     expect(text).toContain(`rick_update_last_check_timestamp_seconds ${now}\n`);

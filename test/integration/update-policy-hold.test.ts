@@ -88,6 +88,8 @@ it('holds a release that needs more than its grant, and installs it on the tick 
 
   // Tick 1: the feed has 1.1.0; it needs a mount the grant lacks: held, not installed, not quarantined.
   const before = await snapshotTree(t.root, { ignore: TICK_FILES });
+  // The first install's health gate took its settle period on the fake clock.
+  const since = host.clock.now().toISOString().replace(/[.]/g, '\\.');
   const first = await update();
   expect(first.stderr).toBe('');
   expect(first.code).toBe(ExitCode.ok);
@@ -107,7 +109,7 @@ it('holds a release that needs more than its grant, and installs it on the tick 
   const status = await runInstaller(host, ['status', '--root', t.root]);
   expect(status.stdout).toMatch(
     new RegExp(
-      `held: demo 1\\.1\\.0 since 2026-01-01T00:00:00\\.000Z: needs what ${grantFile.replace(/[.]/g, '\\.')} does not grant: path /srv/demo:rw`,
+      `held: demo 1\\.1\\.0 since ${since}: needs what ${grantFile.replace(/[.]/g, '\\.')} does not grant: path /srv/demo:rw`,
     ),
   );
 
@@ -192,6 +194,8 @@ it('holds such a release the same way when FEED is a signed release index', asyn
 
   // Tick 1: held, not installed, not quarantined, not an error; the tree as it was.
   const before = await snapshotTree(t.root, { ignore: INDEX_TICK_FILES });
+  // The first install's health gate took its settle period on the fake clock.
+  const since = host.clock.now().toISOString().replace(/[.]/g, '\\.');
   const first = await update();
   expect(first.stderr).toBe('');
   expect(first.code).toBe(ExitCode.ok);
@@ -212,7 +216,7 @@ it('holds such a release the same way when FEED is a signed release index', asyn
   const status = await runInstaller(host, ['status', '--root', t.root]);
   expect(status.stdout).toMatch(
     new RegExp(
-      `held: demo 1\\.1\\.0 since 2026-01-01T00:00:00\\.000Z: needs what ${grantFile.replace(/[.]/g, '\\.')} does not grant: path /srv/demo:rw`,
+      `held: demo 1\\.1\\.0 since ${since}: needs what ${grantFile.replace(/[.]/g, '\\.')} does not grant: path /srv/demo:rw`,
     ),
   );
 

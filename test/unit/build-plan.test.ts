@@ -83,6 +83,41 @@ describe('planBundle', () => {
     expect(plan.units.map((u) => u.name)).toEqual(['demo.container']);
   });
 
+  it('refuses services whose gate timeouts add up past the activation limit, naming each part and the sum', () => {
+    const files = [
+      ...input().files,
+      {
+        kind: 'quadlet' as const,
+        template: 'quadlet/w.container',
+        name: 'w.container',
+        content: '[Container]\nImage=x\n',
+      },
+    ];
+    const services = [
+      {
+        unit: 'demo.container',
+        activeTimeoutSec: 600,
+        checks: [{ type: 'http' as const, url: 'http://127.0.0.1:8080/health', timeoutSec: 300 }],
+      },
+      { unit: 'w.container', activeTimeoutSec: 600, settleSec: 10 },
+    ];
+    expect(() => planBundle(input({ files, services }))).toThrow(
+      "the services' gate timeouts add up to 1515s, past the activation limit of 1500s: demo.service 905s + w.service 610s",
+    );
+    // settleSec is written only when declared: a bundle without it reads as before.
+    const fits = planBundle(input({ files, services: [services[1]!] }));
+    expect(fits.manifest.services).toEqual([
+      {
+        unit: 'w.container',
+        service: 'w.service',
+        activeTimeoutSec: 600,
+        settleSec: 10,
+        checks: [],
+      },
+    ]);
+    expect(planBundle(input()).manifest.services[0]).not.toHaveProperty('settleSec');
+  });
+
   it('does not scan the installer, whose code mentions the token syntax', () => {
     const plan = planBundle(input({ installer: Buffer.from("const t = '@@rick:bogus:x@@';") }));
     expect(plan.manifest.facts).toHaveLength(3);

@@ -23,7 +23,7 @@ const images: ImagePull[] = [
 function hostPulling(outcome: PullOutcome): { host: Host; pulled: string[] } {
   const pulled: string[] = [];
   const host = {
-    clock: { now: () => new Date(0), sleep: async () => {} },
+    clock: { now: () => new Date(0), monotonicMs: () => 0, sleep: async () => {} },
     pullImage: async (need: { image: string }) => {
       pulled.push(need.image);
       return outcome;

@@ -24,9 +24,9 @@ export async function pullImages(
     return;
   }
   for (const image of images) {
-    const started = host.clock.now().getTime();
+    const started = host.clock.monotonicMs();
     const outcome = await host.pullImage(image);
-    const seconds = ((host.clock.now().getTime() - started) / 1000).toFixed(1);
+    const seconds = ((host.clock.monotonicMs() - started) / 1000).toFixed(1);
     const what =
       outcome === 'present'
         ? 'present, not pulled'
