@@ -240,6 +240,11 @@ ExecStart=/usr/local/bin/rick-install update
 EnvironmentFile=-/etc/rick/update.env
 # Long enough for the health gates of every followed bundle and a rollback.
 TimeoutStartSec=1h
+# A stop (that timeout, or shutdown) sends SIGTERM to rick-install alone: it
+# puts back what it made live, then exits (exit 15); the systemctl and podman
+# it runs are not cut short. Past TimeoutStopSec (90 s) SIGKILL ends it all,
+# and the next tick completes the restore from the intent record.
+KillMode=mixed
 UMask=0022
 
 # What an install writes, and nothing else:

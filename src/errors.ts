@@ -21,6 +21,7 @@ export const ExitCode = {
   imagePull: 12,
   indexExpired: 13,
   policy: 14,
+  interrupted: 15,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -74,6 +75,8 @@ const codes = {
   // Signed release index: an older index than the one accepted before, or an expired one.
   INDEX_ROLLBACK: ExitCode.feed,
   INDEX_EXPIRED: ExitCode.indexExpired,
+  // A stop signal (SIGTERM, SIGHUP, SIGINT) ended the run, once it had put the host back.
+  INTERRUPTED: ExitCode.interrupted,
 } as const satisfies Record<string, ExitCode>;
 
 export type ErrorCode = keyof typeof codes;
@@ -150,6 +153,10 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [ExitCode.indexExpired, 'release index expired: the feed may be frozen; nothing was installed'],
   [ExitCode.policy, 'refused by host policy: the bundle needs what this host has not granted'],
+  [
+    ExitCode.interrupted,
+    'stopped by SIGTERM, SIGHUP or SIGINT: what the run made live was restored first (after a second signal, the next run restores it)',
+  ],
 ];
 
 export function formatExitCodes(): string {

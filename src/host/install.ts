@@ -61,6 +61,7 @@ import {
   pruneGenerations,
   readGeneration,
   readLiveGenerationNumber,
+  removeGeneration,
   type StoredBundle,
   type StoredGeneration,
   writeGeneration,
@@ -82,13 +83,28 @@ import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
 import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
+import { interruption, isInterruption } from './interrupt.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { evaluatePolicy, policyRefusal } from './policy/check.js';
 import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
-import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
-import { bundleState, type HostState, quarantine, readState, writeState } from './state.js';
+import {
+  clearIntent,
+  intentPhases,
+  type Log,
+  reconcile,
+  recoverFromInterruption,
+  writeIntent,
+} from './recovery.js';
+import {
+  bundleState,
+  type HostState,
+  quarantine,
+  readState,
+  readStateFile,
+  writeState,
+} from './state.js';
 import { substituteBundle, substituteBundleNormalized } from './substitute.js';
 import type { Host } from './system.js';
 import { decideVersion } from './version-policy.js';
@@ -790,13 +806,46 @@ export async function installBundle(
     for (const note of await ensureHostLinks(paths, hostNeedsOf(next))) log(`note: ${note}`);
     await checkpoint('links-created');
 
-    const outcome = await activate({ host, paths, log }, live, next, graphs, plan);
+    const outcome = await activate(
+      { host, paths, log, onFlip: intentPhases(paths) },
+      live,
+      next,
+      graphs,
+      plan,
+    );
     const now = host.clock.now().toISOString();
+    const stopped = interruption();
+    if (!outcome.ok && outcome.restored && stopped) {
+      // A signal during the restarts ended the activation, and activate put
+      // the live generation back: nothing judged the version, so nothing is
+      // quarantined, and the generation that never passed a gate goes.
+      const back = live ? `generation ${live.generation}` : 'no generation';
+      state.history.push({
+        generation: next.generation,
+        bundle: manifest.name,
+        version: manifest.version,
+        time: now,
+        outcome: 'recovered',
+        detail: `stopped by ${stopped}; ${back} restored`,
+      });
+      await removeGeneration(paths, next.generation);
+      await writeState(paths.stateFile, state);
+      await clearIntent(paths);
+      log(`stopped by ${stopped}: ${back} is live again, its services restored`);
+      throw new RickError(
+        'INTERRUPTED',
+        `stopped by ${stopped} after generation ${next.generation} went live; ${back} is live again, its services restored`,
+        {
+          hint: 'the run was not completed: run it again (the update timer does at its next tick)',
+        },
+      );
+    }
     state.lastGeneration = Math.max(state.lastGeneration, next.generation);
     const entry = bundleState(state, manifest.name);
     if (!outcome.ok) {
-      // Installed again to repair hand changes, the version is not to blame for a failed gate.
-      if (!prepared.repair) quarantine(state, manifest.name, manifest.version);
+      // Installed again to repair hand changes, the version is not to blame
+      // for a failed gate; nor is it when a signal cut the gate short.
+      if (!prepared.repair && !stopped) quarantine(state, manifest.name, manifest.version);
       state.history.push({
         generation: next.generation,
         bundle: manifest.name,
@@ -858,6 +907,48 @@ export async function installBundle(
       plan,
       notes,
     };
+  } catch (error) {
+    // Stopped by a signal: put back what this run changed before the lock goes.
+    if (isInterruption(error))
+      throw await recoverFromInterruption(paths, host, log, validate, error);
+    throw error;
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Completes what an interrupted run left (its intent record), under the
+ * lock: what every update tick does first when intent.json exists, even
+ * when the feed has nothing new. A run in progress holds the lock and its
+ * own record: then there is nothing to complete. Returns whether it acted.
+ */
+export async function completeInterruptedRun(
+  root: string | undefined,
+  ctx: { host: Host; log: Log; validateUnits?: CheckUnits },
+): Promise<boolean> {
+  const { host, log } = ctx;
+  const paths = hostPaths(root ?? '/');
+  let lock: Awaited<ReturnType<typeof acquireLock>>;
+  try {
+    lock = await acquireLock(paths.lockFile, {
+      purpose: 'complete an interrupted run',
+      now: () => host.clock.now(),
+    });
+  } catch (error) {
+    if (error instanceof RickError && error.code === 'LOCK_BUSY') {
+      log(`${paths.intentFile} belongs to a run in progress: ${error.message}`);
+      return false;
+    }
+    throw error;
+  }
+  try {
+    const intent = await readStateFile(paths.intentFile);
+    if (intent === undefined) return false;
+    log(`${paths.intentFile} is left by an interrupted run: completing it`);
+    const state = await readState(paths.stateFile);
+    await reconcile(paths, host, state, log, { check: ctx.validateUnits ?? defaultValidateUnits });
+    return true;
   } finally {
     await lock.release();
   }

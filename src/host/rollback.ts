@@ -11,7 +11,15 @@ import { acquireLock } from '../host/lock.js';
 import { hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
-import { clearIntent, reconcile, recordAdopted, writeIntent } from './recovery.js';
+import { interruption, isInterruption } from './interrupt.js';
+import {
+  clearIntent,
+  intentPhases,
+  reconcile,
+  recordAdopted,
+  recoverFromInterruption,
+  writeIntent,
+} from './recovery.js';
 
 export interface RollbackOptions {
   root?: string;
@@ -135,7 +143,24 @@ export async function rollbackTo(
       created: false,
       time,
     });
-    const outcome = await activate({ host, paths, log }, from, to, graphs, plan);
+    const outcome = await activate(
+      { host, paths, log, onFlip: intentPhases(paths) },
+      from,
+      to,
+      graphs,
+      plan,
+    );
+    const stopped = interruption();
+    if (!outcome.ok && outcome.restored && stopped) {
+      // A signal cut the restarts short and activate put the live generation back.
+      await clearIntent(paths);
+      log(`stopped by ${stopped}: generation ${live} is live again, its services restored`);
+      throw new RickError(
+        'INTERRUPTED',
+        `stopped by ${stopped} after generation ${target} went live; generation ${live} is live again, its services restored`,
+        { hint: 'the rollback was not completed: run it again' },
+      );
+    }
     if (!outcome.ok) {
       state.history.push({
         generation: target,
@@ -205,6 +230,10 @@ export async function rollbackTo(
     log(`rolled back from generation ${live ?? 'none'} to ${target}`);
     log(formatPlan(outcome.plan, { offline: !host.systemctl }).trimEnd());
     return { outcome: 'rolled-back', from: live, to: target };
+  } catch (error) {
+    // Stopped by a signal: put back what this run changed before the lock goes.
+    if (isInterruption(error)) throw await recoverFromInterruption(paths, host, log, check, error);
+    throw error;
   } finally {
     await lock.release();
   }
