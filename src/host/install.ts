@@ -61,7 +61,6 @@ import {
   pruneGenerations,
   readGeneration,
   readLiveGenerationNumber,
-  removeGeneration,
   type StoredBundle,
   type StoredGeneration,
   writeGeneration,
@@ -83,7 +82,7 @@ import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
 import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
-import { interruption, isInterruption } from './interrupt.js';
+import { isInterruption } from './interrupt.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { evaluatePolicy, policyRefusal } from './policy/check.js';
@@ -806,6 +805,9 @@ export async function installBundle(
     for (const note of await ensureHostLinks(paths, hostNeedsOf(next))) log(`note: ${note}`);
     await checkpoint('links-created');
 
+    // A stop signal before the gate's verdict ends activate at a step
+    // boundary (checkpoint, INTERRUPTED), handled below; one that comes
+    // later lets the run record the verdict it has.
     const outcome = await activate(
       { host, paths, log, onFlip: intentPhases(paths) },
       live,
@@ -814,38 +816,11 @@ export async function installBundle(
       plan,
     );
     const now = host.clock.now().toISOString();
-    const stopped = interruption();
-    if (!outcome.ok && outcome.restored && stopped) {
-      // A signal during the restarts ended the activation, and activate put
-      // the live generation back: nothing judged the version, so nothing is
-      // quarantined, and the generation that never passed a gate goes.
-      const back = live ? `generation ${live.generation}` : 'no generation';
-      state.history.push({
-        generation: next.generation,
-        bundle: manifest.name,
-        version: manifest.version,
-        time: now,
-        outcome: 'recovered',
-        detail: `stopped by ${stopped}; ${back} restored`,
-      });
-      await removeGeneration(paths, next.generation);
-      await writeState(paths.stateFile, state);
-      await clearIntent(paths);
-      log(`stopped by ${stopped}: ${back} is live again, its services restored`);
-      throw new RickError(
-        'INTERRUPTED',
-        `stopped by ${stopped} after generation ${next.generation} went live; ${back} is live again, its services restored`,
-        {
-          hint: 'the run was not completed: run it again (the update timer does at its next tick)',
-        },
-      );
-    }
     state.lastGeneration = Math.max(state.lastGeneration, next.generation);
     const entry = bundleState(state, manifest.name);
     if (!outcome.ok) {
-      // Installed again to repair hand changes, the version is not to blame
-      // for a failed gate; nor is it when a signal cut the gate short.
-      if (!prepared.repair && !stopped) quarantine(state, manifest.name, manifest.version);
+      // Installed again to repair hand changes, the version is not to blame for a failed gate.
+      if (!prepared.repair) quarantine(state, manifest.name, manifest.version);
       state.history.push({
         generation: next.generation,
         bundle: manifest.name,

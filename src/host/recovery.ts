@@ -345,6 +345,8 @@ export async function reconcile(
     /** How a generation's units are checked (podman's quadlet), to restore by their graph. */
     check: CheckUnits;
     allowInconsistent?: boolean;
+    /** Why the recorded run did not finish, for the history: default `interrupted run`. */
+    why?: string;
   },
 ): Promise<Reconciled> {
   const view = await readHostView(paths, state);
@@ -361,7 +363,7 @@ export async function reconcile(
       await clearIntent(paths);
       break;
     case 'undo':
-      await undoInterruptedRun(paths, host, state, plan, log, options.check);
+      await undoInterruptedRun(paths, host, state, plan, log, options);
       break;
     case 'discard':
       if (plan.removeTo && (await removeGeneration(paths, plan.intent.to))) {
@@ -392,7 +394,7 @@ async function undoInterruptedRun(
   state: HostState,
   plan: Extract<RecoveryPlan, { action: 'undo' }>,
   log: Log,
-  check: CheckUnits,
+  { check, why }: { check: CheckUnits; why?: string },
 ): Promise<void> {
   const { intent, removeTo } = plan;
   log(
@@ -425,7 +427,7 @@ async function undoInterruptedRun(
       version: b.version,
       time: host.clock.now().toISOString(),
       outcome: 'recovered',
-      detail: `interrupted run; ${gen(intent.from)} restored`,
+      detail: `${why ?? 'interrupted run'}; ${gen(intent.from)} restored`,
     });
   }
   if (removeTo) await removeGeneration(paths, intent.to);
@@ -528,7 +530,7 @@ export async function recoverFromInterruption(
       log(`${stopped.message}, before anything went live`);
       done = 'before anything went live; nothing live changed';
     }
-    await reconcile(paths, host, state, log, { check });
+    await reconcile(paths, host, state, log, { check, why: stopped.message });
     return new RickError('INTERRUPTED', `${stopped.message} ${done}`, {
       hint: `the run was not completed: run it again (the update timer does at its next tick)`,
     });

@@ -11,7 +11,7 @@ import { acquireLock } from '../host/lock.js';
 import { hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
-import { interruption, isInterruption } from './interrupt.js';
+import { isInterruption } from './interrupt.js';
 import {
   clearIntent,
   intentPhases,
@@ -150,17 +150,6 @@ export async function rollbackTo(
       graphs,
       plan,
     );
-    const stopped = interruption();
-    if (!outcome.ok && outcome.restored && stopped) {
-      // A signal cut the restarts short and activate put the live generation back.
-      await clearIntent(paths);
-      log(`stopped by ${stopped}: generation ${live} is live again, its services restored`);
-      throw new RickError(
-        'INTERRUPTED',
-        `stopped by ${stopped} after generation ${target} went live; generation ${live} is live again, its services restored`,
-        { hint: 'the rollback was not completed: run it again' },
-      );
-    }
     if (!outcome.ok) {
       state.history.push({
         generation: target,
