@@ -24,12 +24,13 @@ function writeStderr(text: string): void {
   }
 }
 
+/** Installs the handlers; returns what removes them again. */
 export function handleStopSignals(
   write: (text: string) => void = writeStderr,
   exit: (code: number) => void = (code) => process.exit(code),
-): void {
-  for (const signal of STOP_SIGNALS) {
-    process.on(signal, () => {
+): () => void {
+  const handlers = STOP_SIGNALS.map((signal) => {
+    const handler = () => {
       const holding = holdsLock();
       if (noteSignal(signal) === 'defer') {
         write(
@@ -39,10 +40,15 @@ export function handleStopSignals(
       }
       write(
         holding
-          ? `error INTERRUPTED: received ${signal} again: stopping at once; the next run (the update timer's included) completes the restore from its intent record (intent.json)\n`
+          ? `error INTERRUPTED: received ${signal}, a second stop signal: stopping at once; the next run (the update timer's included) completes the restore from its intent record (intent.json)\n`
           : `error INTERRUPTED: stopped by ${signal} before anything was changed\n`,
       );
       exit(ExitCode.interrupted);
-    });
-  }
+    };
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
 }

@@ -284,4 +284,31 @@ describe('a stop signal while the services restart', () => {
       detail: 'stopped by SIGTERM at step health-checked; generation 1 restored',
     });
   });
+
+  it('a rollback stopped the same way puts back the generation it was leaving: exit 15', async () => {
+    const s = await installed();
+    expect((await runInstaller(s.host, [s.v2, '--root', s.root])).code).toBe(0);
+    s.host.reset();
+    const { host } = watched(s.host, () => {
+      noteSignal('SIGHUP');
+    });
+    const r = await runInstaller(host, ['rollback', '--root', s.root]);
+    expect(r.code).toBe(ExitCode.interrupted);
+    expect(r.stderr).toContain(
+      'error INTERRUPTED: stopped by SIGHUP at step health-checked after generation 1 went live; generation 2 is live again, its services restored',
+    );
+    expect(s.host.serviceCalls()).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'restart', units: ['demo-pod.service'] },
+      { op: 'daemon-reload' },
+      { op: 'restart', units: ['demo-pod.service'] },
+    ]);
+    expect(await liveGeneration(s.root)).toBe('generations/2');
+    // A rollback writes no generation: both stay.
+    expect(existsSync(join(s.root, 'var/lib/rick/generations/1'))).toBe(true);
+    expect(existsSync(hostPaths(s.root).intentFile)).toBe(false);
+    const state = await readState(s.stateFile);
+    expect(state.live).toBe(2);
+    expect(state.bundles.demo).toMatchObject({ installed: '2.0.0', quarantined: [] });
+  });
 });
