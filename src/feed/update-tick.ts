@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
+import { throwIfInterrupted } from '../host/interrupt.js';
 import type { Expectation } from '../host/intake/identity.js';
 import { hostPaths } from '../host/paths.js';
 import type { HeldReleases } from '../host/policy/held.js';
@@ -121,6 +122,8 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
   const intentFile = hostPaths(options.root ?? '/').intentFile;
   if (deps.completeInterrupted && existsSync(intentFile)) {
     await deps.completeInterrupted(options.root ?? '/');
+    // Stopped meanwhile (the restore was finished first): the feed can wait.
+    throwIfInterrupted('after completing the interrupted run');
   }
   // A FEED naming a signed release index is followed by index-tick.ts.
   if (await followIndexFeed(options, deps)) return;

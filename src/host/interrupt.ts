@@ -12,12 +12,22 @@
  */
 import { RickError } from '../errors.js';
 
-let received: NodeJS.Signals | undefined;
-let locked = 0;
+interface Shared {
+  received?: NodeJS.Signals;
+  /** How many locks this process holds. */
+  locked: number;
+}
+// On globalThis: the single-file installer evaluates this module twice, in
+// its front part (the signal handler) and in the rest it loads on demand
+// (the install and its lock), see installer/build.mjs.
+const key = Symbol.for('rick.interrupt');
+const shared: Shared = ((globalThis as Record<symbol, unknown>)[key] ??= {
+  locked: 0,
+}) as Shared;
 
 /** The stop signal this process received, if any. */
 export function interruption(): NodeJS.Signals | undefined {
-  return received;
+  return shared.received;
 }
 
 /**
@@ -26,39 +36,41 @@ export function interruption(): NodeJS.Signals | undefined {
  * or this is a second signal: the intent record is left to the next run).
  */
 export function noteSignal(signal: NodeJS.Signals): 'defer' | 'exit' {
-  const again = received !== undefined;
-  received ??= signal;
-  return locked > 0 && !again ? 'defer' : 'exit';
+  const again = shared.received !== undefined;
+  shared.received ??= signal;
+  return shared.locked > 0 && !again ? 'defer' : 'exit';
 }
 
 /** Forgets a recorded signal: for tests, which run many commands in one process. */
 export function clearInterruption(): void {
-  received = undefined;
+  delete shared.received;
 }
 
 /** Whether this process holds the install lock now. */
 export function holdsLock(): boolean {
-  return locked > 0;
+  return shared.locked > 0;
 }
 
 /** Called by the lock (src/host/lock.ts) when it is taken and released. */
 export function lockTaken(): void {
-  locked++;
+  shared.locked++;
 }
 export function lockReleased(): void {
-  locked = Math.max(0, locked - 1);
+  shared.locked = Math.max(0, shared.locked - 1);
 }
 
-/** Thrown at a step boundary: the host is not yet put back. */
-class Interrupted extends RickError {}
+/** Marks the INTERRUPTED thrown at a step boundary: the host is not yet put back. */
+const atBoundary = Symbol.for('rick.interrupt.boundary');
 
 /** Whether the run was stopped at a step boundary and has not put the host back yet. */
 export function isInterruption(error: unknown): error is RickError {
-  return error instanceof Interrupted;
+  return error instanceof RickError && atBoundary in error;
 }
 
 /** Throws INTERRUPTED when a stop signal was received. */
 export function throwIfInterrupted(where: string): void {
-  if (received === undefined) return;
-  throw new Interrupted('INTERRUPTED', `stopped by ${received} ${where}`);
+  if (shared.received === undefined) return;
+  const error = new RickError('INTERRUPTED', `stopped by ${shared.received} ${where}`);
+  Object.defineProperty(error, atBoundary, { value: true });
+  throw error;
 }

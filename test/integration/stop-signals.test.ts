@@ -19,7 +19,13 @@ import {
   type TestKey,
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
-import { requireBuiltCli, runCli, startCli } from '../helpers/cli-process.js';
+import {
+  builtCli,
+  builtInstaller,
+  requireBuiltCli,
+  runCli,
+  startCli,
+} from '../helpers/cli-process.js';
 import { type HostTree, liveGeneration, makeHostTree, quadletPath } from '../helpers/host-tree.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
@@ -67,14 +73,21 @@ async function installedTree(): Promise<{ tree: HostTree; v2: string }> {
 }
 
 describe('a stop signal after the flip', () => {
-  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
-    it(`${signal}: restores generation 1, says so and why, exits 15; the host is consistent`, async () => {
+  const cases = [
+    { signal: 'SIGTERM', program: builtCli, name: 'rick-install' },
+    { signal: 'SIGHUP', program: builtCli, name: 'rick-install' },
+    // What a host runs: its front part handles the signal, the rest installs.
+    { signal: 'SIGTERM', program: builtInstaller, name: 'the single-file installer' },
+  ] as const;
+  for (const { signal, program, name } of cases) {
+    it(`${signal} to ${name}: restores generation 1, says so and why, exits 15; the host is consistent`, async () => {
       const { tree, v2 } = await installedTree();
       const never = join(tree.work, 'never-created');
-      const run = startCli([v2, '--root', tree.root], {
-        ...env,
-        RICK_FAULT_WAIT_AT: `flipped:${never}`,
-      });
+      const run = startCli(
+        [v2, '--root', tree.root],
+        { ...env, RICK_FAULT_WAIT_AT: `flipped:${never}` },
+        program,
+      );
       // Held at its step boundary after the flip: generation 2 is live and recorded so.
       await until(async () => (await readIntent(tree.root))?.phase === 'live');
       expect(await liveGeneration(tree.root)).toBe('generations/2');
