@@ -21,9 +21,9 @@ interface Shared {
 // its front part (the signal handler) and in the rest it loads on demand
 // (the install and its lock), see installer/build.mjs.
 const key = Symbol.for('rick.interrupt');
-const shared: Shared = ((globalThis as Record<symbol, unknown>)[key] ??= {
-  locked: 0,
-}) as Shared;
+const store = globalThis as Record<symbol, unknown>;
+if (store[key] === undefined) store[key] = { locked: 0 } satisfies Shared;
+const shared = store[key] as Shared;
 
 /** The stop signal this process received, if any. */
 export function interruption(): NodeJS.Signals | undefined {
