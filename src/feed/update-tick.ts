@@ -330,6 +330,8 @@ async function decideAndInstall(
       await downloadAndInstall(config, bundle, candidate, root, deps);
       deps.log(`${bundle}: installed ${candidate.version}`);
     } catch (error) {
+      // Stopped by a signal, once the host was put back: the other bundles wait for the next tick.
+      if (isRickError(error) && error.code === 'INTERRUPTED') throw error;
       if (isPolicyRefusal(error)) {
         // Not a failure and not quarantined: held until the operator grants it.
         const h = heldRelease(bundle, candidate.version, error.message, root);

@@ -12,6 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
+import { clearInterruption, noteSignal } from '../../src/host/interrupt.js';
 import { hostPaths } from '../../src/host/paths.js';
 import { markIntent, writeIntent } from '../../src/host/recovery.js';
 import { readState } from '../../src/host/state.js';
@@ -48,6 +49,7 @@ beforeAll(async () => {
   }
 });
 afterEach(async () => {
+  clearInterruption();
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
@@ -196,5 +198,54 @@ describe('the update tick completes an interrupted run when the feed has nothing
     } finally {
       await held.release();
     }
+  });
+
+  it('a tick stopped by SIGTERM during its install restores, exits 15, and the next tick installs', async () => {
+    const tree = await makeHostTree(key);
+    const server = await ReleaseServer.start();
+    cleanups.push(
+      () => server.stop(),
+      () => tree.cleanup(),
+    );
+    const fake = new FakeHost({ root: tree.root });
+    await writeFile(
+      join(tree.root, 'etc/rick/rick.conf'),
+      `FEED=${server.latestUrl('index.json')}\nBUNDLES=demo\n`,
+    );
+    const v1 = await writeSignedBundle(join(tree.work, 'local'), key, {
+      version: '1.0.0',
+      files: sampleFiles('demo', '1.0.0'),
+    });
+    expect((await runInstaller(fake, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
+    await new Publisher(server, join(tree.work, 'publish'), key).publish(['1.0.0', '1.1.0']);
+    fake.reset();
+    // systemd stops the service while the new generation's units restart.
+    const systemctl = fake.systemctl!;
+    const host = Object.create(fake) as FakeHost;
+    Object.defineProperty(host, 'systemctl', {
+      value: {
+        ...systemctl,
+        restart: async (units: string[]) => {
+          noteSignal('SIGTERM');
+          await systemctl.restart(units);
+        },
+      },
+    });
+    const stopped = await runInstaller(host, ['update', '--root', tree.root]);
+    expect(stopped.code).toBe(ExitCode.interrupted);
+    expect(stopped.stderr).toContain(
+      'error INTERRUPTED: stopped by SIGTERM at step health-checked after generation 2 went live; generation 1 is live again, its services restored',
+    );
+    expect(stopped.stdout).toContain('demo: installing 1.1.0');
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    expect(existsSync(hostPaths(tree.root).intentFile)).toBe(false);
+    const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
+    expect(state.bundles.demo).toMatchObject({ installed: '1.0.0', quarantined: [] });
+
+    clearInterruption();
+    const next = await runInstaller(fake, ['update', '--root', tree.root]);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(ExitCode.ok);
+    expect(next.stdout).toContain('demo: installed 1.1.0');
   });
 });
