@@ -247,6 +247,11 @@ EnvironmentFile=-/etc/rick/update.env
 # An activation and the restore after a failed gate each stop after 1500s
 # (src/bundle/activation-budget.ts), so both fit in this; keep them equal.
 TimeoutStartSec=1h
+# A stop (that timeout, or shutdown) sends SIGTERM to rick-install alone: it
+# puts back what it made live, then exits (exit 16); the systemctl and podman
+# it runs are not cut short. Past TimeoutStopSec (90 s) SIGKILL ends it all,
+# and the next tick completes the restore from the intent record.
+KillMode=mixed
 UMask=0022
 
 # What an install writes, and nothing else:

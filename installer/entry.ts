@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Script } from 'node:vm';
 import { dropOutputOnClosedPipe } from '../src/cli/closed-pipe.js';
+import { handleStopSignals } from '../src/cli/signals.js';
 import * as errors from '../src/errors.js';
 import { isJournalStream, warningLine } from '../src/feed/journal.js';
 import {
@@ -291,6 +292,7 @@ codeCache.file = join(
 
 /** Runs the command line: a CommonJS script has no top-level await. */
 async function main(): Promise<void> {
+  handleStopSignals();
   if (tick) {
     const [update, { createHttpClient }] = await Promise.all([
       import('../src/feed/update-tick.js'),
@@ -313,6 +315,10 @@ async function main(): Promise<void> {
           const { realHost } = (await shared.__rickDeferred()).deferred;
           const host = realHost(request.root === '/' ? {} : { root: request.root });
           await update.installThroughPipeline(request, host, log);
+        },
+        completeInterrupted: async (at) => {
+          const { realHost } = (await shared.__rickDeferred()).deferred;
+          await update.completeThroughPipeline(at, realHost(at === '/' ? {} : { root: at }), log);
         },
       });
     } catch (error) {

@@ -22,6 +22,7 @@ export const ExitCode = {
   indexExpired: 13,
   policy: 14,
   database: 15,
+  interrupted: 16,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -79,6 +80,8 @@ const codes = {
   // Signed release index: an older index than the one accepted before, or an expired one.
   INDEX_ROLLBACK: ExitCode.feed,
   INDEX_EXPIRED: ExitCode.indexExpired,
+  // A stop signal (SIGTERM, SIGHUP, SIGINT) ended the run, once it had put the host back.
+  INTERRUPTED: ExitCode.interrupted,
 } as const satisfies Record<string, ExitCode>;
 
 export type ErrorCode = keyof typeof codes;
@@ -158,6 +161,10 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [
     ExitCode.database,
     "a declared PostgreSQL database or role could not be created or updated (PostgreSQL's message); nothing went live",
+  ],
+  [
+    ExitCode.interrupted,
+    'stopped by SIGTERM, SIGHUP or SIGINT: what the run made live was restored first (after a second signal, the next run restores it)',
   ],
 ];
 

@@ -18,6 +18,7 @@ import { formatExitCodes } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
 import { realHost } from '../host/system.js';
 import { processOutput, runProgram } from './run.js';
+import { handleStopSignals } from './signals.js';
 
 export type { InstallerDeps };
 
@@ -54,6 +55,7 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
 }
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  handleStopSignals();
   process.exitCode = await runProgram(createProgram(), argv);
 }
 

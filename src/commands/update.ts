@@ -8,7 +8,12 @@ import { processOutput } from '../cli/run.js';
 import { formatExitCodes } from '../errors.js';
 import { createHttpClient } from '../feed/client.js';
 import { isJournalStream, warningLine } from '../feed/journal.js';
-import { installThroughPipeline, runUpdate, type UpdateDeps } from '../feed/update-tick.js';
+import {
+  completeThroughPipeline,
+  installThroughPipeline,
+  runUpdate,
+  type UpdateDeps,
+} from '../feed/update-tick.js';
 import type { InstallerDeps } from '../host/install.js';
 
 /** The real UpdateDeps on top of the installer's deps. */
@@ -23,6 +28,7 @@ export function updateDepsFrom(deps: InstallerDeps, root: string | undefined): U
     log,
     warn: (line) => log(warningLine(line, journal)),
     install: (request) => installThroughPipeline(request, host, log, deps.validateUnits),
+    completeInterrupted: (root) => completeThroughPipeline(root, host, log, deps.validateUnits),
   };
 }
 

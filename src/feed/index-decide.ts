@@ -210,6 +210,8 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
       deps.log(`${bundle}: installed ${release.version}`);
       delete yanked[bundle];
     } catch (error) {
+      // Stopped by a signal, once the host was put back: the other bundles wait for the next tick.
+      if (isRickError(error) && error.code === 'INTERRUPTED') throw error;
       if (isPolicyRefusal(error)) {
         // Not a failure and not quarantined: held until the operator grants it.
         const h = heldRelease(bundle, release.version, error.message, root);

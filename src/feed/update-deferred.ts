@@ -8,7 +8,7 @@
  * defers exactly this module (see installer/build.mjs).
  */
 
-export { installBundle } from '../host/install.js';
+export { completeInterruptedRun, installBundle } from '../host/install.js';
 export { bundleState, readState, writeFileAtomic } from '../host/state.js';
 export { realHost } from '../host/system.js';
 export { parseConfig, type RickConfig } from './config.js';

@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
 import type { Expectation } from '../host/intake/identity.js';
+import { throwIfInterrupted } from '../host/interrupt.js';
 import { hostPaths } from '../host/paths.js';
 import type { HeldReleases } from '../host/policy/held.js';
 import type { Host } from '../host/system.js';
@@ -67,6 +69,12 @@ export interface UpdateDeps {
   log: (line: string) => void;
   /** A line at warning priority (src/feed/journal.ts); `log` with a `warning: ` prefix when absent. */
   warn?: (line: string) => void;
+  /**
+   * Completes what an interrupted run left on the host (its intent record),
+   * under the lock (install.ts completeInterruptedRun). Called by every
+   * tick that finds intent.json, before the feed is asked.
+   */
+  completeInterrupted?: (root: string) => Promise<void>;
 }
 
 interface Decided {
@@ -108,6 +116,15 @@ function headersFor(url: string, accept: string): Record<string, string> {
 
 /** Runs one update tick. Resolves when every followed bundle is up to date; throws the first failure. */
 export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promise<void> {
+  // A run that died (or was stopped) after its flip left its intent record,
+  // and the feed may have nothing new: the tick completes it whatever the
+  // feed says. One stat when there is none.
+  const intentFile = hostPaths(options.root ?? '/').intentFile;
+  if (deps.completeInterrupted && existsSync(intentFile)) {
+    await deps.completeInterrupted(options.root ?? '/');
+    // Stopped meanwhile (the restore was finished first): the feed can wait.
+    throwIfInterrupted('after completing the interrupted run');
+  }
   // A FEED naming a signed release index is followed by index-tick.ts.
   if (await followIndexFeed(options, deps)) return;
   const root = options.root ?? '/';
@@ -313,6 +330,8 @@ async function decideAndInstall(
       await downloadAndInstall(config, bundle, candidate, root, deps);
       deps.log(`${bundle}: installed ${candidate.version}`);
     } catch (error) {
+      // Stopped by a signal, once the host was put back: the other bundles wait for the next tick.
+      if (isRickError(error) && error.code === 'INTERRUPTED') throw error;
       if (isPolicyRefusal(error)) {
         // Not a failure and not quarantined: held until the operator grants it.
         const h = heldRelease(bundle, candidate.version, error.message, root);
@@ -466,4 +485,19 @@ export async function installThroughPipeline(
     },
     { host, log, validateUnits },
   );
+}
+
+/** Completes an interrupted run's intent record through the install pipeline's recovery. */
+export async function completeThroughPipeline(
+  root: string,
+  host: Host,
+  log: (line: string) => void,
+  validateUnits?: InstallerDeps['validateUnits'],
+): Promise<void> {
+  const { completeInterruptedRun } = await import('./update-deferred.js');
+  await completeInterruptedRun(root === '/' ? undefined : root, {
+    host,
+    log,
+    ...(validateUnits ? { validateUnits } : {}),
+  });
 }

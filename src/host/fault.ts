@@ -6,6 +6,7 @@
  * no-op.
  */
 import { existsSync } from 'node:fs';
+import { interruption, throwIfInterrupted } from './interrupt.js';
 
 /** Every step boundary of an install, in order. The crash test kills at each one. */
 export const installSteps = [
@@ -53,12 +54,40 @@ export const FAULT_ENV = 'RICK_FAULT_KILL_AT';
  */
 export const WAIT_ENV = 'RICK_FAULT_WAIT_AT';
 
+/**
+ * The boundaries where a stop signal (src/host/interrupt.ts) ends the run.
+ * Not the ones inside what puts the host back or records it (the flip's
+ * link, which a restore makes too; the state and intent writes): those
+ * finish.
+ */
+const interruptible: ReadonlySet<string> = new Set<InstallStep>([
+  'locked',
+  'cleaned',
+  'verified',
+  'sysusers-applied',
+  'generation-renamed',
+  'links-created',
+  'flipped',
+  'daemon-reloaded',
+  'restarted',
+  'health-checked',
+]);
+
+/**
+ * A step boundary: where the fault injection of the tests kills or holds the
+ * run, and where a received stop signal ends it (INTERRUPTED), for the
+ * install or rollback to put the host back.
+ */
 export async function checkpoint(step: InstallStep | InnerStep | AdoptStep): Promise<void> {
   const wait = process.env[WAIT_ENV];
   if (wait?.startsWith(`${step}:`)) {
     const file = wait.slice(step.length + 1);
-    while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+    // A held run that is told to stop stops waiting.
+    while (!existsSync(file) && interruption() === undefined) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
+  if (interruptible.has(step)) throwIfInterrupted(`at step ${step}`);
   if (process.env[FAULT_ENV] !== step) return;
   process.kill(process.pid, 'SIGKILL');
   // SIGKILL is delivered asynchronously; never get past the boundary.

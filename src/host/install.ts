@@ -96,14 +96,29 @@ import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
 import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
+import { isInterruption } from './interrupt.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
 import { evaluatePolicy, policyRefusal } from './policy/check.js';
 import { readGrant } from './policy/grant.js';
 import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
-import { clearIntent, type Log, reconcile, writeIntent } from './recovery.js';
-import { bundleState, type HostState, quarantine, readState, writeState } from './state.js';
+import {
+  clearIntent,
+  intentPhases,
+  type Log,
+  reconcile,
+  recoverFromInterruption,
+  writeIntent,
+} from './recovery.js';
+import {
+  bundleState,
+  type HostState,
+  quarantine,
+  readState,
+  readStateFile,
+  writeState,
+} from './state.js';
 import { substituteBundle, substituteBundleNormalized } from './substitute.js';
 import type { Host } from './system.js';
 import { decideVersion } from './version-policy.js';
@@ -926,7 +941,16 @@ export async function installBundle(
       log(`moved ${adoption.foreign.map((f) => f.hostPath).join(', ')} to ${adoptedInto}`);
     }
 
-    const outcome = await activate({ host, paths, log }, live, next, graphs, plan);
+    // A stop signal before the gate's verdict ends activate at a step
+    // boundary (checkpoint, INTERRUPTED), handled below; one that comes
+    // later lets the run record the verdict it has.
+    const outcome = await activate(
+      { host, paths, log, onFlip: intentPhases(paths) },
+      live,
+      next,
+      graphs,
+      plan,
+    );
     const now = host.clock.now().toISOString();
     state.lastGeneration = Math.max(state.lastGeneration, next.generation);
     const entry = bundleState(state, manifest.name);
@@ -998,6 +1022,48 @@ export async function installBundle(
       plan,
       notes,
     };
+  } catch (error) {
+    // Stopped by a signal: put back what this run changed before the lock goes.
+    if (isInterruption(error))
+      throw await recoverFromInterruption(paths, host, log, validate, error);
+    throw error;
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Completes what an interrupted run left (its intent record), under the
+ * lock: what every update tick does first when intent.json exists, even
+ * when the feed has nothing new. A run in progress holds the lock and its
+ * own record: then there is nothing to complete. Returns whether it acted.
+ */
+export async function completeInterruptedRun(
+  root: string | undefined,
+  ctx: { host: Host; log: Log; validateUnits?: CheckUnits },
+): Promise<boolean> {
+  const { host, log } = ctx;
+  const paths = hostPaths(root ?? '/');
+  let lock: Awaited<ReturnType<typeof acquireLock>>;
+  try {
+    lock = await acquireLock(paths.lockFile, {
+      purpose: 'complete an interrupted run',
+      now: () => host.clock.now(),
+    });
+  } catch (error) {
+    if (error instanceof RickError && error.code === 'LOCK_BUSY') {
+      log(`${paths.intentFile} belongs to a run in progress: ${error.message}`);
+      return false;
+    }
+    throw error;
+  }
+  try {
+    const intent = await readStateFile(paths.intentFile);
+    if (intent === undefined) return false;
+    log(`${paths.intentFile} is left by an interrupted run: completing it`);
+    const state = await readState(paths.stateFile);
+    await reconcile(paths, host, state, log, { check: ctx.validateUnits ?? defaultValidateUnits });
+    return true;
   } finally {
     await lock.release();
   }

@@ -26,6 +26,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rmdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describe, RickError } from '../errors.js';
+import { lockReleased, lockTaken } from './interrupt.js';
 
 const CONFLICT = 75;
 
@@ -203,6 +204,8 @@ export async function acquireLock(file: string, options: AcquireOptions = {}): P
       throw error;
     }
     if (locked) {
+      // From here a stop signal waits for the run to leave the host consistent.
+      lockTaken();
       const holder: LockHolder = { pid: process.pid, since: now().toISOString() };
       if (options.purpose) holder.purpose = options.purpose;
       const release = async () => {
@@ -210,6 +213,7 @@ export async function acquireLock(file: string, options: AcquireOptions = {}): P
         await unlink(file).catch(() => {});
         await handle.close();
         await removeCreatedDirs(file, created);
+        lockReleased();
       };
       try {
         await handle.truncate(0);

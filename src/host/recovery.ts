@@ -14,8 +14,17 @@
  *   - state.json confirms `from` and `current` is `to`: the run died after
  *     the flip. `from` is restored (its services too), and `to` is removed
  *     when the run had written it and no outcome of it was recorded.
- *   - state.json confirms `from` and `current` is `from`: `to` never went live
- *     (or was flipped back); it is removed on the same condition.
+ *   - state.json confirms `from` and `current` is `from`: either `to` never
+ *     went live (phase `prepared`), and it is removed on the same condition;
+ *     or it did, and the run (or its rollback) died after flipping back but
+ *     before `from`'s services were back, or that rollback failed (phase
+ *     `live` or `restoring`): the reverse activation (daemon-reload, the
+ *     restart plan from `to` to `from`, its gate) is done again before
+ *     anything is removed. A record without a phase (written by an older
+ *     rick) cannot tell, so it is taken as live while `to` is on disk.
+ *
+ * The record's phase is written durably right after each flip: `live` once
+ * `to` is live, `restoring` once `from` is back.
  *
  * Anything else is an inconsistency: a state.json restored from a backup,
  * reset or edited, `current` moved by hand, generations newer than any
@@ -31,7 +40,7 @@ import { dirname } from 'node:path';
 import semver from 'semver';
 import * as z from 'zod';
 import '../bundle/zod.js';
-import { RickError } from '../errors.js';
+import { describe, RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from './activation/graph.js';
 import { restore } from './activation/run.js';
 import { settleAdoptions } from './adopt-record.js';
@@ -50,7 +59,14 @@ import {
   type StoredGeneration,
 } from './generations.js';
 import type { HostPaths } from './paths.js';
-import { fsyncDir, type HostState, readStateFile, writeFileAtomic, writeState } from './state.js';
+import {
+  fsyncDir,
+  type HostState,
+  readState,
+  readStateFile,
+  writeFileAtomic,
+  writeState,
+} from './state.js';
 import type { Host } from './system.js';
 
 export type Log = (line: string) => void;
@@ -66,6 +82,12 @@ const intentSchema = z.strictObject({
   to: z.number().int().positive(),
   /** The run writes `to` itself (an install); a rollback returns to an existing one. */
   created: z.boolean(),
+  /**
+   * How far the run got: `prepared` (nothing went live yet), `live` (`to`
+   * went live), `restoring` (`from` is back, its services maybe not yet).
+   * Absent in records of older versions.
+   */
+  phase: z.enum(['prepared', 'live', 'restoring']).optional(),
   pid: z.number().int(),
   time: z.string(),
 });
@@ -95,11 +117,24 @@ export async function readIntent(paths: HostPaths): Promise<Intent | undefined> 
 /** Records, durably, that `to` is about to replace `from` as the live generation. */
 export async function writeIntent(
   paths: HostPaths,
-  intent: Omit<Intent, 'schemaVersion' | 'pid'>,
+  intent: Omit<Intent, 'schemaVersion' | 'pid' | 'phase'>,
 ): Promise<void> {
-  const record: Intent = { schemaVersion: 1, ...intent, pid: process.pid };
+  const record: Intent = { schemaVersion: 1, ...intent, phase: 'prepared', pid: process.pid };
   await writeFileAtomic(paths.intentFile, `${JSON.stringify(record, null, 2)}\n`, 0o644);
   await checkpoint('intent-written');
+}
+
+/** Records, durably, how far the run got: called right after each flip (activation/run.ts). */
+export async function markIntent(paths: HostPaths, phase: 'live' | 'restoring'): Promise<void> {
+  const intent = await readIntent(paths);
+  if (!intent) return;
+  const record: Intent = { ...intent, phase };
+  await writeFileAtomic(paths.intentFile, `${JSON.stringify(record, null, 2)}\n`, 0o644);
+}
+
+/** The hook that keeps the intent record's phase (ActivationContext.onFlip). */
+export function intentPhases(paths: HostPaths): (phase: 'live' | 'restoring') => Promise<void> {
+  return (phase) => markIntent(paths, phase);
 }
 
 /** Drops the intent record once state.json holds the outcome (or nothing went live). */
@@ -129,8 +164,11 @@ export type RecoveryPlan =
   | { action: 'adopt' }
   /** The recorded run finished (or its outcome is recorded): drop the record. */
   | { action: 'finish'; intent: Intent }
-  /** The recorded run died after its flip: restore `from`. */
-  | { action: 'undo'; intent: Intent; removeTo: boolean }
+  /**
+   * The recorded run died after its flip: restore `from`, services included.
+   * `flippedBack`: `current` is at `from` already, its services maybe not.
+   */
+  | { action: 'undo'; intent: Intent; removeTo: boolean; flippedBack: boolean }
   /** The recorded run's generation never went live (or was flipped back). */
   | { action: 'discard'; intent: Intent; removeTo: boolean }
   | { action: 'refuse'; problems: string[] };
@@ -145,15 +183,29 @@ function removable(view: HostView, intent: Intent): boolean {
   return intent.created && view.state.lastGeneration < intent.to;
 }
 
+/**
+ * Whether `to` went live before `current` came back to `from`, so that the
+ * services may run `to`'s units (or none): the phase says so. An older
+ * record has no phase; `to` on disk may have gone live.
+ */
+function wentLive(view: HostView, intent: Intent): boolean {
+  if (intent.phase === undefined) return view.onDisk.includes(intent.to);
+  return intent.phase !== 'prepared';
+}
+
 export function planRecovery(view: HostView): RecoveryPlan {
   const { intent, state, current } = view;
   if (intent) {
     if (state.live === intent.to && current === intent.to) return { action: 'finish', intent };
     if (state.live === intent.from) {
-      if (current === intent.to && (intent.from === undefined || view.onDisk.includes(intent.from)))
-        return { action: 'undo', intent, removeTo: removable(view, intent) };
-      if (current === intent.from)
+      const fromOnDisk = intent.from === undefined || view.onDisk.includes(intent.from);
+      if (current === intent.to && fromOnDisk)
+        return { action: 'undo', intent, removeTo: removable(view, intent), flippedBack: false };
+      if (current === intent.from) {
+        if (wentLive(view, intent))
+          return { action: 'undo', intent, removeTo: removable(view, intent), flippedBack: true };
         return { action: 'discard', intent, removeTo: removable(view, intent) };
+      }
     }
     return {
       action: 'refuse',
@@ -296,6 +348,8 @@ export async function reconcile(
     /** How a generation's units are checked (podman's quadlet), to restore by their graph. */
     check: CheckUnits;
     allowInconsistent?: boolean;
+    /** Why the recorded run did not finish, for the history: default `interrupted run`. */
+    why?: string;
   },
 ): Promise<Reconciled> {
   const view = await readHostView(paths, state);
@@ -325,7 +379,7 @@ export async function reconcile(
         if (options.allowInconsistent) return { problems: [error.message], view };
         throw error;
       }
-      await undoInterruptedRun(paths, host, state, plan.intent, plan.removeTo, log, options.check);
+      await undoInterruptedRun(paths, host, state, plan, log, options);
       break;
     }
     case 'discard':
@@ -364,13 +418,15 @@ async function undoInterruptedRun(
   paths: HostPaths,
   host: Host,
   state: HostState,
-  intent: Intent,
-  removeTo: boolean,
+  plan: Extract<RecoveryPlan, { action: 'undo' }>,
   log: Log,
-  check: CheckUnits,
+  { check, why }: { check: CheckUnits; why?: string },
 ): Promise<void> {
+  const { intent, removeTo } = plan;
   log(
-    `generation ${intent.to} went live in a run that did not finish (${intent.reason}): restoring ${intent.from ?? 'none'}`,
+    plan.flippedBack
+      ? `generation ${intent.to} went live in a run that did not finish (${intent.reason}); current is back at ${intent.from ?? 'none'}, but its services may not be: restoring them (daemon-reload, restarts, health gate) before anything is removed`
+      : `generation ${intent.to} went live in a run that did not finish (${intent.reason}): restoring ${intent.from ?? 'none'}`,
   );
   let failed: StoredGeneration | undefined;
   try {
@@ -385,7 +441,10 @@ async function undoInterruptedRun(
       readGenerationGraph(generationDir(paths, intent.to), check, offline),
       back ? readGenerationGraph(generationDir(paths, back.generation), check, offline) : undefined,
     ]);
-    await restore({ host, paths, log }, failed, back, { live: failedGraph, next: backGraph });
+    await restore({ host, paths, log, onFlip: intentPhases(paths) }, failed, back, {
+      live: failedGraph,
+      next: backGraph,
+    });
   } else await flipCurrent(paths, intent.from);
   for (const b of failed?.bundles.values() ?? []) {
     state.history.push({
@@ -394,7 +453,7 @@ async function undoInterruptedRun(
       version: b.version,
       time: host.clock.now().toISOString(),
       outcome: 'recovered',
-      detail: `interrupted run; ${gen(intent.from)} restored`,
+      detail: `${why ?? 'interrupted run'}; ${gen(intent.from)} restored`,
     });
   }
   if (removeTo) await removeGeneration(paths, intent.to);
@@ -459,5 +518,58 @@ export function recordAdopted(
       outcome: 'adopted',
       detail,
     });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A run stopped by a signal (src/host/interrupt.ts)
+
+/**
+ * Puts the host back after a run holding the lock was stopped by a signal
+ * (`stopped`, its INTERRUPTED error): what its intent record says, undone by
+ * the same recovery the next run would do, now, under the same lock. Returns
+ * the error to end the run with: INTERRUPTED saying what was put back, or,
+ * when that failed, the failure (the intent record stays for the next run).
+ */
+export async function recoverFromInterruption(
+  paths: HostPaths,
+  host: Host,
+  log: Log,
+  check: CheckUnits,
+  stopped: RickError,
+): Promise<RickError> {
+  try {
+    const state = await readState(paths.stateFile);
+    const plan = planRecovery(await readHostView(paths, state));
+    let done: string;
+    if (plan.action === 'undo') {
+      log(
+        `${stopped.message}, after generation ${plan.intent.to} went live: restoring ${gen(plan.intent.from)} before stopping`,
+      );
+      done = `after generation ${plan.intent.to} went live; ${gen(plan.intent.from)} is live again${host.systemctl ? ', its services restored' : ''}`;
+    } else if (plan.action === 'discard') {
+      log(
+        `${stopped.message}, before generation ${plan.intent.to} went live: removing it before stopping`,
+      );
+      done = `before generation ${plan.intent.to} went live; it was removed and nothing live changed`;
+    } else {
+      log(`${stopped.message}, before anything went live`);
+      done = 'before anything went live; nothing live changed';
+    }
+    await reconcile(paths, host, state, log, { check, why: stopped.message });
+    return new RickError('INTERRUPTED', `${stopped.message} ${done}`, {
+      hint: `the run was not completed: run it again (the update timer does at its next tick)`,
+    });
+  } catch (error) {
+    log(`${stopped.message}, and putting the host back failed: ${describe(error)}`);
+    if (error instanceof RickError) return error;
+    return new RickError(
+      'ROLLBACK_FAILED',
+      `${stopped.message}, and putting the host back failed: ${describe(error)}`,
+      {
+        hint: `the intent record stays: the next run (the update timer's too) restores ${paths.intentFile}'s generation; see rick-install status`,
+        cause: error,
+      },
+    );
   }
 }

@@ -20,7 +20,15 @@ import { type HostState, quarantine, readState, writeState } from '../host/state
 import type { Host } from '../host/system.js';
 import { settleAdoptions } from './adopt-record.js';
 import { restoreDatabases } from './database/provision.js';
-import { clearIntent, reconcile, recordAdopted, writeIntent } from './recovery.js';
+import { isInterruption } from './interrupt.js';
+import {
+  clearIntent,
+  intentPhases,
+  reconcile,
+  recordAdopted,
+  recoverFromInterruption,
+  writeIntent,
+} from './recovery.js';
 
 export interface RollbackOptions {
   root?: string;
@@ -225,7 +233,13 @@ export async function rollbackTo(
       created: false,
       time,
     });
-    const outcome = await activate({ host, paths, log }, from, to, graphs, plan);
+    const outcome = await activate(
+      { host, paths, log, onFlip: intentPhases(paths) },
+      from,
+      to,
+      graphs,
+      plan,
+    );
     if (!outcome.ok) {
       state.history.push({
         generation: target,
@@ -297,6 +311,10 @@ export async function rollbackTo(
     log(`rolled back from generation ${live ?? 'none'} to ${target}`);
     log(formatPlan(outcome.plan, { offline: !host.systemctl }).trimEnd());
     return { outcome: 'rolled-back', from: live, to: target };
+  } catch (error) {
+    // Stopped by a signal: put back what this run changed before the lock goes.
+    if (isInterruption(error)) throw await recoverFromInterruption(paths, host, log, check, error);
+    throw error;
   } finally {
     await lock.release();
   }

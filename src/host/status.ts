@@ -70,6 +70,10 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
   if (recovery.action === 'refuse') {
     const error = inconsistencyError(view, recovery.problems);
     status.warnings.push(`${error.message}; to repair: ${error.hint}`);
+  } else if (recovery.action === 'undo' && recovery.flippedBack) {
+    status.warnings.push(
+      `generation ${recovery.intent.to} went live in an interrupted run (${recovery.intent.reason}) and current is back at ${recovery.intent.from ?? 'none'}, but its services may not be; the next run (the update timer's included) restores them`,
+    );
   } else if (recovery.action === 'undo') {
     status.warnings.push(
       `generation ${recovery.intent.to} is live but unconfirmed (interrupted run: ${recovery.intent.reason}); the next run restores ${recovery.intent.from ?? 'none'}`,

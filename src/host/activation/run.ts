@@ -43,6 +43,13 @@ export interface ActivationContext {
   host: Host;
   paths: HostPaths;
   log: (line: string) => void;
+  /**
+   * Called right after each flip of `current`: `live` once the new
+   * generation is live, `restoring` once the previous one is back (before
+   * its services are). The intent record notes it (recovery.ts), so that a
+   * run that dies after either flip is completed by the next one.
+   */
+  onFlip?: (phase: 'live' | 'restoring') => Promise<void>;
 }
 
 function servicesIn(generation: StoredGeneration | undefined): Map<string, Service> {
@@ -469,6 +476,7 @@ export async function activate(
 ): Promise<ActivationOutcome> {
   const { host, paths, log } = ctx;
   await flipCurrent(paths, to.generation);
+  await ctx.onFlip?.('live');
   await checkpoint('flipped');
   log(`generation ${to.generation} is live`);
   if (!host.systemctl) {
@@ -530,6 +538,7 @@ export async function restore(
 ): Promise<void> {
   const { host, paths, log } = ctx;
   await flipCurrent(paths, back?.generation);
+  await ctx.onFlip?.('restoring');
   log(back ? `generation ${back.generation} is live again` : 'no generation is live');
   if (!host.systemctl) return;
   // Its roles' passwords as it was rendered with, before its services restart.
