@@ -454,7 +454,12 @@ async function rollbackPastAdoption(p: PastAdoption, time: string): Promise<Roll
   const from = await readGeneration(paths, live);
   if (options.dryRun) {
     log(
-      `dry run: would leave generation ${live} (no generation was live before it), stop ${[...from.bundles.values()].flatMap((b) => b.services.map((s) => s.service)).join(' ') || 'nothing'}, and put back the files it adopted from ${adoption.dir}: ${files}; nothing was changed`,
+      `dry run: would leave generation ${live} (no generation was live before it), stop ${
+        [...from.bundles.values()]
+          .flatMap((b) => b.services.map((s) => s.service))
+          .sort()
+          .join(' ') || 'nothing'
+      }, and put back the files it adopted from ${adoption.dir}: ${files}; nothing was changed`,
     );
     if (options.quarantine) log(quarantineLine(planQuarantine(from, undefined), true));
     return { outcome: 'planned', from: live };

@@ -72,6 +72,8 @@ export interface QuarantineStatus {
 export interface AdoptionStatus {
   /** Its directory under /var/lib/rick/adopted, named by the time of the adoption. */
   dir: string;
+  /** When the files were moved. */
+  time: string;
   bundle: string;
   version: string;
   generation: number;
@@ -102,6 +104,7 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
     warnings: [],
     adoptions: (await readAdoptions(paths)).map((r) => ({
       dir: r.dir,
+      time: r.time,
       bundle: r.bundle,
       version: r.version,
       generation: r.generation,
@@ -207,7 +210,7 @@ export function formatStatus(s: HostStatus): string {
   for (const a of s.adoptions) {
     const where = a.state === 'restored' ? 'put back in place' : `kept in ${a.dir}/files`;
     lines.push(
-      `adopted: ${a.bundle} ${a.version} (generation ${a.generation}) took over ${a.files.join(', ')}; ${where}`,
+      `adopted ${a.time}: ${a.bundle} ${a.version} (generation ${a.generation}) took over ${a.files.join(', ')}; ${where}`,
     );
   }
   if (s.history.length) {
