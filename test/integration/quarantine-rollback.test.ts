@@ -215,6 +215,26 @@ describe('rollback: dry run, direction, drift of the live generation', () => {
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });
 
+  it('rollback --dry-run on a host whose state.json contradicts it is refused, nothing changed', async () => {
+    tree = await makeHostTree(key);
+    const host = new FakeHost({ root: tree.root });
+    await install(host, '1.0.0');
+    await install(host, '2.0.0');
+    const state = JSON.parse(await readFile(stateFile(), 'utf8'));
+    state.live = 1;
+    await writeFile(stateFile(), `${JSON.stringify(state, null, 2)}\n`);
+    host.reset();
+    const before = await snapshotTree(tree.root);
+    const r = await run(host, 'rollback', '--dry-run', '--to', '1');
+    expect(r.code).toBe(ExitCode.usage);
+    expect(r.stderr).toContain(
+      'error USAGE: rollback --dry-run plans only on a settled host: current points at generation 2, but state.json confirms generation 1',
+    );
+    expect(r.stderr).toContain('nothing was changed');
+    expect(host.calls).toEqual([]);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+  });
+
   it('rollback --to a newer generation says switched to, not rolled back', async () => {
     tree = await makeHostTree(key);
     const host = new FakeHost({ root: tree.root });
