@@ -749,6 +749,61 @@ describe.skipIf(onlyWithQuadlet)('a crash while adopting', () => {
     ]);
   });
 
+  for (const step of ['flipped', 'state-written']) {
+    it(`killed at ${step} while rolling back from the first generation, which adopted`, async () => {
+      requireBuiltCli();
+      const bundle = await writeSignedBundle((await newTree()).work, key, {
+        version: '1.0.0',
+        files: demoFiles(false),
+      });
+      const foreign = await foreignFiles(bundle, false);
+      const tree = await newTree();
+      await writeForeign(tree, foreign);
+      expect((await runCli(['adopt', bundle.bundlePath, '--root', tree.root], env)).code).toBe(0);
+      const killed = await runCli(['rollback', '--root', tree.root], {
+        ...env,
+        [FAULT_ENV]: step,
+      });
+      expect(killed.signal).toBe('SIGKILL');
+      expect(await liveGeneration(tree.root)).toBeUndefined();
+      if (step === 'flipped') {
+        // state.json still confirms generation 1: the next run refuses and names the repair.
+        const next = await runCli(['rollback', '--root', tree.root], env);
+        expect(next.code).toBe(ExitCode.rollbackFailed);
+        expect(next.stderr).toContain(
+          'nothing is live (no current), but state.json confirms generation 1',
+        );
+        expect(next.stderr).toContain('rick-install rollback --to 1');
+        const repaired = await runCli(['rollback', '--to', '1', '--root', tree.root], env);
+        expect(repaired.stderr).toBe('');
+        expect(repaired.code).toBe(0);
+        expect(await liveGeneration(tree.root)).toBe('generations/1');
+        expect(await readdir(join(tree.root, UNITS))).toEqual(['rick']);
+      }
+      // Then (or at once) the files go back and nothing is live.
+      const last = await runCli(
+        step === 'flipped' ? ['rollback', '--root', tree.root] : ['status', '--root', tree.root],
+        env,
+      );
+      if (step === 'state-written') {
+        // status changes nothing; the next run that takes the lock settles the record.
+        expect(last.stdout).toContain('live generation: none');
+        const settled = await runCli([bundle.bundlePath, '--root', tree.root], env);
+        expect(settled.stdout).toContain(
+          "the live generation is older than generation 1, which adopted demo's files: putting them back",
+        );
+      } else {
+        expect(last.stderr).toBe('');
+        expect(last.stdout).toContain('rolled back from generation 1 to none');
+      }
+      expect(await liveGeneration(tree.root)).toBeUndefined();
+      for (const [name, text] of foreign.units) {
+        expect(await readFile(join(tree.root, UNITS, name), 'utf8')).toBe(text);
+      }
+      expect(await record(tree.root)).toMatchObject({ state: 'restored' });
+    });
+  }
+
   for (const step of [...filesBack, ...adopted]) {
     it(`killed at ${step}`, async () => {
       requireBuiltCli();
