@@ -216,11 +216,8 @@ export async function rollbackTo(
     const time = host.clock.now().toISOString();
     if (target === live) {
       if (options.dryRun) {
-        log(
-          problems
-            ? `dry run: would record generation ${target}, which is live, as confirmed; nothing restarted`
-            : `dry run: generation ${target} is already live; nothing to do`,
-        );
+        // A dry run never gets here with problems: refusePendingRecovery refused it.
+        log(`dry run: generation ${target} is already live; nothing to do`);
         return { outcome: 'planned', to: target };
       }
       if (!problems) {
