@@ -12,6 +12,7 @@ import { installCommand } from '../commands/install.js';
 import { planCommand } from '../commands/plan.js';
 import { rollbackCommand } from '../commands/rollback.js';
 import { statusCommand } from '../commands/status.js';
+import { unquarantineCommand } from '../commands/unquarantine.js';
 import { updateCommand } from '../commands/update.js';
 import { verifyDriftCommand } from '../commands/verify-drift.js';
 import { formatExitCodes } from '../errors.js';
@@ -49,6 +50,7 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
   program.addCommand(planCommand(deps));
   program.addCommand(statusCommand(deps));
   program.addCommand(rollbackCommand(deps));
+  program.addCommand(unquarantineCommand(deps));
   program.addCommand(verifyDriftCommand(deps));
   program.addCommand(updateCommand(deps));
   return program;

@@ -26,11 +26,22 @@ export function rollbackCommand(deps: InstallerDeps): Command {
     '--quarantine',
     'also quarantine the versions rolled back from, so that `update` does not install them again',
   );
+  command.option('--dry-run', 'print what would switch and restart, and change nothing');
+  command.option(
+    '--force',
+    "roll back even though the live generation's files differ from its record (what differs is printed)",
+  );
   addCommonOptions(command);
   command.action(async (opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
     await rollbackTo(
-      { root, to: opts.to as number | undefined, quarantine: Boolean(opts.quarantine) },
+      {
+        root,
+        to: opts.to as number | undefined,
+        quarantine: Boolean(opts.quarantine),
+        dryRun: Boolean(opts.dryRun),
+        force: Boolean(opts.force),
+      },
       {
         host: deps.host(root),
         log: (line) => deps.output.stdout(`${line}\n`),

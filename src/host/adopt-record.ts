@@ -22,7 +22,7 @@
  * in one place or in both, never in none.
  */
 import { copyFile, link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
 import '../bundle/zod.js';
 import { CADDY_SERVICE } from '../bundle/caddy.js';
@@ -194,9 +194,14 @@ async function readRecords(
   return out;
 }
 
-/** The records of every adoption on the host, oldest first (for `status`). */
-export async function readAdoptions(paths: HostPaths): Promise<AdoptionRecord[]> {
-  return (await readRecords(paths)).map((r) => r.record);
+/** The records of every adoption on the host, oldest first, with their directories as the host sees them (for `status`). */
+export async function readAdoptions(
+  paths: HostPaths,
+): Promise<Array<AdoptionRecord & { dir: string }>> {
+  return (await readRecords(paths)).map((r) => ({
+    ...r.record,
+    dir: `${ADOPTED_DIR}/${basename(r.dir)}`,
+  }));
 }
 
 /**

@@ -484,6 +484,7 @@ export async function prepareInstall(
   const liveNumber = await readLiveGenerationNumber(paths);
   const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
     allowDowngrade: options.allowDowngrade ?? false,
+    bundle: manifest.name,
   });
   // The installed version is a no-op, unless its live files were changed by
   // hand: installing it again renders them anew (how drift is repaired).
@@ -732,6 +733,7 @@ async function refuseUngranted(
   const state = await readState(paths.stateFile);
   const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
     allowDowngrade: options.allowDowngrade ?? false,
+    bundle: manifest.name,
   });
   if (decision.action !== 'install') return;
   let live: StoredGeneration | undefined;
@@ -956,7 +958,13 @@ export async function installBundle(
     const entry = bundleState(state, manifest.name);
     if (!outcome.ok) {
       // Installed again to repair hand changes, the version is not to blame for a failed gate.
-      if (!prepared.repair) quarantine(state, manifest.name, manifest.version);
+      if (!prepared.repair) {
+        quarantine(state, manifest.name, manifest.version, {
+          reason: 'health-gate',
+          time: host.clock.now().toISOString(),
+          detail: describeFailure(outcome.failure),
+        });
+      }
       state.history.push({
         generation: next.generation,
         bundle: manifest.name,

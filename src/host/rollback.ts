@@ -3,7 +3,7 @@ import { RickError } from '../errors.js';
 import { type CheckUnits, readGenerationGraph } from '../host/activation/graph.js';
 import { pullImages } from '../host/activation/images.js';
 import { formatPlan, planActivation } from '../host/activation/plan.js';
-import { activate, describeFailure } from '../host/activation/run.js';
+import { activate, describeFailure, restore } from '../host/activation/run.js';
 import { damagedGenerationError, generationDamage } from '../host/drift.js';
 import { checkpoint } from '../host/fault.js';
 import {
@@ -12,18 +12,21 @@ import {
   listGenerations,
   readGeneration,
   readGenerationRecord,
+  type StoredGeneration,
 } from '../host/generations.js';
 import { checkRoot, defaultValidateUnits } from '../host/install.js';
 import { acquireLock } from '../host/lock.js';
 import { type HostPaths, hostPaths } from '../host/paths.js';
 import { type HostState, quarantine, readState, writeState } from '../host/state.js';
 import type { Host } from '../host/system.js';
-import { settleAdoptions } from './adopt-record.js';
+import { type AdoptionRecord, readAdoptions, settleAdoptions } from './adopt-record.js';
 import { restoreDatabases } from './database/provision.js';
 import { isInterruption } from './interrupt.js';
 import {
   clearIntent,
   intentPhases,
+  planRecovery,
+  readHostView,
   reconcile,
   recordAdopted,
   recoverFromInterruption,
@@ -38,13 +41,23 @@ export interface RollbackOptions {
    * install them again at its next tick.
    */
   quarantine?: boolean;
+  /** Print what would happen and change nothing. */
+  dryRun?: boolean;
+  /** Roll back even though the live generation's files differ from its record. */
+  force?: boolean;
 }
 
 export interface RollbackResult {
-  /** `adopted`: the generation `current` points at was recorded as confirmed (a repair). */
-  outcome: 'rolled-back' | 'noop' | 'adopted';
+  /**
+   * `adopted`: the generation `current` points at was recorded as confirmed
+   * (a repair); `unadopted`: the first generation, which adopted the host's
+   * files, was left and the files put back (nothing of rick's is live);
+   * `planned`: a dry run.
+   */
+  outcome: 'rolled-back' | 'noop' | 'adopted' | 'unadopted' | 'planned';
   from?: number;
-  to: number;
+  /** Absent when no generation is live afterwards (`unadopted`). */
+  to?: number;
 }
 
 /** A generation plain `rollback` passed over, and why. */
@@ -138,6 +151,7 @@ export async function rollbackTo(
   });
   try {
     const state = await readState(paths.stateFile);
+    if (options.dryRun) await refusePendingRecovery(paths, state);
     // An inconsistent host is repaired here, and only by naming the generation.
     const { problems, view } = await reconcile(paths, host, state, log, {
       check,
@@ -158,6 +172,18 @@ export async function rollbackTo(
     if (target === undefined) {
       const chosen = chooseRollbackTarget(state, live!, await readVersions(paths, onDisk));
       const passed = chosen.skipped.map((s) => `generation ${s.generation} (${s.why})`);
+      if (chosen.target === undefined && !problems) {
+        // The first generation adopted the host's files: rolling back past it puts them back.
+        const adoption = (await readAdoptions(paths)).find(
+          (a) => a.generation === live && a.from === undefined && a.state === 'done',
+        );
+        if (adoption) {
+          return await rollbackPastAdoption(
+            { paths, host, log, check, state, live: live!, adoption, options, passed },
+            host.clock.now().toISOString(),
+          );
+        }
+      }
       if (chosen.target === undefined) {
         throw new RickError(
           'USAGE',
@@ -178,6 +204,9 @@ export async function rollbackTo(
     if (target !== live) {
       // Checked before anything changes: a generation whose files were
       // altered or removed since it was written never goes live.
+      if (live !== undefined && onDisk.includes(live)) {
+        await checkLiveDrift(paths, live, options, log);
+      }
       const damage = await generationDamage(paths, target);
       if (damage.length) {
         throw damagedGenerationError(
@@ -190,6 +219,11 @@ export async function rollbackTo(
     const to = await readGeneration(paths, target);
     const time = host.clock.now().toISOString();
     if (target === live) {
+      if (options.dryRun) {
+        // A dry run never gets here with problems: refusePendingRecovery refused it.
+        log(`dry run: generation ${target} is already live; nothing to do`);
+        return { outcome: 'planned', to: target };
+      }
       if (!problems) {
         log(`generation ${target} is already live; nothing to do`);
         return { outcome: 'noop', to: target };
@@ -219,6 +253,15 @@ export async function rollbackTo(
     ]);
     const graphs = { live: fromGraph, next: toGraph };
     const plan = planActivation(from, to, graphs);
+    const verb = live !== undefined && target > live ? 'switch' : 'roll back';
+    if (options.dryRun) {
+      log(
+        `dry run: would ${verb} from generation ${live ?? 'none'} to ${target}; nothing was changed`,
+      );
+      if (options.quarantine) log(quarantineLine(planQuarantine(from, to), true));
+      log(formatPlan(plan, { offline: !host.systemctl }).trimEnd());
+      return { outcome: 'planned', from: live, to: target };
+    }
     // An image the old generation ran may have been pruned since: fetch it
     // before anything changes, so that a registry out of reach refuses the
     // rollback rather than breaking the services.
@@ -274,13 +317,16 @@ export async function rollbackTo(
         state.bundles[b.name] = entry;
       }
     }
-    if (options.quarantine && from) {
-      for (const b of from.bundles.values()) {
-        if (to.bundles.get(b.name)?.version !== b.version) {
-          quarantine(state, b.name, b.version);
-          log(`quarantined ${b.name} ${b.version}`);
-        }
+    if (options.quarantine) {
+      const left = planQuarantine(from, to);
+      for (const b of left) {
+        quarantine(state, b.name, b.version, {
+          reason: 'operator',
+          time,
+          detail: `rollback --quarantine from generation ${live ?? 'none'} to ${target}`,
+        });
       }
+      log(quarantineLine(left, false));
     }
     for (const name of Object.keys(state.bundles)) {
       const entry = state.bundles[name]!;
@@ -308,7 +354,11 @@ export async function rollbackTo(
     await clearIntent(paths);
     // Rolled back past an adoption, the host's own files come back.
     await settleAdoptions(paths, host, state, log);
-    log(`rolled back from generation ${live ?? 'none'} to ${target}`);
+    log(
+      verb === 'switch'
+        ? `switched from generation ${live ?? 'none'} to ${target}`
+        : `rolled back from generation ${live ?? 'none'} to ${target}`,
+    );
     log(formatPlan(outcome.plan, { offline: !host.systemctl }).trimEnd());
     return { outcome: 'rolled-back', from: live, to: target };
   } catch (error) {
@@ -318,4 +368,148 @@ export async function rollbackTo(
   } finally {
     await lock.release();
   }
+}
+
+/** The versions `--quarantine` takes: those of the live generation that the target does not run. */
+function planQuarantine(
+  from: StoredGeneration | undefined,
+  to: StoredGeneration | undefined,
+): Array<{ name: string; version: string }> {
+  return [...(from?.bundles.values() ?? [])]
+    .filter((b) => to?.bundles.get(b.name)?.version !== b.version)
+    .map((b) => ({ name: b.name, version: b.version }));
+}
+
+function quarantineLine(
+  left: ReadonlyArray<{ name: string; version: string }>,
+  dry: boolean,
+): string {
+  if (!left.length) {
+    return `--quarantine: nothing to quarantine, the generation returned to runs the same versions`;
+  }
+  return `${dry ? 'would quarantine' : 'quarantined'} ${left.map((b) => `${b.name} ${b.version}`).join(', ')}`;
+}
+
+/**
+ * A dry run changes nothing, so it does not settle an interrupted run or an
+ * inconsistent state first: it refuses, naming what the next real run does.
+ */
+async function refusePendingRecovery(paths: HostPaths, state: HostState): Promise<void> {
+  const view = await readHostView(paths, state);
+  const recovery = planRecovery(view);
+  if (recovery.action === 'none') return;
+  const what =
+    recovery.action === 'refuse'
+      ? recovery.problems.join('; ')
+      : recovery.action === 'adopt'
+        ? `${paths.stateFile} is missing`
+        : `an interrupted run (${recovery.intent.reason}) is not settled yet`;
+  throw new RickError('USAGE', `rollback --dry-run plans only on a settled host: ${what}`, {
+    hint: 'run rick-install status to see what the next run does first; nothing was changed',
+  });
+}
+
+/**
+ * The live generation's files differ from its record (edited by hand):
+ * rolling back from it is refused unless forced, since a failed gate of the
+ * target would make that generation live again, and the operator should
+ * know what changed before it is left behind.
+ */
+async function checkLiveDrift(
+  paths: HostPaths,
+  live: number,
+  options: RollbackOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  const damage = await generationDamage(paths, live);
+  if (!damage.length) return;
+  const what = damage.map((e) => `${e.file} (${e.problem})`).join('; ');
+  if (options.force) {
+    log(
+      `warning: live generation ${live} differs from what it recorded: ${what}; going on (--force)`,
+    );
+    return;
+  }
+  throw new RickError(
+    'DRIFT',
+    `live generation ${live} differs from what it recorded: ${what}; nothing was changed`,
+    {
+      hint: `a failed gate would make these files live again: see rick-install verify, or pass --force to roll back anyway`,
+    },
+  );
+}
+
+interface PastAdoption {
+  paths: HostPaths;
+  host: Host;
+  log: (line: string) => void;
+  check: CheckUnits;
+  state: HostState;
+  live: number;
+  adoption: AdoptionRecord & { dir: string };
+  options: RollbackOptions;
+  passed: string[];
+}
+
+/**
+ * Plain `rollback` from a first generation that adopted the host's files:
+ * there is no generation to return to, so none stays live (`current` is
+ * removed, the bundle's services stopped, its sites gone from Caddy), and
+ * the adopted files go back where they were, their services started
+ * (settleAdoptions). A crash between the flip and state.json leaves `current`
+ * absent while state.json confirms the generation: the next run refuses and
+ * names `rollback --to <n>`, which puts the generation back.
+ */
+async function rollbackPastAdoption(p: PastAdoption, time: string): Promise<RollbackResult> {
+  const { paths, host, log, state, live, adoption, options } = p;
+  const files = adoption.files.map((f) => f.path).join(', ');
+  await checkLiveDrift(paths, live, options, log);
+  const from = await readGeneration(paths, live);
+  if (options.dryRun) {
+    log(
+      `dry run: would leave generation ${live} (no generation was live before it), stop ${
+        [...from.bundles.values()]
+          .flatMap((b) => b.services.map((s) => s.service))
+          .sort()
+          .join(' ') || 'nothing'
+      }, and put back the files it adopted from ${adoption.dir}: ${files}; nothing was changed`,
+    );
+    if (options.quarantine) log(quarantineLine(planQuarantine(from, undefined), true));
+    return { outcome: 'planned', from: live };
+  }
+  if (p.passed.length) log(`passed over ${p.passed.join(', ')}`);
+  const graph = await readGenerationGraph(generationDir(paths, live), p.check, !host.systemctl);
+  await restore({ host, paths, log }, from, undefined, { live: graph });
+  await checkpoint('flipped');
+  delete state.live;
+  for (const b of from.bundles.values()) {
+    const entry = state.bundles[b.name];
+    if (entry) delete entry.installed;
+    state.history.push({
+      generation: live,
+      bundle: b.name,
+      version: b.version,
+      time,
+      outcome: 'rollback',
+      detail: `from generation ${live} to none: the files it adopted are put back`,
+    });
+  }
+  if (options.quarantine) {
+    const left = planQuarantine(from, undefined);
+    for (const b of left) {
+      quarantine(state, b.name, b.version, {
+        reason: 'operator',
+        time,
+        detail: `rollback --quarantine from generation ${live} to none`,
+      });
+    }
+    log(quarantineLine(left, false));
+  }
+  await writeState(paths.stateFile, state);
+  await checkpoint('state-written');
+  await settleAdoptions(paths, host, state, log);
+  log(
+    `rolled back from generation ${live} to none: no generation is live, the host's own files are back (${files})`,
+  );
+  return { outcome: 'unadopted', from: live };
 }

@@ -29,10 +29,29 @@ export const historyOutcomes = [
 ] as const;
 export type HistoryOutcome = (typeof historyOutcomes)[number];
 
+/**
+ * Why a version is quarantined: its health gate failed on this host, or the
+ * operator said so (`rollback --quarantine`). A quarantine recorded before
+ * rick kept reasons has none and reads as `unknown`: both could write it.
+ */
+export const quarantineReasons = ['health-gate', 'operator'] as const;
+export type QuarantineReason = (typeof quarantineReasons)[number] | 'unknown';
+
+const quarantineWhySchema = z.strictObject({
+  reason: z.enum(quarantineReasons),
+  time: z.string(),
+  /** The failure the gate saw, or the rollback that quarantined it. */
+  detail: z.string().optional(),
+});
+export type QuarantineWhy = z.infer<typeof quarantineWhySchema>;
+
 const bundleStateSchema = z.strictObject({
   installed: z.string().optional(),
   highest: z.string().optional(),
+  /** The versions refused on this host (the list `update` and installs read). */
   quarantined: z.array(z.string()).default([]),
+  /** Why each of them is: keyed by version; absent in files written before reasons were kept. */
+  quarantineReasons: z.record(z.string(), quarantineWhySchema).optional(),
 });
 export type BundleState = z.infer<typeof bundleStateSchema>;
 
@@ -191,8 +210,48 @@ export function bundleState(state: HostState, bundle: string): BundleState {
   return state.bundles[bundle] ?? { quarantined: [] };
 }
 
-export function quarantine(state: HostState, bundle: string, version: string): void {
+export function quarantine(
+  state: HostState,
+  bundle: string,
+  version: string,
+  why: QuarantineWhy,
+): void {
   const entry = bundleState(state, bundle);
   if (!entry.quarantined.includes(version)) entry.quarantined.push(version);
+  entry.quarantineReasons = { ...entry.quarantineReasons, [version]: why };
   state.bundles[bundle] = entry;
+}
+
+/** Lifts a quarantine; false when the version was not quarantined. */
+export function unquarantine(state: HostState, bundle: string, version: string): boolean {
+  const entry = state.bundles[bundle];
+  if (!entry?.quarantined.includes(version)) return false;
+  entry.quarantined = entry.quarantined.filter((v) => v !== version);
+  if (entry.quarantineReasons) {
+    const { [version]: _lifted, ...rest } = entry.quarantineReasons;
+    entry.quarantineReasons = Object.keys(rest).length ? rest : undefined;
+    if (!entry.quarantineReasons) delete entry.quarantineReasons;
+  }
+  return true;
+}
+
+/** Why `version` is quarantined, as recorded; `unknown` for a quarantine recorded before reasons were. */
+export function quarantineWhy(
+  entry: BundleState | undefined,
+  version: string,
+): { reason: QuarantineReason; time?: string; detail?: string } {
+  return entry?.quarantineReasons?.[version] ?? { reason: 'unknown' };
+}
+
+/** The reason in words, for status and refusals. */
+export function describeQuarantine(why: { reason: QuarantineReason; detail?: string }): string {
+  const detail = why.detail ? ` (${why.detail})` : '';
+  switch (why.reason) {
+    case 'health-gate':
+      return `it failed its health gate on this host${detail}`;
+    case 'operator':
+      return `the operator quarantined it${detail}`;
+    case 'unknown':
+      return 'recorded before rick kept reasons (a failed health gate or rollback --quarantine)';
+  }
 }

@@ -10,8 +10,16 @@ import {
 } from '../host/generations.js';
 import { readInstallerVersion } from '../host/installer-version.js';
 import { hostPaths } from '../host/paths.js';
-import { type HistoryEntry, readState } from '../host/state.js';
+import {
+  type BundleState,
+  describeQuarantine,
+  type HistoryEntry,
+  type QuarantineReason,
+  quarantineWhy,
+  readState,
+} from '../host/state.js';
 import type { Host } from '../host/system.js';
+import { readAdoptions } from './adopt-record.js';
 import { type HeldRelease, readHeld } from './policy/held.js';
 import { inconsistencyError, planRecovery, readHostView } from './recovery.js';
 
@@ -36,13 +44,49 @@ export interface HostStatus {
   installer?: string | null;
   generations: number[];
   keepGenerations: number;
-  bundles: Array<{ name: string; version: string; highest?: string; quarantined: string[] }>;
+  bundles: Array<{
+    name: string;
+    version: string;
+    highest?: string;
+    quarantined: string[];
+    /** Each quarantined version with why (`unknown`: recorded before rick kept reasons). */
+    quarantines: QuarantineStatus[];
+  }>;
+  /** The host's files `adopt` took over, oldest first (kept in /var/lib/rick/adopted). */
+  adoptions: AdoptionStatus[];
   services: ServiceStatus[];
   history: HistoryEntry[];
   /** What the next run will do first, or why it will refuse (and how to repair). */
   warnings: string[];
   /** Releases the update timer holds until the operator grants what they need. */
   held: Array<{ bundle: string } & HeldRelease>;
+}
+
+export interface QuarantineStatus {
+  version: string;
+  reason: QuarantineReason;
+  time?: string;
+  detail?: string;
+}
+
+export interface AdoptionStatus {
+  /** Its directory under /var/lib/rick/adopted, named by the time of the adoption. */
+  dir: string;
+  /** When the files were moved. */
+  time: string;
+  bundle: string;
+  version: string;
+  generation: number;
+  /** `done`: the bundle stands for the files; `restored`: they are back in place. */
+  state: string;
+  files: string[];
+}
+
+function quarantinesOf(entry: BundleState | undefined): QuarantineStatus[] {
+  return (entry?.quarantined ?? []).map((version) => ({
+    version,
+    ...quarantineWhy(entry, version),
+  }));
 }
 
 export async function readStatus(root: string | undefined, host: Host): Promise<HostStatus> {
@@ -58,6 +102,15 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
     services: [],
     history: state.history.slice(-20),
     warnings: [],
+    adoptions: (await readAdoptions(paths)).map((r) => ({
+      dir: r.dir,
+      time: r.time,
+      bundle: r.bundle,
+      version: r.version,
+      generation: r.generation,
+      state: r.state,
+      files: r.files.map((f) => f.path),
+    })),
     held: Object.entries(readHeld(paths.stateDir))
       .filter(([name, h]) => {
         const installed = state.bundles[name]?.installed;
@@ -100,6 +153,7 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
         version: b.version,
         highest: s?.highest,
         quarantined: s?.quarantined ?? [],
+        quarantines: quarantinesOf(s),
       });
       for (const svc of b.services) {
         const unit = host.systemctl ? await host.systemctl.state(svc.service) : undefined;
@@ -120,6 +174,7 @@ export async function readStatus(root: string | undefined, host: Host): Promise<
         version: '(not installed)',
         highest: s.highest,
         quarantined: s.quarantined,
+        quarantines: quarantinesOf(s),
       });
     }
   }
@@ -141,7 +196,11 @@ export function formatStatus(s: HostStatus): string {
     lines.push(
       `bundle ${b.name} ${b.version}${b.highest && b.highest !== b.version ? ` (highest installed ${b.highest})` : ''}`,
     );
-    if (b.quarantined.length) lines.push(`  quarantined: ${b.quarantined.join(', ')}`);
+    for (const q of b.quarantines) {
+      lines.push(
+        `  quarantined ${q.version}${q.time ? ` since ${q.time}` : ''}: ${describeQuarantine(q)}`,
+      );
+    }
     for (const svc of s.services.filter((x) => x.bundle === b.name)) {
       const state = svc.state === 'offline' ? 'not running (offline tree)' : svc.state;
       lines.push(`  ${svc.service}: ${state}${svc.mainPid ? ` (pid ${svc.mainPid})` : ''}`);
@@ -150,6 +209,12 @@ export function formatStatus(s: HostStatus): string {
   for (const h of s.held) {
     lines.push(
       `held: ${h.bundle} ${h.version} since ${h.since}: needs what ${h.grant} does not grant: ${h.needs}`,
+    );
+  }
+  for (const a of s.adoptions) {
+    const where = a.state === 'restored' ? 'put back in place' : `kept in ${a.dir}/files`;
+    lines.push(
+      `adopted ${a.time}: ${a.bundle} ${a.version} (generation ${a.generation}) took over ${a.files.join(', ')}; ${where}`,
     );
   }
   if (s.history.length) {

@@ -3,7 +3,8 @@
  * hands over what this bundle's history says.
  *
  * - No history: install.
- * - A quarantined version (it failed its health gate on this host) is refused
+ * - A quarantined version (it failed its health gate on this host, or the
+ *   operator quarantined it; `rick-install unquarantine` lifts it) is refused
  *   even with `allowDowngrade`: a downgrade flag says "older is fine", not
  *   "the version that broke this host is fine". Only `allowQuarantined` (an
  *   explicit, separate operator decision) lets it through. This is checked
@@ -19,8 +20,22 @@ export interface BundleVersionState {
   installed?: string;
   /** Highest version ever installed on this host. */
   highest?: string;
-  /** Versions that failed their health gate here and were rolled back. */
+  /** Versions refused here: their health gate failed, or the operator quarantined them. */
   quarantined: string[];
+  /** Why, by version (state.json's record; absent for quarantines recorded before reasons were). */
+  quarantineReasons?: Readonly<Record<string, { reason: 'health-gate' | 'operator' }>>;
+}
+
+/** Why a version is quarantined, in the words of the refusal. */
+function quarantinedBecause(state: BundleVersionState, version: string): string {
+  switch (state.quarantineReasons?.[version]?.reason) {
+    case 'health-gate':
+      return 'it failed its health gate on this host and was rolled back';
+    case 'operator':
+      return 'the operator quarantined it (rollback --quarantine)';
+    default:
+      return 'recorded before rick kept reasons (a failed health gate or rollback --quarantine)';
+  }
 }
 
 export interface VersionPolicyOptions {
@@ -28,6 +43,8 @@ export interface VersionPolicyOptions {
   allowDowngrade: boolean;
   /** Accept a quarantined version (an explicit operator override; off by default). */
   allowQuarantined?: boolean;
+  /** The bundle's name, for the pasteable fix in a refusal. */
+  bundle?: string;
 }
 
 export type VersionDecision =
@@ -57,8 +74,8 @@ export function decideVersion(
     return {
       action: 'refuse',
       code: 'VERSION_QUARANTINED',
-      message: `version ${candidate} is quarantined: it failed its health gate on this host and was rolled back`,
-      hint: 'publish a fixed version; --allow-downgrade does not lift a quarantine',
+      message: `version ${candidate} is quarantined: ${quarantinedBecause(state, candidate)}`,
+      hint: `publish a fixed version, or lift the quarantine once its cause is gone: rick-install unquarantine ${options.bundle ?? '<bundle>'}@${candidate}; --allow-downgrade does not lift it`,
     };
   }
   if (state.installed === candidate) {

@@ -587,6 +587,109 @@ describe.skipIf(onlyWithQuadlet || !havePrograms('caddy'))('rolling back past an
     ]);
     expect(await readlink(join(tree.root, 'var/lib/rick/current'))).toBe('generations/1');
   });
+
+  it('rollback from a first generation that adopted puts the units and site back and leaves nothing live', async () => {
+    const tree = await newTree();
+    const bundle = await writeSignedBundle(tree.work, key, {
+      version: '1.0.0',
+      files: demoFiles(true),
+    });
+    const foreign = await foreignFiles(bundle, true);
+    await writeForeign(tree, foreign);
+    const before = await snapshotTree(join(tree.root, 'etc'));
+    const host = liveHost(tree);
+    const adopted = await runInstaller(host, ['adopt', bundle.bundlePath, '--root', tree.root]);
+    expect(adopted.stderr).toBe('');
+    expect(adopted.code).toBe(0);
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+
+    // status lists the adoption: its time, the bundle, the files kept.
+    const dir = await adoptedDir(tree.root);
+    const kept = `/var/lib/rick/adopted/${dir.split('/').at(-1)}`;
+    const status = await runInstaller(host, ['status', '--root', tree.root]);
+    expect(status.stdout).toContain(
+      `adopted 2026-01-01T00:00:00.000Z: demo 1.0.0 (generation 1) took over /etc/containers/systemd/demo.pod, /etc/containers/systemd/demo-app.container, /etc/containers/systemd/demo-worker.container, /etc/caddy/sites-enabled/demo.caddy; kept in ${kept}/files`,
+    );
+    const json = JSON.parse(
+      (await runInstaller(host, ['status', '--json', '--root', tree.root])).stdout,
+    );
+    expect(json.adoptions).toEqual([
+      expect.objectContaining({
+        dir: kept,
+        time: '2026-01-01T00:00:00.000Z',
+        bundle: 'demo',
+        version: '1.0.0',
+        generation: 1,
+        state: 'done',
+      }),
+    ]);
+
+    // The dry run says what would happen and changes nothing.
+    host.reset();
+    const whole = await snapshotTree(tree.root);
+    const dry = await runInstaller(host, ['rollback', '--dry-run', '--root', tree.root]);
+    expect(dry.stderr).toBe('');
+    expect(dry.stdout).toContain(
+      `dry run: would leave generation 1 (no generation was live before it), stop demo-app.service demo-pod.service demo-worker.service, and put back the files it adopted from ${kept}: /etc/containers/systemd/demo.pod, /etc/containers/systemd/demo-app.container, /etc/containers/systemd/demo-worker.container, /etc/caddy/sites-enabled/demo.caddy; nothing was changed`,
+    );
+    expect(host.calls).toEqual([]);
+    expect(diffTrees(whole, await snapshotTree(tree.root))).toEqual([]);
+
+    const back = await runInstaller(host, ['rollback', '--root', tree.root]);
+    expect(back.stderr).toBe('');
+    expect(back.code).toBe(0);
+    expect(back.stdout).toContain('no generation is live');
+    expect(back.stdout).toContain(
+      "the live generation is older than generation 1, which adopted demo's files: putting them back",
+    );
+    expect(back.stdout).toContain(
+      "rolled back from generation 1 to none: no generation is live, the host's own files are back",
+    );
+    expect(await liveGeneration(tree.root)).toBeUndefined();
+    for (const [name, text] of foreign.units) {
+      expect(await readFile(join(tree.root, UNITS, name), 'utf8')).toBe(text);
+    }
+    expect(await readFile(join(tree.root, SITES, 'demo.caddy'), 'utf8')).toBe(
+      foreign.sites.get('demo.caddy'),
+    );
+    // Only what the adoption made stays: the bundle's user and rick's host
+    // links, made once, which lead through the absent `current` to nothing
+    // (as after a first install whose gate failed).
+    expect(diffTrees(before, await snapshotTree(join(tree.root, 'etc')))).toEqual([
+      '+ caddy/rick (symlink)',
+      '+ containers/systemd/rick (symlink)',
+      '+ sysusers.d (dir)',
+      '+ sysusers.d/rick.conf (symlink)',
+      '+ tmpfiles.d (dir)',
+      '+ tmpfiles.d/rick.conf (symlink)',
+      '~ group: size, sha256',
+      '~ passwd: size, sha256',
+    ]);
+    // The bundle's services stop with its generation; the restored files' start again.
+    const calls = host.serviceCalls();
+    expect(calls).toContainEqual({
+      op: 'stop',
+      units: ['demo-app.service', 'demo-pod.service', 'demo-worker.service'],
+    });
+    expect(calls.slice(-3)).toEqual([
+      { op: 'daemon-reload' },
+      { op: 'start', units: ['demo-app.service', 'demo-pod.service', 'demo-worker.service'] },
+      { op: 'reload', units: ['caddy.service'] },
+    ]);
+    const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
+    expect(state.live).toBeUndefined();
+    expect(state.bundles.demo?.installed).toBeUndefined();
+    expect(await record(tree.root)).toMatchObject({ state: 'restored', generation: 1 });
+
+    // Consistent afterwards: status warns of nothing, and the adoption reads as put back.
+    const after = await runInstaller(host, ['status', '--root', tree.root]);
+    expect(after.stdout).toContain('live generation: none (nothing installed)');
+    expect(after.stdout).not.toContain('warning:');
+    expect(after.stdout).toContain('; put back in place');
+    const again = await runInstaller(host, ['rollback', '--root', tree.root]);
+    expect(again.code).toBe(ExitCode.usage);
+    expect(again.stderr).toContain('nothing is installed');
+  });
 });
 
 /**
@@ -645,6 +748,61 @@ describe.skipIf(onlyWithQuadlet)('a crash while adopting', () => {
       [false, 'done'],
     ]);
   });
+
+  for (const step of ['flipped', 'state-written']) {
+    it(`killed at ${step} while rolling back from the first generation, which adopted`, async () => {
+      requireBuiltCli();
+      const bundle = await writeSignedBundle((await newTree()).work, key, {
+        version: '1.0.0',
+        files: demoFiles(false),
+      });
+      const foreign = await foreignFiles(bundle, false);
+      const tree = await newTree();
+      await writeForeign(tree, foreign);
+      expect((await runCli(['adopt', bundle.bundlePath, '--root', tree.root], env)).code).toBe(0);
+      const killed = await runCli(['rollback', '--root', tree.root], {
+        ...env,
+        [FAULT_ENV]: step,
+      });
+      expect(killed.signal).toBe('SIGKILL');
+      expect(await liveGeneration(tree.root)).toBeUndefined();
+      if (step === 'flipped') {
+        // state.json still confirms generation 1: the next run refuses and names the repair.
+        const next = await runCli(['rollback', '--root', tree.root], env);
+        expect(next.code).toBe(ExitCode.rollbackFailed);
+        expect(next.stderr).toContain(
+          'nothing is live (no current), but state.json confirms generation 1',
+        );
+        expect(next.stderr).toContain('rick-install rollback --to 1');
+        const repaired = await runCli(['rollback', '--to', '1', '--root', tree.root], env);
+        expect(repaired.stderr).toBe('');
+        expect(repaired.code).toBe(0);
+        expect(await liveGeneration(tree.root)).toBe('generations/1');
+        expect(await readdir(join(tree.root, UNITS))).toEqual(['rick']);
+      }
+      // Then (or at once) the files go back and nothing is live.
+      const last = await runCli(
+        step === 'flipped' ? ['rollback', '--root', tree.root] : ['status', '--root', tree.root],
+        env,
+      );
+      if (step === 'state-written') {
+        // status changes nothing; the next run that takes the lock settles the record.
+        expect(last.stdout).toContain('live generation: none');
+        const settled = await runCli([bundle.bundlePath, '--root', tree.root], env);
+        expect(settled.stdout).toContain(
+          "the live generation is older than generation 1, which adopted demo's files: putting them back",
+        );
+      } else {
+        expect(last.stderr).toBe('');
+        expect(last.stdout).toContain('rolled back from generation 1 to none');
+      }
+      expect(await liveGeneration(tree.root)).toBeUndefined();
+      for (const [name, text] of foreign.units) {
+        expect(await readFile(join(tree.root, UNITS, name), 'utf8')).toBe(text);
+      }
+      expect(await record(tree.root)).toMatchObject({ state: 'restored' });
+    });
+  }
 
   for (const step of [...filesBack, ...adopted]) {
     it(`killed at ${step}`, async () => {

@@ -185,7 +185,9 @@ describe('rick-install status', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('live generation: 1 (installed 2026-01-01T00:00:00.000Z)');
     expect(r.stdout).toContain('bundle demo 1.0.0');
-    expect(r.stdout).toContain('quarantined: 2.0.0');
+    expect(r.stdout).toContain(
+      '  quarantined 2.0.0 since 2026-01-01T00:00:00.000Z: it failed its health gate on this host (demo-app.service failed',
+    );
     expect(r.stdout).toMatch(/demo-pod\.service: active \(pid \d+\)/);
     expect(r.stdout).toMatch(
       /generation 2 {2}demo 2\.0\.0 {2}rolled-back: demo-app\.service failed/,

@@ -412,6 +412,27 @@ describe('rick-install update', () => {
     expect(await installedVersion(s.tree.root)).toBe('1.1.0');
   });
 
+  it('after unquarantine the next tick takes the version again', async () => {
+    const s = await setup({ installed: '1.0.0' });
+    await publish(s, '1.2.0');
+    s.host.failUnit('demo-app.service', 2);
+    expect((await s.update()).code).toBe(ExitCode.rolledBack);
+    expect((await s.update()).stdout).toContain('unchanged since the last check, nothing new');
+    // The cause (a database down) is gone; the operator lifts the quarantine.
+    const lifted = await runInstaller(s.host, [
+      'unquarantine',
+      'demo@1.2.0',
+      '--root',
+      s.tree.root,
+    ]);
+    expect(lifted.code).toBe(ExitCode.ok);
+    const r = await s.update();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('demo: installed 1.2.0\n');
+    expect(await installedVersion(s.tree.root)).toBe('1.2.0');
+  });
+
   it('takes a prerelease only on the prerelease channel, deciding again on a 304 when rick.conf changed', async () => {
     const s = await setup({ installed: '1.0.0' });
     await publish(s, '1.1.0-rc.1', { prerelease: true });
