@@ -152,8 +152,13 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.policy, 'refused by host policy: the bundle needs what this host has not granted'],
 ];
 
-export function formatExitCodes(): string {
+/**
+ * The table for a program's `--help`: only the codes it can exit with
+ * (`only`), or all of them.
+ */
+export function formatExitCodes(only?: readonly ExitCode[]): string {
   return exitCodeHelp
+    .filter(([code]) => only === undefined || only.includes(code))
     .map(([code, text]) => `  ${String(code).padStart(2)}  ${text.replaceAll('`', '')}`)
     .join('\n');
 }

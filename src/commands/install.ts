@@ -5,9 +5,10 @@
  */
 import { basename, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { formatExitCodes, RickError } from '../errors.js';
+import { RickError } from '../errors.js';
 import { type InstallerDeps, installBundle, type Log } from '../host/install.js';
 import { expectationFor, type Identity, parseExpectArgument } from '../host/intake/identity.js';
+import { DEFAULT_KEEP_GENERATIONS } from '../host/state.js';
 
 // ---------------------------------------------------------------------------
 // Command
@@ -52,7 +53,10 @@ export function installCommand(deps: InstallerDeps): Command {
     )
     .option('--yes', 'with --grant: accept without asking (never grants the privileged profile)')
     .addOption(
-      new Option('--keep <n>', 'generations to keep (remembered)').argParser((v) => {
+      new Option(
+        '--keep <n>',
+        `generations to keep, remembered in state.json (default: the number given last, else ${DEFAULT_KEEP_GENERATIONS})`,
+      ).argParser((v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 100) {
           throw new RickError('USAGE', `--keep must be an integer from 1 to 100, not ${v}`);
@@ -61,7 +65,6 @@ export function installCommand(deps: InstallerDeps): Command {
       }),
     );
   addCommonOptions(command);
-  command.addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
     const log: Log = (line) => deps.output.stdout(`${line}\n`);
