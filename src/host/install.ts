@@ -5,8 +5,9 @@
  *   verify signature, read bundle → lock → recover from a crashed run
  *   (src/host/recovery.ts) → version policy → the unit link, drift of what
  *   is carried → what the bundle may have here (groups, users, paths, unit
- *   names) → prerequisites (podman, infrastructure groups) → secrets →
- *   record what the fragments create → systemd-sysusers → resolve facts →
+ *   names) → what the operator provides, judged in one pass (groups and
+ *   users, secrets, grant: intake/readiness.ts) → podman → record what the
+ *   fragments create → systemd-sysusers → resolve facts →
  *   substitute → systemd-tmpfiles → intent record → write generation,
  *   quadlet dry-run → plan on the generated units → pull images → flip →
  *   daemon-reload → stop removed, restart changed → health gate (or roll
@@ -526,12 +527,6 @@ export async function prepareInstall(
     );
   }
   await checkUnitNames(paths, manifest, files, live, options.adopt);
-  const version = await host.podmanVersion();
-  if (version === undefined && !host.systemctl) {
-    notes.push('podman version not checked (offline tree)');
-  } else {
-    checkPodmanVersion(version, manifest);
-  }
   // Every missing group, user, secret and grant, in one refusal, before
   // anything changed (`plan` shows its plan before refusing a grant alone).
   const { readiness, secrets, secretsPath } = await readHostReadiness(
@@ -544,6 +539,14 @@ export async function prepareInstall(
   const refusal = readinessRefusal(readiness, { withPolicy: !ctx.dryRun });
   if (refusal) throw refusal;
   const { policy } = readiness;
+  // After the operator's part, as the install judges it before the lock:
+  // `plan` and `install` refuse the same host with the same first refusal.
+  const version = await host.podmanVersion();
+  if (version === undefined && !host.systemctl) {
+    notes.push('podman version not checked (offline tree)');
+  } else {
+    checkPodmanVersion(version, manifest);
+  }
 
   const sysusers = new Map<string, Buffer>();
   const tmpfilesSources = new Map<string, Buffer>();

@@ -78,6 +78,36 @@ describe('one pass: every missing fact, secret and grant at once', () => {
     expect(diffTrees(before, await snapshotTree(t.root))).toEqual([]);
   });
 
+  it('on a live host with a podman too old as well, plan and install stop at the same check', async () => {
+    tree = await makeHostTree(key, { groups: ['root:x:0:'], secrets: '' });
+    const host = new FakeHost({ root: tree.root, podmanVersion: '4.3.1' });
+    const b = await writeSignedBundle(tree.work, key);
+    const before = await snapshotTree(tree.root);
+    const plan = await runInstaller(host, ['plan', b.bundlePath, '--root', tree.root]);
+    const install = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    for (const r of [plan, install]) {
+      expect(r.code).toBe(ExitCode.missingPrerequisite);
+      expect(errorLine(r.stderr)).toMatch(
+        /^error FACT_MISSING: missing host facts: group postgres-clients .*, secret db_password /,
+      );
+    }
+    expect(install.stderr).toBe(plan.stderr);
+    expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+    // Once they are there, both name podman.
+    await writeFile(join(tree.root, 'etc/group'), 'root:x:0:\npostgres-clients:x:4001:\n');
+    await writeFile(join(tree.root, 'etc/rick/secrets/demo.env'), 'db_password=x\n', {
+      mode: 0o600,
+    });
+    const before2 = await snapshotTree(tree.root);
+    const plan2 = await runInstaller(host, ['plan', b.bundlePath, '--root', tree.root]);
+    const install2 = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    for (const r of [plan2, install2]) {
+      expect(r.code).toBe(ExitCode.missingPrerequisite);
+      expect(errorLine(r.stderr)).toMatch(/^error PREREQUISITE_MISSING: podman 4\.3\.1 is too old/);
+    }
+    expect(diffTrees(before2, await snapshotTree(tree.root))).toEqual([]);
+  });
+
   it('once the facts are there, the grant alone is refused by both with POLICY_REFUSED', async () => {
     const { host, b, t } = await hostMissingThree();
     await writeFile(join(t.root, 'etc/group'), 'root:x:0:\npostgres-clients:x:4001:\n');
