@@ -69,6 +69,12 @@ export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command 
   registerVerify(program, deps);
   registerKeygen(program, deps);
   registerIndex(program, deps);
+  // Read only before the command name, --debug must be each command's too.
+  for (const command of program.commands) {
+    if (!command.options.some((o) => o.long === '--debug')) {
+      command.option('--debug', 'print stack traces of errors');
+    }
+  }
   markRequiredOptions(program);
   return program;
 }

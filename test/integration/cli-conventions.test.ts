@@ -118,7 +118,11 @@ describe('keygen --out defaults to the current directory', () => {
   it('writes the keys where it runs', async () => {
     const dir = await makeTempDir();
     cleanup = () => import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true }));
-    const r = await runBundleCli(['keygen', '--name', 'rick test'], { cwd: dir, env: {} });
+    // --debug after the command name, as rick-bundle always took it.
+    const r = await runBundleCli(['keygen', '--name', 'rick test', '--debug'], {
+      cwd: dir,
+      env: {},
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`private key ${join(dir, 'signing-key.asc')}`);
