@@ -145,7 +145,9 @@ describe('--json', () => {
     expect(drifted.code).toBe(ExitCode.drift);
     const json = JSON.parse(drifted.stdout);
     expect(json.drift).toHaveLength(1);
-    expect(json.drift[0]).toMatch(/\/var\/lib\/rick\/generations\/1\/bundles\/demo\/env\/demo\.env: /);
+    expect(json.drift[0]).toMatch(
+      /\/var\/lib\/rick\/generations\/1\/bundles\/demo\/env\/demo\.env: /,
+    );
     expect(drifted.stderr).toContain('error DRIFT: 1 file(s) of generation 1 drifted');
   });
 
