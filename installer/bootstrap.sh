@@ -12,13 +12,16 @@
 #    version its file name states (<name>-<version>.tgz), or --expect
 #    NAME@VERSION for a file saved under another name; extracts
 #    installer/rick-install.cjs from it;
-# 3. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
+# 3. runs the installer's `plan` on the host: every missing group, user and
+#    secret (and podman, Caddy) is named at once, and nothing is written
+#    until all are there (a grant alone missing is asked for in step 5);
+# 4. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
 #    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
 #    /etc/systemd/system;
 #    with --caddy, adds to /etc/caddy/Caddyfile the one line that imports the
 #    Caddy sites of rick's bundles, and says so (the Caddyfile is the
 #    operator's: without --caddy it is only read, and a missing line noted);
-# 4. runs the first install with the extracted installer, which checks the
+# 5. runs the first install with the extracted installer, which checks the
 #    signature and the expectation again (--expect), with --grant: it shows
 #    what the release needs beyond the restricted profile and records the
 #    operator's grant in /etc/rick/policy.d/<bundle>.conf (asking on the
@@ -174,7 +177,34 @@ if [ ! -f "$installer" ] || [ -L "$installer" ]; then
   die "installer/rick-install.cjs is not a regular file"
 fi
 
-# 3. Key, configuration, units.
+# 3. What the host must provide (groups, users, secrets; podman, Caddy), all
+#    checked and named at once by the installer's plan before anything is
+#    written. A grant alone missing is fine here: step 5 shows it and asks.
+install -m 0644 "$key" "$work/keys.$key_name"
+echo "bootstrap: checking what $expect needs of this host"
+plan_status=0
+if [ -n "$root" ]; then
+  node "$installer" plan "$bundle" --signature "$signature" --expect "$expect" \
+    --keyring "$work/keys.$key_name" --root "$root" >"$work/plan.out" 2>"$work/plan.err" || plan_status=$?
+else
+  node "$installer" plan "$bundle" --signature "$signature" --expect "$expect" \
+    --keyring "$work/keys.$key_name" >"$work/plan.out" 2>"$work/plan.err" || plan_status=$?
+fi
+case "$plan_status" in
+  0 | 14) ;;
+  *)
+    # --caddy adds the import line below: its absence is for this run to fix.
+    if [ "$plan_status" -eq 5 ] && [ "$caddy" -eq 1 ] &&
+      grep -q "does not import rick's Caddy sites" "$work/plan.err"; then
+      :
+    else
+      cat "$work/plan.err" >&2
+      die "nothing was written: fix what is named above, then run bootstrap.sh again with the same arguments"
+    fi
+    ;;
+esac
+
+# 4. Key, configuration, units.
 install -d -m 0755 -o root -g root "$root/etc/rick" "$root/etc/rick/keys" \
   "$root/etc/systemd/system"
 install -m 0644 -o root -g root "$key" "$root/etc/rick/keys/$key_name"
@@ -303,7 +333,7 @@ elif [ -f "$caddyfile" ] && ! grep -qxF "$caddy_line" "$caddyfile"; then
   echo "bootstrap: note: /etc/caddy/Caddyfile does not import rick's sites; bundles with Caddy sites need this line (--caddy adds it): $caddy_line"
 fi
 
-# 4. The first install, with the installer from the verified bundle, granting
+# 5. The first install, with the installer from the verified bundle, granting
 #    what the release needs once the operator accepts it.
 if [ -n "$root" ]; then
   node "$installer" install "$bundle" --signature "$signature" --expect "$expect" --grant $yes --root "$root"

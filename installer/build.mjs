@@ -80,7 +80,8 @@ const common = {
   // ASCII output (the default): Node decodes an ASCII-only source much faster.
   charset: 'ascii',
   logLevel: 'warning',
-  define: { 'process.env.NODE_ENV': '"production"' },
+  // --version of the single file prints it (src/version.ts): no package.json beside it.
+  define: { 'process.env.NODE_ENV': '"production"', __RICK_VERSION__: JSON.stringify(version) },
 };
 
 /** Names a TypeScript module exports as values (types are erased). */

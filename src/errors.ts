@@ -168,8 +168,13 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
 ];
 
-export function formatExitCodes(): string {
+/**
+ * The table for a program's `--help`: only the codes it can exit with
+ * (`only`), or all of them.
+ */
+export function formatExitCodes(only?: readonly ExitCode[]): string {
   return exitCodeHelp
+    .filter(([code]) => only === undefined || only.includes(code))
     .map(([code, text]) => `  ${String(code).padStart(2)}  ${text.replaceAll('`', '')}`)
     .join('\n');
 }

@@ -13,8 +13,9 @@ import { registerKeygen } from '../commands/keygen.js';
 import { registerIndex } from '../commands/release-index.js';
 import { registerSign } from '../commands/sign.js';
 import { registerVerify } from '../commands/verify.js';
-import { formatExitCodes } from '../errors.js';
+import { ExitCode, formatExitCodes } from '../errors.js';
 import { type CommandRunner, realCommandRunner } from '../io/exec.js';
+import { addVersionOption, markRequiredOptions } from './help.js';
 import { type Output, processOutput, runProgram } from './run.js';
 
 export interface BundleProgramDeps {
@@ -41,19 +42,40 @@ export function defaultDeps(): BundleProgramDeps {
   };
 }
 
+/** The codes rick-bundle exits with: the build side's refusals, no host's. */
+export const bundleExitCodes: readonly ExitCode[] = [
+  ExitCode.ok,
+  ExitCode.internal,
+  ExitCode.usage,
+  ExitCode.invalidBundle,
+  ExitCode.untrustedSignature,
+  ExitCode.missingPrerequisite,
+  ExitCode.feed,
+  ExitCode.policy,
+];
+
 export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command {
   const program = new Command('rick-bundle')
     .description(
       'Build, sign and verify rick bundles of Podman Quadlet services, and write the signed release index.',
     )
     .option('--debug', 'print stack traces of errors')
-    .showHelpAfterError()
-    .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
+    .addHelpText('after', `\nExit codes:\n${formatExitCodes(bundleExitCodes)}\n`);
+  // `build --version X` is the bundle's version: the program's own --version
+  // is read only before the command name.
+  addVersionOption(program).enablePositionalOptions();
   registerBuild(program, deps);
   registerSign(program, deps);
   registerVerify(program, deps);
   registerKeygen(program, deps);
   registerIndex(program, deps);
+  // Read only before the command name, --debug must be each command's too.
+  for (const command of program.commands) {
+    if (!command.options.some((o) => o.long === '--debug')) {
+      command.option('--debug', 'print stack traces of errors');
+    }
+  }
+  markRequiredOptions(program);
   return program;
 }
 

@@ -18,6 +18,7 @@ import { verifyDriftCommand } from '../commands/verify-drift.js';
 import { formatExitCodes } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
 import { realHost } from '../host/system.js';
+import { addVersionOption, markRequiredOptions } from './help.js';
 import { processOutput, runProgram } from './run.js';
 import { handleStopSignals } from './signals.js';
 
@@ -43,7 +44,6 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
         'Every command takes --root DIR to operate on an offline tree (no systemctl).',
     )
     .option('--debug', 'print stack traces of errors')
-    .showHelpAfterError()
     .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
   program.addCommand(installCommand(deps), { isDefault: true });
   program.addCommand(adoptCommand(deps));
@@ -53,6 +53,8 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
   program.addCommand(unquarantineCommand(deps));
   program.addCommand(verifyDriftCommand(deps));
   program.addCommand(updateCommand(deps));
+  addVersionOption(program);
+  markRequiredOptions(program);
   return program;
 }
 

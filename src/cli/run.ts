@@ -27,7 +27,13 @@ export async function runProgram(
   // Subcommands copy these settings only when created, so apply them to every command.
   const configure = (command: Command): void => {
     command.exitOverride();
-    command.configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+    // Commander's own errors in rick's format: `error USAGE: …` and a hint, not the whole help.
+    command.configureOutput({
+      writeOut: output.stdout,
+      writeErr: output.stderr,
+      outputError: (text, write) => write(text.replace(/^error: /, 'error USAGE: ')),
+    });
+    command.showHelpAfterError(`hint: see \`${commandPath(command)} --help\``);
     for (const sub of command.commands) configure(sub);
   };
   configure(program);
@@ -38,6 +44,13 @@ export async function runProgram(
   } catch (error) {
     return reportError(error, debug, output);
   }
+}
+
+/** `rick-install plan`: the command's name under its program's. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 export function reportError(error: unknown, debug: boolean, output: Output): number {

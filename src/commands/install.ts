@@ -5,9 +5,16 @@
  */
 import { basename, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { formatExitCodes, RickError } from '../errors.js';
-import { type InstallerDeps, installBundle, type Log } from '../host/install.js';
+import { RickError } from '../errors.js';
+import {
+  type InstallerDeps,
+  type InstallResult,
+  installBundle,
+  type Log,
+} from '../host/install.js';
 import { expectationFor, type Identity, parseExpectArgument } from '../host/intake/identity.js';
+import { DEFAULT_KEEP_GENERATIONS } from '../host/state.js';
+import { formatJson, installJson } from './json-output.js';
 
 // ---------------------------------------------------------------------------
 // Command
@@ -52,7 +59,10 @@ export function installCommand(deps: InstallerDeps): Command {
     )
     .option('--yes', 'with --grant: accept without asking (never grants the privileged profile)')
     .addOption(
-      new Option('--keep <n>', 'generations to keep (remembered)').argParser((v) => {
+      new Option(
+        '--keep <n>',
+        `generations to keep, remembered in state.json (default: the number given last, else ${DEFAULT_KEEP_GENERATIONS})`,
+      ).argParser((v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 100) {
           throw new RickError('USAGE', `--keep must be an integer from 1 to 100, not ${v}`);
@@ -60,11 +70,16 @@ export function installCommand(deps: InstallerDeps): Command {
         return n;
       }),
     );
+  command.option('--json', 'print the outcome as JSON (docs/json.md); progress goes to stderr');
   addCommonOptions(command);
-  command.addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
-    const log: Log = (line) => deps.output.stdout(`${line}\n`);
+    // With --json, stdout holds the JSON alone.
+    const progress = opts.json ? deps.output.stderr : deps.output.stdout;
+    const log: Log = (line) => progress(`${line}\n`);
+    const printed = (result: InstallResult) => {
+      if (opts.json) deps.output.stdout(formatJson(installJson(result)));
+    };
     const options = {
       bundlePath: resolve(bundle),
       ...(opts.expect ? { expect: expectationOf(bundle, opts.expect) } : {}),
@@ -78,7 +93,7 @@ export function installCommand(deps: InstallerDeps): Command {
     if (opts.yes && !opts.grant) throw new RickError('USAGE', '--yes only goes with --grant');
     if (opts.grant) {
       const { grantAndInstall, terminalPrompt } = await import('../host/policy/grant-flow.js');
-      await grantAndInstall(
+      const result = await grantAndInstall(
         options,
         { yes: Boolean(opts.yes) },
         {
@@ -88,9 +103,16 @@ export function installCommand(deps: InstallerDeps): Command {
           prompt: deps.prompt ?? terminalPrompt,
         },
       );
+      printed(result);
       return;
     }
-    await installBundle(options, { host: deps.host(root), log, validateUnits: deps.validateUnits });
+    printed(
+      await installBundle(options, {
+        host: deps.host(root),
+        log,
+        validateUnits: deps.validateUnits,
+      }),
+    );
   });
   return command;
 }

@@ -12,7 +12,7 @@ export function registerKeygen(program: Command, deps: KeygenDeps): void {
     .description('make an ed25519 signing key pair and print its fingerprint')
     .requiredOption('--name <name>', 'the key user ID name, e.g. "rick releases"')
     .option('--email <email>', 'the key user ID e-mail')
-    .requiredOption('--out <dir>', 'where to write signing-key.asc and signing-key.pub.asc')
+    .option('--out <dir>', 'where to write signing-key.asc and signing-key.pub.asc', '.')
     .option(
       '--passphrase-env <name>',
       'environment variable holding a passphrase for the private key',

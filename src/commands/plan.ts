@@ -10,6 +10,7 @@ import { planBundle } from '../host/plan.js';
 import { formatPolicyReport, policyRefusal } from '../host/policy/check.js';
 import { caddySitesOption } from './adopt.js';
 import { addCommonOptions, expectationOf, expectOption, rootOf } from './install.js';
+import { formatJson, planJson } from './json-output.js';
 
 export function planCommand(deps: InstallerDeps): Command {
   const command = new Command('plan')
@@ -21,10 +22,12 @@ export function planCommand(deps: InstallerDeps): Command {
     .option('--secrets <file>', 'secrets file (default: /etc/rick/secrets/<bundle>.env)')
     .option('--allow-downgrade', 'plan a version lower than the highest ever installed')
     .option('--adopt', 'plan `rick-install adopt`: show the diffs of the files it would take over')
-    .addOption(caddySitesOption());
+    .addOption(caddySitesOption())
+    .option('--json', 'print the plan as JSON (docs/json.md); progress goes to stderr');
   addCommonOptions(command);
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
-    const out = deps.output.stdout;
+    // With --json, stdout holds the JSON alone.
+    const out = opts.json ? deps.output.stderr : deps.output.stdout;
     const root = rootOf(opts.root as string | undefined);
     const result = await planBundle(
       {
@@ -39,6 +42,14 @@ export function planCommand(deps: InstallerDeps): Command {
       },
       { host: deps.host, validateUnits: deps.validateUnits, log: (line) => out(`${line}\n`) },
     );
+    if (opts.json) {
+      deps.output.stdout(formatJson(planJson(result)));
+      // The plan is printed whole; an install of it would be refused until granted.
+      if (result.outcome === 'install' && result.policy.missing.length > 0) {
+        throw policyRefusal(result.policy);
+      }
+      return;
+    }
     if (result.outcome === 'noop') {
       out(
         `${result.bundle} ${result.version}: ${result.reason}; installing ${basename(bundle)} would do nothing\n`,

@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import { formatIndexStatus, readIndexStatus } from '../feed/index-status.js';
-import type { InstallerDeps } from '../host/install.js';
+import { checkRoot, type InstallerDeps } from '../host/install.js';
 import { formatStatus, readStatus } from '../host/status.js';
 import { addCommonOptions, rootOf } from './install.js';
 
@@ -18,6 +18,8 @@ export function statusCommand(deps: InstallerDeps): Command {
   addCommonOptions(command);
   command.action(async (opts: Record<string, unknown>) => {
     const root = rootOf(opts.root as string | undefined);
+    // A mistyped --root would otherwise read as a host with nothing installed.
+    await checkRoot(root);
     const host = deps.host(root);
     const status = await readStatus(root, host);
     const releaseIndex = await readIndexStatus(root ?? '/', host.clock.now());

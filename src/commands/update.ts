@@ -5,7 +5,6 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { processOutput } from '../cli/run.js';
-import { formatExitCodes } from '../errors.js';
 import { createHttpClient } from '../feed/client.js';
 import { isJournalStream, warningLine } from '../feed/journal.js';
 import {
@@ -15,12 +14,21 @@ import {
   type UpdateDeps,
 } from '../feed/update-tick.js';
 import type { InstallerDeps } from '../host/install.js';
+import { hostPaths } from '../host/paths.js';
+import { readState } from '../host/state.js';
+import { formatJson, updateJson } from './json-output.js';
 
 /** The real UpdateDeps on top of the installer's deps. */
-export function updateDepsFrom(deps: InstallerDeps, root: string | undefined): UpdateDeps {
+export function updateDepsFrom(
+  deps: InstallerDeps,
+  root: string | undefined,
+  options: { json?: boolean } = {},
+): UpdateDeps {
   const host = deps.host(root);
-  const log = (line: string) => deps.output.stdout(`${line}\n`);
-  const journal = deps.output.stdout === processOutput.stdout && isJournalStream(process.env);
+  // With --json, stdout holds the JSON alone.
+  const progress = options.json ? deps.output.stderr : deps.output.stdout;
+  const log = (line: string) => progress(`${line}\n`);
+  const journal = progress === processOutput.stdout && isJournalStream(process.env);
   return {
     http: createHttpClient(process.env),
     env: process.env,
@@ -33,7 +41,11 @@ export function updateDepsFrom(deps: InstallerDeps, root: string | undefined): U
 }
 
 /** `rick-install update`, with the deps made for the `--root` given. */
-export function updateCommandWith(makeDeps: (root: string | undefined) => UpdateDeps): Command {
+export function updateCommandWith(
+  makeDeps: (root: string | undefined, options: { json?: boolean }) => UpdateDeps,
+  /** Where --json prints; without it, --json is not offered. */
+  stdout?: (text: string) => void,
+): Command {
   return new Command('update')
     .description(
       'follow the release feed of /etc/rick/rick.conf: install the newest allowed release of each followed bundle',
@@ -44,17 +56,24 @@ export function updateCommandWith(makeDeps: (root: string | undefined) => Update
       'take releases whose staged rollout has not reached this host yet (signed index feeds)',
     )
     .option('--debug', 'print stack traces')
-    .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`)
-    .action(async (opts: { root?: string; now?: boolean }) => {
+    .option('--json', 'print what was installed as JSON (docs/json.md); progress goes to stderr')
+    .action(async (opts: { root?: string; now?: boolean; json?: boolean }) => {
       const root = opts.root === undefined ? undefined : resolve(opts.root);
+      const json = Boolean(opts.json) && stdout !== undefined;
+      const stateFile = hostPaths(root ?? '/').stateFile;
+      const before = json ? await readState(stateFile) : undefined;
       await runUpdate(
         { ...(root === undefined ? {} : { root }), ...(opts.now ? { now: true } : {}) },
-        makeDeps(root),
+        makeDeps(root, { json }),
       );
+      if (before && stdout) stdout(formatJson(updateJson(before, await readState(stateFile))));
     });
 }
 
 /** `rick-install update` in the full program. */
 export function updateCommand(deps: InstallerDeps): Command {
-  return updateCommandWith((root) => updateDepsFrom(deps, root));
+  return updateCommandWith(
+    (root, options) => updateDepsFrom(deps, root, options),
+    deps.output.stdout,
+  );
 }

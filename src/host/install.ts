@@ -5,8 +5,9 @@
  *   verify signature, read bundle → lock → recover from a crashed run
  *   (src/host/recovery.ts) → version policy → the unit link, drift of what
  *   is carried → what the bundle may have here (groups, users, paths, unit
- *   names) → prerequisites (podman, infrastructure groups) → secrets →
- *   record what the fragments create → systemd-sysusers → resolve facts →
+ *   names) → what the operator provides, judged in one pass (groups and
+ *   users, secrets, grant: intake/readiness.ts) → podman → record what the
+ *   fragments create → systemd-sysusers → resolve facts →
  *   substitute → systemd-tmpfiles → intent record → write generation,
  *   quadlet dry-run → plan on the generated units → pull images →
  *   databases and pre-flight (src/host/database/provision.ts) → flip →
@@ -81,7 +82,7 @@ import {
 } from './generations.js';
 import { chooseInstaller, installerVersion, readInstallerVersion } from './installer-version.js';
 import { accountPolicyProblems, readInfrastructureGroups } from './intake/account-policy.js';
-import { checkRequiredAccounts, type FactValues, resolveFacts } from './intake/facts.js';
+import { type FactValues, resolveFacts } from './intake/facts.js';
 import { checkIdentity, type Expectation, expectationFor } from './intake/identity.js';
 import {
   addCreated,
@@ -92,6 +93,12 @@ import {
   readCreatedRecords,
   writeCreatedRecords,
 } from './intake/ownership.js';
+import {
+  type Readiness,
+  readinessRefusal,
+  readReadiness,
+  readyValues,
+} from './intake/readiness.js';
 import { readSecretsFileIfPresent } from './intake/secrets.js';
 import { requiredOwner } from './intake/signature.js';
 import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
@@ -99,7 +106,7 @@ import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/u
 import { isInterruption } from './interrupt.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
-import { evaluatePolicy, policyRefusal } from './policy/check.js';
+import { evaluatePolicy } from './policy/check.js';
 import { readGrant } from './policy/grant.js';
 import type { PolicyReport } from './policy/judge.js';
 import { checkPodmanVersion } from './prerequisites.js';
@@ -538,29 +545,26 @@ export async function prepareInstall(
     );
   }
   await checkUnitNames(paths, manifest, files, live, options.adopt);
+  // Every missing group, user, secret and grant, in one refusal, before
+  // anything changed (`plan` shows its plan before refusing a grant alone).
+  const { readiness, secrets, secretsPath } = await readHostReadiness(
+    options,
+    paths,
+    host,
+    verified,
+    live,
+  );
+  const refusal = readinessRefusal(readiness, { withPolicy: !ctx.dryRun });
+  if (refusal) throw refusal;
+  const { policy } = readiness;
+  // After the operator's part, as the install judges it before the lock:
+  // `plan` and `install` refuse the same host with the same first refusal.
   const version = await host.podmanVersion();
   if (version === undefined && !host.systemctl) {
     notes.push('podman version not checked (offline tree)');
   } else {
     checkPodmanVersion(version, manifest);
   }
-  await checkRequiredAccounts(manifest, files, host.accounts);
-  // What the bundle needs beyond the restricted profile, against this host's
-  // grant: refused here, before anything changed (`plan` shows it instead).
-  const policy = await evaluatePolicy({
-    manifest,
-    files,
-    root: paths.root,
-    accounts: host.accounts,
-    live,
-    ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
-  });
-  if (policy.missing.length > 0 && !ctx.dryRun) throw policyRefusal(policy);
-  const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
-  const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
-  const secrets = needsSecrets
-    ? await readSecretsFileIfPresent(secretsPath, { requireOwner: requiredOwner() })
-    : undefined;
 
   const sysusers = new Map<string, Buffer>();
   const tmpfilesSources = new Map<string, Buffer>();
@@ -587,11 +591,7 @@ export async function prepareInstall(
   // Every secret and existing account must be there before sysusers changes the host.
   const effects = bundleSysusers(manifest, files);
   const pending = { users: effects.users, groups: effects.groups };
-  const early = await resolveFacts(manifest, host.accounts, secrets, {
-    secretsPath,
-    pending,
-    pendingValue: PREVIEW_ACCOUNT_ID,
-  });
+  const early = readyValues(readiness);
   // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
   substituteBundleNormalized(verified.contents, early);
   // So must the plain units and Caddy sites that would go live (`plan` shows a refusal too).
@@ -750,15 +750,51 @@ async function refuseUngranted(
   }
   await checkOwnership(paths, host, manifest, files, live, options.adopt);
   await checkUnitNames(paths, manifest, files, live, options.adopt);
+  const { readiness } = await readHostReadiness(options, paths, host, verified, live);
+  const refusal = readinessRefusal(readiness, { withPolicy: true });
+  if (refusal) throw refusal;
+}
+
+/**
+ * What the operator must provide for the bundle (accounts, secrets, grant),
+ * read in one pass (src/host/intake/readiness.ts); read-only.
+ */
+export async function readHostReadiness(
+  options: InstallOptions,
+  paths: HostPaths,
+  host: Host,
+  verified: VerifiedBundle,
+  live: StoredGeneration | undefined,
+): Promise<{
+  readiness: Readiness;
+  secrets: Map<string, string> | undefined;
+  secretsPath: string;
+}> {
+  const { manifest, files } = verified.contents;
+  const owner = requiredOwner();
   const policy = await evaluatePolicy({
     manifest,
     files,
     root: paths.root,
     accounts: host.accounts,
     live,
-    ...(requiredOwner() === undefined ? {} : { requireOwner: requiredOwner() }),
+    ...(owner === undefined ? {} : { requireOwner: owner }),
   });
-  if (policy.missing.length > 0) throw policyRefusal(policy);
+  const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
+  const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
+  const secrets = needsSecrets
+    ? await readSecretsFileIfPresent(secretsPath, { requireOwner: owner })
+    : undefined;
+  const readiness = await readReadiness({
+    manifest,
+    files,
+    accounts: host.accounts,
+    secrets,
+    secretsPath,
+    policy,
+    pendingValue: PREVIEW_ACCOUNT_ID,
+  });
+  return { readiness, secrets, secretsPath };
 }
 
 /** What the adopted files are against the prepared generation (src/host/adopt.ts). */

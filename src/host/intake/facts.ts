@@ -27,18 +27,26 @@ export type FactValues = Map<string, string>;
 
 const kindWords = { gid: 'group', uid: 'user', secret: 'secret' } as const;
 
+/** What a lookup of the manifest's facts found, and what it did not. */
+export interface FactLookup {
+  values: FactValues;
+  /** Missing groups and users, `group NAME` / `user NAME`, in manifest order. */
+  accounts: string[];
+  /** Missing secrets, with where they were looked for, or undefined when none is missing. */
+  secrets: string | undefined;
+}
+
 /**
- * Resolves every fact the manifest declares. `secrets` is undefined when the
- * secrets file does not exist; that is fine for a bundle that needs no secret.
- * Throws one FACT_MISSING naming every missing fact, e.g.
- * `missing host facts: group postgres-clients, secret authentik_secret_key (in /etc/rick/secrets/authentik.env)`.
+ * Looks every fact the manifest declares up, and says which are missing.
+ * `secrets` is undefined when the secrets file does not exist; that is fine
+ * for a bundle that needs no secret.
  */
-export async function resolveFacts(
+export async function lookupFacts(
   manifest: Manifest,
   accounts: Accounts,
   secrets: ReadonlyMap<string, string> | undefined,
   options: ResolveFactsOptions = {},
-): Promise<FactValues> {
+): Promise<FactLookup> {
   const values: FactValues = new Map();
   const missing: string[] = [];
   const missingSecrets: string[] = [];
@@ -66,22 +74,46 @@ export async function resolveFacts(
     else if (fact.kind === 'secret') missingSecrets.push(`secret ${fact.name}`);
     else missing.push(`${kindWords[fact.kind]} ${fact.name}`);
   }
+  let missingSecretsText: string | undefined;
   if (missingSecrets.length) {
     const where = options.secretsPath
       ? ` (in ${options.secretsPath}${secrets === undefined ? ', which does not exist' : ''})`
       : secrets === undefined
         ? ' (no secrets file)'
         : '';
-    missing.push(`${missingSecrets.join(', ')}${where}`);
+    missingSecretsText = `${missingSecrets.join(', ')}${where}`;
   }
+  return { values, accounts: missing, secrets: missingSecretsText };
+}
+
+/** The hint of a FACT_MISSING: what to create and where. */
+export function missingFactsHint(lookup: Pick<FactLookup, 'accounts' | 'secrets'>): string {
+  const steps: string[] = [];
+  if (lookup.accounts.length)
+    steps.push('create the groups and users named (getent must find them)');
+  if (lookup.secrets) steps.push('add the secrets (KEY=value, file root-owned, mode 0600)');
+  return steps.join('; ');
+}
+
+/**
+ * Resolves every fact the manifest declares. Throws one FACT_MISSING naming
+ * every missing fact, e.g.
+ * `missing host facts: group postgres-clients, secret authentik_secret_key (in /etc/rick/secrets/authentik.env)`.
+ */
+export async function resolveFacts(
+  manifest: Manifest,
+  accounts: Accounts,
+  secrets: ReadonlyMap<string, string> | undefined,
+  options: ResolveFactsOptions = {},
+): Promise<FactValues> {
+  const lookup = await lookupFacts(manifest, accounts, secrets, options);
+  const missing = [...lookup.accounts, ...(lookup.secrets ? [lookup.secrets] : [])];
   if (missing.length) {
     throw new RickError('FACT_MISSING', `missing host facts: ${missing.join(', ')}`, {
-      hint: missingSecrets.length
-        ? 'add the secrets (KEY=value, file root-owned, mode 0600) and create the groups/users named'
-        : 'create the groups and users named (getent must find them)',
+      hint: missingFactsHint(lookup),
     });
   }
-  return values;
+  return lookup.values;
 }
 
 /**
@@ -90,20 +122,32 @@ export async function resolveFacts(
  * otherwise invent it (an `m` line creates a missing group with a random GID),
  * and infrastructure groups such as `postgres-clients` must be the real ones.
  */
-export async function checkRequiredAccounts(
+/**
+ * The groups and users the bundle uses but does not create that are
+ * missing here, `group NAME` / `user NAME`.
+ */
+export async function missingRequiredAccounts(
   manifest: Manifest,
   files: ReadonlyMap<string, Buffer>,
   accounts: Accounts,
-): Promise<void> {
+): Promise<string[]> {
   const required = requiredExistingAccounts(manifest, bundleSysusers(manifest, files));
   const [groups, users] = await Promise.all([
     Promise.all(required.groups.map(async (g) => ((await accounts.group(g)) ? undefined : g))),
     Promise.all(required.users.map(async (u) => ((await accounts.user(u)) ? undefined : u))),
   ]);
-  const missing = [
+  return [
     ...groups.filter((g) => g !== undefined).map((g) => `group ${g}`),
     ...users.filter((u) => u !== undefined).map((u) => `user ${u}`),
   ];
+}
+
+export async function checkRequiredAccounts(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+  accounts: Accounts,
+): Promise<void> {
+  const missing = await missingRequiredAccounts(manifest, files, accounts);
   if (missing.length) {
     throw new RickError(
       'FACT_MISSING',

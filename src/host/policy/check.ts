@@ -79,15 +79,39 @@ export async function evaluatePolicy(input: PolicyCheckInput): Promise<PolicyRep
   return judgeBundle(input.manifest, input.files, grant, facts);
 }
 
+/**
+ * How to grant what is missing: the lines to add, one a line and unindented,
+ * exactly as the grant file takes them (pasted, they parse), and when a few
+ * lines cover many uses, why. `declined`: the operator has just answered no
+ * to `--grant`, which is then not offered again.
+ */
+export function grantAdvice(report: PolicyReport, options: { declined?: boolean } = {}): string {
+  const lines = grantLines(report.missing);
+  const advice = [
+    `to allow it, add ${lines.length === 1 ? 'this line' : `these ${lines.length} lines`} to ${report.grant.file}:`,
+    ...lines,
+  ];
+  if (report.missing.length > lines.length) {
+    advice.push(
+      `(${lines.length === 1 ? 'this line covers' : `these ${lines.length} lines cover`} all ${report.missing.length} needs named: one line per kind lists all its values, and a granted directory covers the paths below it)`,
+    );
+  }
+  if (!options.declined) {
+    advice.push('or run `rick-install --grant` on the bundle, which shows the same and asks');
+  }
+  return advice.join('\n');
+}
+
 /** The refusal of a bundle that needs more than its grant allows. */
-export function policyRefusal(report: PolicyReport): RickError {
+export function policyRefusal(
+  report: PolicyReport,
+  options: { declined?: boolean } = {},
+): RickError {
   const what = report.missing.map((n) => describeNeed(report, n)).join('; ');
   return new RickError(
     'POLICY_REFUSED',
     `${report.bundle} ${report.version} needs what ${report.grant.file} does not grant: ${what}`,
-    {
-      hint: `nothing was changed; to allow it, add to ${report.grant.file}: ${grantLines(report.missing).join(' | ')} (or run rick-install --grant on the bundle)`,
-    },
+    { hint: `nothing was changed; ${grantAdvice(report, options)}` },
   );
 }
 

@@ -8,6 +8,8 @@
  * with --yes; a `privileged` need is never granted by --yes (only by a person
  * at a terminal, or by editing the file); a refusal writes nothing.
  */
+import { rm, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { RickError } from '../../errors.js';
 import { readGeneration, readLiveGenerationNumber } from '../generations.js';
 import {
@@ -17,12 +19,14 @@ import {
   installBundle,
   type Log,
   readBundleFor,
+  readHostReadiness,
 } from '../install.js';
-import { requiredOwner } from '../intake/signature.js';
+import { factsMissing, readinessRefusal } from '../intake/readiness.js';
 import { hostPaths } from '../paths.js';
+import { writeFileAtomic } from '../state.js';
 import type { Host } from '../system.js';
-import { evaluatePolicy, formatPolicyReport, policyRefusal } from './check.js';
-import { appendGrant } from './grant.js';
+import { formatPolicyReport, policyRefusal } from './check.js';
+import { appendGrant, type Grant } from './grant.js';
 
 export interface GrantOptions {
   /** Accept without asking (non-interactive use). */
@@ -41,20 +45,18 @@ export async function grantAndInstall(
 ): Promise<InstallResult> {
   const paths = hostPaths(options.root ?? '/');
   const verified = await readBundleFor(options, paths);
-  const { manifest, files } = verified.contents;
+  const { manifest } = verified.contents;
   const liveNumber = await readLiveGenerationNumber(paths);
   const live = liveNumber === undefined ? undefined : await readGeneration(paths, liveNumber);
-  const owner = requiredOwner();
-  const report = await evaluatePolicy({
-    manifest,
-    files,
-    root: paths.root,
-    accounts: deps.host.accounts,
-    live,
-    ...(owner === undefined ? {} : { requireOwner: owner }),
-  });
+  // Groups, users and secrets first: a grant is asked for, and written, only
+  // for a bundle this host can otherwise take, so that the refusal names
+  // everything at once and leaves no grant behind.
+  const { readiness } = await readHostReadiness(options, paths, deps.host, verified, live);
+  const report = readiness.policy;
   deps.log(`${manifest.name} ${manifest.version}, signed by ${verified.signer.fingerprint}`);
   for (const line of formatPolicyReport(report).trimEnd().split('\n')) deps.log(line);
+  if (factsMissing(readiness)) throw readinessRefusal(readiness, { withPolicy: true });
+  let grantDirExisted = true;
   if (report.missing.length > 0) {
     const privileged = report.missing.some((n) => n.kind === 'privileged');
     if (grant.yes) {
@@ -78,9 +80,13 @@ export async function grantAndInstall(
       }
       if (!/^y(es)?$/i.test(answer.trim())) {
         deps.log('not granted');
-        throw policyRefusal(report);
+        throw policyRefusal(report, { declined: true });
       }
     }
+    grantDirExisted = await stat(dirname(report.grant.file)).then(
+      () => true,
+      () => false,
+    );
     await appendGrant(
       report.grant,
       report.missing,
@@ -89,13 +95,35 @@ export async function grantAndInstall(
     deps.log(`granted: wrote ${report.grant.file}`);
   } else {
     deps.log(`nothing new to grant`);
+    return install();
   }
-  return installBundle(options, {
-    host: deps.host,
-    log: deps.log,
-    verified,
-    ...(deps.validateUnits ? { validateUnits: deps.validateUnits } : {}),
-  });
+  try {
+    return await install();
+  } catch (error) {
+    // A grant is for a release that went live: a failed install takes it back.
+    await restoreGrant(report.grant, grantDirExisted);
+    deps.log(`not installed: ${report.grant.file} restored as it was`);
+    throw error;
+  }
+
+  function install(): Promise<InstallResult> {
+    return installBundle(options, {
+      host: deps.host,
+      log: deps.log,
+      verified,
+      ...(deps.validateUnits ? { validateUnits: deps.validateUnits } : {}),
+    });
+  }
+}
+
+/** Puts a grant file back as it was read: its text, or no file. */
+async function restoreGrant(grant: Grant, dirExisted: boolean): Promise<void> {
+  if (!grant.exists) {
+    await rm(grant.file, { force: true });
+    if (!dirExisted) await rmdir(dirname(grant.file)).catch(() => {});
+    return;
+  }
+  await writeFileAtomic(grant.file, grant.text, 0o644);
 }
 
 /** The prompt of a real terminal: undefined when stdin is not one. */
