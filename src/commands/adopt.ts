@@ -5,7 +5,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { formatExitCodes, RickError } from '../errors.js';
+import { RickError } from '../errors.js';
 import { DEFAULT_CADDY_SITES } from '../host/adopt.js';
 import { ADOPTED_DIR } from '../host/adopt-record.js';
 import { type InstallerDeps, installBundle, type Log } from '../host/install.js';
@@ -52,10 +52,8 @@ of its sites, and the existing users and groups of its sysusers.d lines
 that the host's grant names (with the paths of its tmpfiles.d lines they
 own). Any other unit of the host colliding with the bundle's is refused.
 A failed health gate, or a rollback to a generation before the adoption,
-puts the files back. See docs/adopt.md.
-
-Exit codes:
-${formatExitCodes()}
+puts the files back. See docs/adopt.md; the exit codes are those of an
+install (rick-install --help).
 `,
   );
   command.action(async (bundle: string, opts: Record<string, unknown>) => {
