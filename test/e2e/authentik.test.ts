@@ -42,6 +42,8 @@ const GIT_HOST = 'git.e2e.test';
 /** The stand-in plays Gitea under the gitea bundle's own tag scheme (<version>-rootless). */
 const GITEA_IMAGE = `${REGISTRY}/gitea-standin`;
 const GITEA_TAG = '1.0.0';
+/** A Gitea stand-in image whose health check fails (publish-image.sh --command unhealthy). */
+const GITEA_BROKEN_TAG = '1.0.1';
 const CADDY_LINE = 'import {$RICK_CADDY_SITES:/etc/caddy/rick}/*.caddy';
 /** A tag that is never pushed: its pull must fail. */
 const MISSING_TAG = '2099.1.0';
@@ -1784,16 +1786,26 @@ describe.sequential('authentik on a real systemd host', () => {
 
   it('18. a Gitea release that breaks the application behind a working site is rolled back, and Caddy serves the old site again', async () => {
     await step('18. broken app rolled back with its site', async () => {
-      // A database that does not exist: Gitea's health check fails. The site
-      // changes too (another group), so which site serves afterwards shows.
+      // An application release that serves but fails its health check (its
+      // database is provisioned and reachable: the pre-flight passes). The
+      // site changes too (another group), so which site serves afterwards shows.
+      await host.exec(
+        [
+          'sh',
+          '/usr/local/lib/rick-e2e/publish-image.sh',
+          '--command',
+          'unhealthy',
+          `${GITEA_IMAGE}:${GITEA_BROKEN_TAG}-rootless`,
+        ],
+        { timeoutMs: 600_000 },
+      );
       const broken = await buildRelease(
         '1.2.0',
         {
           gitea_image: GITEA_IMAGE,
-          gitea_version: GITEA_TAG,
+          gitea_version: GITEA_BROKEN_TAG,
           gitea_domain: GIT_HOST,
           gitea_site_address: `http://${GIT_HOST}`,
-          gitea_db_name: 'no_such_database',
           gitea_required_group: 'gitea-admins',
         },
         'gitea',

@@ -24,7 +24,13 @@ import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 
 const env = process.env;
-const mode = env.GITEA__database__HOST !== undefined ? 'gitea' : (process.argv[2] ?? 'server');
+// An image built with `publish-image.sh --command unhealthy` runs
+// `ak unhealthy …`: it serves as usual, and its health check fails, as an
+// application release broken behind a working site would.
+const args = process.argv.slice(2);
+const unhealthy = args[0] === 'unhealthy';
+if (unhealthy) args.shift();
+const mode = env.GITEA__database__HOST !== undefined ? 'gitea' : (args[0] ?? 'server');
 
 function run(cmd, args, extraEnv) {
   return new Promise((resolve) => {
@@ -119,6 +125,7 @@ async function checkValkey() {
 }
 
 async function runChecks() {
+  if (unhealthy) return ['this image is built to fail its health check (--command unhealthy)'];
   const checks = mode === 'gitea' ? [checkGiteaPostgres()] : [checkPostgres(), checkValkey()];
   return (await Promise.all(checks)).filter((p) => p !== null);
 }

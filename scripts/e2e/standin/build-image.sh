@@ -12,9 +12,10 @@
 # PAD_MB adds a file of that many MiB of random bytes, which no compression
 # shrinks, so that benchmarks can make the image as large as they need.
 # COMMAND, when given, is put in front of whatever the unit's Exec= passes
-# (ENTRYPOINT ak COMMAND): `ak` then sees COMMAND as its mode, so an unknown
-# one makes an image whose every container exits at start, as a release whose
-# entrypoint was renamed would.
+# (ENTRYPOINT ak COMMAND): `unhealthy` makes an image that serves as usual
+# and fails its health check; any other word `ak` takes as its mode, so an
+# unknown one makes an image whose every container exits at start, as a
+# release whose entrypoint was renamed would.
 set -eu
 image=${1:-localhost/authentik-standin:e2e}
 pad_mb=${2:-0}
