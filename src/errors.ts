@@ -77,8 +77,10 @@ const codes = {
   // Release feed.
   FEED_ERROR: ExitCode.feed,
   CONFIG_INVALID: ExitCode.usage,
-  // Signed release index: an older index than the one accepted before, or an expired one.
+  // Signed release index: an older index than the one accepted before, one
+  // issued in the future (the publisher's or this host's clock is wrong), or an expired one.
   INDEX_ROLLBACK: ExitCode.feed,
+  INDEX_NOT_YET_VALID: ExitCode.feed,
   INDEX_EXPIRED: ExitCode.indexExpired,
   // A stop signal (SIGTERM, SIGHUP, SIGINT) ended the run, once it had put the host back.
   INTERRUPTED: ExitCode.interrupted,

@@ -21,6 +21,8 @@ import {
   type Manifest,
   type ManifestInput,
   parseManifest,
+  pathTokenKinds,
+  pathTokenRefusal,
   serializeManifest,
   serviceNameForUnit,
 } from '../bundle/manifest.js';
@@ -160,9 +162,9 @@ function checkEnvFile(file: RenderedFile): string[] {
 
 export function planBundle(input: PlanInput): BundlePlan {
   checkVersion(input.version);
-  const paths = new Set<string>([
-    ...input.files.map((f) => `${fileKindDirs[f.kind]}/${f.name}`),
-    INSTALLER_PATH,
+  const kinds = new Map<string, FileKind>([
+    ...input.files.map((f) => [`${fileKindDirs[f.kind]}/${f.name}`, f.kind] as const),
+    [INSTALLER_PATH, 'installer'],
   ]);
   const malformed: string[] = [];
   const misplaced: string[] = [];
@@ -189,9 +191,14 @@ export function planBundle(input: PlanInput): BundlePlan {
     }
     for (const ref of refs) {
       if (ref.kind === 'path') {
-        if (!paths.has(ref.name)) {
+        const kind = kinds.get(ref.name);
+        if (kind === undefined) {
           misplaced.push(
             `${file.template}: bundle_path("${ref.name}") is not a file of the bundle`,
+          );
+        } else if (!pathTokenKinds.has(kind)) {
+          misplaced.push(
+            `${file.template}: bundle_path("${ref.name}") names ${pathTokenRefusal(kind)}`,
           );
         }
       } else if (isFactKind(ref.kind)) {

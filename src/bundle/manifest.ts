@@ -41,6 +41,30 @@ export const templateKinds = [
 export const fileKinds = [...templateKinds, 'installer'] as const;
 export type FileKind = (typeof fileKinds)[number];
 
+/**
+ * The kinds a `path` token (`bundle_path()`) may name: the only files the
+ * host writes at `generations/<n>/bundles/<bundle>/<path>`, where the token
+ * resolves. Units and sites live where quadlet, the unit generator and
+ * Caddy read them, and the installer is the generation's, not the bundle's:
+ * a token naming one would name a file that does not exist.
+ */
+export const pathTokenKinds: ReadonlySet<FileKind> = new Set(['env', 'sysusers', 'tmpfiles']);
+
+/** Why a `path` token may not name a file of this kind, after "names". */
+export function pathTokenRefusal(kind: FileKind): string {
+  const where: Record<FileKind, string> = {
+    quadlet: 'a Quadlet unit, which the host writes to generations/<n>/quadlet/<bundle>/',
+    systemd: 'a plain unit, which the host writes to generations/<n>/systemd/<bundle>/',
+    caddy: 'a Caddy site, which the host writes to generations/<n>/caddy/<bundle>/',
+    installer:
+      "the installer, which the host writes to generations/<n>/installer/ (the generation's, not the bundle's)",
+    env: 'an env file',
+    sysusers: 'a sysusers.d fragment',
+    tmpfiles: 'a tmpfiles.d fragment',
+  };
+  return `${where[kind]}, not to generations/<n>/bundles/<bundle>/ where the path resolves: bundle_path() takes env, sysusers.d and tmpfiles.d files only`;
+}
+
 /** Top-level directory of each kind inside the bundle. */
 export const fileKindDirs: Record<FileKind, string> = {
   quadlet: 'quadlet',

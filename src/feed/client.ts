@@ -6,8 +6,10 @@
  * What crosses the edge is held to a few rules:
  * - credentials go to one origin only (the feed's), and never again once a
  *   redirect has left it;
- * - once on https, never back to plain http (loopback aside: tests and
- *   local mirrors), and what an https feed names is fetched over https;
+ * - once on https, never back to plain http, loopback included: a redirect
+ *   from an https origin to plain http is refused wherever it leads;
+ * - what an https feed names is fetched over https (a plain http URL on
+ *   loopback aside: tests and local mirrors);
  * - a body that ends short (a connection closed early, fewer bytes than the
  *   feed announced, the deadline) is a download error, never a file handed
  *   on to the signature check;
@@ -195,13 +197,19 @@ export function createHttpClient(env: NodeJS.ProcessEnv = process.env): HttpClie
       try {
         let url = new URL(startUrl);
         let secure = options.tls === true;
+        // An https hop was made: from here on only https, whatever the host.
+        let onHttps = false;
         let leftOrigin = false;
         for (let hop = 0; ; hop++) {
           if (url.protocol !== 'https:' && url.protocol !== 'http:') {
             throw fail(`refusing to fetch ${url.protocol} URL ${url.href}`);
           }
-          if (url.protocol === 'https:') secure = true;
-          else if (secure && !isLoopback(url)) {
+          if (url.protocol === 'https:') {
+            secure = true;
+            onHttps = true;
+          } else if (onHttps) {
+            throw fail(`refusing to leave https for plain http: ${url.href}`);
+          } else if (secure && !isLoopback(url)) {
             throw fail(
               hop === 0
                 ? `refusing plain http for ${url.href}: the feed is served over https`

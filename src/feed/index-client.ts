@@ -95,14 +95,27 @@ export function trustedKeysDigest(keysDir: string): string | undefined {
   }
 }
 
-/** Fetches `<index URL>.sig`, the index's binary detached signature. */
+/**
+ * The URL of an index's signature: `.sig` appended to the path, the query
+ * (a mirror's access token, say) and nothing else kept as it is. Appended to
+ * the whole URL it would land in the query, and a static server would
+ * answer the index itself there.
+ */
+export function indexSignatureUrl(indexUrl: string): string {
+  const url = new URL(indexUrl);
+  url.hash = '';
+  url.pathname = `${url.pathname}.sig`;
+  return url.href;
+}
+
+/** Fetches the index's binary detached signature (see indexSignatureUrl). */
 export async function fetchIndexSignature(
   http: HttpClient,
   indexUrl: string,
   timeoutMs: number,
   source: string,
 ): Promise<Buffer> {
-  const url = `${indexUrl}.sig`;
+  const url = indexSignatureUrl(indexUrl);
   const response = await http.get(url, {
     headers: { 'user-agent': USER_AGENT, accept: 'application/octet-stream' },
     maxBytes: SIGNATURE_MAX_BYTES,

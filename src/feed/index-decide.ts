@@ -38,6 +38,7 @@ import {
 } from './index-client.js';
 import {
   checkIndexFresh,
+  checkIndexIssued,
   checkIndexSequence,
   describeWait,
   LAST_BUCKET,
@@ -59,9 +60,10 @@ export interface Decision {
 
 /**
  * Verifies and checks the index (fetched now, or the accepted one when the
- * server answered 304), then decides per bundle and installs. Only a
+ * server answered 304), then decides per bundle and installs. The index
+ * becomes the floor once verified and checked, whatever follows. Only a
  * rollback counts as a carried-out decision besides success (the version is
- * quarantined); any other failure leaves the cache as it was.
+ * quarantined); any other failure records no decision.
  */
 export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void> {
   const { deps, paths, root } = tick;
@@ -134,6 +136,16 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   const index = parseIndex(bytes.toString('utf8'), source);
   const accepted = readAcceptedIndex(paths);
   const sequence = checkIndexSequence(index, sha256, accepted, source);
+  try {
+    checkIndexIssued(index, now, source);
+  } catch (error) {
+    d.report.indexNotYetValid = true;
+    warn(
+      deps,
+      `${source} (serial ${index.serial}) is issued at ${index.issued}, in the future by this host's clock: installing nothing; check the clocks`,
+    );
+    throw error;
+  }
   const expires = Math.floor(Date.parse(index.expires) / 1000);
   d.report.index = { expires, serial: index.serial, yanked: {} };
   try {
@@ -144,6 +156,18 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
       `${source} (serial ${index.serial}) expired at ${index.expires}: installing nothing until a fresh index is served; the feed may be frozen`,
     );
     throw error;
+  }
+  // The floor rises as soon as the index is verified and checked, before
+  // anything is downloaded, as TUF keeps verified metadata before it fetches
+  // targets: a tick whose download fails (a 404 a mirror chose) must not
+  // let the next one accept an older index, from before a yank. The cache
+  // made on the index below goes first, so that no tick takes a 304 of that
+  // one for "unchanged"; a crash in between leaves no cache and the old floor.
+  if (sequence === 'new' || keep) {
+    if (tick.cache !== undefined && tick.cache.indexSha256 !== sha256) {
+      await rm(indexCachePath(paths.stateDir), { force: true });
+    }
+    await writeAcceptedIndex(paths, bytes, signature as Buffer);
   }
   if (fresh) {
     deps.log(
@@ -243,11 +267,6 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   }
   const holds = await recordHeld(paths.stateDir, held, now, writeFileAtomic);
   d.report.held = holds;
-  // Kept only with a decision carried out, like the cache: a tick that
-  // failed leaves the host as it was, and the next one sees the index again.
-  if (sequence === 'new' || keep) {
-    await writeAcceptedIndex(paths, bytes, signature as Buffer);
-  }
   const recheck = nextRolloutChange(selections, now);
   // The ETag of the index decided on: the one just received, or the cached one after a 304.
   const etag =

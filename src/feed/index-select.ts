@@ -90,6 +90,27 @@ export function checkIndexSequence(
   return 'same';
 }
 
+/** How far in the future an index may be issued: clocks drift, an hour is more than NTP allows. */
+export const INDEX_ISSUED_SKEW_MS = 3_600_000;
+
+/**
+ * Refuses an index issued more than INDEX_ISSUED_SKEW_MS after `now`: the
+ * publisher's clock or this host's is wrong, or the index was signed ahead
+ * of time. Its serial (at least its issue time) would otherwise become the
+ * host's floor, above every index the publisher signs until that time.
+ */
+export function checkIndexIssued(index: ReleaseIndex, now: Date, source: string): void {
+  const ahead = Date.parse(index.issued) - now.getTime();
+  if (ahead <= INDEX_ISSUED_SKEW_MS) return;
+  throw new RickError(
+    'INDEX_NOT_YET_VALID',
+    `${source} (serial ${index.serial}) is issued at ${index.issued}, ${Math.ceil(ahead / 60_000)} minutes after this host's clock (${now.toISOString()}): refusing it`,
+    {
+      hint: "check this host's clock (timedatectl) and the publisher's; nothing was changed",
+    },
+  );
+}
+
 /** Refuses an index past its `expires`: whoever serves it may be hiding newer ones. */
 export function checkIndexFresh(index: ReleaseIndex, now: Date, source: string): void {
   if (now.getTime() < Date.parse(index.expires)) return;

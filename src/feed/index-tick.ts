@@ -22,6 +22,8 @@ export interface Report {
   /** Releases held until the operator grants what they need. */
   held?: Record<string, { version: string }>;
   index?: { expires: number; serial: number; yanked: Record<string, string> };
+  /** The index was refused as issued in the future (counted in the metrics). */
+  indexNotYetValid?: boolean;
 }
 
 export interface IndexTick {
@@ -182,6 +184,7 @@ function recordIndexMetrics(
     lastSuccess: success ? now : previous.lastSuccess,
     successTotal: previous.successTotal + (success ? 1 : 0),
     failureTotal: previous.failureTotal + (success ? 0 : 1),
+    indexNotYetValidTotal: previous.indexNotYetValidTotal + (report.indexNotYetValid ? 1 : 0),
     ...(index === undefined ? {} : { index }),
     ...(report.held === undefined
       ? {}

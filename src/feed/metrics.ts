@@ -13,6 +13,8 @@ export interface UpdateMetrics {
   lastSuccess: number;
   successTotal: number;
   failureTotal: number;
+  /** Indexes refused as issued in the future (index feeds only). */
+  indexNotYetValidTotal?: number;
   /** The signed release index the host follows (index feeds only). */
   index?: {
     /** Seconds since the epoch when the index last verified expires. */
@@ -60,6 +62,13 @@ export function renderMetrics(m: UpdateMetrics): string {
     '# TYPE rick_update_failure_total counter',
     `rick_update_failure_total ${m.failureTotal}`,
   ];
+  if (m.indexNotYetValidTotal !== undefined) {
+    lines.push(
+      "# HELP rick_index_not_yet_valid_total Release indexes refused because they were issued more than an hour ahead of this host's clock.",
+      '# TYPE rick_index_not_yet_valid_total counter',
+      `rick_index_not_yet_valid_total ${m.indexNotYetValidTotal}`,
+    );
+  }
   if (m.index) {
     const yanked = m.index.yanked;
     lines.push(
@@ -87,6 +96,7 @@ export function parsePreviousMetrics(text: string | undefined): {
   lastSuccess: number;
   successTotal: number;
   failureTotal: number;
+  indexNotYetValidTotal: number;
 } {
   const value = (name: string): number => {
     const match = text?.match(new RegExp(`^${name} ([0-9.e+]+)$`, 'm'));
@@ -97,6 +107,7 @@ export function parsePreviousMetrics(text: string | undefined): {
     lastSuccess: value('rick_update_last_success_timestamp_seconds'),
     successTotal: value('rick_update_success_total'),
     failureTotal: value('rick_update_failure_total'),
+    indexNotYetValidTotal: value('rick_index_not_yet_valid_total'),
   };
 }
 

@@ -13,13 +13,20 @@
  * - Secrets may only appear in env files: units, Caddy sites, sysusers and tmpfiles
  *   fragments are world-readable once generated, env files are written 0600.
  * - `path` tokens resolve to the file's place in generation `generation`
- *   (hostBundleFile) and must name a file of this bundle.
+ *   (hostBundleFile) and must name an env, sysusers.d or tmpfiles.d file of
+ *   this bundle, the only kinds written there (pathTokenKinds).
  * - A malformed or unterminated token is BUNDLE_INVALID.
  * - A value with a control character (a newline would add a line to a unit
  *   or env file) is refused.
  */
 
-import { type FileKind, type Manifest, templateKinds } from '../bundle/manifest.js';
+import {
+  type FileKind,
+  type Manifest,
+  pathTokenKinds,
+  pathTokenRefusal,
+  templateKinds,
+} from '../bundle/manifest.js';
 import {
   isFactKind,
   type PlaceholderRef,
@@ -74,7 +81,7 @@ function substituteWith(
 ): Map<string, Buffer> {
   const { manifest, files } = contents;
   const declared = new Set(manifest.facts.map((f) => placeholderKey(f)));
-  const bundleFiles = new Set(manifest.files.map((f) => f.path));
+  const bundleFiles = new Map(manifest.files.map((f) => [f.path, f.kind]));
   const invalid: string[] = [];
   const missing: string[] = [];
   const unsafe: string[] = [];
@@ -100,8 +107,13 @@ function substituteWith(
     const resolve = (ref: PlaceholderRef): string | undefined => {
       const token = `@@rick:${ref.kind}:${ref.name}${ref.encoding ? `:${ref.encoding}` : ''}@@`;
       if (ref.kind === 'path') {
-        if (!bundleFiles.has(ref.name)) {
+        const kind = bundleFiles.get(ref.name);
+        if (kind === undefined) {
           invalid.push(`${entry.path}: ${token} names no file of the bundle`);
+          return token;
+        }
+        if (!pathTokenKinds.has(kind)) {
+          invalid.push(`${entry.path}: ${token} names ${pathTokenRefusal(kind)}`);
           return token;
         }
         return pathFor(ref.name);

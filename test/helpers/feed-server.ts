@@ -144,17 +144,20 @@ export class FeedServer {
     objects.on('request', (req, res) => this.handleObjects(req, res));
   }
 
-  /** Starts both origins on loopback; `tls` serves the API over https with that certificate. */
+  /**
+   * Starts both origins on loopback; `tls` serves both over https with that
+   * certificate, as GitHub serves the API and its storage.
+   */
   static async start(options: { tls?: { key: Buffer; cert: Buffer } } = {}): Promise<FeedServer> {
     const api = options.tls ? createTlsServer(options.tls) : createServer();
-    const feed = new FeedServer(api, createServer());
+    const feed = new FeedServer(api, options.tls ? createTlsServer(options.tls) : createServer());
     for (const server of [api, feed.objects]) {
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
     }
     const port = (s: Server) => (s.address() as AddressInfo).port;
     feed.apiBase = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port(api)}`;
-    feed.objectsBase = `http://127.0.0.1:${port(feed.objects)}`;
+    feed.objectsBase = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port(feed.objects)}`;
     return feed;
   }
 

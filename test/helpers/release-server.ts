@@ -71,6 +71,11 @@ export class ReleaseServer {
     files.set(name, Buffer.from(data));
   }
 
+  /** Removes a file of a release: it answers 404 from then on. */
+  remove(tag: string, name: string): void {
+    this.releases.get(tag)?.delete(name);
+  }
+
   get(tag: string, name: string): Buffer {
     const data = this.releases.get(tag)?.get(name);
     if (!data) throw new Error(`no ${name} in ${tag}`);

@@ -399,6 +399,20 @@ describe.skipIf(!quadletPath)('rick-bundle build refusals leave no output file',
     );
   });
 
+  it('refuses bundle_path() of a Quadlet unit, which the host does not write where it points', async () => {
+    const dir = await writeBundleDir(
+      join(work, 'demo'),
+      minimalBundle(
+        '[Container]\nImage={{ image }}:1\nVolume={{ bundle_path("quadlet/demo.container") }}:/unit:ro\n',
+      ),
+    );
+    await expectRefused(
+      await build(dir),
+      3,
+      /error DEFINITION_INVALID: quadlet\/demo\.container\.j2: bundle_path\("quadlet\/demo\.container"\) names a Quadlet unit, which the host writes to generations\/<n>\/quadlet\/<bundle>\/, not to generations\/<n>\/bundles\/<bundle>\/ where the path resolves: bundle_path\(\) takes env, sysusers\.d and tmpfiles\.d files only/,
+    );
+  });
+
   it("refuses a rendered unit that quadlet rejects, with quadlet's own message", async () => {
     const dir = await writeBundleDir(
       join(work, 'demo'),

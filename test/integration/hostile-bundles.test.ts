@@ -830,6 +830,62 @@ const cliCases: CliCase[] = [
     code: 'BUNDLE_INVALID',
     message: /quadlet\/demo\.pod: malformed token @@rick:gid:broken \(unterminated token\)/,
   },
+  ...(
+    [
+      ['a Quadlet unit', 'quadlet/demo.pod', []],
+      [
+        'a plain unit',
+        'systemd/demo-app.timer',
+        // A timer runs no command itself: no grant is needed to reach the substitution.
+        [
+          {
+            path: 'systemd/demo-app.timer',
+            content: '[Timer]\nOnCalendar=daily\nUnit=demo-app.service\n',
+          },
+        ],
+      ],
+      [
+        'a Caddy site',
+        'caddy/demo.caddy',
+        [
+          {
+            path: 'caddy/demo.caddy',
+            content: 'demo.example.org {\n\treverse_proxy 127.0.0.1:9000\n}\n',
+          },
+        ],
+      ],
+      [
+        'the installer',
+        'installer/rick-install.cjs',
+        [{ path: 'installer/rick-install.cjs', content: '// installer\n' }],
+      ],
+    ] as const
+  ).map(([what, target, extra]) => ({
+    // The token would resolve to generations/<n>/bundles/demo/<target>, which the host never writes.
+    name: `bundle_path() of ${what}, a file that would not exist where it points`,
+    setup: (tree: HostTree) =>
+      signedFile(
+        tree,
+        buildTestBundle({
+          files: [
+            ...sampleFiles().map((f) =>
+              f.path === 'quadlet/demo-app.container'
+                ? {
+                    ...f,
+                    content: `${f.content}# also\n[Container]\nVolume=@@rick:path:${target}@@:/mnt/file:ro\n`,
+                  }
+                : f,
+            ),
+            ...extra,
+          ],
+        }).tgz,
+      ),
+    exit: ExitCode.invalidBundle,
+    code: 'BUNDLE_INVALID',
+    message: new RegExp(
+      `quadlet/demo-app\\.container: @@rick:path:${target.replace(/[.]/g, '\\.')}@@ names ${what}, which the host writes to generations/<n>/`,
+    ),
+  })),
   {
     name: 'a downgrade',
     setup: (tree) =>

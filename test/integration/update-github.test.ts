@@ -5,7 +5,10 @@
  * One named test per input; a refusal asserts the exit code, the message
  * and a host tree unchanged to the byte and the timestamp.
  */
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
@@ -227,7 +230,36 @@ describe('https stays https', () => {
     ]);
   });
 
-  it('follows a redirect to plain http on loopback (a local mirror), without the token', async () => {
+  it('refuses an https API redirect to a plain-http download origin, on loopback too', async () => {
+    const host = await followingHost({ tls: true });
+    await host.publish('1.1.0');
+    // A real plain-http origin that serves the file: never reached.
+    const hits: string[] = [];
+    const plain = createServer((req, res) => {
+      hits.push(req.url ?? '/');
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(host.feed.asset('demo-1.1.0.tgz').data);
+    });
+    plain.listen(0, '127.0.0.1');
+    await once(plain, 'listening');
+    const origin = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+    host.feed.redirectAssets = (asset) => `${origin}/${asset.name}`;
+    const r = await refusedTick(
+      host,
+      ExitCode.feed,
+      `error FEED_ERROR: demo-1.1.0.tgz: refusing to leave https for plain http: ${origin}/demo-1.1.0.tgz`,
+      { ...trust, GITHUB_TOKEN: 'ghs_tls' },
+    );
+    expect(r.stdout).toContain('demo: not installed 1.1.0 because FEED_ERROR:');
+    expect(host.feed.seen.map((q) => [q.origin, q.status])).toEqual([
+      ['api', 200],
+      ['api', 302],
+    ]);
+    expect(hits).toEqual([]);
+    plain.close();
+  });
+
+  it('follows a redirect to storage on another https origin, without the token', async () => {
     const host = await followingHost({ tls: true });
     await host.publish('1.1.0');
     const r = await host.update({ ...trust, GITHUB_TOKEN: 'ghs_tls' });

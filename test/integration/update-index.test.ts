@@ -68,7 +68,14 @@ interface Setup {
 }
 
 async function setup(
-  options: { installed?: string; machineId?: string; metrics?: boolean; conf?: string } = {},
+  options: {
+    installed?: string;
+    machineId?: string;
+    metrics?: boolean;
+    conf?: string;
+    /** A query string for the FEED URL, without its `?`. */
+    query?: string;
+  } = {},
 ): Promise<Setup> {
   const tree = await makeHostTree(key);
   const server = await ReleaseServer.start();
@@ -77,7 +84,8 @@ async function setup(
     () => tree.cleanup(),
   );
   const host = new FakeHost({ root: tree.root });
-  const indexUrl = server.latestUrl('index.json');
+  const indexUrl =
+    server.latestUrl('index.json') + (options.query === undefined ? '' : `?${options.query}`);
   await writeFile(
     join(tree.root, 'etc/rick/rick.conf'),
     `FEED=${indexUrl}\nBUNDLES=demo\n${options.conf ?? ''}`,
@@ -150,6 +158,27 @@ describe('rick-install update from a signed release index', () => {
     );
   });
 
+  it('a FEED URL with a query string fetches the signature at <path>.sig?<query>', async () => {
+    const s = await setup({ installed: '1.0.0', query: 'token=abc' });
+    await s.publisher.publish(['1.1.0']);
+    const r = await s.update();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(await installedVersion(s.tree.root)).toBe('1.1.0');
+    expect(
+      s.server
+        .requests('github')
+        .map((q) => q.path)
+        .slice(0, 2),
+    ).toEqual([
+      '/acme/releases/releases/latest/download/index.json?token=abc',
+      '/acme/releases/releases/download/v1.1.0/index.json',
+    ]);
+    expect(s.server.requests('github').map((q) => q.path)[2]).toBe(
+      '/acme/releases/releases/latest/download/index.json.sig?token=abc',
+    );
+  });
+
   it('a no-op tick is one request for the index, answered 304, and writes nothing', async () => {
     const s = await setup({ installed: '1.0.0' });
     await s.publisher.publish(['1.1.0']);
@@ -176,7 +205,7 @@ describe('rick-install update from a signed release index', () => {
       s: Setup,
       code: number,
       message: string | RegExp,
-      options: { ignore?: string[]; args?: string[] } = {},
+      options: { ignore?: string[]; args?: string[]; floorRaised?: boolean } = {},
     ): Promise<Awaited<ReturnType<Setup['update']>>> {
       const ignore = options.ignore ?? [];
       const before = await snapshotTree(s.tree.root, { mtime: true, ignore });
@@ -184,8 +213,15 @@ describe('rick-install update from a signed release index', () => {
       if (typeof message === 'string') expect(r.stderr).toContain(message);
       else expect(r.stderr).toMatch(message);
       expect(r.code).toBe(code);
+      // A verified index is the floor from then on, whatever became of the tick.
       expect(diffTrees(before, await snapshotTree(s.tree.root, { mtime: true, ignore }))).toEqual(
-        [],
+        options.floorRaised
+          ? [
+              '+ var/lib/rick/release-index.json (file)',
+              '+ var/lib/rick/release-index.json.sig (file)',
+              '~ var/lib/rick: mtimeMs',
+            ]
+          : [],
       );
       expect(s.host.calls).toEqual([]);
       expect(await installedVersion(s.tree.root)).toBe('1.0.0');
@@ -256,6 +292,67 @@ describe('rick-install update from a signed release index', () => {
       expect(s.server.requests(undefined, 'demo-1.1.0.tgz')).toEqual([]);
     });
 
+    it('a replayed older index after a tick whose download failed: the floor was kept', async () => {
+      const s = await setup({ installed: '1.0.0' });
+      const older = await s.publisher.publish(['1.1.0'], { issued: START - 3 * HOUR });
+      // 1.1.0 is yanked and the fix 1.2.0 added; the mirror answers 404 for the fix.
+      const newer = await s.publisher.publish(['1.2.0'], {
+        issued: START - 2 * HOUR,
+        yank: ['1.1.0'],
+      });
+      s.server.remove('v1.2.0', 'demo-1.2.0.tgz');
+      const failed = await s.update();
+      expect(failed.code).toBe(ExitCode.feed);
+      expect(failed.stderr).toMatch(
+        /error FEED_ERROR: demo-1\.2\.0\.tgz \(http:\/\/127\.0\.0\.1:\d+\/acme\/releases\/releases\/download\/v1\.2\.0\/demo-1\.2\.0\.tgz\): HTTP 404\n/,
+      );
+      expect(await installedVersion(s.tree.root)).toBe('1.0.0');
+      // The verified index is the floor although nothing was installed.
+      expect(await readFile(join(s.tree.root, 'var/lib/rick/release-index.json'), 'utf8')).toBe(
+        serializeIndex(newer),
+      );
+      // The mirror then replays the index from before the yank.
+      await s.publisher.serve(older);
+      s.server.seen.length = 0;
+      s.host.reset();
+      await expectRefused(
+        s,
+        ExitCode.feed,
+        `error INDEX_ROLLBACK: release index ${s.indexUrl} has serial ${older.serial}, lower than serial ${newer.serial} accepted before: refusing to go back to an older index\n`,
+      );
+      expect(s.server.requests(undefined, 'demo-1.1.0.tgz')).toEqual([]);
+    });
+
+    it('an index issued more than an hour ahead of the host clock: refused, warned, counted', async () => {
+      const s = await setup({ installed: '1.0.0', metrics: true });
+      const index = await s.publisher.publish(['1.1.0'], { issued: START + 2 * HOUR });
+      const r = await expectRefused(
+        s,
+        ExitCode.feed,
+        new RegExp(
+          `error INDEX_NOT_YET_VALID: release index ${s.indexUrl.replace(/[.?]/g, '\\$&')} \\(serial ${index.serial}\\) is issued at 2026-01-01T02:00:00Z, 120 minutes after this host's clock \\(2026-01-01T00:00:\\d\\d\\.000Z\\): refusing it\n`,
+        ),
+        { ignore: [METRICS_DIR] },
+      );
+      expect(r.stdout).toContain(
+        `warning: release index ${s.indexUrl} (serial ${index.serial}) is issued at 2026-01-01T02:00:00Z, in the future by this host's clock: installing nothing; check the clocks\n`,
+      );
+      const metrics = await readFile(join(s.tree.root, METRICS), 'utf8');
+      expect(metrics).toContain('rick_index_not_yet_valid_total 1\n');
+      expect(metrics).toContain('rick_update_failure_total 1\n');
+      expect(metrics).not.toContain(`rick_index_serial ${index.serial}`);
+      expect(s.server.requests(undefined, 'demo-1.1.0.tgz')).toEqual([]);
+      // Within the hour of skew the same kind of index is taken.
+      await s.host.clock.sleep(HOUR);
+      const later = await s.update();
+      expect(later.stderr).toBe('');
+      expect(later.code).toBe(ExitCode.ok);
+      expect(await installedVersion(s.tree.root)).toBe('1.1.0');
+      expect(await readFile(join(s.tree.root, METRICS), 'utf8')).toContain(
+        'rick_index_not_yet_valid_total 1\n',
+      );
+    });
+
     it('an index signed by another key', async () => {
       const s = await setup({ installed: '1.0.0' });
       await s.publisher.publish(['1.1.0'], { by: otherKey });
@@ -284,6 +381,7 @@ describe('rick-install update from a signed release index', () => {
         s,
         ExitCode.feed,
         `error FEED_ERROR: demo-1.1.0.tgz (${listed.size} bytes by the index): server announces ${other.tgz.length} bytes, more than the cap of ${listed.size}\n`,
+        { floorRaised: true },
       );
       // And one shorter than the index says.
       s.server.put(
@@ -309,6 +407,7 @@ describe('rick-install update from a signed release index', () => {
         s,
         ExitCode.feed,
         `has sha256 ${digest}, the index says ${index.releases[0]?.sha256}: refusing it\n`,
+        { floorRaised: true },
       );
       // Refused before the bundle's signature was even fetched.
       expect(s.server.requests('github', 'demo-1.1.0.tgz.sig')).toEqual([]);

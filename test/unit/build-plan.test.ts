@@ -154,6 +154,62 @@ describe('planBundle', () => {
     );
   });
 
+  it.each([
+    ['a Quadlet unit', 'quadlet/demo.container', 'generations/<n>/quadlet/<bundle>/'],
+    ['a plain unit', 'systemd/demo-backup.service', 'generations/<n>/systemd/<bundle>/'],
+    ['a Caddy site', 'caddy/demo.caddy', 'generations/<n>/caddy/<bundle>/'],
+    [
+      'the installer',
+      'installer/rick-install.cjs',
+      "generations/<n>/installer/ (the generation's, not the bundle's)",
+    ],
+  ])(
+    'refuses bundle_path() of %s, which the host does not write where the path resolves',
+    (what, target, where) => {
+      const files = [
+        ...input().files.map((f) =>
+          f.kind === 'quadlet'
+            ? { ...f, content: `${f.content}Volume=@@rick:path:${target}@@:/mnt/file:ro\n` }
+            : f,
+        ),
+        {
+          kind: 'systemd' as const,
+          template: 'systemd/demo-backup.service.j2',
+          name: 'demo-backup.service',
+          content: '[Service]\nType=oneshot\nExecStart=/bin/true\n',
+        },
+        {
+          kind: 'caddy' as const,
+          template: 'caddy/demo.caddy.j2',
+          name: 'demo.caddy',
+          content: 'demo.example.org {\n\treverse_proxy 127.0.0.1:9000\n}\n',
+        },
+      ];
+      expect(() => planBundle(input({ files }))).toThrow(
+        `quadlet/demo.container.j2: bundle_path("${target}") names ${what}, which the host writes to ${where}, not to generations/<n>/bundles/<bundle>/ where the path resolves: bundle_path() takes env, sysusers.d and tmpfiles.d files only`,
+      );
+    },
+  );
+
+  it('takes bundle_path() of an env, sysusers.d or tmpfiles.d file', () => {
+    const files = input().files.map((f) =>
+      f.kind === 'quadlet'
+        ? {
+            ...f,
+            content: `${f.content}Volume=@@rick:path:sysusers.d/demo.conf@@:/mnt/a:ro\nVolume=@@rick:path:tmpfiles.d/demo.conf@@:/mnt/b:ro\n`,
+          }
+        : f,
+    );
+    files.push({
+      kind: 'tmpfiles',
+      template: 'tmpfiles.d/demo.conf.j2',
+      name: 'demo.conf',
+      content: 'd /var/lib/demo 0750 demo demo -\n',
+    });
+    const plan = planBundle(input({ files }));
+    expect(plan.manifest.files.map((f) => f.path)).toContain('tmpfiles.d/demo.conf');
+  });
+
   it('refuses env lines that are not NAME=value, naming the rendered line', () => {
     const files = input().files.map((f) =>
       f.kind === 'env' ? { ...f, content: '# ok\n\nA=1\nHOME\n  B = 2\n' } : f,

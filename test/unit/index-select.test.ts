@@ -4,6 +4,7 @@ import type { IndexRelease, ReleaseIndex } from '../../src/bundle/release-index.
 import { RickError } from '../../src/errors.js';
 import {
   checkIndexFresh,
+  checkIndexIssued,
   checkIndexSequence,
   type IndexSelectionInput,
   nextRolloutChange,
@@ -253,6 +254,21 @@ describe('index sequence and freshness', () => {
     } catch (error) {
       expect((error as RickError).code).toBe('INDEX_EXPIRED');
       expect((error as RickError).exitCode).toBe(13);
+    }
+  });
+
+  it('refuses an index issued more than an hour ahead of the clock, and takes one within the hour', () => {
+    // Issued 2026-01-10T00:00:00Z.
+    expect(() => checkIndexIssued(idx, new Date('2026-01-09T23:00:00Z'), 'f')).not.toThrow();
+    const ahead = () => checkIndexIssued(idx, new Date('2026-01-09T22:59:59Z'), 'f');
+    expect(ahead).toThrow(
+      "f (serial 100) is issued at 2026-01-10T00:00:00Z, 61 minutes after this host's clock (2026-01-09T22:59:59.000Z): refusing it",
+    );
+    try {
+      ahead();
+    } catch (error) {
+      expect((error as RickError).code).toBe('INDEX_NOT_YET_VALID');
+      expect((error as RickError).exitCode).toBe(11);
     }
   });
 });

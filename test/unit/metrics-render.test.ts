@@ -34,16 +34,19 @@ describe('update metrics textfile', () => {
       lastSuccess: 3,
       successTotal: 7,
       failureTotal: 2,
+      indexNotYetValidTotal: 4,
     });
     expect(parsePreviousMetrics(text)).toEqual({
       lastSuccess: 3,
       successTotal: 7,
       failureTotal: 2,
+      indexNotYetValidTotal: 4,
     });
     expect(parsePreviousMetrics(undefined)).toEqual({
       lastSuccess: 0,
       successTotal: 0,
       failureTotal: 0,
+      indexNotYetValidTotal: 0,
     });
     expect(parsePreviousMetrics('rick_update_success_total -4\n').successTotal).toBe(0);
   });

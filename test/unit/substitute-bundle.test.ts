@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isRickError, type RickError } from '../../src/errors.js';
+import { renderedLocation } from '../../src/host/generations.js';
 import {
   GENERATION_MARKER,
   normalizeGenerationPaths,
@@ -100,6 +101,68 @@ describe('substituteBundle', () => {
     );
     expect(error.message).toContain(
       "quadlet/x.container: @@rick:gid:ghost@@ is not declared in the manifest's facts",
+    );
+  });
+
+  describe('bundle_path() of each kind: the file the host writes, or a refusal', () => {
+    const extra: FactoryFile[] = [
+      {
+        path: 'systemd/demo-backup.service',
+        content: '[Service]\nType=oneshot\nExecStart=/bin/true\n',
+      },
+      {
+        path: 'caddy/demo.caddy',
+        content: 'demo.example.org {\n\treverse_proxy 127.0.0.1:9000\n}\n',
+      },
+      { path: 'tmpfiles.d/demo.conf', content: 'd /var/lib/demo 0750 demo demo -\n' },
+      { path: 'installer/rick-install.cjs', content: '// installer\n' },
+    ];
+    /** The sample bundle plus every other kind, its container mounting `target`. */
+    function mounting(target: string) {
+      const files = [...sampleFiles(), ...extra].map((f) =>
+        f.path === 'quadlet/demo-app.container'
+          ? {
+              ...f,
+              content: `${f.content}\n[Container]\nVolume=@@rick:path:${target}@@:/mnt/file:ro\n`,
+            }
+          : f,
+      );
+      return contentsOf(files);
+    }
+
+    it.each([
+      ['an env file', 'env/demo.env'],
+      ['a sysusers.d fragment', 'sysusers.d/demo.conf'],
+      ['a tmpfiles.d fragment', 'tmpfiles.d/demo.conf'],
+    ])(
+      '%s resolves to generations/<n>/bundles/<bundle>/<path>, where it is written',
+      (_, target) => {
+        const out = substituteBundle(mounting(target), facts, 7);
+        expect(out.get('quadlet/demo-app.container')?.toString('utf8')).toContain(
+          `Volume=/var/lib/rick/generations/7/${renderedLocation('demo', target)}:/mnt/file:ro\n`,
+        );
+        expect(renderedLocation('demo', target)).toBe(`bundles/demo/${target}`);
+      },
+    );
+
+    it.each([
+      ['a Quadlet unit', 'quadlet/demo.pod', 'generations/<n>/quadlet/<bundle>/'],
+      ['a plain unit', 'systemd/demo-backup.service', 'generations/<n>/systemd/<bundle>/'],
+      ['a Caddy site', 'caddy/demo.caddy', 'generations/<n>/caddy/<bundle>/'],
+      [
+        'the installer',
+        'installer/rick-install.cjs',
+        "generations/<n>/installer/ (the generation's, not the bundle's)",
+      ],
+    ])(
+      '%s is refused: the host does not write it where the path resolves',
+      (what, target, where) => {
+        const error = refusal(() => substituteBundle(mounting(target), facts, 7));
+        expect(error.code).toBe('BUNDLE_INVALID');
+        expect(error.message).toBe(
+          `bad placeholders: quadlet/demo-app.container: @@rick:path:${target}@@ names ${what}, which the host writes to ${where}, not to generations/<n>/bundles/<bundle>/ where the path resolves: bundle_path() takes env, sysusers.d and tmpfiles.d files only`,
+        );
+      },
     );
   });
 
