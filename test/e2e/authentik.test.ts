@@ -406,7 +406,7 @@ function expectPulledBeforeSwap(out: string, images: string[]): void {
   const live = lines.findIndex((l) => /generation \d+ is live$/.test(l.trim()));
   check('the installer made a new generation live', live >= 0);
   for (const image of images) {
-    // `image REF: pulled in 1.2s (policy missing; for …)`; not the plan's `pull    REF` line.
+    // `image REF: pulled in 1.2s (Pull=missing; for …)`; not the plan's `pull    REF` line.
     const pulled = lines.findIndex((l) => l.trim().startsWith(`image ${image}: pulled in `));
     check(
       `the installer pulled ${image} before the swap`,
