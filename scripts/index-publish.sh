@@ -58,7 +58,7 @@ mkdir -p "$out"
 if [ -n "$previous" ]; then
   node dist/cli/rick-bundle.js index --key "$key" --out "$out" --previous "$previous" "$@"
 else
-  node dist/cli/rick-bundle.js index --key "$key" --out "$out" "$@"
+  node dist/cli/rick-bundle.js index --key "$key" --out "$out" --new "$@"
 fi
 
 if [ "$upload" -eq 1 ]; then

@@ -9,6 +9,7 @@
 # from an argument. DIR (default: release/) receives, for each bundle,
 # <name>-<version>.tgz and its detached signature .sig, then bootstrap.sh,
 # SHA256SUMS over all of them and its detached signature SHA256SUMS.sig.
+# Each bundle is then checked by rick-bundle verify, as hosts read it.
 #
 # Each bundle is judged against bundles/<name>/policy.conf, the grant its
 # hosts keep in /etc/rick/policy.d/<name>.conf: a release that needs more
@@ -61,6 +62,20 @@ done
 
 for tgz in "$out"/*.tgz; do
   node dist/cli/rick-bundle.js sign "$tgz" --key "$key"
+done
+
+# Every asset read back as hosts read it (rick-bundle verify: the keyring
+# rules, the signature, the contents, the file name against the signed
+# manifest), with the public half of the signing key, exported by GnuPG in a
+# home of its own that is removed on exit.
+gnupghome="$(mktemp -d)"
+trap 'rm -rf "$gnupghome"' EXIT
+GNUPGHOME="$gnupghome" gpg --batch --quiet --import "$key" 2>/dev/null ||
+  { echo "release: GnuPG cannot read the signing key $key" >&2; exit 1; }
+GNUPGHOME="$gnupghome" gpg --batch --armor --export >"$gnupghome/release.asc"
+for tgz in "$out"/*.tgz; do
+  node dist/cli/rick-bundle.js verify "$tgz" --keyring "$gnupghome/release.asc" >/dev/null
+  echo "release: verified $(basename "$tgz") as hosts read it"
 done
 cp installer/bootstrap.sh "$out/bootstrap.sh"
 

@@ -230,7 +230,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     bundleDir,
     templatesDir: options.templatesDir
       ? resolve(deps.cwd, options.templatesDir)
-      : resolve(bundleDir, '../../templates'),
+      : defaultTemplatesDir(bundleDir, deps.repoRoot),
   });
   const context = resolveVariables(
     {
@@ -378,4 +378,14 @@ async function judgePolicy(plan: BundlePlan, file: string, deps: BuildDeps): Pro
   const report = judgeAsHost(plan.manifest, files, grant, sysusers);
   if (report.missing.length) throw buildPolicyRefusal(report, path);
   return report;
+}
+
+/**
+ * The shared templates: templates/ beside the bundles (bundles/<name>/../../
+ * templates, a checkout's layout), else those of the installed package, so
+ * that a bundle of one's own builds anywhere.
+ */
+export function defaultTemplatesDir(bundleDir: string, repoRoot: string): string {
+  const beside = resolve(bundleDir, '../../templates');
+  return existsSync(beside) ? beside : join(repoRoot, 'templates');
 }

@@ -15,6 +15,7 @@ import {
   covers,
   formatNeed,
   isLoopback,
+  type Need,
   type Needs,
   needsFrom,
   needsList,
@@ -120,9 +121,32 @@ export function undeclaredRefusal(check: NeedsCheck): RickError {
       .map((f) => `${formatNeed(f.need)} (${formatFinding(f)})`)
       .join('; ')}`,
     {
-      hint: 'declare it under needs: in bundle.yaml if the units truly need it, or fix the template; docs/policy.md has the rules',
+      hint: `if the units truly need it, add to bundle.yaml (into its needs: if it has one):\n${needsYaml(
+        check.undeclared.map((f) => f.need),
+      )}or fix the template; docs/policy.md has the rules`,
     },
   );
+}
+
+/** The `needs:` block declaring `needs`, as bundle.yaml takes it, indented for a hint. */
+export function needsYaml(needs: readonly Need[]): string {
+  const byKind = new Map<string, string[]>();
+  let privileged = false;
+  for (const need of needs) {
+    if (need.kind === 'privileged') {
+      privileged = true;
+      continue;
+    }
+    const values = byKind.get(need.kind) ?? [];
+    if (!values.includes(need.value)) values.push(need.value);
+    byKind.set(need.kind, values);
+  }
+  const lines = ['needs:'];
+  if (privileged) lines.push('  privileged: true');
+  for (const [kind, values] of byKind) {
+    lines.push(`  ${kind}:`, ...values.map((v) => `    - ${JSON.stringify(v)}`));
+  }
+  return `${lines.map((l) => `    ${l}`).join('\n')}\n`;
 }
 
 /** Judges a built bundle as a host with `grant` will: what the grant would not allow. */

@@ -12,6 +12,13 @@
  * nothing to change, it re-signs the same contents, which is how the index
  * stays fresh.
  *
+ * What would publish a broken fleet state is refused before anything is
+ * read or written: no `--previous` without `--new` (an index started afresh
+ * drops every release and yank the published one lists), an index that has
+ * expired or expires within the hour (hosts refuse it, or soon will), and a
+ * flag that would change nothing (`--waves` with nothing to roll out,
+ * `--reason` without `--yank`, …), which is a mistake about what was asked.
+ *
  * `planIndex` is the pure part: previous index and changes in, new index out.
  */
 import { mkdir } from 'node:fs/promises';
@@ -68,6 +75,9 @@ export interface IndexChanges {
 }
 
 export const DEFAULT_VALID_FOR_MS = 7 * 24 * 3600 * 1000;
+
+/** The shortest validity, and the least time left before expiry, of a signed index. */
+export const MIN_VALID_MS = 3_600_000;
 
 const usage = (message: string, hint?: string) =>
   new RickError('USAGE', message, hint === undefined ? {} : { hint });
@@ -263,6 +273,8 @@ export interface IndexCommandOptions {
   out: string;
   /** The index published before (its signature `<file>.sig` beside it). */
   previous?: string;
+  /** Start a new index: the only way to go without `previous`. */
+  newIndex?: boolean;
   /** Keys that signed the previous index; default: the signing key itself. */
   keyring?: string;
   add: string[];
@@ -276,6 +288,57 @@ export interface IndexCommandOptions {
   validFor?: string;
   /** The issue time (ISO 8601); default now. */
   issued?: string;
+}
+
+/**
+ * Refuses the combinations that would publish a broken index or that change
+ * nothing (a flag given for nothing is a mistake about what was asked).
+ * Pure: judged on the options alone, before anything is read.
+ */
+export function validateIndexOptions(options: IndexCommandOptions): void {
+  if (options.previous !== undefined && options.newIndex) {
+    throw usage(
+      '--previous and --new contradict each other',
+      'start from --previous, or start a new index with --new',
+    );
+  }
+  if (options.previous === undefined && !options.newIndex) {
+    throw usage(
+      'no --previous index: the new index would list none of the releases and yanks published so far',
+      'pass --previous index.json (the index published now, its .sig beside it), or --new to start the first index',
+    );
+  }
+  const pointless = (flag: string, needs: string) =>
+    usage(`${flag} changes nothing without ${needs}`, `leave ${flag} out, or add ${needs}`);
+  if (options.keyring !== undefined && options.previous === undefined) {
+    throw pointless('--keyring', '--previous (it checks the signature of the previous index)');
+  }
+  if (options.location !== undefined && options.add.length === 0)
+    throw pointless('--location', '--add');
+  if (options.channel !== undefined && options.add.length === 0)
+    throw pointless('--channel', '--add');
+  if (options.waves !== undefined && options.add.length === 0 && options.rollout.length === 0) {
+    throw pointless('--waves', '--add or --rollout');
+  }
+  if (options.reason !== undefined && options.yank.length === 0)
+    throw pointless('--reason', '--yank');
+}
+
+/**
+ * Refuses an index that hosts would refuse as expired, or within the hour:
+ * published late, it would stop every fleet's updates on arrival.
+ */
+export function checkExpiry(issued: Date, validForMs: number, now: Date): void {
+  const expires = issued.getTime() + validForMs;
+  if (expires - now.getTime() < MIN_VALID_MS) {
+    const when = iso(expires);
+    throw usage(
+      expires <= now.getTime()
+        ? `the index would expire at ${when}, before now (${iso(now.getTime())}): hosts refuse an expired index`
+        : `the index would expire at ${when}, within the hour of now (${iso(now.getTime())})`,
+      'issue it now (leave out --issued) or give a longer --valid-for',
+    );
+  }
 }
 
 export interface IndexDeps {
@@ -299,6 +362,7 @@ export async function writeReleaseIndex(
   options: IndexCommandOptions,
   deps: IndexDeps,
 ): Promise<IndexResult> {
+  validateIndexOptions(options);
   const at = (p: string) => resolve(deps.cwd, p);
   const { fingerprintOf, parsePublicKeys, readSigningKey, signDetached, verifyDetached } =
     await import('../bundle/openpgp.js');
@@ -385,8 +449,8 @@ export async function writeReleaseIndex(
     }
   }
 
-  const issued =
-    options.issued === undefined ? (deps.now?.() ?? new Date()) : new Date(options.issued);
+  const now = deps.now?.() ?? new Date();
+  const issued = options.issued === undefined ? now : new Date(options.issued);
   if (Number.isNaN(issued.getTime())) {
     throw usage(
       `--issued ${JSON.stringify(options.issued)} is not a time such as 2026-01-01T00:00:00Z`,
@@ -396,7 +460,10 @@ export async function writeReleaseIndex(
     options.validFor === undefined
       ? DEFAULT_VALID_FOR_MS
       : parseDuration(options.validFor, '--valid-for');
-  if (validForMs < 3_600_000) throw usage('--valid-for must be at least 1h');
+  if (validForMs < MIN_VALID_MS) {
+    throw usage(`--valid-for ${options.validFor}: an index must be valid for at least 1h`);
+  }
+  checkExpiry(issued, validForMs, now);
   const { index, notes } = planIndex(
     previous,
     {

@@ -343,8 +343,17 @@ export function createRenderer(options: RendererOptions): Renderer {
         hint: 'define it in bundle.yaml variables or a --vars file, or give it a | default(...)',
       });
     }
-    if (/^template not found/.test(error.message)) {
-      return new RickError('TEMPLATE_ERROR', `${at}: ${error.message}`);
+    const notFound = /template not found: ([^\n]*)/.exec(error.message);
+    if (notFound) {
+      const searched = [
+        options.bundleDir,
+        ...(options.templatesDir === undefined ? [] : [options.templatesDir]),
+      ].map((dir) => `${resolve(dir)}${existsSync(dir) ? '' : ' (does not exist)'}`);
+      return new RickError(
+        'TEMPLATE_ERROR',
+        `${at}: template not found: ${notFound[1]}; looked in ${searched.join(' and ')}`,
+        { hint: 'pass --templates DIR with the directory holding the shared templates' },
+      );
     }
     const functionError = error.cause instanceof TemplateFunctionError;
     let where = at;

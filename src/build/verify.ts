@@ -1,12 +1,20 @@
 /**
- * `rick-bundle verify <bundle.tgz> --keyring PATH`: the detached signature
- * first, against the given keys only; then the archive and its manifest,
- * as the host installer reads them.
+ * `rick-bundle verify <bundle.tgz> --keyring PATH`: reads a bundle as the
+ * host installer does, so that what passes here installs there. The same
+ * keyring rules (src/bundle/keyring.ts and the host's keyringFor: no file
+ * others can write, public keys only, a private key refused), the detached
+ * signature first against those keys only, then the archive and its
+ * manifest with the host's limits, and last the file name against the
+ * signed manifest (`<name>-<version>.tgz`, or `--expect NAME@VERSION`):
+ * a release asset whose name says another bundle or version is
+ * BUNDLE_MISMATCH here as it is on every host.
  */
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { defaultArchiveLimits } from '../bundle/archive.js';
 import type { Manifest } from '../bundle/manifest.js';
 import type { Output } from '../cli/run.js';
 import { RickError } from '../errors.js';
+import { checkIdentity, expectationFor, parseExpectArgument } from '../host/intake/identity.js';
 import { readInput } from './sign.js';
 
 export interface VerifyDeps {
@@ -18,6 +26,8 @@ export interface VerifyOptions {
   bundle: string;
   keyring: string;
   signature?: string;
+  /** `NAME@VERSION` the bundle must hold, when its file name does not say. */
+  expect?: string;
 }
 
 export async function verifyBundle(
@@ -25,8 +35,26 @@ export async function verifyBundle(
   deps: VerifyDeps,
 ): Promise<{ fingerprint: string; manifest: Manifest }> {
   const bundle = resolve(deps.cwd, options.bundle);
+  const fileName = basename(bundle);
+  // Refused before anything is read, as on a host: a file must say what it holds.
+  const expectation = expectationFor(
+    fileName,
+    options.expect === undefined ? undefined : parseExpectArgument(options.expect),
+  );
   const signaturePath = options.signature ? resolve(deps.cwd, options.signature) : `${bundle}.sig`;
+  const keyringPath = resolve(deps.cwd, options.keyring);
+  const { readKeyFiles } = await import('../bundle/keyring.js');
+  const { keyringFor } = await import('../host/intake/gpgv.js');
+  const keyFiles = readKeyFiles(keyringPath);
+  // The host's judgement of the key files: public key packets only.
+  keyringFor(keyFiles, keyringPath);
   const data = await readInput(bundle, 'bundle');
+  if (data.length > defaultArchiveLimits.maxCompressedBytes) {
+    throw new RickError(
+      'BUNDLE_INVALID',
+      `bundle ${bundle} is ${data.length} bytes, more than the limit of ${defaultArchiveLimits.maxCompressedBytes}`,
+    );
+  }
   let signature: Buffer;
   try {
     signature = await readInput(signaturePath, 'signature');
@@ -35,11 +63,15 @@ export async function verifyBundle(
       hint: 'sign it with `rick-bundle sign` or pass --signature FILE',
     });
   }
-  const { readKeyring, verifyDetached } = await import('../bundle/openpgp.js');
+  const { parsePublicKeys, verifyDetached } = await import('../bundle/openpgp.js');
+  const { noKeysIn } = await import('../bundle/keyring.js');
   const { parseBundleArchive } = await import('../bundle/archive.js');
-  const keys = await readKeyring(resolve(deps.cwd, options.keyring));
+  const keys = [];
+  for (const file of keyFiles) keys.push(...(await parsePublicKeys(file.data, file.path)));
+  if (keys.length === 0) throw noKeysIn(keyringPath);
   const verified = await verifyDetached(data, signature, keys);
   // Only a bundle with a good signature is opened.
-  const { manifest } = parseBundleArchive(data);
+  const { manifest } = parseBundleArchive(data, defaultArchiveLimits);
+  checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);
   return { fingerprint: verified.fingerprint, manifest };
 }

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { registerBuild } from '../commands/build.js';
+import { registerInit } from '../commands/init.js';
 import { registerKeygen } from '../commands/keygen.js';
 import { registerIndex } from '../commands/release-index.js';
 import { registerSign } from '../commands/sign.js';
@@ -69,6 +70,7 @@ export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command 
   registerVerify(program, deps);
   registerKeygen(program, deps);
   registerIndex(program, deps);
+  registerInit(program, deps);
   // Read only before the command name, --debug must be each command's too.
   for (const command of program.commands) {
     if (!command.options.some((o) => o.long === '--debug')) {

@@ -5,6 +5,7 @@
  * returns a fresh program; nothing parses at import time.
  */
 import { realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { adoptCommand } from '../commands/adopt.js';
@@ -16,7 +17,7 @@ import { unquarantineCommand } from '../commands/unquarantine.js';
 import { updateCommand } from '../commands/update.js';
 import { verifyDriftCommand } from '../commands/verify-drift.js';
 import { formatExitCodes } from '../errors.js';
-import type { InstallerDeps } from '../host/install.js';
+import { defaultValidateUnits, type InstallerDeps } from '../host/install.js';
 import { realHost } from '../host/system.js';
 import { addVersionOption, markRequiredOptions } from './help.js';
 import { processOutput, runProgram } from './run.js';
@@ -25,10 +26,23 @@ import { handleStopSignals } from './signals.js';
 export type { InstallerDeps };
 
 export function defaultDeps(): InstallerDeps {
+  const checkout = checkoutRoot();
   return {
     output: processOutput,
     host: (root) => realHost(root === undefined ? { pullProgress: terminalProgress() } : { root }),
+    // Run from a checkout (node dist/cli/rick-install.js), the quadlet under
+    // .cache counts as it does for rick-bundle; on a host the path is absent.
+    validateUnits: (unitDir, offline) => defaultValidateUnits(unitDir, offline, checkout),
   };
+}
+
+/** The directory two levels above this file: a checkout's root when run from dist/cli/. */
+function checkoutRoot(): string | undefined {
+  try {
+    return resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+  } catch {
+    return undefined;
+  }
 }
 
 /** podman's pull output goes to the operator's terminal; the journal gets one line per image. */

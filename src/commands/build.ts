@@ -37,7 +37,7 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
     .option('--source-commit <sha>', 'the source commit to record (default: $GITHUB_SHA, git HEAD)')
     .option(
       '--templates <dir>',
-      'shared templates directory (default: <bundle-dir>/../../templates)',
+      'shared templates directory (default: <bundle-dir>/../../templates if it exists, else those installed with rick-bundle)',
     )
     .option('--no-quadlet-check', "skip the check of the units by podman's quadlet")
     .option('--no-systemd-check', 'skip the check of the plain systemd units by systemd-analyze')

@@ -61,13 +61,39 @@ export function planCommand(deps: InstallerDeps): Command {
       `plan: ${result.bundle} ${result.version} over generation ${result.liveGeneration ?? '(none)'}\n`,
     );
     if (result.adoption) out(result.adoption);
-    out(formatPlan(result.plan, result.adopted ? { adopted: result.adopted } : {}));
+    out(
+      formatPlan(result.plan, {
+        offline: result.offline,
+        ...(result.adopted ? { adopted: result.adopted } : {}),
+      }),
+    );
     out(formatPolicyReport(result.policy));
     // Adopting, the diffs are the adopted files' against the bundle's, shown above.
-    if (!result.adoption)
-      out(result.diff ? `\n${result.diff}` : '\nno unit, site or env file changes\n');
+    if (!result.adoption) {
+      const legend = placeholderLegend(result.diff);
+      out(
+        result.diff
+          ? `\n${legend ? `${legend}\n` : ''}${result.diff}`
+          : '\nno unit, site or env file changes\n',
+      );
+    }
     // The plan is shown whole; an install of it would be refused until granted.
     if (result.policy.missing.length > 0) throw policyRefusal(result.policy);
   });
   return command;
+}
+
+/**
+ * One line, before the diff, saying what its placeholders stand for (only
+ * those it shows), so that each is explained once rather than at every use.
+ */
+export function placeholderLegend(diff: string): string | undefined {
+  const parts: string[] = [];
+  if (diff.includes('***secret:')) {
+    parts.push('***secret:NAME*** stands for the value of the secret NAME, which plans never show');
+  }
+  if (diff.includes('@@rick:')) {
+    parts.push('@@rick:KIND:NAME@@ for a host fact (uid, gid) not known before the install');
+  }
+  return parts.length ? `in the diff, ${parts.join('; ')}` : undefined;
 }

@@ -13,6 +13,7 @@ interface Flags {
   passphraseEnv: string;
   out: string;
   previous?: string;
+  new?: boolean;
   keyring?: string;
   add: string[];
   location?: string;
@@ -40,6 +41,7 @@ export function registerIndex(program: Command, deps: IndexDeps): void {
     )
     .option('--out <dir>', 'where to write index.json and index.json.sig', '.')
     .option('--previous <file>', 'the index published before (its .sig beside it is checked first)')
+    .option('--new', 'start a new index, listing nothing before (the first index only)')
     .option('--keyring <file>', 'public key(s) that signed the previous index (default: --key)')
     .option(
       '--add <bundle.tgz>',
@@ -75,7 +77,11 @@ export function registerIndex(program: Command, deps: IndexDeps): void {
       collect,
       [],
     )
-    .option('--valid-for <duration>', 'how long hosts accept the index: 30m, 12h, 7d', '7d')
+    .option(
+      '--valid-for <duration>',
+      'how long hosts accept the index, at least 1h: 90m, 12h, 7d',
+      '7d',
+    )
     .option('--issued <time>', 'the issue time, ISO 8601 (default: now)')
     .action(async (flags: Flags) => {
       const result = await writeReleaseIndex(
@@ -88,6 +94,7 @@ export function registerIndex(program: Command, deps: IndexDeps): void {
           yank: flags.yank,
           unyank: flags.unyank,
           ...(flags.previous === undefined ? {} : { previous: flags.previous }),
+          ...(flags.new ? { newIndex: true } : {}),
           ...(flags.keyring === undefined ? {} : { keyring: flags.keyring }),
           ...(flags.location === undefined ? {} : { location: flags.location }),
           ...(flags.channel === undefined ? {} : { channel: flags.channel }),

@@ -8,26 +8,35 @@ import { type VerifyDeps, verifyBundle } from '../build/verify.js';
 export function registerVerify(program: Command, deps: VerifyDeps): void {
   program
     .command('verify')
-    .description("check a bundle's signature against trusted keys, then its contents")
+    .description(
+      'check a bundle as hosts do: the keyring, the signature, the contents, and its file name against the signed manifest',
+    )
     .argument('<bundle.tgz>', 'the bundle to check')
     .requiredOption('--keyring <path>', 'a public key file, or a directory of *.asc/*.gpg files')
     .option('--signature <file>', 'the detached signature (default: <bundle.tgz>.sig)')
-    .action(async (bundle: string, flags: { keyring: string; signature?: string }) => {
-      const result = await verifyBundle(
-        {
-          bundle,
-          keyring: flags.keyring,
-          ...(flags.signature === undefined ? {} : { signature: flags.signature }),
-        },
-        deps,
-      );
-      const m = result.manifest;
-      deps.output.stdout(
-        [
-          `good signature by ${result.fingerprint}`,
-          `contents ok: ${m.name} ${m.version}, ${m.files.length} files, created ${m.createdAt}`,
-          '',
-        ].join('\n'),
-      );
-    });
+    .option(
+      '--expect <name@version>',
+      'the bundle and version it must hold (default: from its file name, <name>-<version>.tgz)',
+    )
+    .action(
+      async (bundle: string, flags: { keyring: string; signature?: string; expect?: string }) => {
+        const result = await verifyBundle(
+          {
+            bundle,
+            keyring: flags.keyring,
+            ...(flags.signature === undefined ? {} : { signature: flags.signature }),
+            ...(flags.expect === undefined ? {} : { expect: flags.expect }),
+          },
+          deps,
+        );
+        const m = result.manifest;
+        deps.output.stdout(
+          [
+            `good signature by ${result.fingerprint}`,
+            `contents ok: ${m.name} ${m.version}, ${m.files.length} files, created ${m.createdAt}`,
+            '',
+          ].join('\n'),
+        );
+      },
+    );
 }

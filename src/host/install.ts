@@ -186,10 +186,19 @@ export interface InstallResult {
 
 export type { Log };
 
-export async function defaultValidateUnits(unitDir: string, offline: boolean): Promise<UnitCheck> {
+/**
+ * podman's quadlet judges the units. `repoRoot`: a rick checkout whose
+ * .cache holds the generator (scripts/fetch-quadlet.sh), looked at as
+ * rick-bundle does, before the system's.
+ */
+export async function defaultValidateUnits(
+  unitDir: string,
+  offline: boolean,
+  repoRoot?: string,
+): Promise<UnitCheck> {
   let result: Awaited<ReturnType<typeof runQuadletDryRun>>;
   try {
-    result = await runQuadletDryRun(unitDir);
+    result = await runQuadletDryRun(unitDir, repoRoot === undefined ? {} : { repoRoot });
   } catch (error) {
     // An offline image may be built on a machine without podman; a live host must have it.
     if (offline && error instanceof RickError && error.code === 'PREREQUISITE_MISSING') {

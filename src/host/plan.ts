@@ -21,6 +21,8 @@ export type PlanResult =
       version: string;
       liveGeneration?: number;
       plan: ActivationPlan;
+      /** An offline tree (`--root`): nothing runs, nothing is pulled. */
+      offline: boolean;
       /** Unified diff of every unit, Caddy site and env file, secrets masked. */
       diff: string;
       notes: string[];
@@ -82,6 +84,7 @@ export async function planBundle(
       version: prepared.manifest.version,
       liveGeneration: prepared.live?.generation,
       plan,
+      offline,
       notes: [...notes, ...adoption.notes, ...prepared.notes],
       policy: prepared.policy,
       adoption: adoption.report,
@@ -110,6 +113,7 @@ export async function planBundle(
     version: prepared.manifest.version,
     liveGeneration: prepared.live?.generation,
     plan,
+    offline,
     notes: [...notes, ...prepared.notes],
     policy: prepared.policy,
   };

@@ -406,7 +406,7 @@ function expectPulledBeforeSwap(out: string, images: string[]): void {
   const live = lines.findIndex((l) => /generation \d+ is live$/.test(l.trim()));
   check('the installer made a new generation live', live >= 0);
   for (const image of images) {
-    // `image REF: pulled in 1.2s (policy missing; for …)`; not the plan's `pull    REF` line.
+    // `image REF: pulled in 1.2s (Pull=missing; for …)`; not the plan's `pull    REF` line.
     const pulled = lines.findIndex((l) => l.trim().startsWith(`image ${image}: pulled in `));
     check(
       `the installer pulled ${image} before the swap`,
@@ -738,6 +738,38 @@ async function signIndex(out: string, args: string[]): Promise<string> {
     out,
     ...args,
   ]);
+  return join(out, 'index.json');
+}
+
+/**
+ * An index `rick-bundle index` would not sign: the previous one re-signed,
+ * issued at `issued` and valid for `validForMs`, by its own planner and key.
+ */
+async function signExpiredIndex(
+  out: string,
+  previous: string,
+  issued: Date,
+  validForMs: number,
+): Promise<string> {
+  const { planIndex } = await import('../../src/build/release-index.js');
+  const { parseIndex, serializeIndex } = await import('../../src/bundle/release-index.js');
+  const { readSigningKey, signDetached } = await import('../../src/bundle/openpgp.js');
+  log(`signing an index issued ${issued.toISOString()}, valid for ${validForMs} ms, in-process`);
+  const key = await readSigningKey(
+    await readFile(join(work, 'key/signing-key.asc'), 'utf8'),
+    process.env.RICK_SIGNING_PASSPHRASE || undefined,
+  );
+  const before = parseIndex(await readFile(previous, 'utf8'), previous);
+  const { index } = planIndex(
+    before,
+    { add: [], rollout: [], yank: [], unyank: [] },
+    issued,
+    validForMs,
+  );
+  const text = serializeIndex(index);
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'index.json.sig'), await signDetached(Buffer.from(text), key));
+  await writeFile(join(out, 'index.json'), text);
   return join(out, 'index.json');
 }
 
@@ -2021,6 +2053,7 @@ describe.sequential('authentik on a real systemd host', () => {
         authentik_valkey_db: '2',
       });
       const first = await signIndex(join(work, 'index-1'), [
+        '--new',
         '--add',
         v.tgz,
         '--location',
@@ -2171,14 +2204,14 @@ describe.sequential('authentik on a real systemd host', () => {
       const issued = new Date(Date.now() - 2 * 3_600_000);
       issued.setMilliseconds(0);
       const expires = new Date(issued.getTime() + 3_600_000);
-      const third = await signIndex(join(work, 'index-3'), [
-        '--previous',
+      // rick-bundle index refuses to sign an expired index, so this one is
+      // planned and signed as it would, with the old clock.
+      const third = await signExpiredIndex(
+        join(work, 'index-3'),
         join(work, 'index-2/index.json'),
-        '--issued',
-        issued.toISOString(),
-        '--valid-for',
-        '1h',
-      ]);
+        issued,
+        3_600_000,
+      );
       const serial = JSON.parse(await readFile(third, 'utf8')).serial as number;
       await publishIndex([`${third}.sig`, third]);
       const before = await identities();

@@ -172,7 +172,7 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect(r.stdout).toContain(`keep    ${POD} (unchanged)`);
     expect(r.stdout).toContain(`restarted ${WORKER}, then ${SERVER}\n`);
     expect(r.stdout).toContain(
-      `image ${IMAGE}:1.1.0: pulled in 0.0s (policy missing; for ${SERVER}, ${WORKER})`,
+      `image ${IMAGE}:1.1.0: pulled in 0.0s (Pull=missing; for ${SERVER}, ${WORKER})`,
     );
     // Two systemctl runs, the worker's first; the server, which answers the check, last.
     expect(host.serviceCalls()).toEqual([
@@ -382,7 +382,7 @@ describe.skipIf(!quadletPath)('pod activation through the fake systemd', () => {
     expect(r.stdout).toContain(
       `restart ${WORKER}, then ${SERVER}, one at a time (quadlet/demo-worker.container, quadlet/demo-server.container changed; each waits for the one before, so ${POD} is never empty and keeps running: podman stops a pod when its last container exits, --exit-policy=stop)`,
     );
-    expect(r.stdout).toContain(`pull    ${IMAGE}:1.1.0 (policy missing; for ${SERVER}, ${WORKER})`);
+    expect(r.stdout).toContain(`pull    ${IMAGE}:1.1.0 (Pull=missing; for ${SERVER}, ${WORKER})`);
     expect(host.calls).toEqual([]);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
   });

@@ -34,7 +34,14 @@ describe('rick-bundle program', () => {
     const a = createProgram();
     const b = createProgram();
     expect(a).not.toBe(b);
-    expect(a.commands.map((c) => c.name())).toEqual(['build', 'sign', 'verify', 'keygen', 'index']);
+    expect(a.commands.map((c) => c.name())).toEqual([
+      'build',
+      'sign',
+      'verify',
+      'keygen',
+      'index',
+      'init',
+    ]);
   });
 
   it('--help lists the commands and every exit code', async () => {

@@ -91,6 +91,8 @@ describe('release build', () => {
       const archive = parseBundleArchive(await readFile(tgz));
       expect(archive.files.get('installer/rick-install.cjs')?.equals(installer)).toBe(true);
       expect(archive.manifest.version).toBe('9.8.7');
+      // And rick-bundle verify read it as hosts do.
+      expect(r.stdout).toContain(`release: verified ${b}-9.8.7.tgz as hosts read it\n`);
     }
   }, 180_000);
 

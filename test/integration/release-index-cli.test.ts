@@ -59,6 +59,7 @@ describe('rick-bundle index', () => {
         keyFile,
         '--out',
         out,
+        '--new',
         '--add',
         b1.bundlePath,
         '--location',
@@ -68,7 +69,7 @@ describe('rick-bundle index', () => {
         '--issued',
         '2026-01-10T00:00:00Z',
       ],
-      { env },
+      { env, now: () => new Date('2026-01-10T00:05:00Z') },
     );
     expect(first.stderr).toBe('');
     expect(first.code).toBe(ExitCode.ok);
@@ -171,7 +172,10 @@ describe('rick-bundle index', () => {
   describe('refuses, writing nothing', () => {
     async function expectRefused(args: string[], code: number, message: string): Promise<void> {
       const before = await snapshotTree(work);
-      const r = await runBundleCli(['index', '--key', keyFile, ...args], { env });
+      const r = await runBundleCli(['index', '--key', keyFile, ...args], {
+        env,
+        now: () => new Date('2026-01-11T08:00:00Z'),
+      });
       expect(r.stderr).toContain(message);
       expect(r.code).toBe(code);
       expect(diffTrees(before, await snapshotTree(work))).toEqual([]);
@@ -179,7 +183,9 @@ describe('rick-bundle index', () => {
 
     it('a previous index signed by another key', async () => {
       const dir = join(work, 'foreign');
-      const made = await runBundleCli(['index', '--key', otherKeyFile, '--out', dir], { env });
+      const made = await runBundleCli(['index', '--key', otherKeyFile, '--out', dir, '--new'], {
+        env,
+      });
       expect(made.code).toBe(ExitCode.ok);
       await expectRefused(
         ['--out', join(work, 'never'), '--previous', join(dir, 'index.json')],
@@ -191,7 +197,7 @@ describe('rick-bundle index', () => {
     it('a bundle whose signature is not by the signing key', async () => {
       const b = await writeSignedBundle(join(work, 'foreign-bundle'), other, { version: '2.0.0' });
       await expectRefused(
-        ['--out', join(work, 'never'), '--add', b.bundlePath],
+        ['--out', join(work, 'never'), '--new', '--add', b.bundlePath],
         ExitCode.untrustedSignature,
         `error SIGNATURE_INVALID: ${b.bundlePath}.sig is not a signature of ${b.bundlePath} by the signing key`,
       );
@@ -199,15 +205,119 @@ describe('rick-bundle index', () => {
 
     it('a yank without a reason, and waves that go backwards', async () => {
       await expectRefused(
-        ['--out', join(work, 'never'), '--yank', 'demo@1.0.0'],
+        ['--out', join(work, 'never'), '--new', '--yank', 'demo@1.0.0'],
         ExitCode.usage,
         'error USAGE: --yank needs --reason',
       );
       await expectRefused(
-        ['--out', join(work, 'never'), '--waves', '1d:50,0h:100'],
+        ['--out', join(work, 'never'), '--new', '--rollout', '1.0.0', '--waves', '1d:50,0h:100'],
         ExitCode.usage,
         'error USAGE: waves must start one after the other, each covering more hosts (1d:50,0h:100)',
       );
+    });
+
+    it('a yank without --previous: the new index would drop every release', async () => {
+      await expectRefused(
+        ['--out', join(work, 'never'), '--yank', 'demo@1.0.0', '--reason', 'loses uploads'],
+        ExitCode.usage,
+        'error USAGE: no --previous index: the new index would list none of the releases and yanks published so far',
+      );
+      await expectRefused(
+        ['--out', join(work, 'never')],
+        ExitCode.usage,
+        'pass --previous index.json (the index published now, its .sig beside it), or --new to start the first index',
+      );
+      await expectRefused(
+        ['--out', join(work, 'never'), '--new', '--previous', join(work, 'index-1/index.json')],
+        ExitCode.usage,
+        'error USAGE: --previous and --new contradict each other',
+      );
+    });
+
+    it('an index that is expired, or expires within the hour', async () => {
+      // The clock of expectRefused says 2026-01-11T08:00:00Z.
+      await expectRefused(
+        [
+          '--out',
+          join(work, 'never'),
+          '--new',
+          '--issued',
+          '2026-01-11T06:00:00Z',
+          '--valid-for',
+          '1h',
+        ],
+        ExitCode.usage,
+        'error USAGE: the index would expire at 2026-01-11T07:00:00Z, before now (2026-01-11T08:00:00Z): hosts refuse an expired index',
+      );
+      await expectRefused(
+        [
+          '--out',
+          join(work, 'never'),
+          '--new',
+          '--issued',
+          '2026-01-11T06:30:00Z',
+          '--valid-for',
+          '2h',
+        ],
+        ExitCode.usage,
+        'error USAGE: the index would expire at 2026-01-11T08:30:00Z, within the hour of now (2026-01-11T08:00:00Z)',
+      );
+      await expectRefused(
+        ['--out', join(work, 'never'), '--new', '--valid-for', '30m'],
+        ExitCode.usage,
+        'error USAGE: --valid-for 30m: an index must be valid for at least 1h',
+      );
+    });
+
+    it('flags that change nothing', async () => {
+      const never = ['--out', join(work, 'never'), '--new'];
+      await expectRefused(
+        [...never, '--waves', '0h:5,1d:100'],
+        ExitCode.usage,
+        'error USAGE: --waves changes nothing without --add or --rollout',
+      );
+      await expectRefused(
+        [...never, '--reason', 'why not'],
+        ExitCode.usage,
+        'error USAGE: --reason changes nothing without --yank',
+      );
+      await expectRefused(
+        [...never, '--location', '../../download/v1.0.0/'],
+        ExitCode.usage,
+        'error USAGE: --location changes nothing without --add',
+      );
+      await expectRefused(
+        [...never, '--channel', 'stable'],
+        ExitCode.usage,
+        'error USAGE: --channel changes nothing without --add',
+      );
+      await expectRefused(
+        [...never, '--keyring', keyFile],
+        ExitCode.usage,
+        'error USAGE: --keyring changes nothing without --previous',
+      );
+    });
+
+    it('--valid-for says in its help what it accepts', async () => {
+      const help = await runBundleCli(['index', '--help'], { env });
+      expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+        'how long hosts accept the index, at least 1h: 90m, 12h, 7d',
+      );
+      const accepted = await runBundleCli(
+        [
+          'index',
+          '--key',
+          keyFile,
+          '--out',
+          join(work, 'index-90m'),
+          '--new',
+          '--valid-for',
+          '90m',
+        ],
+        { env },
+      );
+      expect(accepted.stderr).toBe('');
+      expect(accepted.code).toBe(ExitCode.ok);
     });
   });
 });

@@ -4,7 +4,7 @@
  * a gpg-generated ed25519 key verifies with `rick-bundle verify`.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestBundle } from '../helpers/bundle-factory.js';
@@ -143,7 +143,9 @@ describe('rick-bundle sign and verify refusals', () => {
     expect(wrongKey.code).toBe(4);
     expect(wrongKey.stderr).toMatch(/SIGNATURE_INVALID/);
 
-    const changed = join(work, 'changed.tgz');
+    // Under the name a host would take, so that only the signature can refuse it.
+    await mkdir(join(work, 'changed'), { recursive: true });
+    const changed = join(work, 'changed/demo-1.0.0.tgz');
     const bytes = await readFile(bundle);
     bytes.writeUInt8(bytes.readUInt8(100) ^ 0xff, 100);
     await writeFile(changed, bytes);
@@ -167,7 +169,7 @@ describe('rick-bundle sign and verify refusals', () => {
     );
     expect(missing.code).toBe(4);
     expect(missing.stderr).toMatch(
-      /error SIGNATURE_MISSING: cannot read signature .*changed\.tgz\.sig/,
+      /error SIGNATURE_MISSING: cannot read signature .*changed\/demo-1\.0\.0\.tgz\.sig/,
     );
   });
 

@@ -205,12 +205,14 @@ describe('planActivation on the generated units', () => {
     expect(text.split('\n')).toEqual([
       `restart authentik-worker.service, then authentik-server.service, one at a time (quadlet/authentik-worker.container, quadlet/authentik-server.container changed; ${ROLLING_WHY})`,
       'keep    authentik-pod.service (unchanged)',
-      'pull    standin:1.1.0 (policy missing; for authentik-server.service, authentik-worker.service)',
+      'pull    standin:1.1.0 (Pull=missing; for authentik-server.service, authentik-worker.service)',
       '',
     ]);
     expect(formatPlan(plan, { offline: true })).toContain(
       'would restart authentik-worker.service, then authentik-server.service, one at a time (',
     );
+    // An offline tree pulls nothing: no pull line, not even a "would pull".
+    expect(formatPlan(plan, { offline: true })).not.toMatch(/pull/);
   });
 
   it('an env-only change and a rotated secret restart the containers one at a time too', () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Service } from '../../src/bundle/manifest.js';
+import { placeholderLegend } from '../../src/commands/plan.js';
 import {
+  formatPlan,
   type GenerationView,
   planActivation,
   type RenderedBundle,
@@ -128,6 +130,37 @@ describe('planActivation', () => {
     expect(diff2).toContain('+X=1');
     expect(diff2).toContain(' PW=***secret:pw***');
     expect(diff2).not.toMatch(/hunter2|correct-horse/);
+  });
+
+  it('calls a change hidden by the masks a secret only when the file holds one', () => {
+    // The rendering differs (a uid), its masked rendering does not, and no secret is in it.
+    const a = {
+      'quadlet/app.container': unit,
+      'quadlet/db.container': 'Image=db\n',
+      'env/app.env': 'UID=1000\n',
+    };
+    const b = { ...a, 'env/app.env': 'UID=1001\n' };
+    const masked = { 'env/app.env': 'UID=@@rick:uid:app@@\n' };
+    const plan = planActivation(
+      view(1, bundle(1, a, services, masked)),
+      view(2, bundle(2, b, services, masked)),
+    );
+    expect(plan.secretOnlyChanges).toEqual([]);
+    expect(plan.factOnlyChanges).toEqual(['app/env/app.env']);
+    const text = formatPlan(plan);
+    expect(text).not.toContain('a secret value changed');
+    expect(text).toContain('fact    app/env/app.env (a host fact it uses changed)');
+  });
+
+  it('explains the placeholders of a diff once, only those it shows', () => {
+    const diff = '+PW=***secret:pw***\n+PW2=***secret:pw2***\n';
+    expect(placeholderLegend(diff)).toBe(
+      'in the diff, ***secret:NAME*** stands for the value of the secret NAME, which plans never show',
+    );
+    expect(placeholderLegend(`${diff}+U=@@rick:uid:app@@\n`)).toBe(
+      'in the diff, ***secret:NAME*** stands for the value of the secret NAME, which plans never show; @@rick:KIND:NAME@@ for a host fact (uid, gid) not known before the install',
+    );
+    expect(placeholderLegend('+A=1\n')).toBeUndefined();
   });
 
   it('leaves the services of other bundles alone when only their generation path moved', () => {

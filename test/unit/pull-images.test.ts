@@ -43,8 +43,8 @@ describe('pullImages', () => {
     await pullImages(host, images, (l) => lines.push(l));
     expect(pulled).toEqual(['localhost:5000/a:1', 'localhost:5000/b:1']);
     expect(lines).toEqual([
-      'image localhost:5000/a:1: pulled in 0.0s (policy missing; for a.service)',
-      'image localhost:5000/b:1: pulled in 0.0s (policy missing; for b.service)',
+      'image localhost:5000/a:1: pulled in 0.0s (Pull=missing; for a.service)',
+      'image localhost:5000/b:1: pulled in 0.0s (Pull=missing; for b.service)',
     ]);
   });
 

@@ -33,6 +33,6 @@ export async function pullImages(
         : outcome === 'kept'
           ? `kept the local copy: the registry could not be asked for a newer one`
           : `pulled in ${seconds}s`;
-    log(`image ${image.image}: ${what} (policy ${image.policy}; for ${image.units.join(', ')})`);
+    log(`image ${image.image}: ${what} (Pull=${image.policy}; for ${image.units.join(', ')})`);
   }
 }

@@ -142,6 +142,8 @@ export interface ActivationPlan {
   changedFiles: string[];
   /** Files whose masked rendering is equal but whose bytes differ: a secret changed. */
   secretOnlyChanges: string[];
+  /** Files whose masked rendering is equal, holding no secret: a host fact changed. */
+  factOnlyChanges: string[];
 }
 
 const REFERENCE = new RegExp(
@@ -239,6 +241,9 @@ function reasonsFor(
   return because;
 }
 
+/** How a masked rendering shows a secret (src/host/generation-files.ts). */
+const SECRET_MASK = '***secret:';
+
 const POLICY_RANK: Record<PullPolicy, number> = { never: 0, missing: 1, newer: 2, always: 3 };
 
 export function planActivation(
@@ -249,13 +254,20 @@ export function planActivation(
   const keys = fileKeys(live, next);
   const changedFiles = new Set<string>();
   const secretOnlyChanges: string[] = [];
+  const factOnlyChanges: string[] = [];
   for (const [id, key] of keys) {
     const before = normalized(live, key);
     const after = normalized(next, key);
     if (before === after) continue;
     changedFiles.add(id);
     if (before !== undefined && after !== undefined) {
-      if (maskedNormalized(live, key) === maskedNormalized(next, key)) secretOnlyChanges.push(id);
+      const masked = maskedNormalized(next, key);
+      // Equal masked renderings: what changed is hidden from the diff. A
+      // secret only when the file holds one; else a host fact it uses.
+      if (maskedNormalized(live, key) === masked) {
+        if (masked?.includes(SECRET_MASK)) secretOnlyChanges.push(id);
+        else factOnlyChanges.push(id);
+      }
     }
   }
 
@@ -442,6 +454,7 @@ export function planActivation(
     reload: sites.length > 0 ? [CADDY_SERVICE] : [],
     changedFiles: [...changedFiles],
     secretOnlyChanges,
+    factOnlyChanges,
   };
 }
 
@@ -498,9 +511,9 @@ function shownOptions(options: readonly string[]): string {
   return out.length ? ` ${out.join(' ')}` : '';
 }
 
-/** `localhost/x:1 (policy missing; for a.service)`, credentials masked. */
+/** `localhost/x:1 (Pull=missing; for a.service)`, credentials masked: podman's own key. */
 export function describeImage(image: ImagePull): string {
-  return `${image.image} (policy ${image.policy}${shownOptions(image.options)}; for ${image.units.join(', ')})`;
+  return `${image.image} (Pull=${image.policy}${shownOptions(image.options)}; for ${image.units.join(', ')})`;
 }
 
 /**
@@ -530,8 +543,11 @@ export function formatPlan(
   for (const s of plan.unchanged)
     lines.push(`keep    ${s} (${options.adopted?.has(s) ? 'adopted, unchanged' : 'unchanged'})`);
   for (const u of plan.reload) lines.push(`reload  ${u} (${plan.sites.join(', ')} changed)`);
-  for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
+  // An offline tree pulls nothing (the plan's notes say so).
+  if (!options.offline)
+    for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
   for (const f of plan.secretOnlyChanges) lines.push(`secret  ${f} (a secret value changed)`);
+  for (const f of plan.factOnlyChanges) lines.push(`fact    ${f} (a host fact it uses changed)`);
   if (lines.length === 0) lines.push('no services or sites');
   const shown = options.offline
     ? lines.map((l) => l.replace(/^(stop|start|restart|pull|reload) +/, 'would $1 '))
