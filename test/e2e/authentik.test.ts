@@ -263,6 +263,53 @@ async function expectTreesUnchanged(before: Record<string, TreeSnapshot>): Promi
   }
 }
 
+/**
+ * A bundle of one container as another tool (an Ansible role) deployed it
+ * before rick: the unit text is the same on both sides, written by hand into
+ * /etc/containers/systemd by the step and built into a bundle here.
+ */
+function adoptUnit(): string {
+  return [
+    '[Unit]',
+    'Description=rick e2e: a service another tool deployed, then adopted',
+    '',
+    '[Container]',
+    'ContainerName=e2e-adopt',
+    `Image=${IMAGE}:${newTag}`,
+    'Exec=worker',
+    'User=65534:65534',
+    '',
+    '[Service]',
+    'Restart=always',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+async function writeAdoptBundle(): Promise<string> {
+  const dir = await mkdtemp(join(work, 'e2e-adopt-'));
+  await mkdir(join(dir, 'quadlet'));
+  await writeFile(
+    join(dir, 'bundle.yaml'),
+    [
+      'name: e2e-adopt',
+      'files:',
+      '  quadlet: [quadlet/e2e-adopt.container]',
+      'services:',
+      '  - unit: e2e-adopt.container',
+      // A literal host user and group: beyond the restricted profile.
+      'needs:',
+      '  users: ["65534"]',
+      '  groups: ["65534"]',
+      '',
+    ].join('\n'),
+  );
+  await writeFile(join(dir, 'quadlet/e2e-adopt.container'), adoptUnit());
+  return dir;
+}
+
 /** Builds and signs a bundle with the real rick-bundle. */
 async function buildRelease(
   version: string,
@@ -2395,6 +2442,94 @@ describe.sequential('authentik on a real systemd host', () => {
       await expectNoDependencyFailure(cursor);
       await expectActive('after the healing tick');
       await expectServing('after the healing tick', 60_000);
+    });
+  });
+
+  it('27. a service another tool deployed is adopted in one flip: not restarted, its file kept, verify clean', async () => {
+    await step('27. adopt', async () => {
+      // The other tool's deployment: the unit at the top level, started.
+      await host.writeFile('/etc/containers/systemd/e2e-adopt.container', adoptUnit(), '0644');
+      await host.exec(['systemctl', 'daemon-reload']);
+      await host.exec(['systemctl', 'start', 'e2e-adopt.service'], { timeoutMs: 300_000 });
+      const running = await host.show('e2e-adopt.service', 'ActiveState');
+      check('the foreign e2e-adopt.service runs', running === 'active', running);
+      await host.writeFile(
+        '/etc/rick/policy.d/e2e-adopt.conf',
+        '# e2e: the literal user and group of the adopted container\nUSERS=65534\nGROUPS=65534\n',
+        '0644',
+      );
+      const v = await buildRelease('1.0.0', {}, 'e2e-adopt', {
+        bundleDir: await writeAdoptBundle(),
+      });
+      const path = await copyBundleIn(v);
+
+      const trees = await hostTrees();
+      const refused = await rickInstall(path, ExitCode.invalidBundle);
+      check(
+        'a plain install is refused on the collision, its hint naming adopt',
+        /e2e-adopt/.test(refused) && /rick-install adopt/.test(refused),
+        refused
+          .split('\n')
+          .filter((l) => /^(error|hint)/.test(l.trim()))
+          .join(' | '),
+      );
+      await expectTreesUnchanged(trees);
+
+      const identity = async () =>
+        `${await host.show('e2e-adopt.service', 'MainPID')}/${await host.show('e2e-adopt.service', 'InvocationID')}`;
+      const before = await identity();
+      const others = await identities();
+      const r = await host.exec(['rick-install', 'adopt', path], {
+        allowFail: true,
+        timeoutMs: 600_000,
+      });
+      const out = `${r.stdout}${r.stderr}`;
+      check('rick-install adopt exits 0', r.code === 0, `exit ${r.code}`);
+      check(
+        'the plan keeps the adopted service',
+        /keep +e2e-adopt\.service \(adopted, unchanged\)/.test(out),
+        out.split('\n').find((l) => l.includes('e2e-adopt.service')) ?? '',
+      );
+      check(
+        'e2e-adopt.service was not restarted (same MainPID and InvocationID)',
+        (await identity()) === before,
+        `${before} -> ${await identity()}`,
+      );
+      check(
+        "authentik's units were not restarted either",
+        JSON.stringify(await identities()) === JSON.stringify(others),
+      );
+      const source = await host.show('e2e-adopt.service', 'SourcePath');
+      check(
+        "systemd reads e2e-adopt.service from rick's live generation now",
+        source !== '/etc/containers/systemd/e2e-adopt.container' &&
+          source.endsWith('/e2e-adopt.container'),
+        source,
+      );
+      const gone = await host.exec(['test', '-e', '/etc/containers/systemd/e2e-adopt.container'], {
+        allowFail: true,
+        quiet: true,
+      });
+      check('the foreign file left /etc/containers/systemd', gone.code !== 0);
+      const kept = await host.exec(
+        ['find', '/var/lib/rick/adopted', '-name', 'e2e-adopt.container', '-type', 'f'],
+        { quiet: true },
+      );
+      check(
+        'the foreign file is kept under /var/lib/rick/adopted',
+        kept.stdout.trim().split('\n').filter(Boolean).length === 1,
+        kept.stdout.trim(),
+      );
+      const s = await status();
+      check(
+        'state.json records e2e-adopt 1.0.0 installed, live confirmed',
+        s.bundles.some((b) => b.name === 'e2e-adopt' && b.version === '1.0.0') &&
+          s.live === s.confirmed,
+      );
+      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
+      await expectActive('after the adoption');
+      await expectServing('after the adoption');
     });
   });
 
