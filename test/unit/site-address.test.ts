@@ -7,6 +7,7 @@ import {
 import {
   crossBundleClashes,
   hostCaddyfileClaims,
+  judgeSites,
   readSiteClaims,
 } from '../../src/host/policy/sites.js';
 
@@ -107,5 +108,23 @@ describe('claims', () => {
     expect(
       hostCaddyfileClaims(adapted, '/etc/caddy/Caddyfile').map((c) => c.address.address),
     ).toEqual(['https://shop.example.org:443', 'http://a.test:8081', 'http://:80']);
+  });
+});
+
+describe('judgeSites', () => {
+  it('takes the last word of root for the served directory, and only with file_server', () => {
+    const served = judgeSites(
+      new Map([['caddy/a.caddy', 'a.org {\n\troot /api/* /srv/api/\n\tfile_server\n}\n']]),
+    );
+    expect(served.map((f) => f.need)).toEqual([{ kind: 'paths', value: '/srv/api:ro' }]);
+    const unserved = judgeSites(new Map([['caddy/a.caddy', 'a.org {\n\troot * /srv/api\n}\n']]));
+    expect(unserved).toEqual([]);
+  });
+
+  it('a php_fastcgi unix socket is a host socket too', () => {
+    const found = judgeSites(
+      new Map([['caddy/a.caddy', 'a.org {\n\tphp_fastcgi unix//run/php/fpm.sock\n}\n']]),
+    );
+    expect(found.map((f) => f.need)).toEqual([{ kind: 'paths', value: '/run/php/fpm.sock:rw' }]);
   });
 });

@@ -119,8 +119,9 @@ export function judgeSites(sites: ReadonlyMap<string, string>): Finding[] {
     }
     if (directiveArguments(text, 'file_server').length > 0) {
       for (const root of directiveArguments(text, 'root')) {
-        const path = root.args.find((w) => w.startsWith('/'));
-        if (path === undefined) continue;
+        // `root [<matcher>] <path>`: the path is the last word (a matcher may be `/api/*`).
+        const path = root.args.at(-1);
+        if (path === undefined || !path.startsWith('/')) continue;
         const clean = path.replace(/\/+$/, '') || '/';
         findings.push({
           rule: 'site-paths',
