@@ -32,6 +32,7 @@ import {
   type PolicyReport,
 } from '../host/policy/judge.js';
 import { type Finding, formatFinding, judgeUnits } from '../host/policy/restricted.js';
+import { judgeSites } from '../host/policy/sites.js';
 
 export interface NeedsCheckInput {
   bundle: string;
@@ -43,6 +44,8 @@ export interface NeedsCheckInput {
   plainUnits?: ReadonlyMap<string, string>;
   /** Rendered sysusers.d fragments, by template name. */
   sysusers: ReadonlyArray<{ name: string; content: string }>;
+  /** Rendered Caddy sites, by bundle path (`caddy/x.caddy`). */
+  sites?: ReadonlyMap<string, string>;
 }
 
 export interface NeedsCheck {
@@ -104,6 +107,7 @@ export function checkDeclaredNeeds(input: NeedsCheckInput): NeedsCheck {
     ownUsers: own.users,
     ownGroups: own.groups,
   });
+  findings.push(...judgeSites(input.sites ?? new Map()));
   const undeclared = findings.filter((f) => !covers(needs, f.need));
   // A database is used by the installer, not by a unit.
   const unused = needsList(needs)

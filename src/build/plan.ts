@@ -36,6 +36,7 @@ import {
 } from '../bundle/placeholders.js';
 import { RickError } from '../errors.js';
 import { hostBundleFile } from '../host/paths.js';
+import { checkSiteClaims } from '../host/policy/sites.js';
 import type { TemplateKind } from './definition.js';
 import { checkDeclaredNeeds, type NeedsCheck } from './needs-check.js';
 
@@ -214,6 +215,10 @@ export function planBundle(input: PlanInput): BundlePlan {
   if (misplaced.length > 0) {
     throw new RickError('DEFINITION_INVALID', misplaced.join('; '));
   }
+  const sites = new Map(
+    input.files.filter((f) => f.kind === 'caddy').map((f) => [`caddy/${f.name}`, f.content]),
+  );
+  checkSiteClaims(input.name, sites);
   const needs = checkDeclaredNeeds({
     bundle: input.name,
     declared: input.needs,
@@ -224,6 +229,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     sysusers: input.files
       .filter((f) => f.kind === 'sysusers')
       .map((f) => ({ name: f.template, content: f.content })),
+    sites,
   });
 
   const entries: PlannedEntry[] = [

@@ -21,10 +21,12 @@
  *   volumes       systemd-gitea-data        a named volume, or a `.volume` unit, of another bundle
  *   units         podman.service            a unit of another bundle or of the host, depended on or activated
  *   databases     postgresql:gitea          a PostgreSQL database and its role the installer creates (src/bundle/databases.ts)
+ *   sites         http://:80                a Caddy site address beyond a plain host name: a catch-all or a path (src/bundle/site-address.ts)
  *   privileged    true                      anything else `restricted` refuses (docs/policy.md)
  */
 import * as z from 'zod';
 import { databaseNeedProblem } from './databases.js';
+import { normalizeSiteAddress } from './site-address.js';
 import './zod.js';
 
 export const needKinds = [
@@ -42,6 +44,7 @@ export const needKinds = [
   'volumes',
   'units',
   'databases',
+  'sites',
 ] as const;
 export type NeedKind = (typeof needKinds)[number];
 
@@ -154,6 +157,13 @@ export function needValueProblem(kind: NeedKind, value: string): string | undefi
         : 'must be a systemd unit name, e.g. podman.service or reboot.target';
     case 'databases':
       return databaseNeedProblem(value);
+    case 'sites': {
+      const a = normalizeSiteAddress(value);
+      if ('problem' in a) return a.problem;
+      return a.address === value
+        ? undefined
+        : `must be written in its normal form, ${a.address} (scheme://host:port/path)`;
+    }
   }
 }
 
@@ -183,6 +193,7 @@ export const needsSchema = z.strictObject({
   volumes: needList('volumes'),
   units: needList('units'),
   databases: needList('databases'),
+  sites: needList('sites'),
   privileged: z.boolean().default(false),
 });
 export type Needs = z.infer<typeof needsSchema>;
@@ -203,6 +214,7 @@ export function emptyNeeds(): Needs {
     volumes: [],
     units: [],
     databases: [],
+    sites: [],
     privileged: false,
   };
 }
@@ -216,7 +228,7 @@ export function canonicalNeeds(needs: Needs): Needs {
 }
 
 /** Kinds added after manifest schemaVersion 2 first shipped. */
-const laterKinds: readonly NeedKind[] = ['secrets', 'volumes', 'units', 'databases'];
+const laterKinds: readonly NeedKind[] = ['secrets', 'volumes', 'units', 'databases', 'sites'];
 
 /**
  * The needs as the manifest records them: the later kinds only when a bundle
@@ -260,6 +272,7 @@ const kindWord: Record<Need['kind'], string> = {
   volumes: 'volume',
   units: 'unit',
   databases: 'database',
+  sites: 'site address',
   privileged: 'privileged',
 };
 

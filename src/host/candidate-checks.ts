@@ -32,6 +32,12 @@ import type { CommandRunner } from '../io/exec.js';
 import { type GenerationView, normalized, type RenderedBundle } from './activation/plan.js';
 import { carryBundle, hostNeedsOf, type StoredGeneration, sitesLink } from './generations.js';
 import type { HostPaths } from './paths.js';
+import {
+  checkSiteClaims,
+  hostCaddyfileClaims,
+  readSiteClaims,
+  type SiteClaim,
+} from './policy/sites.js';
 import { substituteBundle } from './substitute.js';
 import { readGeneratorState } from './unit-generator.js';
 
@@ -83,6 +89,40 @@ export function sitesChanged(live: GenerationView | undefined, next: GenerationV
   return filesOf(live, 'caddy').some((f) => !kept.has(`${f.bundle}/${f.path}`));
 }
 
+/** A bundle's sites in a generation, by bundle path, as text. */
+function sitesOf(bundle: RenderedBundle): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [path, data] of bundle.files) {
+    if (path.startsWith('caddy/')) out.set(path, data.toString('utf8'));
+  }
+  return out;
+}
+
+/**
+ * Each host name is one bundle's (or the host Caddyfile's): the addresses
+ * of every bundle's sites, normalized, against each other and `host`; and a
+ * changed bundle's sites hold no `import` and no `{$ENV}`. Throws SITE_REJECTED.
+ */
+function checkClaims(
+  live: GenerationView | undefined,
+  next: GenerationView,
+  host: readonly SiteClaim[],
+): void {
+  const changed = new Set([...changedFiles(live, next, 'caddy').map((f) => f.bundle)]);
+  const claims = new Map<string, SiteClaim[]>();
+  for (const bundle of next.bundles.values()) {
+    claims.set(bundle.name, readSiteClaims(bundle.name, sitesOf(bundle)).claims);
+  }
+  for (const bundle of next.bundles.values()) {
+    if (!changed.has(bundle.name)) continue;
+    const others = [
+      ...host,
+      ...[...claims].filter(([n]) => n !== bundle.name).flatMap(([, c]) => c),
+    ];
+    checkSiteClaims(bundle.name, sitesOf(bundle), others);
+  }
+}
+
 /** Writes a generation's caddy/ directory as writeGeneration will: stubs and sites. */
 async function writeSites(dir: string, view: GenerationView): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -131,6 +171,7 @@ async function checkSites(
   const { paths, offline } = options;
   if (hostNeedsOf(next).sites) await checkSitesLink(paths);
   if (!sitesChanged(live, next)) return [];
+  if (offline) checkClaims(live, next, []);
   const run = { ...(options.runner ? { runner: options.runner } : {}), env: options.env };
   const sitesDir = join(scratch, 'caddy');
   await writeSites(sitesDir, next);
@@ -173,6 +214,11 @@ async function checkSites(
           },
         );
       }
+      // The operator's own sites, read by Caddy with rick's left out.
+      const emptyDir = join(scratch, 'empty');
+      await mkdir(emptyDir, { recursive: true });
+      const own = await adaptCaddyfile(config, emptyDir, run);
+      checkClaims(live, next, own.ok ? hostCaddyfileClaims(own.stdout, paths.caddyfile) : []);
     }
     const result = await validateCaddyfile(config, sitesDir, run);
     if (!result.ok) {

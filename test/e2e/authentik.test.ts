@@ -1820,10 +1820,10 @@ describe.sequential('authentik on a real systemd host', () => {
     });
   });
 
-  it('17. a Gitea release whose site Caddy rejects with the host Caddyfile is refused before anything changes; the old site serves', async () => {
-    await step('17. site refused by Caddy', async () => {
-      // It passes the builder's own check (the site alone is valid) and
-      // clashes with Authentik's site only in the host's whole configuration.
+  it("17. a Gitea release whose site claims Authentik's host name is refused before anything changes; the old site serves", async () => {
+    await step("17. site claiming another bundle's address refused", async () => {
+      // It passes the builder's own checks (the site alone is valid) and
+      // claims Authentik's host name only beside Authentik's site on the host.
       const bad = await buildRelease(
         '1.1.0',
         {
@@ -1840,9 +1840,12 @@ describe.sequential('authentik on a real systemd host', () => {
       const out = await rickInstall(path, ExitCode.invalidBundle);
       const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
       check(
-        "the install is refused with Caddy's own message",
-        error.startsWith("error SITE_REJECTED: Caddy rejects the new generation's sites:") &&
-          error.includes('ambiguous site definition'),
+        'the install is refused naming both claims and the normalized address',
+        error.startsWith(`error SITE_REJECTED: authentik/caddy/authentik.caddy:`) &&
+          error.includes(
+            `http://${AUTH_HOST}:80 (written http://${AUTH_HOST}) and gitea/caddy/gitea.caddy:`,
+          ) &&
+          error.includes(`both claim the host ${AUTH_HOST}`),
         error,
       );
       check('nothing went live', !out.includes('is live'));

@@ -259,8 +259,9 @@ describe.skipIf(!tools)('Caddy sites and plain units in a bundle', () => {
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, [v1.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
-    expect(r.stderr).toContain('error SITE_REJECTED:');
-    expect(r.stderr).toContain('ambiguous site definition: http://demo.test:8081');
+    expect(r.stderr).toContain(
+      `error SITE_REJECTED: ${join(tree.root, 'etc/caddy/Caddyfile')} http://demo.test:8081 and demo/caddy/demo.caddy:2 http://demo.test:8081 both claim the host demo.test`,
+    );
     await expectNothingLeft(before);
   });
 

@@ -7,6 +7,7 @@
  *   GROUPS=postgres-clients valkey-clients
  *   PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw
  *   DATABASES=postgresql:authentik     # databases and roles the installer creates
+ *   SITES=http://:80                   # Caddy catch-all or path-prefixed site addresses
  *
  * The format is rick.conf's (`KEY=value`, `#` comments, values optionally
  * quoted), with list keys that may be repeated and add up, so that
@@ -52,6 +53,7 @@ export const grantKeys: Record<NeedKind, string> = {
   volumes: 'VOLUMES',
   units: 'UNITS',
   databases: 'DATABASES',
+  sites: 'SITES',
 };
 
 export const profiles = ['restricted', 'privileged'] as const;

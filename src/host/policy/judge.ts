@@ -19,6 +19,7 @@ import {
 import { parseSysusers, type SysusersEntry, sysusersEffects } from '../../bundle/sysusers.js';
 import type { Grant } from './grant.js';
 import { type Finding, formatFinding, judgeUnits } from './restricted.js';
+import { judgeSites } from './sites.js';
 
 export interface PolicyReport {
   bundle: string;
@@ -55,6 +56,20 @@ export function quadletFiles(
     if (f.kind !== 'quadlet') continue;
     const data = files.get(f.path);
     if (data) out.set(f.path.slice(prefix.length), data.toString('utf8'));
+  }
+  return out;
+}
+
+/** The bundle's Caddy sites by bundle path (`caddy/x.caddy`), as text. */
+export function siteFiles(
+  manifest: Manifest,
+  files: ReadonlyMap<string, Buffer>,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of manifest.files) {
+    if (f.kind !== 'caddy') continue;
+    const data = files.get(f.path);
+    if (data) out.set(f.path, data.toString('utf8'));
   }
   return out;
 }
@@ -111,7 +126,7 @@ export function judgeBundle(
     ownUsers: facts.ownUsers,
     ownGroups: facts.ownGroups,
   });
-  const findings = [...judged.findings];
+  const findings = [...judged.findings, ...judgeSites(siteFiles(manifest, files))];
   for (const name of judged.accounts.users) {
     if (facts.rootUsers.has(name)) {
       findings.push({

@@ -66,6 +66,8 @@ export const restrictedRules = [
   'host-commands',
   'unknown-flags',
   'unjudged',
+  'site-addresses',
+  'site-paths',
   ...controlRules,
 ] as const;
 export type RuleId = (typeof restrictedRules)[number];
