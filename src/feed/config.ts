@@ -219,6 +219,12 @@ export const CONFIG_KEYS = [
   'VALKEY_SOCKET',
 ] as const;
 
+/** The keys the schema knows, for the test that keeps CONFIG_KEYS equal to them. */
+export function configSchemaKeys(): string[] {
+  configSchema ??= buildConfigSchema();
+  return Object.keys(configSchema.shape);
+}
+
 export const CONFIG_HINT = `fix the file and run again (nothing was changed): one KEY=value per line, # for comments; the keys are ${CONFIG_KEYS.join(', ')}`;
 
 /** "line N: KEY" when the key was set on a line, else the key alone (a required key that is missing). */

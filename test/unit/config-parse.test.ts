@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RickError } from '../../src/errors.js';
 import {
   CONFIG_KEYS,
+  configSchemaKeys,
   feedUrlFor,
   parseConfig,
   parseConfigLines,
@@ -114,7 +115,8 @@ describe('rick.conf', () => {
     expect(error.hint).not.toContain('README');
   });
 
-  it('accepts every key its hint lists', () => {
+  it('accepts every key its hint lists, and lists every key', () => {
+    expect([...configSchemaKeys()].sort()).toEqual([...CONFIG_KEYS].sort());
     const values: Record<string, string> = {
       FEED: 'acme/releases',
       BUNDLES: 'authentik',
