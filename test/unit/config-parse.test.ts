@@ -8,6 +8,7 @@ import {
   parseConfigLines,
   parseInfrastructureGroups,
 } from '../../src/feed/config.js';
+import { parseSocketConfig } from '../../src/host/database/sockets.js';
 
 const DEFAULT_METRICS = '/var/lib/prometheus/node-exporter/rick.prom';
 
@@ -204,5 +205,21 @@ describe('INFRASTRUCTURE_GROUPS', () => {
         '/etc/rick/rick.conf: line 3: INFRASTRUCTURE_GROUPS: must be group names separated by spaces or commas (not "root", "0", "../x")',
       );
     }
+  });
+});
+
+describe('the socket keys of rick.conf', () => {
+  it('name the line of a bad socket path, and list the keys in the hint', () => {
+    let error: unknown;
+    try {
+      parseSocketConfig('# c\nVALKEY_SOCKET=relative/x\n', '/etc/rick/rick.conf');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(RickError);
+    expect((error as RickError).message).toBe(
+      '/etc/rick/rick.conf: line 2: VALKEY_SOCKET: must be an absolute path without a trailing /',
+    );
+    expect((error as RickError).hint).toContain('the keys are FEED, BUNDLES,');
   });
 });
