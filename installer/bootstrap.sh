@@ -144,7 +144,10 @@ trap 'rm -rf "$work"' EXIT INT TERM
 # 1. Verify before reading anything inside the bundle.
 if grep -q -- '-----BEGIN PGP PUBLIC KEY BLOCK-----' "$key"; then
   command -v gpg >/dev/null 2>&1 || die "the key is armored: gpg is needed to dearmor it (or pass the binary key)"
-  gpg --batch --quiet --dearmor --output "$work/keyring.gpg" "$key" ||
+  # A home of its own: dearmoring needs none of root's keyrings, must not be
+  # changed by root's gpg.conf, nor create ~/.gnupg on the host.
+  mkdir -m 0700 "$work/gnupg"
+  gpg --homedir "$work/gnupg" --batch --quiet --dearmor --output "$work/keyring.gpg" "$key" ||
     die "cannot read the key $key"
   key_name=release.asc
 else

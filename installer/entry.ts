@@ -36,7 +36,7 @@ type Deferred = typeof import('./deferred.js');
 if (Number(process.versions.node.split('.')[0]) < 20) {
   process.stderr.write(
     `error PREREQUISITE_MISSING: rick-install needs Node.js 20 or newer; this is ${process.version}\n` +
-      'hint: see "Host requirements" in the README for where each supported system gets it\n',
+      'hint: Debian 13 and Arch Linux package Node.js 20 or newer (apt-get install nodejs, pacman -S nodejs)\n',
   );
   process.exit(errors.ExitCode.missingPrerequisite);
 }

@@ -1,7 +1,10 @@
 #!/bin/sh
-# Builds, signs and verifies the example bundle (bundles/authentik) end to end:
-# a fresh signing key under out/example/, a reproducible build, a signature,
-# and two independent checks of it: rick-bundle verify and GnuPG's gpgv.
+# npm run example: the example bundle (bundles/authentik) from source to an
+# installed host, offline and without root: a fresh signing key under
+# out/example/, a reproducible build (built twice, compared byte for byte), a
+# signature checked twice (rick-bundle verify and GnuPG's gpgv), then
+# rick-install --root into the host tree out/example/host (granted, status,
+# verify). Needs what scripts/setup.sh installs (GnuPG, podman's quadlet).
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -1,20 +1,22 @@
 #!/usr/bin/env node
-// npm run docs: writes the README's exit-code table from src/errors.ts (through
-// dist/), the one source that `--help` prints too. test/integration/docs.test.ts
-// fails when the two differ.
+// npm run docs: writes the exit-code table of docs/exit-codes.md from
+// src/errors.ts (through dist/), the one source that `--help` prints too.
+// test/integration/docs.test.ts fails when the two differ.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatExitCodesMarkdown } from '../dist/errors.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const readme = join(repo, 'README.md');
+const page = join(repo, 'docs/exit-codes.md');
 const start = '<!-- exit-codes: written by `npm run docs` from src/errors.ts -->\n';
 const end = '\n<!-- /exit-codes -->';
-const text = readFileSync(readme, 'utf8');
+const text = readFileSync(page, 'utf8');
 const i = text.indexOf(start);
 const j = text.indexOf(end, i);
 if (i < 0 || j < 0)
-  throw new Error(`README.md has no exit-code table between ${start.trim()} and ${end.trim()}`);
-writeFileSync(readme, text.slice(0, i + start.length) + formatExitCodesMarkdown() + text.slice(j));
-console.log('docs: README.md exit codes written');
+  throw new Error(
+    `docs/exit-codes.md has no exit-code table between ${start.trim()} and ${end.trim()}`,
+  );
+writeFileSync(page, text.slice(0, i + start.length) + formatExitCodesMarkdown() + text.slice(j));
+console.log('docs: docs/exit-codes.md exit codes written');

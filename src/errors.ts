@@ -4,7 +4,7 @@
  * scripts and the update timer can tell refusals apart.
  */
 
-/** Exit codes shared by both programs. Documented in the README and in `--help`. */
+/** Exit codes shared by both programs. Documented in docs/exit-codes.md and in `--help`. */
 export const ExitCode = {
   ok: 0,
   internal: 1,
@@ -120,7 +120,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
 }
 
 /**
- * The exit-code table: the one source for `--help` and the README's table
+ * The exit-code table: the one source for `--help` and the table of docs/exit-codes.md
  * (`npm run docs` writes it there; a test keeps the two equal).
  */
 export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
@@ -181,7 +181,7 @@ export function formatExitCodes(only?: readonly ExitCode[]): string {
     .join('\n');
 }
 
-/** The same table as Markdown, for the README. */
+/** The same table as Markdown, for docs/exit-codes.md. */
 export function formatExitCodesMarkdown(): string {
   const rows = exitCodeHelp.map(([code, text]) => `| ${code} | ${text} |`);
   return ['| code | meaning |', '|---|---|', ...rows].join('\n');

@@ -370,6 +370,7 @@ export async function writeReleaseIndex(
   const key = await readSigningKey(
     (await readInput(at(options.key), 'signing key')).toString('utf8'),
     passphrase === '' ? undefined : passphrase,
+    options.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV,
   );
   const trusted = options.keyring
     ? await parsePublicKeys(await readInput(at(options.keyring), 'keyring'), options.keyring)

@@ -44,7 +44,7 @@ export async function signBundle(
   const passphrase = deps.env[envName];
   // OpenPGP is loaded only by the commands that use it, to keep `build` quick to start.
   const { fingerprintOf, readSigningKey, signDetached } = await import('../bundle/openpgp.js');
-  const key = await readSigningKey(armored, passphrase === '' ? undefined : passphrase);
+  const key = await readSigningKey(armored, passphrase === '' ? undefined : passphrase, envName);
   const signature = await signDetached(data, key);
   const signaturePath = options.signature ? resolve(deps.cwd, options.signature) : `${bundle}.sig`;
   await writeOutputFile(signaturePath, signature, { mode: 0o644 });

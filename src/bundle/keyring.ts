@@ -48,7 +48,7 @@ export function readKeyFiles(path: string, options: KeyringOptions = {}): KeyFil
     st = statSync(path);
   } catch (error) {
     throw new RickError('KEYRING_INVALID', `cannot read keyring ${path}: ${describe(error)}`, {
-      hint: 'put the release public key in /etc/rick/keys/ or pass --keyring',
+      hint: `put the release public key in ${path} or pass --keyring`,
     });
   }
   checkNotWritableByOthers(path, st, options);

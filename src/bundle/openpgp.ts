@@ -48,6 +48,8 @@ export async function generateSigningKey(options: KeygenOptions): Promise<Genera
 export async function readSigningKey(
   armored: string,
   passphrase: string | undefined,
+  /** The environment variable the passphrase was read from, for the hint. */
+  passphraseEnv = 'RICK_SIGNING_PASSPHRASE',
 ): Promise<openpgp.PrivateKey> {
   let key: openpgp.PrivateKey;
   try {
@@ -61,7 +63,7 @@ export async function readSigningKey(
       'KEY_INVALID',
       'the signing key is protected by a passphrase and none was given',
       {
-        hint: 'set the passphrase in the environment variable named by --passphrase-env',
+        hint: `set the passphrase in the environment variable ${passphraseEnv} (--passphrase-env NAME reads another)`,
       },
     );
   }

@@ -166,9 +166,12 @@ export interface ConfigProblem {
 export function parseConfigLines(text: string): {
   values: Record<string, string>;
   problems: ConfigProblem[];
+  /** The line (1-based) each key was set on, so that a refusal can point at it. */
+  lines: Record<string, number>;
 } {
   const values: Record<string, string> = {};
   const problems: ConfigProblem[] = [];
+  const lines: Record<string, number> = {};
   text.split('\n').forEach((raw, index) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
@@ -186,26 +189,65 @@ export function parseConfigLines(text: string): {
       value = value.slice(0, value.indexOf(' #')).trim();
     }
     if (key in values) {
-      problems.push({ path: key, message: `set twice (again on line ${index + 1})` });
+      problems.push({
+        path: `line ${lines[key]}: ${key}`,
+        message: `set twice (again on line ${index + 1})`,
+      });
       return;
     }
     values[key] = value;
+    lines[key] = index + 1;
   });
-  return { values, problems };
+  return { values, problems, lines };
+}
+
+/**
+ * Every key rick.conf may set. The hint lists them because a host has no
+ * README to look them up in; a test keeps the list equal to the schema.
+ */
+export const CONFIG_KEYS = [
+  'FEED',
+  'BUNDLES',
+  'CHANNEL',
+  'RANGE',
+  'METRICS_FILE',
+  'MAX_BUNDLE_BYTES',
+  'DOWNLOAD_TIMEOUT_SEC',
+  'FEED_TIMEOUT_SEC',
+  'INFRASTRUCTURE_GROUPS',
+  'POSTGRESQL_SOCKET_DIR',
+  'VALKEY_SOCKET',
+] as const;
+
+/** The keys the schema knows, for the test that keeps CONFIG_KEYS equal to them. */
+export function configSchemaKeys(): string[] {
+  configSchema ??= buildConfigSchema();
+  return Object.keys(configSchema.shape);
+}
+
+export const CONFIG_HINT = `fix the file and run again (nothing was changed): one KEY=value per line, # for comments; the keys are ${CONFIG_KEYS.join(', ')}`;
+
+/** "line N: KEY" when the key was set on a line, else the key alone (a required key that is missing). */
+export function configKeyAt(lines: Record<string, number>, key: string): string {
+  return key in lines ? `line ${lines[key]}: ${key}` : key;
 }
 
 /** Validates the text of rick.conf whole; throws CONFIG_INVALID naming every problem. */
 export function parseConfig(text: string, source: string, defaultMetricsFile: string): RickConfig {
-  const { values, problems } = parseConfigLines(text);
+  const { values, problems, lines } = parseConfigLines(text);
   configSchema ??= buildConfigSchema();
   const result = configSchema.safeParse(values);
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push({ path: key, message: 'unknown setting' });
+        for (const key of issue.keys) {
+          problems.push({ path: configKeyAt(lines, key), message: 'unknown setting' });
+        }
       } else {
+        const key = issue.path[0];
+        const path = issue.path.length ? issue.path.join('.') : '(file)';
         problems.push({
-          path: issue.path.length ? issue.path.join('.') : '(file)',
+          path: typeof key === 'string' && key in lines ? `line ${lines[key]}: ${path}` : path,
           message: issue.message,
         });
       }
@@ -214,12 +256,14 @@ export function parseConfig(text: string, source: string, defaultMetricsFile: st
   // Read by every install (parseInfrastructureGroups); judged here too, so
   // that `update` refuses a file an install would refuse.
   const groups = infrastructureGroupsFrom(values);
-  if (typeof groups === 'string') problems.push({ path: 'INFRASTRUCTURE_GROUPS', message: groups });
+  if (typeof groups === 'string') {
+    problems.push({ path: configKeyAt(lines, 'INFRASTRUCTURE_GROUPS'), message: groups });
+  }
   if (problems.length > 0 || !result.success) {
     throw new RickError(
       'CONFIG_INVALID',
       `${source}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
-      { hint: 'fix the file; its format is KEY=value per line, see the README' },
+      { hint: CONFIG_HINT },
     );
   }
   const c = result.data;
@@ -260,14 +304,16 @@ function infrastructureGroupsFrom(values: Record<string, string>): string[] | st
  * `update` alone, and a host installing by hand may have neither).
  */
 export function parseInfrastructureGroups(text: string, source: string): string[] {
-  const { values, problems } = parseConfigLines(text);
+  const { values, problems, lines } = parseConfigLines(text);
   const groups = infrastructureGroupsFrom(values);
-  if (typeof groups === 'string') problems.push({ path: 'INFRASTRUCTURE_GROUPS', message: groups });
+  if (typeof groups === 'string') {
+    problems.push({ path: configKeyAt(lines, 'INFRASTRUCTURE_GROUPS'), message: groups });
+  }
   if (problems.length > 0 || typeof groups === 'string') {
     throw new RickError(
       'CONFIG_INVALID',
       `${source}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
-      { hint: 'fix the file; its format is KEY=value per line, see the README' },
+      { hint: CONFIG_HINT },
     );
   }
   return groups;

@@ -59,7 +59,7 @@ export async function verifyIndexSignature(
   } catch (error) {
     if (isRickError(error) && error.code === 'SIGNATURE_INVALID') {
       throw new RickError('SIGNATURE_INVALID', `${source}: ${error.message}`, {
-        hint: 'the index must be signed by a key in /etc/rick/keys (rick-bundle index --key); nothing was changed',
+        hint: `the index must be signed by a key in ${keysDir} (rick-bundle index --key); nothing was changed`,
         cause: error,
       });
     }

@@ -137,7 +137,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     const configText = readText(paths.config);
     if (configText === undefined) {
       throw new RickError('CONFIG_INVALID', `${paths.config} does not exist`, {
-        hint: 'run installer/bootstrap.sh, or write the file by hand (see the README)',
+        hint: 'run bootstrap.sh (a release asset) or write it by hand: KEY=value lines, FEED= (a GitHub owner/name or an index URL) and BUNDLES= at least',
       });
     }
     const stateText = readText(paths.stateFile) ?? '';

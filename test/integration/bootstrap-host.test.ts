@@ -18,7 +18,7 @@ import {
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
 import { makeHostTree, repoRoot } from '../helpers/host-tree.js';
-import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
+import { diffTrees, expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
 
 const run = promisify(execFile);
 const bootstrap = join(repoRoot, 'installer/bootstrap.sh');
@@ -58,13 +58,19 @@ interface Result {
   stderr: string;
 }
 
-function runBootstrap(args: string[], log: string, extraBin?: string): Promise<Result> {
+function runBootstrap(
+  args: string[],
+  log: string,
+  extraBin?: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<Result> {
   return new Promise((resolve) => {
     const child = spawn('sh', [bootstrap, ...args], {
       env: {
         ...process.env,
         PATH: `${extraBin ? `${extraBin}:` : ''}${fakeBin}:${process.env.PATH ?? ''}`,
         FAKE_SYSTEMCTL_LOG: log,
+        ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -174,6 +180,24 @@ describe('bootstrap.sh', () => {
       expect(again.stdout).not.toContain('wrote /etc/rick/rick.conf');
       expect(again.stdout).toContain('nothing to do');
       expect(diffTrees(before, await snapshotTree(tree.root, { ignore }))).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('dearmors the key with a GnuPG home of its own: the user’s ~/.gnupg is neither read nor written', async () => {
+    const { tree, args, log } = await prepare();
+    const home = join(tree.work, 'home');
+    // A gpg.conf gpg refuses: read at all, it would fail the dearmoring.
+    await mkdir(join(home, '.gnupg'), { recursive: true, mode: 0o700 });
+    await writeFile(join(home, '.gnupg/gpg.conf'), 'no-such-option-of-gpg\n');
+    const before = await snapshotTree(home);
+    try {
+      const r = await runBootstrap(args, log, undefined, { HOME: home });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('bootstrap: signature of demo-1.0.0.tgz verified');
+      await expectTreeUnchanged(home, before);
     } finally {
       await tree.cleanup();
     }

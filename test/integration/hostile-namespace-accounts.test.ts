@@ -596,7 +596,7 @@ const accountCases: Case[] = [
     },
     code: 'CONFIG_INVALID',
     message:
-      /etc\/rick\/rick\.conf: INFRASTRUCTURE_GROUPS: must be group names separated by spaces or commas \(not "0"\)/,
+      /etc\/rick\/rick\.conf: line 1: INFRASTRUCTURE_GROUPS: must be group names separated by spaces or commas \(not "0"\)/,
   },
 ];
 

@@ -60,6 +60,9 @@ describe('rick-bundle keygen', () => {
     expect(without.stderr).toMatch(
       /error KEY_INVALID: the signing key is protected by a passphrase/,
     );
+    expect(without.stderr).toContain(
+      'hint: set the passphrase in the environment variable RICK_SIGNING_PASSPHRASE',
+    );
     const wrong = await runBundleCli(['sign', bundle, '--key', join(out, 'signing-key.asc')], {
       env: { PATH: process.env.PATH, RICK_SIGNING_PASSPHRASE: 'wrong' },
     });

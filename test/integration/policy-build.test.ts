@@ -284,15 +284,15 @@ describe('rick-bundle build --policy FILE', () => {
     await noOutput();
   });
 
-  it('the Authentik bundle passes restricted with exactly its grant, which the README shows', async () => {
+  it('the Authentik bundle passes restricted with exactly its grant, which docs/feeds.md shows', async () => {
     const grant = await readFile(join(repoRoot, 'bundles/authentik/policy.conf'), 'utf8');
     const lines = grant.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
     expect(lines).toEqual([
       'GROUPS=postgres-clients valkey-clients',
       'PATHS=/var/lib/authentik:rw /var/run/postgresql:rw /var/run/valkey:rw',
     ]);
-    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
-    for (const line of lines) expect(readme).toContain(line);
+    const firstHost = await readFile(join(repoRoot, 'docs/feeds.md'), 'utf8');
+    for (const line of lines) expect(firstHost).toContain(line);
     const policy = join(work, 'authentik.conf');
     await writeFile(policy, grant);
     const r = await build(join(repoRoot, 'bundles/authentik'), ['--policy', policy]);

@@ -317,7 +317,7 @@ describe('rick-install update', () => {
       await expectRefused(
         s,
         ExitCode.usage,
-        /error CONFIG_INVALID: .*CHANNEL: must be stable or prerelease; RANGE: must be a semver range/,
+        /error CONFIG_INVALID: .*line 4: CHANNEL: must be stable or prerelease; line 5: RANGE: must be a semver range/,
       );
     });
   });

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { RickError } from '../../src/errors.js';
 import {
+  CONFIG_KEYS,
+  configSchemaKeys,
   feedUrlFor,
   parseConfig,
   parseConfigLines,
   parseInfrastructureGroups,
 } from '../../src/feed/config.js';
+import { parseSocketConfig } from '../../src/host/database/sockets.js';
 
 const DEFAULT_METRICS = '/var/lib/prometheus/node-exporter/rick.prom';
 
@@ -94,21 +97,50 @@ describe('rick.conf', () => {
     expect(error.exitCode).toBe(2);
     for (const part of [
       'line 5: expected KEY=value',
-      'FEED: must be a GitHub owner/name or an http(s):// URL',
+      'line 1: FEED: must be a GitHub owner/name or an http(s):// URL',
       'BUNDLES: is required',
-      'CHANNEL: must be stable or prerelease',
-      'RANGE: must be a semver range',
-      'BOGUS: unknown setting',
-      'MAX_BUNDLE_BYTES: must be a whole number',
-      'METRICS_FILE: must be an absolute path',
+      'line 2: CHANNEL: must be stable or prerelease',
+      'line 3: RANGE: must be a semver range',
+      'line 4: BOGUS: unknown setting',
+      'line 6: MAX_BUNDLE_BYTES: must be a whole number',
+      'line 7: METRICS_FILE: must be an absolute path',
     ]) {
       expect(error.message).toContain(part);
     }
+    // A missing key has no line to point at.
+    expect(error.message).not.toMatch(/line \d+: BUNDLES/);
+    // The host has no README: the hint itself lists every key.
+    expect(error.hint).toBe(
+      `fix the file and run again (nothing was changed): one KEY=value per line, # for comments; the keys are ${CONFIG_KEYS.join(', ')}`,
+    );
+    expect(error.hint).not.toContain('README');
+  });
+
+  it('accepts every key its hint lists, and lists every key', () => {
+    expect([...configSchemaKeys()].sort()).toEqual([...CONFIG_KEYS].sort());
+    const values: Record<string, string> = {
+      FEED: 'acme/releases',
+      BUNDLES: 'authentik',
+      CHANNEL: 'stable',
+      RANGE: '^1',
+      METRICS_FILE: '',
+      MAX_BUNDLE_BYTES: '1024',
+      DOWNLOAD_TIMEOUT_SEC: '10',
+      FEED_TIMEOUT_SEC: '10',
+      INFRASTRUCTURE_GROUPS: 'postgres-clients',
+      POSTGRESQL_SOCKET_DIR: '/var/run/postgresql',
+      VALKEY_SOCKET: '/var/run/valkey/valkey.sock',
+    };
+    expect(Object.keys(values)).toEqual([...CONFIG_KEYS]);
+    const text = CONFIG_KEYS.map((k) => `${k}=${values[k]}`).join('\n');
+    expect(parseConfig(text, '/etc/rick/rick.conf', DEFAULT_METRICS).bundles).toEqual([
+      'authentik',
+    ]);
   });
 
   it('refuses a setting given twice and an empty bundle list', () => {
     const error = refusal('FEED=a/b\nFEED=c/d\nBUNDLES= , \n');
-    expect(error.message).toContain('FEED: set twice (again on line 2)');
+    expect(error.message).toContain('line 1: FEED: set twice (again on line 2)');
     expect(error.message).toContain('BUNDLES: must name at least one bundle');
   });
 
@@ -122,6 +154,7 @@ describe('rick.conf', () => {
     expect(parseConfigLines('A=1\n  # c\nB = 2\n')).toEqual({
       values: { A: '1' },
       problems: [{ path: 'line 3', message: 'expected KEY=value' }],
+      lines: { A: 1 },
     });
   });
 
@@ -156,7 +189,11 @@ describe('INFRASTRUCTURE_GROUPS', () => {
 
   it('refuses what is not a group name, root included, for an install and for update', () => {
     for (const run of [
-      () => parseInfrastructureGroups('INFRASTRUCTURE_GROUPS=root 0 ../x\n', '/etc/rick/rick.conf'),
+      () =>
+        parseInfrastructureGroups(
+          'FEED=acme/x\nBUNDLES=a\nINFRASTRUCTURE_GROUPS=root 0 ../x\n',
+          '/etc/rick/rick.conf',
+        ),
       () =>
         parseConfig(
           'FEED=acme/x\nBUNDLES=a\nINFRASTRUCTURE_GROUPS=root 0 ../x\n',
@@ -165,8 +202,24 @@ describe('INFRASTRUCTURE_GROUPS', () => {
         ),
     ]) {
       expect(run).toThrow(
-        '/etc/rick/rick.conf: INFRASTRUCTURE_GROUPS: must be group names separated by spaces or commas (not "root", "0", "../x")',
+        '/etc/rick/rick.conf: line 3: INFRASTRUCTURE_GROUPS: must be group names separated by spaces or commas (not "root", "0", "../x")',
       );
     }
+  });
+});
+
+describe('the socket keys of rick.conf', () => {
+  it('name the line of a bad socket path, and list the keys in the hint', () => {
+    let error: unknown;
+    try {
+      parseSocketConfig('# c\nVALKEY_SOCKET=relative/x\n', '/etc/rick/rick.conf');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(RickError);
+    expect((error as RickError).message).toBe(
+      '/etc/rick/rick.conf: line 2: VALKEY_SOCKET: must be an absolute path without a trailing /',
+    );
+    expect((error as RickError).hint).toContain('the keys are FEED, BUNDLES,');
   });
 });

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { pathProblem } from '../../bundle/needs.js';
 import { describe, RickError } from '../../errors.js';
-import { parseConfigLines } from '../../feed/config.js';
+import { CONFIG_HINT, configKeyAt, parseConfigLines } from '../../feed/config.js';
 
 export const DEFAULT_POSTGRESQL_SOCKET_DIR = '/var/run/postgresql';
 export const DEFAULT_VALKEY_SOCKET = '/var/run/valkey/valkey.sock';
@@ -26,7 +26,7 @@ export function postgresqlSocket(config: SocketConfig): string {
 
 /** The two keys from rick.conf's text; throws CONFIG_INVALID naming every problem. */
 export function parseSocketConfig(text: string, source: string): SocketConfig {
-  const { values, problems } = parseConfigLines(text);
+  const { values, problems, lines } = parseConfigLines(text);
   const config: SocketConfig = {
     postgresqlSocketDir: values.POSTGRESQL_SOCKET_DIR ?? DEFAULT_POSTGRESQL_SOCKET_DIR,
     valkeySocket: values.VALKEY_SOCKET ?? DEFAULT_VALKEY_SOCKET,
@@ -36,13 +36,13 @@ export function parseSocketConfig(text: string, source: string): SocketConfig {
     ['VALKEY_SOCKET', config.valkeySocket],
   ] as const) {
     const problem = pathProblem(value);
-    if (problem) problems.push({ path: key, message: problem });
+    if (problem) problems.push({ path: configKeyAt(lines, key), message: problem });
   }
   if (problems.length) {
     throw new RickError(
       'CONFIG_INVALID',
       `${source}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
-      { hint: 'fix the file; its format is KEY=value per line, see the README' },
+      { hint: CONFIG_HINT },
     );
   }
   return config;
