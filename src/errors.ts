@@ -152,7 +152,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.drift, 'live files differ from their generation (`verify`)'],
   [
     ExitCode.feed,
-    'release feed unreachable or malformed, or an index older than the last accepted',
+    'release feed unreachable or malformed, or an index older than the last accepted or issued in the future',
   ],
   [
     ExitCode.imagePull,
