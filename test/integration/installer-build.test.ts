@@ -123,7 +123,8 @@ describe('the single-file installer', () => {
     const start = Math.min(undici.at, rest.at);
     for (const code of [text.slice(0, start), rest.code, undici.code]) {
       const specifiers = [
-        ...code.matchAll(/\bimport\s*(?:[\w*{][^;'"]*?from\s*)?["']([^"']+)["']/g),
+        // Not the word inside a string ("import" as a Caddy directive's name).
+        ...code.matchAll(/(?<!["'])\bimport\s*(?:[\w*{][^;'"]*?from\s*)?["']([^"']+)["']/g),
         ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
         // The parts are scripts run by vm.Script: they load modules with require().
         ...code.matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g),
