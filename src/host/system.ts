@@ -38,6 +38,14 @@ export interface UnitState {
 export interface Systemctl {
   daemonReload(): Promise<void>;
   /**
+   * `systemctl reset-failed`: forgets the units' failed state and their start
+   * rate limit. A unit that crash-looped past StartLimitBurst refuses even an
+   * explicit start ("Start request repeated too quickly") until the interval
+   * passes, so a restore that restarts it must reset it first. Best effort:
+   * a unit systemd does not know has nothing to reset.
+   */
+  resetFailed(units: readonly string[]): Promise<void>;
+  /**
    * Queues a restart (a start, when inactive) of every unit in ONE systemd
    * transaction, `systemctl restart --no-block`: it returns once the jobs
    * are queued, and fails only when systemd refuses the transaction. A
@@ -196,6 +204,9 @@ export function systemctlOn(runner: CommandRunner): Systemctl {
   return {
     daemonReload: async () => {
       await systemctl(['daemon-reload']);
+    },
+    resetFailed: async (units) => {
+      if (units.length) await runner.run('systemctl', ['reset-failed', '--', ...units]);
     },
     restart: async (units) => {
       if (units.length) await systemctl(['restart', '--no-block', '--', ...units]);

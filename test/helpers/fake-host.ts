@@ -100,8 +100,6 @@ interface LoopState {
   nextCrashMs: number;
   /** Auto-restart pending until then (ActiveState=activating, MainPID=0). */
   restartingUntilMs: number | undefined;
-  /** Monotonic times of the unit's starts, for the start limit. */
-  starts: number[];
 }
 
 /** Jobs queued by one `systemctl restart --no-block`, done at `dueMs`. */
@@ -139,6 +137,13 @@ export class FakeHost implements Host {
   tmpfilesError: Error | undefined;
   /** Units active now, with their main PID (a restart gives a new one). */
   readonly active = new Map<string, number>();
+  /**
+   * Monotonic times of each unit's recent starts, explicit and automatic:
+   * systemd's start rate limit counts both, and refuses an explicit start too
+   * once StartLimitBurst starts fell within StartLimitIntervalSec, until the
+   * interval passes or `reset-failed`.
+   */
+  private readonly recentStarts = new Map<string, number[]>();
   /** systemd's NRestarts of each unit (automatic restarts since the last explicit start). */
   readonly nRestarts = new Map<string, number>();
   /**
@@ -319,6 +324,14 @@ export class FakeHost implements Host {
         failedJobs.add(unit);
         continue;
       }
+      if (this.startLimitHit(unit)) {
+        this.active.delete(unit);
+        this.failed.add(unit);
+        this.write(unit, `${unit}: Start request repeated too quickly.`);
+        this.write(unit, `${unit}: Failed with result 'start-limit-hit'.`);
+        failedJobs.add(unit);
+        continue;
+      }
       this.failed.delete(unit);
       // An explicit start: systemd counts automatic restarts from here.
       this.nRestarts.set(unit, 0);
@@ -329,7 +342,6 @@ export class FakeHost implements Host {
         this.loops.set(unit, {
           nextCrashMs: this.monoMs + loop.everyMs,
           restartingUntilMs: undefined,
-          starts: [this.monoMs],
         });
       }
     }
@@ -392,20 +404,29 @@ export class FakeHost implements Host {
     loop.restartingUntilMs = this.monoMs + RESTART_SEC_MS;
   }
 
+  /** Records a start now, unless the unit's start rate limit refuses it (true). */
+  private startLimitHit(unit: string): boolean {
+    const recent = (this.recentStarts.get(unit) ?? []).filter(
+      (t) => this.monoMs - t < START_LIMIT_INTERVAL_MS,
+    );
+    if (recent.length >= START_LIMIT_BURST) return true;
+    recent.push(this.monoMs);
+    this.recentStarts.set(unit, recent);
+    return false;
+  }
+
   private autoRestart(unit: string, loop: LoopState): void {
     loop.restartingUntilMs = undefined;
     const n = (this.nRestarts.get(unit) ?? 0) + 1;
     this.nRestarts.set(unit, n);
     this.write(unit, `${unit}: Scheduled restart job, restart counter is at ${n}.`);
-    loop.starts = loop.starts.filter((t) => this.monoMs - t < START_LIMIT_INTERVAL_MS);
-    if (loop.starts.length >= START_LIMIT_BURST) {
+    if (this.startLimitHit(unit)) {
       this.loops.delete(unit);
       this.failed.add(unit);
       this.write(unit, `${unit}: Start request repeated too quickly.`);
       this.write(unit, `${unit}: Failed with result 'start-limit-hit'.`);
       return;
     }
-    loop.starts.push(this.monoMs);
     this.active.set(unit, this.nextPid++);
     this.write(unit, `Started ${unit}.`);
     loop.nextCrashMs = this.monoMs + (this.crashLoops.get(unit)?.everyMs ?? 1000);
@@ -482,6 +503,14 @@ export class FakeHost implements Host {
           throw new Error('fake: daemon-reload failed');
         }
         await this.loadUnits();
+      },
+      // systemd forgets the failed state and the start rate limit.
+      resetFailed: async (units) => {
+        this.catchUp();
+        for (const unit of units) {
+          this.failed.delete(unit);
+          this.recentStarts.delete(unit);
+        }
       },
       // `systemctl restart --no-block`: the jobs are queued, the stops run,
       // the starts complete later; systemctl itself reports nothing of them.

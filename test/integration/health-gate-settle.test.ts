@@ -109,6 +109,30 @@ describe('the settle period: a unit passes only after staying up', () => {
     expect((await host.systemctl!.state(APP)).activeState).toBe('active');
   });
 
+  it("a crash loop that reaches systemd's start limit is still rolled back: the restore resets the unit before restarting it", async () => {
+    const host = await installedV1();
+    // Exits 50 ms after each start: five starts within 10 s before the gate's
+    // second sample, and systemd refuses even an explicit start after that
+    // ("Start request repeated too quickly") until reset-failed.
+    host.crashLoop(APP, {
+      everyMs: 50,
+      whileGeneration: 2,
+      lines: ['demo-app[77]: Error: unknown command "bogus" for "demo"'],
+    });
+    const r = await installV2(host);
+    expect(r.stdout).toContain(`${APP}: Failed with result 'start-limit-hit'.`);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `error ROLLED_BACK: demo 2\\.0\\.0 failed its health gate: ${APP.replace('.', '\\.')} (restarted \\d+ times during the gate|failed)`,
+      ),
+    );
+    expect(r.code).toBe(ExitCode.rolledBack);
+    expect(await liveGeneration(tree.root)).toBe('generations/1');
+    expect((await host.systemctl!.state(APP)).activeState).toBe('active');
+    const state = await stateOf(tree.root);
+    expect(state.bundles.demo).toMatchObject({ installed: '1.0.0', quarantined: ['2.0.0'] });
+  });
+
   it('a unit that crashes 4 s after its start, inside the settle period, fails: it read active at once and would have passed without it', async () => {
     const host = await installedV1();
     host.crashLoop(APP, { everyMs: 4000, whileGeneration: 2 });
