@@ -382,9 +382,6 @@ async function runSteps(
   const systemctl = host.systemctl!;
   const ran: string[][] = [];
   const throughPod = new Set<string>();
-  // A unit that crash-looped past its start limit (a failed release's, put
-  // back here) refuses even this restart until systemd forgets it.
-  await systemctl.resetFailed([...new Set([...plan.steps.flat(), ...plan.restarted])]);
   for (const step of plan.steps) {
     let units = step;
     let waitFor = [
@@ -412,6 +409,9 @@ async function runSteps(
     const wait = [...new Set(waitFor)];
     for (const u of wait) activation.queuedAt.set(u, host.clock.monotonicMs());
     try {
+      // A unit that crash-looped past its start limit (a failed release's,
+      // put back here) refuses even this start until systemd forgets it.
+      await systemctl.resetFailed(wait);
       await systemctl.restart(units);
     } catch (error) {
       return { ran, error };
