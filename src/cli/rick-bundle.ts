@@ -14,9 +14,9 @@ import { registerKeygen } from '../commands/keygen.js';
 import { registerIndex } from '../commands/release-index.js';
 import { registerSign } from '../commands/sign.js';
 import { registerVerify } from '../commands/verify.js';
-import { ExitCode, formatExitCodes } from '../errors.js';
+import { ExitCode } from '../errors.js';
 import { type CommandRunner, realCommandRunner } from '../io/exec.js';
-import { addVersionOption, markRequiredOptions } from './help.js';
+import { addExitCodes, addVersionOption, markRequiredOptions } from './help.js';
 import { type Output, processOutput, runProgram } from './run.js';
 
 export interface BundleProgramDeps {
@@ -60,8 +60,8 @@ export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command 
     .description(
       'Build, sign and verify rick bundles of Podman Quadlet services, and write the signed release index.',
     )
-    .option('--debug', 'print stack traces of errors')
-    .addHelpText('after', `\nExit codes:\n${formatExitCodes(bundleExitCodes)}\n`);
+    .option('--debug', 'print stack traces of errors');
+  addExitCodes(program, bundleExitCodes);
   // `build --version X` is the bundle's version: the program's own --version
   // is read only before the command name.
   addVersionOption(program).enablePositionalOptions();

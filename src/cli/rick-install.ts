@@ -16,10 +16,9 @@ import { statusCommand } from '../commands/status.js';
 import { unquarantineCommand } from '../commands/unquarantine.js';
 import { updateCommand } from '../commands/update.js';
 import { verifyDriftCommand } from '../commands/verify-drift.js';
-import { formatExitCodes } from '../errors.js';
 import { defaultValidateUnits, type InstallerDeps } from '../host/install.js';
 import { realHost } from '../host/system.js';
-import { addVersionOption, markRequiredOptions } from './help.js';
+import { addExitCodes, addVersionOption, markRequiredOptions } from './help.js';
 import { processOutput, runProgram } from './run.js';
 import { handleStopSignals } from './signals.js';
 
@@ -57,8 +56,8 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
         '`rick-install <bundle.tgz>` is short for `rick-install install <bundle.tgz>`.\n' +
         'Every command takes --root DIR to operate on an offline tree (no systemctl).',
     )
-    .option('--debug', 'print stack traces of errors')
-    .addHelpText('after', `\nExit codes:\n${formatExitCodes()}\n`);
+    .option('--debug', 'print stack traces of errors');
+  addExitCodes(program);
   program.addCommand(installCommand(deps), { isDefault: true });
   program.addCommand(adoptCommand(deps));
   program.addCommand(planCommand(deps));
