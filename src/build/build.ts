@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { outputName, resolveVariables, templateKinds } from '../build/definition.js';
 import { writeOutputFile } from '../build/output-file.js';
 import {
   type BundlePlan,
   checkVersion,
   fillSampleFacts,
+  INSTALLER_COMPLETION_PATH,
+  INSTALLER_MAN_PATH,
   planBundle,
   type RenderedFile,
 } from '../build/plan.js';
@@ -74,6 +76,43 @@ async function readInstaller(path: string, isDefault: boolean): Promise<Buffer> 
       },
     );
   }
+}
+
+/**
+ * The installer's manual page and completion, beside it: required beside the
+ * default installer (`npm run build` writes them), shipped when present
+ * beside one given with --installer.
+ */
+async function readInstallerDocs(
+  installerPath: string,
+  isDefault: boolean,
+): Promise<{ manPage: Buffer; completion: Buffer } | undefined> {
+  const dir = dirname(installerPath);
+  const names = [basename(INSTALLER_MAN_PATH), basename(INSTALLER_COMPLETION_PATH)] as const;
+  const read = await Promise.all(
+    names.map((name) =>
+      readFile(join(dir, name)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw new RickError(
+          'INPUT_NOT_FOUND',
+          `cannot read ${join(dir, name)}: ${describe(error)}`,
+        );
+      }),
+    ),
+  );
+  const [manPage, completion] = read;
+  if (manPage && completion) return { manPage, completion };
+  if (!manPage && !completion && !isDefault) return undefined;
+  const missing = names.filter((_, i) => read[i] === undefined).map((n) => join(dir, n));
+  throw new RickError(
+    'INPUT_NOT_FOUND',
+    `the installer's manual page and completion must lie beside it: ${missing.join(', ')} missing`,
+    {
+      hint: isDefault
+        ? 'run `npm run build` first (scripts/generate-manuals.mjs writes them)'
+        : `copy rick-install.1 and rick-install.bash of the same build beside ${installerPath}, or neither`,
+    },
+  );
 }
 
 async function checkUnits(
@@ -219,6 +258,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     ? resolve(deps.cwd, options.installer)
     : join(deps.repoRoot, 'dist/installer/rick-install.cjs');
   const installer = await readInstaller(installerPath, options.installer === undefined);
+  const installerDocs = await readInstallerDocs(installerPath, options.installer === undefined);
   const info = await readSourceInfo({
     bundleDir,
     env: deps.env,
@@ -282,6 +322,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
       })),
     })),
     installer,
+    ...(installerDocs === undefined ? {} : { installerDocs }),
     ...(source.definition.needs === undefined
       ? {}
       : { needs: renderNeeds(source.definition.needs, context, renderer.renderString) }),

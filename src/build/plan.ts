@@ -44,6 +44,14 @@ import { checkDeclaredNeeds, type NeedsCheck } from './needs-check.js';
 export const REQUIRED_PODMAN = '5.3.0';
 
 export const INSTALLER_PATH = 'installer/rick-install.cjs';
+/**
+ * The installer's manual page and bash completion, shipped beside it (built
+ * from its program by scripts/generate-manuals.mjs); bootstrap.sh installs
+ * them on a host. Of kind `installer`: hosts take only INSTALLER_PATH of that
+ * kind into a generation, so installers that predate them read such bundles.
+ */
+export const INSTALLER_MAN_PATH = 'installer/rick-install.1';
+export const INSTALLER_COMPLETION_PATH = 'installer/rick-install.bash';
 
 export interface RenderedFile {
   kind: TemplateKind;
@@ -70,6 +78,8 @@ export interface PlanInput {
   files: readonly RenderedFile[];
   services: readonly ServiceDefinition[];
   installer: Buffer;
+  /** The installer's manual page and bash completion, when shipped with it. */
+  installerDocs?: { manPage: Buffer; completion: Buffer };
   /** The rendered `needs` of bundle.yaml (absent: none declared). */
   needs?: Record<string, unknown>;
 }
@@ -166,6 +176,12 @@ export function planBundle(input: PlanInput): BundlePlan {
   const kinds = new Map<string, FileKind>([
     ...input.files.map((f) => [`${fileKindDirs[f.kind]}/${f.name}`, f.kind] as const),
     [INSTALLER_PATH, 'installer'],
+    ...(input.installerDocs
+      ? ([
+          [INSTALLER_MAN_PATH, 'installer'],
+          [INSTALLER_COMPLETION_PATH, 'installer'],
+        ] as const)
+      : []),
   ]);
   const malformed: string[] = [];
   const misplaced: string[] = [];
@@ -239,9 +255,15 @@ export function planBundle(input: PlanInput): BundlePlan {
       mode: modes[f.kind],
     })),
     { path: INSTALLER_PATH, data: input.installer, mode: modes.installer },
+    ...(input.installerDocs
+      ? [
+          { path: INSTALLER_MAN_PATH, data: input.installerDocs.manPage, mode: 0o644 },
+          { path: INSTALLER_COMPLETION_PATH, data: input.installerDocs.completion, mode: 0o644 },
+        ]
+      : []),
   ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const kindOf = (path: string): FileKind =>
-    path === INSTALLER_PATH
+    path.startsWith(`${fileKindDirs.installer}/`)
       ? 'installer'
       : (input.files.find((f) => `${fileKindDirs[f.kind]}/${f.name}` === path)?.kind ?? 'quadlet');
   const files: FileEntry[] = entries.map((e) => ({

@@ -33,7 +33,10 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--out <dir>', 'where to write the bundle', '.')
-    .option('--installer <file>', 'the rick-install.cjs to ship (default: dist/installer/)')
+    .option(
+      '--installer <file>',
+      'the rick-install.cjs to ship, with the rick-install.1 and rick-install.bash beside it when there (default: dist/installer/)',
+    )
     .option('--source-commit <sha>', 'the source commit to record (default: $GITHUB_SHA, git HEAD)')
     .option(
       '--templates <dir>',
