@@ -17,7 +17,8 @@
 #    until all are there (a grant alone missing is asked for in step 5);
 # 4. installs the release key into /etc/rick/keys (root, 0644, directory 0755),
 #    writes /etc/rick/rick.conf, installs rick-update.timer/.service into
-#    /etc/systemd/system;
+#    /etc/systemd/system, and the installer's manual page and bash completion
+#    (when the bundle carries them) into /usr/local/share;
 #    with --caddy, adds to /etc/caddy/Caddyfile the one line that imports the
 #    Caddy sites of rick's bundles, and says so (the Caddyfile is the
 #    operator's: without --caddy it is only read, and a missing line noted);
@@ -179,6 +180,17 @@ installer="$work/installer/rick-install.cjs"
 if [ ! -f "$installer" ] || [ -L "$installer" ]; then
   die "installer/rick-install.cjs is not a regular file"
 fi
+# Its manual page and bash completion, in bundles built since they exist
+# (a bundle without them is installed all the same).
+docs=0
+if tar -xzf "$bundle" -C "$work" installer/rick-install.1 installer/rick-install.bash 2>/dev/null; then
+  for doc in "$work/installer/rick-install.1" "$work/installer/rick-install.bash"; do
+    if [ ! -f "$doc" ] || [ -L "$doc" ]; then
+      die "installer/$(basename "$doc") is not a regular file"
+    fi
+  done
+  docs=1
+fi
 
 # 3. What the host must provide (groups, users, secrets; podman, Caddy), all
 #    checked and named at once by the installer's plan before anything is
@@ -319,6 +331,24 @@ SystemCallArchitectures=native
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 # Not MemoryDenyWriteExecute: Node's JIT needs writable executable memory.
 UNIT
+
+# `man rick-install` and the completion of `rick-install` in bash, copied from
+# the verified bundle where man-db (MANDATORY_MANPATH) and bash-completion's
+# on-demand loader (XDG_DATA_DIRS) look first for what is installed locally.
+# Copies, not links into the live generation: a generation keeps only the
+# installer itself. They describe the installer of the bootstrap bundle; run
+# bootstrap.sh with a newer bundle to refresh them.
+install_doc() {
+  if ! cmp -s "$1" "$root$2" 2>/dev/null; then
+    install -d -m 0755 "$(dirname "$root$2")"
+    install -m 0644 "$1" "$root$2"
+    echo "bootstrap: installed $2"
+  fi
+}
+if [ "$docs" -eq 1 ]; then
+  install_doc "$work/installer/rick-install.1" /usr/local/share/man/man1/rick-install.1
+  install_doc "$work/installer/rick-install.bash" /usr/local/share/bash-completion/completions/rick-install
+fi
 
 # Caddy serves the bundles' sites from /etc/caddy/rick, a link into the live
 # generation, through one line of the host's Caddyfile; RICK_CADDY_SITES lets

@@ -8,8 +8,10 @@
 # cluster each test starts itself with initdb and pg_ctl on a temporary
 # socket directory; the package's own cluster is not used) and redis-server
 # (Valkey's stand-in for the pre-flight's PING: Debian 12 has no valkey
-# package, and both answer the same PING on a unix socket), the npm
-# dependencies, and podman 5.4's quadlet generator unpacked under .cache
+# package, and both answer the same PING on a unix socket), mandoc (the
+# generated manual pages are linted with `mandoc -T lint`), bash-completion
+# (a test loads the generated completions through its on-demand loader), the
+# npm dependencies, and podman 5.4's quadlet generator unpacked under .cache
 # (nothing else of podman is installed).
 # Idempotent; run it from anywhere.
 set -eu
@@ -24,6 +26,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
+[ -f /usr/share/bash-completion/bash_completion ] || missing="$missing bash-completion"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install:$missing (as root: apt-get install$missing)" >&2
@@ -55,4 +59,28 @@ for prog in rick-bundle rick-install; do
   fi
 done
 [ -z "$linked" ] || echo "setup: linked$linked into $bin_dir"
+
+# Their manual pages and bash completions (npm run build writes them under
+# dist/), linked the same way: /usr/local/share/man is on man-db's
+# MANDATORY_MANPATH, and bash-completion loads a command's completion on its
+# first TAB from <dir>/bash-completion/completions/<command> for each dir of
+# XDG_DATA_DIRS (default /usr/local/share:/usr/share); /etc/bash_completion.d
+# is its older directory, read whole at every shell's start.
+if [ "$(id -u)" -eq 0 ]; then
+  for prog in rick-bundle rick-install; do
+    for pair in "dist/man/man1/$prog.1 /usr/local/share/man/man1/$prog.1" \
+      "dist/bash-completion/completions/$prog /usr/local/share/bash-completion/completions/$prog"; do
+      target="$(pwd)/${pair%% *}"
+      link="${pair#* }"
+      if { [ ! -e "$link" ] && [ ! -L "$link" ]; } ||
+        case "$(readlink "$link" 2>/dev/null)" in */"${pair%% *}") true ;; *) false ;; esac; then
+        mkdir -p "$(dirname "$link")"
+        ln -sfn "$target" "$link"
+      else
+        echo "setup: $link is not a link into a checkout's dist/; left as it is" >&2
+      fi
+    done
+  done
+  echo "setup: linked the manual pages and bash completions into /usr/local/share (man rick-install)"
+fi
 echo "setup: done"

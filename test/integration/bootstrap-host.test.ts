@@ -27,6 +27,9 @@ let dir: string;
 let key: TestKey;
 let otherKey: TestKey;
 let installerBytes: Buffer;
+/** The installer's manual page and completion, as npm run build wrote them beside it. */
+let manPage: Buffer;
+let completion: Buffer;
 let fakeBin: string;
 
 beforeAll(async () => {
@@ -39,6 +42,8 @@ beforeAll(async () => {
     join(dir, 'rick-install.cjs'),
   ]);
   installerBytes = await readFile(join(dir, 'rick-install.cjs'));
+  manPage = await readFile(join(repoRoot, 'dist/installer/rick-install.1'));
+  completion = await readFile(join(repoRoot, 'dist/installer/rick-install.bash'));
   fakeBin = join(dir, 'bin');
   await mkdir(fakeBin);
   await writeFile(
@@ -93,8 +98,11 @@ function withBundle(args: string[], file: string): string[] {
   return out;
 }
 
-/** A signed demo bundle carrying the single-file installer, and a fresh host tree. */
-async function prepare(by: TestKey = key) {
+/**
+ * A signed demo bundle carrying the single-file installer (with its manual
+ * page and completion unless `docs` is false), and a fresh host tree.
+ */
+async function prepare(by: TestKey = key, { docs = true }: { docs?: boolean } = {}) {
   // The tree helper writes keys and secrets; bootstrap must install the key itself.
   const tree = await makeHostTree(key, { grants: {} });
   await rm(join(tree.root, 'etc/rick/keys'), { recursive: true });
@@ -103,6 +111,12 @@ async function prepare(by: TestKey = key) {
     files: [
       ...sampleFiles('demo', 'v1'),
       { path: 'installer/rick-install.cjs', content: installerBytes, mode: 0o755 },
+      ...(docs
+        ? [
+            { path: 'installer/rick-install.1', content: manPage, mode: 0o644 },
+            { path: 'installer/rick-install.bash', content: completion, mode: 0o644 },
+          ]
+        : []),
     ],
   });
   const keyFile = join(tree.work, 'release.asc');
@@ -167,6 +181,20 @@ describe('bootstrap.sh', () => {
         join(tree.root, 'var/lib/rick/current/installer/rick-install.cjs'),
       );
       expect(live.equals(installerBytes)).toBe(true);
+      // `man rick-install` and its bash completion, from the verified bundle.
+      const manFile = join(tree.root, 'usr/local/share/man/man1/rick-install.1');
+      const completionFile = join(
+        tree.root,
+        'usr/local/share/bash-completion/completions/rick-install',
+      );
+      expect((await readFile(manFile)).equals(manPage)).toBe(true);
+      expect((await readFile(completionFile)).equals(completion)).toBe(true);
+      expect((await stat(manFile)).mode & 0o777).toBe(0o644);
+      expect((await stat(completionFile)).mode & 0o777).toBe(0o644);
+      expect(r.stdout).toContain('bootstrap: installed /usr/local/share/man/man1/rick-install.1');
+      expect(r.stdout).toContain(
+        'bootstrap: installed /usr/local/share/bash-completion/completions/rick-install',
+      );
       const state = await readState(join(tree.root, 'var/lib/rick/state.json'));
       expect(state.bundles.demo?.installed).toBe('1.0.0');
       expect(await readFile(log, 'utf8')).toBe(`--root=${tree.root} enable rick-update.timer\n`);
@@ -178,8 +206,25 @@ describe('bootstrap.sh', () => {
       const again = await runBootstrap(args, log);
       expect(again.code).toBe(0);
       expect(again.stdout).not.toContain('wrote /etc/rick/rick.conf');
+      expect(again.stdout).not.toContain('bootstrap: installed /usr/local/share');
       expect(again.stdout).toContain('nothing to do');
       expect(diffTrees(before, await snapshotTree(tree.root, { ignore }))).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  it('bootstraps from a bundle without the manual page and completion (built before they were), installing neither', async () => {
+    const { tree, args, log } = await prepare(key, { docs: false });
+    try {
+      const r = await runBootstrap(args, log);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('installed demo 1.0.0 as generation 1');
+      expect(r.stdout).not.toContain('/usr/local/share');
+      await expect(stat(join(tree.root, 'usr/local/share/man'))).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
     } finally {
       await tree.cleanup();
     }
