@@ -64,7 +64,8 @@ export function renderManPage(
   const name = program.name;
   const [summary = '', ...rest] = program.description.split('\n');
   const lines: string[] = [
-    `.\\" ${name}(1), generated from the program's definition by scripts/generate-manuals.mjs; do not edit.`,
+    `.\\" ${name}(1), generated from the program's definition`,
+    '.\\" by scripts/generate-manuals.mjs; do not edit.',
     `.TH ${quoted(roff(name.toUpperCase()))} 1 ${quoted(options.date)} ${quoted(`rick ${options.version}`)} "rick manual"`,
     // No hyphenation: option names and paths must read as typed.
     '.nh',

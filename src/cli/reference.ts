@@ -76,10 +76,12 @@ export interface ProgramReference {
 /**
  * What a value is, from the name its definition gives it: `<bundle.tgz>`
  * and `<bundle>` are bundle tarballs, `<dir>` and `<bundle-dir>`
- * directories, `<file>` and `<path>` files; anything else a word.
+ * directories, `<file>` and `<path>` files (and their plurals); anything
+ * else a word.
  */
 export function valueKindOf(valueName: string): ValueKind {
-  const name = valueName.toLowerCase();
+  // A variadic argument's name is plural: <dirs...>, <files...>.
+  const name = valueName.toLowerCase().replace(/s$/, '');
   if (name.endsWith('.tgz') || name === 'bundle') return 'bundle';
   if (name === 'dir' || name.endsWith('-dir')) return 'dir';
   if (name === 'file' || name === 'path') return 'file';

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completionFunction, renderBashCompletion } from '../../src/cli/completion.js';
 import { renderManPage } from '../../src/cli/man-page.js';
@@ -311,6 +311,31 @@ describe('completion of values', () => {
       (await complete(install(), 'rick-install', ['install', '--signature', 'x.sig', ''], files()))
         .length,
     ).toBe(3);
+  });
+
+  it('offers the choices of a value, and paths for every word of a variadic argument', async () => {
+    // A program of its own: neither rick program has choices or a variadic argument yet.
+    const demo = () => {
+      const program = new Command('demo-prog').description('a demo');
+      program
+        .command('pack')
+        .description('pack files')
+        .argument('<dirs...>', 'directories to pack')
+        .addOption(new Option('--mode <mode>', 'how').choices(['fast', 'small']))
+        .option('--out <file>', 'where');
+      return program;
+    };
+    const { completion } = render(demo);
+    expect(await complete(completion, 'demo-prog', ['pack', '--mode', ''], files())).toEqual([
+      'fast',
+      'small',
+    ]);
+    expect(await complete(completion, 'demo-prog', ['pack', '--mode', 's'], files())).toEqual([
+      'small',
+    ]);
+    expect(
+      await complete(completion, 'demo-prog', ['pack', 'a', 'b', '--out', 'x', ''], files()),
+    ).toEqual(['releases']);
   });
 
   it('offers the commands after help', async () => {
