@@ -180,27 +180,27 @@ function argumentItem(argument: ArgumentReference): string[] {
 }
 
 function optionItem(option: OptionReference): string[] {
-  // `--root <dir>`: the names bold, the value italic.
+  // `--root <dir>`: the names bold, the value italic; an optional value in brackets.
   const term = option.flags
     .split(/(\s*[<[][^>\]]+[>\]])/)
     .filter((part) => part !== '')
     .map((part) => {
-      const value = /^(\s*)[<[]([^>\]]+)[>\]]$/.exec(part);
-      return value ? `${value[1]}${font('I', value[2] ?? '')}` : font('B', part);
+      const value = /^(\s*)([<[])([^>\]]+)[>\]]$/.exec(part);
+      if (!value) return font('B', part);
+      const italic = font('I', value[3] ?? '');
+      return `${value[1]}${value[2] === '[' ? `[${italic}]` : italic}`;
     })
     .join('');
   return ['.TP', term, text(option.description)];
 }
 
-/** Paragraphs of prose: blank lines and line breaks of the source kept as paragraphs and breaks. */
+/** Paragraphs of prose: a blank line of the source starts a new one; roff fills the lines of each. */
 function paragraphs(source: string): string[] {
   const out: string[] = [];
   for (const block of source.split(/\n\s*\n/)) {
     const lines = block.split('\n').filter((l) => l.trim() !== '');
     if (lines.length === 0) continue;
     out.push('.PP');
-    // A line that ends a sentence and is followed by one that starts a new
-    // thought keeps its break; roff fills the rest.
     out.push(...lines.map((l) => text(l.trim())));
   }
   return out;

@@ -30,6 +30,14 @@ const program: ProgramReference = {
           description: 'where (default: ".")',
           required: false,
         },
+        {
+          flags: '--color [when]',
+          names: ['--color'],
+          valueName: 'when',
+          valueKind: 'word',
+          description: 'colour the output',
+          required: false,
+        },
       ],
       notes: '',
     },
@@ -56,6 +64,8 @@ describe('renderManPage', () => {
     expect(page).toContain('\\fBdemo\\-prog run\\fR');
     expect(page).toContain('\\[u2026]');
     expect(page).toMatch(/^\\fB\\-\\-out\\fR \\fIdir\\fR$/m);
+    // An optional value keeps its brackets.
+    expect(page).toMatch(/^\\fB\\-\\-color\\fR \[\\fIwhen\\fR\]$/m);
     expect(/[^\x20-\x7e\n]/.test(page.replace(/\t/g, ''))).toBe(false);
   });
 
