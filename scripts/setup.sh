@@ -67,6 +67,7 @@ done
 # XDG_DATA_DIRS (default /usr/local/share:/usr/share); /etc/bash_completion.d
 # is its older directory, read whole at every shell's start.
 if [ "$(id -u)" -eq 0 ]; then
+  linked=""
   for prog in rick-bundle rick-install; do
     for pair in "dist/man/man1/$prog.1 /usr/local/share/man/man1/$prog.1" \
       "dist/bash-completion/completions/$prog /usr/local/share/bash-completion/completions/$prog"; do
@@ -76,11 +77,12 @@ if [ "$(id -u)" -eq 0 ]; then
         case "$(readlink "$link" 2>/dev/null)" in */"${pair%% *}") true ;; *) false ;; esac; then
         mkdir -p "$(dirname "$link")"
         ln -sfn "$target" "$link"
+        linked="$linked $link"
       else
         echo "setup: $link is not a link into a checkout's dist/; left as it is" >&2
       fi
     done
   done
-  echo "setup: linked the manual pages and bash completions into /usr/local/share (man rick-install)"
+  [ -z "$linked" ] || echo "setup: linked$linked (man rick-install; bash completes both programs)"
 fi
 echo "setup: done"
