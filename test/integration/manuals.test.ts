@@ -90,6 +90,7 @@ function complete(
     'COMP_WORDS=("$@")',
     'COMP_CWORD=$(($# - 1))',
     `${completionFunction(program)}`,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash array expansion
     'printf "%s\\n" "${COMPREPLY[@]}"',
   ].join('\n');
   return new Promise((resolve, reject) => {
