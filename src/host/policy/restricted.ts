@@ -16,8 +16,6 @@ import {
   type FlagSpec,
   type ParsedFlag,
   parsePodmanFlags,
-  podmanPodCreateFlags,
-  podmanRunFlags,
   splitArgs,
   splitStrv,
 } from '../../bundle/podman-args.js';
@@ -42,6 +40,14 @@ import {
   secretUse,
   volumeName,
 } from './controls.js';
+import {
+  type FinalCheckName,
+  type FlagKey,
+  type KeyCheckName,
+  type LineCheckName,
+  type QuadletKind,
+  quadletKinds,
+} from './restricted/kinds.js';
 import { judgeSocket, type LineControl } from './socket-check.js';
 import { judgeUnitReferences } from './unit-references.js';
 
@@ -1144,156 +1150,6 @@ function asFlag(name: string, value: string, spec: FlagSpec | undefined): Parsed
   return { name, values, written: `--${name} ${value}` };
 }
 
-const containerKeys = new Set([
-  'AddCapability',
-  'AddDevice',
-  'AddHost',
-  'Annotation',
-  'AutoUpdate',
-  'CgroupsMode',
-  'ContainerName',
-  'ContainersConfModule',
-  'DNS',
-  'DNSOption',
-  'DNSSearch',
-  'DropCapability',
-  'Environment',
-  'EnvironmentFile',
-  'EnvironmentHost',
-  'Entrypoint',
-  'Exec',
-  'ExposeHostPort',
-  'GIDMap',
-  'GlobalArgs',
-  'Group',
-  'GroupAdd',
-  'HealthCmd',
-  'HealthInterval',
-  'HealthOnFailure',
-  'HealthLogDestination',
-  'HealthMaxLogCount',
-  'HealthMaxLogSize',
-  'HealthRetries',
-  'HealthStartPeriod',
-  'HealthStartupCmd',
-  'HealthStartupInterval',
-  'HealthStartupRetries',
-  'HealthStartupSuccess',
-  'HealthStartupTimeout',
-  'HealthTimeout',
-  'HostName',
-  'IP6',
-  'IP',
-  'Image',
-  'Label',
-  'LogDriver',
-  'LogOpt',
-  'Mask',
-  'Mount',
-  'Network',
-  'NetworkAlias',
-  'NoNewPrivileges',
-  'Notify',
-  'PidsLimit',
-  'Pod',
-  'PodmanArgs',
-  'PublishPort',
-  'Pull',
-  'ReadOnly',
-  'ReadOnlyTmpfs',
-  'RemapGid',
-  'RemapUid',
-  'RemapUidSize',
-  'RemapUsers',
-  'Rootfs',
-  'RunInit',
-  'SeccompProfile',
-  'Secret',
-  'SecurityLabelDisable',
-  'SecurityLabelFileType',
-  'SecurityLabelLevel',
-  'SecurityLabelNested',
-  'SecurityLabelType',
-  'ServiceName',
-  'ShmSize',
-  'StopSignal',
-  'StartWithPod',
-  'StopTimeout',
-  'SubGIDMap',
-  'SubUIDMap',
-  'Sysctl',
-  'Timezone',
-  'Tmpfs',
-  'UIDMap',
-  'Ulimit',
-  'Unmask',
-  'User',
-  'UserNS',
-  'VolatileTmp',
-  'Volume',
-  'WorkingDir',
-]);
-
-const podKeys = new Set([
-  'AddHost',
-  'ContainersConfModule',
-  'DNS',
-  'DNSOption',
-  'DNSSearch',
-  'GIDMap',
-  'GlobalArgs',
-  'IP',
-  'IP6',
-  'Network',
-  'NetworkAlias',
-  'PodName',
-  'PodmanArgs',
-  'PublishPort',
-  'RemapGid',
-  'RemapUid',
-  'RemapUidSize',
-  'RemapUsers',
-  'ServiceName',
-  'ShmSize',
-  'SubGIDMap',
-  'SubUIDMap',
-  'UIDMap',
-  'UserNS',
-  'Volume',
-]);
-
-/** The keys that change podman itself (its configuration, storage, runtime). */
-function globalKeys(ctx: UnitContext, group: string): void {
-  for (const line of lookupAll(ctx.unit, group, 'ContainersConfModule')) {
-    push(
-      ctx,
-      line,
-      `ContainersConfModule=${line.value}`,
-      'privileged',
-      { kind: 'privileged' },
-      "a containers.conf module can change every default of podman's",
-    );
-  }
-  for (const line of lookupAll(ctx.unit, group, 'GlobalArgs')) {
-    const words = splitArgs(line.value);
-    const harmless =
-      words.problems.length === 0 &&
-      words.words.every(
-        (w, i, all) => /^--log-level(=|$)/.test(w) || (i > 0 && all[i - 1] === '--log-level'),
-      );
-    if (!harmless) {
-      push(
-        ctx,
-        line,
-        `GlobalArgs=${line.value}`,
-        'privileged',
-        { kind: 'privileged' },
-        "global flags choose podman's storage, runtime and hooks",
-      );
-    }
-  }
-}
-
 function unknownKeys(ctx: UnitContext, group: string, known: ReadonlySet<string>): void {
   for (const line of ctx.unit.groups.get(group) ?? []) {
     if (!known.has(line.key)) {
@@ -1325,29 +1181,128 @@ function serviceSection(ctx: UnitContext): void {
   }
 }
 
-function judgeContainer(ctx: UnitContext): void {
-  const u = ctx.unit;
-  const g = 'Container';
-  unknownKeys(ctx, g, containerKeys);
-  globalKeys(ctx, g);
-  const state: FlagState = { usernsAuto: false };
-  const flag = (line: UnitLine, key: string, name: string, value: string) =>
-    judgeFlag(ctx, line, `${key}=${line.value}`, asFlag(name, value, podmanRunFlags[name]), state);
-  for (const line of lookupAll(u, g, 'AddCapability'))
-    for (const w of splitStrv(line.value).words) flag(line, 'AddCapability', 'cap-add', w);
-  for (const line of lookupAll(u, g, 'AddDevice'))
-    for (const w of splitStrv(line.value).words) flag(line, 'AddDevice', 'device', w);
-  for (const line of lookupAll(u, g, 'Sysctl'))
-    for (const w of splitStrv(line.value).words) flag(line, 'Sysctl', 'sysctl', w);
-  for (const line of lookupAll(u, g, 'LogOpt'))
-    for (const w of splitStrv(line.value).words) flag(line, 'LogOpt', 'log-opt', w);
-  for (const line of lookupAll(u, g, 'UIDMap'))
-    for (const w of splitStrv(line.value).words) flag(line, 'UIDMap', 'uidmap', w);
-  for (const line of lookupAll(u, g, 'GIDMap'))
-    for (const w of splitStrv(line.value).words) flag(line, 'GIDMap', 'gidmap', w);
-  for (const line of lookupAll(u, g, 'Network')) {
-    flag(line, 'Network', 'network', line.value);
-    // quadlet's own form, which it turns into container:<that unit's container>.
+/** Checks of a key that is not one podman flag, by the name the kind table gives them. */
+type KeyCheck = (ctx: UnitContext, use: KindUse) => void;
+
+/** What a key check reads beyond the unit: its kind's group, the flag state, the kind's flag mapping. */
+interface KindUse {
+  group: string;
+  key: string;
+  state: FlagState;
+  flag: (line: UnitLine, key: string, name: string, value: string) => void;
+}
+
+const keyChecks: Record<KeyCheckName, KeyCheck> = {
+  'containers-conf-module': (ctx, { group }) => {
+    for (const line of lookupAll(ctx.unit, group, 'ContainersConfModule')) {
+      push(
+        ctx,
+        line,
+        `ContainersConfModule=${line.value}`,
+        'privileged',
+        { kind: 'privileged' },
+        "a containers.conf module can change every default of podman's",
+      );
+    }
+  },
+  'global-args': (ctx, { group }) => {
+    for (const line of lookupAll(ctx.unit, group, 'GlobalArgs')) {
+      const words = splitArgs(line.value);
+      const harmless =
+        words.problems.length === 0 &&
+        words.words.every(
+          (w, i, all) => /^--log-level(=|$)/.test(w) || (i > 0 && all[i - 1] === '--log-level'),
+        );
+      if (!harmless) {
+        push(
+          ctx,
+          line,
+          `GlobalArgs=${line.value}`,
+          'privileged',
+          { kind: 'privileged' },
+          "global flags choose podman's storage, runtime and hooks",
+        );
+      }
+    }
+  },
+  pod: (ctx, { group }) => {
+    const pod = lookupLast(ctx.unit, group, 'Pod');
+    if (pod && pod.value !== '')
+      pushControl(ctx, pod, `Pod=${pod.value}`, joinedPod(ctx.names, pod.value));
+  },
+  image: (ctx, { group }) => {
+    const image = lookupLast(ctx.unit, group, 'Image');
+    if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
+  },
+  'remap-users': (ctx, { group, state }) => {
+    if (lookupLast(ctx.unit, group, 'RemapUsers')?.value === 'auto') state.usernsAuto = true;
+  },
+  rootfs: (ctx, { group }) => {
+    const rootfs = lookupLast(ctx.unit, group, 'Rootfs');
+    if (rootfs && rootfs.value !== '') {
+      bindSource(ctx, rootfs, `Rootfs=${rootfs.value}`, rootfs.value, 'rw', 'the root file system');
+    }
+  },
+  user: (ctx, { group, state }) => {
+    const user = lookupLast(ctx.unit, group, 'User');
+    const grp = lookupLast(ctx.unit, group, 'Group');
+    if (user && user.value !== '') {
+      state.user = {
+        value: grp && grp.value !== '' ? `${user.value}:${grp.value}` : user.value,
+        line: user,
+        written: `User=${user.value}${grp && grp.value !== '' ? ` Group=${grp.value}` : ''}`,
+      };
+    }
+  },
+  'volume-name': (ctx, { group }) => {
+    const named = lookupLast(ctx.unit, group, 'VolumeName');
+    if (named && named.value !== '')
+      pushControl(
+        ctx,
+        named,
+        `VolumeName=${named.value}`,
+        volumeName(ctx.input.bundle, ctx.unit.name, named.value),
+      );
+  },
+  'volume-device': (ctx, { group }) => {
+    const u = ctx.unit;
+    const device = lookupLast(u, group, 'Device');
+    if (!device || device.value === '') return;
+    const type = lookupLast(u, group, 'Type')?.value ?? '';
+    const options = (lookupLast(u, group, 'Options')?.value ?? '').split(',');
+    const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
+    const written = `Device=${device.value}`;
+    if (device.value.startsWith('/dev/') && !bind) {
+      deviceUse(ctx, device, written, device.value);
+    } else if (device.value.startsWith('/') || device.value.startsWith('.')) {
+      bindSource(
+        ctx,
+        device,
+        written,
+        device.value,
+        options.includes('ro') ? 'ro' : 'rw',
+        'the volume device',
+      );
+    }
+  },
+  'network-driver': (ctx, { group }) => {
+    const driver = lookupLast(ctx.unit, group, 'Driver');
+    if (driver && ['macvlan', 'ipvlan'].includes(driver.value)) {
+      push(
+        ctx,
+        driver,
+        `Driver=${driver.value}`,
+        'host-namespaces',
+        { kind: 'namespaces', value: 'network' },
+        "attaches containers to the host's own interfaces",
+      );
+    }
+  },
+};
+
+const lineChecks: Record<LineCheckName, (ctx: UnitContext, line: UnitLine) => void> = {
+  // quadlet's own form, which it turns into container:<that unit's container>.
+  'quadlet-network-container': (ctx, line) => {
     if (line.value.endsWith('.container'))
       pushControl(
         ctx,
@@ -1355,271 +1310,84 @@ function judgeContainer(ctx: UnitContext): void {
         `Network=${line.value}`,
         joinedContainer(ctx.names, 'network', line.value, true),
       );
-  }
-  const pod = lookupLast(u, g, 'Pod');
-  if (pod && pod.value !== '')
-    pushControl(ctx, pod, `Pod=${pod.value}`, joinedPod(ctx.names, pod.value));
-  for (const line of lookupAll(u, g, 'Secret')) flag(line, 'Secret', 'secret', line.value);
-  const image = lookupLast(u, g, 'Image');
-  if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
-  for (const line of lookupAll(u, g, 'Volume')) flag(line, 'Volume', 'volume', line.value);
-  for (const line of lookupAll(u, g, 'GroupAdd')) flag(line, 'GroupAdd', 'group-add', line.value);
-  for (const line of lookupAll(u, g, 'PublishPort'))
-    flag(line, 'PublishPort', 'publish', line.value);
-  for (const line of lookupAll(u, g, 'Mount'))
-    for (const w of splitArgs(line.value).words) flag(line, 'Mount', 'mount', w);
-  for (const line of lookupAll(u, g, 'EnvironmentFile'))
-    for (const w of splitArgs(line.value).words)
-      flag(
-        line,
-        'EnvironmentFile',
-        'env-file',
-        w.startsWith('/') || w.startsWith('@@') ? w : posix.join(unitDir(ctx.input.bundle), w),
+  },
+};
+
+const finalChecks: Record<FinalCheckName, (ctx: UnitContext, use: KindUse) => void> = {
+  'run-as-non-root': (ctx, { group, state }) => {
+    if (state.user) {
+      userUse(ctx, state.user.line, state.user.written, state.user.value);
+    } else if (!state.usernsAuto) {
+      const anchor = (ctx.unit.groups.get(group) ?? [])[0] ?? {
+        key: '',
+        value: '',
+        source: `${ctx.unit.name}:1`,
+      };
+      push(
+        ctx,
+        anchor,
+        '(no User=)',
+        'run-as-non-root',
+        { kind: 'users', value: 'root' },
+        "without User= the container runs as the image's user, root unless the image says otherwise",
       );
-  for (const line of lookupAll(u, g, 'Unmask'))
-    for (const w of splitArgs(line.value).words)
-      flag(line, 'Unmask', 'security-opt', `unmask=${w}`);
-  for (const [key, kv] of [['Annotation', 'annotation']] as const) {
-    for (const line of lookupAll(u, g, key))
-      for (const w of splitArgs(line.value).words) flag(line, key, kv, w);
+    }
+  },
+};
+
+/** The lines of a key quadlet turns into a flag, each with the values of the flags it gives. */
+function flagKeyValues(ctx: UnitContext, group: string, use: FlagKey): [UnitLine, string[]][] {
+  const u = ctx.unit;
+  if (use.when && lookupLast(u, group, use.when.key)?.value !== use.when.value) return [];
+  let lines: UnitLine[];
+  if (use.lines === 'all') lines = lookupAll(u, group, use.key);
+  else if (use.lines === 'true') {
+    lines = lookupBoolean(u, group, use.key) ? [lookupLast(u, group, use.key)!] : [];
+  } else {
+    const last = lookupLast(u, group, use.key);
+    lines = last && (last.value !== '' || use.lines === 'last-even-empty') ? [last] : [];
   }
-  const last = (key: string) => lookupLast(u, g, key);
-  const userns = last('UserNS');
-  if (userns && userns.value !== '') flag(userns, 'UserNS', 'userns', userns.value);
-  const remap = last('RemapUsers');
-  if (remap?.value === 'auto') state.usernsAuto = true;
-  if (remap?.value === 'manual') {
-    for (const line of lookupAll(u, g, 'RemapUid'))
-      for (const w of splitStrv(line.value).words) flag(line, 'RemapUid', 'uidmap', w);
-    for (const line of lookupAll(u, g, 'RemapGid'))
-      for (const w of splitStrv(line.value).words) flag(line, 'RemapGid', 'gidmap', w);
-  }
-  if (lookupBoolean(u, g, 'SecurityLabelDisable'))
-    flag(last('SecurityLabelDisable')!, 'SecurityLabelDisable', 'security-opt', 'label=disable');
-  if (lookupBoolean(u, g, 'SecurityLabelNested'))
-    flag(last('SecurityLabelNested')!, 'SecurityLabelNested', 'security-opt', 'label=nested');
-  const labelType = last('SecurityLabelType');
-  if (labelType && labelType.value !== '')
-    flag(labelType, 'SecurityLabelType', 'security-opt', `label=type:${labelType.value}`);
-  const seccomp = last('SeccompProfile');
-  if (seccomp) flag(seccomp, 'SeccompProfile', 'security-opt', `seccomp=${seccomp.value}`);
-  const rootfs = last('Rootfs');
-  if (rootfs && rootfs.value !== '') {
-    bindSource(ctx, rootfs, `Rootfs=${rootfs.value}`, rootfs.value, 'rw', 'the root file system');
-  }
-  const health = last('HealthLogDestination');
-  if (health && health.value !== '')
-    flag(health, 'HealthLogDestination', 'health-log-destination', health.value);
-  const user = last('User');
-  const group = last('Group');
-  if (user && user.value !== '') {
-    state.user = {
-      value: group && group.value !== '' ? `${user.value}:${group.value}` : user.value,
-      line: user,
-      written: `User=${user.value}${group && group.value !== '' ? ` Group=${group.value}` : ''}`,
-    };
-  }
-  for (const line of lookupAll(u, g, 'PodmanArgs'))
-    judgeFlags(ctx, line, 'PodmanArgs', podmanRunFlags, state);
-  if (state.user) {
-    userUse(ctx, state.user.line, state.user.written, state.user.value);
-  } else if (!state.usernsAuto) {
-    const anchor = (u.groups.get(g) ?? [])[0] ?? { key: '', value: '', source: `${u.name}:1` };
-    push(
-      ctx,
-      anchor,
-      '(no User=)',
-      'run-as-non-root',
-      { kind: 'users', value: 'root' },
-      "without User= the container runs as the image's user, root unless the image says otherwise",
-    );
-  }
+  return lines.map((line) => {
+    const words =
+      use.words === 'strv'
+        ? splitStrv(line.value).words
+        : use.words === 'args'
+          ? splitArgs(line.value).words
+          : [line.value];
+    return [
+      line,
+      words.map((w) => {
+        if (use.fixed !== undefined) return use.fixed;
+        if (use.relative && !(w.startsWith('/') || w.startsWith('@@')))
+          return posix.join(unitDir(ctx.input.bundle), w);
+        return `${use.prefix ?? ''}${w}`;
+      }),
+    ];
+  });
 }
 
-function judgePod(ctx: UnitContext): void {
-  const u = ctx.unit;
-  const g = 'Pod';
-  unknownKeys(ctx, g, podKeys);
-  globalKeys(ctx, g);
+/** Judges a Quadlet unit of one kind: its keys, in the kind table's order, then its final checks. */
+function judgeKind(ctx: UnitContext, kind: QuadletKind): void {
+  const group = kind.group;
+  unknownKeys(ctx, group, kind.known);
   const state: FlagState = { usernsAuto: false };
   const flag = (line: UnitLine, key: string, name: string, value: string) =>
-    judgeFlag(
-      ctx,
-      line,
-      `${key}=${line.value}`,
-      asFlag(name, value, podmanPodCreateFlags[name]),
-      state,
-    );
-  for (const line of lookupAll(u, g, 'Network')) flag(line, 'Network', 'network', line.value);
-  for (const line of lookupAll(u, g, 'Volume')) flag(line, 'Volume', 'volume', line.value);
-  for (const line of lookupAll(u, g, 'PublishPort'))
-    flag(line, 'PublishPort', 'publish', line.value);
-  for (const line of lookupAll(u, g, 'UIDMap'))
-    for (const w of splitStrv(line.value).words) flag(line, 'UIDMap', 'uidmap', w);
-  for (const line of lookupAll(u, g, 'GIDMap'))
-    for (const w of splitStrv(line.value).words) flag(line, 'GIDMap', 'gidmap', w);
-  const userns = lookupLast(u, g, 'UserNS');
-  if (userns && userns.value !== '') flag(userns, 'UserNS', 'userns', userns.value);
-  for (const line of lookupAll(u, g, 'PodmanArgs'))
-    judgeFlags(ctx, line, 'PodmanArgs', podmanPodCreateFlags, state);
-}
-
-const volumeKeys = new Set([
-  'ContainersConfModule',
-  'Copy',
-  'Device',
-  'Driver',
-  'GlobalArgs',
-  'Group',
-  'Image',
-  'Label',
-  'Options',
-  'PodmanArgs',
-  'ServiceName',
-  'Type',
-  'User',
-  'VolumeName',
-]);
-const networkKeys = new Set([
-  'Label',
-  'DNS',
-  'ContainersConfModule',
-  'GlobalArgs',
-  'DisableDNS',
-  'Driver',
-  'Gateway',
-  'IPAMDriver',
-  'IPRange',
-  'IPv6',
-  'Internal',
-  'NetworkName',
-  'Options',
-  'ServiceName',
-  'Subnet',
-  'PodmanArgs',
-]);
-const imageKeys = new Set([
-  'AllTags',
-  'Arch',
-  'AuthFile',
-  'CertDir',
-  'ContainersConfModule',
-  'Creds',
-  'DecryptionKey',
-  'GlobalArgs',
-  'Image',
-  'ImageTag',
-  'OS',
-  'PodmanArgs',
-  'ServiceName',
-  'TLSVerify',
-  'Variant',
-]);
-
-/** Flags of `podman volume create`, `network create` and `image pull` that touch nothing of the host. */
-const volumeCreateFlags: Record<string, FlagSpec> = {
-  label: { type: 'array', short: 'l' },
-  ignore: { type: 'bool' },
-};
-const networkCreateFlags: Record<string, FlagSpec> = {
-  label: { type: 'array' },
-  ignore: { type: 'bool' },
-  internal: { type: 'bool' },
-  ipv6: { type: 'bool' },
-  'disable-dns': { type: 'bool' },
-  dns: { type: 'slice' },
-  subnet: { type: 'array' },
-  gateway: { type: 'array' },
-  'ip-range': { type: 'array' },
-  route: { type: 'array' },
-  'ipam-driver': { type: 'string' },
-};
-const imagePullFlags: Record<string, FlagSpec> = {
-  arch: { type: 'string' },
-  os: { type: 'string' },
-  variant: { type: 'string' },
-  platform: { type: 'string' },
-  'all-tags': { type: 'bool', short: 'a' },
-  authfile: { type: 'string' },
-  'cert-dir': { type: 'string' },
-  creds: { type: 'string' },
-  'decryption-key': { type: 'array' },
-  'disable-content-trust': { type: 'bool' },
-  quiet: { type: 'bool', short: 'q' },
-  retry: { type: 'string' },
-  'retry-delay': { type: 'string' },
-  'tls-verify': { type: 'bool' },
-  policy: { type: 'string' },
-};
-
-function judgeVolume(ctx: UnitContext): void {
-  const u = ctx.unit;
-  const g = 'Volume';
-  unknownKeys(ctx, g, volumeKeys);
-  globalKeys(ctx, g);
-  const state: FlagState = { usernsAuto: false };
-  for (const line of lookupAll(u, g, 'PodmanArgs'))
-    judgeFlags(ctx, line, 'PodmanArgs', volumeCreateFlags, state);
-  const named = lookupLast(u, g, 'VolumeName');
-  if (named && named.value !== '')
-    pushControl(
-      ctx,
-      named,
-      `VolumeName=${named.value}`,
-      volumeName(ctx.input.bundle, u.name, named.value),
-    );
-  const image = lookupLast(u, g, 'Image');
-  if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
-  const device = lookupLast(u, g, 'Device');
-  if (!device || device.value === '') return;
-  const type = lookupLast(u, g, 'Type')?.value ?? '';
-  const options = (lookupLast(u, g, 'Options')?.value ?? '').split(',');
-  const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
-  const written = `Device=${device.value}`;
-  if (device.value.startsWith('/dev/') && !bind) {
-    deviceUse(ctx, device, written, device.value);
-  } else if (device.value.startsWith('/') || device.value.startsWith('.')) {
-    bindSource(
-      ctx,
-      device,
-      written,
-      device.value,
-      options.includes('ro') ? 'ro' : 'rw',
-      'the volume device',
-    );
+    judgeFlag(ctx, line, `${key}=${line.value}`, asFlag(name, value, kind.flags[name]), state);
+  for (const use of kind.uses) {
+    const kindUse: KindUse = { group, key: use.key, state, flag };
+    if ('podmanArgs' in use) {
+      for (const line of lookupAll(ctx.unit, group, use.key))
+        judgeFlags(ctx, line, use.key, kind.flags, state);
+    } else if ('check' in use) {
+      keyChecks[use.check](ctx, kindUse);
+    } else {
+      for (const [line, values] of flagKeyValues(ctx, group, use)) {
+        for (const value of values) flag(line, use.key, use.flag, value);
+        if (use.afterFlag) lineChecks[use.afterFlag](ctx, line);
+      }
+    }
   }
-}
-
-function judgeNetwork(ctx: UnitContext): void {
-  const u = ctx.unit;
-  const g = 'Network';
-  unknownKeys(ctx, g, networkKeys);
-  globalKeys(ctx, g);
-  const driver = lookupLast(u, g, 'Driver');
-  if (driver && ['macvlan', 'ipvlan'].includes(driver.value)) {
-    push(
-      ctx,
-      driver,
-      `Driver=${driver.value}`,
-      'host-namespaces',
-      { kind: 'namespaces', value: 'network' },
-      "attaches containers to the host's own interfaces",
-    );
-  }
-  const state: FlagState = { usernsAuto: false };
-  for (const line of lookupAll(u, g, 'PodmanArgs'))
-    judgeFlags(ctx, line, 'PodmanArgs', networkCreateFlags, state);
-}
-
-function judgeImage(ctx: UnitContext): void {
-  const g = 'Image';
-  unknownKeys(ctx, g, imageKeys);
-  globalKeys(ctx, g);
-  const state: FlagState = { usernsAuto: false };
-  for (const line of lookupAll(ctx.unit, g, 'PodmanArgs'))
-    judgeFlags(ctx, line, 'PodmanArgs', imagePullFlags, state);
-  const image = lookupLast(ctx.unit, g, 'Image');
-  if (image && image.value !== '') imageUse(ctx, image, `Image=${image.value}`, image.value);
+  for (const check of kind.final ?? []) finalChecks[check](ctx, { group, key: '', state, flag });
 }
 
 /** The generated service's name without `.service`, as quadlet derives it. */
@@ -1663,21 +1431,14 @@ export function judgeUnits(input: JudgeInput): Judgement {
       unit.groups,
     ))
       push(ctx, c.line, c.written, c.rule, c.need, c.detail);
-    switch (unitTypeOf(unit.name)) {
+    const type = unitTypeOf(unit.name);
+    switch (type) {
       case 'container':
-        judgeContainer(ctx);
-        break;
       case 'pod':
-        judgePod(ctx);
-        break;
       case 'volume':
-        judgeVolume(ctx);
-        break;
       case 'network':
-        judgeNetwork(ctx);
-        break;
       case 'image':
-        judgeImage(ctx);
+        judgeKind(ctx, quadletKinds[type]);
         break;
       default: {
         const first = [...unit.groups.values()].flat()[0] ?? {
