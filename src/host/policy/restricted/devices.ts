@@ -1,0 +1,71 @@
+/** `devices`: host devices handed to a container, or mounted by a `.volume` unit. */
+import { posix } from 'node:path';
+import { pathProblem } from '../../../bundle/needs.js';
+import type { UnitLine } from '../../../bundle/unit-file.js';
+import { lookupLast } from '../../../bundle/unit-file.js';
+import { cannotTell, expandValue, push, type UnitContext } from './context.js';
+import { bindSource } from './host-paths.js';
+import type { RestrictedRule } from './rule.js';
+
+function deviceUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
+  const source = value.replace(/^-/, '').split(':')[0] ?? '';
+  const expanded = expandValue(source, ctx.service);
+  if (expanded === undefined) {
+    cannotTell(ctx, line, written, 'the device');
+    return;
+  }
+  const path = posix.normalize(expanded);
+  if (!path.startsWith('/dev/') || pathProblem(path)) {
+    push(
+      ctx,
+      line,
+      written,
+      'devices',
+      { kind: 'privileged' },
+      `${expanded} is not a device under /dev`,
+    );
+    return;
+  }
+  push(ctx, line, written, 'devices', { kind: 'devices', value: path });
+}
+
+export const devicesRule: RestrictedRule = {
+  docs: [
+    {
+      id: 'devices',
+      podSecurity: 'Privileged Containers / HostPath Volumes (Baseline)',
+      refuses: '`AddDevice=`, `--device`, a `.volume` unit mounting a `/dev` device',
+      allows: '`devices`',
+    },
+  ],
+  flags: {
+    device: ({ ctx, line, written, raw }) => deviceUse(ctx, line, written, raw),
+  },
+  keyChecks: {
+    // A `.volume` unit's Device= is a device, or with `bind` a host path.
+    'volume-device': {
+      keys: ['Device', 'Type', 'Options'],
+      check: (ctx, { group }) => {
+        const u = ctx.unit;
+        const device = lookupLast(u, group, 'Device');
+        if (!device || device.value === '') return;
+        const type = lookupLast(u, group, 'Type')?.value ?? '';
+        const options = (lookupLast(u, group, 'Options')?.value ?? '').split(',');
+        const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
+        const written = `Device=${device.value}`;
+        if (device.value.startsWith('/dev/') && !bind) {
+          deviceUse(ctx, device, written, device.value);
+        } else if (device.value.startsWith('/') || device.value.startsWith('.')) {
+          bindSource(
+            ctx,
+            device,
+            written,
+            device.value,
+            options.includes('ro') ? 'ro' : 'rw',
+            'the volume device',
+          );
+        }
+      },
+    },
+  },
+};
