@@ -2,7 +2,7 @@
 
 import type { UnitLine } from '../../../bundle/unit-file.js';
 import { push, type UnitContext } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** podman's default capabilities (containers.conf): adding one of these adds nothing. */
 export const defaultCapabilities: ReadonlySet<string> = new Set([
@@ -26,16 +26,19 @@ function capabilityUse(ctx: UnitContext, line: UnitLine, written: string, value:
 }
 
 export const capabilitiesRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'capabilities',
-      podSecurity: 'Capabilities (Baseline; Restricted)',
-      refuses:
-        "`AddCapability=`/`--cap-add` beyond podman's default set (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), and `ALL`",
-      allows: '`capabilities`',
-    },
-  ],
+  rules: ['capabilities'],
   flags: {
     'cap-add': ({ ctx, line, written, value }) => capabilityUse(ctx, line, written, value),
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const capabilitiesDocs: readonly RuleDoc[] = [
+  {
+    id: 'capabilities',
+    podSecurity: 'Capabilities (Baseline; Restricted)',
+    refuses:
+      "`AddCapability=`/`--cap-add` beyond podman's default set (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), and `ALL`",
+    allows: '`capabilities`',
+  },
+];

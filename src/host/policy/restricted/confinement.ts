@@ -1,7 +1,7 @@
 /** `selinux`, `apparmor`, `seccomp`, `proc-mount`: turning a confinement of the container off. */
 import type { UnitLine } from '../../../bundle/unit-file.js';
 import { push, type UnitContext } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** SELinux types the Pod Security Standards allow. */
 export const allowedSelinuxTypes: ReadonlySet<string> = new Set([
@@ -74,34 +74,7 @@ function securityOptUse(ctx: UnitContext, line: UnitLine, written: string, value
 }
 
 export const confinementRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'selinux',
-      podSecurity: 'SELinux (Baseline)',
-      refuses:
-        '`SecurityLabelDisable=`, `label=disable`, `label=nested`, a label `user:` or `role:`, a type other than `container_t`, `container_init_t`, `container_kvm_t`, `container_engine_t`',
-      allows: '`unconfined: selinux`',
-    },
-    {
-      id: 'apparmor',
-      podSecurity: 'AppArmor (Baseline)',
-      refuses: '`apparmor=unconfined`',
-      allows: '`unconfined: apparmor`',
-    },
-    {
-      id: 'seccomp',
-      podSecurity: 'Seccomp (Baseline; Restricted)',
-      refuses:
-        '`SeccompProfile=unconfined`, `seccomp=unconfined`, `--seccomp-policy=image` (a profile from the image). A profile file on the host is allowed, as `Localhost` profiles are',
-      allows: '`unconfined: seccomp`',
-    },
-    {
-      id: 'proc-mount',
-      podSecurity: '/proc Mount Type (Baseline)',
-      refuses: '`Unmask=`, `unmask=`, `systempaths=unconfined`',
-      allows: '`unconfined: proc`',
-    },
-  ],
+  rules: ['selinux', 'apparmor', 'seccomp', 'proc-mount'],
   flags: {
     'security-opt': ({ ctx, line, written, value }) => securityOptUse(ctx, line, written, value),
     'seccomp-policy': ({ ctx, line, written, value }) => {
@@ -118,3 +91,33 @@ export const confinementRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const confinementDocs: readonly RuleDoc[] = [
+  {
+    id: 'selinux',
+    podSecurity: 'SELinux (Baseline)',
+    refuses:
+      '`SecurityLabelDisable=`, `label=disable`, `label=nested`, a label `user:` or `role:`, a type other than `container_t`, `container_init_t`, `container_kvm_t`, `container_engine_t`',
+    allows: '`unconfined: selinux`',
+  },
+  {
+    id: 'apparmor',
+    podSecurity: 'AppArmor (Baseline)',
+    refuses: '`apparmor=unconfined`',
+    allows: '`unconfined: apparmor`',
+  },
+  {
+    id: 'seccomp',
+    podSecurity: 'Seccomp (Baseline; Restricted)',
+    refuses:
+      '`SeccompProfile=unconfined`, `seccomp=unconfined`, `--seccomp-policy=image` (a profile from the image). A profile file on the host is allowed, as `Localhost` profiles are',
+    allows: '`unconfined: seccomp`',
+  },
+  {
+    id: 'proc-mount',
+    podSecurity: '/proc Mount Type (Baseline)',
+    refuses: '`Unmask=`, `unmask=`, `systempaths=unconfined`',
+    allows: '`unconfined: proc`',
+  },
+];

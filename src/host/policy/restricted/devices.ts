@@ -5,7 +5,7 @@ import type { UnitLine } from '../../../bundle/unit-file.js';
 import { lookupLast } from '../../../bundle/unit-file.js';
 import { cannotTell, expandValue, push, type UnitContext } from './context.js';
 import { bindSource } from './host-paths.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 function deviceUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
   const source = value.replace(/^-/, '').split(':')[0] ?? '';
@@ -30,14 +30,7 @@ function deviceUse(ctx: UnitContext, line: UnitLine, written: string, value: str
 }
 
 export const devicesRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'devices',
-      podSecurity: 'Privileged Containers / HostPath Volumes (Baseline)',
-      refuses: '`AddDevice=`, `--device`, a `.volume` unit mounting a `/dev` device',
-      allows: '`devices`',
-    },
-  ],
+  rules: ['devices'],
   flags: {
     device: ({ ctx, line, written, raw }) => deviceUse(ctx, line, written, raw),
   },
@@ -69,3 +62,13 @@ export const devicesRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const devicesDocs: readonly RuleDoc[] = [
+  {
+    id: 'devices',
+    podSecurity: 'Privileged Containers / HostPath Volumes (Baseline)',
+    refuses: '`AddDevice=`, `--device`, a `.volume` unit mounting a `/dev` device',
+    allows: '`devices`',
+  },
+];

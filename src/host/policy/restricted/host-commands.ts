@@ -1,7 +1,7 @@
 /** `host-commands`: the commands a plain systemd unit of the bundle runs on the host. */
 import type { UnitLine } from '../../../bundle/unit-file.js';
 import type { Finding } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** The sections of a plain unit whose `Exec*=` lines systemd runs on the host. */
 const hostCommandSections = ['Service', 'Socket'];
@@ -31,13 +31,16 @@ export function hostCommands(name: string, groups: ReadonlyMap<string, UnitLine[
 }
 
 export const hostCommandsRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'host-commands',
-      podSecurity: '\u2014 (a pod spec has no host processes)',
-      refuses:
-        "a plain systemd unit of the bundle (`systemd/`): each kind of `Exec*=` line in its `[Service]` or `[Socket]` section (`ExecStart=`, `ExecStartPre=`, \u2026, a socket's `ExecStartPre=`) is a command run on the host, outside any container, as root unless the unit says otherwise",
-      allows: '`service` naming that directive',
-    },
-  ],
+  rules: ['host-commands'],
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const hostCommandsDocs: readonly RuleDoc[] = [
+  {
+    id: 'host-commands',
+    podSecurity: '— (a pod spec has no host processes)',
+    refuses:
+      "a plain systemd unit of the bundle (`systemd/`): each kind of `Exec*=` line in its `[Service]` or `[Socket]` section (`ExecStart=`, `ExecStartPre=`, …, a socket's `ExecStartPre=`) is a command run on the host, outside any container, as root unless the unit says otherwise",
+    allows: '`service` naming that directive',
+  },
+];

@@ -17,7 +17,7 @@ import {
   type UnitContext,
 } from './context.js';
 import { imageUse } from './image-sources.js';
-import type { FlagCheck, RestrictedRule } from './rule.js';
+import type { FlagCheck, RestrictedRule, RuleDoc } from './rule.js';
 import { isSensitivePath } from './sensitive-paths.js';
 
 export function pathUse(
@@ -224,15 +224,7 @@ const hostFile =
   };
 
 export const hostPathsRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'host-paths',
-      podSecurity: 'HostPath Volumes (Baseline); Volume Types (Restricted)',
-      refuses:
-        "bind mounts of host paths (`Volume=/src:\u2026`, `-v`, `Mount=type=bind|glob`, a `.volume` unit's `Device=` with `bind`), `Rootfs=`, and host files podman reads or writes for the container: `EnvironmentFile=`/`--env-file` (except the bundle's own files), `LogOpt=path=`, `HealthLogDestination=`, `--init-path`, `--hosts-file`, `--label-file`, `--cidfile`, `--pidfile`, `--conmon-pidfile`, `--pod-id-file`, `--infra-conmon-pidfile`. `:ro`/`:O` is read-only; `:z`, `:Z`, `:U` change the host's files and count as `rw`. The bundle's own named volumes, tmpfs and image mounts are free (like `emptyDir` and PVCs; other bundles' volumes are the `volumes` rule). A bundle file (`bundle_path()`) may be mounted read-only only: read-write (no `ro`, or with `z`, `Z`, `U`) it needs `privileged`, since a container that writes into its own generation makes every later update fail",
-      allows: '`paths`',
-    },
-  ],
+  rules: ['host-paths'],
   flags: {
     ...Object.fromEntries(
       Object.entries(hostFileFlags).map(([flag, access]) => [flag, hostFile(access)]),
@@ -284,3 +276,14 @@ export const hostPathsRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const hostPathsDocs: readonly RuleDoc[] = [
+  {
+    id: 'host-paths',
+    podSecurity: 'HostPath Volumes (Baseline); Volume Types (Restricted)',
+    refuses:
+      "bind mounts of host paths (`Volume=/src:…`, `-v`, `Mount=type=bind|glob`, a `.volume` unit's `Device=` with `bind`), `Rootfs=`, and host files podman reads or writes for the container: `EnvironmentFile=`/`--env-file` (except the bundle's own files), `LogOpt=path=`, `HealthLogDestination=`, `--init-path`, `--hosts-file`, `--label-file`, `--cidfile`, `--pidfile`, `--conmon-pidfile`, `--pod-id-file`, `--infra-conmon-pidfile`. `:ro`/`:O` is read-only; `:z`, `:Z`, `:U` change the host's files and count as `rw`. The bundle's own named volumes, tmpfs and image mounts are free (like `emptyDir` and PVCs; other bundles' volumes are the `volumes` rule). A bundle file (`bundle_path()`) may be mounted read-only only: read-write (no `ro`, or with `z`, `Z`, `U`) it needs `privileged`, since a container that writes into its own generation makes every later update fail",
+    allows: '`paths`',
+  },
+];

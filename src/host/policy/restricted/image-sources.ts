@@ -11,7 +11,7 @@ import {
   type RuleId,
   type UnitContext,
 } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 import { isSensitivePath } from './sensitive-paths.js';
 
 /** An image reference (`Image=`, `--infra-image`): a transport may read the host. */
@@ -45,15 +45,7 @@ export function imageUse(ctx: UnitContext, line: UnitLine, written: string, raw:
 }
 
 export const imageSourcesRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'image-sources',
-      podSecurity: 'HostPath Volumes (Baseline)',
-      refuses:
-        'an image read from the host: `Image=` (of a `.container`, `.image` or `.volume` unit), `--infra-image` or `Mount=type=image` with the transports `oci-archive:`, `docker-archive:`, `oci:`, `dir:`, `sif:`, `tarball:`, `ostree:` read that host path (`path:ro`), `docker-daemon:` talks to `/var/run/docker.sock` (`path /var/run/docker.sock:rw`, a sensitive path), `containers-storage:[\u2026]` names another image store (`privileged`)',
-      allows: '`paths`',
-    },
-  ],
+  rules: ['image-sources'],
   flags: {
     'infra-image': ({ ctx, line, written, raw }) => imageUse(ctx, line, written, raw),
   },
@@ -67,3 +59,14 @@ export const imageSourcesRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const imageSourcesDocs: readonly RuleDoc[] = [
+  {
+    id: 'image-sources',
+    podSecurity: 'HostPath Volumes (Baseline)',
+    refuses:
+      'an image read from the host: `Image=` (of a `.container`, `.image` or `.volume` unit), `--infra-image` or `Mount=type=image` with the transports `oci-archive:`, `docker-archive:`, `oci:`, `dir:`, `sif:`, `tarball:`, `ostree:` read that host path (`path:ro`), `docker-daemon:` talks to `/var/run/docker.sock` (`path /var/run/docker.sock:rw`, a sensitive path), `containers-storage:[…]` names another image store (`privileged`)',
+    allows: '`paths`',
+  },
+];

@@ -6,7 +6,7 @@ import type { UnitLine } from '../../../bundle/unit-file.js';
 import { lookupLast } from '../../../bundle/unit-file.js';
 import { joinedContainer, joinedPod } from '../controls.js';
 import { push, pushControl, type UnitContext } from './context.js';
-import type { FlagCheck, RestrictedRule } from './rule.js';
+import type { FlagCheck, RestrictedRule, RuleDoc } from './rule.js';
 
 function namespaceUse(
   ctx: UnitContext,
@@ -39,22 +39,7 @@ const shared =
   };
 
 export const namespacesRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'host-namespaces',
-      podSecurity: 'Host Namespaces (Baseline)',
-      refuses:
-        "`Network=host`, `--network host`, `--pid/--ipc/--uts/--userns/--cgroupns host`, `UserNS=host`, any `ns:PATH`; a `.network` unit with the `macvlan` or `ipvlan` driver (the host's own interfaces)",
-      allows: '`namespaces`',
-    },
-    {
-      id: 'shared-namespaces',
-      podSecurity: 'Host Namespaces (Baseline), read for a host of many services',
-      refuses:
-        "joining a container or pod that is not the bundle's own: `Network=container:NAME` (and quadlet's `Network=NAME.container`), `--network`/`--net`/`--pid`/`--ipc`/`--uts`/`--userns=container:NAME`, `Pod=NAME.pod`, `--pod NAME`. The bundle's own are the containers, pods and unit files its `.container` and `.pod` units make (`ContainerName=`/`PodName=`, or quadlet's `systemd-<unit>`)",
-      allows: '`privileged`',
-    },
-  ],
+  rules: ['host-namespaces', 'shared-namespaces'],
   flags: {
     network: shared('network'),
     pid: shared('pid'),
@@ -112,3 +97,21 @@ export const namespacesRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const namespacesDocs: readonly RuleDoc[] = [
+  {
+    id: 'host-namespaces',
+    podSecurity: 'Host Namespaces (Baseline)',
+    refuses:
+      "`Network=host`, `--network host`, `--pid/--ipc/--uts/--userns/--cgroupns host`, `UserNS=host`, any `ns:PATH`; a `.network` unit with the `macvlan` or `ipvlan` driver (the host's own interfaces)",
+    allows: '`namespaces`',
+  },
+  {
+    id: 'shared-namespaces',
+    podSecurity: 'Host Namespaces (Baseline), read for a host of many services',
+    refuses:
+      "joining a container or pod that is not the bundle's own: `Network=container:NAME` (and quadlet's `Network=NAME.container`), `--network`/`--net`/`--pid`/`--ipc`/`--uts`/`--userns=container:NAME`, `Pod=NAME.pod`, `--pod NAME`. The bundle's own are the containers, pods and unit files its `.container` and `.pod` units make (`ContainerName=`/`PodName=`, or quadlet's `systemd-<unit>`)",
+    allows: '`privileged`',
+  },
+];

@@ -5,7 +5,7 @@
 import { splitArgs } from '../../../bundle/podman-args.js';
 import { lookupAll } from '../../../bundle/unit-file.js';
 import { push } from './context.js';
-import type { FlagCheck, RestrictedRule } from './rule.js';
+import type { FlagCheck, RestrictedRule, RuleDoc } from './rule.js';
 
 /** Flags refused outright, each with why. */
 const privilegedFlags: Record<string, string> = {
@@ -24,15 +24,7 @@ const refuse =
   };
 
 export const privilegedRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'privileged',
-      podSecurity: 'Privileged Containers (Baseline)',
-      refuses:
-        "`--privileged`; `--volumes-from`, `--device-cgroup-rule`, `--gpus`, `--cgroup-parent`, `--rootfs` in `PodmanArgs`; runtime annotations (`run.oci.*`, `io.podman.annotations.*`); `shared`/`rshared` mount propagation; `ContainersConfModule=` and `GlobalArgs=` other than `--log-level` (they choose podman's configuration, storage, runtime and hooks)",
-      allows: '`privileged`',
-    },
-  ],
+  rules: ['privileged'],
   flags: {
     ...Object.fromEntries(
       Object.entries(privilegedFlags).map(([flag, why]) => [flag, refuse(why)]),
@@ -91,3 +83,14 @@ export const privilegedRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const privilegedDocs: readonly RuleDoc[] = [
+  {
+    id: 'privileged',
+    podSecurity: 'Privileged Containers (Baseline)',
+    refuses:
+      "`--privileged`; `--volumes-from`, `--device-cgroup-rule`, `--gpus`, `--cgroup-parent`, `--rootfs` in `PodmanArgs`; runtime annotations (`run.oci.*`, `io.podman.annotations.*`); `shared`/`rshared` mount propagation; `ContainersConfModule=` and `GlobalArgs=` other than `--log-level` (they choose podman's configuration, storage, runtime and hooks)",
+    allows: '`privileged`',
+  },
+];

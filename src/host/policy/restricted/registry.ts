@@ -1,13 +1,12 @@
 /**
  * The rules of `restricted`, one module each, and the one table that
  * drives them: which check reads each podman flag and each named key check
- * of the kind table (kinds.ts), and the rows of docs/policy.md's rule
- * table (`npm run docs` writes it from here; test/integration/docs.test.ts
- * keeps them equal). A flag or a check is held by exactly one module.
+ * of the kind table (kinds.ts). A flag or a check is held by exactly one
+ * module. docs/policy.md's rule table is written from the same modules
+ * (rule-docs.ts).
  */
 import { capabilitiesRule } from './capabilities.js';
 import { confinementRule } from './confinement.js';
-import { type RuleId, restrictedRules } from './context.js';
 import { devicesRule } from './devices.js';
 import { groupsRule } from './groups.js';
 import { hostCommandsRule } from './host-commands.js';
@@ -17,7 +16,7 @@ import type { FinalCheckName, KeyCheckName, LineCheckName } from './kinds.js';
 import { namespacesRule } from './namespaces.js';
 import { portsRule } from './ports.js';
 import { privilegedRule } from './privileged.js';
-import type { FlagCheck, KeyCheck, LineCheck, RestrictedRule, RuleDoc } from './rule.js';
+import type { FlagCheck, KeyCheck, LineCheck, RestrictedRule } from './rule.js';
 import { secretsRule } from './secrets.js';
 import { sensitivePathsRule } from './sensitive-paths.js';
 import { serviceDirectivesRule } from './service-directives.js';
@@ -95,30 +94,7 @@ export function finalCheck(name: FinalCheckName): KeyCheck['check'] {
   return named(finalChecks, name).check;
 }
 
-/** The flags each module reads and the keys its checks read, for the docs and tests. */
+/** Every flag some rule reads. */
 export function judgedFlags(): string[] {
   return [...flagChecks.keys()];
-}
-
-/** Every rule's row, in restrictedRules' order; a rule without exactly one row is a mistake. */
-export function ruleDocs(): RuleDoc[] {
-  const rows = new Map<RuleId, RuleDoc>();
-  for (const row of restrictedRuleModules.flatMap((r) => r.docs)) {
-    if (rows.has(row.id)) throw new Error(`rule ${row.id} has two rows`);
-    rows.set(row.id, row);
-  }
-  return restrictedRules.map((id) => {
-    const row = rows.get(id);
-    if (!row) throw new Error(`rule ${id} has no row`);
-    return row;
-  });
-}
-
-/** docs/policy.md's table of the rules of `restricted`. */
-export function formatRulesMarkdown(): string {
-  return [
-    '| rule | Pod Security control (level) | what `restricted` refuses | need that allows it |',
-    '|---|---|---|---|',
-    ...ruleDocs().map((r) => `| \`${r.id}\` | ${r.podSecurity} | ${r.refuses} | ${r.allows} |`),
-  ].join('\n');
 }

@@ -2,7 +2,7 @@
  * What a rule module of `restricted` registers, in the manner of Kubernetes'
  * pod-security-admission checks (one small module per control, each
  * registering its id and a pure function): the rules it judges, each with
- * its docs/policy.md row, and the podman flags and Quadlet keys it reads,
+ * its docs/policy.md row (rule-docs.ts), and the podman flags and Quadlet keys it reads,
  * each with its check. src/host/policy/restricted/registry.ts lists the
  * modules; the kind table (kinds.ts) says which keys and flags each Quadlet
  * kind has. A check reads only the unit and the value it is given, and
@@ -12,7 +12,11 @@ import type { UnitLine } from '../../../bundle/unit-file.js';
 import type { FlagState, RuleId, UnitContext } from './context.js';
 import type { FinalCheckName, KeyCheckName, LineCheckName } from './kinds.js';
 
-/** One row of docs/policy.md's table of the rules (written by `npm run docs`). */
+/**
+ * One row of docs/policy.md's table of the rules (written by `npm run docs`
+ * through rule-docs.ts). Kept apart from the checks, so that the installer,
+ * which bundles the judge, does not carry the table's text.
+ */
 export interface RuleDoc {
   id: RuleId;
   /** The Pod Security Standards control it corresponds to, and its level. */
@@ -59,8 +63,8 @@ export interface LineCheck {
 }
 
 export interface RestrictedRule {
-  /** The rules it judges, as docs/policy.md's table shows them. */
-  docs: readonly RuleDoc[];
+  /** The rules it judges: every finding it reports names one of them. */
+  rules: readonly RuleId[];
   /** The podman flags it reads, by long name: a Quadlet key mapped to one is read as it. */
   flags?: Readonly<Record<string, FlagCheck>>;
   /** The key checks the kind table names that it holds. */

@@ -1,6 +1,6 @@
 /** `service-directives`: a Quadlet unit's `[Service]` directives that act on the host. */
 import { push, type UnitContext } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** [Service] directives that only tune how systemd runs and restarts podman. */
 const serviceAllowed = new Set([
@@ -77,13 +77,16 @@ export function serviceSection(ctx: UnitContext): void {
 }
 
 export const serviceDirectivesRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'service-directives',
-      podSecurity: '\u2014 (a pod spec has no host-side hooks)',
-      refuses:
-        'any `[Service]` directive of a Quadlet unit beyond those that only tune how systemd runs and restarts podman (`Restart*`, `Timeout*`, `Type`, `KillMode`, resource limits such as `MemoryMax`, `Syslog*`\u2026): `ExecStartPre=` and every `Exec*=` run on the host as root; `Environment=` changes podman itself',
-      allows: '`service`',
-    },
-  ],
+  rules: ['service-directives'],
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const serviceDirectivesDocs: readonly RuleDoc[] = [
+  {
+    id: 'service-directives',
+    podSecurity: '— (a pod spec has no host-side hooks)',
+    refuses:
+      'any `[Service]` directive of a Quadlet unit beyond those that only tune how systemd runs and restarts podman (`Restart*`, `Timeout*`, `Type`, `KillMode`, resource limits such as `MemoryMax`, `Syslog*`…): `ExecStartPre=` and every `Exec*=` run on the host as root; `Environment=` changes podman itself',
+    allows: '`service`',
+  },
+];

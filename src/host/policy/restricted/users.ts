@@ -3,7 +3,7 @@ import type { UnitLine } from '../../../bundle/unit-file.js';
 import { lookupLast } from '../../../bundle/unit-file.js';
 import { idMapUse, idUse } from './accounts.js';
 import { push, type UnitContext } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** `--user USER[:GROUP]`; returns whether it may be root. */
 function userUse(ctx: UnitContext, line: UnitLine, written: string, value: string): boolean {
@@ -22,23 +22,7 @@ function userUse(ctx: UnitContext, line: UnitLine, written: string, value: strin
 }
 
 export const usersRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'run-as-non-root',
-      podSecurity: 'Running as Non-root; Running as Non-root user (Restricted)',
-      refuses:
-        "a container without `User=` (the image's user, root unless it says otherwise) unless `UserNS=auto`; `User=0`, `root`, `%u`; a user name looked up in the image (it could be root); `uid()` of an account that is uid 0 on the host; a `--uidmap` holding host id 0",
-      allows: '`users: root`',
-    },
-    {
-      id: 'host-users',
-      podSecurity:
-        "\u2014 (rick: runAsUser is free in Kubernetes, but a host user can reach that user's sockets and files)",
-      refuses:
-        'running as a host user the bundle does not own: `uid("name")` of an existing account, or a literal UID',
-      allows: '`users`',
-    },
-  ],
+  rules: ['run-as-non-root', 'host-users'],
   flags: {
     // podman keeps the last --user: judged once every flag is read.
     user: ({ line, written, raw, state }) => {
@@ -93,3 +77,22 @@ export const usersRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const usersDocs: readonly RuleDoc[] = [
+  {
+    id: 'run-as-non-root',
+    podSecurity: 'Running as Non-root; Running as Non-root user (Restricted)',
+    refuses:
+      "a container without `User=` (the image's user, root unless it says otherwise) unless `UserNS=auto`; `User=0`, `root`, `%u`; a user name looked up in the image (it could be root); `uid()` of an account that is uid 0 on the host; a `--uidmap` holding host id 0",
+    allows: '`users: root`',
+  },
+  {
+    id: 'host-users',
+    podSecurity:
+      "— (rick: runAsUser is free in Kubernetes, but a host user can reach that user's sockets and files)",
+    refuses:
+      'running as a host user the bundle does not own: `uid("name")` of an existing account, or a literal UID',
+    allows: '`users`',
+  },
+];

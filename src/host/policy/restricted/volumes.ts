@@ -5,18 +5,10 @@
 import { lookupLast } from '../../../bundle/unit-file.js';
 import { volumeName } from '../controls.js';
 import { pushControl } from './context.js';
-import type { RestrictedRule } from './rule.js';
+import type { RestrictedRule, RuleDoc } from './rule.js';
 
 export const volumesRule: RestrictedRule = {
-  docs: [
-    {
-      id: 'volumes',
-      podSecurity: '\u2014 (a PVC is bound to one namespace)',
-      refuses:
-        "mounting a named volume that is not the bundle's own: its own are those its `.volume` units make and those named `<bundle>` or `<bundle>-\u2026` (podman makes them on first use); a `.volume` unit of another bundle (`Volume=x.volume:\u2026`); a `.volume` unit whose `VolumeName=` is another's (quadlet reuses an existing volume)",
-      allows: '`volumes` naming it',
-    },
-  ],
+  rules: ['volumes'],
   keyChecks: {
     'volume-name': {
       keys: ['VolumeName'],
@@ -33,3 +25,14 @@ export const volumesRule: RestrictedRule = {
     },
   },
 };
+
+/** This module's rows of docs/policy.md's rule table (rule-docs.ts; not part of the judge). */
+export const volumesDocs: readonly RuleDoc[] = [
+  {
+    id: 'volumes',
+    podSecurity: '— (a PVC is bound to one namespace)',
+    refuses:
+      "mounting a named volume that is not the bundle's own: its own are those its `.volume` units make and those named `<bundle>` or `<bundle>-…` (podman makes them on first use); a `.volume` unit of another bundle (`Volume=x.volume:…`); a `.volume` unit whose `VolumeName=` is another's (quadlet reuses an existing volume)",
+    allows: '`volumes` naming it',
+  },
+];
