@@ -9,6 +9,7 @@ import {
   placeholderOnly,
   push,
   type RuleId,
+  refuse,
   type UnitContext,
 } from './context.js';
 
@@ -39,14 +40,7 @@ export function idUse(
   const rule: RuleId = kind === 'users' ? 'host-users' : 'host-groups';
   if (m) {
     if (m[1] !== fact) {
-      push(
-        ctx,
-        line,
-        written,
-        'unjudged',
-        { kind: 'privileged' },
-        `${m[1]}() where ${fact}() belongs`,
-      );
+      refuse(ctx, line, written, 'unjudged', `${m[1]}() where ${fact}() belongs`);
       return 'other';
     }
     const name = m[2]!;
@@ -108,12 +102,11 @@ export function idUse(
     );
     return 'root';
   }
-  push(
+  refuse(
     ctx,
     line,
     written,
     'host-groups',
-    { kind: 'privileged' },
     `group ${JSON.stringify(value)} is looked up in the image, so no host can tell which group it grants: use gid("name")`,
   );
   return 'other';
@@ -129,7 +122,7 @@ export function idMapUse(
 ): void {
   const m = /^[+@]?(\d+):[+@]?(\d+):(\d+)$/.exec(value);
   if (!m) {
-    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, 'an id mapping rick cannot read');
+    refuse(ctx, line, written, 'unjudged', 'an id mapping rick cannot read');
     return;
   }
   if (Number(m[2]) === 0 && Number(m[3]) > 0) {

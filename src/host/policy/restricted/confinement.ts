@@ -1,6 +1,6 @@
 /** `selinux`, `apparmor`, `seccomp`, `proc-mount`: turning a confinement of the container off. */
 import type { UnitLine } from '../../../bundle/unit-file.js';
-import { push, type UnitContext } from './context.js';
+import { push, refuse, type UnitContext } from './context.js';
 import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** SELinux types the Pod Security Standards allow. */
@@ -31,14 +31,7 @@ function securityOptUse(ctx: UnitContext, line: UnitLine, written: string, value
           `type ${rest} is not a container type`,
         );
       } else if (!['type', 'level', 'filetype'].includes(what)) {
-        push(
-          ctx,
-          line,
-          written,
-          'unjudged',
-          { kind: 'privileged' },
-          `label option ${what} is not known`,
-        );
+        refuse(ctx, line, written, 'unjudged', `label option ${what} is not known`);
       }
       return;
     }
@@ -62,14 +55,7 @@ function securityOptUse(ctx: UnitContext, line: UnitLine, written: string, value
     case 'proc-opts':
       return;
     default:
-      push(
-        ctx,
-        line,
-        written,
-        'unjudged',
-        { kind: 'privileged' },
-        `security option ${JSON.stringify(key)} is not known`,
-      );
+      refuse(ctx, line, written, 'unjudged', `security option ${JSON.stringify(key)} is not known`);
   }
 }
 

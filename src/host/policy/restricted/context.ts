@@ -111,6 +111,17 @@ export function push(
   });
 }
 
+/** A use the profile refuses outright, or cannot judge: only the privileged profile allows it. */
+export function refuse(
+  ctx: UnitContext,
+  line: UnitLine,
+  written: string,
+  rule: RuleId,
+  detail: string,
+): void {
+  push(ctx, line, written, rule, { kind: 'privileged' }, detail);
+}
+
 export function pushControl(
   ctx: UnitContext,
   line: UnitLine,
@@ -172,12 +183,11 @@ export function expandValue(value: string, service: string): string | undefined 
 }
 
 export function cannotTell(ctx: UnitContext, line: UnitLine, written: string, what: string): void {
-  push(
+  refuse(
     ctx,
     line,
     written,
     'unjudged',
-    { kind: 'privileged' },
     `${what} cannot be told before the unit runs (an environment variable or a host-specific specifier)`,
   );
 }

@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { pathProblem } from '../../../bundle/needs.js';
 import type { UnitLine } from '../../../bundle/unit-file.js';
 import { lookupLast } from '../../../bundle/unit-file.js';
-import { cannotTell, expandValue, push, type UnitContext } from './context.js';
+import { cannotTell, expandValue, push, refuse, type UnitContext } from './context.js';
 import { bindSource } from './host-paths.js';
 import type { RestrictedRule, RuleDoc } from './rule.js';
 
@@ -16,14 +16,7 @@ function deviceUse(ctx: UnitContext, line: UnitLine, written: string, value: str
   }
   const path = posix.normalize(expanded);
   if (!path.startsWith('/dev/') || pathProblem(path)) {
-    push(
-      ctx,
-      line,
-      written,
-      'devices',
-      { kind: 'privileged' },
-      `${expanded} is not a device under /dev`,
-    );
+    refuse(ctx, line, written, 'devices', `${expanded} is not a device under /dev`);
     return;
   }
   push(ctx, line, written, 'devices', { kind: 'devices', value: path });

@@ -1,17 +1,16 @@
 /** `host-groups`: the host groups a container joins. */
 import type { UnitLine } from '../../../bundle/unit-file.js';
 import { idMapUse, idUse } from './accounts.js';
-import { push, type UnitContext } from './context.js';
+import { refuse, type UnitContext } from './context.js';
 import type { RestrictedRule, RuleDoc } from './rule.js';
 
 function groupAddUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
   if (value === 'keep-groups') {
-    push(
+    refuse(
       ctx,
       line,
       written,
       'host-groups',
-      { kind: 'privileged' },
       "keep-groups hands the container every group of podman's own process",
     );
     return;

@@ -14,6 +14,7 @@ import {
   push,
   pushControl,
   type RuleId,
+  refuse,
   type UnitContext,
 } from './context.js';
 import { imageUse } from './image-sources.js';
@@ -44,19 +45,18 @@ export function bindSource(
   const placeholder = placeholderOnly.exec(raw);
   if (placeholder?.[1] === 'path') {
     if (access === 'rw') {
-      push(
+      refuse(
         ctx,
         line,
         written,
         'host-paths',
-        { kind: 'privileged' },
         `a bundle file mounted read-write could change its own generation; mount it with ro`,
       );
     }
     return;
   }
   if (raw.includes('@@rick:')) {
-    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, `${what} holds a host fact`);
+    refuse(ctx, line, written, 'unjudged', `${what} holds a host fact`);
     return;
   }
   const value = expandValue(raw, ctx.service);
@@ -70,7 +70,7 @@ export function bindSource(
   }
   const path = hostPath(ctx, value);
   if (!path) {
-    push(ctx, line, written, 'host-paths', { kind: 'privileged' }, `${what} is not a plain path`);
+    refuse(ctx, line, written, 'host-paths', `${what} is not a plain path`);
     return;
   }
   pathUse(ctx, line, written, path, access, what);
@@ -84,26 +84,18 @@ function volumeUse(ctx: UnitContext, line: UnitLine, written: string, value: str
     ? [token, ...value.slice(token.length).replace(/^:/, '').split(':')]
     : value.split(':');
   if (token && value.length > token.length && value[token.length] !== ':') {
-    push(
-      ctx,
-      line,
-      written,
-      'unjudged',
-      { kind: 'privileged' },
-      'the volume source holds a host fact',
-    );
+    refuse(ctx, line, written, 'unjudged', 'the volume source holds a host fact');
     return;
   }
   if (parts.length < 2) return; // an anonymous volume
   const options = (parts[2] ?? '').split(',').filter(Boolean);
   for (const o of options) {
     if (/^r?shared$/.test(o)) {
-      push(
+      refuse(
         ctx,
         line,
         written,
         'privileged',
-        { kind: 'privileged' },
         `mount propagation ${o} lets the container's mounts reach the host`,
       );
     }
@@ -116,7 +108,7 @@ function volumeUse(ctx: UnitContext, line: UnitLine, written: string, value: str
 /** `--mount type=bind,source=…,destination=…,ro` / Mount=, read as podman's CSV. */
 function mountUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
   if (value.includes('"')) {
-    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, 'a quoted mount option');
+    refuse(ctx, line, written, 'unjudged', 'a quoted mount option');
     return;
   }
   const fields = new Map<string, string>();
@@ -128,12 +120,11 @@ function mountUse(ctx: UnitContext, line: UnitLine, written: string, value: stri
   const type = fields.get('type') ?? (source?.startsWith('/') ? 'bind' : 'volume');
   const prop = fields.get('bind-propagation');
   if (prop && /^r?shared$/.test(prop)) {
-    push(
+    refuse(
       ctx,
       line,
       written,
       'privileged',
-      { kind: 'privileged' },
       `mount propagation ${prop} lets the container's mounts reach the host`,
     );
   }
@@ -152,14 +143,7 @@ function mountUse(ctx: UnitContext, line: UnitLine, written: string, value: stri
     case 'volume':
       if (source !== undefined && source !== '') {
         if (source.includes('@@rick:')) {
-          push(
-            ctx,
-            line,
-            written,
-            'unjudged',
-            { kind: 'privileged' },
-            'the volume name holds a host fact',
-          );
+          refuse(ctx, line, written, 'unjudged', 'the volume name holds a host fact');
         } else pushControl(ctx, line, written, namedVolume(ctx.names, source));
       }
       return;
@@ -172,14 +156,7 @@ function mountUse(ctx: UnitContext, line: UnitLine, written: string, value: stri
     case 'artifact':
       return;
     default:
-      push(
-        ctx,
-        line,
-        written,
-        'unjudged',
-        { kind: 'privileged' },
-        `mount type ${type} is not known`,
-      );
+      refuse(ctx, line, written, 'unjudged', `mount type ${type} is not known`);
   }
 }
 
@@ -203,14 +180,7 @@ const hostFile =
     if (placeholder?.[1] === 'path' && access === 'ro') return;
     const path = value.startsWith('/') ? hostPath(ctx, value) : undefined;
     if (!path) {
-      push(
-        ctx,
-        line,
-        written,
-        'host-paths',
-        { kind: 'privileged' },
-        `--${name} ${value} is not an absolute host path`,
-      );
+      refuse(ctx, line, written, 'host-paths', `--${name} ${value} is not an absolute host path`);
       return;
     }
     pathUse(
@@ -237,14 +207,7 @@ export const hostPathsRule: RestrictedRule = {
       if (value.startsWith('path=')) {
         const path = hostPath(ctx, value.slice(5));
         if (!path || !value.slice(5).startsWith('/')) {
-          push(
-            ctx,
-            line,
-            written,
-            'host-paths',
-            { kind: 'privileged' },
-            'the log path is not an absolute host path',
-          );
+          refuse(ctx, line, written, 'host-paths', 'the log path is not an absolute host path');
         } else pathUse(ctx, line, written, path, 'rw', 'the log file is written on the host');
       }
     },
@@ -252,8 +215,7 @@ export const hostPathsRule: RestrictedRule = {
       if (value.startsWith('/')) {
         const path = hostPath(ctx, value);
         if (path) pathUse(ctx, line, written, path, 'rw', 'health logs are written on the host');
-        else
-          push(ctx, line, written, 'host-paths', { kind: 'privileged' }, 'not a plain host path');
+        else refuse(ctx, line, written, 'host-paths', 'not a plain host path');
       }
     },
   },

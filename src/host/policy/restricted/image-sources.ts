@@ -9,6 +9,7 @@ import {
   push,
   pushControl,
   type RuleId,
+  refuse,
   type UnitContext,
 } from './context.js';
 import type { RestrictedRule, RuleDoc } from './rule.js';
@@ -29,14 +30,7 @@ export function imageUse(ctx: UnitContext, line: UnitLine, written: string, raw:
   }
   const path = hostPath(ctx, source.path);
   if (!path) {
-    push(
-      ctx,
-      line,
-      written,
-      'image-sources',
-      { kind: 'privileged' },
-      `${source.detail}, which is not a plain path`,
-    );
+    refuse(ctx, line, written, 'image-sources', `${source.detail}, which is not a plain path`);
     return;
   }
   const rule: RuleId = isSensitivePath(path) ? 'sensitive-paths' : 'image-sources';

@@ -1,7 +1,7 @@
 /** `host-ports`: publishing a port on anything but loopback. */
 import { parsePortNeed } from '../../../bundle/needs.js';
 import type { UnitLine } from '../../../bundle/unit-file.js';
-import { push, type UnitContext } from './context.js';
+import { push, refuse, type UnitContext } from './context.js';
 import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** `[[IP:][HOSTPORT]:]CONTAINERPORT[/PROTOCOL]` / PublishPort=. */
@@ -41,7 +41,7 @@ export function publishedPort(value: string): string | undefined {
 function portUse(ctx: UnitContext, line: UnitLine, written: string, value: string): void {
   const need = publishedPort(value);
   if (!need) {
-    push(ctx, line, written, 'unjudged', { kind: 'privileged' }, 'a port mapping rick cannot read');
+    refuse(ctx, line, written, 'unjudged', 'a port mapping rick cannot read');
     return;
   }
   const p = parsePortNeed(need)!;

@@ -4,7 +4,7 @@
  */
 import { splitArgs } from '../../../bundle/podman-args.js';
 import { lookupAll } from '../../../bundle/unit-file.js';
-import { push } from './context.js';
+import { refuse } from './context.js';
 import type { FlagCheck, RestrictedRule, RuleDoc } from './rule.js';
 
 /** Flags refused outright, each with why. */
@@ -17,26 +17,25 @@ const privilegedFlags: Record<string, string> = {
   rootfs: 'runs a host directory as the root file system',
 };
 
-const refuse =
+const refused =
   (why: string): FlagCheck =>
   ({ ctx, line, written, value }) => {
-    if (value !== 'false') push(ctx, line, written, 'privileged', { kind: 'privileged' }, why);
+    if (value !== 'false') refuse(ctx, line, written, 'privileged', why);
   };
 
 export const privilegedRule: RestrictedRule = {
   rules: ['privileged'],
   flags: {
     ...Object.fromEntries(
-      Object.entries(privilegedFlags).map(([flag, why]) => [flag, refuse(why)]),
+      Object.entries(privilegedFlags).map(([flag, why]) => [flag, refused(why)]),
     ),
     annotation: ({ ctx, line, written, value }) => {
       if (/^(run\.oci\.|io\.podman\.annotations\.)/.test(value)) {
-        push(
+        refuse(
           ctx,
           line,
           written,
           'privileged',
-          { kind: 'privileged' },
           'a runtime annotation changes how the container is confined',
         );
       }
@@ -47,12 +46,11 @@ export const privilegedRule: RestrictedRule = {
       keys: ['ContainersConfModule'],
       check: (ctx, { group }) => {
         for (const line of lookupAll(ctx.unit, group, 'ContainersConfModule')) {
-          push(
+          refuse(
             ctx,
             line,
             `ContainersConfModule=${line.value}`,
             'privileged',
-            { kind: 'privileged' },
             "a containers.conf module can change every default of podman's",
           );
         }
@@ -69,12 +67,11 @@ export const privilegedRule: RestrictedRule = {
               (w, i, all) => /^--log-level(=|$)/.test(w) || (i > 0 && all[i - 1] === '--log-level'),
             );
           if (!harmless) {
-            push(
+            refuse(
               ctx,
               line,
               `GlobalArgs=${line.value}`,
               'privileged',
-              { kind: 'privileged' },
               "global flags choose podman's storage, runtime and hooks",
             );
           }

@@ -1,6 +1,6 @@
 /** `sysctls`: sysctls beyond the Pod Security Standards' safe set. */
 import type { UnitLine } from '../../../bundle/unit-file.js';
-import { push, type UnitContext } from './context.js';
+import { push, refuse, type UnitContext } from './context.js';
 import type { RestrictedRule, RuleDoc } from './rule.js';
 
 /** The Pod Security Standards' "safe" sysctls (namespaced, isolated from other pods). */
@@ -16,14 +16,7 @@ function sysctlUse(ctx: UnitContext, line: UnitLine, written: string, value: str
   const name = value.split('=')[0] ?? '';
   if (safeSysctls.has(name)) return;
   if (!/^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$/.test(name)) {
-    push(
-      ctx,
-      line,
-      written,
-      'sysctls',
-      { kind: 'privileged' },
-      `${JSON.stringify(name)} is not a sysctl name`,
-    );
+    refuse(ctx, line, written, 'sysctls', `${JSON.stringify(name)} is not a sysctl name`);
     return;
   }
   push(ctx, line, written, 'sysctls', { kind: 'sysctls', value: name });

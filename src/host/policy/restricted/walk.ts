@@ -17,7 +17,7 @@ import {
   cannotTell,
   expandValue,
   type FlagState,
-  push,
+  refuse,
   type UnitContext,
   unitDir,
 } from './context.js';
@@ -56,17 +56,16 @@ function judgeFlags(
   const split = splitArgs(line.value);
   const written = `${key}=${line.value}`;
   for (const problem of split.problems) {
-    push(ctx, line, written, 'unknown-flags', { kind: 'privileged' }, problem);
+    refuse(ctx, line, written, 'unknown-flags', problem);
   }
   const words: string[] = [];
   for (const word of split.words) {
     if (word.includes('$') && !/^[^$]*(\$\$[^$]*)*$/.test(word)) {
-      push(
+      refuse(
         ctx,
         line,
         written,
         'unjudged',
-        { kind: 'privileged' },
         `${JSON.stringify(word)} is expanded from the environment when the unit starts`,
       );
       return;
@@ -75,7 +74,7 @@ function judgeFlags(
   }
   const parsed = parsePodmanFlags(words, table);
   for (const problem of parsed.problems) {
-    push(ctx, line, written, 'unknown-flags', { kind: 'privileged' }, problem);
+    refuse(ctx, line, written, 'unknown-flags', problem);
   }
   for (const flag of parsed.flags) judgeFlag(ctx, line, `${key}: ${flag.written}`, flag, state);
 }
@@ -89,12 +88,11 @@ function asFlag(name: string, value: string, spec: FlagSpec | undefined): Parsed
 function unknownKeys(ctx: UnitContext, group: string, known: ReadonlySet<string>): void {
   for (const line of ctx.unit.groups.get(group) ?? []) {
     if (!known.has(line.key)) {
-      push(
+      refuse(
         ctx,
         line,
         `${line.key}=${line.value}`,
         'unknown-flags',
-        { kind: 'privileged' },
         `[${group}] ${line.key}= is not a key rick knows`,
       );
     }
