@@ -20,3 +20,23 @@ if (i < 0 || j < 0)
   );
 writeFileSync(page, text.slice(0, i + start.length) + formatExitCodesMarkdown() + text.slice(j));
 console.log('docs: docs/exit-codes.md exit codes written');
+
+// The table of the rules of `restricted` in docs/policy.md, from the rule
+// modules' rows (src/host/policy/restricted/rule-docs.ts).
+const { formatRulesMarkdown } = await import('../dist/host/policy/restricted/rule-docs.js');
+const policyPage = join(repo, 'docs/policy.md');
+const rulesStart =
+  '<!-- rules: written by `npm run docs` from src/host/policy/restricted/rule-docs.ts -->\n';
+const rulesEnd = '\n<!-- /rules -->';
+const policy = readFileSync(policyPage, 'utf8');
+const k = policy.indexOf(rulesStart);
+const l = policy.indexOf(rulesEnd, k);
+if (k < 0 || l < 0)
+  throw new Error(
+    `docs/policy.md has no rule table between ${rulesStart.trim()} and ${rulesEnd.trim()}`,
+  );
+writeFileSync(
+  policyPage,
+  policy.slice(0, k + rulesStart.length) + formatRulesMarkdown() + policy.slice(l),
+);
+console.log('docs: docs/policy.md rules of restricted written');

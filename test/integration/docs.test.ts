@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode, formatExitCodesMarkdown } from '../../src/errors.js';
+import { formatRulesMarkdown } from '../../src/host/policy/restricted/rule-docs.js';
 import { builtCli, requireBuiltCli, runCli } from '../helpers/cli-process.js';
 
 const repo = join(import.meta.dirname, '../..');
@@ -130,6 +131,18 @@ describe('docs', () => {
     );
     expect(table, 'docs/exit-codes.md lost its exit-code markers').not.toBeNull();
     expect(table?.[1]).toBe(formatExitCodesMarkdown());
+  });
+
+  it('docs/policy.md shows the rules of restricted as their modules register them (npm run docs writes it)', async () => {
+    const page = await readFile(join(repo, 'docs/policy.md'), 'utf8');
+    const table = page.match(
+      /<!-- rules: written by `npm run docs` from src\/host\/policy\/restricted\/rule-docs\.ts -->\n([\s\S]*?)\n<!-- \/rules -->/,
+    );
+    expect(table, 'docs/policy.md lost its rule table markers').not.toBeNull();
+    expect(table?.[1]).toBe(formatRulesMarkdown());
+    expect(table?.[1]).toContain(
+      '| `host-paths` | HostPath Volumes (Baseline); Volume Types (Restricted) |',
+    );
   });
 
   it('the README starts with the two commands CI runs, and stays short', async () => {
