@@ -102,7 +102,8 @@ async function git(
 /**
  * The source commit: --source-commit, else GITHUB_SHA, else the checkout's
  * HEAD, else null. The time: SOURCE_DATE_EPOCH, else that commit's committer
- * time, else 0 (1970-01-01), so that a build never depends on the clock.
+ * time, else 0 (1970-01-01) when there is no commit, so that a build never
+ * depends on the clock. A commit whose time git cannot give is refused.
  */
 export async function readSourceInfo(options: SourceInfoOptions): Promise<SourceInfo> {
   const given = options.sourceCommit ?? options.env.GITHUB_SHA;
@@ -132,13 +133,25 @@ export async function readSourceInfo(options: SourceInfoOptions): Promise<Source
     return { commit, epoch: Number(sde), epochFrom: 'SOURCE_DATE_EPOCH' };
   }
   if (commit !== null) {
-    const time = await git(options.runner, options.bundleDir, [
-      'show',
-      '-s',
-      '--format=%ct',
-      `${commit}^{commit}`,
-    ]);
-    if (time && /^\d+$/.test(time)) return { commit, epoch: Number(time), epochFrom: 'commit' };
+    const result = await options.runner.run(
+      'git',
+      ['-C', options.bundleDir, 'show', '-s', '--format=%ct', `${commit}^{commit}`],
+      { timeoutMs: 10_000 },
+    );
+    const time = result.code === 0 ? result.stdout.trim() : '';
+    if (/^\d+$/.test(time)) return { commit, epoch: Number(time), epochFrom: 'commit' };
+    // A release whose commit is known must carry that commit's time: falling
+    // back to 1970 here (git refusing a checkout owned by another user, a
+    // shallow clone without the commit) would publish bytes nobody can
+    // rebuild from the tag.
+    const said = `${result.stderr}${result.stdout}`.trim().split('\n')[0] ?? '';
+    throw new RickError(
+      'PREREQUISITE_MISSING',
+      `cannot read the time of source commit ${commit} with git in ${options.bundleDir}${said ? `: ${said}` : ''}`,
+      {
+        hint: 'set SOURCE_DATE_EPOCH to the commit time (git log -1 --format=%ct), or let git read the checkout (git config --global --add safe.directory DIR; a full clone for an older commit)',
+      },
+    );
   }
   return { commit, epoch: 0, epochFrom: 'none' };
 }

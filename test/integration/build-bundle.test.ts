@@ -250,6 +250,56 @@ describe.skipIf(!quadletPath)('rick-bundle build: time and source commit', () =>
     expect(manifest.source.commit).toBeNull();
   });
 
+  // git's own refusal of a checkout owned by another user: a container
+  // running as root over the runner's workspace. Making that checkout takes root.
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses a given commit whose time git cannot read (a checkout git refuses), and writes nothing',
+    async () => {
+      const repo = join(work, 'repo');
+      await writeBundleDir(join(repo, 'bundles/demo'), minimalBundle(goodUnit));
+      execFileSync('git', ['init', '-q'], { cwd: repo });
+      execFileSync('chown', ['-R', '65534:65534', repo]);
+      const result = await runBundleCli(
+        [
+          'build',
+          join(repo, 'bundles/demo'),
+          '--version',
+          '1.0.0',
+          '--out',
+          out,
+          '--installer',
+          installer,
+          '--source-commit',
+          'b'.repeat(40),
+        ],
+        { env: { PATH: process.env.PATH, HOME: work } },
+      );
+      expect(result.stderr).toContain(
+        `error PREREQUISITE_MISSING: cannot read the time of source commit ${'b'.repeat(40)} with git in ${join(repo, 'bundles/demo')}: fatal: detected dubious ownership`,
+      );
+      expect(result.stderr).toContain('set SOURCE_DATE_EPOCH to the commit time');
+      expect(result.code).toBe(5);
+      expect(await outputFiles()).toEqual([]);
+    },
+  );
+
+  it('refuses a GITHUB_SHA that the checkout does not hold, and writes nothing', async () => {
+    const dir = await writeBundleDir(join(work, 'demo'), minimalBundle(goodUnit));
+    const result = await runBundleCli(
+      ['build', dir, '--version', '1.0.0', '--out', out, '--installer', installer],
+      {
+        env: { PATH: process.env.PATH, GIT_CEILING_DIRECTORIES: work, GITHUB_SHA: 'c'.repeat(40) },
+      },
+    );
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `error PREREQUISITE_MISSING: cannot read the time of source commit ${'c'.repeat(40)} .*not a git repository`,
+      ),
+    );
+    expect(result.code).toBe(5);
+    expect(await outputFiles()).toEqual([]);
+  });
+
   it('prefers GITHUB_SHA to the checkout when no --source-commit is given', async () => {
     const dir = await writeBundleDir(join(work, 'demo'), minimalBundle(goodUnit));
     const sha = 'a'.repeat(40);
