@@ -3,6 +3,7 @@
  * --vars files, and where the sources came from (commit and time).
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, RickError } from '../errors.js';
@@ -154,4 +155,27 @@ export async function readSourceInfo(options: SourceInfoOptions): Promise<Source
     );
   }
   return { commit, epoch: 0, epochFrom: 'none' };
+}
+
+export interface Toolchain {
+  node: string;
+  rick: string;
+  esbuild: string | null;
+}
+
+/**
+ * What this build runs on: the Node.js running it, rick's version, and the
+ * esbuild installed beside rick in `repoRoot` (the one `npm run build`
+ * builds the single-file installer with), null when rick has none (an
+ * install without dev dependencies).
+ */
+export async function readToolchain(repoRoot: string, rick: string): Promise<Toolchain> {
+  let esbuild: string | null = null;
+  try {
+    const path = createRequire(join(repoRoot, 'package.json')).resolve('esbuild/package.json');
+    esbuild = (JSON.parse(await readFile(path, 'utf8')) as { version: string }).version;
+  } catch {
+    esbuild = null;
+  }
+  return { node: process.versions.node, rick, esbuild };
 }

@@ -67,6 +67,14 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(manifestSchema.safeParse(manifest).success).toBe(true);
     expect(manifest.createdAt).toBe('2023-11-14T22:13:20.000Z');
     expect(manifest.source.commit).toBe('abc1234');
+    // The toolchain that built it, as a rebuild from the tag needs it.
+    const version = async (file: string) =>
+      (JSON.parse(await readFile(join(repoRoot, file), 'utf8')) as { version: string }).version;
+    expect(manifest.toolchain).toEqual({
+      node: process.versions.node,
+      rick: await version('package.json'),
+      esbuild: await version('node_modules/esbuild/package.json'),
+    });
     expect(manifest.requires.podman).toBe('5.3.0');
     expect(manifest.files.map((f) => [f.path, f.kind, f.mode.toString(8)])).toEqual([
       ['caddy/authentik.caddy', 'caddy', '644'],
