@@ -1,7 +1,9 @@
 /**
  * scripts/release.sh, which the release workflow runs as `npm run
- * release:build`: every bundle built with the tag's version and signed, a
- * SHA256SUMS over everything and its signature, all checked with GnuPG.
+ * release:build`, and scripts/release-sign.sh, which its signing job runs:
+ * every bundle built with the tag's version, the license, notices and SBOM,
+ * then signed, a SHA256SUMS over everything and its signature, all checked
+ * with GnuPG.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBundleArchive } from '../../src/bundle/archive.js';
 import { generateSigningKey } from '../../src/bundle/openpgp.js';
 import { repoRoot } from '../helpers/host-tree.js';
+import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'correct horse battery staple';
@@ -41,18 +44,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function release(out: string) {
+function release(out: string, ...extra: string[]) {
   return run(
     'sh',
     [
       join(repoRoot, 'scripts/release.sh'),
       '--version',
       'v9.8.7',
-      '--key',
-      keyFile,
       '--out',
       out,
       '--no-build',
+      ...extra,
     ],
     {
       cwd: repoRoot,
@@ -62,17 +64,28 @@ function release(out: string) {
   );
 }
 
+function sign(out: string, ...extra: string[]) {
+  return run(
+    'sh',
+    [join(repoRoot, 'scripts/release-sign.sh'), '--key', keyFile, '--dir', out, ...extra],
+    { cwd: repoRoot, env: { ...process.env, RICK_SIGNING_PASSPHRASE: PASSPHRASE } },
+  );
+}
+
 describe('release build', () => {
   it('builds and signs every bundle with the tag version, and a signed SHA256SUMS', async () => {
     const out = join(dir, 'out');
-    const r = await release(out);
-    expect(r.stdout).toContain('release: 9.8.7 ready in');
+    const r = await release(out, '--key', keyFile);
+    expect(r.stdout).toContain('release-sign: signed by');
     const bundles = (await readdir(join(repoRoot, 'bundles'))).sort();
     expect(bundles.length).toBeGreaterThan(0);
     const expected = [
+      'LICENSE',
       'SHA256SUMS',
       'SHA256SUMS.sig',
+      'THIRD-PARTY-NOTICES.txt',
       'bootstrap.sh',
+      'rick-install.cdx.json',
       ...bundles.flatMap((b) => [`${b}-9.8.7.tgz`, `${b}-9.8.7.tgz.sig`]),
     ].sort();
     expect((await readdir(out)).sort()).toEqual(expected);
@@ -92,8 +105,66 @@ describe('release build', () => {
       expect(archive.files.get('installer/rick-install.cjs')?.equals(installer)).toBe(true);
       expect(archive.manifest.version).toBe('9.8.7');
       // And rick-bundle verify read it as hosts do.
-      expect(r.stdout).toContain(`release: verified ${b}-9.8.7.tgz as hosts read it\n`);
+      expect(r.stdout).toContain(`release-sign: verified ${b}-9.8.7.tgz as hosts read it\n`);
     }
+  }, 180_000);
+
+  it('builds without a key, and a separate step signs what was built', async () => {
+    const out = join(dir, 'split');
+    const built = await release(out);
+    expect(built.stdout).toContain(`release: 9.8.7 built, unsigned, in ${out}`);
+    const names = await readdir(out);
+    expect(names.filter((n) => n.endsWith('.sig') || n === 'SHA256SUMS')).toEqual([]);
+    expect(names).toContain('rick-install.cdx.json');
+
+    // A key other than the expected one signs nothing.
+    const before = await snapshotTree(out);
+    const wrong = await sign(out, '--expect-fingerprint', 'AAAA'.repeat(10)).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(wrong?.stderr).toMatch(
+      /release-sign: the key is [0-9A-F]{40}, not the expected A{40}; nothing signed/,
+    );
+    expect(wrong?.code).toBe(1);
+    await expectTreeUnchanged(out, before);
+
+    // Nor is a bootstrap.sh other than this checkout's ever signed.
+    const bootstrap = await readFile(join(out, 'bootstrap.sh'));
+    await writeFile(join(out, 'bootstrap.sh'), `${bootstrap}\necho extra\n`);
+    const changed = await snapshotTree(out);
+    const tampered = await sign(out).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(tampered?.stderr).toContain(
+      `release-sign: ${out}/bootstrap.sh is not installer/bootstrap.sh of this checkout`,
+    );
+    expect(tampered?.code).toBe(1);
+    await expectTreeUnchanged(out, changed);
+    await writeFile(join(out, 'bootstrap.sh'), bootstrap);
+
+    const fingerprint = (
+      await run('gpg', ['--batch', '--with-colons', '--show-keys', join(dir, 'release.asc')])
+    ).stdout.match(/^fpr:+([0-9A-F]{40}):/m)?.[1];
+    const signed = await sign(out, '--expect-fingerprint', fingerprint ?? 'none');
+    expect(signed.stdout).toContain(`release-sign: signed by ${fingerprint}`);
+    await run('gpgv', ['--keyring', keyring, join(out, 'SHA256SUMS.sig'), join(out, 'SHA256SUMS')]);
+    const listed = (await readFile(join(out, 'SHA256SUMS'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('  ')[1]);
+    // Every file of the release, the bundles' signatures included.
+    const sigs = names.filter((n) => n.endsWith('.tgz')).map((n) => `${n}.sig`);
+    expect(listed).toEqual([...names, ...sigs].sort());
+
+    // Signed once: a second run refuses instead of signing over it.
+    const again = await sign(out).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(again?.stderr).toMatch(/release-sign: .*\.sig exists: .* is signed already/);
+    expect(again?.code).toBe(2);
   }, 180_000);
 
   it('refuses to write into a directory that already holds files', async () => {
