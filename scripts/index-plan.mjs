@@ -110,7 +110,9 @@ export function planSteps({ previous, releases, state, downloads, waves }) {
     args.push('--location', `../../download/${r.tag}/`);
     if (r.prerelease) args.push('--channel', 'prerelease');
     if (waves) args.push('--waves', waves);
-    steps.push({ download: [r.tag, ...bundles.map((b) => b.asset)], args });
+    // rick-bundle index reads each bundle back with its signature beside it.
+    const download = bundles.flatMap((b) => [b.asset, `${b.asset}.sig`]);
+    steps.push({ download: [r.tag, ...download], args });
     for (const b of bundles) listed.push({ bundle: b.bundle, version });
   }
   for (const y of state.yanked) {
