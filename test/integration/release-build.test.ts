@@ -167,6 +167,42 @@ describe('release build', () => {
     expect(again?.code).toBe(2);
   }, 180_000);
 
+  it('rebuilds the same bytes, which scripts/reproduce-compare.sh finds equal to the published assets', async () => {
+    // The release of the first test, as GitHub would serve it (a fake GitHub CLI).
+    const github = join(dir, 'github');
+    await mkdir(join(github, 'releases'), { recursive: true });
+    await run('cp', ['-a', join(dir, 'out'), join(github, 'releases/v9.8.7')]);
+    const rebuilt = join(dir, 'rebuilt');
+    await release(rebuilt);
+    const compare = () =>
+      run('sh', [join(repoRoot, 'scripts/reproduce-compare.sh'), 'v9.8.7', rebuilt], {
+        env: {
+          PATH: `${join(repoRoot, 'test/fixtures/fake-gh')}:${process.env.PATH}`,
+          GH_REPO: 'owner/name',
+          FAKE_GH_DIR: github,
+        },
+      });
+    const same = await compare();
+    const bundles = (await readdir(rebuilt)).filter((n) => n.endsWith('.tgz'));
+    expect(bundles.length).toBeGreaterThan(0);
+    for (const name of [...bundles, 'bootstrap.sh', 'LICENSE', 'rick-install.cdx.json']) {
+      expect(same.stdout).toContain(`reproduce: ${name}: same bytes\n`);
+    }
+    expect(same.stdout).toContain('reproduce: v9.8.7 rebuilt from its tag, byte for byte');
+
+    // One byte changed in a published bundle is found.
+    const published = join(github, 'releases/v9.8.7', bundles[0] as string);
+    const bytes = await readFile(published);
+    bytes[bytes.length - 1] ^= 1;
+    await writeFile(published, bytes);
+    const differs = await compare().then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(differs?.stderr).toContain(`reproduce: ${bundles[0]} differs from the rebuild`);
+    expect(differs?.code).toBe(1);
+  }, 180_000);
+
   it('refuses to write into a directory that already holds files', async () => {
     const out = join(dir, 'busy');
     await mkdir(out);
