@@ -82,6 +82,12 @@ describe('workflows', () => {
     );
     expect(commands.some((c) => c.includes('npm run test:e2e'))).toBe(true);
     expect(commands).toContain('npm audit --audit-level=high');
+    // As root, with setup-node's Node.js first on the PATH (sudo's secure_path would put the runner's own first).
+    expect(
+      commands.some((c) =>
+        c.includes(`env PATH="$PATH" sh -c 'scripts/setup.sh && npm run check'`),
+      ),
+    ).toBe(true);
     const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
     expect(readme).toContain('scripts/setup.sh && npm run check');
     // One exact version, read by setup-node; Node.js 20 is past its end of life.
