@@ -119,6 +119,22 @@ describe('scripts/index-publish.sh', () => {
     expect(two.index.yanked).toEqual(one.index.yanked);
   }, 120_000);
 
+  it('publishes no index while there are only prereleases, and says so', async () => {
+    const only = join(work, 'prereleases');
+    await writeSignedBundle(join(only, 'releases', 'v2.0.0-rc.1'), key, { version: '2.0.0-rc.1' });
+    await writeFile(
+      join(only, 'releases.json'),
+      JSON.stringify([{ tag: 'v2.0.0-rc.1', prerelease: true, draft: false }]),
+    );
+    const state = join(work, 'empty.yaml');
+    await writeFile(state, 'yanked: []\nrollouts: []\n');
+    const before = await snapshotTree(only, { ignore: ['calls.log'] });
+    const r = await publish(state, join(work, 'out-pre'), { FAKE_GH_DIR: only });
+    expect(r.stdout).toContain('index-publish: no stable release yet: no index published');
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('latest=');
+    expect(diffTrees(before, await snapshotTree(only, { ignore: ['calls.log'] }))).toEqual([]);
+  }, 60_000);
+
   it('changes nothing when GitHub cannot be asked', async () => {
     const state = join(work, 'state.yaml');
     await mkdir(join(work, 'out3'));
