@@ -193,7 +193,7 @@ describe('release build', () => {
     // One byte changed in a published bundle is found.
     const published = join(github, 'releases/v9.8.7', bundles[0] as string);
     const bytes = await readFile(published);
-    bytes[bytes.length - 1] ^= 1;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 1, bytes.length - 1);
     await writeFile(published, bytes);
     const differs = await compare().then(
       () => undefined,
