@@ -1,37 +1,49 @@
 #!/bin/sh
-# Signs a release that scripts/release.sh built, and reads every signature
-# back as hosts and users do before anything is published. The release
-# workflow runs it in a job of its own, on the build job's files, with only
-# GnuPG, Node.js and rick-bundle's own code beside the key.
+# Signs a release that scripts/release.sh built, with GnuPG alone, and reads
+# every signature back as users and hosts do before anything is published.
+# The release workflow runs it in a job of its own, on the build job's files,
+# with nothing but GnuPG and this script beside the key: no npm package, no
+# compiler. (The read-back of each bundle by rick-bundle, --read-back here,
+# runs there in a later job with no key, on the public half this writes.)
 #
 #   scripts/release-sign.sh --key FILE --dir DIR [--expect-fingerprint FPR]
+#       [--public-key FILE] [--read-back]
 #
 # FILE is the armored private release key (its passphrase, if any, in
-# RICK_SIGNING_PASSPHRASE). For each DIR/*.tgz: a .sig, then `rick-bundle
-# verify` (the keyring rules, the signature, the contents, the file name
-# against the signed manifest). Then SHA256SUMS over every file of DIR, its
-# .sig, and the checks docs/feeds.md tells users to run: gpgv of
-# SHA256SUMS.sig and of each bundle's .sig against the public half of the key,
-# `sha256sum -c`, and bootstrap.sh equal to installer/bootstrap.sh of this
-# checkout. With --expect-fingerprint, a key that is not that one is refused
-# before anything is signed (a wrong secret publishes nothing).
+# RICK_SIGNING_PASSPHRASE). Each DIR/*.tgz gets a binary detached signature
+# .sig; then SHA256SUMS over every file of DIR and its .sig; then the checks
+# docs/feeds.md tells users to run: gpgv of SHA256SUMS.sig and of each
+# bundle's .sig against the public half of the key, `sha256sum -c`, and
+# bootstrap.sh equal to installer/bootstrap.sh of this checkout. With
+# --expect-fingerprint, a key that is not that one is refused before anything
+# is signed (a wrong secret publishes nothing). --public-key writes the
+# public half (armored) to FILE, outside DIR. --read-back also reads each
+# bundle back with `rick-bundle verify` (the keyring rules, the contents, the
+# file name against the signed manifest; needs dist/).
 set -eu
 cd "$(dirname "$0")/.."
 
 key=""
 dir=""
 expect=""
+public=""
+read_back=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --key) key="${2:?--key needs a file}"; shift 2 ;;
     --dir) dir="${2:?--dir needs a directory}"; shift 2 ;;
     --expect-fingerprint) expect="${2:?--expect-fingerprint needs a fingerprint}"; shift 2 ;;
+    --public-key) public="${2:?--public-key needs a file}"; shift 2 ;;
+    --read-back) read_back=1; shift ;;
     *) echo "release-sign: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$key" ] || { echo "release-sign: --key is required" >&2; exit 2; }
 [ -n "$dir" ] || { echo "release-sign: --dir is required" >&2; exit 2; }
-[ -f dist/cli/rick-bundle.js ] || { echo "release-sign: dist/ is not built" >&2; exit 2; }
+if [ "$read_back" -eq 1 ] && [ ! -f dist/cli/rick-bundle.js ]; then
+  echo "release-sign: --read-back needs dist/ (npm run build)" >&2
+  exit 2
+fi
 ls "$dir"/*.tgz >/dev/null 2>&1 || { echo "release-sign: no bundle (*.tgz) in $dir" >&2; exit 2; }
 for f in "$dir"/*.sig "$dir/SHA256SUMS"; do
   [ -e "$f" ] && { echo "release-sign: $f exists: $dir is signed already" >&2; exit 2; }
@@ -54,13 +66,23 @@ if [ -n "$expect" ]; then
     { echo "release-sign: the key is $fingerprint, not the expected $want; nothing signed" >&2; exit 1; }
 fi
 
+# A binary detached signature, as `rick-bundle sign` writes; the passphrase
+# goes to GnuPG on a pipe, never on a command line.
+sign() {
+  printf '%s' "${RICK_SIGNING_PASSPHRASE:-}" |
+    GNUPGHOME="$gnupghome" gpg --batch --quiet --yes --pinentry-mode loopback --passphrase-fd 0 \
+      --detach-sign --output "$1.sig" "$1" 2>"$gnupghome/sign.log" ||
+    { cat "$gnupghome/sign.log" >&2; echo "release-sign: GnuPG cannot sign $1" >&2; exit 1; }
+}
 for tgz in "$dir"/*.tgz; do
-  node dist/cli/rick-bundle.js sign "$tgz" --key "$key"
+  sign "$tgz"
 done
-for tgz in "$dir"/*.tgz; do
-  node dist/cli/rick-bundle.js verify "$tgz" --keyring "$gnupghome/release.asc" >/dev/null
-  echo "release-sign: verified $(basename "$tgz") as hosts read it"
-done
+if [ "$read_back" -eq 1 ]; then
+  for tgz in "$dir"/*.tgz; do
+    node dist/cli/rick-bundle.js verify "$tgz" --keyring "$gnupghome/release.asc" >/dev/null
+    echo "release-sign: verified $(basename "$tgz") as hosts read it"
+  done
+fi
 (
   cd "$dir"
   LC_ALL=C
@@ -70,7 +92,7 @@ done
     while IFS= read -r f; do sha256sum "$f"; done >"$gnupghome/SHA256SUMS"
 )
 mv "$gnupghome/SHA256SUMS" "$dir/SHA256SUMS"
-node dist/cli/rick-bundle.js sign "$dir/SHA256SUMS" --key "$key"
+sign "$dir/SHA256SUMS"
 
 # As a user checks it (docs/feeds.md), before any of it is uploaded.
 gpgv --keyring "$gnupghome/release.gpg" "$dir/SHA256SUMS.sig" "$dir/SHA256SUMS" 2>"$gnupghome/gpgv.log" ||
@@ -83,5 +105,6 @@ for tgz in "$dir"/*.tgz; do
   gpgv --keyring "$gnupghome/release.gpg" "$tgz.sig" "$tgz" 2>"$gnupghome/gpgv.log" ||
     { cat "$gnupghome/gpgv.log" >&2; echo "release-sign: gpgv refuses $tgz.sig" >&2; exit 1; }
 done
+[ -z "$public" ] || cp "$gnupghome/release.asc" "$public"
 echo "release-sign: signed by $fingerprint; SHA256SUMS, bootstrap.sh and every bundle checked with gpgv"
 ls -l "$dir"

@@ -69,7 +69,7 @@ cp LICENSE "$out/LICENSE"
 node scripts/third-party.mjs --out "$out" --version "$version"
 
 if [ -n "$key" ]; then
-  scripts/release-sign.sh --key "$key" --dir "$out"
+  scripts/release-sign.sh --key "$key" --dir "$out" --read-back
 else
   echo "release: $version built, unsigned, in $out"
   ls -l "$out"

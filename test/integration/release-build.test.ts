@@ -147,8 +147,32 @@ describe('release build', () => {
     const fingerprint = (
       await run('gpg', ['--batch', '--with-colons', '--show-keys', join(dir, 'release.asc')])
     ).stdout.match(/^fpr:+([0-9A-F]{40}):/m)?.[1];
-    const signed = await sign(out, '--expect-fingerprint', fingerprint ?? 'none');
+    const publicKey = join(dir, 'exported.asc');
+    const signed = await sign(
+      out,
+      '--expect-fingerprint',
+      fingerprint ?? 'none',
+      '--public-key',
+      publicKey,
+    );
     expect(signed.stdout).toContain(`release-sign: signed by ${fingerprint}`);
+    // Signed by GnuPG alone; the read-back by rick-bundle, with the exported
+    // public half, is the workflow's next job, run here the same way.
+    expect(signed.stdout).not.toContain('verified');
+    for (const tgz of names.filter((n) => n.endsWith('.tgz'))) {
+      const verified = await run(
+        'node',
+        [
+          join(repoRoot, 'dist/cli/rick-bundle.js'),
+          'verify',
+          join(out, tgz),
+          '--keyring',
+          publicKey,
+        ],
+        { cwd: repoRoot },
+      );
+      expect(verified.stdout).toContain(fingerprint as string);
+    }
     await run('gpgv', ['--keyring', keyring, join(out, 'SHA256SUMS.sig'), join(out, 'SHA256SUMS')]);
     const listed = (await readFile(join(out, 'SHA256SUMS'), 'utf8'))
       .split('\n')

@@ -133,12 +133,22 @@ describe('workflows', () => {
     // The key reaches a file through the environment, never a command line.
     expect(signing?.run).toContain('umask 077');
     expect(signing?.run).not.toMatch(/\$\{\{/);
-    // Only rick-bundle compiled: no install script, no installer build.
-    expect(runs({ on: {}, jobs: { sign: sign as Job } })).toContain(
-      'npm ci --ignore-scripts --no-audit --no-fund && npx tsc -p tsconfig.build.json',
+    // GnuPG alone beside the key: no npm, no compiler, no Node.js set up.
+    expect(runs({ on: {}, jobs: { sign: sign as Job } }).join('\n')).not.toMatch(
+      /\b(npm|npx|node)\b/,
+    );
+    expect(sign?.steps?.some((s) => s.uses?.startsWith('actions/setup-node@'))).toBe(false);
+    expect(signing?.run).toContain('--public-key release-key/release.asc');
+    // The read-back as hosts read it, keyless, before anything is attested or published.
+    const { verify } = release.jobs;
+    expect(verify?.needs).toBe('sign');
+    expect(verify?.environment).toBeUndefined();
+    expect(JSON.stringify(verify)).not.toContain('secrets.');
+    expect(runs({ on: {}, jobs: { verify: verify as Job } }).join('\n')).toContain(
+      'node dist/cli/rick-bundle.js verify "$tgz" --keyring release-key/release.asc',
     );
 
-    expect(attest?.needs).toBe('sign');
+    expect(attest?.needs).toBe('verify');
     expect(attest?.permissions).toEqual({ 'id-token': 'write', attestations: 'write' });
     expect(
       attest?.steps?.find((s) => s.uses?.startsWith('actions/attest-build-provenance@'))?.with,
