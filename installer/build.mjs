@@ -40,6 +40,10 @@
 // (src/host/installer-version.ts). It is --version, else $RICK_VERSION (the
 // release build sets it to the release's version), else package.json's.
 //
+// Beside it, rick-install.meta.json lists every source file inside it
+// (esbuild's metafile inputs), from which the release's third-party notices
+// and SBOM are made (scripts/third-party.mjs).
+//
 // Usage: node installer/build.mjs [--outfile PATH] [--version X.Y.Z]
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -80,6 +84,9 @@ const common = {
   // ASCII output (the default): Node decodes an ASCII-only source much faster.
   charset: 'ascii',
   logLevel: 'warning',
+  // Which files of which packages went in: scripts/third-party.mjs makes the
+  // release's notices and SBOM from it (rick-install.meta.json beside the file).
+  metafile: true,
   // --version of the single file prints it (src/version.ts): no package.json beside it.
   define: { 'process.env.NODE_ENV': '"production"', __RICK_VERSION__: JSON.stringify(version) },
 };
@@ -291,3 +298,15 @@ await writeFile(
   ]),
 );
 await chmod(outfile, 0o755);
+// The inputs of the three builds that make up the file, sorted, without the
+// byte counts of outputs that do not exist on their own.
+const inputs = Object.fromEntries(
+  [rest, undici, front]
+    .flatMap((b) => Object.entries(b.metafile.inputs))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([path, input]) => [path, { bytes: input.bytes }]),
+);
+await writeFile(
+  outfile.replace(/\.cjs$/, '.meta.json'),
+  `${JSON.stringify({ inputs }, null, 2)}\n`,
+);

@@ -1,19 +1,24 @@
 #!/bin/sh
-# Builds, signs and checksums every bundle of bundles/ for one release; the
-# release workflow runs exactly this (npm run release:build), and so does a test.
+# Builds every bundle of bundles/ for one release, with the release's
+# LICENSE, third-party notices and SBOM; with --key, signs them too
+# (scripts/release-sign.sh). The release workflow runs the build part
+# (npm run release:build, no key anywhere near the toolchain) and signs in a
+# separate job; a test runs both.
 #
-#   scripts/release.sh --version 1.2.3 --key FILE [--out DIR] [--no-build]
+#   scripts/release.sh --version 1.2.3 [--out DIR] [--no-build] [--key FILE]
 #
-# FILE is the armored private signing key; its passphrase, if any, is read by
-# rick-bundle from the environment variable RICK_SIGNING_PASSPHRASE, never
-# from an argument. DIR (default: release/) receives, for each bundle,
-# <name>-<version>.tgz and its detached signature .sig, then bootstrap.sh,
-# SHA256SUMS over all of them and its detached signature SHA256SUMS.sig.
-# Each bundle is then checked by rick-bundle verify, as hosts read it.
+# DIR (default: release/) receives, for each bundle, <name>-<version>.tgz,
+# then bootstrap.sh, LICENSE, THIRD-PARTY-NOTICES.txt and rick-install.cdx.json
+# (the CycloneDX SBOM of the single-file installer, scripts/third-party.mjs).
+# With --key FILE (the armored private signing key; its passphrase, if any,
+# in RICK_SIGNING_PASSPHRASE), each bundle's .sig, SHA256SUMS and
+# SHA256SUMS.sig follow, each read back as hosts read it.
 #
 # Each bundle is judged against bundles/<name>/policy.conf, the grant its
 # hosts keep in /etc/rick/policy.d/<name>.conf: a release that needs more
 # than that grant fails here (exit 14), instead of being held on every host.
+# A bundle's time is its commit's (SOURCE_DATE_EPOCH, else the commit git
+# names): a commit whose time cannot be read fails the build.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -31,7 +36,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$version" ] || { echo "release: --version is required" >&2; exit 2; }
-[ -n "$key" ] || { echo "release: --key is required" >&2; exit 2; }
 # A tag v1.2.3 names version 1.2.3.
 version="${version#v}"
 
@@ -60,32 +64,13 @@ for dir in bundles/*/; do
 done
 [ "$found" -eq 1 ] || { echo "release: no bundle in bundles/" >&2; exit 1; }
 
-for tgz in "$out"/*.tgz; do
-  node dist/cli/rick-bundle.js sign "$tgz" --key "$key"
-done
-
-# Every asset read back as hosts read it (rick-bundle verify: the keyring
-# rules, the signature, the contents, the file name against the signed
-# manifest), with the public half of the signing key, exported by GnuPG in a
-# home of its own that is removed on exit.
-gnupghome="$(mktemp -d)"
-trap 'rm -rf "$gnupghome"' EXIT
-GNUPGHOME="$gnupghome" gpg --batch --quiet --import "$key" 2>/dev/null ||
-  { echo "release: GnuPG cannot read the signing key $key" >&2; exit 1; }
-GNUPGHOME="$gnupghome" gpg --batch --armor --export >"$gnupghome/release.asc"
-for tgz in "$out"/*.tgz; do
-  node dist/cli/rick-bundle.js verify "$tgz" --keyring "$gnupghome/release.asc" >/dev/null
-  echo "release: verified $(basename "$tgz") as hosts read it"
-done
 cp installer/bootstrap.sh "$out/bootstrap.sh"
+cp LICENSE "$out/LICENSE"
+node scripts/third-party.mjs --out "$out" --version "$version"
 
-(
-  cd "$out"
-  LC_ALL=C
-  export LC_ALL
-  # shellcheck disable=SC2035 # the names are ours: <name>-<version>.tgz[.sig]
-  sha256sum *.tgz *.tgz.sig bootstrap.sh >SHA256SUMS
-)
-node dist/cli/rick-bundle.js sign "$out/SHA256SUMS" --key "$key"
-echo "release: $version ready in $out"
-ls -l "$out"
+if [ -n "$key" ]; then
+  scripts/release-sign.sh --key "$key" --dir "$out" --read-back
+else
+  echo "release: $version built, unsigned, in $out"
+  ls -l "$out"
+fi

@@ -14,7 +14,7 @@ import {
   type RenderedFile,
 } from '../build/plan.js';
 import { createRenderer } from '../build/render.js';
-import { readBundleSource, readSourceInfo } from '../build/source.js';
+import { readBundleSource, readSourceInfo, readToolchain } from '../build/source.js';
 import { packTarGz } from '../build/tar-pack.js';
 import { CADDY_SITES_ENV, caddyBundleImport, validateCaddyfile } from '../bundle/caddy.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
@@ -25,6 +25,7 @@ import { describe, RickError } from '../errors.js';
 import { parseGrant } from '../host/policy/grant.js';
 import type { PolicyReport } from '../host/policy/judge.js';
 import type { CommandRunner } from '../io/exec.js';
+import { rickVersion } from '../version.js';
 import { buildPolicyRefusal, judgeAsHost, undeclaredRefusal } from './needs-check.js';
 
 export interface BuildDeps {
@@ -307,6 +308,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     version: options.version,
     epoch: info.epoch,
     commit: info.commit,
+    toolchain: await readToolchain(deps.repoRoot, rickVersion()),
     files,
     // A check's URL and Host may use variables: the port, the domain of a site.
     services: source.definition.services.map((service, i) => ({

@@ -75,6 +75,8 @@ export interface PlanInput {
   /** Seconds since the epoch. */
   epoch: number;
   commit: string | null;
+  /** What built the bundle (manifest `toolchain`); absent: not recorded. */
+  toolchain?: Manifest['toolchain'];
   files: readonly RenderedFile[];
   services: readonly ServiceDefinition[];
   installer: Buffer;
@@ -284,6 +286,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     version: input.version,
     createdAt: new Date(input.epoch * 1000).toISOString(),
     source: { commit: input.commit },
+    ...(input.toolchain ? { toolchain: input.toolchain } : {}),
     requires: { podman: REQUIRED_PODMAN },
     files,
     facts: [...facts.values()].sort((a, b) =>

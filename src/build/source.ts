@@ -3,6 +3,7 @@
  * --vars files, and where the sources came from (commit and time).
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, RickError } from '../errors.js';
@@ -102,7 +103,8 @@ async function git(
 /**
  * The source commit: --source-commit, else GITHUB_SHA, else the checkout's
  * HEAD, else null. The time: SOURCE_DATE_EPOCH, else that commit's committer
- * time, else 0 (1970-01-01), so that a build never depends on the clock.
+ * time, else 0 (1970-01-01) when there is no commit, so that a build never
+ * depends on the clock. A commit whose time git cannot give is refused.
  */
 export async function readSourceInfo(options: SourceInfoOptions): Promise<SourceInfo> {
   const given = options.sourceCommit ?? options.env.GITHUB_SHA;
@@ -132,13 +134,48 @@ export async function readSourceInfo(options: SourceInfoOptions): Promise<Source
     return { commit, epoch: Number(sde), epochFrom: 'SOURCE_DATE_EPOCH' };
   }
   if (commit !== null) {
-    const time = await git(options.runner, options.bundleDir, [
-      'show',
-      '-s',
-      '--format=%ct',
-      `${commit}^{commit}`,
-    ]);
-    if (time && /^\d+$/.test(time)) return { commit, epoch: Number(time), epochFrom: 'commit' };
+    const result = await options.runner.run(
+      'git',
+      ['-C', options.bundleDir, 'show', '-s', '--format=%ct', `${commit}^{commit}`],
+      { timeoutMs: 10_000 },
+    );
+    const time = result.code === 0 ? result.stdout.trim() : '';
+    if (/^\d+$/.test(time)) return { commit, epoch: Number(time), epochFrom: 'commit' };
+    // A release whose commit is known must carry that commit's time: falling
+    // back to 1970 here (git refusing a checkout owned by another user, a
+    // shallow clone without the commit) would publish bytes nobody can
+    // rebuild from the tag.
+    const said = `${result.stderr}${result.stdout}`.trim().split('\n')[0] ?? '';
+    throw new RickError(
+      'PREREQUISITE_MISSING',
+      `cannot read the time of source commit ${commit} with git in ${options.bundleDir}${said ? `: ${said}` : ''}`,
+      {
+        hint: 'set SOURCE_DATE_EPOCH to the commit time (git log -1 --format=%ct), or let git read the checkout (git config --global --add safe.directory DIR; a full clone for an older commit)',
+      },
+    );
   }
   return { commit, epoch: 0, epochFrom: 'none' };
+}
+
+export interface Toolchain {
+  node: string;
+  rick: string;
+  esbuild: string | null;
+}
+
+/**
+ * What this build runs on: the Node.js running it, rick's version, and the
+ * esbuild installed beside rick in `repoRoot` (the one `npm run build`
+ * builds the single-file installer with), null when rick has none (an
+ * install without dev dependencies).
+ */
+export async function readToolchain(repoRoot: string, rick: string): Promise<Toolchain> {
+  let esbuild: string | null = null;
+  try {
+    const path = createRequire(join(repoRoot, 'package.json')).resolve('esbuild/package.json');
+    esbuild = (JSON.parse(await readFile(path, 'utf8')) as { version: string }).version;
+  } catch {
+    esbuild = null;
+  }
+  return { node: process.versions.node, rick, esbuild };
 }

@@ -220,6 +220,22 @@ export const manifestSchema = z
         .regex(/^[0-9a-f]{7,64}$/)
         .nullable(),
     }),
+    /**
+     * What built the bundle, so that a rebuild from the tag can use the same:
+     * the Node.js that ran rick-bundle, rick-bundle's own version, and the
+     * esbuild of that rick (which builds the single-file installer), null
+     * when that rick has none. Absent in bundles built before it was recorded.
+     */
+    toolchain: z
+      .strictObject({
+        node: z.string().regex(/^\d+\.\d+\.\d+$/),
+        rick: semverString,
+        esbuild: z
+          .string()
+          .regex(/^\d+\.\d+\.\d+$/)
+          .nullable(),
+      })
+      .optional(),
     requires: z.strictObject({
       /** Lowest podman version whose quadlet reads these units. */
       podman: semverString,

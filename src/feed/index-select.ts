@@ -118,7 +118,7 @@ export function checkIndexFresh(index: ReleaseIndex, now: Date, source: string):
     'INDEX_EXPIRED',
     `${source} (serial ${index.serial}) expired at ${index.expires}: refusing it, since whoever serves it may be hiding newer releases`,
     {
-      hint: 'the publisher must re-sign the index before it expires (the index-resign workflow); check that workflow and the server or mirror; nothing was changed',
+      hint: 'the publisher must re-sign the index before it expires (the index workflow, daily); check that workflow and the server or mirror; nothing was changed',
     },
   );
 }

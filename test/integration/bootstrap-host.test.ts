@@ -478,7 +478,13 @@ describe('bootstrap.sh', () => {
       expect(process.env.CI, 'shellcheck is missing; run scripts/setup.sh').not.toBe('true');
       ctx.skip();
     }
-    const r = await run('shellcheck', ['-s', 'sh', bootstrap, join(repoRoot, 'scripts/release.sh')])
+    const scripts = ['release.sh', 'release-sign.sh', 'index-publish.sh', 'reproduce-compare.sh'];
+    const r = await run('shellcheck', [
+      '-s',
+      'sh',
+      bootstrap,
+      ...scripts.map((f) => join(repoRoot, 'scripts', f)),
+    ])
       .then(() => ({ code: 0, out: '' }))
       .catch((e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }));
     expect(r.out).toBe('');

@@ -67,6 +67,14 @@ describe.skipIf(!quadletPath)('rick-bundle build: the authentik bundle', () => {
     expect(manifestSchema.safeParse(manifest).success).toBe(true);
     expect(manifest.createdAt).toBe('2023-11-14T22:13:20.000Z');
     expect(manifest.source.commit).toBe('abc1234');
+    // The toolchain that built it, as a rebuild from the tag needs it.
+    const version = async (file: string) =>
+      (JSON.parse(await readFile(join(repoRoot, file), 'utf8')) as { version: string }).version;
+    expect(manifest.toolchain).toEqual({
+      node: process.versions.node,
+      rick: await version('package.json'),
+      esbuild: await version('node_modules/esbuild/package.json'),
+    });
     expect(manifest.requires.podman).toBe('5.3.0');
     expect(manifest.files.map((f) => [f.path, f.kind, f.mode.toString(8)])).toEqual([
       ['caddy/authentik.caddy', 'caddy', '644'],
@@ -248,6 +256,56 @@ describe.skipIf(!quadletPath)('rick-bundle build: time and source commit', () =>
     const { manifest } = parseBundleArchive(await readFile(join(out, 'demo-1.0.0.tgz')));
     expect(manifest.createdAt).toBe('1970-01-01T00:00:00.000Z');
     expect(manifest.source.commit).toBeNull();
+  });
+
+  // git's own refusal of a checkout owned by another user: a container
+  // running as root over the runner's workspace. Making that checkout takes root.
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses a given commit whose time git cannot read (a checkout git refuses), and writes nothing',
+    async () => {
+      const repo = join(work, 'repo');
+      await writeBundleDir(join(repo, 'bundles/demo'), minimalBundle(goodUnit));
+      execFileSync('git', ['init', '-q'], { cwd: repo });
+      execFileSync('chown', ['-R', '65534:65534', repo]);
+      const result = await runBundleCli(
+        [
+          'build',
+          join(repo, 'bundles/demo'),
+          '--version',
+          '1.0.0',
+          '--out',
+          out,
+          '--installer',
+          installer,
+          '--source-commit',
+          'b'.repeat(40),
+        ],
+        { env: { PATH: process.env.PATH, HOME: work } },
+      );
+      expect(result.stderr).toContain(
+        `error PREREQUISITE_MISSING: cannot read the time of source commit ${'b'.repeat(40)} with git in ${join(repo, 'bundles/demo')}: fatal: detected dubious ownership`,
+      );
+      expect(result.stderr).toContain('set SOURCE_DATE_EPOCH to the commit time');
+      expect(result.code).toBe(5);
+      expect(await outputFiles()).toEqual([]);
+    },
+  );
+
+  it('refuses a GITHUB_SHA that the checkout does not hold, and writes nothing', async () => {
+    const dir = await writeBundleDir(join(work, 'demo'), minimalBundle(goodUnit));
+    const result = await runBundleCli(
+      ['build', dir, '--version', '1.0.0', '--out', out, '--installer', installer],
+      {
+        env: { PATH: process.env.PATH, GIT_CEILING_DIRECTORIES: work, GITHUB_SHA: 'c'.repeat(40) },
+      },
+    );
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `error PREREQUISITE_MISSING: cannot read the time of source commit ${'c'.repeat(40)} .*not a git repository`,
+      ),
+    );
+    expect(result.code).toBe(5);
+    expect(await outputFiles()).toEqual([]);
   });
 
   it('prefers GITHUB_SHA to the checkout when no --source-commit is given', async () => {

@@ -27,6 +27,7 @@ describe('the published manifest JSON Schema', () => {
       'version',
       'createdAt',
       'source',
+      'toolchain',
       'requires',
       'files',
       'facts',

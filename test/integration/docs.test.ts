@@ -63,6 +63,8 @@ const otherProgramsFlags = new Set([
   '--homedir',
   '--dearmor',
   '--keyring',
+  // npm's
+  '--ignore-scripts',
 ]);
 
 const operatorPages = [
@@ -79,11 +81,13 @@ const operatorPages = [
   'docs/development.md',
 ];
 
-/** Every program's and command's --help, and bootstrap.sh (whose flags the pages name too). */
+/** Every program's and command's --help, bootstrap.sh and release-sign.sh (whose flags the pages name too). */
 async function helpTexts(): Promise<{ commands: Record<string, string[]>; text: string }> {
   requireBuiltCli();
   const commands: Record<string, string[]> = {};
   let text = await readFile(join(repo, 'installer/bootstrap.sh'), 'utf8');
+  // The release scripts' usage, which docs/releasing.md shows.
+  text += await readFile(join(repo, 'scripts/release-sign.sh'), 'utf8');
   for (const program of ['rick-install', 'rick-bundle']) {
     const cli = builtCli.replace('rick-install.js', `${program}.js`);
     const top = (await runCli(['--help'], {}, cli)).stdout;

@@ -1,7 +1,9 @@
 /**
  * scripts/release.sh, which the release workflow runs as `npm run
- * release:build`: every bundle built with the tag's version and signed, a
- * SHA256SUMS over everything and its signature, all checked with GnuPG.
+ * release:build`, and scripts/release-sign.sh, which its signing job runs:
+ * every bundle built with the tag's version, the license, notices and SBOM,
+ * then signed, a SHA256SUMS over everything and its signature, all checked
+ * with GnuPG.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBundleArchive } from '../../src/bundle/archive.js';
 import { generateSigningKey } from '../../src/bundle/openpgp.js';
 import { repoRoot } from '../helpers/host-tree.js';
+import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'correct horse battery staple';
@@ -41,18 +44,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function release(out: string) {
+function release(out: string, ...extra: string[]) {
   return run(
     'sh',
     [
       join(repoRoot, 'scripts/release.sh'),
       '--version',
       'v9.8.7',
-      '--key',
-      keyFile,
       '--out',
       out,
       '--no-build',
+      ...extra,
     ],
     {
       cwd: repoRoot,
@@ -62,17 +64,28 @@ function release(out: string) {
   );
 }
 
+function sign(out: string, ...extra: string[]) {
+  return run(
+    'sh',
+    [join(repoRoot, 'scripts/release-sign.sh'), '--key', keyFile, '--dir', out, ...extra],
+    { cwd: repoRoot, env: { ...process.env, RICK_SIGNING_PASSPHRASE: PASSPHRASE } },
+  );
+}
+
 describe('release build', () => {
   it('builds and signs every bundle with the tag version, and a signed SHA256SUMS', async () => {
     const out = join(dir, 'out');
-    const r = await release(out);
-    expect(r.stdout).toContain('release: 9.8.7 ready in');
+    const r = await release(out, '--key', keyFile);
+    expect(r.stdout).toContain('release-sign: signed by');
     const bundles = (await readdir(join(repoRoot, 'bundles'))).sort();
     expect(bundles.length).toBeGreaterThan(0);
     const expected = [
+      'LICENSE',
       'SHA256SUMS',
       'SHA256SUMS.sig',
+      'THIRD-PARTY-NOTICES.txt',
       'bootstrap.sh',
+      'rick-install.cdx.json',
       ...bundles.flatMap((b) => [`${b}-9.8.7.tgz`, `${b}-9.8.7.tgz.sig`]),
     ].sort();
     expect((await readdir(out)).sort()).toEqual(expected);
@@ -92,8 +105,126 @@ describe('release build', () => {
       expect(archive.files.get('installer/rick-install.cjs')?.equals(installer)).toBe(true);
       expect(archive.manifest.version).toBe('9.8.7');
       // And rick-bundle verify read it as hosts do.
-      expect(r.stdout).toContain(`release: verified ${b}-9.8.7.tgz as hosts read it\n`);
+      expect(r.stdout).toContain(`release-sign: verified ${b}-9.8.7.tgz as hosts read it\n`);
     }
+  }, 180_000);
+
+  it('builds without a key, and a separate step signs what was built', async () => {
+    const out = join(dir, 'split');
+    const built = await release(out);
+    expect(built.stdout).toContain(`release: 9.8.7 built, unsigned, in ${out}`);
+    const names = await readdir(out);
+    expect(names.filter((n) => n.endsWith('.sig') || n === 'SHA256SUMS')).toEqual([]);
+    expect(names).toContain('rick-install.cdx.json');
+
+    // A key other than the expected one signs nothing.
+    const before = await snapshotTree(out);
+    const wrong = await sign(out, '--expect-fingerprint', 'AAAA'.repeat(10)).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(wrong?.stderr).toMatch(
+      /release-sign: the key is [0-9A-F]{40}, not the expected A{40}; nothing signed/,
+    );
+    expect(wrong?.code).toBe(1);
+    await expectTreeUnchanged(out, before);
+
+    // Nor is a bootstrap.sh other than this checkout's ever signed.
+    const bootstrap = await readFile(join(out, 'bootstrap.sh'));
+    await writeFile(join(out, 'bootstrap.sh'), `${bootstrap}\necho extra\n`);
+    const changed = await snapshotTree(out);
+    const tampered = await sign(out).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(tampered?.stderr).toContain(
+      `release-sign: ${out}/bootstrap.sh is not installer/bootstrap.sh of this checkout`,
+    );
+    expect(tampered?.code).toBe(1);
+    await expectTreeUnchanged(out, changed);
+    await writeFile(join(out, 'bootstrap.sh'), bootstrap);
+
+    const fingerprint = (
+      await run('gpg', ['--batch', '--with-colons', '--show-keys', join(dir, 'release.asc')])
+    ).stdout.match(/^fpr:+([0-9A-F]{40}):/m)?.[1];
+    const publicKey = join(dir, 'exported.asc');
+    const signed = await sign(
+      out,
+      '--expect-fingerprint',
+      fingerprint ?? 'none',
+      '--public-key',
+      publicKey,
+    );
+    expect(signed.stdout).toContain(`release-sign: signed by ${fingerprint}`);
+    // Signed by GnuPG alone; the read-back by rick-bundle, with the exported
+    // public half, is the workflow's next job, run here the same way.
+    expect(signed.stdout).not.toContain('verified');
+    for (const tgz of names.filter((n) => n.endsWith('.tgz'))) {
+      const verified = await run(
+        'node',
+        [
+          join(repoRoot, 'dist/cli/rick-bundle.js'),
+          'verify',
+          join(out, tgz),
+          '--keyring',
+          publicKey,
+        ],
+        { cwd: repoRoot },
+      );
+      expect(verified.stdout).toContain(fingerprint as string);
+    }
+    await run('gpgv', ['--keyring', keyring, join(out, 'SHA256SUMS.sig'), join(out, 'SHA256SUMS')]);
+    const listed = (await readFile(join(out, 'SHA256SUMS'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('  ')[1]);
+    // Every file of the release, the bundles' signatures included.
+    const sigs = names.filter((n) => n.endsWith('.tgz')).map((n) => `${n}.sig`);
+    expect(listed).toEqual([...names, ...sigs].sort());
+
+    // Signed once: a second run refuses instead of signing over it.
+    const again = await sign(out).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(again?.stderr).toMatch(/release-sign: .*\.sig exists: .* is signed already/);
+    expect(again?.code).toBe(2);
+  }, 180_000);
+
+  it('rebuilds the same bytes, which scripts/reproduce-compare.sh finds equal to the published assets', async () => {
+    // The release of the first test, as GitHub would serve it (a fake GitHub CLI).
+    const github = join(dir, 'github');
+    await mkdir(join(github, 'releases'), { recursive: true });
+    await run('cp', ['-a', join(dir, 'out'), join(github, 'releases/v9.8.7')]);
+    const rebuilt = join(dir, 'rebuilt');
+    await release(rebuilt);
+    const compare = () =>
+      run('sh', [join(repoRoot, 'scripts/reproduce-compare.sh'), 'v9.8.7', rebuilt], {
+        env: {
+          PATH: `${join(repoRoot, 'test/fixtures/fake-gh')}:${process.env.PATH}`,
+          GH_REPO: 'owner/name',
+          FAKE_GH_DIR: github,
+        },
+      });
+    const same = await compare();
+    const bundles = (await readdir(rebuilt)).filter((n) => n.endsWith('.tgz'));
+    expect(bundles.length).toBeGreaterThan(0);
+    for (const name of [...bundles, 'bootstrap.sh', 'LICENSE', 'rick-install.cdx.json']) {
+      expect(same.stdout).toContain(`reproduce: ${name}: same bytes\n`);
+    }
+    expect(same.stdout).toContain('reproduce: v9.8.7 rebuilt from its tag, byte for byte');
+
+    // One byte changed in a published bundle is found.
+    const published = join(github, 'releases/v9.8.7', bundles[0] as string);
+    const bytes = await readFile(published);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 1, bytes.length - 1);
+    await writeFile(published, bytes);
+    const differs = await compare().then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(differs?.stderr).toContain(`reproduce: ${bundles[0]} differs from the rebuild`);
+    expect(differs?.code).toBe(1);
   }, 180_000);
 
   it('refuses to write into a directory that already holds files', async () => {
