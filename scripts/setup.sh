@@ -8,7 +8,11 @@
 # cluster each test starts itself with initdb and pg_ctl on a temporary
 # socket directory; the package's own cluster is not used) and redis-server
 # (Valkey's stand-in for the pre-flight's PING: Debian 12 has no valkey
-# package, and both answer the same PING on a unix socket), the npm
+# package, and both answer the same PING on a unix socket), docker-registry
+# and skopeo (`rick-bundle pin` is tested against a real registry each test
+# starts on a loopback port, images pushed by skopeo; openssl makes the
+# certificate its token server signs with; the package's own registry
+# service is not used), the npm
 # dependencies, and podman 5.4's quadlet generator unpacked under .cache
 # (nothing else of podman is installed).
 # Idempotent; run it from anywhere.
@@ -24,6 +28,9 @@ command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install:$missing (as root: apt-get install$missing)" >&2
