@@ -33,6 +33,7 @@ describe('the published manifest JSON Schema', () => {
       'services',
       'needs',
       'databases',
+      'images',
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toContain('files');
