@@ -17,13 +17,18 @@ export const imageDigestSchema = z
 
 export const imagesLockSchema = z.strictObject({
   schemaVersion: z.literal(IMAGES_LOCK_SCHEMA_VERSION),
-  images: z.record(
-    z
-      .string()
-      .min(1)
-      .refine((r) => !r.includes('@'), 'a reference without a digest'),
-    imageDigestSchema,
-  ),
+  images: z.record(z.string(), imageDigestSchema).superRefine((images, ctx) => {
+    for (const reference of Object.keys(images)) {
+      // The key is the reference as the units write it: the digest is the value.
+      if (reference === '' || reference.includes('@')) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be an image reference without a digest',
+          path: [reference],
+        });
+      }
+    }
+  }),
 });
 export type ImagesLock = z.infer<typeof imagesLockSchema>;
 
