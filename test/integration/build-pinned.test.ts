@@ -76,7 +76,8 @@ async function builtBundle() {
   return parseBundleArchive(await readFile(join(out, 'demo-1.0.0.tgz')));
 }
 
-const unitText = (files: ReadonlyMap<string, Buffer>, path: string) => files.get(path)?.toString('utf8');
+const unitText = (files: ReadonlyMap<string, Buffer>, path: string) =>
+  files.get(path)?.toString('utf8');
 
 describe.skipIf(!quadletPath)('rick-bundle build with images.lock', () => {
   it('renders each locked image as reference@digest, which quadlet accepts, and records it in the manifest', async () => {
