@@ -87,6 +87,11 @@ describe.skipIf(!quadletPath)('images pinned by digest on the host', () => {
     expect(r.stdout).toContain(`image   ${IMAGE} sha256:111111111111… → sha256:222222222222…\n`);
     expect(r.stdout).toContain(`pull    ${IMAGE}@${moved} (Pull=missing; for ${SERVICE})`);
     expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+    const json = await runInstaller(host, ['plan', b.bundlePath, '--root', tree.root, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout).changes.imageDigests).toEqual([
+      { reference: IMAGE, before: first, after: moved },
+    ]);
   });
 
   it('a digest the registry does not have fails in the pull before the flip: exit 12, nothing changed', async () => {
