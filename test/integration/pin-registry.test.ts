@@ -104,6 +104,23 @@ describe.skipIf(!haveTools)('rick-bundle pin: a registry without auth', () => {
     expect(again.stdout).toContain(`${registry.host}/demo/still:1 ${tool} (unchanged)`);
   });
 
+  it('renders with --vars as build does: the lock holds the references the vars give', async () => {
+    await registry.push('demo/app:1.0', { seed: 'app 1' });
+    const prod = await registry.push('demo/app:2.0', { seed: 'app 2' });
+    const dir = await bundle(`${registry.host}/demo/app:1.0`, `${registry.host}/demo/app:1.0`);
+    const vars = join(work, 'prod.yaml');
+    await writeFile(
+      vars,
+      `app: "${registry.host}/demo/app:2.0"\ntool: "${registry.host}/demo/app:2.0"\n`,
+    );
+    const result = await runBundleCli(['pin', dir, '--vars', vars]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await readFile(join(dir, 'images.lock'), 'utf8')).toBe(
+      lockText({ [`${registry.host}/demo/app:2.0`]: prod }),
+    );
+  });
+
   it('drops the entries of images the units no longer name', async () => {
     const digest = await registry.push('demo/kept:1', { seed: 'kept' });
     const dir = await bundle(`${registry.host}/demo/kept:1`, `${registry.host}/demo/kept:1`);
