@@ -10,8 +10,12 @@
 # (Valkey's stand-in for the pre-flight's PING: Debian 12 has no valkey
 # package, and both answer the same PING on a unix socket), mandoc (the
 # generated manual pages are linted with `mandoc -T lint`), bash-completion
-# (a test loads the generated completions through its on-demand loader), the
-# npm dependencies, and podman 5.4's quadlet generator unpacked under .cache
+# (a test loads the generated completions through its on-demand loader),
+# docker-registry and skopeo (`rick-bundle pin` is tested against a real
+# registry each test starts on a loopback port, images pushed by skopeo;
+# openssl makes the certificate its token server signs with; the package's
+# own registry service is not used), the npm dependencies, and podman 5.4's
+# quadlet generator unpacked under .cache
 # (nothing else of podman is installed).
 # Idempotent; run it from anywhere.
 set -eu
@@ -28,6 +32,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgre
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
 [ -f /usr/share/bash-completion/bash_completion ] || missing="$missing bash-completion"
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install:$missing (as root: apt-get install$missing)" >&2

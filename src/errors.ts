@@ -41,6 +41,10 @@ const codes = {
   QUADLET_REJECTED: ExitCode.invalidBundle,
   UNITS_REJECTED: ExitCode.invalidBundle,
   SITE_REJECTED: ExitCode.invalidBundle,
+  // Image digests (images.lock, `rick-bundle pin`, `build --require-pinned`).
+  IMAGE_REFERENCE_INVALID: ExitCode.invalidBundle,
+  IMAGES_LOCK_INVALID: ExitCode.invalidBundle,
+  IMAGES_UNPINNED: ExitCode.invalidBundle,
   // Host side: the bundle itself is malformed or hostile.
   BUNDLE_INVALID: ExitCode.invalidBundle,
   MANIFEST_INVALID: ExitCode.invalidBundle,
@@ -63,6 +67,9 @@ const codes = {
   VERSION_QUARANTINED: ExitCode.versionPolicy,
   // Activation.
   IMAGE_PULL_FAILED: ExitCode.imagePull,
+  // `rick-bundle pin`: the registry has no such tag, or could not tell its digest.
+  IMAGE_NOT_FOUND: ExitCode.imagePull,
+  REGISTRY_ERROR: ExitCode.imagePull,
   ROLLED_BACK: ExitCode.rolledBack,
   ROLLBACK_FAILED: ExitCode.rollbackFailed,
   // rick's own state (state.json, current, the lock, generations) is damaged
@@ -156,7 +163,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [
     ExitCode.imagePull,
-    'an image the new units need could not be pulled: nothing was changed, the update timer tries again',
+    'an image the new units need could not be pulled: nothing was changed, the update timer tries again; `rick-bundle pin`: the registry has no such tag or cannot tell its digest, images.lock unchanged',
   ],
   [ExitCode.indexExpired, 'release index expired: the feed may be frozen; nothing was installed'],
   [ExitCode.policy, 'refused by host policy: the bundle needs what this host has not granted'],

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { outputName, resolveVariables, templateKinds } from '../build/definition.js';
 import { writeOutputFile } from '../build/output-file.js';
+import { pinRenderedImages } from '../build/pin-images.js';
 import {
   type BundlePlan,
   checkVersion,
@@ -11,9 +11,8 @@ import {
   INSTALLER_COMPLETION_PATH,
   INSTALLER_MAN_PATH,
   planBundle,
-  type RenderedFile,
 } from '../build/plan.js';
-import { createRenderer } from '../build/render.js';
+import { renderBundleFiles } from '../build/render-bundle.js';
 import { readBundleSource, readSourceInfo, readToolchain } from '../build/source.js';
 import { packTarGz } from '../build/tar-pack.js';
 import { CADDY_SITES_ENV, caddyBundleImport, validateCaddyfile } from '../bundle/caddy.js';
@@ -53,6 +52,8 @@ export interface BuildOptions {
   caddyCheck?: boolean;
   /** A host's grant file (policy.d/<bundle>.conf): judge the bundle as that host will. */
   policy?: string;
+  /** Refuse the build when an image of the units has no digest in images.lock. */
+  requirePinned?: boolean;
 }
 
 export interface BuildResult {
@@ -267,42 +268,16 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     ...(options.sourceCommit === undefined ? {} : { sourceCommit: options.sourceCommit }),
   });
 
-  const renderer = createRenderer({
-    bundleDir,
+  const rendered = renderBundleFiles(source, {
     templatesDir: options.templatesDir
       ? resolve(deps.cwd, options.templatesDir)
       : defaultTemplatesDir(bundleDir, deps.repoRoot),
+    version: options.version,
   });
-  const context = resolveVariables(
-    {
-      ...source.variables,
-      bundle_name: source.definition.name,
-      bundle_version: options.version,
-    },
-    renderer.renderString,
-  );
-  const missing = templateKinds.flatMap((kind) =>
-    source.definition.files[kind]
-      .map((template, i) => ({ template, at: `files.${kind}.${i}` }))
-      .filter(({ template }) => !existsSync(join(bundleDir, template))),
-  );
-  if (missing.length > 0) {
-    throw new RickError(
-      'DEFINITION_INVALID',
-      `${join(bundleDir, 'bundle.yaml')}: ${missing.map((m) => `${m.at}: ${m.template} does not exist in the bundle`).join('; ')}`,
-    );
-  }
-  const files: RenderedFile[] = [];
-  for (const kind of templateKinds) {
-    for (const template of source.definition.files[kind]) {
-      files.push({
-        kind,
-        template,
-        name: outputName(template),
-        content: renderer.render(template, context),
-      });
-    }
-  }
+  const { renderer, context } = rendered;
+  const images = await pinRenderedImages(bundleDir, rendered.files, options.requirePinned === true);
+  const files = images.files;
+  for (const line of images.warnings) deps.output.stderr(`warning: ${line}\n`);
   const plan = planBundle({
     name: source.definition.name,
     version: options.version,
@@ -325,6 +300,7 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     })),
     installer,
     ...(installerDocs === undefined ? {} : { installerDocs }),
+    images: images.pinned,
     ...(source.definition.needs === undefined
       ? {}
       : { needs: renderNeeds(source.definition.needs, context, renderer.renderString) }),

@@ -84,6 +84,8 @@ export interface PlanInput {
   installerDocs?: { manPage: Buffer; completion: Buffer };
   /** The rendered `needs` of bundle.yaml (absent: none declared). */
   needs?: Record<string, unknown>;
+  /** The images the units name by digest (from images.lock). */
+  images?: readonly { reference: string; digest: string }[];
 }
 
 /**
@@ -301,6 +303,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     })),
     needs: recordedNeeds(needs.needs),
     ...(needs.databases.length ? { databases: needs.databases } : {}),
+    ...(input.images?.length ? { images: input.images.map((i) => ({ ...i })) } : {}),
   };
   const parsed = parseManifest(candidate);
   if (!parsed.ok) {

@@ -208,6 +208,13 @@ export const serviceSchema = z.strictObject({
 });
 export type Service = z.infer<typeof serviceSchema>;
 
+/** An image the build pinned: the reference as the unit wrote it, and its digest. */
+export const pinnedImageSchema = z.strictObject({
+  reference: z.string().min(1).max(512),
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 lowercase hex digits>'),
+});
+export type PinnedImageEntry = z.infer<typeof pinnedImageSchema>;
+
 export const manifestSchema = z
   .strictObject({
     schemaVersion: z.literal(manifestSchemaVersions),
@@ -250,6 +257,12 @@ export const manifestSchema = z
      * absent when none, so that installers that predate them read the rest.
      */
     databases: z.array(databaseSchema).optional(),
+    /**
+     * The images the units name by digest (`Image=<reference>@sha256:…`,
+     * from images.lock), sorted by reference; absent when none, so that
+     * installers that predate it read the rest.
+     */
+    images: z.array(pinnedImageSchema).optional(),
   })
   .superRefine((m, ctx) => {
     if (m.databases !== undefined) {

@@ -11,6 +11,7 @@ import { Command } from 'commander';
 import { registerBuild } from '../commands/build.js';
 import { registerInit } from '../commands/init.js';
 import { registerKeygen } from '../commands/keygen.js';
+import { registerPin } from '../commands/pin.js';
 import { registerIndex } from '../commands/release-index.js';
 import { registerSign } from '../commands/sign.js';
 import { registerVerify } from '../commands/verify.js';
@@ -52,6 +53,7 @@ export const bundleExitCodes: readonly ExitCode[] = [
   ExitCode.untrustedSignature,
   ExitCode.missingPrerequisite,
   ExitCode.feed,
+  ExitCode.imagePull,
   ExitCode.policy,
 ];
 
@@ -71,6 +73,7 @@ export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command 
   registerKeygen(program, deps);
   registerIndex(program, deps);
   registerInit(program, deps);
+  registerPin(program, deps);
   // Read only before the command name, --debug must be each command's too.
   for (const command of program.commands) {
     if (!command.options.some((o) => o.long === '--debug')) {

@@ -19,6 +19,7 @@ interface BuildFlags {
   systemdCheck: boolean;
   caddyCheck: boolean;
   policy?: string;
+  requirePinned?: boolean;
 }
 
 export function registerBuild(program: Command, deps: BuildDeps): void {
@@ -49,6 +50,10 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
       '--policy <file>',
       'judge the bundle as a host with this grant (/etc/rick/policy.d/<bundle>.conf) will; refuse what it would hold',
     )
+    .option(
+      '--require-pinned',
+      'refuse to build unless images.lock gives every image of the units a digest',
+    )
     .action(async (bundleDir: string, flags: BuildFlags) => {
       const result = await buildBundle(
         {
@@ -63,6 +68,7 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
           ...(flags.sourceCommit === undefined ? {} : { sourceCommit: flags.sourceCommit }),
           ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
           ...(flags.policy === undefined ? {} : { policy: flags.policy }),
+          ...(flags.requirePinned ? { requirePinned: true } : {}),
         },
         deps,
       );
@@ -79,6 +85,11 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
               .map(formatNeed)
               .join(', ') || 'nothing beyond the restricted profile'
           }`,
+          ...(manifest.images?.length
+            ? [
+                `  images pinned: ${manifest.images.map((i) => `${i.reference}@${i.digest}`).join(', ')}`,
+              ]
+            : []),
           ...(result.policy
             ? [
                 `  policy: ${relative(deps.cwd, result.policy.grant.file) || result.policy.grant.file} grants all of it`,

@@ -32,6 +32,8 @@ export interface ChangesJson {
   sites: string[];
   /** Image references pulled before the flip. */
   images: string[];
+  /** Images whose pinned digest moved; null on the side that named the tag alone. */
+  imageDigests: { reference: string; before: string | null; after: string | null }[];
 }
 
 export function changesJson(plan: ActivationPlan): ChangesJson {
@@ -42,6 +44,11 @@ export function changesJson(plan: ActivationPlan): ChangesJson {
     files: plan.changedFiles,
     sites: plan.sites,
     images: plan.images.map((i) => i.image),
+    imageDigests: plan.imageDigests.map((i) => ({
+      reference: i.reference,
+      before: i.before ?? null,
+      after: i.after ?? null,
+    })),
   };
 }
 

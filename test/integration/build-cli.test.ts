@@ -41,6 +41,7 @@ describe('rick-bundle program', () => {
       'keygen',
       'index',
       'init',
+      'pin',
     ]);
   });
 

@@ -34,6 +34,7 @@ describe('the published manifest JSON Schema', () => {
       'services',
       'needs',
       'databases',
+      'images',
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toContain('files');

@@ -48,6 +48,7 @@
 
 import { CADDY_SERVICE } from '../../bundle/caddy.js';
 import { type Service, unitFilePath } from '../../bundle/manifest.js';
+import { findUnitImages } from '../../registry/unit-images.js';
 import { RICK_STATE_DIR } from '../paths.js';
 import { GENERATION_MARKER, normalizeGenerationPaths } from '../substitute.js';
 import {
@@ -144,6 +145,60 @@ export interface ActivationPlan {
   secretOnlyChanges: string[];
   /** Files whose masked rendering is equal, holding no secret: a host fact changed. */
   factOnlyChanges: string[];
+  /** Images whose pinned digest changes (images.lock moved), each once. */
+  imageDigests: ImageDigestChange[];
+}
+
+/** An image reference (tag) whose digest differs between the live and the next generation. */
+export interface ImageDigestChange {
+  /** The bundle whose units name the image. */
+  bundle: string;
+  /** The reference as the units write it, without the digest. */
+  reference: string;
+  /** Undefined: the live units named the tag alone. */
+  before: string | undefined;
+  /** Undefined: the next units name the tag alone. */
+  after: string | undefined;
+}
+
+/** `reference → digest` of every `Image=` of a bundle's Quadlet units (no digest: undefined). */
+function pinnedImagesOf(bundle: RenderedBundle | undefined): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  for (const [path, data] of bundle?.files ?? []) {
+    if (!path.startsWith('quadlet/')) continue;
+    for (const image of findUnitImages(path.slice('quadlet/'.length), data.toString('utf8'))) {
+      const at = image.reference.lastIndexOf('@');
+      const digest = at < 0 ? undefined : image.reference.slice(at + 1);
+      out.set(at < 0 ? image.reference : image.reference.slice(0, at), digest);
+    }
+  }
+  return out;
+}
+
+/**
+ * The images whose digest moved: a reference the live generation names too,
+ * with another digest (or none, on one side). A tag that is only added or
+ * only removed is the unit's change, shown in its diff.
+ */
+export function imageDigestChanges(
+  live: GenerationView | undefined,
+  next: GenerationView,
+): ImageDigestChange[] {
+  const changes: ImageDigestChange[] = [];
+  for (const [name, bundle] of [...next.bundles].sort(([a], [b]) => byName(a, b))) {
+    const before = pinnedImagesOf(live?.bundles.get(name));
+    for (const [reference, after] of [...pinnedImagesOf(bundle)].sort(([a], [b]) => byName(a, b))) {
+      if (!before.has(reference)) continue;
+      const was = before.get(reference);
+      if (was !== after) changes.push({ bundle: name, reference, before: was, after });
+    }
+  }
+  return changes;
+}
+
+/** `sha256:0123456789ab…`: enough to tell two digests apart in a plan line. */
+function shortDigest(digest: string | undefined): string {
+  return digest === undefined ? '(tag only)' : `${digest.slice(0, 'sha256:'.length + 12)}…`;
 }
 
 const REFERENCE = new RegExp(
@@ -455,6 +510,7 @@ export function planActivation(
     changedFiles: [...changedFiles],
     secretOnlyChanges,
     factOnlyChanges,
+    imageDigests: imageDigestChanges(live, next),
   };
 }
 
@@ -548,6 +604,9 @@ export function formatPlan(
     for (const image of plan.images) lines.push(`pull    ${describeImage(image)}`);
   for (const f of plan.secretOnlyChanges) lines.push(`secret  ${f} (a secret value changed)`);
   for (const f of plan.factOnlyChanges) lines.push(`fact    ${f} (a host fact it uses changed)`);
+  for (const i of plan.imageDigests) {
+    lines.push(`image   ${i.reference} ${shortDigest(i.before)} → ${shortDigest(i.after)}`);
+  }
   if (lines.length === 0) lines.push('no services or sites');
   const shown = options.offline
     ? lines.map((l) => l.replace(/^(stop|start|restart|pull|reload) +/, 'would $1 '))
