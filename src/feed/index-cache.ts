@@ -10,8 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CachedHold, isCachedHolds } from './hold.js';
-import { warningLine } from './journal.js';
-import type { UpdateDeps } from './update-tick.js';
+import { type WarningLog, warn } from './journal.js';
 
 export const INDEX_CACHE_VERSION = 1;
 /** The most an index may weigh. */
@@ -98,16 +97,11 @@ export function versionsOf(yanked: IndexCache['yanked']): Record<string, string>
   return Object.fromEntries(Object.entries(yanked).map(([b, y]) => [b, y.version]));
 }
 
-export function warnYanked(yanked: IndexCache['yanked'], deps: UpdateDeps): void {
+export function warnYanked(yanked: IndexCache['yanked'], deps: WarningLog): void {
   for (const [bundle, y] of Object.entries(yanked)) {
     warn(
       deps,
       `${bundle}: the installed version ${y.version} is yanked (${y.reason}); rick does not roll back by itself: install a fixed release or roll back by hand (docs/release-index.md)`,
     );
   }
-}
-
-export function warn(deps: UpdateDeps, line: string): void {
-  if (deps.warn) deps.warn(line);
-  else deps.log(warningLine(line, false));
 }

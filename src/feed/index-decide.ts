@@ -22,7 +22,6 @@ import {
   type IndexCache,
   indexCachePath,
   versionsOf,
-  warn,
   warnYanked,
 } from './index-cache.js';
 import {
@@ -46,7 +45,8 @@ import {
   rolloutBucket,
   selectFromIndex,
 } from './index-select.js';
-import type { IndexTick, Report } from './index-tick.js';
+import { warn } from './journal.js';
+import type { IndexTick, Report } from './update-deps.js';
 
 export interface Decision {
   response: HttpResponse;

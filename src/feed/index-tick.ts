@@ -14,27 +14,7 @@ import {
 } from './index-cache.js';
 import { parsePreviousIndexMetrics, parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
-import type { UpdateDeps, UpdateOptions } from './update-tick.js';
-
-/** What the metrics textfile reports after a tick. */
-export interface Report {
-  installed?: Record<string, string>;
-  /** Releases held until the operator grants what they need. */
-  held?: Record<string, { version: string }>;
-  index?: { expires: number; serial: number; yanked: Record<string, string> };
-  /** The index was refused as issued in the future (counted in the metrics). */
-  indexNotYetValid?: boolean;
-}
-
-export interface IndexTick {
-  options: UpdateOptions;
-  deps: UpdateDeps;
-  root: string;
-  paths: HostPaths;
-  configText: string;
-  cache: IndexCache | undefined;
-  config: RickConfig | undefined;
-}
+import type { IndexTick, Report, UpdateDeps, UpdateOptions } from './update-deps.js';
 
 /**
  * Follows the index when rick.conf's FEED names one and returns true; returns

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, isRickError, RickError } from '../errors.js';
 import type { InstallerDeps } from '../host/install.js';
-import type { Expectation } from '../host/intake/identity.js';
 import { throwIfInterrupted } from '../host/interrupt.js';
 import { hostPaths } from '../host/paths.js';
 import type { HeldReleases } from '../host/policy/held.js';
@@ -15,7 +14,7 @@ import {
   readFeedCache,
   writeFeedCache,
 } from './cache.js';
-import { type HttpClient, isLoopback } from './client.js';
+import { isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
 import {
   cachedHeld,
@@ -30,6 +29,7 @@ import { followIndexFeed } from './index-tick.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
 import type { Candidate, FeedAsset } from './releases.js';
+import type { InstallDownloaded, UpdateDeps, UpdateOptions } from './update-deps.js';
 
 /** The most one page of the releases list may weigh. */
 export const FEED_MAX_BYTES = 8 * 1024 * 1024;
@@ -39,43 +39,7 @@ export const FEED_MAX_PAGES = 10;
 export const SIGNATURE_MAX_BYTES = 64 * 1024;
 const USER_AGENT = 'rick-install';
 
-export interface UpdateOptions {
-  /** Install into this tree instead of `/` (`--root`). */
-  root?: string;
-  /** `--now`: take releases whose rollout waves have not reached this host yet (index feeds). */
-  now?: boolean;
-}
-
-/**
- * What `update` needs from the installer: install one downloaded, not yet
- * verified bundle, which must be exactly the bundle and version chosen, in
- * the feed's channel and range (judged again on its verified manifest).
- */
-export type InstallDownloaded = (request: {
-  bundle: string;
-  bundlePath: string;
-  signaturePath: string;
-  root: string;
-  expect: Expectation;
-}) => Promise<void>;
-
-export interface UpdateDeps {
-  http: HttpClient;
-  install: InstallDownloaded;
-  /** GITHUB_TOKEN is read from here. */
-  env: NodeJS.ProcessEnv;
-  now: () => Date;
-  /** One line per decision; the journal picks stdout up. */
-  log: (line: string) => void;
-  /** A line at warning priority (src/feed/journal.ts); `log` with a `warning: ` prefix when absent. */
-  warn?: (line: string) => void;
-  /**
-   * Completes what an interrupted run left on the host (its intent record),
-   * under the lock (install.ts completeInterruptedRun). Called by every
-   * tick that finds intent.json, before the feed is asked.
-   */
-  completeInterrupted?: (root: string) => Promise<void>;
-}
+export type { InstallDownloaded, UpdateDeps, UpdateOptions } from './update-deps.js';
 
 interface Decided {
   installed: Record<string, string>;
