@@ -18,7 +18,6 @@ import { parseConfig, type RickConfig } from './config.js';
 import { cachedHeld, heldLine, heldRelease, isPolicyRefusal, recordHeld } from './hold.js';
 import {
   INDEX_CACHE_VERSION,
-  INDEX_MAX_BYTES,
   type IndexCache,
   indexCachePath,
   versionsOf,
@@ -46,6 +45,7 @@ import {
   selectFromIndex,
 } from './index-select.js';
 import { warn } from './journal.js';
+import { INDEX_MAX_BYTES, writeCacheFile } from './tick-cache.js';
 import type { IndexTick, Report } from './update-deps.js';
 
 export interface Decision {
@@ -289,7 +289,7 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
     recheckAt: recheck === undefined ? null : Math.floor(recheck.getTime() / 1000),
     ...(Object.keys(holds).length ? { held: cachedHeld(holds, root) } : {}),
   };
-  await writeFileAtomic(indexCachePath(paths.stateDir), `${JSON.stringify(cache)}\n`, 0o644);
+  await writeCacheFile(indexCachePath(paths.stateDir), cache, writeFileAtomic);
   if (firstError !== undefined) throw firstError;
 }
 

@@ -16,27 +16,17 @@ import {
 } from './cache.js';
 import { isLoopback } from './client.js';
 import type { RickConfig } from './config.js';
-import {
-  cachedHeld,
-  heldGrantsUnchanged,
-  heldLine,
-  heldRelease,
-  isPolicyRefusal,
-  readText,
-  recordHeld,
-} from './hold.js';
+import { cachedHeld, heldLine, heldRelease, isPolicyRefusal, recordHeld } from './hold.js';
 import { followIndexFeed } from './index-tick.js';
 import { parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
 import type { Candidate, FeedAsset } from './releases.js';
+import { readText } from './small-file.js';
+import { FEED_MAX_BYTES, SIGNATURE_MAX_BYTES, sameInputs } from './tick-cache.js';
 import type { InstallDownloaded, UpdateDeps, UpdateOptions } from './update-deps.js';
 
-/** The most one page of the releases list may weigh. */
-export const FEED_MAX_BYTES = 8 * 1024 * 1024;
 /** The most pages of the releases list one tick reads (100 releases each). */
 export const FEED_MAX_PAGES = 10;
-/** The most a detached signature may weigh. */
-export const SIGNATURE_MAX_BYTES = 64 * 1024;
 const USER_AGENT = 'rick-install';
 
 export type { InstallDownloaded, UpdateDeps, UpdateOptions } from './update-deps.js';
@@ -107,11 +97,7 @@ export async function runUpdate(options: UpdateOptions, deps: UpdateDeps): Promi
     const stateText = readText(paths.stateFile) ?? '';
     const cacheFile = feedCachePath(paths.stateDir);
     const cache = readFeedCache(cacheFile);
-    const unchangedInputs =
-      cache !== undefined &&
-      cache.config === configText &&
-      cache.state === stateText &&
-      heldGrantsUnchanged(cache.held, root);
+    const unchangedInputs = sameInputs(cache, configText, stateText, root);
 
     let feed: string;
     let feedUrl: string;
