@@ -16,7 +16,13 @@ import { join } from 'node:path';
 import { describe, isRickError } from '../errors.js';
 import { hostPaths } from '../host/paths.js';
 import type { HeldReleases } from '../host/policy/held.js';
-import { bundleState, readState } from '../host/state.js';
+import {
+  type BundleState,
+  bundleState,
+  type QuarantineReason,
+  quarantineWhy,
+  readState,
+} from '../host/state.js';
 import type { RickConfig } from './config.js';
 import { heldLine, heldRelease, isPolicyRefusal } from './hold.js';
 import type { FeedSource, SkippedRelease } from './source.js';
@@ -54,7 +60,7 @@ export async function decideBundles<R>(
       highest: status.highest,
       quarantined: status.quarantined,
     });
-    for (const s of choice.skipped) deps.log(skippedLine(bundle, s));
+    for (const s of choice.skipped) deps.log(skippedLine(bundle, s, status));
     for (const note of choice.notes) deps.log(`${bundle}: ${note}`);
     const release = choice.release;
     if (release === undefined) {
@@ -107,10 +113,21 @@ export async function readInstalled(
   return installed;
 }
 
-function skippedLine(bundle: string, s: SkippedRelease): string {
-  return s.why === 'yanked'
-    ? `${bundle}: skipping ${s.version}, yanked: ${s.reason}`
-    : `${bundle}: skipping ${s.version}, quarantined after a failed install`;
+/** The line for a newer release passed over, with the reason its quarantine was recorded for. */
+function skippedLine(bundle: string, s: SkippedRelease, status: BundleState): string {
+  if (s.why === 'yanked') return `${bundle}: skipping ${s.version}, yanked: ${s.reason}`;
+  return `${bundle}: skipping ${s.version}, ${quarantinedFor(quarantineWhy(status, s.version))}`;
+}
+
+function quarantinedFor(why: { reason: QuarantineReason; detail?: string }): string {
+  switch (why.reason) {
+    case 'health-gate':
+      return 'quarantined after a failed install';
+    case 'operator':
+      return `quarantined by the operator${why.detail ? ` (${why.detail})` : ''}`;
+    case 'unknown':
+      return 'quarantined (recorded before rick kept reasons: a failed install or rollback --quarantine)';
+  }
 }
 
 /**
