@@ -17,7 +17,7 @@ import semver from 'semver';
 import * as z from 'zod';
 import { RickError } from '../errors.js';
 import { bundleNamePattern } from './manifest.js';
-import './zod.js';
+import { describeFeedIssues } from './zod.js';
 
 export const INDEX_SCHEMA_VERSION = 1;
 export const INDEX_FILE = 'index.json';
@@ -175,13 +175,9 @@ export function parseIndex(text: string, source: string): ReleaseIndex {
   }
   const result = indexSchema().safeParse(value);
   if (!result.success) {
-    const problems = result.error.issues
-      .slice(0, 10)
-      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-      .join('; ');
     throw new RickError(
       'FEED_ERROR',
-      `${source} is not a rick release index: ${problems}${result.error.issues.length > 10 ? '; …' : ''}`,
+      `${source} is not a rick release index: ${describeFeedIssues(result.error.issues)}`,
       { hint: 'the index must be the index.json written by rick-bundle index' },
     );
   }

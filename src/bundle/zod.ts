@@ -18,3 +18,19 @@
 import { config } from 'zod';
 
 config({ jitless: true });
+
+/**
+ * A failed parse of a feed's document in one line: its first ten problems
+ * as `path: message`, `; …` when there are more. The GitHub releases list
+ * (src/feed/releases.ts) and the signed release index (release-index.ts)
+ * report theirs alike.
+ */
+export function describeFeedIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+): string {
+  const problems = issues
+    .slice(0, 10)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+  return `${problems}${issues.length > 10 ? '; …' : ''}`;
+}

@@ -14,31 +14,22 @@
  * a failed download or install is retried at the next tick even though the
  * feed itself has not changed.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CachedHold, isCachedHolds } from './hold.js';
+import { readKept } from './small-file.js';
+import {
+  hasTickCacheFields,
+  readCacheFields,
+  type TickCache,
+  writeCacheFile,
+} from './tick-cache.js';
 
 export const FEED_CACHE_VERSION = 1;
 
-export interface FeedCache {
+/** The shared fields (tick-cache.ts; the URL is the releases list's), and the list decided on. */
+export interface FeedCache extends TickCache {
   version: typeof FEED_CACHE_VERSION;
-  /** The releases URL the ETag belongs to. */
-  url: string;
+  /** A GitHub feed's cache is written only when the list came with an ETag. */
   etag: string;
-  /** rick.conf as it was when the decision was carried out. */
-  config: string;
-  /** state.json (empty when absent) as it was after the decision was carried out. */
-  state: string;
-  /** What the no-op tick needs without parsing rick.conf again. */
-  feed: string;
-  metricsFile: string | null;
-  feedTimeoutSec: number;
-  installed: Record<string, string>;
-  /**
-   * Releases held for want of a grant, with each grant file's text as the
-   * hold found it: a grant written since makes the next tick decide again.
-   */
-  held?: Record<string, CachedHold>;
   /** sha256 of feed-releases.json, the releases list as decided on. */
   bodySha256: string;
   /** The list stopped at FEED_MAX_PAGES: older releases were not read. */
@@ -61,12 +52,9 @@ async function sha256(text: string): Promise<string> {
 
 /** The cached releases list, or undefined when it is missing or not the one the cache names. */
 export async function readCachedBody(file: string, cache: FeedCache): Promise<string | undefined> {
-  try {
-    const body = readFileSync(file, 'utf8');
-    return (await sha256(body)) === cache.bodySha256 ? body : undefined;
-  } catch {
-    return undefined;
-  }
+  const body = readKept(file)?.toString('utf8');
+  if (body === undefined) return undefined;
+  return (await sha256(body)) === cache.bodySha256 ? body : undefined;
 }
 
 /**
@@ -74,32 +62,12 @@ export async function readCachedBody(file: string, cache: FeedCache): Promise<st
  * cache (the next request is then unconditional), never an error.
  */
 export function readFeedCache(file: string): FeedCache | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return undefined;
-  }
-  // Checked by hand rather than with a schema: this runs on every tick and
-  // must stay cheap, and a wrong shape merely costs one full fetch.
-  if (typeof value !== 'object' || value === null) return undefined;
-  const c = value as Record<string, unknown>;
-  const installed = c.installed;
+  const c = readCacheFields(file, FEED_CACHE_VERSION);
   const ok =
-    c.version === FEED_CACHE_VERSION &&
-    typeof c.url === 'string' &&
-    typeof c.etag === 'string' &&
-    typeof c.config === 'string' &&
-    typeof c.state === 'string' &&
-    typeof c.feed === 'string' &&
-    (c.metricsFile === null || typeof c.metricsFile === 'string') &&
-    typeof c.feedTimeoutSec === 'number' &&
+    c !== undefined &&
+    hasTickCacheFields(c, false) &&
     typeof c.bodySha256 === 'string' &&
-    (c.truncated === undefined || typeof c.truncated === 'boolean') &&
-    typeof installed === 'object' &&
-    installed !== null &&
-    Object.values(installed).every((v) => typeof v === 'string') &&
-    isCachedHolds(c.held);
+    (c.truncated === undefined || typeof c.truncated === 'boolean');
   return ok ? (c as unknown as FeedCache) : undefined;
 }
 
@@ -116,5 +84,5 @@ export async function writeFeedCache(
 ): Promise<void> {
   await writeFileAtomic(feedBodyPath(stateDir), body, 0o644);
   const full: FeedCache = { ...cache, bodySha256: await sha256(body) };
-  await writeFileAtomic(feedCachePath(stateDir), `${JSON.stringify(full)}\n`, 0o644);
+  await writeCacheFile(feedCachePath(stateDir), full, writeFileAtomic);
 }

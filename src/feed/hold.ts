@@ -8,9 +8,8 @@
  * as the hold found it in its cache: a grant written since makes the next
  * tick decide again, and install it.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, isRickError, RickError } from '../errors.js';
+import { isRickError, type RickError } from '../errors.js';
 import { grantFileFor } from '../host/policy/grant-path.js';
 import {
   type HeldRelease,
@@ -19,19 +18,10 @@ import {
   readHeld,
   serializeHeld,
 } from '../host/policy/held.js';
+import { readText } from './small-file.js';
 
 /** A held release as a feed cache keeps it: with its grant file's text when it was held. */
 export type CachedHold = HeldRelease & { grantText: string };
-
-/** Reads a small file whole, or undefined when it is absent; synchronous, as a tick has nothing else to do meanwhile. */
-export function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RickError('IO_ERROR', `cannot read ${file}: ${describe(error)}`);
-  }
-}
 
 /** Whether an install's error is a refusal by host policy: the release is then held. */
 export function isPolicyRefusal(error: unknown): error is RickError {

@@ -7,30 +7,19 @@
  * waits for starts, the index expires). Anything missing or of another
  * shape is no cache: the next tick then decides again.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CachedHold, isCachedHolds } from './hold.js';
-import { warningLine } from './journal.js';
-import type { UpdateDeps } from './update-tick.js';
+import { type WarningLog, warn } from './journal.js';
+import { hasTickCacheFields, isRecord, readCacheFields, type TickCache } from './tick-cache.js';
 
 export const INDEX_CACHE_VERSION = 1;
-/** The most an index may weigh. */
-export const INDEX_MAX_BYTES = 8 * 1024 * 1024;
 
-/** What a no-op tick needs, and the inputs the cached decision depended on. */
-export interface IndexCache {
+/**
+ * What a no-op tick needs, and the inputs the cached decision depended on:
+ * the shared fields (tick-cache.ts; the URL is the index's, its ETag null
+ * when the server gave none), and the index's own.
+ */
+export interface IndexCache extends TickCache {
   version: typeof INDEX_CACHE_VERSION;
-  /** The index URL. */
-  url: string;
-  /** The ETag of the accepted index, when the server gave one. */
-  etag: string | null;
-  /** rick.conf and state.json as they were when the decision was carried out. */
-  config: string;
-  state: string;
-  feed: string;
-  metricsFile: string | null;
-  feedTimeoutSec: number;
-  installed: Record<string, string>;
   /** Installed versions the index yanks: bundle → version and reason. */
   yanked: Record<string, { version: string; reason: string }>;
   /** sha256 of the accepted index (/var/lib/rick/release-index.json). */
@@ -46,11 +35,6 @@ export interface IndexCache {
   expires: number;
   /** Seconds since the epoch: a wave this host waits for starts; null: none. */
   recheckAt: number | null;
-  /**
-   * Releases held for want of a grant, with each grant file's text as the
-   * hold found it: a grant written since makes the next tick decide again.
-   */
-  held?: Record<string, CachedHold>;
 }
 
 export function indexCachePath(stateDir: string): string {
@@ -59,28 +43,10 @@ export function indexCachePath(stateDir: string): string {
 
 /** The cache, or undefined when missing, unreadable or of another shape (then the tick decides again). */
 export function readIndexCache(file: string): IndexCache | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return undefined;
-  }
-  // By hand, not with a schema: this runs on every tick.
-  if (typeof value !== 'object' || value === null) return undefined;
-  const c = value as Record<string, unknown>;
-  const isRecord = (v: unknown): v is Record<string, unknown> =>
-    typeof v === 'object' && v !== null;
+  const c = readCacheFields(file, INDEX_CACHE_VERSION);
   const ok =
-    c.version === INDEX_CACHE_VERSION &&
-    typeof c.url === 'string' &&
-    (c.etag === null || typeof c.etag === 'string') &&
-    typeof c.config === 'string' &&
-    typeof c.state === 'string' &&
-    typeof c.feed === 'string' &&
-    (c.metricsFile === null || typeof c.metricsFile === 'string') &&
-    typeof c.feedTimeoutSec === 'number' &&
-    isRecord(c.installed) &&
-    Object.values(c.installed as object).every((v) => typeof v === 'string') &&
+    c !== undefined &&
+    hasTickCacheFields(c, true) &&
     isRecord(c.yanked) &&
     Object.values(c.yanked as object).every(
       (v) => isRecord(v) && typeof v.version === 'string' && typeof v.reason === 'string',
@@ -89,8 +55,7 @@ export function readIndexCache(file: string): IndexCache | undefined {
     (c.keys === undefined || typeof c.keys === 'string') &&
     typeof c.serial === 'number' &&
     typeof c.expires === 'number' &&
-    (c.recheckAt === null || typeof c.recheckAt === 'number') &&
-    isCachedHolds(c.held);
+    (c.recheckAt === null || typeof c.recheckAt === 'number');
   return ok ? (c as unknown as IndexCache) : undefined;
 }
 
@@ -98,16 +63,11 @@ export function versionsOf(yanked: IndexCache['yanked']): Record<string, string>
   return Object.fromEntries(Object.entries(yanked).map(([b, y]) => [b, y.version]));
 }
 
-export function warnYanked(yanked: IndexCache['yanked'], deps: UpdateDeps): void {
+export function warnYanked(yanked: IndexCache['yanked'], deps: WarningLog): void {
   for (const [bundle, y] of Object.entries(yanked)) {
     warn(
       deps,
       `${bundle}: the installed version ${y.version} is yanked (${y.reason}); rick does not roll back by itself: install a fixed release or roll back by hand (docs/release-index.md)`,
     );
   }
-}
-
-export function warn(deps: UpdateDeps, line: string): void {
-  if (deps.warn) deps.warn(line);
-  else deps.log(warningLine(line, false));
 }

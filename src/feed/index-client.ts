@@ -16,20 +16,20 @@
  * makes the host accept any validly signed, unexpired index once more.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KeyFile, readKeyFiles } from '../bundle/keyring.js';
 import { type IndexRelease, releaseFileUrl } from '../bundle/release-index.js';
-import { describe, isRickError, RickError } from '../errors.js';
+import { isRickError, RickError } from '../errors.js';
 import { keyringFor, verifyWithGpgv } from '../host/intake/gpgv.js';
 import { requiredOwner } from '../host/intake/signature.js';
 import type { HostPaths } from '../host/paths.js';
 import { writeFileAtomic } from '../host/state.js';
 import type { HttpClient } from './client.js';
 import type { AcceptedIndex } from './index-select.js';
+import { readKept, readSmallFile } from './small-file.js';
+import { SIGNATURE_MAX_BYTES } from './tick-cache.js';
 
 /** The most a detached signature may weigh. */
-const SIGNATURE_MAX_BYTES = 64 * 1024;
 const USER_AGENT = 'rick-install';
 
 export function acceptedIndexPath(paths: HostPaths): string {
@@ -141,13 +141,8 @@ export function readAcceptedIndex(
   paths: HostPaths,
 ): (AcceptedIndex & { bytes: Buffer }) | undefined {
   const file = acceptedIndexPath(paths);
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RickError('IO_ERROR', `cannot read ${file}: ${describe(error)}`);
-  }
+  const bytes = readSmallFile(file);
+  if (bytes === undefined) return undefined;
   let serial: unknown;
   try {
     serial = (JSON.parse(bytes.toString('utf8')) as { serial?: unknown }).serial;
@@ -164,11 +159,7 @@ export function readAcceptedIndex(
 
 /** The signature kept with the accepted index, or undefined. */
 export function readAcceptedSignature(paths: HostPaths): Buffer | undefined {
-  try {
-    return readFileSync(`${acceptedIndexPath(paths)}.sig`);
-  } catch {
-    return undefined;
-  }
+  return readKept(`${acceptedIndexPath(paths)}.sig`);
 }
 
 /**
@@ -258,10 +249,6 @@ export async function downloadIndexedRelease(
 
 /** The host's machine-id (`/etc/machine-id`), or undefined when it has none or an uninitialised one. */
 export function readMachineId(root: string): string | undefined {
-  try {
-    const id = readFileSync(join(root, 'etc/machine-id'), 'utf8').trim();
-    return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
-  } catch {
-    return undefined;
-  }
+  const id = readKept(join(root, 'etc/machine-id'))?.toString('utf8').trim();
+  return id !== undefined && /^[0-9a-f]{32}$/.test(id) ? id : undefined;
 }

@@ -1,32 +1,28 @@
 /**
  * The deciding half of a signed release index's tick (src/feed/index-tick.ts
  * has the whole and the no-op half): verify the index, check its serial and
- * expiry, keep it, choose per bundle, download and install, record the
+ * expiry, keep it, decide per bundle with the one decision skeleton
+ * (decide.ts, the index as its source: index-source.ts), record the
  * decision. Loaded only when a tick has something to decide.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { IndexRelease } from '../bundle/release-index.js';
 import { parseIndex } from '../bundle/release-index.js';
-import { describe, isRickError, RickError } from '../errors.js';
+import { RickError } from '../errors.js';
 import { hostPaths } from '../host/paths.js';
-import type { HeldReleases } from '../host/policy/held.js';
-import { bundleState, readState, writeFileAtomic } from '../host/state.js';
+import { writeFileAtomic } from '../host/state.js';
 import type { HttpResponse } from './client.js';
-import { parseConfig, type RickConfig } from './config.js';
-import { cachedHeld, heldLine, heldRelease, isPolicyRefusal, recordHeld } from './hold.js';
+import { parseConfig } from './config.js';
+import { decideBundles, isRollback, readInstalled } from './decide.js';
+import { cachedHeld, recordHeld } from './hold.js';
 import {
   INDEX_CACHE_VERSION,
-  INDEX_MAX_BYTES,
   type IndexCache,
   indexCachePath,
   versionsOf,
-  warn,
   warnYanked,
 } from './index-cache.js';
 import {
-  downloadIndexedRelease,
   fetchIndexSignature,
   readAcceptedIndex,
   readAcceptedSignature,
@@ -40,13 +36,14 @@ import {
   checkIndexFresh,
   checkIndexIssued,
   checkIndexSequence,
-  describeWait,
   LAST_BUCKET,
   nextRolloutChange,
   rolloutBucket,
-  selectFromIndex,
 } from './index-select.js';
-import type { IndexTick, Report } from './index-tick.js';
+import { indexSource } from './index-source.js';
+import { warn } from './journal.js';
+import { INDEX_MAX_BYTES, writeCacheFile } from './tick-cache.js';
+import type { IndexTick, Report } from './update-deps.js';
 
 export interface Decision {
   response: HttpResponse;
@@ -189,80 +186,24 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   const bucketOf = (bundle: string) => (version: string) =>
     machineId === undefined ? LAST_BUCKET : rolloutBucket(machineId, bundle, version);
 
-  const selections: ReturnType<typeof selectFromIndex>[] = [];
-  const yanked: IndexCache['yanked'] = {};
-  let firstError: unknown;
-  const held: HeldReleases = {};
-  for (const bundle of config.bundles) {
-    const status = bundleState(await readState(paths.stateFile), bundle);
-    const selection = selectFromIndex(index, {
-      bundle,
-      policy: { channel: config.channel, range: config.range },
-      status: {
-        installed: status.installed,
-        highest: status.highest,
-        quarantined: status.quarantined,
-      },
-      now,
-      bucketOf: bucketOf(bundle),
-      ignoreWaves: tick.options.now === true,
-    });
-    selections.push(selection);
-    if (selection.liveYanked && status.installed !== undefined) {
-      yanked[bundle] = { version: status.installed, reason: selection.liveYanked.reason };
-    }
-    for (const s of selection.skipped) {
-      deps.log(
-        s.why === 'yanked'
-          ? `${bundle}: skipping ${s.version}, yanked: ${s.reason}`
-          : `${bundle}: skipping ${s.version}, quarantined after a failed install`,
-      );
-    }
-    const release = selection.release;
-    if (release === undefined) {
-      deps.log(`${bundle}: nothing new (${selection.reason})`);
-      continue;
-    }
-    for (const p of selection.pending) {
-      deps.log(`${bundle}: ${p.version} waits for its rollout wave (${describeWait(p)})`);
-    }
-    deps.log(
-      `${bundle}: installing ${release.version} from ${source} (installed: ${status.installed ?? 'none'})`,
-    );
-    try {
-      await downloadAndInstall(tick, config, d.url, release);
-      deps.log(`${bundle}: installed ${release.version}`);
-      delete yanked[bundle];
-    } catch (error) {
-      // Stopped by a signal, once the host was put back: the other bundles wait for the next tick.
-      if (isRickError(error) && error.code === 'INTERRUPTED') throw error;
-      if (isPolicyRefusal(error)) {
-        // Not a failure and not quarantined: held until the operator grants it.
-        const h = heldRelease(bundle, release.version, error.message, root);
-        held[bundle] = h;
-        deps.log(heldLine(bundle, h));
-        continue;
-      }
-      if (isRickError(error) && error.code === 'ROLLED_BACK') {
-        deps.log(`${bundle}: rolled back ${release.version} because ${error.message}`);
-      } else {
-        deps.log(
-          `${bundle}: not installed ${release.version} because ${isRickError(error) ? `${error.code}: ` : ''}${describe(error)}`,
-        );
-      }
-      firstError ??= error;
-    }
-  }
+  const feedSource = indexSource({
+    index,
+    config,
+    url: d.url,
+    source,
+    now,
+    bucketOf,
+    ignoreWaves: tick.options.now === true,
+    http: deps.http,
+  });
+  const { held, updated, firstError } = await decideBundles(feedSource, config, root, deps);
+  const { selections, yanked } = feedSource;
+  for (const bundle of updated) delete yanked[bundle];
   warnYanked(yanked, deps);
   d.report.index.yanked = versionsOf(yanked);
-  const state = await readState(paths.stateFile);
-  const installed: Record<string, string> = {};
-  for (const bundle of config.bundles) {
-    const version = state.bundles[bundle]?.installed;
-    if (version) installed[bundle] = version;
-  }
+  const installed = await readInstalled(root, config.bundles);
   d.report.installed = installed;
-  if (firstError !== undefined && !(isRickError(firstError) && firstError.code === 'ROLLED_BACK')) {
+  if (firstError !== undefined && !isRollback(firstError)) {
     throw firstError;
   }
   const holds = await recordHeld(paths.stateDir, held, now, writeFileAtomic);
@@ -289,40 +230,6 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
     recheckAt: recheck === undefined ? null : Math.floor(recheck.getTime() / 1000),
     ...(Object.keys(holds).length ? { held: cachedHeld(holds, root) } : {}),
   };
-  await writeFileAtomic(indexCachePath(paths.stateDir), `${JSON.stringify(cache)}\n`, 0o644);
+  await writeCacheFile(indexCachePath(paths.stateDir), cache, writeFileAtomic);
   if (firstError !== undefined) throw firstError;
-}
-
-async function downloadAndInstall(
-  tick: IndexTick,
-  config: RickConfig,
-  indexUrl: string,
-  release: IndexRelease,
-): Promise<void> {
-  const files = await downloadIndexedRelease(tick.deps.http, indexUrl, release, {
-    maxBundleBytes: config.maxBundleBytes,
-    timeoutMs: config.downloadTimeoutSec * 1000,
-  });
-  const dir = await mkdtemp(join(tmpdir(), 'rick-update-'));
-  try {
-    const bundlePath = join(dir, release.files.bundle);
-    const signaturePath = join(dir, release.files.signature);
-    await writeFile(bundlePath, files.bundle, { mode: 0o600 });
-    await writeFile(signaturePath, files.signature, { mode: 0o600 });
-    // The signed index names the bundle and version; the verified manifest must be exactly that.
-    await tick.deps.install({
-      bundle: release.bundle,
-      bundlePath,
-      signaturePath,
-      root: tick.root,
-      expect: {
-        bundle: release.bundle,
-        version: release.version,
-        source: `the release index ${indexUrl}`,
-        policy: { channel: config.channel, range: config.range },
-      },
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }

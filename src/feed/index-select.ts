@@ -15,8 +15,13 @@ import { createHash } from 'node:crypto';
 import semver from 'semver';
 import type { IndexRelease, IndexYank, ReleaseIndex } from '../bundle/release-index.js';
 import { RickError } from '../errors.js';
-import type { Channel } from './config.js';
-import type { BundleStatus } from './releases.js';
+import {
+  aboveFloor,
+  type BundleStatus,
+  inPolicy,
+  nothingNewReason,
+  type SelectionPolicy,
+} from './select.js';
 
 /** The bucket (0–99) of a host for one release. */
 export function rolloutBucket(machineId: string, bundle: string, version: string): number {
@@ -123,10 +128,7 @@ export function checkIndexFresh(index: ReleaseIndex, now: Date, source: string):
   );
 }
 
-export interface IndexPolicy {
-  channel: Channel;
-  range: string;
-}
+export type IndexPolicy = SelectionPolicy;
 
 export interface IndexSelectionInput {
   bundle: string;
@@ -166,10 +168,6 @@ export interface IndexSelection {
   liveYanked: IndexYank | undefined;
 }
 
-function isPrerelease(release: IndexRelease): boolean {
-  return release.channel === 'prerelease' || semver.prerelease(release.version) !== null;
-}
-
 /**
  * Picks the highest release of the bundle that is in the range and the
  * channel, newer than the installed one (and not below the highest ever
@@ -183,7 +181,6 @@ export function selectFromIndex(index: ReleaseIndex, input: IndexSelectionInput)
   const yanks = new Map(
     index.yanked.filter((y) => y.bundle === bundle).map((y) => [y.version, y] as const),
   );
-  const allowPrerelease = policy.channel === 'prerelease';
   const candidates = index.releases
     .filter((r) => r.bundle === bundle)
     .sort((a, b) => semver.rcompare(a.version, b.version));
@@ -192,11 +189,9 @@ export function selectFromIndex(index: ReleaseIndex, input: IndexSelectionInput)
   const liveYanked = status.installed === undefined ? undefined : yanks.get(status.installed);
   let chosen: IndexRelease | undefined;
   for (const r of candidates) {
-    if (isPrerelease(r) && !allowPrerelease) continue;
-    if (!semver.satisfies(r.version, policy.range, { includePrerelease: allowPrerelease }))
-      continue;
-    if (status.installed !== undefined && semver.lte(r.version, status.installed)) break;
-    if (status.highest !== undefined && semver.lt(r.version, status.highest)) break;
+    if (!inPolicy(r.version, r.channel === 'prerelease', policy)) continue;
+    // Highest first: every later one is below the floor too.
+    if (!aboveFloor(r.version, status)) break;
     const yank = yanks.get(r.version);
     if (yank) {
       skipped.push({ version: r.version, why: 'yanked', reason: yank.reason });
@@ -219,10 +214,8 @@ export function selectFromIndex(index: ReleaseIndex, input: IndexSelectionInput)
     const first = pending[0];
     if (first !== undefined) {
       reason = `waiting for the rollout of ${first.version} to reach this host (${describeWait(first)})`;
-    } else if (status.installed !== undefined || status.highest !== undefined) {
-      reason = `nothing newer than ${status.installed ?? status.highest} in range ${policy.range}`;
     } else {
-      reason = `no ${allowPrerelease ? '' : 'stable '}release in range ${policy.range}`;
+      reason = nothingNewReason(policy, status);
     }
   }
   return { release: chosen, reason, skipped, pending, liveYanked };

@@ -3,9 +3,8 @@ import { type HostPaths, hostPaths } from '../host/paths.js';
 import { feedCachePath, readFeedCache } from './cache.js';
 import type { HttpResponse } from './client.js';
 import type { RickConfig } from './config.js';
-import { heldGrantsUnchanged, heldLine, readText } from './hold.js';
+import { heldLine } from './hold.js';
 import {
-  INDEX_MAX_BYTES,
   type IndexCache,
   indexCachePath,
   readIndexCache,
@@ -14,27 +13,9 @@ import {
 } from './index-cache.js';
 import { parsePreviousIndexMetrics, parsePreviousMetrics, renderMetrics } from './metrics.js';
 import { readMetricsFile, writeMetricsFile } from './metrics-file.js';
-import type { UpdateDeps, UpdateOptions } from './update-tick.js';
-
-/** What the metrics textfile reports after a tick. */
-export interface Report {
-  installed?: Record<string, string>;
-  /** Releases held until the operator grants what they need. */
-  held?: Record<string, { version: string }>;
-  index?: { expires: number; serial: number; yanked: Record<string, string> };
-  /** The index was refused as issued in the future (counted in the metrics). */
-  indexNotYetValid?: boolean;
-}
-
-export interface IndexTick {
-  options: UpdateOptions;
-  deps: UpdateDeps;
-  root: string;
-  paths: HostPaths;
-  configText: string;
-  cache: IndexCache | undefined;
-  config: RickConfig | undefined;
-}
+import { readText } from './small-file.js';
+import { INDEX_MAX_BYTES, sameInputs } from './tick-cache.js';
+import type { IndexTick, Report, UpdateDeps, UpdateOptions } from './update-deps.js';
 
 /**
  * Follows the index when rick.conf's FEED names one and returns true; returns
@@ -78,11 +59,7 @@ async function runIndexTick(tick: IndexTick): Promise<void> {
   try {
     const stateText = readText(paths.stateFile) ?? '';
     const sameConfig = cache !== undefined && cache.config === configText;
-    const unchanged =
-      sameConfig &&
-      cache.state === stateText &&
-      tick.options.now !== true &&
-      heldGrantsUnchanged(cache.held, root);
+    const unchanged = tick.options.now !== true && sameInputs(cache, configText, stateText, root);
     const due =
       cache !== undefined && (nowSec >= cache.expires || (cache.recheckAt ?? Infinity) <= nowSec);
     let url: string;

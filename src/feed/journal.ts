@@ -27,3 +27,15 @@ export function isJournalStream(env: NodeJS.ProcessEnv, fd = 1): boolean {
 export function warningLine(line: string, journal: boolean): string {
   return journal ? `<4>${line}` : `warning: ${line}`;
 }
+
+/** Where a tick's lines go: `log`, and `warn` for lines at warning priority when the caller has one. */
+export interface WarningLog {
+  log: (line: string) => void;
+  warn?: (line: string) => void;
+}
+
+/** Logs a line at warning priority: through `warn`, else `log` with a `warning: ` prefix. */
+export function warn(deps: WarningLog, line: string): void {
+  if (deps.warn) deps.warn(line);
+  else deps.log(warningLine(line, false));
+}

@@ -4,16 +4,14 @@
  * written. The directory is not created: without node-exporter's textfile
  * directory there is no one to read the file, and rick leaves no trace.
  */
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { wrapError } from '../errors.js';
+import { readKept } from './small-file.js';
 
+/** The textfile as the last tick wrote it, or undefined (the counters then start again). */
 export function readMetricsFile(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return readKept(file)?.toString('utf8');
 }
 
 /** Returns false (and writes nothing) when the textfile directory does not exist. */

@@ -12,9 +12,17 @@
  */
 import semver from 'semver';
 import * as z from 'zod';
+import { describeFeedIssues } from '../bundle/zod.js';
 import { RickError } from '../errors.js';
-import type { Channel } from './config.js';
-import '../bundle/zod.js';
+import {
+  aboveFloor,
+  type BundleStatus,
+  inPolicy,
+  nothingNewReason,
+  type SelectionPolicy,
+} from './select.js';
+
+export type { BundleStatus, SelectionPolicy } from './select.js';
 
 // GitHub's objects carry many more fields than these and add new ones over
 // time: unknown keys are ignored here (z.object), unlike rick's own inputs.
@@ -79,13 +87,9 @@ export function parseReleases(body: string, source: string): FeedRelease[] {
   releasesSchema ??= buildReleasesSchema();
   const result = releasesSchema.safeParse(value);
   if (!result.success) {
-    const problems = result.error.issues
-      .slice(0, 10)
-      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-      .join('; ');
     throw new RickError(
       'FEED_ERROR',
-      `${source} is not a GitHub releases list: ${problems}${result.error.issues.length > 10 ? '; …' : ''}`,
+      `${source} is not a GitHub releases list: ${describeFeedIssues(result.error.issues)}`,
     );
   }
   return result.data.map((r) => ({
@@ -114,19 +118,6 @@ export function serializeReleases(releases: readonly FeedRelease[]): string {
       assets: r.assets,
     })),
   )}\n`;
-}
-
-/** What the host knows about one bundle (from state.json). */
-export interface BundleStatus {
-  installed: string | undefined;
-  /** Highest version ever installed; the installer refuses anything lower. */
-  highest: string | undefined;
-  quarantined: readonly string[];
-}
-
-export interface SelectionPolicy {
-  channel: Channel;
-  range: string;
 }
 
 export interface Candidate {
@@ -178,15 +169,8 @@ export function selectRelease(
   const pattern = new RegExp(`^${escapeRegExp(bundle)}-(.+)\\.tgz$`);
   const skippedQuarantined: string[] = [];
   const notes: string[] = [];
-  const allowPrerelease = policy.channel === 'prerelease';
-  const wanted = (version: string, prerelease: boolean): boolean => {
-    if ((prerelease || semver.prerelease(version) !== null) && !allowPrerelease) return false;
-    if (!semver.satisfies(version, policy.range, { includePrerelease: allowPrerelease }))
-      return false;
-    if (status.installed !== undefined && semver.lte(version, status.installed)) return false;
-    if (status.highest !== undefined && semver.lt(version, status.highest)) return false;
-    return true;
-  };
+  const wanted = (version: string, prerelease: boolean): boolean =>
+    inPolicy(version, prerelease, policy) && aboveFloor(version, status);
   const candidates: Array<Candidate & { prerelease: boolean }> = [];
   for (const release of releases) {
     if (release.draft) continue;
@@ -242,10 +226,5 @@ export function selectRelease(
     );
   }
   if (chosen) return { action: 'install', candidate: chosen, skippedQuarantined, notes };
-  const floor = status.installed ?? status.highest;
-  const reason =
-    floor !== undefined
-      ? `nothing newer than ${floor} in range ${policy.range}`
-      : `no ${allowPrerelease ? '' : 'stable '}release in range ${policy.range}`;
-  return { action: 'none', reason, skippedQuarantined, notes };
+  return { action: 'none', reason: nothingNewReason(policy, status), skippedQuarantined, notes };
 }

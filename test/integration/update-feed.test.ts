@@ -412,6 +412,36 @@ describe('rick-install update', () => {
     expect(await installedVersion(s.tree.root)).toBe('1.1.0');
   });
 
+  it('says why each skipped version is quarantined: a failed install, or the operator', async () => {
+    const s = await setup({ installed: '1.0.0' });
+    await publish(s, '1.1.0');
+    expect((await s.update()).code).toBe(ExitCode.ok);
+    expect(await installedVersion(s.tree.root)).toBe('1.1.0');
+    // The operator takes 1.1.0 back and keeps it out.
+    const back = await runInstaller(s.host, ['rollback', '--quarantine', '--root', s.tree.root]);
+    expect(back.code).toBe(ExitCode.ok);
+    expect(back.stdout).toContain('quarantined demo 1.1.0\n');
+    // 1.2.0 fails its health gate: the installer rolls it back and quarantines it.
+    await publish(s, '1.2.0');
+    // (generations: 1.0.0 is 1, 1.1.0 is 2, 1.2.0 becomes 3)
+    s.host.failUnit('demo-app.service', 3);
+    expect((await s.update()).code).toBe(ExitCode.rolledBack);
+    const state = await readState(join(s.tree.root, 'var/lib/rick/state.json'));
+    expect(state.bundles.demo?.quarantined).toEqual(['1.1.0', '1.2.0']);
+
+    // A new rick.conf makes the tick decide again on the same list.
+    await s.writeConf('RANGE=^1\n');
+    const r = await s.update();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('demo: skipping 1.2.0, quarantined after a failed install\n');
+    expect(r.stdout).toContain(
+      'demo: skipping 1.1.0, quarantined by the operator (rollback --quarantine from generation 2 to 1)\n',
+    );
+    expect(r.stdout).not.toContain('skipping 1.1.0, quarantined after a failed install');
+    expect(r.stdout).toContain('demo: nothing new (nothing newer than 1.0.0 in range ^1)\n');
+  });
+
   it('after unquarantine the next tick takes the version again', async () => {
     const s = await setup({ installed: '1.0.0' });
     await publish(s, '1.2.0');
