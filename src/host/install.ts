@@ -106,9 +106,9 @@ import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/u
 import { isInterruption } from './interrupt.js';
 import { acquireLock } from './lock.js';
 import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
-import { evaluatePolicy } from './policy/check.js';
 import { readGrant } from './policy/grant.js';
 import type { PolicyReport } from './policy/judge.js';
+import { confirmJudgment, judgePolicy, type PolicyJudgment } from './policy/judged.js';
 import { checkPodmanVersion } from './prerequisites.js';
 import {
   clearIntent,
@@ -248,6 +248,11 @@ interface PrepareContext {
   dryRun: boolean;
   /** Checks the candidate's plain units and Caddy sites. Default: checkCandidate. */
   checkCandidate?: CandidateCheck;
+  /**
+   * The policy judgment made before the lock: confirmed (its grant file and
+   * accounts unchanged), not made again. Absent, prepareInstall judges.
+   */
+  judged?: PolicyJudgment;
 }
 
 function recordFacts(manifest: Manifest, values: FactValues): RecordedFacts {
@@ -562,6 +567,7 @@ export async function prepareInstall(
     host,
     verified,
     live,
+    ctx.judged,
   );
   const refusal = readinessRefusal(readiness, { withPolicy: !ctx.dryRun });
   if (refusal) throw refusal;
@@ -730,14 +736,16 @@ async function pathExists(path: string): Promise<boolean> {
  * install: what it may name and own here and its unit names first, whose
  * BUNDLE_INVALID says the bundle itself is wrong, then the policy, whose
  * POLICY_REFUSED says the host has not granted it yet. prepareInstall runs
- * them again under the lock.
+ * the others again under the lock, and confirms the policy judgment returned
+ * here (undefined when the version policy or an unreadable live generation
+ * leaves the judging to prepareInstall) without judging again.
  */
 async function refuseUngranted(
   options: InstallOptions,
   paths: HostPaths,
   host: Host,
   verified: VerifiedBundle,
-): Promise<void> {
+): Promise<PolicyJudgment | undefined> {
   const { manifest, files } = verified.contents;
   const state = await readState(paths.stateFile);
   const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
@@ -759,14 +767,17 @@ async function refuseUngranted(
   }
   await checkOwnership(paths, host, manifest, files, live, options.adopt);
   await checkUnitNames(paths, manifest, files, live, options.adopt);
-  const { readiness } = await readHostReadiness(options, paths, host, verified, live);
+  const { readiness, judgment } = await readHostReadiness(options, paths, host, verified, live);
   const refusal = readinessRefusal(readiness, { withPolicy: true });
   if (refusal) throw refusal;
+  return judgment;
 }
 
 /**
  * What the operator must provide for the bundle (accounts, secrets, grant),
- * read in one pass (src/host/intake/readiness.ts); read-only.
+ * read in one pass (src/host/intake/readiness.ts); read-only. With `judged`
+ * (the judgment made before the lock), the policy is confirmed, not judged
+ * again (src/host/policy/judged.ts).
  */
 export async function readHostReadiness(
   options: InstallOptions,
@@ -774,21 +785,25 @@ export async function readHostReadiness(
   host: Host,
   verified: VerifiedBundle,
   live: StoredGeneration | undefined,
+  judged?: PolicyJudgment,
 ): Promise<{
   readiness: Readiness;
   secrets: Map<string, string> | undefined;
   secretsPath: string;
+  judgment: PolicyJudgment;
 }> {
   const { manifest, files } = verified.contents;
   const owner = requiredOwner();
-  const policy = await evaluatePolicy({
+  const input = {
     manifest,
     files,
     root: paths.root,
     accounts: host.accounts,
     live,
     ...(owner === undefined ? {} : { requireOwner: owner }),
-  });
+  };
+  const judgment = judged ?? (await judgePolicy(input));
+  const policy = judged ? await confirmJudgment(judged, input) : judgment.report;
   const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
   const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
   const secrets = needsSecrets
@@ -803,7 +818,7 @@ export async function readHostReadiness(
     policy,
     pendingValue: PREVIEW_ACCOUNT_ID,
   });
-  return { readiness, secrets, secretsPath };
+  return { readiness, secrets, secretsPath, judgment };
 }
 
 /** What the adopted files are against the prepared generation (src/host/adopt.ts). */
@@ -839,8 +854,9 @@ export async function installBundle(
   // that such a refusal leaves even a fresh host without a trace.
   const verified = ctx.verified ?? (await readBundleFor(options, paths));
   // Judged before the lock too (what it may own here, then what this host
-  // granted), so that such a refusal leaves no trace at all.
-  await refuseUngranted(options, paths, host, verified);
+  // granted), so that such a refusal leaves no trace at all; under the lock
+  // the policy judgment is confirmed, not made again.
+  const judged = await refuseUngranted(options, paths, host, verified);
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
     now: () => host.clock.now(),
@@ -854,7 +870,7 @@ export async function installBundle(
 
     const prepared = await prepareInstall(
       options,
-      { paths, host, state, log, dryRun: false },
+      { paths, host, state, log, dryRun: false, ...(judged ? { judged } : {}) },
       verified,
     );
     if (prepared.kind === 'noop') {
