@@ -41,7 +41,10 @@ export async function startHeldAtLock(
     const h = await readLockHolder(join(root, 'var/lib/rick/lock'));
     if (h !== undefined) return h;
     // A run that ended before the lock (a refusal) would be waited for in vain.
-    const ended = await Promise.race([run.done, new Promise<undefined>((r) => setTimeout(r, 0))]);
+    const ended = await Promise.race([
+      run.done,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 0)),
+    ]);
     if (ended) throw new Error(`rick-install ended before the lock: ${ended.stderr}`);
     return undefined;
   });
