@@ -26,7 +26,6 @@ import { plainBundleUnits } from '../bundle/plain-units.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
 import { bundleSysusers } from '../bundle/sysusers.js';
 import { bundleTmpfiles } from '../bundle/tmpfiles.js';
-import type { Output } from '../cli/run.js';
 import { RickError, wrapError } from '../errors.js';
 import {
   type CheckUnits,
@@ -80,10 +79,11 @@ import {
   type StoredGeneration,
   writeGeneration,
 } from './generations.js';
+import type { InstallerDeps, InstallOptions, InstallResult } from './install-options.js';
 import { chooseInstaller, installerVersion, readInstallerVersion } from './installer-version.js';
 import { accountPolicyProblems, readInfrastructureGroups } from './intake/account-policy.js';
 import { type FactValues, resolveFacts } from './intake/facts.js';
-import { checkIdentity, type Expectation, expectationFor } from './intake/identity.js';
+import { checkIdentity, expectationFor } from './intake/identity.js';
 import {
   addCreated,
   adoptCreated,
@@ -130,59 +130,11 @@ import { substituteBundle, substituteBundleNormalized } from './substitute.js';
 import type { Host } from './system.js';
 import { decideVersion } from './version-policy.js';
 
-/** What every rick-install command needs from the world outside the process. */
-export interface InstallerDeps {
-  output: Output;
-  /** The host port for a live host (`root` undefined) or a `--root DIR` tree. */
-  host: (root: string | undefined) => Host;
-  /**
-   * Checks a generation's unit directory with podman's quadlet in dry-run
-   * and returns the units it generates (activation plans on them), or why it
-   * was skipped. Default: runQuadletDryRun.
-   */
-  validateUnits?: CheckUnits;
-  /**
-   * Asks the operator a question on the terminal (`rick-install --grant`);
-   * resolves undefined when there is no terminal to ask on.
-   */
-  prompt?: (question: string) => Promise<string | undefined>;
-}
-
-export interface InstallOptions {
-  bundlePath: string;
-  /**
-   * The bundle and version the file must hold (`update`, `--expect`);
-   * default: what the file name `<name>-<version>.tgz` says.
-   */
-  expect?: Expectation;
-  /** Default `<bundlePath>.sig`. */
-  signaturePath?: string;
-  /** Default /etc/rick/keys (under --root). */
-  keyringPath?: string;
-  /** Default /etc/rick/secrets/<bundle>.env (under --root). */
-  secretsPath?: string;
-  allowDowngrade?: boolean;
-  /** `--root DIR`. */
-  root?: string;
-  /** Generations to keep; stored in state.json once given. */
-  keepGenerations?: number;
-  /**
-   * `rick-install adopt`: take over the host's files that have the names
-   * of the bundle's units and sites (src/host/adopt.ts).
-   */
-  adopt?: AdoptOptions;
-}
-
-export interface InstallResult {
-  outcome: 'installed' | 'noop';
-  bundle: string;
-  version: string;
-  /** The live generation after the run. */
-  generation?: number;
-  previousGeneration?: number;
-  plan?: ActivationPlan;
-  notes: string[];
-}
+export type {
+  InstallerDeps,
+  InstallOptions,
+  InstallResult,
+} from './install-options.js';
 
 export type { Log };
 
