@@ -7,6 +7,7 @@
  * the lock for a release the version policy would install, and under it by
  * prepareInstall.
  */
+import { lstat } from 'node:fs/promises';
 import { analyzeBundleUnits, checkBundleUnits } from '../bundle/bundle-units.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { plainBundleUnits } from '../bundle/plain-units.js';
@@ -184,8 +185,10 @@ export async function checkOwnership(
  * BUNDLE_INVALID says the bundle itself is wrong, then the policy, whose
  * POLICY_REFUSED says the host has not granted it yet. prepareInstall runs
  * the others again under the lock, and confirms the policy judgment returned
- * here (undefined when the version policy or an unreadable live generation
- * leaves the judging to prepareInstall) without judging again.
+ * here without judging again. Undefined, the judging is left to
+ * prepareInstall: when the version policy does, when the live generation is
+ * unreadable, and when an interrupted run left its record, whose recovery
+ * under the lock may put another generation live than the one read here.
  */
 export async function refuseUngranted(
   options: InstallOptions,
@@ -214,6 +217,9 @@ export async function refuseUngranted(
   }
   await checkOwnership(paths, host, manifest, files, live, options.adopt);
   await checkUnitNames(paths, manifest, files, live, options.adopt);
+  // The judgment reads the live generation (what the bundle's live release
+  // created), which the recovery of an interrupted run may change.
+  if (await exists(paths.intentFile)) return;
   const { readiness, judgment } = await readHostReadiness(options, paths, host, verified, live);
   const refusal = readinessRefusal(readiness, { withPolicy: true });
   if (refusal) throw refusal;
@@ -266,4 +272,11 @@ export async function readHostReadiness(
     pendingValue: PREVIEW_ACCOUNT_ID,
   });
   return { readiness, secrets, secretsPath, judgment };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }

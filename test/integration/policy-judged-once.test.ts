@@ -105,7 +105,7 @@ describe('the policy is judged once per install, and confirmed under the lock', 
       );
     });
     expect(r.stderr).toContain(
-      'error FACT_MISSING: the accounts demo 1.0.0 was judged on changed before the install took the lock: postgres-clients is now a group with gid 0',
+      'error FACT_MISSING: the accounts demo 1.0.0 was judged on changed before the install took the lock (or in the recovery of an interrupted run under it): postgres-clients is now a group with gid 0',
     );
     expect(r.code).toBe(ExitCode.missingPrerequisite);
     expect(r.diff).toEqual([]);

@@ -84,7 +84,7 @@ export async function confirmJudgment(
   if (changes.length) {
     throw new RickError(
       'FACT_MISSING',
-      `the accounts ${judged.report.bundle} ${judged.report.version} was judged on changed before the install took the lock: ${changes.join('; ')}`,
+      `the accounts ${judged.report.bundle} ${judged.report.version} was judged on changed before the install took the lock (or in the recovery of an interrupted run under it): ${changes.join('; ')}`,
       {
         hint: 'nothing was changed; run the install again: it judges the accounts as they are then',
       },
