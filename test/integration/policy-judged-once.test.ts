@@ -6,29 +6,19 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
+import { writeSignedBundle } from '../helpers/bundle-factory.js';
 import { requireBuiltCli } from '../helpers/cli-process.js';
 import { startHeldAtLock } from '../helpers/held-run.js';
-import {
-  DEMO_GRANT,
-  type HostTree,
-  liveGeneration,
-  makeHostTree,
-  quadletPath,
-} from '../helpers/host-tree.js';
+import { DEMO_GRANT, type HostTree, liveGeneration, quadletPath } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree | undefined;
-beforeAll(async () => {
+beforeAll(() => {
   requireBuiltCli();
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-  tree = undefined;
 });
 
 const env = quadletPath ? { RICK_QUADLET: quadletPath } : {};
@@ -43,8 +33,8 @@ async function installChangedAtLock(
   changed: string,
   change: (root: string) => Promise<void>,
 ): Promise<{ code: number | null; stderr: string; diff: string[] }> {
-  tree = await makeHostTree(key);
-  const b = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+  tree = await hosts.make();
+  const b = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
   const others = { ignore: [changed] };
   const before = await snapshotTree(tree.root, others);
   const run = await startHeldAtLock([b.bundlePath, '--root', tree.root], tree.root, tree.work, env);
