@@ -14,20 +14,16 @@
  *   daemon-reload → stop removed, restart changed → health gate (or roll
  *   back and quarantine) → record state → drop the intent → prune
  *
- * `preparePlan` is everything up to the write, shared with `plan`, which
- * changes nothing on the host.
+ * `prepareInstall` (install-prepare.ts) is everything up to the write,
+ * shared with `plan`, which changes nothing on the host; the checks that
+ * refuse a bundle for what it is here are in install-checks.ts, the options
+ * in install-options.ts. This module runs the rest, and re-exports those.
  */
-import { lstat, mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, rmdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import semver from 'semver';
-import { analyzeBundleUnits, checkBundleUnits } from '../bundle/bundle-units.js';
-import type { Manifest } from '../bundle/manifest.js';
-import { plainBundleUnits } from '../bundle/plain-units.js';
 import { runQuadletDryRun } from '../bundle/quadlet.js';
-import { bundleSysusers } from '../bundle/sysusers.js';
-import { bundleTmpfiles } from '../bundle/tmpfiles.js';
-import type { Output } from '../cli/run.js';
-import { RickError, wrapError } from '../errors.js';
+import { RickError } from '../errors.js';
 import {
   type CheckUnits,
   graphOf,
@@ -36,80 +32,31 @@ import {
   type UnitCheck,
 } from './activation/graph.js';
 import { pullImages } from './activation/images.js';
-import {
-  type ActivationPlan,
-  formatPlan,
-  planActivation,
-  type UnitGraphs,
-} from './activation/plan.js';
+import { formatPlan, planActivation, type UnitGraphs } from './activation/plan.js';
 import { activate, describeFailure } from './activation/run.js';
-import {
-  type AdoptionPlan,
-  type AdoptOptions,
-  adoptionProblems,
-  DEFAULT_CADDY_SITES,
-  describeTakeOver,
-  planAdoption,
-  planTakeOver,
-  readForeignFiles,
-  withoutAdopted,
-} from './adopt.js';
+import { type AdoptionPlan, type AdoptOptions, planAdoption, readForeignFiles } from './adopt.js';
 import { moveAdoptedFiles, settleAdoptions } from './adopt-record.js';
-import {
-  type CandidateCheck,
-  checkCandidate,
-  PREVIEW_ACCOUNT_ID,
-  previewGeneration,
-} from './candidate-checks.js';
 import { prepareDatabases } from './database/provision.js';
-import { findDrift, refuseCarriedDrift } from './drift.js';
 import { checkpoint } from './fault.js';
-import { type RecordedFacts, renderMasked } from './generation-files.js';
 import {
-  carryBundle,
-  checkQuadletLink,
   ensureHostLinks,
   generationDir,
   hostNeedsOf,
-  INSTALLER_FILE,
-  listGenerations,
   pruneGenerations,
-  readGeneration,
-  readLiveGenerationNumber,
-  type StoredBundle,
-  type StoredGeneration,
   writeGeneration,
 } from './generations.js';
-import { chooseInstaller, installerVersion, readInstallerVersion } from './installer-version.js';
-import { accountPolicyProblems, readInfrastructureGroups } from './intake/account-policy.js';
-import { type FactValues, resolveFacts } from './intake/facts.js';
-import { checkIdentity, type Expectation, expectationFor } from './intake/identity.js';
+import { refuseUngranted } from './install-checks.js';
+import type { InstallerDeps, InstallOptions, InstallResult } from './install-options.js';
 import {
-  addCreated,
-  adoptCreated,
-  type CreatedRecord,
-  type CreatedRecords,
-  planOwnership,
-  readCreatedRecords,
-  writeCreatedRecords,
-} from './intake/ownership.js';
-import {
-  type Readiness,
-  readinessRefusal,
-  readReadiness,
-  readyValues,
-} from './intake/readiness.js';
-import { readSecretsFileIfPresent } from './intake/secrets.js';
-import { requiredOwner } from './intake/signature.js';
-import { readVerifiedBundle, type VerifiedBundle } from './intake/trust.js';
-import { checkUnitNamespace, RICK_QUADLET_LINK, readHostUnits } from './intake/unit-namespace.js';
+  applyFragments,
+  type PreparedInstall,
+  prepareInstall,
+  readBundleFor,
+} from './install-prepare.js';
+import type { VerifiedBundle } from './intake/trust.js';
 import { isInterruption } from './interrupt.js';
 import { acquireLock } from './lock.js';
-import { type HostPaths, hostPaths, secretsFileFor } from './paths.js';
-import { evaluatePolicy } from './policy/check.js';
-import { readGrant } from './policy/grant.js';
-import type { PolicyReport } from './policy/judge.js';
-import { checkPodmanVersion } from './prerequisites.js';
+import { type HostPaths, hostPaths } from './paths.js';
 import {
   clearIntent,
   intentPhases,
@@ -118,71 +65,23 @@ import {
   recoverFromInterruption,
   writeIntent,
 } from './recovery.js';
-import {
-  bundleState,
-  type HostState,
-  quarantine,
-  readState,
-  readStateFile,
-  writeState,
-} from './state.js';
-import { substituteBundle, substituteBundleNormalized } from './substitute.js';
+import { bundleState, quarantine, readState, readStateFile, writeState } from './state.js';
 import type { Host } from './system.js';
-import { decideVersion } from './version-policy.js';
 
-/** What every rick-install command needs from the world outside the process. */
-export interface InstallerDeps {
-  output: Output;
-  /** The host port for a live host (`root` undefined) or a `--root DIR` tree. */
-  host: (root: string | undefined) => Host;
-  /**
-   * Checks a generation's unit directory with podman's quadlet in dry-run
-   * and returns the units it generates (activation plans on them), or why it
-   * was skipped. Default: runQuadletDryRun.
-   */
-  validateUnits?: CheckUnits;
-  /**
-   * Asks the operator a question on the terminal (`rick-install --grant`);
-   * resolves undefined when there is no terminal to ask on.
-   */
-  prompt?: (question: string) => Promise<string | undefined>;
-}
-
-export interface InstallOptions {
-  bundlePath: string;
-  /**
-   * The bundle and version the file must hold (`update`, `--expect`);
-   * default: what the file name `<name>-<version>.tgz` says.
-   */
-  expect?: Expectation;
-  /** Default `<bundlePath>.sig`. */
-  signaturePath?: string;
-  /** Default /etc/rick/keys (under --root). */
-  keyringPath?: string;
-  /** Default /etc/rick/secrets/<bundle>.env (under --root). */
-  secretsPath?: string;
-  allowDowngrade?: boolean;
-  /** `--root DIR`. */
-  root?: string;
-  /** Generations to keep; stored in state.json once given. */
-  keepGenerations?: number;
-  /**
-   * `rick-install adopt`: take over the host's files that have the names
-   * of the bundle's units and sites (src/host/adopt.ts).
-   */
-  adopt?: AdoptOptions;
-}
-
-export interface InstallResult {
-  outcome: 'installed' | 'noop';
-  bundle: string;
-  version: string;
-  /** The live generation after the run. */
-  generation?: number;
-  previousGeneration?: number;
-  plan?: ActivationPlan;
-  notes: string[];
-}
+export { readHostReadiness } from './install-checks.js';
+export type {
+  InstallerDeps,
+  InstallOptions,
+  InstallResult,
+} from './install-options.js';
+export type {
+  Preparation,
+  PreparedInstall,
+} from './install-prepare.js';
+export {
+  prepareInstall,
+  readBundleFor,
+} from './install-prepare.js';
 
 export type { Log };
 
@@ -217,485 +116,6 @@ export async function defaultValidateUnits(
 }
 
 // ---------------------------------------------------------------------------
-// Preparation (shared with `plan`)
-
-export interface PreparedInstall {
-  manifest: Manifest;
-  /** The bundle as it will be written (rendered for `generation`). */
-  bundle: StoredBundle;
-  live: StoredGeneration | undefined;
-  next: StoredGeneration;
-  plan: ActivationPlan;
-  /** Rendered tmpfiles.d fragments, applied just before the write. */
-  tmpfiles: Map<string, Buffer>;
-  notes: string[];
-  /** The installed version again, to replace its hand-changed live files. */
-  repair: boolean;
-  /** The bundle judged against this host's grant (`plan` shows it). */
-  policy: PolicyReport;
-}
-
-export type Preparation =
-  | { kind: 'noop'; manifest: Manifest; reason: string }
-  | ({ kind: 'install' } & PreparedInstall);
-
-interface PrepareContext {
-  paths: HostPaths;
-  host: Host;
-  state: HostState;
-  log: Log;
-  /** Plan only: nothing on the host may change (no sysusers). */
-  dryRun: boolean;
-  /** Checks the candidate's plain units and Caddy sites. Default: checkCandidate. */
-  checkCandidate?: CandidateCheck;
-}
-
-function recordFacts(manifest: Manifest, values: FactValues): RecordedFacts {
-  const facts: RecordedFacts = { gid: {}, uid: {}, secrets: [] };
-  for (const fact of manifest.facts) {
-    const value = values.get(`${fact.kind}:${fact.name}`);
-    if (fact.kind === 'secret') facts.secrets.push(fact.name);
-    else if (value !== undefined && /^[0-9]+$/.test(value))
-      facts[fact.kind][fact.name] = Number(value);
-  }
-  return facts;
-}
-
-async function nextGenerationNumber(paths: HostPaths, state: HostState): Promise<number> {
-  const existing = await listGenerations(paths);
-  return Math.max(state.lastGeneration, ...existing, 0) + 1;
-}
-
-/**
- * The bundle's units against the other installed bundles' and the host's:
- * systemd unit names are global (see intake/unit-namespace.ts).
- */
-async function checkUnitNames(
-  paths: HostPaths,
-  manifest: Manifest,
-  files: ReadonlyMap<string, Buffer>,
-  live: StoredGeneration | undefined,
-  adopt?: AdoptOptions,
-): Promise<void> {
-  // Plain systemd units (systemd/) share the namespace with quadlet's services.
-  const units = [...checkBundleUnits(manifest, files), ...plainBundleUnits(manifest)];
-  const others = [...(live?.bundles.values() ?? [])]
-    .filter((b) => b.name !== manifest.name)
-    .map((b) => ({
-      bundle: b.name,
-      units: [...analyzeBundleUnits(b.manifest, b.files).units, ...plainBundleUnits(b.manifest)],
-    }));
-  let hostUnits = await readHostUnits(paths.root, RICK_QUADLET_LINK);
-  if (adopt) {
-    const foreign = await readForeignFiles(paths.root, manifest, adopt.caddySites);
-    const problems = adoptionProblems(manifest, live, foreign, adopt.caddySites);
-    if (problems) throw problems;
-    hostUnits = await withoutAdopted(paths.root, hostUnits, foreign);
-  }
-  try {
-    checkUnitNamespace(manifest.name, units, others, hostUnits);
-  } catch (error) {
-    if (!(error instanceof RickError)) throw error;
-    if (adopt) {
-      throw new RickError('BUNDLE_INVALID', error.message, {
-        hint: `adopt takes over only the files of the top level of /etc/containers/systemd and of ${adopt.caddySites} that have the names of the bundle's units and sites; rename or remove the others named here first`,
-      });
-    }
-    const hint = await adoptHint(paths, manifest);
-    if (!hint) throw error;
-    throw new RickError('BUNDLE_INVALID', error.message, { hint });
-  }
-}
-
-/**
- * The hint of a refused install on a host where other tooling deployed the
- * bundle's units: they can be taken over. Undefined when there are none.
- */
-async function adoptHint(paths: HostPaths, manifest: Manifest): Promise<string | undefined> {
-  const foreign = await readForeignFiles(paths.root, manifest, DEFAULT_CADDY_SITES).catch(() => []);
-  const named = foreign.filter((f) => f.kind === 'unit').map((f) => f.hostPath);
-  if (!named.length) return undefined;
-  return `${named.join(', ')} ${named.length > 1 ? 'have' : 'has'} the name of a unit of the bundle: take ${named.length > 1 ? 'them' : 'it'} over with \`rick-install adopt BUNDLE.tgz\` (\`rick-install plan --adopt BUNDLE.tgz\` shows the differences first)`;
-}
-
-/**
- * What the bundle may name (account-policy.ts) and what existing accounts
- * and paths it may touch (ownership.ts); throws BUNDLE_INVALID naming every
- * problem. Returns what its fragments will create, for the record.
- */
-async function checkOwnership(
-  paths: HostPaths,
-  host: Host,
-  manifest: Manifest,
-  files: ReadonlyMap<string, Buffer>,
-  live: StoredGeneration | undefined,
-  adopt?: AdoptOptions,
-): Promise<{
-  records: CreatedRecords;
-  adopted: boolean;
-  creates: CreatedRecord;
-  /** Adopting: the existing accounts and paths that become the bundle's (adopt.ts). */
-  takeOver?: CreatedRecord;
-}> {
-  const effects = bundleSysusers(manifest, files);
-  const tmpfiles = bundleTmpfiles(manifest, files);
-  const infrastructureGroups = await readInfrastructureGroups(paths.config);
-  const recorded = await readCreatedRecords(paths.createdFile);
-  const records =
-    recorded ??
-    (await adoptCreated(paths.root, host.accounts, [...(live?.bundles.values() ?? [])]));
-  let takeOver: CreatedRecord | undefined;
-  if (adopt) {
-    const owner = requiredOwner();
-    const grant = await readGrant(
-      paths.root,
-      manifest.name,
-      owner === undefined ? {} : { requireOwner: owner },
-    );
-    takeOver = await planTakeOver({
-      root: paths.root,
-      bundle: manifest.name,
-      effects,
-      tmpfiles,
-      accounts: host.accounts,
-      records,
-      granted: { users: grant.needs.users, groups: grant.needs.groups },
-    });
-    addCreated(records, manifest.name, takeOver);
-  }
-  const plan = await planOwnership({
-    root: paths.root,
-    bundle: manifest.name,
-    effects,
-    tmpfiles,
-    accounts: host.accounts,
-    records,
-  });
-  const problems = [
-    ...accountPolicyProblems({
-      manifest,
-      effects,
-      tmpfiles,
-      infrastructureGroups: new Set(infrastructureGroups),
-    }),
-    ...plan.problems,
-  ];
-  if (problems.length) {
-    // Another tool's deployment of the bundle made what it names: adopt takes it over.
-    const hint = adopt ? undefined : await adoptHint(paths, manifest);
-    throw new RickError(
-      'BUNDLE_INVALID',
-      `bundle ${manifest.name} asks for what is not its own: ${problems.join('; ')}`,
-      {
-        hint: hint
-          ? `${hint}; adopt also takes over the users and groups the grant names, and the paths they own`
-          : `a bundle names only the users, groups and paths it creates, and the infrastructure groups of INFRASTRUCTURE_GROUPS in ${paths.config} (here: ${infrastructureGroups.join(', ') || 'none'})`,
-      },
-    );
-  }
-  // Adopted only when the live generation's bundles name something that exists.
-  const adopted = recorded === undefined && Object.keys(records.bundles).length > 0;
-  return { records, adopted, creates: plan.creates, ...(takeOver ? { takeOver } : {}) };
-}
-
-async function applyFragments(
-  paths: HostPaths,
-  _host: Host,
-  bundle: string,
-  fragments: ReadonlyMap<string, Buffer>,
-  apply: (files: readonly string[]) => Promise<string | undefined>,
-): Promise<string | undefined> {
-  if (fragments.size === 0) return undefined;
-  const dir = join(paths.stateDir, `.apply-${process.pid}`);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  try {
-    const files: string[] = [];
-    for (const [path, data] of fragments) {
-      const file = join(dir, `${bundle}-${basename(path)}`);
-      await writeFile(file, data, { mode: 0o600 });
-      files.push(file);
-    }
-    return await apply(files);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * The installer the next generation carries: the bundle's, unless the live
- * generation's is newer (src/host/installer-version.ts); then the live one
- * stays, with a note.
- */
-async function installerFor(
-  paths: HostPaths,
-  /** The bundle and version, for the note. */
-  bundle: string,
-  carried: Buffer | undefined,
-  live: StoredGeneration | undefined,
-  notes: string[],
-): Promise<Buffer | undefined> {
-  const liveFile =
-    live?.record.installer === undefined
-      ? undefined
-      : join(generationDir(paths, live.generation), INSTALLER_FILE);
-  // The live installer's version matters only against one the bundle carries.
-  const liveVersion =
-    liveFile === undefined
-      ? undefined
-      : carried === undefined
-        ? null
-        : ((await readInstallerVersion(liveFile)) ?? null);
-  const choice = chooseInstaller(
-    bundle,
-    carried === undefined ? undefined : (installerVersion(carried) ?? null),
-    liveVersion,
-  );
-  if (choice.note) notes.push(choice.note);
-  if (choice.take === 'carried') return carried;
-  if (choice.take === 'none' || liveFile === undefined) return undefined;
-  try {
-    return await readFile(liveFile);
-  } catch (error) {
-    throw wrapError(error, 'IO_ERROR', `cannot read the live installer ${liveFile}`);
-  }
-}
-
-/**
- * Signature, then archive and manifest, then identity: the verified
- * manifest must be the bundle and version asked for. Read-only, so it runs
- * before the lock.
- */
-export async function readBundleFor(
-  options: InstallOptions,
-  paths: HostPaths,
-): Promise<VerifiedBundle> {
-  const fileName = basename(options.bundlePath);
-  // Known before anything is read: a file that says nothing is refused at once.
-  const expectation = options.expect ?? expectationFor(fileName, undefined);
-  const verified = await readVerifiedBundle({
-    bundlePath: options.bundlePath,
-    signaturePath: options.signaturePath,
-    keyringPath: options.keyringPath ?? paths.keysDir,
-    requireKeyOwner: requiredOwner(),
-  });
-  const { manifest } = verified.contents;
-  checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);
-  return verified;
-}
-
-export async function prepareInstall(
-  options: InstallOptions,
-  ctx: PrepareContext,
-  preverified?: VerifiedBundle,
-): Promise<Preparation> {
-  const { paths, host, state, log } = ctx;
-  const notes: string[] = [];
-  const verified = preverified ?? (await readBundleFor(options, paths));
-  const { manifest, files } = verified.contents;
-  log(
-    `verified ${basename(options.bundlePath)}: ${manifest.name} ${manifest.version}, signed by ${verified.signer.fingerprint}`,
-  );
-  await checkpoint('verified');
-
-  const liveNumber = await readLiveGenerationNumber(paths);
-  const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
-    allowDowngrade: options.allowDowngrade ?? false,
-    bundle: manifest.name,
-  });
-  // The installed version is a no-op, unless its live files were changed by
-  // hand: installing it again renders them anew (how drift is repaired).
-  let repair = false;
-  if (decision.action === 'noop') {
-    const own =
-      liveNumber === undefined
-        ? []
-        : (await findDrift(paths, liveNumber)).entries.filter((e) => e.bundle === manifest.name);
-    if (!own.length) return { kind: 'noop', manifest, reason: decision.reason };
-    repair = true;
-    log(
-      `${manifest.name} ${manifest.version} is installed, but its live files were changed by hand (${own.map((e) => e.file).join(', ')}): rendering it again`,
-    );
-  }
-  if (decision.action === 'refuse') {
-    throw new RickError(decision.code, decision.message, { hint: decision.hint });
-  }
-
-  // podman loads units from whatever /etc/containers/systemd/rick leads to:
-  // a link rick did not make would bypass the generation and its gate.
-  const planted = await checkQuadletLink(paths);
-  if (planted) {
-    throw new RickError('DRIFT', `${planted.file} ${planted.problem}`, {
-      hint: `rick creates it once and never follows another: check what it leads to, remove it (rm ${planted.file}) and install again`,
-    });
-  }
-  const shipsInstaller = manifest.files.some((f) => f.path === INSTALLER_FILE);
-  if (liveNumber !== undefined) {
-    // What is carried on must be what the live generation recorded.
-    const discarded = await refuseCarriedDrift(paths, liveNumber, manifest.name, !shipsInstaller);
-    if (discarded.length && !repair) {
-      notes.push(
-        `hand changes to ${manifest.name}'s live files are not carried on: ${discarded.map((e) => e.file).join(', ')}`,
-      );
-    }
-  }
-  const live =
-    liveNumber === undefined
-      ? undefined
-      : await readGeneration(paths, liveNumber, {
-          installer: !shipsInstaller,
-          replacing: manifest.name,
-        });
-  // What the bundle may have here, then prerequisites, before anything on the host changes.
-  const ownership = await checkOwnership(paths, host, manifest, files, live, options.adopt);
-  const takenOver = ownership.takeOver ? describeTakeOver(ownership.takeOver) : '';
-  if (takenOver) {
-    notes.push(
-      `adopts ${takenOver}, which exist and are granted to ${manifest.name}: they are the bundle's from now on`,
-    );
-  }
-  await checkUnitNames(paths, manifest, files, live, options.adopt);
-  // Every missing group, user, secret and grant, in one refusal, before
-  // anything changed (`plan` shows its plan before refusing a grant alone).
-  const { readiness, secrets, secretsPath } = await readHostReadiness(
-    options,
-    paths,
-    host,
-    verified,
-    live,
-  );
-  const refusal = readinessRefusal(readiness, { withPolicy: !ctx.dryRun });
-  if (refusal) throw refusal;
-  const { policy } = readiness;
-  // After the operator's part, as the install judges it before the lock:
-  // `plan` and `install` refuse the same host with the same first refusal.
-  const version = await host.podmanVersion();
-  if (version === undefined && !host.systemctl) {
-    notes.push('podman version not checked (offline tree)');
-  } else {
-    checkPodmanVersion(version, manifest);
-  }
-
-  const sysusers = new Map<string, Buffer>();
-  const tmpfilesSources = new Map<string, Buffer>();
-  for (const f of manifest.files) {
-    const data = files.get(f.path);
-    if (!data) continue;
-    if (f.kind === 'sysusers') sysusers.set(f.path, data);
-    if (f.kind === 'tmpfiles') tmpfilesSources.set(f.path, data);
-  }
-  for (const [path, data] of sysusers) {
-    if (data.includes('@@rick:')) {
-      throw new RickError(
-        'BUNDLE_INVALID',
-        `${path}: sysusers fragments cannot hold placeholders`,
-        {
-          hint: 'they run before host facts are known; name users and groups instead',
-        },
-      );
-    }
-  }
-
-  const generation = await nextGenerationNumber(paths, state);
-  let values: FactValues;
-  // Every secret and existing account must be there before sysusers changes the host.
-  const effects = bundleSysusers(manifest, files);
-  const pending = { users: effects.users, groups: effects.groups };
-  const early = readyValues(readiness);
-  // Every placeholder must resolve, too: a refusal after sysusers ran would leave its accounts behind.
-  substituteBundleNormalized(verified.contents, early);
-  // So must the plain units and Caddy sites that would go live (`plan` shows a refusal too).
-  const check = ctx.checkCandidate ?? checkCandidate;
-  const preview = previewGeneration(verified.contents, early, generation, live);
-  notes.push(...(await check(live, preview, { paths, offline: !host.systemctl })));
-  if (ctx.dryRun) {
-    values = await resolveFacts(manifest, host.accounts, secrets, { secretsPath, pending });
-  } else {
-    // What the fragments are about to create is the bundle's from now on.
-    const changed = addCreated(ownership.records, manifest.name, ownership.creates);
-    if (changed || ownership.adopted || takenOver) {
-      if (ownership.adopted) {
-        log(
-          `${paths.createdFile} was missing: the live generation's bundles adopted what their fragments name`,
-        );
-      }
-      await writeCreatedRecords(paths.createdFile, ownership.records);
-    }
-    const note = await applyFragments(paths, host, manifest.name, sysusers, (f) =>
-      host.applySysusers(f),
-    );
-    if (note) notes.push(note);
-    values = await resolveFacts(manifest, host.accounts, secrets, { secretsPath });
-  }
-
-  const rendered = substituteBundle(verified.contents, values, generation);
-  const facts = recordFacts(manifest, values);
-  const secretValues = new Map<string, string>();
-  for (const name of facts.secrets) {
-    const value = values.get(`secret:${name}`);
-    if (value !== undefined) secretValues.set(name, value);
-  }
-  const bundleFiles = new Map<string, Buffer>();
-  const sources = new Map<string, Buffer>();
-  const masked = new Map<string, string>();
-  const tmpfiles = new Map<string, Buffer>();
-  let installer: Buffer | undefined;
-  for (const f of manifest.files) {
-    const out = rendered.get(f.path);
-    const source = files.get(f.path);
-    if (!out || !source) continue;
-    if (f.kind === 'installer') {
-      if (f.path === INSTALLER_FILE) installer = out;
-      continue;
-    }
-    bundleFiles.set(f.path, out);
-    sources.set(f.path, source);
-    masked.set(
-      f.path,
-      renderMasked(source.toString('utf8'), { bundle: manifest.name, generation, facts }),
-    );
-    if (f.kind === 'tmpfiles') tmpfiles.set(f.path, out);
-  }
-  const nextInstaller = await installerFor(
-    paths,
-    `${manifest.name} ${manifest.version}`,
-    installer,
-    live,
-    notes,
-  );
-  const bundle: StoredBundle = {
-    name: manifest.name,
-    version: manifest.version,
-    services: manifest.services,
-    files: bundleFiles,
-    masked,
-    manifest,
-    manifestBytes: verified.contents.manifestBytes,
-    facts,
-    sources,
-    secrets: secretValues,
-  };
-  const bundles = new Map<string, StoredBundle>();
-  for (const other of live?.bundles.values() ?? []) {
-    if (other.name !== manifest.name) bundles.set(other.name, carryBundle(other, generation));
-  }
-  bundles.set(manifest.name, bundle);
-  const next: StoredGeneration = {
-    generation,
-    bundles,
-    installer: nextInstaller,
-    record: {
-      schemaVersion: 1,
-      generation,
-      createdAt: host.clock.now().toISOString(),
-      reason: `install ${manifest.name} ${manifest.version}`,
-      bundles: {},
-    },
-  };
-  const plan = planActivation(live, next);
-  return { kind: 'install', manifest, bundle, live, next, plan, tmpfiles, notes, repair, policy };
-}
-
-// ---------------------------------------------------------------------------
 // Install
 
 export interface InstallContext {
@@ -722,88 +142,6 @@ async function pathExists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/**
- * The checks of prepareInstall that refuse a bundle for what it is, run
- * before the lock (reading only) for a release the version policy would
- * install: what it may name and own here and its unit names first, whose
- * BUNDLE_INVALID says the bundle itself is wrong, then the policy, whose
- * POLICY_REFUSED says the host has not granted it yet. prepareInstall runs
- * them again under the lock.
- */
-async function refuseUngranted(
-  options: InstallOptions,
-  paths: HostPaths,
-  host: Host,
-  verified: VerifiedBundle,
-): Promise<void> {
-  const { manifest, files } = verified.contents;
-  const state = await readState(paths.stateFile);
-  const decision = decideVersion(manifest.version, bundleState(state, manifest.name), {
-    allowDowngrade: options.allowDowngrade ?? false,
-    bundle: manifest.name,
-  });
-  if (decision.action !== 'install') return;
-  let live: StoredGeneration | undefined;
-  try {
-    const liveNumber = await readLiveGenerationNumber(paths);
-    live =
-      liveNumber === undefined
-        ? undefined
-        : await readGeneration(paths, liveNumber, { installer: false });
-  } catch {
-    // An interrupted run may have left `current` unreadable: recovery, under
-    // the lock, comes first, and prepareInstall judges then.
-    return;
-  }
-  await checkOwnership(paths, host, manifest, files, live, options.adopt);
-  await checkUnitNames(paths, manifest, files, live, options.adopt);
-  const { readiness } = await readHostReadiness(options, paths, host, verified, live);
-  const refusal = readinessRefusal(readiness, { withPolicy: true });
-  if (refusal) throw refusal;
-}
-
-/**
- * What the operator must provide for the bundle (accounts, secrets, grant),
- * read in one pass (src/host/intake/readiness.ts); read-only.
- */
-export async function readHostReadiness(
-  options: InstallOptions,
-  paths: HostPaths,
-  host: Host,
-  verified: VerifiedBundle,
-  live: StoredGeneration | undefined,
-): Promise<{
-  readiness: Readiness;
-  secrets: Map<string, string> | undefined;
-  secretsPath: string;
-}> {
-  const { manifest, files } = verified.contents;
-  const owner = requiredOwner();
-  const policy = await evaluatePolicy({
-    manifest,
-    files,
-    root: paths.root,
-    accounts: host.accounts,
-    live,
-    ...(owner === undefined ? {} : { requireOwner: owner }),
-  });
-  const secretsPath = options.secretsPath ?? secretsFileFor(paths, manifest.name);
-  const needsSecrets = manifest.facts.some((f) => f.kind === 'secret');
-  const secrets = needsSecrets
-    ? await readSecretsFileIfPresent(secretsPath, { requireOwner: owner })
-    : undefined;
-  const readiness = await readReadiness({
-    manifest,
-    files,
-    accounts: host.accounts,
-    secrets,
-    secretsPath,
-    policy,
-    pendingValue: PREVIEW_ACCOUNT_ID,
-  });
-  return { readiness, secrets, secretsPath };
 }
 
 /** What the adopted files are against the prepared generation (src/host/adopt.ts). */
@@ -839,8 +177,9 @@ export async function installBundle(
   // that such a refusal leaves even a fresh host without a trace.
   const verified = ctx.verified ?? (await readBundleFor(options, paths));
   // Judged before the lock too (what it may own here, then what this host
-  // granted), so that such a refusal leaves no trace at all.
-  await refuseUngranted(options, paths, host, verified);
+  // granted), so that such a refusal leaves no trace at all; under the lock
+  // the policy judgment is confirmed, not made again.
+  const judged = await refuseUngranted(options, paths, host, verified);
   const lock = await acquireLock(paths.lockFile, {
     purpose: `install ${basename(options.bundlePath)}`,
     now: () => host.clock.now(),
@@ -854,7 +193,7 @@ export async function installBundle(
 
     const prepared = await prepareInstall(
       options,
-      { paths, host, state, log, dryRun: false },
+      { paths, host, state, log, dryRun: false, ...(judged ? { judged } : {}) },
       verified,
     );
     if (prepared.kind === 'noop') {

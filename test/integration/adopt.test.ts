@@ -18,39 +18,25 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CADDY_IMPORT_LINE } from '../../src/bundle/caddy.js';
 import { ExitCode } from '../../src/errors.js';
 import { FAULT_ENV } from '../../src/host/fault.js';
 import { readState } from '../../src/host/state.js';
 import {
   type FactoryFile,
-  makeTestKey,
   sampleFiles,
-  type TestKey,
   type WrittenBundle,
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
 import { requireBuiltCli, runCli } from '../helpers/cli-process.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import {
-  type HostTree,
-  liveGeneration,
-  makeHostTree,
-  quadletPath,
-  runInstaller,
-} from '../helpers/host-tree.js';
+import { type HostTree, liveGeneration, quadletPath, runInstaller } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { havePrograms } from '../helpers/programs.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
-const trees: HostTree[] = [];
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  for (const t of trees.splice(0)) await t.cleanup();
-});
+const hosts = useHostTrees();
 
 const UNITS = 'etc/containers/systemd';
 const SITES = 'etc/caddy/sites-enabled';
@@ -103,10 +89,9 @@ function demoFiles(withSite: boolean): FactoryFile[] {
 
 async function newTree(): Promise<HostTree> {
   // The units run as a literal id the host grants (see demoFiles).
-  const tree = await makeHostTree(key, {
+  const tree = await hosts.make({
     grants: { demo: 'GROUPS=demo postgres-clients 4100\nUSERS=demo 4100\n' },
   });
-  trees.push(tree);
   await mkdir(join(tree.root, 'etc/caddy'), { recursive: true });
   await writeFile(join(tree.root, 'etc/caddy/Caddyfile'), CADDYFILE);
   return tree;
@@ -170,7 +155,7 @@ const onlyWithQuadlet = !quadletPath && process.env.CI !== 'true';
 
 describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   it('takes over identical units (env file at another path, same content) and restarts nothing', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -221,7 +206,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('restarts only the unit changed by hand, shows its diff, and plan --adopt shows the same', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -277,7 +262,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('restarts the units that read an env file whose content differs', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -303,7 +288,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('a failed health gate puts the adopted files back and starts their services', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -332,7 +317,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('refuses a foreign unit of another name that makes one of the bundle’s services, changing nothing', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -361,7 +346,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('a plain install on such a host is still refused, and its hint names adopt', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -382,7 +367,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('adopts containers whose pod the host does not have, comparing them as written', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -409,7 +394,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
   });
 
   it('refuses a link with the name of one of the bundle’s units, changing nothing', async () => {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -431,7 +416,7 @@ describe.skipIf(onlyWithQuadlet)('rick-install adopt', () => {
 
   it('refuses adopt where nothing has the bundle’s names, changing nothing', async () => {
     const tree = await newTree();
-    const bundle = await writeSignedBundle(tree.work, key, {
+    const bundle = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -454,17 +439,16 @@ describe.skipIf(onlyWithQuadlet)('the accounts and paths other tooling made', ()
 
   /** A host where Ansible made the service user, its group and its data directory. */
   async function ansibleHost(grant: string) {
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: [...demoFiles(false), tmpfiles],
     });
     const foreign = await foreignFiles(bundle, false);
-    const tree = await makeHostTree(key, {
+    const tree = await hosts.make({
       users: ['root:x:0:0:root:/root:/bin/sh', 'demo:x:990:990::/var/lib/demo:/usr/sbin/nologin'],
       groups: ['root:x:0:', 'postgres-clients:x:4001:', 'valkey-clients:x:4002:', 'demo:x:990:'],
       grants: { demo: grant },
     });
-    trees.push(tree);
     await mkdir(join(tree.root, 'var/lib/demo'), { recursive: true, mode: 0o750 });
     await chown(join(tree.root, 'var/lib/demo'), 990, 990);
     await writeForeign(tree, foreign);
@@ -530,7 +514,7 @@ describe.skipIf(onlyWithQuadlet || !havePrograms('caddy'))('rolling back past an
     await writeFile(join(tree.root, 'etc/rick/secrets/other.env'), 'db_password=x-secret\n', {
       mode: 0o600,
     });
-    const other = await writeSignedBundle(tree.work, key, {
+    const other = await writeSignedBundle(tree.work, hosts.key, {
       name: 'other',
       version: '1.0.0',
       files: sampleFiles('other'),
@@ -538,7 +522,7 @@ describe.skipIf(onlyWithQuadlet || !havePrograms('caddy'))('rolling back past an
     const host = new FakeHost({ root: tree.root });
     expect((await runInstaller(host, [other.bundlePath, '--root', tree.root])).code).toBe(0);
 
-    const bundle = await writeSignedBundle(tree.work, key, {
+    const bundle = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(true),
     });
@@ -590,7 +574,7 @@ describe.skipIf(onlyWithQuadlet || !havePrograms('caddy'))('rolling back past an
 
   it('rollback from a first generation that adopted puts the units and site back and leaves nothing live', async () => {
     const tree = await newTree();
-    const bundle = await writeSignedBundle(tree.work, key, {
+    const bundle = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(true),
     });
@@ -708,7 +692,7 @@ describe.skipIf(onlyWithQuadlet)('a crash while adopting', () => {
 
   it('killed at adopt-recorded: nothing moved yet; the next adopt settles the record and adopts', async () => {
     requireBuiltCli();
-    const bundle = await writeSignedBundle((await newTree()).work, key, {
+    const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
       version: '1.0.0',
       files: demoFiles(false),
     });
@@ -752,7 +736,7 @@ describe.skipIf(onlyWithQuadlet)('a crash while adopting', () => {
   for (const step of ['flipped', 'state-written']) {
     it(`killed at ${step} while rolling back from the first generation, which adopted`, async () => {
       requireBuiltCli();
-      const bundle = await writeSignedBundle((await newTree()).work, key, {
+      const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
         version: '1.0.0',
         files: demoFiles(false),
       });
@@ -807,7 +791,7 @@ describe.skipIf(onlyWithQuadlet)('a crash while adopting', () => {
   for (const step of [...filesBack, ...adopted]) {
     it(`killed at ${step}`, async () => {
       requireBuiltCli();
-      const bundle = await writeSignedBundle((await newTree()).work, key, {
+      const bundle = await writeSignedBundle((await newTree()).work, hosts.key, {
         version: '1.0.0',
         files: demoFiles(false),
       });

@@ -1,33 +1,16 @@
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createProgram } from '../../src/cli/rick-bundle.js';
-import {
-  makeTempDir,
-  runBundleCli,
-  writeBundleDir,
-  writeTestInstaller,
-} from '../helpers/rick-bundle.js';
+import { useBuildWorkspace } from '../helpers/build-workspace.js';
+import { runBundleCli, writeBundleDir } from '../helpers/rick-bundle.js';
 
-let work: string;
-let out: string;
-let installer: string;
-beforeEach(async () => {
-  work = await makeTempDir('rick-cli-');
-  out = join(work, 'out');
-  installer = await writeTestInstaller(work);
-});
-afterEach(async () => {
-  await rm(work, { recursive: true, force: true });
-});
+const ws = useBuildWorkspace('rick-cli-');
+const { expectNoOutput: noOutput } = ws;
 
 const unit = '[Container]\nImage=docker.io/library/demo:{{ tag }}\n';
 const definition =
   'name: demo\nneeds: { users: [root] }\nvariables:\n  tag: "1"\nfiles:\n  quadlet: [quadlet/demo.container.j2]\n';
-
-async function noOutput(): Promise<void> {
-  await expect(readdir(out)).rejects.toMatchObject({ code: 'ENOENT' });
-}
 
 describe('rick-bundle program', () => {
   it('creates a fresh program without parsing anything', () => {
@@ -55,7 +38,7 @@ describe('rick-bundle program', () => {
   });
 
   it('prints a stack only with --debug', async () => {
-    const args = ['build', join(work, 'none'), '--version', '1.0.0', '--out', out];
+    const args = ['build', join(ws.work, 'none'), '--version', '1.0.0', '--out', ws.out];
     const plain = await runBundleCli(args);
     expect(plain.code).toBe(2);
     expect(plain.stderr).toMatch(/^error INPUT_NOT_FOUND: cannot read bundle definition/);
@@ -66,7 +49,7 @@ describe('rick-bundle program', () => {
   });
 
   it('refuses a template listed in bundle.yaml that the bundle lacks', async () => {
-    const dir = await writeBundleDir(join(work, 'demo'), {
+    const dir = await writeBundleDir(join(ws.work, 'demo'), {
       'bundle.yaml': `${definition}  env: [env/demo.env.j2]\n`,
       'quadlet/demo.container.j2': unit,
     });
@@ -76,9 +59,9 @@ describe('rick-bundle program', () => {
       '--version',
       '1.0.0',
       '--out',
-      out,
+      ws.out,
       '--installer',
-      installer,
+      ws.installer,
     ]);
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(
@@ -97,11 +80,11 @@ describe('rick-bundle program', () => {
       '      - { type: http, url: "http://127.0.0.1:8080/", timeoutSec: 600 }',
       '',
     ].join('\n');
-    const dir = await writeBundleDir(join(work, 'demo'), {
+    const dir = await writeBundleDir(join(ws.work, 'demo'), {
       'bundle.yaml': `${definition}${services}`,
       'quadlet/demo.container.j2': unit,
     });
-    const args = ['build', dir, '--version', '1.0.0', '--out', out, '--installer', installer];
+    const args = ['build', dir, '--version', '1.0.0', '--out', ws.out, '--installer', ws.installer];
     const result = await runBundleCli(args);
     expect(result.code).toBe(3);
     expect(result.stderr).toContain(
@@ -118,15 +101,15 @@ describe('rick-bundle program', () => {
     const ok = await runBundleCli(args);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
-    expect(await readdir(out)).toContain('demo-1.0.0.tgz');
+    expect(await readdir(ws.out)).toContain('demo-1.0.0.tgz');
   });
 
   it('refuses a vars file that sets a name rick provides, or is not a mapping', async () => {
-    const dir = await writeBundleDir(join(work, 'demo'), {
+    const dir = await writeBundleDir(join(ws.work, 'demo'), {
       'bundle.yaml': definition,
       'quadlet/demo.container.j2': unit,
     });
-    const vars = join(work, 'vars.yaml');
+    const vars = join(ws.work, 'vars.yaml');
     await writeFile(vars, 'bundle_version: 9.9.9\n');
     const reserved = await runBundleCli([
       'build',
@@ -134,9 +117,9 @@ describe('rick-bundle program', () => {
       '--version',
       '1.0.0',
       '--out',
-      out,
+      ws.out,
       '--installer',
-      installer,
+      ws.installer,
       '--vars',
       vars,
     ]);
@@ -151,9 +134,9 @@ describe('rick-bundle program', () => {
       '--version',
       '1.0.0',
       '--out',
-      out,
+      ws.out,
       '--installer',
-      installer,
+      ws.installer,
       '--vars',
       vars,
     ]);
@@ -166,9 +149,9 @@ describe('rick-bundle program', () => {
       '--version',
       '1.0.0',
       '--out',
-      out,
+      ws.out,
       '--installer',
-      installer,
+      ws.installer,
       '--vars',
       vars,
     ]);
@@ -178,7 +161,7 @@ describe('rick-bundle program', () => {
   });
 
   it('names an undefined variable used in another variable', async () => {
-    const dir = await writeBundleDir(join(work, 'demo'), {
+    const dir = await writeBundleDir(join(ws.work, 'demo'), {
       'bundle.yaml': `${definition.replace('tag: "1"', 'tag: "{{ base_tag }}-x"')}`,
       'quadlet/demo.container.j2': unit,
     });
@@ -188,9 +171,9 @@ describe('rick-bundle program', () => {
       '--version',
       '1.0.0',
       '--out',
-      out,
+      ws.out,
       '--installer',
-      installer,
+      ws.installer,
     ]);
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(
@@ -200,11 +183,11 @@ describe('rick-bundle program', () => {
   });
 
   it('refuses a malformed --source-commit and SOURCE_DATE_EPOCH', async () => {
-    const dir = await writeBundleDir(join(work, 'demo'), {
+    const dir = await writeBundleDir(join(ws.work, 'demo'), {
       'bundle.yaml': definition,
       'quadlet/demo.container.j2': unit,
     });
-    const base = ['build', dir, '--version', '1.0.0', '--out', out, '--installer', installer];
+    const base = ['build', dir, '--version', '1.0.0', '--out', ws.out, '--installer', ws.installer];
     const commit = await runBundleCli([...base, '--source-commit', 'main']);
     expect(commit.code).toBe(2);
     expect(commit.stderr).toMatch(/source commit "main" is not a hex commit id/);

@@ -6,33 +6,17 @@
  * against `SITES=`), and a served directory or a unix socket is a `paths`
  * need. Nothing is written on a refusal.
  */
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
+import { useBuildWorkspace } from '../helpers/build-workspace.js';
 import { havePrograms } from '../helpers/programs.js';
-import {
-  makeTempDir,
-  runBundleCli,
-  writeBundleDir,
-  writeTestInstaller,
-} from '../helpers/rick-bundle.js';
+import { writeBundleDir } from '../helpers/rick-bundle.js';
 
 const tools = havePrograms('caddy');
 
-const env = { PATH: process.env.PATH, SOURCE_DATE_EPOCH: '1700000000' };
-let work: string;
-let out: string;
-let installer: string;
-
-beforeEach(async () => {
-  work = await makeTempDir('rick-build-site-claims-');
-  out = join(work, 'out');
-  installer = await writeTestInstaller(work);
-});
-afterEach(async () => {
-  await rm(work, { recursive: true, force: true });
-});
+const ws = useBuildWorkspace('rick-build-site-claims-');
 
 const unit =
   '[Unit]\nDescription=demo\n\n[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n';
@@ -54,19 +38,16 @@ function site(address: string, body = 'reverse_proxy 127.0.0.1:3000'): string {
 }
 
 async function build(files: { demo: string; more?: string; needs?: string }, ...extra: string[]) {
-  const dir = await writeBundleDir(join(work, 'bundles/demo'), {
+  const dir = await writeBundleDir(join(ws.work, 'bundles/demo'), {
     'bundle.yaml': definition(files.needs),
     'systemd/demo-fix.service': unit,
     'caddy/demo.caddy': files.demo,
     'caddy/more.caddy': files.more ?? site('more.example.org'),
   });
-  return runBundleCli(
-    ['build', dir, '--version', '1.0.0', '--out', out, '--installer', installer, ...extra],
-    { env },
-  );
+  return ws.build(dir, extra);
 }
 
-const written = () => readdir(out).catch(() => [] as string[]);
+const written = ws.outputFiles;
 
 describe.skipIf(!tools)('rick-bundle build: site addresses', () => {
   it('builds plain host names without any need', async () => {
@@ -134,7 +115,7 @@ describe.skipIf(!tools)('rick-bundle build: site addresses', () => {
       demo: site('shop.example.org/checkout*'),
       needs: '  sites: ["https://shop.example.org:443/checkout*"]\n',
     };
-    const policy = join(work, 'demo.conf');
+    const policy = join(ws.work, 'demo.conf');
     await writeFile(policy, 'SERVICE=ExecStart\n');
     const held = await build(files, '--policy', policy);
     expect(held.code).toBe(ExitCode.policy);

@@ -8,48 +8,32 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { hostPaths } from '../../src/host/paths.js';
 import { writeIntent } from '../../src/host/recovery.js';
 import { readState } from '../../src/host/state.js';
-import {
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import {
-  type HostTree,
-  liveGeneration,
-  makeHostTree,
-  readLive,
-  runInstaller,
-} from '../helpers/host-tree.js';
+import { type HostTree, liveGeneration, readLive, runInstaller } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-});
 
 describe('recovery after a run died between the flip and its record', () => {
   it('restores the confirmed generation and its services, then installs again', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, {
+    const v1 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: sampleFiles('demo', 'v1'),
     });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
     const stateFile = join(tree.root, 'var/lib/rick/state.json');
     const confirmed = await readFile(stateFile, 'utf8');
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '2.0.0',
       files: sampleFiles('demo', 'v2'),
     });
@@ -97,16 +81,16 @@ describe('recovery after a run died between the flip and its record', () => {
   });
 
   it('without an intent record, the same disagreement is refused: no service stopped, no generation removed', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, {
+    const v1 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: sampleFiles('demo', 'v1'),
     });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
     const stateFile = join(tree.root, 'var/lib/rick/state.json');
     const backup = await readFile(stateFile, 'utf8');
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '2.0.0',
       files: sampleFiles('demo', 'v2'),
     });
@@ -139,9 +123,9 @@ describe('recovery after a run died between the flip and its record', () => {
   });
 
   it('a state.json removed by hand is rebuilt from the live generation, nothing undone', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, {
+    const v1 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: sampleFiles('demo', 'v1'),
     });

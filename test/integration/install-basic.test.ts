@@ -1,40 +1,29 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode, RickError } from '../../src/errors.js';
 import { readState } from '../../src/host/state.js';
-import {
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import {
   type HostTree,
   liveGeneration,
-  makeHostTree,
   quadletPath,
   readLive,
   runInstaller,
   SECRET,
 } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-});
 
 describe('rick-install <bundle>', () => {
   it('installs a bundle as generation 1, substituting facts and secrets', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const b = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const b = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     const r = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(ExitCode.ok);
@@ -69,12 +58,12 @@ describe('rick-install <bundle>', () => {
   });
 
   it('restarts only the service whose env file changed, and a same-version install is a no-op', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const v1 = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
     host.reset();
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.1.0',
       files: sampleFiles('demo', 'v2'),
     });
@@ -106,9 +95,9 @@ describe('quadlet dry-run before anything goes live', () => {
       );
       return;
     }
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const v1 = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
     host.reset();
     const files = sampleFiles('demo', 'v2').map((f) =>
@@ -116,7 +105,7 @@ describe('quadlet dry-run before anything goes live', () => {
         ? { ...f, content: `${f.content}\n[Container]\nExposeHostPort=not-a-port\n` }
         : f,
     );
-    const bad = await writeSignedBundle(tree.work, key, { version: '1.1.0', files });
+    const bad = await writeSignedBundle(tree.work, hosts.key, { version: '1.1.0', files });
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
@@ -128,14 +117,14 @@ describe('quadlet dry-run before anything goes live', () => {
 
   it('a first install refused by quadlet leaves only the accounts its sysusers.d made, and their record, behind', async () => {
     if (!quadletPath) return;
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     const files = sampleFiles('demo').map((f) =>
       f.path.endsWith('.pod')
         ? { ...f, content: `${f.content}\n[Pod]\nNetwork=missing.network\n` }
         : f,
     );
-    const bad = await writeSignedBundle(tree.work, key, { version: '1.0.0', files });
+    const bad = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0', files });
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, [bad.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(ExitCode.invalidBundle);
@@ -160,14 +149,14 @@ describe('a failing systemd-tmpfiles', () => {
   ];
 
   it('refuses an upgrade with its error; the written generation is removed, the live one stays', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, {
+    const v1 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: withTmpfiles('v1'),
     });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.1.0',
       files: withTmpfiles('v2'),
     });
@@ -182,10 +171,10 @@ describe('a failing systemd-tmpfiles', () => {
   });
 
   it('refuses a first install, leaving only the accounts its sysusers.d made, and their record, behind', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     host.tmpfilesError = new RickError('IO_ERROR', 'systemd-tmpfiles failed (exit 1): no space');
-    const v1 = await writeSignedBundle(tree.work, key, {
+    const v1 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: withTmpfiles('v1'),
     });

@@ -1,33 +1,16 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode, formatExitCodes } from '../../src/errors.js';
 import { readState } from '../../src/host/state.js';
-import {
-  type FactoryFile,
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { type FactoryFile, sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import {
-  type HostTree,
-  liveGeneration,
-  makeHostTree,
-  readLive,
-  runInstaller,
-} from '../helpers/host-tree.js';
+import { type HostTree, liveGeneration, readLive, runInstaller } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-});
 
 const withInstaller = (marker: string): FactoryFile[] => [
   ...sampleFiles('demo', marker).filter((f) => !f.path.startsWith('sysusers.d/')),
@@ -41,10 +24,10 @@ const withInstaller = (marker: string): FactoryFile[] => [
 
 describe('generations', () => {
   it('keeps the last N generations (remembered), never the live one', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     for (const [i, v] of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0'].entries()) {
-      const b = await writeSignedBundle(tree.work, key, {
+      const b = await writeSignedBundle(tree.work, hosts.key, {
         version: v,
         files: sampleFiles('demo', `m${i}`),
       });
@@ -58,7 +41,7 @@ describe('generations', () => {
   });
 
   it('applies sysusers before resolving the user, tmpfiles after, and points the host links through current', async () => {
-    tree = await makeHostTree(key, {
+    tree = await hosts.make({
       users: ['root:x:0:0:root:/root:/bin/sh'],
       groups: ['root:x:0:', 'postgres-clients:x:4001:'],
     });
@@ -71,7 +54,7 @@ describe('generations', () => {
       await appendFile(join(tree.root, 'etc/group'), 'demo:x:777:\n');
       return apply(fragments);
     };
-    const b = await writeSignedBundle(tree.work, key, {
+    const b = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: withInstaller('a'),
     });
@@ -99,9 +82,9 @@ describe('generations', () => {
   });
 
   it('carries the installer over when a bundle ships none, and rolls it back with the services', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const a = await writeSignedBundle(tree.work, key, {
+    const a = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.0',
       files: [
         ...sampleFiles('demo', 'a'),
@@ -109,13 +92,13 @@ describe('generations', () => {
       ],
     });
     expect((await runInstaller(host, [a.bundlePath, '--root', tree.root])).code).toBe(0);
-    const b = await writeSignedBundle(tree.work, key, {
+    const b = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.1.0',
       files: sampleFiles('demo', 'b'),
     });
     expect((await runInstaller(host, [b.bundlePath, '--root', tree.root])).code).toBe(0);
     expect(await readLive(tree.root, 'installer/rick-install.cjs')).toBe('// v1\n');
-    const c = await writeSignedBundle(tree.work, key, {
+    const c = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.2.0',
       files: [
         ...sampleFiles('demo', 'c'),
@@ -131,9 +114,9 @@ describe('generations', () => {
   });
 
   it('cleans up what an interrupted run left: half-written generations and temporary links', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const v1 = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
     const { mkdir, symlink, writeFile } = await import('node:fs/promises');
     const state = join(tree.root, 'var/lib/rick');
@@ -145,7 +128,7 @@ describe('generations', () => {
       '/var/lib/rick/current/quadlet',
       join(tree.root, 'etc/containers/systemd/rick.tmp-4242'),
     );
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.1.0',
       files: sampleFiles('demo', 'v2'),
     });
@@ -163,13 +146,13 @@ describe('generations', () => {
   });
 
   it('never removes a complete generation that no run recorded: refuses, naming it', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const v1 = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(0);
     const { mkdir } = await import('node:fs/promises');
     await mkdir(join(tree.root, 'var/lib/rick/generations/7/quadlet'), { recursive: true });
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.1.0',
       files: sampleFiles('demo', 'v2'),
     });
@@ -186,7 +169,7 @@ describe('generations', () => {
   });
 
   it('refuses a --root that is not a directory, creating nothing', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const missing = join(tree.work, 'no-such-root');
     const host = new FakeHost({ root: missing });
     for (const argv of [['x.tgz'], ['rollback']]) {
@@ -198,7 +181,7 @@ describe('generations', () => {
   });
 
   it('--help lists the exit codes', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const r = await runInstaller(new FakeHost({ root: tree.root }), ['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(formatExitCodes());

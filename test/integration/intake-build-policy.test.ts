@@ -2,29 +2,15 @@
  * rick-bundle build reads its own tarball back with the host's intake, so a
  * bundle every host would refuse fails the build instead of being published.
  */
-import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import {
-  makeTempDir,
-  runBundleCli,
-  writeBundleDir,
-  writeTestInstaller,
-} from '../helpers/rick-bundle.js';
+import { useBuildWorkspace } from '../helpers/build-workspace.js';
+import { writeBundleDir } from '../helpers/rick-bundle.js';
 
-let work: string;
-let out: string;
-let installer: string;
-
-beforeEach(async () => {
-  work = await makeTempDir('rick-build-policy-');
-  out = join(work, 'out');
-  installer = await writeTestInstaller(work);
-});
-afterEach(async () => {
-  await rm(work, { recursive: true, force: true });
-});
+const ws = useBuildWorkspace('rick-build-policy-');
+const { outputFiles } = ws;
+const build = (dir: string) => ws.build(dir, ['--no-quadlet-check']);
 
 function bundleWith(kind: 'sysusers' | 'tmpfiles', file: string, content: string) {
   return {
@@ -35,28 +21,10 @@ function bundleWith(kind: 'sysusers' | 'tmpfiles', file: string, content: string
   };
 }
 
-async function build(dir: string) {
-  return runBundleCli([
-    'build',
-    dir,
-    '--version',
-    '1.0.0',
-    '--out',
-    out,
-    '--installer',
-    installer,
-    '--no-quadlet-check',
-  ]);
-}
-
-async function outputFiles(): Promise<string[]> {
-  return readdir(out).catch(() => []);
-}
-
 describe('rick-bundle build applies the host intake policy', () => {
   it('refuses a tmpfiles.d fragment outside the bundle state, and writes nothing', async () => {
     const dir = await writeBundleDir(
-      join(work, 'demo'),
+      join(ws.work, 'demo'),
       bundleWith('tmpfiles', 'tmpfiles.d/demo.conf', 'z /run/postgresql 0777 - -\n'),
     );
     const result = await build(dir);
@@ -69,7 +37,7 @@ describe('rick-bundle build applies the host intake policy', () => {
 
   it('refuses a sysusers.d fragment naming a primary group by number, and writes nothing', async () => {
     const dir = await writeBundleDir(
-      join(work, 'demo'),
+      join(ws.work, 'demo'),
       bundleWith('sysusers', 'sysusers.d/demo.conf', 'u demo 990:6\n'),
     );
     const result = await build(dir);
@@ -82,7 +50,7 @@ describe('rick-bundle build applies the host intake policy', () => {
 
   it('builds a bundle whose fragments keep to its own state', async () => {
     const dir = await writeBundleDir(
-      join(work, 'demo'),
+      join(ws.work, 'demo'),
       bundleWith('tmpfiles', 'tmpfiles.d/demo.conf', 'd /var/lib/demo 0750 root root -\n'),
     );
     const result = await build(dir);

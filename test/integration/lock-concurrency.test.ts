@@ -10,6 +10,7 @@ import {
   writeSignedBundle,
 } from '../helpers/bundle-factory.js';
 import { requireBuiltCli, runCli, startCli } from '../helpers/cli-process.js';
+import { waitFor } from '../helpers/held-run.js';
 import { type HostTree, liveGeneration, makeHostTree, quadletPath } from '../helpers/host-tree.js';
 
 let key: TestKey;
@@ -23,15 +24,6 @@ afterEach(async () => {
 });
 
 const env = quadletPath ? { RICK_QUADLET: quadletPath } : {};
-
-async function waitFor<T>(probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 1000; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('timed out waiting');
-}
 
 describe('one install at a time', () => {
   it('a second install started while one runs exits LOCK_BUSY naming the holder', async () => {

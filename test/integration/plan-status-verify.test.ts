@@ -1,37 +1,26 @@
 import { appendFile, chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import {
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import {
   type HostTree,
   liveGeneration,
-  makeHostTree,
   readLive,
   runInstaller,
   SECRET,
 } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-});
 
 async function hostWith(version = '1.0.0', marker = 'v1') {
-  tree = await makeHostTree(key);
+  tree = await hosts.make();
   const host = new FakeHost({ root: tree.root });
-  const b = await writeSignedBundle(tree.work, key, {
+  const b = await writeSignedBundle(tree.work, hosts.key, {
     version,
     files: sampleFiles('demo', marker),
   });
@@ -44,7 +33,7 @@ async function hostWith(version = '1.0.0', marker = 'v1') {
 describe('rick-install plan', () => {
   it('shows the masked diff and the services that would restart, and changes nothing', async () => {
     const host = await hostWith();
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.1.0',
       files: sampleFiles('demo', 'v2'),
     });
@@ -69,9 +58,9 @@ describe('rick-install plan', () => {
   });
 
   it('on an empty host shows every file as new and writes nothing at all', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
-    const v1 = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const v1 = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     const before = await snapshotTree(tree.root);
     const r = await runInstaller(host, ['plan', v1.bundlePath, '--root', tree.root]);
     expect(r.code).toBe(0);
@@ -85,7 +74,7 @@ describe('rick-install plan', () => {
     await writeFile(join(tree.root, 'etc/rick/secrets/demo.env'), 'db_password=rotated-value\n', {
       mode: 0o600,
     });
-    const v2 = await writeSignedBundle(tree.work, key, {
+    const v2 = await writeSignedBundle(tree.work, hosts.key, {
       version: '1.0.1',
       files: sampleFiles('demo', 'v1'),
     });
@@ -107,7 +96,7 @@ describe('a second bundle', () => {
       'GROUPS=other postgres-clients\nUSERS=other\n',
     );
     await chmod(secrets, 0o600);
-    const o = await writeSignedBundle(tree.work, key, {
+    const o = await writeSignedBundle(tree.work, hosts.key, {
       name: 'other',
       version: '3.0.0',
       files: sampleFiles('other'),
@@ -155,7 +144,7 @@ describe('a second bundle', () => {
 
   it('refuses a bundle whose units another bundle owns, changing nothing', async () => {
     const host = await hostWith();
-    const clash = await writeSignedBundle(tree.work, key, {
+    const clash = await writeSignedBundle(tree.work, hosts.key, {
       name: 'thief',
       version: '1.0.0',
       files: [{ path: 'quadlet/demo.pod', content: '[Pod]\nPodName=x\n' }],
@@ -174,7 +163,7 @@ describe('rick-install status', () => {
   it('prints the live generation, services, quarantined versions and history', async () => {
     const host = await hostWith();
     host.failUnit('demo-app.service', 2);
-    const bad = await writeSignedBundle(tree.work, key, {
+    const bad = await writeSignedBundle(tree.work, hosts.key, {
       version: '2.0.0',
       files: sampleFiles('demo', 'bad'),
     });
@@ -196,9 +185,9 @@ describe('rick-install status', () => {
   });
 
   it('in an offline tree (--root, no systemctl) says what would start, and that nothing runs', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root, offline: true });
-    const b = await writeSignedBundle(tree.work, key, { version: '1.0.0' });
+    const b = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0' });
     const install = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
     expect(install.code).toBe(0);
     expect(install.stdout).toContain('would start demo-pod.service (starts demo-app.service: new)');
@@ -217,7 +206,7 @@ describe('rick-install status', () => {
   });
 
   it('on an empty host says nothing is installed', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const r = await runInstaller(new FakeHost({ root: tree.root }), [
       'status',
       '--json',

@@ -5,29 +5,16 @@
  * naming the need and the line) and writes no output file. Then
  * `--policy FILE` judges a bundle as a host with that grant will.
  */
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
+import { useBuildWorkspace } from '../helpers/build-workspace.js';
 import { repoRoot } from '../helpers/quadlet.js';
-import {
-  makeTempDir,
-  runBundleCli,
-  writeBundleDir,
-  writeTestInstaller,
-} from '../helpers/rick-bundle.js';
+import { writeBundleDir } from '../helpers/rick-bundle.js';
 
-let work: string;
-let out: string;
-let installer: string;
-beforeEach(async () => {
-  work = await makeTempDir('rick-build-needs-');
-  out = join(work, 'out');
-  installer = await writeTestInstaller(work);
-});
-afterEach(async () => {
-  await rm(work, { recursive: true, force: true });
-});
+const ws = useBuildWorkspace('rick-build-needs-');
+const { build, expectNoOutput: noOutput } = ws;
 
 const base = '[Container]\nImage=docker.io/library/app:1\nUser={{ uid("app") }}\n';
 
@@ -39,24 +26,6 @@ function bundle(unit: string, needs = '', extraUnits: Record<string, string> = {
     'sysusers.d/app.conf': 'u app - "App" /var/lib/app /usr/sbin/nologin\n',
     ...extraUnits,
   };
-}
-
-async function build(dir: string, extra: string[] = []) {
-  return runBundleCli([
-    'build',
-    dir,
-    '--version',
-    '1.0.0',
-    '--out',
-    out,
-    '--installer',
-    installer,
-    ...extra,
-  ]);
-}
-
-async function noOutput(): Promise<void> {
-  await expect(readdir(out)).rejects.toMatchObject({ code: 'ENOENT' });
 }
 
 const cases: Array<[rule: string, unit: string, need: string]> = [
@@ -104,7 +73,7 @@ const cases: Array<[rule: string, unit: string, need: string]> = [
 
 describe('rick-bundle build refuses units beyond bundle.yaml needs, writing nothing', () => {
   it.each(cases)('rule %s', async (rule, unit, need) => {
-    const dir = await writeBundleDir(join(work, 'app'), bundle(unit));
+    const dir = await writeBundleDir(join(ws.work, 'app'), bundle(unit));
     const r = await build(dir);
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toMatch(
@@ -116,7 +85,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
   });
 
   it('rule host-commands: a plain systemd unit runs its ExecStart= on the host', async () => {
-    const dir = await writeBundleDir(join(work, 'app'), {
+    const dir = await writeBundleDir(join(ws.work, 'app'), {
       ...bundle(base),
       'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  systemd: [systemd/app-fix.service]\n  sysusers: [sysusers.d/app.conf]\n`,
       'systemd/app-fix.service':
@@ -135,7 +104,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
   });
 
   it('rule sockets: a plain .socket unit listening on 0.0.0.0:23 that activates podman.service', async () => {
-    const dir = await writeBundleDir(join(work, 'app'), {
+    const dir = await writeBundleDir(join(ws.work, 'app'), {
       ...bundle(base),
       'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  systemd: [systemd/app-api.socket]\n  sysusers: [sysusers.d/app.conf]\n`,
       'systemd/app-api.socket':
@@ -160,7 +129,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
 
   it('rule unit-references: a dependency on a unit the bundle does not own, until declared', async () => {
     const unit = `${base}\n[Unit]\nOnFailure=gitea.service\nConflicts=authentik-server.service\n`;
-    const dir = await writeBundleDir(join(work, 'app'), bundle(unit));
+    const dir = await writeBundleDir(join(ws.work, 'app'), bundle(unit));
     const r = await build(dir, ['--no-systemd-check']);
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain(
@@ -169,7 +138,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
     expect(r.stderr).toContain('unit authentik-server.service (app.container:7 Conflicts=');
     await noOutput();
     const declared = await writeBundleDir(
-      join(work, 'app2'),
+      join(ws.work, 'app2'),
       bundle(unit, '  units: [gitea.service, authentik-server.service]\n'),
     );
     const ok = await build(declared, ['--no-systemd-check']);
@@ -179,7 +148,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
   });
 
   it('rule host-paths: a bundle_path() mounted read-write (the generation must stay unchanged)', async () => {
-    const dir = await writeBundleDir(join(work, 'app'), {
+    const dir = await writeBundleDir(join(ws.work, 'app'), {
       ...bundle(`${base}Volume={{ bundle_path("env/app.env") }}:/app.env\n`),
       'bundle.yaml': `name: app\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  env: [env/app.env]\n  sysusers: [sysusers.d/app.conf]\n`,
       'env/app.env': 'A=1\n',
@@ -202,7 +171,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
 
   it('a container may join, mount and read what its own bundle makes', async () => {
     const dir = await writeBundleDir(
-      join(work, 'app'),
+      join(ws.work, 'app'),
       bundle(`${base}Pod=app.pod\nVolume=app-cache:/cache\nVolume=app-data.volume:/data\n`, '', {
         'quadlet/app.pod.j2': '[Pod]\nPodName=app\n',
         'quadlet/app-data.volume.j2': '[Volume]\n',
@@ -215,7 +184,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
   });
 
   it('a template mistake: a variable that renders a host path into PodmanArgs', async () => {
-    const dir = await writeBundleDir(join(work, 'app'), {
+    const dir = await writeBundleDir(join(ws.work, 'app'), {
       ...bundle(`${base}PodmanArgs=--volume={{ data_dir }}:/data\n`),
       'bundle.yaml': `name: app\nvariables:\n  data_dir: /\nfiles:\n  quadlet: [quadlet/app.container.j2]\n  sysusers: [sysusers.d/app.conf]\n`,
     });
@@ -227,7 +196,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
 
   it('a second unit smuggled in beside the declared one is judged too', async () => {
     const dir = await writeBundleDir(
-      join(work, 'app'),
+      join(ws.work, 'app'),
       bundle(base, '', { 'quadlet/helper.container.j2': `${base}PodmanArgs=-v/etc:/host-etc\n` }),
     );
     const r = await build(dir);
@@ -238,7 +207,7 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
 
   it('builds what is declared, recording the needs in the manifest', async () => {
     const dir = await writeBundleDir(
-      join(work, 'app'),
+      join(ws.work, 'app'),
       bundle(
         `${base}Volume=/srv/app/data:/data\nGroupAdd={{ gid("valkey-clients") }}\n`,
         '  paths: ["/srv/app:rw"]\n  groups: [valkey-clients]\n  ports: ["127.0.0.1:80/tcp"]\n',
@@ -251,14 +220,20 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
   });
 
   it('warns about a declared need no unit uses', async () => {
-    const dir = await writeBundleDir(join(work, 'app'), bundle(base, '  devices: [/dev/fuse]\n'));
+    const dir = await writeBundleDir(
+      join(ws.work, 'app'),
+      bundle(base, '  devices: [/dev/fuse]\n'),
+    );
     const r = await build(dir);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('warning: bundle.yaml declares device /dev/fuse, which no unit uses\n');
   });
 
   it('refuses a malformed declaration', async () => {
-    const dir = await writeBundleDir(join(work, 'app'), bundle(base, '  paths: [relative/dir]\n'));
+    const dir = await writeBundleDir(
+      join(ws.work, 'app'),
+      bundle(base, '  paths: [relative/dir]\n'),
+    );
     const r = await build(dir);
     expect(r.code).toBe(ExitCode.invalidBundle);
     expect(r.stderr).toContain(
@@ -271,10 +246,10 @@ describe('rick-bundle build refuses units beyond bundle.yaml needs, writing noth
 describe('rick-bundle build --policy FILE', () => {
   it('refuses, writing nothing, a bundle a host with this grant would hold (exit 14)', async () => {
     const dir = await writeBundleDir(
-      join(work, 'app'),
+      join(ws.work, 'app'),
       bundle(`${base}Volume=/srv/app:/data\n`, '  paths: ["/srv/app:rw"]\n'),
     );
-    const policy = join(work, 'app.conf');
+    const policy = join(ws.work, 'app.conf');
     await writeFile(policy, 'PATHS=/srv/app:ro\n');
     const r = await build(dir, ['--policy', policy]);
     expect(r.code).toBe(ExitCode.policy);
@@ -293,7 +268,7 @@ describe('rick-bundle build --policy FILE', () => {
     ]);
     const firstHost = await readFile(join(repoRoot, 'docs/feeds.md'), 'utf8');
     for (const line of lines) expect(firstHost).toContain(line);
-    const policy = join(work, 'authentik.conf');
+    const policy = join(ws.work, 'authentik.conf');
     await writeFile(policy, grant);
     const r = await build(join(repoRoot, 'bundles/authentik'), ['--policy', policy]);
     expect(r.stderr).toBe('');
@@ -307,7 +282,7 @@ describe('rick-bundle build --policy FILE', () => {
       policy,
       'GROUPS=postgres-clients valkey-clients\nPATHS=/var/lib/authentik:rw /var/run/postgresql:rw\n',
     );
-    await rm(out, { recursive: true, force: true });
+    await rm(ws.out, { recursive: true, force: true });
     const held = await build(join(repoRoot, 'bundles/authentik'), ['--policy', policy]);
     expect(held.code).toBe(ExitCode.policy);
     expect(held.stderr).toMatch(
@@ -323,7 +298,7 @@ describe('rick-bundle build --policy FILE', () => {
       'PORTS=0.0.0.0:2222/tcp',
       'DATABASES=postgresql:gitea',
     ]);
-    const policy = join(work, 'gitea.conf');
+    const policy = join(ws.work, 'gitea.conf');
     await writeFile(policy, grant);
     const r = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);
     expect(r.stderr).toBe('');
@@ -336,7 +311,7 @@ describe('rick-bundle build --policy FILE', () => {
       policy,
       'GROUPS=postgres-clients\nPATHS=/var/lib/gitea:rw /var/run/postgresql:rw\nDATABASES=postgresql:gitea\n',
     );
-    await rm(out, { recursive: true, force: true });
+    await rm(ws.out, { recursive: true, force: true });
     const held = await build(join(repoRoot, 'bundles/gitea'), ['--policy', policy]);
     expect(held.code).toBe(ExitCode.policy);
     expect(held.stderr).toMatch(

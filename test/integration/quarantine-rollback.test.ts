@@ -7,32 +7,25 @@
  */
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { readState } from '../../src/host/state.js';
-import {
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import { type HostTree, liveGeneration, makeHostTree, runInstaller } from '../helpers/host-tree.js';
+import { type HostTree, liveGeneration, runInstaller } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-});
 
 const stateFile = () => join(tree.root, 'var/lib/rick/state.json');
 
 async function bundle(version: string) {
-  return writeSignedBundle(tree.work, key, { version, files: sampleFiles('demo', `v${version}`) });
+  return writeSignedBundle(tree.work, hosts.key, {
+    version,
+    files: sampleFiles('demo', `v${version}`),
+  });
 }
 
 async function install(host: FakeHost, version: string) {
@@ -48,7 +41,7 @@ const run = (host: FakeHost, ...args: string[]) =>
 
 /** 1.0.0 live, 2.0.0 failed its gate (quarantined by the gate). */
 async function gateFailed(): Promise<FakeHost> {
-  tree = await makeHostTree(key);
+  tree = await hosts.make();
   const host = new FakeHost({ root: tree.root });
   await install(host, '1.0.0');
   host.failUnit('demo-app.service', 2);
@@ -79,7 +72,7 @@ describe('quarantine reasons and unquarantine', () => {
   });
 
   it('rollback --quarantine says what it quarantined, and status gives the operator as the reason', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -111,10 +104,10 @@ describe('quarantine reasons and unquarantine', () => {
   });
 
   it('rollback --quarantine to a generation of the same versions says there was nothing to quarantine', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
-    const other = await writeSignedBundle(tree.work, key, {
+    const other = await writeSignedBundle(tree.work, hosts.key, {
       name: 'other',
       version: '1.0.0',
       files: sampleFiles('other'),
@@ -196,7 +189,7 @@ describe('quarantine reasons and unquarantine', () => {
 
 describe('rollback: dry run, direction, drift of the live generation', () => {
   it('rollback --dry-run prints the plan and changes nothing (no systemctl call)', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -217,7 +210,7 @@ describe('rollback: dry run, direction, drift of the live generation', () => {
   });
 
   it('rollback --dry-run on a host whose state.json contradicts it is refused, nothing changed', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -237,7 +230,7 @@ describe('rollback: dry run, direction, drift of the live generation', () => {
   });
 
   it('rollback --to a newer generation says switched to, not rolled back', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -252,7 +245,7 @@ describe('rollback: dry run, direction, drift of the live generation', () => {
   });
 
   it('rollback from a live generation whose files drifted is refused naming the file, nothing changed; --force goes on', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/bundle/manifest.js';
 import { ExitCode } from '../../src/errors.js';
 import { flipCurrent } from '../../src/host/generations.js';
@@ -23,23 +23,15 @@ import { clearInterruption, noteSignal } from '../../src/host/interrupt.js';
 import { hostPaths } from '../../src/host/paths.js';
 import { markIntent, writeIntent } from '../../src/host/recovery.js';
 import { readState } from '../../src/host/state.js';
-import {
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import { type HostTree, liveGeneration, makeHostTree, runInstaller } from '../helpers/host-tree.js';
+import { type HostTree, liveGeneration, runInstaller } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree | undefined;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
+afterEach(() => {
   clearInterruption();
-  await tree?.cleanup();
   tree = undefined;
 });
 
@@ -77,14 +69,14 @@ function watched(fake: FakeHost, beforeRestart: () => void = () => {}) {
 
 /** demo 1.0.0 installed (generation 1), demo 2.0.0 signed beside it. */
 async function installed() {
-  tree = await makeHostTree(key);
+  tree = await hosts.make();
   const host = new FakeHost({ root: tree.root });
-  const v1 = await writeSignedBundle(tree.work, key, {
+  const v1 = await writeSignedBundle(tree.work, hosts.key, {
     version: '1.0.0',
     files: sampleFiles('demo', 'v1'),
     manifestPatch: withCheck,
   });
-  const v2 = await writeSignedBundle(tree.work, key, {
+  const v2 = await writeSignedBundle(tree.work, hosts.key, {
     version: '2.0.0',
     files: sampleFiles('demo', 'v2'),
     manifestPatch: withCheck,

@@ -9,36 +9,25 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { readState } from '../../src/host/state.js';
 import { realCommandRunner } from '../../src/io/exec.js';
-import {
-  makeTestKey,
-  sampleFiles,
-  type TestKey,
-  writeSignedBundle,
-} from '../helpers/bundle-factory.js';
+import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { builtCli, builtInstaller, requireBuiltCli, runCli } from '../helpers/cli-process.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import {
   type HostTree,
   liveGeneration,
-  makeHostTree,
   quadletPath,
   readLive,
   runInstaller,
 } from '../helpers/host-tree.js';
+import { useHostTrees } from '../helpers/host-trees.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
-let key: TestKey;
+const hosts = useHostTrees();
 let tree: HostTree;
-beforeAll(async () => {
-  key = await makeTestKey();
-});
-afterEach(async () => {
-  await tree?.cleanup();
-});
 
 const stateOf = (root: string) => readState(join(root, 'var/lib/rick/state.json'));
 const generationsOf = async (root: string) =>
@@ -46,7 +35,7 @@ const generationsOf = async (root: string) =>
 const cliEnv = quadletPath ? { RICK_QUADLET: quadletPath } : {};
 
 async function bundle(version: string, marker: string) {
-  return writeSignedBundle(tree.work, key, { version, files: sampleFiles('demo', marker) });
+  return writeSignedBundle(tree.work, hosts.key, { version, files: sampleFiles('demo', marker) });
 }
 
 /** Installs and expects success. */
@@ -64,7 +53,7 @@ async function rollback(host: FakeHost, ...args: string[]) {
 
 describe('retention', () => {
   it('retention after failed releases: keeps the last confirmed-live generation, prunes the failed ones first, and rollback still works', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0', ['--keep', '2']);
     for (const [version, generation] of [
@@ -97,7 +86,7 @@ describe('retention', () => {
 
   it('a prune cut after the rename leaves no numbered directory, and the next run removes the renamed one', async () => {
     requireBuiltCli();
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const v1 = await bundle('1.0.0', 'v1');
     const v2 = await bundle('2.0.0', 'v2');
     const first = await runCli([v1.bundlePath, '--root', tree.root, '--keep', '1'], cliEnv);
@@ -126,7 +115,7 @@ describe('retention', () => {
 
 describe('plain rollback', () => {
   it('plain rollback skips a quarantined version and goes to the generation live before the current one', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -147,7 +136,7 @@ describe('plain rollback', () => {
   });
 
   it('plain rollback goes to the generation that was live before, not the highest-numbered one below', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -181,7 +170,7 @@ describe('a changed generation is never made live', () => {
     join(tree.root, `var/lib/rick/generations/${n}/bundles/demo/env/demo.env`);
 
   it('rollback --to a generation whose file was altered is refused naming the file, nothing changed', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -201,7 +190,7 @@ describe('a changed generation is never made live', () => {
   });
 
   it('rollback --to a generation whose file was removed is refused naming the file, nothing changed', async () => {
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const host = new FakeHost({ root: tree.root });
     await install(host, '1.0.0');
     await install(host, '2.0.0');
@@ -231,7 +220,7 @@ describe('a changed generation is never made live', () => {
 
   it('recovery does not restore a changed generation: install and rollback refuse naming the file, nothing changed, and rollback --to keeps what is live', async () => {
     requireBuiltCli();
-    tree = await makeHostTree(key);
+    tree = await hosts.make();
     const v1 = await bundle('1.0.0', 'v1');
     const v2 = await bundle('2.0.0', 'v2');
     expect((await runCli([v1.bundlePath, '--root', tree.root], cliEnv)).code).toBe(0);
@@ -270,7 +259,7 @@ describe('signature verification with a full TMPDIR', () => {
     'ENOSPC in TMPDIR during verification is error IO_ERROR naming TMPDIR, no stack trace, exit 1, nothing changed (needs root to mount a tmpfs)',
     async () => {
       requireBuiltCli();
-      tree = await makeHostTree(key);
+      tree = await hosts.make();
       const small = await mkdtemp(join(tmpdir(), 'rick-small-tmp-'));
       const mounted = await realCommandRunner.run('mount', [
         '-t',
@@ -289,7 +278,7 @@ describe('signature verification with a full TMPDIR', () => {
           content: `BLOB=${randomBytes(192 * 1024).toString('base64')}\n`,
           mode: 0o600,
         });
-        const b = await writeSignedBundle(tree.work, key, { version: '1.0.0', files });
+        const b = await writeSignedBundle(tree.work, hosts.key, { version: '1.0.0', files });
         expect((await readFile(b.bundlePath)).length).toBeGreaterThan(64 * 1024);
         const snap = await snapshotTree(tree.root);
 

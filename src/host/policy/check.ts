@@ -1,20 +1,20 @@
 /**
  * The policy step of an install (and of `plan`): read the bundle's grant,
- * learn what the host knows of the accounts the bundle names, judge, and
- * refuse with POLICY_REFUSED, listing exactly what is new, when the grant
- * does not cover everything. Reads only; changes nothing.
+ * learn what the host knows of the accounts the bundle names, judge (once
+ * per install: judged.ts), and refuse with POLICY_REFUSED, listing exactly
+ * what is new, when the grant does not cover everything. Reads only;
+ * changes nothing.
  */
 import type { Manifest } from '../../bundle/manifest.js';
 import { formatNeed } from '../../bundle/needs.js';
 import { RickError } from '../../errors.js';
 import type { StoredGeneration } from '../generations.js';
 import type { Accounts } from '../intake/accounts.js';
-import { type Grant, grantLines, readGrant } from './grant.js';
+import { grantLines } from './grant.js';
 import {
   createdAccounts,
   describeNeed,
   type HostAccountFacts,
-  judgeBundle,
   type PolicyReport,
   sysusersEntries,
 } from './judge.js';
@@ -65,18 +65,6 @@ export interface PolicyCheckInput {
   accounts: Accounts;
   live: StoredGeneration | undefined;
   requireOwner?: number;
-  /** A grant already read (rick-install --grant reads it before asking). */
-  grant?: Grant;
-}
-
-export async function evaluatePolicy(input: PolicyCheckInput): Promise<PolicyReport> {
-  const grant =
-    input.grant ??
-    (await readGrant(input.root, input.manifest.name, {
-      ...(input.requireOwner === undefined ? {} : { requireOwner: input.requireOwner }),
-    }));
-  const facts = await hostAccountFacts(input.manifest, input.files, input.accounts, input.live);
-  return judgeBundle(input.manifest, input.files, grant, facts);
 }
 
 /**

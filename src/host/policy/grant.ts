@@ -16,6 +16,7 @@
  * every problem at once. Like the trusted keys, the file must belong to root
  * and be writable by no one else: whoever can write it can grant anything.
  */
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -69,6 +70,12 @@ export interface Grant {
   needs: Needs;
   /** The file's text ('' when absent), to tell later whether it changed. */
   text: string;
+  /**
+   * The sha256 of the file's bytes as read (readGrant; absent for a missing
+   * file or a text parsed alone): an install judges the grant before the
+   * lock and checks under it that the file is still the one judged.
+   */
+  digest?: string;
 }
 
 /** Parses a grant file's text; throws CONFIG_INVALID naming every problem. */
@@ -164,7 +171,9 @@ export async function readGrant(
         hint: `whoever can write a grant can grant anything: chown root:root ${file} && chmod 0644 ${file}`,
       });
     }
-    return parseGrant(await handle.readFile('utf8'), file);
+    const bytes = await handle.readFile();
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    return { ...parseGrant(bytes.toString('utf8'), file), digest };
   } finally {
     await handle.close();
   }
