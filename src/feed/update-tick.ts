@@ -327,7 +327,11 @@ async function decideAndInstall(
       `${bundle}: installing ${candidate.version} from release ${candidate.tag} (installed: ${status.installed ?? 'none'})`,
     );
     try {
-      await downloadAndInstall(config, bundle, candidate, root, deps);
+      // The newest release carrying a key list has the list in force (an older release's is older).
+      const assets =
+        releases.find((r) => !r.draft && r.assets.some((a) => a.name === 'keys.json'))?.assets ??
+        [];
+      await downloadAndInstall(config, bundle, candidate, assets, root, deps);
       deps.log(`${bundle}: installed ${candidate.version}`);
     } catch (error) {
       // Stopped by a signal, once the host was put back: the other bundles wait for the next tick.
@@ -367,6 +371,8 @@ async function downloadAndInstall(
   config: RickConfig,
   bundle: string,
   candidate: Candidate,
+  /** The assets of the release publishing the key list and a root hand-over. */
+  assets: readonly FeedAsset[],
   root: string,
   deps: UpdateDeps,
 ): Promise<void> {
@@ -410,6 +416,16 @@ async function downloadAndInstall(
       }
       return answer.body;
     };
+    // The release's key list and a root hand-over, before the bundle's signature is checked.
+    const [{ refreshKeyTrust }, { publishedAmongAssets }, { ownerOption }] = await Promise.all([
+      import('../trust/key-accept.js'),
+      import('../trust/key-fetch.js'),
+      import('../trust/key-state.js'),
+    ]);
+    await refreshKeyTrust(hostPaths(root), publishedAmongAssets(assets, download), deps.log, {
+      now: deps.now(),
+      ...ownerOption(),
+    });
     const tgz = await download(asset, config.maxBundleBytes);
     const sig = await download(signature, SIGNATURE_MAX_BYTES);
     const bundlePath = join(dir, asset.name);
