@@ -134,7 +134,7 @@ async function setup(options: { rootKey?: boolean } = {}): Promise<Setup> {
         'root-handover.json.sig',
       ]) {
         const data = await readFile(join(from, name)).catch(() => undefined);
-        if (data !== undefined) server.put(server.latest, name, data);
+        if (data !== undefined) server.put(latestTag(server), name, data);
       }
     },
   };
@@ -146,6 +146,12 @@ async function publish(s: Setup, by: Publisher, versions: string[]): Promise<voi
   if (other.index && (!by.index || other.index.serial > by.index.serial)) by.index = other.index;
   await by.publish(versions);
   await s.serveKeys();
+}
+
+/** The tag of the latest release, where the index and its neighbours are served. */
+function latestTag(server: ReleaseServer): string {
+  if (server.latest === undefined) throw new Error('no release published yet');
+  return server.latest;
 }
 
 async function installedVersion(rootDir: string): Promise<string | undefined> {
@@ -351,9 +357,9 @@ describe('release keys that rotate under a root key', () => {
 
     async function serveSigned(s: Setup, list: KeyList | string, by: TestKey): Promise<void> {
       const text = typeof list === 'string' ? list : serializeKeyList(list);
-      s.server.put(s.server.latest, 'keys.json', text);
+      s.server.put(latestTag(s.server), 'keys.json', text);
       s.server.put(
-        s.server.latest,
+        latestTag(s.server),
         'keys.json.sig',
         Buffer.from(await signDetached(Buffer.from(text), by.privateKey)),
       );
@@ -470,9 +476,9 @@ describe('release keys that rotate under a root key', () => {
       const list = JSON.parse(await readFile(join(s.dir, 'keys.json'), 'utf8')) as KeyList;
       const text = serializeKeyList({ ...list, serial: 3 });
       await publish(s, s.byB, ['1.3.0']);
-      s.server.put(s.server.latest, 'keys.json', text);
+      s.server.put(latestTag(s.server), 'keys.json', text);
       s.server.put(
-        s.server.latest,
+        latestTag(s.server),
         'keys.json.sig',
         Buffer.from(await signDetached(Buffer.from(text), root.privateKey)),
       );
