@@ -307,6 +307,80 @@ describe('release keys that rotate under a root key', () => {
     expect(await installedVersion(s.tree.root)).toBe('1.5.0');
   });
 
+  it('imports a hand-over and the list of the new root by hand; refuses a list by a release key, changing nothing', async () => {
+    const s = await setup();
+    await s.keys('keys', '--root-key', 'root.asc', '--new-root', 'root2.pub.asc', '--out', '.');
+    await s.keys(
+      'keys',
+      '--root-key',
+      'root2.asc',
+      '--new',
+      '--add',
+      'keyB.pub.asc',
+      '--valid-for',
+      LONG,
+      '--out',
+      '.',
+    );
+    const keysImport = (file: string) =>
+      runInstaller(s.host, ['keys', 'import', join(s.dir, file), '--root', s.tree.root]);
+    // The list first: signed by root2, which this host does not trust yet.
+    let before = await snapshotTree(s.tree.root, { mtime: true });
+    let r = await keysImport('keys.json');
+    expect(r.code).toBe(ExitCode.untrustedSignature);
+    expect(r.stderr).toContain(
+      `error KEY_LIST_UNTRUSTED: ${join(s.dir, 'keys.json')} is not signed by the root key ${root.fingerprint} this host trusts`,
+    );
+    expect(diffTrees(before, await snapshotTree(s.tree.root, { mtime: true }))).toEqual([]);
+    r = await keysImport('root-handover.json');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(
+      `root key handed over from ${root.fingerprint} to ${root2.fingerprint}\n`,
+    );
+    r = await keysImport('root-handover.json');
+    expect(r.stdout).toBe(
+      `${join(s.dir, 'root-handover.json')}: this hand-over was accepted before; nothing changed\n`,
+    );
+    r = await keysImport('keys.json');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('accepted key list serial 1');
+    // A list by a release key is refused.
+    const text = serializeKeyList({
+      ...(JSON.parse(await readFile(join(s.dir, 'keys.json'), 'utf8')) as KeyList),
+      serial: 2,
+    });
+    await writeFile(join(s.dir, 'by-b.json'), text);
+    await writeFile(
+      join(s.dir, 'by-b.json.sig'),
+      await signDetached(Buffer.from(text), keyB.privateKey),
+    );
+    before = await snapshotTree(s.tree.root, { mtime: true });
+    r = await keysImport('by-b.json');
+    expect(r.code).toBe(ExitCode.untrustedSignature);
+    expect(r.stderr).toContain(
+      `error KEY_LIST_UNTRUSTED: ${join(s.dir, 'by-b.json')} is not signed by the root key ${root2.fingerprint} this host trusts`,
+    );
+    expect(diffTrees(before, await snapshotTree(s.tree.root, { mtime: true }))).toEqual([]);
+  });
+
+  it('refuses to import a list on a host without root.asc, changing nothing', async () => {
+    const s = await setup({ rootKey: false });
+    await s.keys('keys', '--root-key', 'root.asc', '--new', '--add', 'keyB.pub.asc', '--out', '.');
+    const before = await snapshotTree(s.tree.root, { mtime: true });
+    const r = await runInstaller(s.host, [
+      'keys',
+      'import',
+      join(s.dir, 'keys.json'),
+      '--root',
+      s.tree.root,
+    ]);
+    expect(r.code).toBe(ExitCode.untrustedSignature);
+    expect(r.stderr).toContain(
+      `error KEYRING_INVALID: no root key ${join(s.tree.root, 'etc/rick/keys')}/root.asc: this host cannot judge ${join(s.dir, 'keys.json')}`,
+    );
+    expect(diffTrees(before, await snapshotTree(s.tree.root, { mtime: true }))).toEqual([]);
+  });
+
   describe('refuses a list, changing nothing', () => {
     /** A host that accepted list serial 2 (A and B), and a fresh index by B to decide on. */
     async function accepted(): Promise<Setup> {
