@@ -10,7 +10,9 @@
  * assets: the hand-over first (a list may be signed by the root it names),
  * then the list.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readKeyFiles } from '../bundle/keyring.js';
 import { describe, isRickError, RickError } from '../errors.js';
 import { keyringFor, verifyWithGpgv } from '../host/intake/gpgv.js';
@@ -40,6 +42,7 @@ import {
   readKeptHandovers,
   rootKeyFile,
   sha256Hex,
+  trustedKeysFor,
 } from './key-state.js';
 
 /** Keeps a newly accepted list: its signature first, then the list, each atomically. */
@@ -256,7 +259,54 @@ export async function refreshKeyTrust(
         .map((k) => `${k.fingerprint} for ${k.roles.join(' and ')}`)
         .join(', ')}`,
     );
+    await dropFloorOfUntrustedIndex(paths, log, options);
   }
+}
+
+/**
+ * The kept index (src/feed/index-client.ts keeps it as release-index.json)
+ * is the host's rollback floor only while a key the list names for the
+ * index vouches for it. An index signed by a key the new list removed, a
+ * stolen one, may carry a serial so high that every honest index would look
+ * older: it is dropped, as TUF deletes its timestamp and snapshot metadata
+ * when their keys rotate (recovery from a fast-forward attack). The index
+ * the tick verifies next becomes the floor.
+ */
+async function dropFloorOfUntrustedIndex(
+  paths: TrustPaths,
+  log: (line: string) => void,
+  options: AcceptOptions,
+): Promise<void> {
+  const file = join(paths.stateDir, 'release-index.json');
+  let bytes: Buffer;
+  let signature: Buffer;
+  try {
+    bytes = readFileSync(file);
+    signature = readFileSync(`${file}.sig`);
+  } catch {
+    return;
+  }
+  const trusted = trustedKeysFor(paths.keysDir, paths.stateDir, 'index', {
+    ...(options.requireOwner === undefined ? {} : { requireOwner: options.requireOwner }),
+    now: options.now,
+  });
+  try {
+    await verifyWithGpgv(bytes, signature, keyringFor(trusted.files, trusted.basis));
+    return;
+  } catch (error) {
+    if (!isRickError(error) || error.code !== 'SIGNATURE_INVALID') throw error;
+  }
+  let serial = 'unknown';
+  try {
+    serial = String((JSON.parse(bytes.toString('utf8')) as { serial?: unknown }).serial);
+  } catch {
+    // Named as unknown.
+  }
+  await rm(`${file}.sig`, { force: true });
+  await rm(file, { force: true });
+  log(
+    `the kept release index (serial ${serial}) is signed by no key the new list names for the index: it is no longer the rollback floor`,
+  );
 }
 
 /**
@@ -302,9 +352,13 @@ export async function importKeyDocument(
       : `root key handed over from ${handover.previous} to ${handover.root.fingerprint}`;
   }
   const { list, outcome } = await acceptKeyList(paths, bytes, signature, file, options);
+  const lines: string[] = [];
+  if (outcome === 'new')
+    await dropFloorOfUntrustedIndex(paths, (line) => lines.push(line), options);
+  const floor = lines.map((line) => `\n${line}`).join('');
   return outcome === 'same'
     ? `${file}: the key list of serial ${list.serial} is the one kept; nothing changed`
     : `accepted key list serial ${list.serial} (expires ${list.expires}): ${list.keys
         .map((k) => `${k.fingerprint} for ${k.roles.join(' and ')}`)
-        .join(', ')}`;
+        .join(', ')}${floor}`;
 }

@@ -256,6 +256,67 @@ describe('release keys that rotate under a root key', () => {
     expect(await installedVersion(s.tree.root)).toBe('1.3.1');
   });
 
+  it("answers a stolen key's huge serial: the list that removes the key drops the index it signed as the floor", async () => {
+    const s = await setup();
+    await s.keys(
+      'keys',
+      '--root-key',
+      'root.asc',
+      '--new',
+      '--add',
+      'keyA.pub.asc',
+      '--valid-for',
+      LONG,
+      '--out',
+      '.',
+    );
+    await publish(s, s.byA, ['1.1.0']);
+    expect((await s.update()).code).toBe(ExitCode.ok);
+    // Whoever stole A signs an index with a serial no honest index will reach.
+    const honest = s.byA.index;
+    if (!honest) throw new Error('no index');
+    await s.byA.serve({ ...honest, serial: 10 ** 12 });
+    await s.serveKeys();
+    s.host.reset();
+    let r = await s.update();
+    expect(r.code).toBe(ExitCode.ok);
+    expect(
+      JSON.parse(await readFile(join(s.tree.root, 'var/lib/rick/release-index.json'), 'utf8'))
+        .serial,
+    ).toBe(10 ** 12);
+    // The root key holder removes A and names B, and B signs the next honest index.
+    await s.keys(
+      'keys',
+      '--root-key',
+      'root.asc',
+      '--previous',
+      'keys.json',
+      '--add',
+      'keyB.pub.asc',
+      '--remove',
+      keyA.fingerprint,
+      '--valid-for',
+      LONG,
+      '--out',
+      '.',
+    );
+    s.byB.index = honest;
+    await s.byB.publish(['1.2.0']);
+    await s.serveKeys();
+    s.host.reset();
+    r = await s.update();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain(
+      'the kept release index (serial 1000000000000) is signed by no key the new list names for the index: it is no longer the rollback floor\n',
+    );
+    expect(await installedVersion(s.tree.root)).toBe('1.2.0');
+    expect(
+      JSON.parse(await readFile(join(s.tree.root, 'var/lib/rick/release-index.json'), 'utf8'))
+        .serial,
+    ).toBe(honest.serial + 1);
+  });
+
   it('a bundle installed by hand is judged by the kept list, not by the key files beside root.asc', async () => {
     const s = await setup();
     await s.keys(
