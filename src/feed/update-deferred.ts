@@ -1,7 +1,7 @@
 /**
  * Everything `rick-install update` loads only when a tick has something to
  * decide or install: the config, releases and release index schemas (zod),
- * the state file, the index's signature check and downloads, and the
+ * the state file, the key list, the index's signature check and downloads, and the
  * install pipeline (tar, gpgv). The update command reaches them
  * through this one module, imported dynamically, so that the no-op tick
  * (feed answers 304) evaluates none of it; the single-file installer build
@@ -11,6 +11,9 @@
 export { completeInterruptedRun, installBundle } from '../host/install.js';
 export { bundleState, readState, writeFileAtomic } from '../host/state.js';
 export { realHost } from '../host/system.js';
+export { refreshKeyTrust } from '../trust/key-accept.js';
+export { publishedAmongAssets } from '../trust/key-fetch.js';
+export { ownerOption } from '../trust/key-state.js';
 export { parseConfig, type RickConfig } from './config.js';
 export { explainRefusal, nextPageUrl } from './github-api.js';
 export { readAcceptedIndex } from './index-client.js';

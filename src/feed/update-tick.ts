@@ -417,11 +417,9 @@ async function downloadAndInstall(
       return answer.body;
     };
     // The release's key list and a root hand-over, before the bundle's signature is checked.
-    const [{ refreshKeyTrust }, { publishedAmongAssets }, { ownerOption }] = await Promise.all([
-      import('../trust/key-accept.js'),
-      import('../trust/key-fetch.js'),
-      import('../trust/key-state.js'),
-    ]);
+    const { refreshKeyTrust, publishedAmongAssets, ownerOption } = await import(
+      './update-deferred.js'
+    );
     await refreshKeyTrust(hostPaths(root), publishedAmongAssets(assets, download), deps.log, {
       now: deps.now(),
       ...ownerOption(),

@@ -11,7 +11,7 @@ import type { FeedAsset } from '../feed/releases.js';
 import type { FetchPublished } from './key-accept.js';
 import { KEY_LIST_MAX_BYTES } from './key-roles.js';
 
-/** `keys.json` beside `…/index.json?token=abc` is `…/keys.json?token=abc`. */
+/** `keys.json` beside `https://host/dir/index.json?token=abc` is `https://host/dir/keys.json?token=abc`. */
 export function besideIndexUrl(indexUrl: string, name: string): string {
   const index = new URL(indexUrl);
   const url = new URL(name, index);

@@ -207,7 +207,7 @@ export function trustedKeysFor(
   const entries = keysFor(accepted.list, role);
   if (entries.length === 0) {
     throw new RickError('KEY_LIST_INVALID', `${source} names no key that may sign ${role}`, {
-      hint: 'the root key holder publishes a list naming one (rick-bundle keys --add KEY --roles …)',
+      hint: 'the root key holder publishes a list naming one (rick-bundle keys --add KEY --roles bundles,index)',
     });
   }
   return {
