@@ -12,7 +12,7 @@ import { verifyDetached } from '../../src/bundle/openpgp.js';
 import { ExitCode } from '../../src/errors.js';
 import { keyringFor, verifyWithGpgv } from '../../src/host/intake/gpgv.js';
 import { parseHandover, parseKeyList } from '../../src/trust/key-list.js';
-import { makeTestKey, type TestKey } from '../helpers/bundle-factory.js';
+import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { makeTempDir, runBundleCli } from '../helpers/rick-bundle.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
@@ -146,6 +146,53 @@ describe('rick-bundle keys', () => {
     );
     expect(r.stderr).toBe('');
     await verifiedByBoth(join(work, 'h2'), 'keys.json', root2);
+  });
+
+  it('rick-bundle verify --key-list: a bundle by a key the list names for bundles passes, others are refused', async () => {
+    expect(
+      (
+        await run(
+          'keys',
+          '--root-key',
+          'root.asc',
+          '--new',
+          '--add',
+          'a.pub.asc',
+          '--roles',
+          'bundles',
+          '--out',
+          'v',
+        )
+      ).code,
+    ).toBe(0);
+    const byA = await writeSignedBundle(join(work, 'va'), a, { version: '1.0.0' });
+    const byB = await writeSignedBundle(join(work, 'vb'), b, { version: '1.0.0' });
+    let r = await run(
+      'verify',
+      byA.bundlePath,
+      '--keyring',
+      'root.pub.asc',
+      '--key-list',
+      'v/keys.json',
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`good signature by ${a.fingerprint}\n`);
+    r = await run(
+      'verify',
+      byB.bundlePath,
+      '--keyring',
+      'root.pub.asc',
+      '--key-list',
+      'v/keys.json',
+    );
+    expect(r.code).toBe(ExitCode.untrustedSignature);
+    expect(r.stderr).toContain('error SIGNATURE_INVALID: no valid signature by a trusted key');
+    // The list must be the root's: checked against --keyring.
+    r = await run('verify', byA.bundlePath, '--keyring', 'a.pub.asc', '--key-list', 'v/keys.json');
+    expect(r.code).toBe(ExitCode.untrustedSignature);
+    expect(r.stderr).toContain(
+      `error KEY_LIST_UNTRUSTED: the key list ${join(work, 'v/keys.json')} is not signed by a key of --keyring`,
+    );
   });
 
   describe('refuses, writing nothing', () => {
