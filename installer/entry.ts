@@ -246,9 +246,11 @@ function installRequest(args: readonly string[]): VerifyRequest | undefined {
   const keyring = values.get('--keyring');
   const signature = values.get('--signature');
   const owner = requiredOwner();
+  const paths = hostPaths(root ? resolve(root) : '/');
   return {
     bundlePath: resolve(bundle),
-    keyringPath: keyring ? resolve(keyring) : hostPaths(root ? resolve(root) : '/').keysDir,
+    keyringPath: keyring ? resolve(keyring) : paths.keysDir,
+    keyListDir: paths.stateDir,
     maxBytes: MAX_BUNDLE_BYTES,
     ...(signature ? { signaturePath: resolve(signature) } : {}),
     ...(owner === undefined ? {} : { requireKeyOwner: owner }),

@@ -56,6 +56,15 @@ const codes = {
   KEYRING_INVALID: ExitCode.untrustedSignature,
   KEYRING_INSECURE: ExitCode.untrustedSignature,
   KEY_INVALID: ExitCode.usage,
+  // The signed key list (keys.json) under the root key (/etc/rick/keys/root.asc):
+  // not signed by the root, older than the one accepted, expired, or
+  // malformed (naming no key, a public key that is not the fingerprint listed).
+  KEY_LIST_UNTRUSTED: ExitCode.untrustedSignature,
+  KEY_LIST_ROLLBACK: ExitCode.untrustedSignature,
+  KEY_LIST_EXPIRED: ExitCode.untrustedSignature,
+  KEY_LIST_INVALID: ExitCode.untrustedSignature,
+  // A root hand-over statement not signed by the root this host trusts, or malformed.
+  ROOT_HANDOVER_INVALID: ExitCode.untrustedSignature,
   // Host prerequisites and facts.
   PREREQUISITE_MISSING: ExitCode.missingPrerequisite,
   FACT_MISSING: ExitCode.missingPrerequisite,
@@ -143,7 +152,7 @@ export const exitCodeHelp: ReadonlyArray<readonly [ExitCode, string]> = [
   ],
   [
     ExitCode.untrustedSignature,
-    'signature missing, invalid or not by a trusted key; insecure keyring',
+    'signature missing, invalid or not by a trusted key; insecure keyring; a key list or root hand-over refused (not signed by the root, older, expired, naming no key)',
   ],
   [
     ExitCode.missingPrerequisite,

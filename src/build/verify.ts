@@ -10,6 +10,7 @@
  * BUNDLE_MISMATCH here as it is on every host.
  */
 import { basename, resolve } from 'node:path';
+import type { PublicKey } from 'openpgp';
 import { defaultArchiveLimits } from '../bundle/archive.js';
 import type { Manifest } from '../bundle/manifest.js';
 import type { Output } from '../cli/run.js';
@@ -20,6 +21,8 @@ import { readInput } from './sign.js';
 export interface VerifyDeps {
   output: Output;
   cwd: string;
+  /** Judges a key list's expiry; default the system clock. */
+  now?: () => Date;
 }
 
 export interface VerifyOptions {
@@ -28,6 +31,43 @@ export interface VerifyOptions {
   signature?: string;
   /** `NAME@VERSION` the bundle must hold, when its file name does not say. */
   expect?: string;
+  /**
+   * A key list (keys.json, its .sig beside it) signed by a key of `keyring`
+   * (the root key): the bundle must be signed by a key it names for bundles,
+   * as on a host with root.asc.
+   */
+  keyList?: string;
+}
+
+/** The keys a key list names for bundles, once the list's signature by the root is checked (openpgp.js). */
+async function bundleKeysOfList(file: string, rootKeys: readonly PublicKey[], now: Date) {
+  const { parsePublicKeys, verifyDetached } = await import('../bundle/openpgp.js');
+  const { keysFor, parseKeyList, checkKeyListFresh } = await import('../trust/key-list.js');
+  const bytes = await readInput(file, 'key list');
+  const signature = await readInput(`${file}.sig`, 'signature of the key list').catch(() => {
+    throw new RickError('SIGNATURE_MISSING', `no signature ${file}.sig beside the key list`);
+  });
+  try {
+    await verifyDetached(bytes, signature, rootKeys);
+  } catch (error) {
+    throw new RickError(
+      'KEY_LIST_UNTRUSTED',
+      `the key list ${file} is not signed by a key of --keyring: ${error instanceof Error ? error.message : String(error)}`,
+      { hint: 'with --key-list, --keyring is the root public key (root.asc)' },
+    );
+  }
+  const list = parseKeyList(bytes.toString('utf8'), `the key list ${file}`);
+  checkKeyListFresh(list, now, `the key list ${file}`);
+  const entries = keysFor(list, 'bundles');
+  if (entries.length === 0) {
+    throw new RickError(
+      'KEY_LIST_INVALID',
+      `the key list ${file} names no key that may sign bundles`,
+    );
+  }
+  const keys = [];
+  for (const e of entries) keys.push(...(await parsePublicKeys(Buffer.from(e.publicKey), file)));
+  return keys;
 }
 
 export async function verifyBundle(
@@ -69,7 +109,17 @@ export async function verifyBundle(
   const keys = [];
   for (const file of keyFiles) keys.push(...(await parsePublicKeys(file.data, file.path)));
   if (keys.length === 0) throw noKeysIn(keyringPath);
-  const verified = await verifyDetached(data, signature, keys);
+  const verified = await verifyDetached(
+    data,
+    signature,
+    options.keyList === undefined
+      ? keys
+      : await bundleKeysOfList(
+          resolve(deps.cwd, options.keyList),
+          keys,
+          deps.now?.() ?? new Date(),
+        ),
+  );
   // Only a bundle with a good signature is opened.
   const { manifest } = parseBundleArchive(data, defaultArchiveLimits);
   checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);

@@ -11,6 +11,7 @@ import { Command } from 'commander';
 import { registerBuild } from '../commands/build.js';
 import { registerInit } from '../commands/init.js';
 import { registerKeygen } from '../commands/keygen.js';
+import { registerKeys } from '../commands/keys.js';
 import { registerPin } from '../commands/pin.js';
 import { registerIndex } from '../commands/release-index.js';
 import { registerSign } from '../commands/sign.js';
@@ -72,6 +73,7 @@ export function createProgram(deps: BundleProgramDeps = defaultDeps()): Command 
   registerVerify(program, deps);
   registerKeygen(program, deps);
   registerIndex(program, deps);
+  registerKeys(program, deps);
   registerInit(program, deps);
   registerPin(program, deps);
   // Read only before the command name, --debug must be each command's too.

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { adoptCommand } from '../commands/adopt.js';
 import { installCommand } from '../commands/install.js';
+import { keysCommand } from '../commands/keys-import.js';
 import { planCommand } from '../commands/plan.js';
 import { rollbackCommand } from '../commands/rollback.js';
 import { statusCommand } from '../commands/status.js';
@@ -66,6 +67,7 @@ export function createProgram(deps: InstallerDeps = defaultDeps()): Command {
   program.addCommand(unquarantineCommand(deps));
   program.addCommand(verifyDriftCommand(deps));
   program.addCommand(updateCommand(deps));
+  program.addCommand(keysCommand(deps));
   addVersionOption(program);
   markRequiredOptions(program);
   return program;

@@ -15,17 +15,25 @@ export function registerVerify(program: Command, deps: VerifyDeps): void {
     .requiredOption('--keyring <path>', 'a public key file, or a directory of *.asc/*.gpg files')
     .option('--signature <file>', 'the detached signature (default: <bundle.tgz>.sig)')
     .option(
+      '--key-list <keys.json>',
+      'a key list signed by a --keyring key (the root): the bundle must be signed by a key it names for bundles',
+    )
+    .option(
       '--expect <name@version>',
       'the bundle and version it must hold (default: from its file name, <name>-<version>.tgz)',
     )
     .action(
-      async (bundle: string, flags: { keyring: string; signature?: string; expect?: string }) => {
+      async (
+        bundle: string,
+        flags: { keyring: string; signature?: string; expect?: string; keyList?: string },
+      ) => {
         const result = await verifyBundle(
           {
             bundle,
             keyring: flags.keyring,
             ...(flags.signature === undefined ? {} : { signature: flags.signature }),
             ...(flags.expect === undefined ? {} : { expect: flags.expect }),
+            ...(flags.keyList === undefined ? {} : { keyList: flags.keyList }),
           },
           deps,
         );

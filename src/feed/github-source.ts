@@ -6,7 +6,11 @@
  * Loaded only when a tick has something to decide (update-deferred.ts).
  */
 import { RickError } from '../errors.js';
+import { hostPaths } from '../host/paths.js';
 import type { HeldReleases } from '../host/policy/held.js';
+import { refreshKeyTrust } from '../trust/key-accept.js';
+import { publishedAmongAssets } from '../trust/key-fetch.js';
+import { ownerOption } from '../trust/key-state.js';
 import type { RickConfig } from './config.js';
 import { decideBundles, isRollback, readInstalled } from './decide.js';
 import { explainRefusal } from './github-api.js';
@@ -67,7 +71,7 @@ export async function decideOnReleases(
     );
   }
   const decided = await decideBundles(
-    githubSource(config, releases, capped, deps),
+    githubSource(config, releases, capped, root, deps),
     config,
     root,
     deps,
@@ -87,6 +91,7 @@ function githubSource(
   config: RickConfig,
   releases: readonly FeedRelease[],
   capped: string | undefined,
+  root: string,
   deps: UpdateDeps,
 ): FeedSource<Candidate> {
   const policy = { channel: config.channel, range: config.range };
@@ -109,13 +114,22 @@ function githubSource(
     version: (candidate) => candidate.version,
     origin: (candidate) => `release ${candidate.tag}`,
     expectSource: (candidate) => `release ${candidate.tag} of ${config.feed}`,
-    fetchBundle: (candidate) => downloadCandidate(config, candidate, deps),
+    fetchBundle: (candidate) => {
+      // The newest release carrying a key list has the list in force (an older release's is older).
+      const keyAssets =
+        releases.find((r) => !r.draft && r.assets.some((a) => a.name === 'keys.json'))?.assets ??
+        [];
+      return downloadCandidate(config, candidate, keyAssets, root, deps);
+    },
   };
 }
 
 async function downloadCandidate(
   config: RickConfig,
   candidate: Candidate,
+  /** The assets of the release publishing the key list and a root hand-over. */
+  keyAssets: readonly FeedAsset[],
+  root: string,
   deps: UpdateDeps,
 ): Promise<SignedFile> {
   const { asset, signature } = candidate;
@@ -150,6 +164,11 @@ async function downloadCandidate(
     }
     return answer.body;
   };
+  // The release's key list and a root hand-over, before the bundle's signature is checked.
+  await refreshKeyTrust(hostPaths(root), publishedAmongAssets(keyAssets, download), deps.log, {
+    now: deps.now(),
+    ...ownerOption(),
+  });
   const bytes = await download(asset, config.maxBundleBytes);
   const sig = await download(signature, SIGNATURE_MAX_BYTES);
   return { name: asset.name, bytes, signature: { name: signature.name, bytes: sig } };

@@ -24,6 +24,7 @@ import { keyringFor, verifyWithGpgv } from '../host/intake/gpgv.js';
 import { requiredOwner } from '../host/intake/signature.js';
 import type { HostPaths } from '../host/paths.js';
 import { writeFileAtomic } from '../host/state.js';
+import { trustedKeysFor } from '../trust/key-state.js';
 import type { HttpClient } from './client.js';
 import type { AcceptedIndex } from './index-select.js';
 import { readKept, readSmallFile } from './small-file.js';
@@ -50,8 +51,10 @@ export async function verifyIndexSignature(
   signature: Uint8Array,
   keysDir: string,
   source: string,
+  /** Where the key list is kept: with a root key, its index keys are the trusted ones. */
+  stateDir?: string,
 ): Promise<{ fingerprint: string; keys: string }> {
-  const files = readTrustedKeys(keysDir);
+  const files = readTrustedKeys(keysDir, stateDir);
   const keyring = keyringFor(files, keysDir);
   try {
     const { fingerprint } = await verifyWithGpgv(index, signature, keyring);
@@ -67,9 +70,12 @@ export async function verifyIndexSignature(
   }
 }
 
-function readTrustedKeys(keysDir: string): KeyFile[] {
+function readTrustedKeys(keysDir: string, stateDir: string | undefined): KeyFile[] {
   const owner = requiredOwner();
-  return readKeyFiles(keysDir, owner === undefined ? {} : { requireOwner: owner });
+  const options = owner === undefined ? {} : { requireOwner: owner };
+  return stateDir === undefined
+    ? readKeyFiles(keysDir, options)
+    : trustedKeysFor(keysDir, stateDir, 'index', options).files;
 }
 
 /** sha256 over the trusted key files, names and bytes, in the order gpgv is given them. */
@@ -87,9 +93,9 @@ function keysDigest(files: readonly KeyFile[]): string {
  * checks as a verification), or undefined when they cannot be read: then the
  * caller verifies, which reports why.
  */
-export function trustedKeysDigest(keysDir: string): string | undefined {
+export function trustedKeysDigest(keysDir: string, stateDir?: string): string | undefined {
   try {
-    return keysDigest(readTrustedKeys(keysDir));
+    return keysDigest(readTrustedKeys(keysDir, stateDir));
   } catch {
     return undefined;
   }

@@ -11,6 +11,9 @@ import { parseIndex } from '../bundle/release-index.js';
 import { RickError } from '../errors.js';
 import { hostPaths } from '../host/paths.js';
 import { writeFileAtomic } from '../host/state.js';
+import { refreshKeyTrust } from '../trust/key-accept.js';
+import { publishedBesideIndex } from '../trust/key-fetch.js';
+import { ownerOption } from '../trust/key-state.js';
 import type { HttpResponse } from './client.js';
 import { parseConfig } from './config.js';
 import { decideBundles, isRollback, readInstalled } from './decide.js';
@@ -69,6 +72,11 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   const now = deps.now();
   const source = `release index ${d.feed}`;
   const timeoutMs = d.feedTimeoutSec * 1000;
+  // The key list and a root hand-over published beside the index, before any signature is checked.
+  await refreshKeyTrust(paths, publishedBesideIndex(deps.http, d.url, timeoutMs), deps.log, {
+    now,
+    ...ownerOption(),
+  });
 
   let bytes: Buffer;
   let signature: Buffer | undefined;
@@ -98,13 +106,19 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
     // is verified again only when the trusted keys changed since, as a key
     // may have been removed; if it no longer verifies, the index is fetched
     // whole. docs/release-index.md says why skipping gpgv here is safe.
-    const current = trustedKeysDigest(paths.keysDir);
+    const current = trustedKeysDigest(paths.keysDir, paths.stateDir);
     try {
       if (current !== undefined && current === tick.cache?.keys) {
         keys = current;
       } else {
         if (signature === undefined) throw new RickError('SIGNATURE_MISSING', 'no kept signature');
-        ({ keys } = await verifyIndexSignature(bytes, signature, paths.keysDir, source));
+        ({ keys } = await verifyIndexSignature(
+          bytes,
+          signature,
+          paths.keysDir,
+          source,
+          paths.stateDir,
+        ));
       }
     } catch {
       response = await deps.http.get(d.url, {
@@ -127,7 +141,13 @@ export async function decideOnIndex(tick: IndexTick, d: Decision): Promise<void>
   if (fresh) {
     signature = await fetchIndexSignature(deps.http, d.url, timeoutMs, source);
     // The signature first: nothing of the index is parsed before it is verified.
-    ({ keys } = await verifyIndexSignature(bytes, signature, paths.keysDir, source));
+    ({ keys } = await verifyIndexSignature(
+      bytes,
+      signature,
+      paths.keysDir,
+      source,
+      paths.stateDir,
+    ));
   }
   const sha256 = sha256Hex(bytes);
   const index = parseIndex(bytes.toString('utf8'), source);

@@ -1,7 +1,7 @@
 /**
  * Everything `rick-install update` loads only when a tick has something to
  * decide or install: the config, releases and release index schemas (zod),
- * the state file, the decision on either feed (decide.ts, with
+ * the state file, the key list, the decision on either feed (decide.ts, with
  * github-source.ts or index-decide.ts), the index's signature check and
  * downloads, and the install pipeline (tar, gpgv). The update command reaches them
  * through this one module, imported dynamically, so that the no-op tick

@@ -181,6 +181,8 @@ export async function readBundleFor(
     signaturePath: options.signaturePath,
     keyringPath: options.keyringPath ?? paths.keysDir,
     requireKeyOwner: requiredOwner(),
+    // With a root key, the keys the accepted key list names (src/trust/key-state.ts).
+    keyListDir: paths.stateDir,
   });
   const { manifest } = verified.contents;
   checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);

@@ -15,6 +15,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { readKeyFiles } from '../../bundle/keyring.js';
 import { describe, RickError } from '../../errors.js';
+import { trustedKeysFor } from '../../trust/key-state.js';
 import { type GpgvOptions, keyringFor, type VerifiedSignature, verifyWithGpgv } from './gpgv.js';
 
 /** The largest bundle file read, in bytes (also the archive reader's compressed-size cap). */
@@ -29,6 +30,12 @@ export interface VerifyRequest {
   keyringPath: string;
   /** Require the key files and their directory to be owned by this uid (0 on a host). */
   requireKeyOwner?: number;
+  /**
+   * The host's state directory (/var/lib/rick), where the key list accepted
+   * last is kept: with a root key in the keyring, the keys it names for
+   * bundles are the trusted ones (src/trust/key-state.ts).
+   */
+  keyListDir?: string;
   /** The most bytes the bundle file may hold. */
   maxBytes: number;
   /** How to run gpgv, which checks the signature (src/host/intake/gpgv.ts). */
@@ -89,11 +96,12 @@ export function requiredOwner(): number | undefined {
 /** Reads the keys, the signature and the bundle, and checks the signature over those bytes. */
 export async function verifyBundleFile(request: VerifyRequest): Promise<VerifiedBytes> {
   const signaturePath = request.signaturePath ?? `${request.bundlePath}.sig`;
+  const owner =
+    request.requireKeyOwner === undefined ? {} : { requireOwner: request.requireKeyOwner };
   const keyring = keyringFor(
-    readKeyFiles(
-      request.keyringPath,
-      request.requireKeyOwner === undefined ? {} : { requireOwner: request.requireKeyOwner },
-    ),
+    request.keyListDir === undefined
+      ? readKeyFiles(request.keyringPath, owner)
+      : trustedKeysFor(request.keyringPath, request.keyListDir, 'bundles', owner).files,
     request.keyringPath,
   );
 
@@ -130,6 +138,7 @@ function requestKey(request: VerifyRequest): string {
     request.signaturePath ?? `${request.bundlePath}.sig`,
     request.keyringPath,
     request.requireKeyOwner ?? null,
+    request.keyListDir ?? null,
     request.maxBytes,
   ]);
 }

@@ -26,6 +26,8 @@ export interface ReadVerifiedBundleOptions {
   keyringPath: string;
   /** Require the key files and their directory to be owned by this uid (0 on a host). */
   requireKeyOwner?: number;
+  /** Where the host keeps its accepted key list (src/host/intake/signature.ts). */
+  keyListDir?: string;
   /** Caps for reading the archive; `maxCompressedBytes` also caps the file read. */
   limits?: ArchiveLimits;
   /** How to run gpgv, which checks the signature (src/host/intake/gpgv.ts). */
@@ -52,6 +54,7 @@ export async function readVerifiedBundle(
     maxBytes: limits.maxCompressedBytes,
     ...(options.signaturePath === undefined ? {} : { signaturePath: options.signaturePath }),
     ...(options.requireKeyOwner === undefined ? {} : { requireKeyOwner: options.requireKeyOwner }),
+    ...(options.keyListDir === undefined ? {} : { keyListDir: options.keyListDir }),
     ...(options.gpgv === undefined ? {} : { gpgv: options.gpgv }),
   });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
