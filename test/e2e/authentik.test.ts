@@ -215,14 +215,15 @@ async function journalCursor(): Promise<string> {
   return cursor;
 }
 
-/** The journal lines of units since a cursor (message text only). */
-async function journalSince(cursor: string, units: string[]): Promise<string> {
+/** The journal lines of units since a cursor (message text only), at `priority` or higher if given. */
+async function journalSince(cursor: string, units: string[], priority?: string): Promise<string> {
   const r = await host.exec(
     [
       'journalctl',
       '--no-pager',
       '-o',
       'cat',
+      ...(priority ? ['-p', priority] : []),
       `--after-cursor=${cursor}`,
       ...units.flatMap((u) => ['-u', u]),
     ],
@@ -261,6 +262,76 @@ async function expectTreesUnchanged(before: Record<string, TreeSnapshot>): Promi
       diff.join('; '),
     );
   }
+}
+
+/** What a refusal must leave as it was: the trees an install writes, and (with `units`) authentik's units. */
+interface HostBefore {
+  trees: Record<string, TreeSnapshot>;
+  units?: Record<string, string>;
+}
+
+async function hostBefore(options: { units?: boolean } = {}): Promise<HostBefore> {
+  return {
+    trees: await hostTrees(),
+    ...(options.units ? { units: await identities() } : {}),
+  };
+}
+
+/**
+ * A refusal changed nothing: the trees as `before` found them, no unit of
+ * authentik restarted (when `before` has them), and the version that was
+ * live still is.
+ */
+async function expectRefusedUnchanged(
+  before: HostBefore,
+  still?: { bundle: string; version: string },
+): Promise<void> {
+  await expectTreesUnchanged(before.trees);
+  if (before.units) {
+    check(
+      'no service restarted',
+      JSON.stringify(await identities()) === JSON.stringify(before.units),
+    );
+  }
+  if (still) {
+    const live = (await status()).bundles.find((b) => b.name === still.bundle)?.version;
+    check(`${still.bundle} ${still.version} is still live`, live === still.version, `${live}`);
+  }
+}
+
+/** rick-install <bundle> refused with `code`; the error line names what `names` says. */
+async function expectInstallRefused(
+  path: string,
+  code: number,
+  what: string,
+  names: (error: string, out: string) => boolean,
+): Promise<string> {
+  const out = await rickInstall(path, code);
+  const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
+  check(what, names(error, out), error || out);
+  return out;
+}
+
+async function expectVerifyClean(): Promise<void> {
+  const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+  check(
+    'rick-install verify finds no drift',
+    verify.code === 0,
+    `exit ${verify.code}${verify.code === 0 ? '' : `: ${verify.stdout}${verify.stderr}`}`,
+  );
+}
+
+/** Publishes a stand-in image in the loopback registry; `command` makes one that runs `ak COMMAND`. */
+async function publishImage(refs: string[], command?: string): Promise<void> {
+  await host.exec(
+    [
+      'sh',
+      '/usr/local/lib/rick-e2e/publish-image.sh',
+      ...(command ? ['--command', command] : []),
+      ...refs,
+    ],
+    { timeoutMs: 600_000 },
+  );
 }
 
 /**
@@ -700,6 +771,32 @@ async function expectRollingRestart(
   check('the journal never has the pod stopping', podStop === undefined, podStop ?? '');
 }
 
+/**
+ * The end of a rolling restart that went right: server and worker one at a
+ * time (expectRollingRestart), no start failed on its pod, every unit
+ * active and the service answering.
+ */
+async function expectRolledOutAndServing(
+  cursor: string,
+  before: Record<string, string>,
+  out: string,
+  context: string,
+  timeoutMs?: number,
+): Promise<void> {
+  await expectRollingRestart(cursor, before, out);
+  await expectNoDependencyFailure(cursor);
+  await expectActive(context);
+  await expectServing(context, timeoutMs);
+}
+
+/** Server and worker were restarted (their MainPID/InvocationID changed since `before`). */
+async function expectBothRestarted(before: Record<string, string>): Promise<void> {
+  const after = await identities();
+  for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
+    check(`${unit} was restarted`, before[unit] !== after[unit]);
+  }
+}
+
 /** The next patch version of a dotted version: the tag a version bump moves to. */
 function nextPatch(version: string): string {
   const parts = version.split('.');
@@ -709,10 +806,16 @@ function nextPatch(version: string): string {
 }
 
 /**
- * Lets rick-update.timer fire on its own, two seconds after it is started
- * (the test-only drop-in of step 5), and waits until rick-update.service's
- * journal since `cursor` matches `done` and the run has ended. Returns that
- * journal; checks that the timer, not the test, started the service.
+ * Lets rick-update.timer fire on its own, two seconds after it is started,
+ * and waits until rick-update.service's journal since `cursor` matches
+ * `done` and the run has ended. Returns that journal; checks that the timer,
+ * not the test, started the service.
+ *
+ * Test-only drop-in: the timer elapses two seconds after it starts, with no
+ * random delay, instead of minutes after boot and then hourly. (Not a
+ * shorter OnBootSec: systemd does not fire a boot-relative trigger that
+ * passed before the timer's last trigger, and bootstrap.sh started the
+ * timer once already.)
  */
 async function timerTick(cursor: string, done: RegExp): Promise<string> {
   const triggeredBefore = await host.show('rick-update.timer', 'LastTriggerUSec');
@@ -754,23 +857,64 @@ async function timerTick(cursor: string, done: RegExp): Promise<string> {
   return journal;
 }
 
+/**
+ * Runs the installer as a transient unit held right after its flip of
+ * `current` (RICK_FAULT_WAIT_AT, a test-only hook), kills it there with
+ * SIGKILL and waits until it is gone. Returns where `current` pointed then.
+ */
+async function killAfterFlip(unit: string, command: string[]): Promise<string> {
+  const before = (
+    await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
+  ).stdout.trim();
+  await host.exec([
+    'systemd-run',
+    `--unit=${unit}`,
+    '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
+    ...command,
+  ]);
+  const flipped = await until(`the install of ${unit} flips current`, 180_000, async () => {
+    const now = (
+      await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
+    ).stdout.trim();
+    const state = await host.show(`${unit}.service`, 'ActiveState');
+    if (state !== 'active' && state !== 'activating') {
+      throw new Error(`the install ended before the flip (ActiveState=${state})`);
+    }
+    return now !== before ? now : undefined;
+  });
+  log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
+  await host.exec(['systemctl', 'kill', '--signal=SIGKILL', `${unit}.service`]);
+  await until('the killed installer is gone', 30_000, async () => {
+    const state = await host.show(`${unit}.service`, 'ActiveState');
+    return state === 'active' || state === 'activating' || state === 'deactivating'
+      ? undefined
+      : state;
+  });
+  return flipped;
+}
+
+/**
+ * An interrupted install settled: the live generation confirmed again,
+ * `version` live, no drift, no start failed on its pod, every unit active
+ * and the service answering.
+ */
+async function expectRecovered(cursor: string, version: string, context: string): Promise<void> {
+  const s = await status();
+  check(
+    'the live generation is confirmed again',
+    s.live !== undefined && s.live === s.confirmed,
+    `${s.live} / ${s.confirmed}`,
+  );
+  check(`authentik ${version} is live`, (await liveVersion()) === version);
+  await expectVerifyClean();
+  await expectNoDependencyFailure(cursor);
+  await expectActive(context);
+  await expectServing(context, 60_000);
+}
+
 /** rick-update.service's journal lines since a cursor at warning priority or higher. */
 async function warningsSince(cursor: string): Promise<string> {
-  const r = await host.exec(
-    [
-      'journalctl',
-      '--no-pager',
-      '-o',
-      'cat',
-      '-p',
-      'warning',
-      `--after-cursor=${cursor}`,
-      '-u',
-      'rick-update.service',
-    ],
-    { quiet: true, allowFail: true },
-  );
-  return r.stdout;
+  return journalSince(cursor, ['rick-update.service'], 'warning');
 }
 
 /** Runs `rick-bundle index` on this machine, as the release workflows do. */
@@ -1066,19 +1210,9 @@ describe.sequential('authentik on a real systemd host', () => {
         tcp.stdout.trim(),
       );
       log(`=== stand-in images ${IMAGE}:${oldTag}, ${IMAGE}:${newTag}, ${WORKER_IMAGE}:${oldTag}`);
-      await host.exec(
-        [
-          'sh',
-          '/usr/local/lib/rick-e2e/publish-image.sh',
-          `${IMAGE}:${oldTag}`,
-          `${WORKER_IMAGE}:${oldTag}`,
-        ],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${IMAGE}:${oldTag}`, `${WORKER_IMAGE}:${oldTag}`]);
       // A different image (it carries its own name), as a new release's would be.
-      await host.exec(['sh', '/usr/local/lib/rick-e2e/publish-image.sh', `${IMAGE}:${newTag}`], {
-        timeoutMs: 600_000,
-      });
+      await publishImage([`${IMAGE}:${newTag}`]);
       const tags = await host.exec([
         'curl',
         '-fsS',
@@ -1201,54 +1335,8 @@ describe.sequential('authentik on a real systemd host', () => {
       log(`    MainPID/InvocationID before: ${JSON.stringify(before)}`);
       await publish(v);
       const cursor = await journalCursor();
-      const triggeredBefore = await host.show('rick-update.timer', 'LastTriggerUSec');
-      // Test-only: the timer elapses two seconds after it starts, with no
-      // random delay, instead of minutes after boot and then hourly. (Not a
-      // shorter OnBootSec: systemd does not fire a boot-relative trigger that
-      // passed before the timer's last trigger, and bootstrap.sh started the
-      // timer once already.) The update runs as the timer runs it, in the
-      // hardened rick-update.service.
-      await host.writeFile(
-        TIMER_DROP_IN,
-        [
-          '[Timer]',
-          'OnBootSec=',
-          'OnCalendar=',
-          'OnActiveSec=2s',
-          'OnUnitActiveSec=1h',
-          'RandomizedDelaySec=0',
-          'AccuracySec=1s',
-          '',
-        ].join('\n'),
-        '0644',
-      );
-      await host.exec(['systemctl', 'daemon-reload']);
-      await host.exec(['systemctl', 'start', 'rick-update.timer']);
-      let journal = '';
-      try {
-        journal = await until(
-          'rick-update.service logs the installed release',
-          300_000,
-          async () => {
-            const j = await journalSince(cursor, ['rick-update.service']);
-            const state = await host.show('rick-update.service', 'ActiveState');
-            return /authentik: (installed|rolled back) 1\.1\.0/.test(j) && state !== 'activating'
-              ? j
-              : undefined;
-          },
-        );
-      } finally {
-        await host.exec(['systemctl', 'stop', 'rick-update.timer']);
-        await host.exec(['rm', '-f', TIMER_DROP_IN]);
-        await host.exec(['systemctl', 'daemon-reload']);
-      }
-      log(journal.trimEnd().replace(/^/gm, '    [rick-update] '));
-      const triggered = await host.show('rick-update.timer', 'LastTriggerUSec');
-      check(
-        'rick-update.timer fired',
-        triggered !== '' && triggered !== 'n/a' && triggered !== triggeredBefore,
-        `LastTriggerUSec ${triggeredBefore || '(never)'} -> ${triggered}`,
-      );
+      // The update runs as the timer runs it, in the hardened rick-update.service.
+      const journal = await timerTick(cursor, /authentik: (installed|rolled back) 1\.1\.0/);
       check(
         "rick-update.service's journal says it installed 1.1.0",
         /authentik: installed 1\.1\.0/.test(journal),
@@ -1302,10 +1390,7 @@ describe.sequential('authentik on a real systemd host', () => {
         const image = await imageOf(container);
         check(`${container} runs ${ref}`, image === ref, image);
       }
-      await expectRollingRestart(cursor, before, out);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the version bump');
-      await expectServing('after the version bump');
+      await expectRolledOutAndServing(cursor, before, out, 'after the version bump');
     });
   });
 
@@ -1328,10 +1413,7 @@ describe.sequential('authentik on a real systemd host', () => {
           line ?? 'no restart line names it',
         );
       }
-      const after = await identities();
-      for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
-        check(`${unit} was restarted`, before[unit] !== after[unit]);
-      }
+      await expectBothRestarted(before);
       for (const container of ['authentik-server', 'authentik-worker']) {
         const url = await containerEnv(container, 'AUTHENTIK_CACHE__URL');
         check(
@@ -1340,10 +1422,7 @@ describe.sequential('authentik on a real systemd host', () => {
           url.replace(/password=[^&]*/, 'password=…'),
         );
       }
-      await expectRollingRestart(cursor, before, out);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the env change');
-      await expectServing('after the env change');
+      await expectRolledOutAndServing(cursor, before, out, 'after the env change');
     });
   });
 
@@ -1378,20 +1457,14 @@ describe.sequential('authentik on a real systemd host', () => {
       const cursor = await journalCursor();
       const out = await rickInstall(path, ExitCode.ok);
       check('authentik 1.4.0 is live', (await liveVersion()) === '1.4.0');
-      const after = await identities();
-      for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
-        check(`${unit} was restarted`, before[unit] !== after[unit]);
-      }
+      await expectBothRestarted(before);
       for (const container of ['authentik-server', 'authentik-worker']) {
         check(
           `${container} has the rotated AUTHENTIK_SECRET_KEY`,
           (await containerEnv(container, 'AUTHENTIK_SECRET_KEY')) === rotated,
         );
       }
-      await expectRollingRestart(cursor, before, out);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the rotation');
-      await expectServing('after the rotation');
+      await expectRolledOutAndServing(cursor, before, out, 'after the rotation');
     });
   });
 
@@ -1404,8 +1477,7 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       const ref = `${IMAGE}:${MISSING_TAG}`;
       const path = await copyBundleIn(v);
-      const trees = await hostTrees();
-      const before = await identities();
+      const before = await hostBefore({ units: true });
       const cursor = await journalCursor();
       const r = await host.exec(['rick-install', path], { allowFail: true, timeoutMs: 600_000 });
       const out = `${r.stdout}${r.stderr}`;
@@ -1425,9 +1497,7 @@ describe.sequential('authentik on a real systemd host', () => {
         requests.join(' | ') || 'no request',
       );
       check('no generation went live', !/generation \d+ is live/.test(out));
-      await expectTreesUnchanged(trees);
-      check('no service restarted', JSON.stringify(await identities()) === JSON.stringify(before));
-      check('authentik 1.4.0 is still live', (await liveVersion()) === '1.4.0');
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.4.0' });
       check(
         '1.5.0 is not quarantined (a failed pull is transient)',
         !(await quarantined()).includes('1.5.0'),
@@ -1454,8 +1524,7 @@ describe.sequential('authentik on a real systemd host', () => {
       await writeFile(tampered, gzipSync(tar));
       await copyFile(`${v.tgz}.sig`, `${tampered}.sig`);
       const path = await copyBundleIn(v, tampered);
-      const trees = await hostTrees();
-      const before = await identities();
+      const before = await hostBefore({ units: true });
       const r = await host.exec(['rick-install', path], { allowFail: true, timeoutMs: 600_000 });
       const out = `${r.stdout}${r.stderr}`;
       check(
@@ -1467,9 +1536,7 @@ describe.sequential('authentik on a real systemd host', () => {
         'the error says the signature is invalid (gpgv: BAD signature)',
         /^error SIGNATURE_INVALID: .*BAD signature/m.test(out),
       );
-      await expectTreesUnchanged(trees);
-      check('no service restarted', JSON.stringify(await identities()) === JSON.stringify(before));
-      check('authentik 1.4.0 is still live', (await liveVersion()) === '1.4.0');
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.4.0' });
       await expectServing('after the refused bundle');
     });
   });
@@ -1566,20 +1633,20 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       check('rick-install rollback exits 0', r.code === 0, `exit ${r.code}`);
       check('authentik 1.3.0 is live', (await liveVersion()) === '1.3.0');
-      const after = await identities();
-      for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
-        check(`${unit} was restarted`, before[unit] !== after[unit]);
-      }
+      await expectBothRestarted(before);
       for (const container of ['authentik-server', 'authentik-worker']) {
         check(
           `${container} has 1.3.0's AUTHENTIK_SECRET_KEY again, the one before the rotation (a generation keeps its rendered env files)`,
           (await containerEnv(container, 'AUTHENTIK_SECRET_KEY')) === firstSecretKey,
         );
       }
-      await expectRollingRestart(cursor, before, r.stdout + r.stderr);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the rollback');
-      await expectServing('after the rollback', 60_000);
+      await expectRolledOutAndServing(
+        cursor,
+        before,
+        r.stdout + r.stderr,
+        'after the rollback',
+        60_000,
+      );
     });
   });
 
@@ -1591,36 +1658,12 @@ describe.sequential('authentik on a real systemd host', () => {
         authentik_valkey_db: '2',
       });
       await publish(v);
-      const before = (
-        await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-      ).stdout.trim();
       // The installer holds still right after it flipped `current` (test-only
       // hook), and is killed there from outside, as a power cut would stop it.
-      await host.exec([
-        'systemd-run',
-        '--unit=rick-e2e-interrupted',
-        '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
+      const flipped = await killAfterFlip('rick-e2e-interrupted', [
         '/usr/local/bin/rick-install',
         'update',
       ]);
-      const flipped = await until('the interrupted install flips current', 180_000, async () => {
-        const now = (
-          await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-        ).stdout.trim();
-        const state = await host.show('rick-e2e-interrupted.service', 'ActiveState');
-        if (state !== 'active' && state !== 'activating') {
-          throw new Error(`the install ended before the flip (ActiveState=${state})`);
-        }
-        return now !== before ? now : undefined;
-      });
-      log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
-      await host.exec(['systemctl', 'kill', '--signal=SIGKILL', 'rick-e2e-interrupted.service']);
-      await until('the killed installer is gone', 30_000, async () => {
-        const state = await host.show('rick-e2e-interrupted.service', 'ActiveState');
-        return state === 'active' || state === 'activating' || state === 'deactivating'
-          ? undefined
-          : state;
-      });
       const result = await host.show('rick-e2e-interrupted.service', 'Result');
       check('the installer died of SIGKILL', result === 'signal', `Result=${result}`);
       const flippedDir = flipped.startsWith('/') ? flipped : `/var/lib/rick/${flipped}`;
@@ -1643,18 +1686,7 @@ describe.sequential('authentik on a real systemd host', () => {
         'the next run says it found and reconciled the interrupted install',
         /interrupted|did not finish/.test(out),
       );
-      const s = await status();
-      check(
-        'the live generation is confirmed again',
-        s.live !== undefined && s.live === s.confirmed,
-        `${s.live} / ${s.confirmed}`,
-      );
-      check('authentik 1.8.0 is live', (await liveVersion()) === '1.8.0');
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the recovery');
-      await expectServing('after the recovery', 60_000);
+      await expectRecovered(cursor, '1.8.0', 'after the recovery');
     });
   });
 
@@ -1717,10 +1749,7 @@ describe.sequential('authentik on a real systemd host', () => {
   it('16. Gitea behind forward auth: no approval is sent to sign in, approval hands Gitea the user, the group rule holds', async () => {
     await step('16. Gitea behind forward auth', async () => {
       log(`=== stand-in image ${GITEA_IMAGE}:${GITEA_TAG}-rootless (plays Gitea)`);
-      await host.exec(
-        ['sh', '/usr/local/lib/rick-e2e/publish-image.sh', `${GITEA_IMAGE}:${GITEA_TAG}-rootless`],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${GITEA_IMAGE}:${GITEA_TAG}-rootless`]);
       await host.writeFile(
         '/etc/rick/secrets/gitea.env',
         [
@@ -1743,15 +1772,16 @@ describe.sequential('authentik on a real systemd host', () => {
       );
       const v1Path = await copyBundleIn(v1);
       // Gitea runs under the restricted profile with the grant its hosts keep.
-      const ungranted = await hostTrees();
-      const refused = await rickInstall(v1Path, ExitCode.policy);
-      check(
+      const ungranted = await hostBefore();
+      await expectInstallRefused(
+        v1Path,
+        ExitCode.policy,
         'without its grant, Gitea is refused naming the SSH port it publishes',
-        refused.includes('error POLICY_REFUSED: gitea 1.0.0 needs what') &&
-          refused.includes('port 0.0.0.0:2222/tcp (declared; gitea.container:'),
-        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+        (_, out) =>
+          out.includes('error POLICY_REFUSED: gitea 1.0.0 needs what') &&
+          out.includes('port 0.0.0.0:2222/tcp (declared; gitea.container:'),
       );
-      await expectTreesUnchanged(ungranted);
+      await expectRefusedUnchanged(ungranted);
       await host.writeFile(
         '/etc/rick/policy.d/gitea.conf',
         await readFile(join(repo, 'bundles/gitea/policy.conf'), 'utf8'),
@@ -1815,8 +1845,7 @@ describe.sequential('authentik on a real systemd host', () => {
         bob.status === '403' && bob.body.includes('Forbidden: gitea-users only'),
         `${bob.status} ${bob.body}`,
       );
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+      await expectVerifyClean();
     });
   });
 
@@ -1835,21 +1864,21 @@ describe.sequential('authentik on a real systemd host', () => {
         'gitea',
       );
       const path = await copyBundleIn(bad);
-      const before = await hostTrees();
+      const before = await hostBefore();
       const caddyBefore = await snapshotTree(join(host.root, 'etc/caddy'));
-      const out = await rickInstall(path, ExitCode.invalidBundle);
-      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
-      check(
+      const out = await expectInstallRefused(
+        path,
+        ExitCode.invalidBundle,
         'the install is refused naming both claims and the normalized address',
-        error.startsWith(`error SITE_REJECTED: authentik/caddy/authentik.caddy:`) &&
+        (error) =>
+          error.startsWith(`error SITE_REJECTED: authentik/caddy/authentik.caddy:`) &&
           error.includes(
             `http://${AUTH_HOST}:80 (written http://${AUTH_HOST}) and gitea/caddy/gitea.caddy:`,
           ) &&
           error.includes(`both claim the host ${AUTH_HOST}`),
-        error,
       );
       check('nothing went live', !out.includes('is live'));
-      await expectTreesUnchanged(before);
+      await expectRefusedUnchanged(before);
       const caddyDiff = diffTrees(caddyBefore, await snapshotTree(join(host.root, 'etc/caddy')));
       check('/etc/caddy is unchanged', caddyDiff.length === 0, caddyDiff.join('; '));
       check('gitea 1.0.0 is still live', (await giteaVersion()) === '1.0.0');
@@ -1871,16 +1900,7 @@ describe.sequential('authentik on a real systemd host', () => {
       // An application release that serves but fails its health check (its
       // database is provisioned and reachable: the pre-flight passes). The
       // site changes too (another group), so which site serves afterwards shows.
-      await host.exec(
-        [
-          'sh',
-          '/usr/local/lib/rick-e2e/publish-image.sh',
-          '--command',
-          'unhealthy',
-          `${GITEA_IMAGE}:${GITEA_BROKEN_TAG}-rootless`,
-        ],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${GITEA_IMAGE}:${GITEA_BROKEN_TAG}-rootless`], 'unhealthy');
       const broken = await buildRelease(
         '1.2.0',
         {
@@ -1937,15 +1957,16 @@ describe.sequential('authentik on a real systemd host', () => {
       const v1 = await buildRelease('1.0.0', { marker: 'v1' }, 'e2e-units', { bundleDir: dir });
       const v1Path = await copyBundleIn(v1);
       // The host commands of plain units wait for the operator's grant.
-      const ungranted = await hostTrees();
-      const refused = await rickInstall(v1Path, ExitCode.policy);
-      check(
+      const ungranted = await hostBefore();
+      await expectInstallRefused(
+        v1Path,
+        ExitCode.policy,
         "without a grant, the install is refused naming the plain units' host command",
-        refused.includes('error POLICY_REFUSED: e2e-units 1.0.0 needs what') &&
-          refused.includes('service directive ExecStart (declared; e2e-marker.service:'),
-        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+        (_, out) =>
+          out.includes('error POLICY_REFUSED: e2e-units 1.0.0 needs what') &&
+          out.includes('service directive ExecStart (declared; e2e-marker.service:'),
       );
-      await expectTreesUnchanged(ungranted);
+      await expectRefusedUnchanged(ungranted);
       const out = await rickInstall(v1Path, 0, ['--grant', '--yes']);
       const grant = await host.exec(['cat', '/etc/rick/policy.d/e2e-units.conf'], { quiet: true });
       check(
@@ -2000,8 +2021,7 @@ describe.sequential('authentik on a real systemd host', () => {
         wants.code === 0,
         wants.stdout.trim(),
       );
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+      await expectVerifyClean();
     });
   });
 
@@ -2013,17 +2033,18 @@ describe.sequential('authentik on a real systemd host', () => {
         extra: ['--no-systemd-check'],
       });
       const path = await copyBundleIn(bad);
-      const before = await hostTrees();
-      const out = await rickInstall(path, ExitCode.invalidBundle);
-      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
-      check(
+      const before = await hostBefore();
+      await expectInstallRefused(
+        path,
+        ExitCode.invalidBundle,
         "the install is refused with systemd-analyze's own message",
-        error.startsWith(
-          "error UNITS_REJECTED: systemd-analyze rejects the new generation's units",
-        ) && error.includes('Neither a valid executable name nor an absolute path: relative/path'),
-        error,
+        (error) =>
+          error.startsWith(
+            "error UNITS_REJECTED: systemd-analyze rejects the new generation's units",
+          ) &&
+          error.includes('Neither a valid executable name nor an absolute path: relative/path'),
       );
-      await expectTreesUnchanged(before);
+      await expectRefusedUnchanged(before);
       const state = await host.show('e2e-marker.service', 'ActiveState');
       check('e2e-marker.service of 1.0.0 is still active', state === 'active', state);
     });
@@ -2264,8 +2285,7 @@ describe.sequential('authentik on a real systemd host', () => {
       );
       const serial = JSON.parse(await readFile(third, 'utf8')).serial as number;
       await publishIndex([`${third}.sig`, third]);
-      const before = await identities();
-      const trees = await hostTrees();
+      const before = await hostBefore({ units: true });
       const cursor = await journalCursor();
       const journal = await timerTick(cursor, /^error /m);
       const expiresText = expires.toISOString().replace('.000Z', 'Z');
@@ -2299,9 +2319,7 @@ describe.sequential('authentik on a real systemd host', () => {
           .filter((l) => l.startsWith('rick_index'))
           .join(' | '),
       );
-      await expectTreesUnchanged(trees);
-      check('no unit restarted', JSON.stringify(before) === JSON.stringify(await identities()));
-      check('authentik 1.9.0 is still live', (await liveVersion()) === '1.9.0');
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.9.0' });
       await expectServing('after the refused index');
     });
   });
@@ -2310,16 +2328,7 @@ describe.sequential('authentik on a real systemd host', () => {
     await step('25. crash-looping worker', async () => {
       // Every container of this image exits at start; Restart=always brings
       // it back each time, and each start reads ActiveState=active at first.
-      await host.exec(
-        [
-          'sh',
-          '/usr/local/lib/rick-e2e/publish-image.sh',
-          '--command',
-          'upgrade-db',
-          `${CRASH_IMAGE}:${newTag}`,
-        ],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${CRASH_IMAGE}:${newTag}`], 'upgrade-db');
       const v = await buildRelease('1.10.0', {
         authentik_image: IMAGE,
         authentik_worker_image: CRASH_IMAGE,
@@ -2373,36 +2382,9 @@ describe.sequential('authentik on a real systemd host', () => {
         authentik_valkey_db: '3',
       });
       const path = await copyBundleIn(v);
-      const before = (
-        await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-      ).stdout.trim();
       // The operator's own run, held right after its flip (test-only hook) and
       // killed there, as a dropped session's SIGKILL or a power cut would.
-      await host.exec([
-        'systemd-run',
-        '--unit=rick-e2e-operator',
-        '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
-        '/usr/local/bin/rick-install',
-        path,
-      ]);
-      const flipped = await until("the operator's install flips current", 180_000, async () => {
-        const now = (
-          await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-        ).stdout.trim();
-        const state = await host.show('rick-e2e-operator.service', 'ActiveState');
-        if (state !== 'active' && state !== 'activating') {
-          throw new Error(`the install ended before the flip (ActiveState=${state})`);
-        }
-        return now !== before ? now : undefined;
-      });
-      log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
-      await host.exec(['systemctl', 'kill', '--signal=SIGKILL', 'rick-e2e-operator.service']);
-      await until('the killed installer is gone', 30_000, async () => {
-        const state = await host.show('rick-e2e-operator.service', 'ActiveState');
-        return state === 'active' || state === 'activating' || state === 'deactivating'
-          ? undefined
-          : state;
-      });
+      await killAfterFlip('rick-e2e-operator', ['/usr/local/bin/rick-install', path]);
       const interrupted = await status();
       check(
         'status shows the flipped generation live but unconfirmed',
@@ -2433,18 +2415,7 @@ describe.sequential('authentik on a real systemd host', () => {
       );
       const result = await host.show('rick-update.service', 'Result');
       check('rick-update.service finished with result success', result === 'success', result);
-      const s = await status();
-      check(
-        'the live generation is confirmed again',
-        s.live !== undefined && s.live === s.confirmed,
-        `${s.live} / ${s.confirmed}`,
-      );
-      check('authentik 1.9.0 is live', (await liveVersion()) === '1.9.0');
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the healing tick');
-      await expectServing('after the healing tick', 60_000);
+      await expectRecovered(cursor, '1.9.0', 'after the healing tick');
     });
   });
 
@@ -2466,7 +2437,7 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       const path = await copyBundleIn(v);
 
-      const trees = await hostTrees();
+      const unadopted = await hostBefore();
       const refused = await rickInstall(path, ExitCode.invalidBundle);
       check(
         'a plain install is refused on the collision, its hint naming adopt',
@@ -2476,7 +2447,7 @@ describe.sequential('authentik on a real systemd host', () => {
           .filter((l) => /^(error|hint)/.test(l.trim()))
           .join(' | '),
       );
-      await expectTreesUnchanged(trees);
+      await expectRefusedUnchanged(unadopted);
 
       const identity = async () =>
         `${await host.show('e2e-adopt.service', 'MainPID')}/${await host.show('e2e-adopt.service', 'InvocationID')}`;
@@ -2529,8 +2500,7 @@ describe.sequential('authentik on a real systemd host', () => {
         s.bundles.some((b) => b.name === 'e2e-adopt' && b.version === '1.0.0') &&
           s.live === s.confirmed,
       );
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
+      await expectVerifyClean();
       await expectActive('after the adoption');
       await expectServing('after the adoption');
     });
