@@ -15,7 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,7 +172,13 @@ interface Status {
   generations: number[];
   bundles: Array<{ name: string; version: string; highest?: string; quarantined: string[] }>;
   services: Array<{ service: string; state: string; mainPid?: number }>;
-  history: Array<{ generation: number; version: string; outcome: string; detail?: string }>;
+  history: Array<{
+    generation: number;
+    bundle?: string;
+    version: string;
+    outcome: string;
+    detail?: string;
+  }>;
 }
 
 async function status(): Promise<Status> {
@@ -567,6 +573,98 @@ function giteaSaw(answer: CaddyAnswer): Record<string, string | null> {
   } catch {
     return {};
   }
+}
+
+/**
+ * Gitea's role and database as PostgreSQL's catalog has them, asked as the
+ * postgres system user: `<roles named gitea> <owner of database gitea or none>`.
+ */
+async function giteaCatalog(): Promise<string> {
+  const r = await host.exec(
+    [
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      'psql',
+      '-X',
+      '-tAc',
+      "select (select count(*) from pg_roles where rolname = 'gitea') || ' ' || coalesce((select pg_get_userbyid(datdba) from pg_database where datname = 'gitea'), 'none')",
+    ],
+    { quiet: true },
+  );
+  log(`    pg_roles and pg_database for gitea: ${r.stdout.trim()}`);
+  return r.stdout.trim();
+}
+
+/** A secret's value in the host's secrets file of a bundle (/etc/rick/secrets/<bundle>.env). */
+async function hostSecret(bundle: string, name: string): Promise<string> {
+  const text = await readFile(join(host.root, `etc/rick/secrets/${bundle}.env`), 'utf8');
+  const line = text.split('\n').find((l) => l.startsWith(`${name}=`));
+  if (line === undefined) throw new Error(`/etc/rick/secrets/${bundle}.env has no ${name}`);
+  return line.slice(name.length + 1).replace(/^'(.*)'$/, '$1');
+}
+
+interface GiteaLogin {
+  code: number;
+  /** psql's answer to `select current_user, current_database()`, or its error. */
+  answer: string;
+  uid: string;
+  groups: string[];
+}
+
+/**
+ * Logs in to PostgreSQL from inside the gitea container, as its process
+ * runs (its UID and groups), through the socket directory it mounts, as
+ * role gitea to database gitea with `password`. The shell prints its own
+ * Uid and Groups first (builtins only: the stand-in has no `id`).
+ */
+async function giteaLogin(password: string, which: string): Promise<GiteaLogin> {
+  log(
+    `[host]$ podman exec --env PGPASSWORD=(${which}) gitea sh -c '… psql -h /var/run/postgresql -U gitea -d gitea -tAc "select current_user, current_database()"'`,
+  );
+  const r = await host.exec(
+    [
+      'podman',
+      'exec',
+      '--env',
+      `PGPASSWORD=${password}`,
+      'gitea',
+      'sh',
+      '-c',
+      'while read -r k v; do case $k in Uid:|Groups:) echo "$k $v";; esac; done </proc/self/status; ' +
+        'psql -X -w -h /var/run/postgresql -U gitea -d gitea -tAc "select current_user, current_database()" 2>&1',
+    ],
+    { allowFail: true, quiet: true },
+  );
+  const lines = r.stdout.trim().split('\n');
+  const field = (k: string) =>
+    (lines.find((l) => l.startsWith(`${k}:`)) ?? '').slice(k.length + 1).trim();
+  const answer = lines
+    .filter((l) => !/^(Uid|Groups):/.test(l))
+    .join(' ')
+    .trim();
+  log(`    Uid: ${field('Uid')}; Groups: ${field('Groups')}; psql (exit ${r.code}): ${answer}`);
+  return {
+    code: r.code,
+    answer,
+    uid: field('Uid').split(/\s+/)[0] ?? '',
+    groups: field('Groups').split(/\s+/).filter(Boolean),
+  };
+}
+
+/** The gitea container's login with `password` succeeds as role gitea in database gitea. */
+async function expectGiteaLogin(password: string, which: string): Promise<void> {
+  const login = await giteaLogin(password, which);
+  const uid = (await host.exec(['id', '-u', 'gitea'], { quiet: true })).stdout.trim();
+  check(
+    `inside the gitea container (uid ${uid} gitea, group postgres-clients ${infra.PG_CLIENTS_GID}), psql with ${which} logs in as gitea to gitea through /var/run/postgresql`,
+    login.code === 0 &&
+      login.answer === 'gitea|gitea' &&
+      login.uid === uid &&
+      login.groups.includes(infra.PG_CLIENTS_GID!),
+    `exit ${login.code}, uid ${login.uid}, groups ${login.groups.join(' ')}: ${login.answer}`,
+  );
 }
 
 async function giteaVersion(): Promise<string | undefined> {
@@ -1787,8 +1885,56 @@ describe.sequential('authentik on a real systemd host', () => {
         await readFile(join(repo, 'bundles/gitea/policy.conf'), 'utf8'),
         '0644',
       );
+      check(
+        "PostgreSQL has no gitea role nor database before the install (the test host makes only authentik's)",
+        (await giteaCatalog()) === '0 none',
+      );
       const caddyPid = await host.show('caddy.service', 'MainPID');
       const out = await rickInstall(v1Path, 0);
+      const lines = out.split('\n').map((l) => l.trim());
+      const liveAt = lines.findIndex((l) => /^generation \d+ is live$/.test(l));
+      for (const made of ['created role gitea', 'created database gitea owned by gitea']) {
+        const at = lines.indexOf(`database: gitea: ${made}`);
+        check(
+          `the installer says, before the flip: database: gitea: ${made}`,
+          at >= 0 && at < liveAt,
+          `line ${at + 1}, live at line ${liveAt + 1}`,
+        );
+      }
+      const preflightAt = lines.findIndex((l) =>
+        /^pre-flight: \d+ socket check\(s\) passed as the services' users$/.test(l),
+      );
+      check(
+        "the pre-flight passed as gitea's container before the flip",
+        preflightAt >= 0 && preflightAt < liveAt,
+        lines[preflightAt] ?? 'no pre-flight line',
+      );
+      check(
+        'PostgreSQL now has the role gitea, owner of the database gitea',
+        (await giteaCatalog()) === '1 gitea',
+      );
+      const giteaPassword = await hostSecret('gitea', 'gitea_db_password');
+      check("the role's password appears nowhere in the output", !out.includes(giteaPassword));
+      const privileges = (
+        await host.exec(
+          [
+            'runuser',
+            '-u',
+            'postgres',
+            '--',
+            'psql',
+            '-X',
+            '-tAc',
+            "select rolsuper, rolcreatedb, rolcreaterole from pg_roles where rolname = 'gitea'",
+          ],
+          { quiet: true },
+        )
+      ).stdout.trim();
+      check(
+        'the role is no superuser and creates no databases nor roles (rick makes roles of ordinary privilege)',
+        privileges === 'f|f|f',
+        `rolsuper|rolcreatedb|rolcreaterole: ${privileges}`,
+      );
       check(
         'the plan reloads Caddy for the new site',
         /reload +caddy\.service \(gitea\/caddy\/gitea\.caddy changed\)/.test(out),
@@ -1807,6 +1953,7 @@ describe.sequential('authentik on a real systemd host', () => {
         groups.includes(infra.PG_CLIENTS_GID!),
         groups.join(' '),
       );
+      await expectGiteaLogin(giteaPassword, 'the password of the host secret gitea_db_password');
 
       const anonymous = await throughCaddy(GIT_HOST, '/explore/repos');
       check(
@@ -2503,6 +2650,239 @@ describe.sequential('authentik on a real systemd host', () => {
       await expectVerifyClean();
       await expectActive('after the adoption');
       await expectServing('after the adoption');
+    });
+  });
+
+  it('28. a Gitea release with a rotated database password whose health gate fails is rolled back, and the old generation connects with the old password', async () => {
+    await step('28. rotated database password rolled back', async () => {
+      const oldPassword = await hostSecret('gitea', 'gitea_db_password');
+      const newPassword = `e2e-gitea-rotated-${Date.now().toString(36)}`;
+      await host.sh(
+        `sed -i "s/^gitea_db_password=.*/gitea_db_password='${newPassword}'/" /etc/rick/secrets/gitea.env`,
+      );
+      log('[host] rotated gitea_db_password in /etc/rick/secrets/gitea.env');
+      // The image of step 18 that serves but fails its health check.
+      const broken = await buildRelease(
+        '1.3.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_BROKEN_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${GIT_HOST}`,
+        },
+        'gitea',
+      );
+      const cursor = await journalCursor();
+      const out = await rickInstall(await copyBundleIn(broken), ExitCode.rolledBack);
+      const lines = out.split('\n').map((l) => l.trim());
+      const set = 'database: gitea: set the password of role gitea (secret gitea_db_password)';
+      const setAt = lines.indexOf(set);
+      const liveAt = lines.findIndex((l) => /^generation \d+ is live$/.test(l));
+      const gateAt = lines.findIndex((l) => /health gate failed/.test(l));
+      const backAt = lines.findIndex((l) => /^generation \d+ is live again$/.test(l));
+      const restoredAt = lines.indexOf(set, backAt + 1);
+      check(
+        "before the flip, the installer set the role's password from the rotated secret",
+        setAt >= 0 && liveAt > setAt,
+        `"${set}" at line ${setAt + 1}, live at line ${liveAt + 1}`,
+      );
+      check(
+        "the gate fails on Gitea's health check",
+        gateAt > liveAt &&
+          lines[gateAt]!.includes('gitea.service') &&
+          lines[gateAt]!.includes('/api/healthz'),
+        lines[gateAt] ?? 'no health gate line',
+      );
+      check(
+        "after the old generation went live again, the installer set the role's password back (before its services restart)",
+        backAt > gateAt && restoredAt > backAt,
+        `live again at line ${backAt + 1}, password set at line ${restoredAt + 1}`,
+      );
+      const journal = await journalSince(cursor, ['gitea.service']);
+      const cause = journal
+        .split('\n')
+        .find((l) =>
+          l.includes('this image is built to fail its health check (--command unhealthy)'),
+        );
+      check(
+        "gitea.service's journal says why the new generation was unhealthy (the stand-in's own words)",
+        cause !== undefined,
+        cause?.trim() ?? 'no such line in the journal of gitea.service',
+      );
+      check(
+        'neither password appears in the output',
+        !out.includes(newPassword) && !out.includes(oldPassword),
+      );
+      check('gitea 1.0.0 is live again', (await giteaVersion()) === '1.0.0');
+      const gitea = (await status()).bundles.find((b) => b.name === 'gitea');
+      check('gitea 1.3.0 is quarantined', gitea?.quarantined.includes('1.3.0') ?? false);
+      const entry = (await status()).history.find(
+        (h) => h.bundle === 'gitea' && h.version === '1.3.0' && h.outcome === 'rolled-back',
+      );
+      check(
+        "the history records Gitea's health check as the cause",
+        entry !== undefined && /api\/healthz/.test(entry.detail ?? ''),
+        entry?.detail ?? 'no history entry',
+      );
+      await expectGiteaLogin(oldPassword, 'the OLD password');
+      const rotated = await giteaLogin(newPassword, 'the new password');
+      check(
+        'with the new password the login fails: PostgreSQL refuses it',
+        rotated.code !== 0 &&
+          /password authentication failed for user "gitea"/.test(rotated.answer),
+        `exit ${rotated.code}: ${rotated.answer}`,
+      );
+      const health = await until('the restored Gitea answers /api/healthz', 60_000, async () => {
+        const r = await host.exec(
+          [
+            'curl',
+            '-s',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--max-time',
+            '5',
+            'http://127.0.0.1:3000/api/healthz',
+          ],
+          { allowFail: true, quiet: true },
+        );
+        return r.stdout.trim() === '200' ? r.stdout.trim() : undefined;
+      }).catch((error: Error) => error.message);
+      check(
+        "the restored Gitea's own health check (select 1 with its rendered password) answers 200",
+        health === '200',
+        health,
+      );
+      // The host's secret goes back to what the live generation was rendered with.
+      const secrets = join(host.root, 'etc/rick/secrets/gitea.env');
+      const text = await readFile(secrets, 'utf8');
+      await host.writeFile(
+        '/etc/rick/secrets/gitea.env',
+        text.replace(/^gitea_db_password=.*$/m, () => `gitea_db_password='${oldPassword}'`),
+        '0600',
+      );
+      check(
+        'the host secret is back to the old password',
+        (await hostSecret('gitea', 'gitea_db_password')) === oldPassword,
+      );
+    });
+  });
+
+  it('29. a release whose containers lack the client group of a socket they mount is refused by the pre-flight before the flip', async () => {
+    await step('29. pre-flight: client group missing', async () => {
+      // The authentik bundle, its containers joining postgres-clients only:
+      // they still mount Valkey's socket directory (0770 valkey-clients).
+      const dir = join(work, 'authentik-without-valkey-group');
+      await cp(join(repo, 'bundles/authentik'), dir, { recursive: true });
+      for (const name of ['authentik-server', 'authentik-worker']) {
+        const file = join(dir, `quadlet/${name}.container.j2`);
+        const text = await readFile(file, 'utf8');
+        const edited = text.replace(
+          'quadlet.group_add([authentik_postgres_clients_group, authentik_valkey_clients_group])',
+          'quadlet.group_add([authentik_postgres_clients_group])',
+        );
+        check(`${name}'s unit no longer adds valkey-clients`, edited !== text);
+        await writeFile(file, edited);
+      }
+      const v = await buildRelease(
+        '1.12.0',
+        { authentik_image: IMAGE, authentik_version: newTag, authentik_valkey_db: '2' },
+        'authentik',
+        { bundleDir: dir },
+      );
+      const path = await copyBundleIn(v);
+      const before = await hostBefore({ units: true });
+      const gid = infra.VALKEY_CLIENTS_GID!;
+      const out = await expectInstallRefused(
+        path,
+        ExitCode.missingPrerequisite,
+        "the pre-flight refuses both containers, naming the socket, its directory's owner and mode, and the missing group",
+        (error) =>
+          error.startsWith('error PREFLIGHT_FAILED: pre-flight of authentik: ') &&
+          ['authentik-server', 'authentik-worker'].every((c) =>
+            new RegExp(
+              `${c}\\.container \\(uid \\d+ authentik, groups [^)]*${infra.PG_CLIENTS_GID} postgres-clients\\) cannot reach /var/run/valkey/valkey\\.sock: permission denied: /var/run/valkey is valkey:valkey-clients mode 0770, and the container is not in group valkey-clients \\(gid ${gid}\\)`,
+            ).test(error),
+          ),
+      );
+      const hint = out.split('\n').find((l) => l.trim().startsWith('hint')) ?? '';
+      check(
+        "the hint says nothing went live and how to add the group, in the pattern's words",
+        hint.includes('nothing went live') &&
+          hint.includes(
+            'add the container to valkey-clients: PodmanArgs=--group-add {{ gid("valkey-clients") }}',
+          ) &&
+          hint.includes('valkey-cli -s /var/run/valkey/valkey.sock ping'),
+        hint,
+      );
+      check('no generation went live', !/generation \d+ is live/.test(out));
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.9.0' });
+      check('1.12.0 is not quarantined (it never ran)', !(await quarantined()).includes('1.12.0'));
+      await expectActive('after the refusal');
+      await expectServing('after the refusal (1.9.0 keeps serving)');
+    });
+  });
+
+  it('30. a Gitea release whose container joins no client group at all is refused by the pre-flight before the flip', async () => {
+    await step('30. pre-flight: no client group at all', async () => {
+      // The gitea bundle without its --group-add: the container mounts
+      // PostgreSQL's socket directory (0770 postgres-clients) as gitea alone.
+      const dir = join(work, 'gitea-without-group');
+      await cp(join(repo, 'bundles/gitea'), dir, { recursive: true });
+      const file = join(dir, 'quadlet/gitea.container.j2');
+      const text = await readFile(file, 'utf8');
+      const edited = text.replace(
+        /^PodmanArgs=\{\{ quadlet\.group_add\(\[gitea_postgres_clients_group\]\) \}\}\n/m,
+        '',
+      );
+      check("gitea's unit no longer adds postgres-clients", edited !== text);
+      await writeFile(file, edited);
+      const v = await buildRelease(
+        '1.4.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${GIT_HOST}`,
+        },
+        'gitea',
+        { bundleDir: dir },
+      );
+      const path = await copyBundleIn(v);
+      const before = await hostBefore();
+      const giteaIdentity = `${await host.show('gitea.service', 'MainPID')}/${await host.show('gitea.service', 'InvocationID')}`;
+      const out = await expectInstallRefused(
+        path,
+        ExitCode.missingPrerequisite,
+        "the pre-flight refuses gitea's container, naming the socket, its directory's owner and mode, and the missing group",
+        (error) =>
+          new RegExp(
+            `^error PREFLIGHT_FAILED: pre-flight of gitea: gitea\\.container \\(uid \\d+ gitea, groups \\d+ \\S+\\) cannot reach /var/run/postgresql/\\.s\\.PGSQL\\.5432: permission denied: /var/run/postgresql is postgres:postgres-clients mode 0770, and the container is not in group postgres-clients \\(gid ${infra.PG_CLIENTS_GID}\\)$`,
+          ).test(error),
+      );
+      const hint = out.split('\n').find((l) => l.trim().startsWith('hint')) ?? '';
+      check(
+        'the hint names the group-add and the test as the service user, with no groups',
+        hint.includes('add the container to postgres-clients') &&
+          /setpriv --reuid=\d+ --regid=\d+ --clear-groups psql -h \/var\/run\/postgresql -U gitea gitea/.test(
+            hint,
+          ),
+        hint,
+      );
+      check('no generation went live', !/generation \d+ is live/.test(out));
+      await expectRefusedUnchanged(before, { bundle: 'gitea', version: '1.0.0' });
+      const after = `${await host.show('gitea.service', 'MainPID')}/${await host.show('gitea.service', 'InvocationID')}`;
+      check(
+        'gitea.service was not restarted',
+        after === giteaIdentity,
+        `${giteaIdentity} -> ${after}`,
+      );
+      const gitea = (await status()).bundles.find((b) => b.name === 'gitea');
+      check(
+        'gitea 1.4.0 is not quarantined (it never ran)',
+        !(gitea?.quarantined.includes('1.4.0') ?? true),
+      );
     });
   });
 
