@@ -66,7 +66,8 @@ create() {
     } >"$run/infra.env"
   )
 
-  say "PostgreSQL: Unix socket only, /run/postgresql 0770 postgres:postgres-clients, password login for authentik and gitea"
+  say "PostgreSQL: Unix socket only, /run/postgresql 0770 postgres:postgres-clients, password login for authentik and gitea" \
+    "(authentik's role and database made here; gitea's are rick's to make, the bundle declares them)"
   # Same name as postgresql-common's fragment, so this one replaces it.
   echo 'd /run/postgresql 0770 postgres postgres-clients - -' >"$r/etc/tmpfiles.d/postgresql-common.conf"
   pgconf=$(ls -d "$r"/etc/postgresql/*/main | head -n 1)
@@ -82,7 +83,10 @@ CONF
   chroot "$r" chown postgres:postgres "${pgconf#"$r"}/pg_hba.conf.new"
   chmod 0640 "$pgconf/pg_hba.conf.new"
   mv "$pgconf/pg_hba.conf.new" "$pgconf/pg_hba.conf"
-  # The role and database are made at first boot, when the server runs.
+  # Authentik's role and database are made at first boot, when the server
+  # runs. Gitea's are not: its bundle declares them (needs: databases:) and
+  # rick-install makes them, as the end-to-end suite checks; the line in
+  # pg_hba.conf above is the operator's part of the pattern.
   mkdir -p "$r/etc/rick-e2e"
   (umask 077; echo "PW=$pg_password" >"$r/etc/rick-e2e/postgres-role.env")
   cat >"$r/etc/rick-e2e/postgres-role.sql" <<'SQL'
@@ -91,15 +95,10 @@ SELECT 'CREATE ROLE authentik LOGIN'
 ALTER ROLE authentik PASSWORD :'pw';
 SELECT 'CREATE DATABASE authentik OWNER authentik'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'authentik') \gexec
-SELECT 'CREATE ROLE gitea LOGIN'
-  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gitea') \gexec
-ALTER ROLE gitea PASSWORD :'pw';
-SELECT 'CREATE DATABASE gitea OWNER gitea'
-  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'gitea') \gexec
 SQL
   cat >"$r/etc/systemd/system/rick-e2e-postgres-role.service" <<'UNIT'
 [Unit]
-Description=Test host: PostgreSQL roles and databases for authentik and gitea
+Description=Test host: PostgreSQL role and database for authentik
 After=postgresql.service postgresql@17-main.service
 Requires=postgresql.service
 

@@ -1,7 +1,8 @@
 /**
  * Pre-flight as the service: before the flip, every container of the
- * installed bundle that joins a client group (`--group-add`) is checked as
- * its own UID and supplementary GIDs against what it mounts, as the
+ * installed bundle that mounts a socket is checked as its own UID and
+ * supplementary GIDs (`--group-add`; none when it joins no client group)
+ * against what it mounts, as the
  * pattern's troubleshooting section tests socket access as the service user
  * (`psql -h /var/run/postgresql -U svc svc_db`, `valkey-cli -s
  * /var/run/valkey/valkey.sock ping`):
@@ -42,12 +43,11 @@ function allValues(groups: UnitFileGroups, group: string, key: string): string[]
 }
 
 /**
- * The containers of a rendered bundle that join a client group: User= as
- * numeric `uid[:gid]` (as placeholders render it), GroupAdd= and
- * PodmanArgs' --group-add, the sources of Volume= and PodmanArgs' volumes.
- * Pure.
+ * The containers of a rendered bundle with a numeric User= `uid[:gid]` (as
+ * placeholders render it): their GroupAdd= and PodmanArgs' --group-add (none
+ * is a list of none), the sources of Volume= and PodmanArgs' volumes. Pure.
  */
-export function joiningContainers(files: ReadonlyMap<string, Buffer>): ContainerIdentity[] {
+function numericContainers(files: ReadonlyMap<string, Buffer>): ContainerIdentity[] {
   const out: ContainerIdentity[] = [];
   for (const [path, data] of files) {
     if (!path.startsWith('quadlet/') || !path.endsWith('.container')) continue;
@@ -65,7 +65,7 @@ export function joiningContainers(files: ReadonlyMap<string, Buffer>): Container
       }
     }
     const numeric = groups.filter((x) => /^[0-9]+$/.test(x)).map(Number);
-    if (!user || numeric.length === 0) continue;
+    if (!user) continue;
     const uid = Number(user[1]);
     out.push({
       unit: basename(path),
@@ -78,12 +78,21 @@ export function joiningContainers(files: ReadonlyMap<string, Buffer>): Container
   return out;
 }
 
-/** The joining containers that mount PostgreSQL's socket directory or Valkey's socket. */
+/** The containers of a rendered bundle that join a client group (see numericContainers). Pure. */
+export function joiningContainers(files: ReadonlyMap<string, Buffer>): ContainerIdentity[] {
+  return numericContainers(files).filter((c) => c.groups.length > 0);
+}
+
+/**
+ * The containers that mount PostgreSQL's socket directory or Valkey's
+ * socket, whether or not they join a client group: one that mounts a socket
+ * and forgot its group-add is the mistake the pre-flight is there to catch.
+ */
 export function socketContainers(
   files: ReadonlyMap<string, Buffer>,
   sockets: SocketConfig,
 ): ContainerIdentity[] {
-  return joiningContainers(files).filter((c) =>
+  return numericContainers(files).filter((c) =>
     c.mounts.some((m) => covers(m, sockets.postgresqlSocketDir) || covers(m, sockets.valkeySocket)),
   );
 }
@@ -167,7 +176,7 @@ export interface PreflightInput {
 }
 
 /**
- * Checks every container that joins a client group; throws PREFLIGHT_FAILED
+ * Checks every container that mounts a socket (socketContainers); throws PREFLIGHT_FAILED
  * naming every refusal at once.
  */
 export async function preflight(input: PreflightInput): Promise<void> {
@@ -182,13 +191,10 @@ export async function preflight(input: PreflightInput): Promise<void> {
   const hints: string[] = [];
   let checked = 0;
   for (const c of containers) {
-    const setpriv = [
-      `--reuid=${c.uid}`,
-      `--regid=${c.gid}`,
-      `--groups=${c.groups.join(',')}`,
-      '--',
-    ];
-    const asService = `setpriv --reuid=${c.uid} --regid=${c.gid} --groups=${c.groups.join(',')}`;
+    // No supplementary group is what such a container has: none of root's.
+    const groupsFlag = c.groups.length ? `--groups=${c.groups.join(',')}` : '--clear-groups';
+    const setpriv = [`--reuid=${c.uid}`, `--regid=${c.gid}`, groupsFlag, '--'];
+    const asService = `setpriv --reuid=${c.uid} --regid=${c.gid} ${groupsFlag}`;
     const probes: Probe[] = [];
     if (c.mounts.some((m) => covers(m, pgDir))) {
       for (const d of input.databases) {

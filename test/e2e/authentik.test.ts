@@ -15,7 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,7 +172,13 @@ interface Status {
   generations: number[];
   bundles: Array<{ name: string; version: string; highest?: string; quarantined: string[] }>;
   services: Array<{ service: string; state: string; mainPid?: number }>;
-  history: Array<{ generation: number; version: string; outcome: string; detail?: string }>;
+  history: Array<{
+    generation: number;
+    bundle?: string;
+    version: string;
+    outcome: string;
+    detail?: string;
+  }>;
 }
 
 async function status(): Promise<Status> {
@@ -215,14 +221,15 @@ async function journalCursor(): Promise<string> {
   return cursor;
 }
 
-/** The journal lines of units since a cursor (message text only). */
-async function journalSince(cursor: string, units: string[]): Promise<string> {
+/** The journal lines of units since a cursor (message text only), at `priority` or higher if given. */
+async function journalSince(cursor: string, units: string[], priority?: string): Promise<string> {
   const r = await host.exec(
     [
       'journalctl',
       '--no-pager',
       '-o',
       'cat',
+      ...(priority ? ['-p', priority] : []),
       `--after-cursor=${cursor}`,
       ...units.flatMap((u) => ['-u', u]),
     ],
@@ -261,6 +268,76 @@ async function expectTreesUnchanged(before: Record<string, TreeSnapshot>): Promi
       diff.join('; '),
     );
   }
+}
+
+/** What a refusal must leave as it was: the trees an install writes, and (with `units`) authentik's units. */
+interface HostBefore {
+  trees: Record<string, TreeSnapshot>;
+  units?: Record<string, string>;
+}
+
+async function hostBefore(options: { units?: boolean } = {}): Promise<HostBefore> {
+  return {
+    trees: await hostTrees(),
+    ...(options.units ? { units: await identities() } : {}),
+  };
+}
+
+/**
+ * A refusal changed nothing: the trees as `before` found them, no unit of
+ * authentik restarted (when `before` has them), and the version that was
+ * live still is.
+ */
+async function expectRefusedUnchanged(
+  before: HostBefore,
+  still?: { bundle: string; version: string },
+): Promise<void> {
+  await expectTreesUnchanged(before.trees);
+  if (before.units) {
+    check(
+      'no service restarted',
+      JSON.stringify(await identities()) === JSON.stringify(before.units),
+    );
+  }
+  if (still) {
+    const live = (await status()).bundles.find((b) => b.name === still.bundle)?.version;
+    check(`${still.bundle} ${still.version} is still live`, live === still.version, `${live}`);
+  }
+}
+
+/** rick-install <bundle> refused with `code`; the error line names what `names` says. */
+async function expectInstallRefused(
+  path: string,
+  code: number,
+  what: string,
+  names: (error: string, out: string) => boolean,
+): Promise<string> {
+  const out = await rickInstall(path, code);
+  const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
+  check(what, names(error, out), error || out);
+  return out;
+}
+
+async function expectVerifyClean(): Promise<void> {
+  const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
+  check(
+    'rick-install verify finds no drift',
+    verify.code === 0,
+    `exit ${verify.code}${verify.code === 0 ? '' : `: ${verify.stdout}${verify.stderr}`}`,
+  );
+}
+
+/** Publishes a stand-in image in the loopback registry; `command` makes one that runs `ak COMMAND`. */
+async function publishImage(refs: string[], command?: string): Promise<void> {
+  await host.exec(
+    [
+      'sh',
+      '/usr/local/lib/rick-e2e/publish-image.sh',
+      ...(command ? ['--command', command] : []),
+      ...refs,
+    ],
+    { timeoutMs: 600_000 },
+  );
 }
 
 /**
@@ -498,6 +575,98 @@ function giteaSaw(answer: CaddyAnswer): Record<string, string | null> {
   }
 }
 
+/**
+ * Gitea's role and database as PostgreSQL's catalog has them, asked as the
+ * postgres system user: `<roles named gitea> <owner of database gitea or none>`.
+ */
+async function giteaCatalog(): Promise<string> {
+  const r = await host.exec(
+    [
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      'psql',
+      '-X',
+      '-tAc',
+      "select (select count(*) from pg_roles where rolname = 'gitea') || ' ' || coalesce((select pg_get_userbyid(datdba) from pg_database where datname = 'gitea'), 'none')",
+    ],
+    { quiet: true },
+  );
+  log(`    pg_roles and pg_database for gitea: ${r.stdout.trim()}`);
+  return r.stdout.trim();
+}
+
+/** A secret's value in the host's secrets file of a bundle (/etc/rick/secrets/<bundle>.env). */
+async function hostSecret(bundle: string, name: string): Promise<string> {
+  const text = await readFile(join(host.root, `etc/rick/secrets/${bundle}.env`), 'utf8');
+  const line = text.split('\n').find((l) => l.startsWith(`${name}=`));
+  if (line === undefined) throw new Error(`/etc/rick/secrets/${bundle}.env has no ${name}`);
+  return line.slice(name.length + 1).replace(/^'(.*)'$/, '$1');
+}
+
+interface GiteaLogin {
+  code: number;
+  /** psql's answer to `select current_user, current_database()`, or its error. */
+  answer: string;
+  uid: string;
+  groups: string[];
+}
+
+/**
+ * Logs in to PostgreSQL from inside the gitea container, as its process
+ * runs (its UID and groups), through the socket directory it mounts, as
+ * role gitea to database gitea with `password`. The shell prints its own
+ * Uid and Groups first (builtins only: the stand-in has no `id`).
+ */
+async function giteaLogin(password: string, which: string): Promise<GiteaLogin> {
+  log(
+    `[host]$ podman exec --env PGPASSWORD=(${which}) gitea sh -c '… psql -h /var/run/postgresql -U gitea -d gitea -tAc "select current_user, current_database()"'`,
+  );
+  const r = await host.exec(
+    [
+      'podman',
+      'exec',
+      '--env',
+      `PGPASSWORD=${password}`,
+      'gitea',
+      'sh',
+      '-c',
+      'while read -r k v; do case $k in Uid:|Groups:) echo "$k $v";; esac; done </proc/self/status; ' +
+        'psql -X -w -h /var/run/postgresql -U gitea -d gitea -tAc "select current_user, current_database()" 2>&1',
+    ],
+    { allowFail: true, quiet: true },
+  );
+  const lines = r.stdout.trim().split('\n');
+  const field = (k: string) =>
+    (lines.find((l) => l.startsWith(`${k}:`)) ?? '').slice(k.length + 1).trim();
+  const answer = lines
+    .filter((l) => !/^(Uid|Groups):/.test(l))
+    .join(' ')
+    .trim();
+  log(`    Uid: ${field('Uid')}; Groups: ${field('Groups')}; psql (exit ${r.code}): ${answer}`);
+  return {
+    code: r.code,
+    answer,
+    uid: field('Uid').split(/\s+/)[0] ?? '',
+    groups: field('Groups').split(/\s+/).filter(Boolean),
+  };
+}
+
+/** The gitea container's login with `password` succeeds as role gitea in database gitea. */
+async function expectGiteaLogin(password: string, which: string): Promise<void> {
+  const login = await giteaLogin(password, which);
+  const uid = (await host.exec(['id', '-u', 'gitea'], { quiet: true })).stdout.trim();
+  check(
+    `inside the gitea container (uid ${uid} gitea, group postgres-clients ${infra.PG_CLIENTS_GID}), psql with ${which} logs in as gitea to gitea through /var/run/postgresql`,
+    login.code === 0 &&
+      login.answer === 'gitea|gitea' &&
+      login.uid === uid &&
+      login.groups.includes(infra.PG_CLIENTS_GID!),
+    `exit ${login.code}, uid ${login.uid}, groups ${login.groups.join(' ')}: ${login.answer}`,
+  );
+}
+
 async function giteaVersion(): Promise<string | undefined> {
   return (await status()).bundles.find((b) => b.name === 'gitea')?.version;
 }
@@ -700,6 +869,32 @@ async function expectRollingRestart(
   check('the journal never has the pod stopping', podStop === undefined, podStop ?? '');
 }
 
+/**
+ * The end of a rolling restart that went right: server and worker one at a
+ * time (expectRollingRestart), no start failed on its pod, every unit
+ * active and the service answering.
+ */
+async function expectRolledOutAndServing(
+  cursor: string,
+  before: Record<string, string>,
+  out: string,
+  context: string,
+  timeoutMs?: number,
+): Promise<void> {
+  await expectRollingRestart(cursor, before, out);
+  await expectNoDependencyFailure(cursor);
+  await expectActive(context);
+  await expectServing(context, timeoutMs);
+}
+
+/** Server and worker were restarted (their MainPID/InvocationID changed since `before`). */
+async function expectBothRestarted(before: Record<string, string>): Promise<void> {
+  const after = await identities();
+  for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
+    check(`${unit} was restarted`, before[unit] !== after[unit]);
+  }
+}
+
 /** The next patch version of a dotted version: the tag a version bump moves to. */
 function nextPatch(version: string): string {
   const parts = version.split('.');
@@ -709,10 +904,16 @@ function nextPatch(version: string): string {
 }
 
 /**
- * Lets rick-update.timer fire on its own, two seconds after it is started
- * (the test-only drop-in of step 5), and waits until rick-update.service's
- * journal since `cursor` matches `done` and the run has ended. Returns that
- * journal; checks that the timer, not the test, started the service.
+ * Lets rick-update.timer fire on its own, two seconds after it is started,
+ * and waits until rick-update.service's journal since `cursor` matches
+ * `done` and the run has ended. Returns that journal; checks that the timer,
+ * not the test, started the service.
+ *
+ * Test-only drop-in: the timer elapses two seconds after it starts, with no
+ * random delay, instead of minutes after boot and then hourly. (Not a
+ * shorter OnBootSec: systemd does not fire a boot-relative trigger that
+ * passed before the timer's last trigger, and bootstrap.sh started the
+ * timer once already.)
  */
 async function timerTick(cursor: string, done: RegExp): Promise<string> {
   const triggeredBefore = await host.show('rick-update.timer', 'LastTriggerUSec');
@@ -754,23 +955,64 @@ async function timerTick(cursor: string, done: RegExp): Promise<string> {
   return journal;
 }
 
+/**
+ * Runs the installer as a transient unit held right after its flip of
+ * `current` (RICK_FAULT_WAIT_AT, a test-only hook), kills it there with
+ * SIGKILL and waits until it is gone. Returns where `current` pointed then.
+ */
+async function killAfterFlip(unit: string, command: string[]): Promise<string> {
+  const before = (
+    await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
+  ).stdout.trim();
+  await host.exec([
+    'systemd-run',
+    `--unit=${unit}`,
+    '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
+    ...command,
+  ]);
+  const flipped = await until(`the install of ${unit} flips current`, 180_000, async () => {
+    const now = (
+      await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
+    ).stdout.trim();
+    const state = await host.show(`${unit}.service`, 'ActiveState');
+    if (state !== 'active' && state !== 'activating') {
+      throw new Error(`the install ended before the flip (ActiveState=${state})`);
+    }
+    return now !== before ? now : undefined;
+  });
+  log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
+  await host.exec(['systemctl', 'kill', '--signal=SIGKILL', `${unit}.service`]);
+  await until('the killed installer is gone', 30_000, async () => {
+    const state = await host.show(`${unit}.service`, 'ActiveState');
+    return state === 'active' || state === 'activating' || state === 'deactivating'
+      ? undefined
+      : state;
+  });
+  return flipped;
+}
+
+/**
+ * An interrupted install settled: the live generation confirmed again,
+ * `version` live, no drift, no start failed on its pod, every unit active
+ * and the service answering.
+ */
+async function expectRecovered(cursor: string, version: string, context: string): Promise<void> {
+  const s = await status();
+  check(
+    'the live generation is confirmed again',
+    s.live !== undefined && s.live === s.confirmed,
+    `${s.live} / ${s.confirmed}`,
+  );
+  check(`authentik ${version} is live`, (await liveVersion()) === version);
+  await expectVerifyClean();
+  await expectNoDependencyFailure(cursor);
+  await expectActive(context);
+  await expectServing(context, 60_000);
+}
+
 /** rick-update.service's journal lines since a cursor at warning priority or higher. */
 async function warningsSince(cursor: string): Promise<string> {
-  const r = await host.exec(
-    [
-      'journalctl',
-      '--no-pager',
-      '-o',
-      'cat',
-      '-p',
-      'warning',
-      `--after-cursor=${cursor}`,
-      '-u',
-      'rick-update.service',
-    ],
-    { quiet: true, allowFail: true },
-  );
-  return r.stdout;
+  return journalSince(cursor, ['rick-update.service'], 'warning');
 }
 
 /** Runs `rick-bundle index` on this machine, as the release workflows do. */
@@ -1066,19 +1308,9 @@ describe.sequential('authentik on a real systemd host', () => {
         tcp.stdout.trim(),
       );
       log(`=== stand-in images ${IMAGE}:${oldTag}, ${IMAGE}:${newTag}, ${WORKER_IMAGE}:${oldTag}`);
-      await host.exec(
-        [
-          'sh',
-          '/usr/local/lib/rick-e2e/publish-image.sh',
-          `${IMAGE}:${oldTag}`,
-          `${WORKER_IMAGE}:${oldTag}`,
-        ],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${IMAGE}:${oldTag}`, `${WORKER_IMAGE}:${oldTag}`]);
       // A different image (it carries its own name), as a new release's would be.
-      await host.exec(['sh', '/usr/local/lib/rick-e2e/publish-image.sh', `${IMAGE}:${newTag}`], {
-        timeoutMs: 600_000,
-      });
+      await publishImage([`${IMAGE}:${newTag}`]);
       const tags = await host.exec([
         'curl',
         '-fsS',
@@ -1201,54 +1433,8 @@ describe.sequential('authentik on a real systemd host', () => {
       log(`    MainPID/InvocationID before: ${JSON.stringify(before)}`);
       await publish(v);
       const cursor = await journalCursor();
-      const triggeredBefore = await host.show('rick-update.timer', 'LastTriggerUSec');
-      // Test-only: the timer elapses two seconds after it starts, with no
-      // random delay, instead of minutes after boot and then hourly. (Not a
-      // shorter OnBootSec: systemd does not fire a boot-relative trigger that
-      // passed before the timer's last trigger, and bootstrap.sh started the
-      // timer once already.) The update runs as the timer runs it, in the
-      // hardened rick-update.service.
-      await host.writeFile(
-        TIMER_DROP_IN,
-        [
-          '[Timer]',
-          'OnBootSec=',
-          'OnCalendar=',
-          'OnActiveSec=2s',
-          'OnUnitActiveSec=1h',
-          'RandomizedDelaySec=0',
-          'AccuracySec=1s',
-          '',
-        ].join('\n'),
-        '0644',
-      );
-      await host.exec(['systemctl', 'daemon-reload']);
-      await host.exec(['systemctl', 'start', 'rick-update.timer']);
-      let journal = '';
-      try {
-        journal = await until(
-          'rick-update.service logs the installed release',
-          300_000,
-          async () => {
-            const j = await journalSince(cursor, ['rick-update.service']);
-            const state = await host.show('rick-update.service', 'ActiveState');
-            return /authentik: (installed|rolled back) 1\.1\.0/.test(j) && state !== 'activating'
-              ? j
-              : undefined;
-          },
-        );
-      } finally {
-        await host.exec(['systemctl', 'stop', 'rick-update.timer']);
-        await host.exec(['rm', '-f', TIMER_DROP_IN]);
-        await host.exec(['systemctl', 'daemon-reload']);
-      }
-      log(journal.trimEnd().replace(/^/gm, '    [rick-update] '));
-      const triggered = await host.show('rick-update.timer', 'LastTriggerUSec');
-      check(
-        'rick-update.timer fired',
-        triggered !== '' && triggered !== 'n/a' && triggered !== triggeredBefore,
-        `LastTriggerUSec ${triggeredBefore || '(never)'} -> ${triggered}`,
-      );
+      // The update runs as the timer runs it, in the hardened rick-update.service.
+      const journal = await timerTick(cursor, /authentik: (installed|rolled back) 1\.1\.0/);
       check(
         "rick-update.service's journal says it installed 1.1.0",
         /authentik: installed 1\.1\.0/.test(journal),
@@ -1302,10 +1488,7 @@ describe.sequential('authentik on a real systemd host', () => {
         const image = await imageOf(container);
         check(`${container} runs ${ref}`, image === ref, image);
       }
-      await expectRollingRestart(cursor, before, out);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the version bump');
-      await expectServing('after the version bump');
+      await expectRolledOutAndServing(cursor, before, out, 'after the version bump');
     });
   });
 
@@ -1328,10 +1511,7 @@ describe.sequential('authentik on a real systemd host', () => {
           line ?? 'no restart line names it',
         );
       }
-      const after = await identities();
-      for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
-        check(`${unit} was restarted`, before[unit] !== after[unit]);
-      }
+      await expectBothRestarted(before);
       for (const container of ['authentik-server', 'authentik-worker']) {
         const url = await containerEnv(container, 'AUTHENTIK_CACHE__URL');
         check(
@@ -1340,10 +1520,7 @@ describe.sequential('authentik on a real systemd host', () => {
           url.replace(/password=[^&]*/, 'password=…'),
         );
       }
-      await expectRollingRestart(cursor, before, out);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the env change');
-      await expectServing('after the env change');
+      await expectRolledOutAndServing(cursor, before, out, 'after the env change');
     });
   });
 
@@ -1378,20 +1555,14 @@ describe.sequential('authentik on a real systemd host', () => {
       const cursor = await journalCursor();
       const out = await rickInstall(path, ExitCode.ok);
       check('authentik 1.4.0 is live', (await liveVersion()) === '1.4.0');
-      const after = await identities();
-      for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
-        check(`${unit} was restarted`, before[unit] !== after[unit]);
-      }
+      await expectBothRestarted(before);
       for (const container of ['authentik-server', 'authentik-worker']) {
         check(
           `${container} has the rotated AUTHENTIK_SECRET_KEY`,
           (await containerEnv(container, 'AUTHENTIK_SECRET_KEY')) === rotated,
         );
       }
-      await expectRollingRestart(cursor, before, out);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the rotation');
-      await expectServing('after the rotation');
+      await expectRolledOutAndServing(cursor, before, out, 'after the rotation');
     });
   });
 
@@ -1404,8 +1575,7 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       const ref = `${IMAGE}:${MISSING_TAG}`;
       const path = await copyBundleIn(v);
-      const trees = await hostTrees();
-      const before = await identities();
+      const before = await hostBefore({ units: true });
       const cursor = await journalCursor();
       const r = await host.exec(['rick-install', path], { allowFail: true, timeoutMs: 600_000 });
       const out = `${r.stdout}${r.stderr}`;
@@ -1425,9 +1595,7 @@ describe.sequential('authentik on a real systemd host', () => {
         requests.join(' | ') || 'no request',
       );
       check('no generation went live', !/generation \d+ is live/.test(out));
-      await expectTreesUnchanged(trees);
-      check('no service restarted', JSON.stringify(await identities()) === JSON.stringify(before));
-      check('authentik 1.4.0 is still live', (await liveVersion()) === '1.4.0');
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.4.0' });
       check(
         '1.5.0 is not quarantined (a failed pull is transient)',
         !(await quarantined()).includes('1.5.0'),
@@ -1454,8 +1622,7 @@ describe.sequential('authentik on a real systemd host', () => {
       await writeFile(tampered, gzipSync(tar));
       await copyFile(`${v.tgz}.sig`, `${tampered}.sig`);
       const path = await copyBundleIn(v, tampered);
-      const trees = await hostTrees();
-      const before = await identities();
+      const before = await hostBefore({ units: true });
       const r = await host.exec(['rick-install', path], { allowFail: true, timeoutMs: 600_000 });
       const out = `${r.stdout}${r.stderr}`;
       check(
@@ -1467,9 +1634,7 @@ describe.sequential('authentik on a real systemd host', () => {
         'the error says the signature is invalid (gpgv: BAD signature)',
         /^error SIGNATURE_INVALID: .*BAD signature/m.test(out),
       );
-      await expectTreesUnchanged(trees);
-      check('no service restarted', JSON.stringify(await identities()) === JSON.stringify(before));
-      check('authentik 1.4.0 is still live', (await liveVersion()) === '1.4.0');
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.4.0' });
       await expectServing('after the refused bundle');
     });
   });
@@ -1566,20 +1731,20 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       check('rick-install rollback exits 0', r.code === 0, `exit ${r.code}`);
       check('authentik 1.3.0 is live', (await liveVersion()) === '1.3.0');
-      const after = await identities();
-      for (const unit of ['authentik-server.service', 'authentik-worker.service']) {
-        check(`${unit} was restarted`, before[unit] !== after[unit]);
-      }
+      await expectBothRestarted(before);
       for (const container of ['authentik-server', 'authentik-worker']) {
         check(
           `${container} has 1.3.0's AUTHENTIK_SECRET_KEY again, the one before the rotation (a generation keeps its rendered env files)`,
           (await containerEnv(container, 'AUTHENTIK_SECRET_KEY')) === firstSecretKey,
         );
       }
-      await expectRollingRestart(cursor, before, r.stdout + r.stderr);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the rollback');
-      await expectServing('after the rollback', 60_000);
+      await expectRolledOutAndServing(
+        cursor,
+        before,
+        r.stdout + r.stderr,
+        'after the rollback',
+        60_000,
+      );
     });
   });
 
@@ -1591,36 +1756,12 @@ describe.sequential('authentik on a real systemd host', () => {
         authentik_valkey_db: '2',
       });
       await publish(v);
-      const before = (
-        await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-      ).stdout.trim();
       // The installer holds still right after it flipped `current` (test-only
       // hook), and is killed there from outside, as a power cut would stop it.
-      await host.exec([
-        'systemd-run',
-        '--unit=rick-e2e-interrupted',
-        '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
+      const flipped = await killAfterFlip('rick-e2e-interrupted', [
         '/usr/local/bin/rick-install',
         'update',
       ]);
-      const flipped = await until('the interrupted install flips current', 180_000, async () => {
-        const now = (
-          await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-        ).stdout.trim();
-        const state = await host.show('rick-e2e-interrupted.service', 'ActiveState');
-        if (state !== 'active' && state !== 'activating') {
-          throw new Error(`the install ended before the flip (ActiveState=${state})`);
-        }
-        return now !== before ? now : undefined;
-      });
-      log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
-      await host.exec(['systemctl', 'kill', '--signal=SIGKILL', 'rick-e2e-interrupted.service']);
-      await until('the killed installer is gone', 30_000, async () => {
-        const state = await host.show('rick-e2e-interrupted.service', 'ActiveState');
-        return state === 'active' || state === 'activating' || state === 'deactivating'
-          ? undefined
-          : state;
-      });
       const result = await host.show('rick-e2e-interrupted.service', 'Result');
       check('the installer died of SIGKILL', result === 'signal', `Result=${result}`);
       const flippedDir = flipped.startsWith('/') ? flipped : `/var/lib/rick/${flipped}`;
@@ -1643,18 +1784,7 @@ describe.sequential('authentik on a real systemd host', () => {
         'the next run says it found and reconciled the interrupted install',
         /interrupted|did not finish/.test(out),
       );
-      const s = await status();
-      check(
-        'the live generation is confirmed again',
-        s.live !== undefined && s.live === s.confirmed,
-        `${s.live} / ${s.confirmed}`,
-      );
-      check('authentik 1.8.0 is live', (await liveVersion()) === '1.8.0');
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the recovery');
-      await expectServing('after the recovery', 60_000);
+      await expectRecovered(cursor, '1.8.0', 'after the recovery');
     });
   });
 
@@ -1717,10 +1847,7 @@ describe.sequential('authentik on a real systemd host', () => {
   it('16. Gitea behind forward auth: no approval is sent to sign in, approval hands Gitea the user, the group rule holds', async () => {
     await step('16. Gitea behind forward auth', async () => {
       log(`=== stand-in image ${GITEA_IMAGE}:${GITEA_TAG}-rootless (plays Gitea)`);
-      await host.exec(
-        ['sh', '/usr/local/lib/rick-e2e/publish-image.sh', `${GITEA_IMAGE}:${GITEA_TAG}-rootless`],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${GITEA_IMAGE}:${GITEA_TAG}-rootless`]);
       await host.writeFile(
         '/etc/rick/secrets/gitea.env',
         [
@@ -1743,22 +1870,71 @@ describe.sequential('authentik on a real systemd host', () => {
       );
       const v1Path = await copyBundleIn(v1);
       // Gitea runs under the restricted profile with the grant its hosts keep.
-      const ungranted = await hostTrees();
-      const refused = await rickInstall(v1Path, ExitCode.policy);
-      check(
+      const ungranted = await hostBefore();
+      await expectInstallRefused(
+        v1Path,
+        ExitCode.policy,
         'without its grant, Gitea is refused naming the SSH port it publishes',
-        refused.includes('error POLICY_REFUSED: gitea 1.0.0 needs what') &&
-          refused.includes('port 0.0.0.0:2222/tcp (declared; gitea.container:'),
-        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+        (_, out) =>
+          out.includes('error POLICY_REFUSED: gitea 1.0.0 needs what') &&
+          out.includes('port 0.0.0.0:2222/tcp (declared; gitea.container:'),
       );
-      await expectTreesUnchanged(ungranted);
+      await expectRefusedUnchanged(ungranted);
       await host.writeFile(
         '/etc/rick/policy.d/gitea.conf',
         await readFile(join(repo, 'bundles/gitea/policy.conf'), 'utf8'),
         '0644',
       );
+      check(
+        "PostgreSQL has no gitea role nor database before the install (the test host makes only authentik's)",
+        (await giteaCatalog()) === '0 none',
+      );
       const caddyPid = await host.show('caddy.service', 'MainPID');
       const out = await rickInstall(v1Path, 0);
+      const lines = out.split('\n').map((l) => l.trim());
+      const liveAt = lines.findIndex((l) => /^generation \d+ is live$/.test(l));
+      for (const made of ['created role gitea', 'created database gitea owned by gitea']) {
+        const at = lines.indexOf(`database: gitea: ${made}`);
+        check(
+          `the installer says, before the flip: database: gitea: ${made}`,
+          at >= 0 && at < liveAt,
+          `line ${at + 1}, live at line ${liveAt + 1}`,
+        );
+      }
+      const preflightAt = lines.findIndex((l) =>
+        /^pre-flight: \d+ socket check\(s\) passed as the services' users$/.test(l),
+      );
+      check(
+        "the pre-flight passed as gitea's container before the flip",
+        preflightAt >= 0 && preflightAt < liveAt,
+        lines[preflightAt] ?? 'no pre-flight line',
+      );
+      check(
+        'PostgreSQL now has the role gitea, owner of the database gitea',
+        (await giteaCatalog()) === '1 gitea',
+      );
+      const giteaPassword = await hostSecret('gitea', 'gitea_db_password');
+      check("the role's password appears nowhere in the output", !out.includes(giteaPassword));
+      const privileges = (
+        await host.exec(
+          [
+            'runuser',
+            '-u',
+            'postgres',
+            '--',
+            'psql',
+            '-X',
+            '-tAc',
+            "select rolsuper, rolcreatedb, rolcreaterole from pg_roles where rolname = 'gitea'",
+          ],
+          { quiet: true },
+        )
+      ).stdout.trim();
+      check(
+        'the role is no superuser and creates no databases nor roles (rick makes roles of ordinary privilege)',
+        privileges === 'f|f|f',
+        `rolsuper|rolcreatedb|rolcreaterole: ${privileges}`,
+      );
       check(
         'the plan reloads Caddy for the new site',
         /reload +caddy\.service \(gitea\/caddy\/gitea\.caddy changed\)/.test(out),
@@ -1777,6 +1953,7 @@ describe.sequential('authentik on a real systemd host', () => {
         groups.includes(infra.PG_CLIENTS_GID!),
         groups.join(' '),
       );
+      await expectGiteaLogin(giteaPassword, 'the password of the host secret gitea_db_password');
 
       const anonymous = await throughCaddy(GIT_HOST, '/explore/repos');
       check(
@@ -1815,8 +1992,7 @@ describe.sequential('authentik on a real systemd host', () => {
         bob.status === '403' && bob.body.includes('Forbidden: gitea-users only'),
         `${bob.status} ${bob.body}`,
       );
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+      await expectVerifyClean();
     });
   });
 
@@ -1835,21 +2011,21 @@ describe.sequential('authentik on a real systemd host', () => {
         'gitea',
       );
       const path = await copyBundleIn(bad);
-      const before = await hostTrees();
+      const before = await hostBefore();
       const caddyBefore = await snapshotTree(join(host.root, 'etc/caddy'));
-      const out = await rickInstall(path, ExitCode.invalidBundle);
-      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
-      check(
+      const out = await expectInstallRefused(
+        path,
+        ExitCode.invalidBundle,
         'the install is refused naming both claims and the normalized address',
-        error.startsWith(`error SITE_REJECTED: authentik/caddy/authentik.caddy:`) &&
+        (error) =>
+          error.startsWith(`error SITE_REJECTED: authentik/caddy/authentik.caddy:`) &&
           error.includes(
             `http://${AUTH_HOST}:80 (written http://${AUTH_HOST}) and gitea/caddy/gitea.caddy:`,
           ) &&
           error.includes(`both claim the host ${AUTH_HOST}`),
-        error,
       );
       check('nothing went live', !out.includes('is live'));
-      await expectTreesUnchanged(before);
+      await expectRefusedUnchanged(before);
       const caddyDiff = diffTrees(caddyBefore, await snapshotTree(join(host.root, 'etc/caddy')));
       check('/etc/caddy is unchanged', caddyDiff.length === 0, caddyDiff.join('; '));
       check('gitea 1.0.0 is still live', (await giteaVersion()) === '1.0.0');
@@ -1871,16 +2047,7 @@ describe.sequential('authentik on a real systemd host', () => {
       // An application release that serves but fails its health check (its
       // database is provisioned and reachable: the pre-flight passes). The
       // site changes too (another group), so which site serves afterwards shows.
-      await host.exec(
-        [
-          'sh',
-          '/usr/local/lib/rick-e2e/publish-image.sh',
-          '--command',
-          'unhealthy',
-          `${GITEA_IMAGE}:${GITEA_BROKEN_TAG}-rootless`,
-        ],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${GITEA_IMAGE}:${GITEA_BROKEN_TAG}-rootless`], 'unhealthy');
       const broken = await buildRelease(
         '1.2.0',
         {
@@ -1937,15 +2104,16 @@ describe.sequential('authentik on a real systemd host', () => {
       const v1 = await buildRelease('1.0.0', { marker: 'v1' }, 'e2e-units', { bundleDir: dir });
       const v1Path = await copyBundleIn(v1);
       // The host commands of plain units wait for the operator's grant.
-      const ungranted = await hostTrees();
-      const refused = await rickInstall(v1Path, ExitCode.policy);
-      check(
+      const ungranted = await hostBefore();
+      await expectInstallRefused(
+        v1Path,
+        ExitCode.policy,
         "without a grant, the install is refused naming the plain units' host command",
-        refused.includes('error POLICY_REFUSED: e2e-units 1.0.0 needs what') &&
-          refused.includes('service directive ExecStart (declared; e2e-marker.service:'),
-        refused.split('\n').find((l) => l.startsWith('error ')) ?? refused,
+        (_, out) =>
+          out.includes('error POLICY_REFUSED: e2e-units 1.0.0 needs what') &&
+          out.includes('service directive ExecStart (declared; e2e-marker.service:'),
       );
-      await expectTreesUnchanged(ungranted);
+      await expectRefusedUnchanged(ungranted);
       const out = await rickInstall(v1Path, 0, ['--grant', '--yes']);
       const grant = await host.exec(['cat', '/etc/rick/policy.d/e2e-units.conf'], { quiet: true });
       check(
@@ -2000,8 +2168,7 @@ describe.sequential('authentik on a real systemd host', () => {
         wants.code === 0,
         wants.stdout.trim(),
       );
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, verify.stdout + verify.stderr);
+      await expectVerifyClean();
     });
   });
 
@@ -2013,17 +2180,18 @@ describe.sequential('authentik on a real systemd host', () => {
         extra: ['--no-systemd-check'],
       });
       const path = await copyBundleIn(bad);
-      const before = await hostTrees();
-      const out = await rickInstall(path, ExitCode.invalidBundle);
-      const error = out.split('\n').find((l) => l.startsWith('error ')) ?? '';
-      check(
+      const before = await hostBefore();
+      await expectInstallRefused(
+        path,
+        ExitCode.invalidBundle,
         "the install is refused with systemd-analyze's own message",
-        error.startsWith(
-          "error UNITS_REJECTED: systemd-analyze rejects the new generation's units",
-        ) && error.includes('Neither a valid executable name nor an absolute path: relative/path'),
-        error,
+        (error) =>
+          error.startsWith(
+            "error UNITS_REJECTED: systemd-analyze rejects the new generation's units",
+          ) &&
+          error.includes('Neither a valid executable name nor an absolute path: relative/path'),
       );
-      await expectTreesUnchanged(before);
+      await expectRefusedUnchanged(before);
       const state = await host.show('e2e-marker.service', 'ActiveState');
       check('e2e-marker.service of 1.0.0 is still active', state === 'active', state);
     });
@@ -2264,8 +2432,7 @@ describe.sequential('authentik on a real systemd host', () => {
       );
       const serial = JSON.parse(await readFile(third, 'utf8')).serial as number;
       await publishIndex([`${third}.sig`, third]);
-      const before = await identities();
-      const trees = await hostTrees();
+      const before = await hostBefore({ units: true });
       const cursor = await journalCursor();
       const journal = await timerTick(cursor, /^error /m);
       const expiresText = expires.toISOString().replace('.000Z', 'Z');
@@ -2299,9 +2466,7 @@ describe.sequential('authentik on a real systemd host', () => {
           .filter((l) => l.startsWith('rick_index'))
           .join(' | '),
       );
-      await expectTreesUnchanged(trees);
-      check('no unit restarted', JSON.stringify(before) === JSON.stringify(await identities()));
-      check('authentik 1.9.0 is still live', (await liveVersion()) === '1.9.0');
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.9.0' });
       await expectServing('after the refused index');
     });
   });
@@ -2310,16 +2475,7 @@ describe.sequential('authentik on a real systemd host', () => {
     await step('25. crash-looping worker', async () => {
       // Every container of this image exits at start; Restart=always brings
       // it back each time, and each start reads ActiveState=active at first.
-      await host.exec(
-        [
-          'sh',
-          '/usr/local/lib/rick-e2e/publish-image.sh',
-          '--command',
-          'upgrade-db',
-          `${CRASH_IMAGE}:${newTag}`,
-        ],
-        { timeoutMs: 600_000 },
-      );
+      await publishImage([`${CRASH_IMAGE}:${newTag}`], 'upgrade-db');
       const v = await buildRelease('1.10.0', {
         authentik_image: IMAGE,
         authentik_worker_image: CRASH_IMAGE,
@@ -2373,36 +2529,9 @@ describe.sequential('authentik on a real systemd host', () => {
         authentik_valkey_db: '3',
       });
       const path = await copyBundleIn(v);
-      const before = (
-        await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-      ).stdout.trim();
       // The operator's own run, held right after its flip (test-only hook) and
       // killed there, as a dropped session's SIGKILL or a power cut would.
-      await host.exec([
-        'systemd-run',
-        '--unit=rick-e2e-operator',
-        '--setenv=RICK_FAULT_WAIT_AT=flipped:/run/rick-e2e-never',
-        '/usr/local/bin/rick-install',
-        path,
-      ]);
-      const flipped = await until("the operator's install flips current", 180_000, async () => {
-        const now = (
-          await host.exec(['readlink', '/var/lib/rick/current'], { quiet: true })
-        ).stdout.trim();
-        const state = await host.show('rick-e2e-operator.service', 'ActiveState');
-        if (state !== 'active' && state !== 'activating') {
-          throw new Error(`the install ended before the flip (ActiveState=${state})`);
-        }
-        return now !== before ? now : undefined;
-      });
-      log(`    current: ${before} -> ${flipped}; killing the installer with SIGKILL`);
-      await host.exec(['systemctl', 'kill', '--signal=SIGKILL', 'rick-e2e-operator.service']);
-      await until('the killed installer is gone', 30_000, async () => {
-        const state = await host.show('rick-e2e-operator.service', 'ActiveState');
-        return state === 'active' || state === 'activating' || state === 'deactivating'
-          ? undefined
-          : state;
-      });
+      await killAfterFlip('rick-e2e-operator', ['/usr/local/bin/rick-install', path]);
       const interrupted = await status();
       check(
         'status shows the flipped generation live but unconfirmed',
@@ -2433,18 +2562,7 @@ describe.sequential('authentik on a real systemd host', () => {
       );
       const result = await host.show('rick-update.service', 'Result');
       check('rick-update.service finished with result success', result === 'success', result);
-      const s = await status();
-      check(
-        'the live generation is confirmed again',
-        s.live !== undefined && s.live === s.confirmed,
-        `${s.live} / ${s.confirmed}`,
-      );
-      check('authentik 1.9.0 is live', (await liveVersion()) === '1.9.0');
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
-      await expectNoDependencyFailure(cursor);
-      await expectActive('after the healing tick');
-      await expectServing('after the healing tick', 60_000);
+      await expectRecovered(cursor, '1.9.0', 'after the healing tick');
     });
   });
 
@@ -2466,7 +2584,7 @@ describe.sequential('authentik on a real systemd host', () => {
       });
       const path = await copyBundleIn(v);
 
-      const trees = await hostTrees();
+      const unadopted = await hostBefore();
       const refused = await rickInstall(path, ExitCode.invalidBundle);
       check(
         'a plain install is refused on the collision, its hint naming adopt',
@@ -2476,7 +2594,7 @@ describe.sequential('authentik on a real systemd host', () => {
           .filter((l) => /^(error|hint)/.test(l.trim()))
           .join(' | '),
       );
-      await expectTreesUnchanged(trees);
+      await expectRefusedUnchanged(unadopted);
 
       const identity = async () =>
         `${await host.show('e2e-adopt.service', 'MainPID')}/${await host.show('e2e-adopt.service', 'InvocationID')}`;
@@ -2529,10 +2647,242 @@ describe.sequential('authentik on a real systemd host', () => {
         s.bundles.some((b) => b.name === 'e2e-adopt' && b.version === '1.0.0') &&
           s.live === s.confirmed,
       );
-      const verify = await host.exec(['rick-install', 'verify'], { allowFail: true });
-      check('rick-install verify finds no drift', verify.code === 0, `exit ${verify.code}`);
+      await expectVerifyClean();
       await expectActive('after the adoption');
       await expectServing('after the adoption');
+    });
+  });
+
+  it('28. a Gitea release with a rotated database password whose health gate fails is rolled back, and the old generation connects with the old password', async () => {
+    await step('28. rotated database password rolled back', async () => {
+      const oldPassword = await hostSecret('gitea', 'gitea_db_password');
+      const newPassword = `e2e-gitea-rotated-${Date.now().toString(36)}`;
+      await host.sh(
+        `sed -i "s/^gitea_db_password=.*/gitea_db_password='${newPassword}'/" /etc/rick/secrets/gitea.env`,
+      );
+      log('[host] rotated gitea_db_password in /etc/rick/secrets/gitea.env');
+      // The image of step 18 that serves but fails its health check.
+      const broken = await buildRelease(
+        '1.3.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_BROKEN_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${GIT_HOST}`,
+        },
+        'gitea',
+      );
+      const cursor = await journalCursor();
+      const out = await rickInstall(await copyBundleIn(broken), ExitCode.rolledBack);
+      const lines = out.split('\n').map((l) => l.trim());
+      const set = 'database: gitea: set the password of role gitea (secret gitea_db_password)';
+      const setAt = lines.indexOf(set);
+      const liveAt = lines.findIndex((l) => /^generation \d+ is live$/.test(l));
+      const gateAt = lines.findIndex((l) => /health gate failed/.test(l));
+      const backAt = lines.findIndex((l) => /^generation \d+ is live again$/.test(l));
+      const restoredAt = lines.indexOf(set, backAt + 1);
+      check(
+        "before the flip, the installer set the role's password from the rotated secret",
+        setAt >= 0 && liveAt > setAt,
+        `"${set}" at line ${setAt + 1}, live at line ${liveAt + 1}`,
+      );
+      check(
+        "the gate fails on Gitea's health check",
+        gateAt > liveAt &&
+          lines[gateAt]!.includes('gitea.service') &&
+          lines[gateAt]!.includes('/api/healthz'),
+        lines[gateAt] ?? 'no health gate line',
+      );
+      check(
+        "after the old generation went live again, the installer set the role's password back (before its services restart)",
+        backAt > gateAt && restoredAt > backAt,
+        `live again at line ${backAt + 1}, password set at line ${restoredAt + 1}`,
+      );
+      const journal = await journalSince(cursor, ['gitea.service']);
+      const cause = journal
+        .split('\n')
+        .find((l) =>
+          l.includes('this image is built to fail its health check (--command unhealthy)'),
+        );
+      check(
+        "gitea.service's journal says why the new generation was unhealthy (the stand-in's own words)",
+        cause !== undefined,
+        cause?.trim() ?? 'no such line in the journal of gitea.service',
+      );
+      check(
+        'neither password appears in the output',
+        !out.includes(newPassword) && !out.includes(oldPassword),
+      );
+      check('gitea 1.0.0 is live again', (await giteaVersion()) === '1.0.0');
+      const gitea = (await status()).bundles.find((b) => b.name === 'gitea');
+      check('gitea 1.3.0 is quarantined', gitea?.quarantined.includes('1.3.0') ?? false);
+      const entry = (await status()).history.find(
+        (h) => h.bundle === 'gitea' && h.version === '1.3.0' && h.outcome === 'rolled-back',
+      );
+      check(
+        "the history records Gitea's health check as the cause",
+        entry !== undefined && /api\/healthz/.test(entry.detail ?? ''),
+        entry?.detail ?? 'no history entry',
+      );
+      await expectGiteaLogin(oldPassword, 'the OLD password');
+      const rotated = await giteaLogin(newPassword, 'the new password');
+      check(
+        'with the new password the login fails: PostgreSQL refuses it',
+        rotated.code !== 0 &&
+          /password authentication failed for user "gitea"/.test(rotated.answer),
+        `exit ${rotated.code}: ${rotated.answer}`,
+      );
+      const health = await until('the restored Gitea answers /api/healthz', 60_000, async () => {
+        const r = await host.exec(
+          [
+            'curl',
+            '-s',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--max-time',
+            '5',
+            'http://127.0.0.1:3000/api/healthz',
+          ],
+          { allowFail: true, quiet: true },
+        );
+        return r.stdout.trim() === '200' ? r.stdout.trim() : undefined;
+      }).catch((error: Error) => error.message);
+      check(
+        "the restored Gitea's own health check (select 1 with its rendered password) answers 200",
+        health === '200',
+        health,
+      );
+      // The host's secret goes back to what the live generation was rendered with.
+      const secrets = join(host.root, 'etc/rick/secrets/gitea.env');
+      const text = await readFile(secrets, 'utf8');
+      await host.writeFile(
+        '/etc/rick/secrets/gitea.env',
+        text.replace(/^gitea_db_password=.*$/m, () => `gitea_db_password='${oldPassword}'`),
+        '0600',
+      );
+      check(
+        'the host secret is back to the old password',
+        (await hostSecret('gitea', 'gitea_db_password')) === oldPassword,
+      );
+    });
+  });
+
+  it('29. a release whose containers lack the client group of a socket they mount is refused by the pre-flight before the flip', async () => {
+    await step('29. pre-flight: client group missing', async () => {
+      // The authentik bundle, its containers joining postgres-clients only:
+      // they still mount Valkey's socket directory (0770 valkey-clients).
+      const dir = join(work, 'authentik-without-valkey-group');
+      await cp(join(repo, 'bundles/authentik'), dir, { recursive: true });
+      for (const name of ['authentik-server', 'authentik-worker']) {
+        const file = join(dir, `quadlet/${name}.container.j2`);
+        const text = await readFile(file, 'utf8');
+        const edited = text.replace(
+          'quadlet.group_add([authentik_postgres_clients_group, authentik_valkey_clients_group])',
+          'quadlet.group_add([authentik_postgres_clients_group])',
+        );
+        check(`${name}'s unit no longer adds valkey-clients`, edited !== text);
+        await writeFile(file, edited);
+      }
+      const v = await buildRelease(
+        '1.12.0',
+        { authentik_image: IMAGE, authentik_version: newTag, authentik_valkey_db: '2' },
+        'authentik',
+        { bundleDir: dir },
+      );
+      const path = await copyBundleIn(v);
+      const before = await hostBefore({ units: true });
+      const gid = infra.VALKEY_CLIENTS_GID!;
+      const out = await expectInstallRefused(
+        path,
+        ExitCode.missingPrerequisite,
+        "the pre-flight refuses both containers, naming the socket, its directory's owner and mode, and the missing group",
+        (error) =>
+          error.startsWith('error PREFLIGHT_FAILED: pre-flight of authentik: ') &&
+          ['authentik-server', 'authentik-worker'].every((c) =>
+            new RegExp(
+              `${c}\\.container \\(uid \\d+ authentik, groups [^)]*${infra.PG_CLIENTS_GID} postgres-clients\\) cannot reach /var/run/valkey/valkey\\.sock: permission denied: /var/run/valkey is valkey:valkey-clients mode 0770, and the container is not in group valkey-clients \\(gid ${gid}\\)`,
+            ).test(error),
+          ),
+      );
+      const hint = out.split('\n').find((l) => l.trim().startsWith('hint')) ?? '';
+      check(
+        "the hint says nothing went live and how to add the group, in the pattern's words",
+        hint.includes('nothing went live') &&
+          hint.includes(
+            'add the container to valkey-clients: PodmanArgs=--group-add {{ gid("valkey-clients") }}',
+          ) &&
+          hint.includes('valkey-cli -s /var/run/valkey/valkey.sock ping'),
+        hint,
+      );
+      check('no generation went live', !/generation \d+ is live/.test(out));
+      await expectRefusedUnchanged(before, { bundle: 'authentik', version: '1.9.0' });
+      check('1.12.0 is not quarantined (it never ran)', !(await quarantined()).includes('1.12.0'));
+      await expectActive('after the refusal');
+      await expectServing('after the refusal (1.9.0 keeps serving)');
+    });
+  });
+
+  it('30. a Gitea release whose container joins no client group at all is refused by the pre-flight before the flip', async () => {
+    await step('30. pre-flight: no client group at all', async () => {
+      // The gitea bundle without its --group-add: the container mounts
+      // PostgreSQL's socket directory (0770 postgres-clients) as gitea alone.
+      const dir = join(work, 'gitea-without-group');
+      await cp(join(repo, 'bundles/gitea'), dir, { recursive: true });
+      const file = join(dir, 'quadlet/gitea.container.j2');
+      const text = await readFile(file, 'utf8');
+      const edited = text.replace(
+        /^PodmanArgs=\{\{ quadlet\.group_add\(\[gitea_postgres_clients_group\]\) \}\}\n/m,
+        '',
+      );
+      check("gitea's unit no longer adds postgres-clients", edited !== text);
+      await writeFile(file, edited);
+      const v = await buildRelease(
+        '1.4.0',
+        {
+          gitea_image: GITEA_IMAGE,
+          gitea_version: GITEA_TAG,
+          gitea_domain: GIT_HOST,
+          gitea_site_address: `http://${GIT_HOST}`,
+        },
+        'gitea',
+        { bundleDir: dir },
+      );
+      const path = await copyBundleIn(v);
+      const before = await hostBefore();
+      const giteaIdentity = `${await host.show('gitea.service', 'MainPID')}/${await host.show('gitea.service', 'InvocationID')}`;
+      const out = await expectInstallRefused(
+        path,
+        ExitCode.missingPrerequisite,
+        "the pre-flight refuses gitea's container, naming the socket, its directory's owner and mode, and the missing group",
+        (error) =>
+          new RegExp(
+            `^error PREFLIGHT_FAILED: pre-flight of gitea: gitea\\.container \\(uid \\d+ gitea, groups \\d+ \\S+\\) cannot reach /var/run/postgresql/\\.s\\.PGSQL\\.5432: permission denied: /var/run/postgresql is postgres:postgres-clients mode 0770, and the container is not in group postgres-clients \\(gid ${infra.PG_CLIENTS_GID}\\)$`,
+          ).test(error),
+      );
+      const hint = out.split('\n').find((l) => l.trim().startsWith('hint')) ?? '';
+      check(
+        'the hint names the group-add and the test as the service user, with no groups',
+        hint.includes('add the container to postgres-clients') &&
+          /setpriv --reuid=\d+ --regid=\d+ --clear-groups psql -h \/var\/run\/postgresql -U gitea gitea/.test(
+            hint,
+          ),
+        hint,
+      );
+      check('no generation went live', !/generation \d+ is live/.test(out));
+      await expectRefusedUnchanged(before, { bundle: 'gitea', version: '1.0.0' });
+      const after = `${await host.show('gitea.service', 'MainPID')}/${await host.show('gitea.service', 'InvocationID')}`;
+      check(
+        'gitea.service was not restarted',
+        after === giteaIdentity,
+        `${giteaIdentity} -> ${after}`,
+      );
+      const gitea = (await status()).bundles.find((b) => b.name === 'gitea');
+      check(
+        'gitea 1.4.0 is not quarantined (it never ran)',
+        !(gitea?.quarantined.includes('1.4.0') ?? true),
+      );
     });
   });
 

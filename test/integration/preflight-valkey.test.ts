@@ -164,5 +164,29 @@ describe.skipIf(!haveRedis)(
       expect(host.serviceCalls()).toEqual([]);
       expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
     });
+
+    it('refuses one that joins no client group at all (the group-add forgotten), as docs/databases.md shows', async () => {
+      const host = await newTree();
+      const v1 = await valkeyBundle(['valkey-clients'], '1.0.0');
+      expect((await runInstaller(host, [v1.bundlePath, '--root', tree.root])).code).toBe(
+        ExitCode.ok,
+      );
+      const v2 = await valkeyBundle([], '1.1.0');
+      const before = await snapshotTree(tree.root);
+      host.calls.length = 0;
+      host.clientCalls.length = 0;
+      const r = await runInstaller(host, [v2.bundlePath, '--root', tree.root]);
+      expect(r.code).toBe(ExitCode.missingPrerequisite);
+      expect(r.stderr).toContain(
+        `error PREFLIGHT_FAILED: pre-flight of demo: demo-app.container (uid 999 demo, groups 999 demo) cannot reach ${socket}: permission denied: ${socketDir} is root:valkey-clients mode 2770, and the container is not in group valkey-clients (gid 4002)`,
+      );
+      // The test it names runs as the container would: no supplementary groups.
+      expect(r.stderr).toContain(
+        `test as the service user: setpriv --reuid=999 --regid=999 --clear-groups valkey-cli -s ${socket} ping`,
+      );
+      expect(await liveGeneration(tree.root)).toBe('generations/1');
+      expect(host.serviceCalls()).toEqual([]);
+      expect(diffTrees(before, await snapshotTree(tree.root))).toEqual([]);
+    });
   },
 );

@@ -7,7 +7,7 @@ import {
   targetConflicts,
 } from '../../src/host/database/postgresql.js';
 import { redactVerifiers, scramVerifier, verifierMatches } from '../../src/host/database/scram.js';
-import { joiningContainers, maySearch } from '../../src/host/preflight.js';
+import { joiningContainers, maySearch, socketContainers } from '../../src/host/preflight.js';
 
 const target: DatabaseTarget = {
   bundle: 'gitea',
@@ -127,6 +127,26 @@ describe('pre-flight planning', () => {
         groups: [4001, 4002],
         mounts: ['/var/run/postgresql', '/srv/x'],
       },
+    ]);
+  });
+
+  it('checks every container that mounts a socket, one that joins no group too', () => {
+    const files = new Map([
+      [
+        'quadlet/a.container',
+        Buffer.from('[Container]\nUser=990:991\nGroupAdd=4001\nVolume=/srv/a:/a\n'),
+      ],
+      ['quadlet/b.container', Buffer.from('[Container]\nUser=5\nVolume=/var/run/postgresql:/p\n')],
+      ['quadlet/c.container', Buffer.from('[Container]\nUser=7:8\nVolume=/var/run/valkey:/v:Z\n')],
+      ['quadlet/d.container', Buffer.from('[Container]\nVolume=/var/run/valkey:/v\n')],
+    ]);
+    const sockets = {
+      postgresqlSocketDir: '/var/run/postgresql',
+      valkeySocket: '/var/run/valkey/valkey.sock',
+    };
+    expect(socketContainers(files, sockets)).toEqual([
+      { unit: 'b.container', uid: 5, gid: 5, groups: [], mounts: ['/var/run/postgresql'] },
+      { unit: 'c.container', uid: 7, gid: 8, groups: [], mounts: ['/var/run/valkey'] },
     ]);
   });
 
