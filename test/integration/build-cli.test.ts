@@ -23,6 +23,7 @@ describe('rick-bundle program', () => {
       'verify',
       'keygen',
       'index',
+      'keys',
       'init',
       'pin',
     ]);
