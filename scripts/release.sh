@@ -5,7 +5,7 @@
 # (npm run release:build, no key anywhere near the toolchain) and signs in a
 # separate job; a test runs both.
 #
-#   scripts/release.sh --version 1.2.3 [--out DIR] [--no-build] [--key FILE]
+#   scripts/release.sh --version 1.2.3 [--out DIR] [--no-build] [--key FILE] [--require-pinned]
 #
 # DIR (default: release/) receives, for each bundle, <name>-<version>.tgz,
 # then bootstrap.sh, LICENSE, THIRD-PARTY-NOTICES.txt and rick-install.cdx.json
@@ -19,6 +19,9 @@
 # than that grant fails here (exit 14), instead of being held on every host.
 # A bundle's time is its commit's (SOURCE_DATE_EPOCH, else the commit git
 # names): a commit whose time cannot be read fails the build.
+# With --require-pinned (the release workflow passes it), a bundle with an
+# image that has no digest in its images.lock fails the build (exit 3,
+# IMAGES_UNPINNED): the pin workflow writes the locks (docs/pinning.md).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -26,12 +29,14 @@ version=""
 key=""
 out="release"
 build=1
+pinned=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) version="${2:?--version needs a value}"; shift 2 ;;
     --key) key="${2:?--key needs a file}"; shift 2 ;;
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --require-pinned) pinned=1; shift ;;
     *) echo "release: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +65,8 @@ for dir in bundles/*/; do
   found=1
   [ -f "$dir/policy.conf" ] ||
     { echo "release: ${dir}policy.conf is missing: the grant hosts keep for this bundle" >&2; exit 2; }
-  node dist/cli/rick-bundle.js build "$dir" --version "$version" --out "$out" --policy "$dir/policy.conf"
+  if [ "$pinned" -eq 1 ]; then set -- --require-pinned; else set --; fi
+  node dist/cli/rick-bundle.js build "$dir" --version "$version" --out "$out" --policy "$dir/policy.conf" "$@"
 done
 [ "$found" -eq 1 ] || { echo "release: no bundle in bundles/" >&2; exit 1; }
 

@@ -283,7 +283,6 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     version: options.version,
     epoch: info.epoch,
     commit: info.commit,
-    toolchain: await readToolchain(deps.repoRoot, rickVersion()),
     files,
     // A check's URL and Host may use variables: the port, the domain of a site.
     services: source.definition.services.map((service, i) => ({
@@ -300,7 +299,11 @@ export async function buildBundle(options: BuildOptions, deps: BuildDeps): Promi
     })),
     installer,
     ...(installerDocs === undefined ? {} : { installerDocs }),
-    images: images.pinned,
+    // Every build records its toolchain, and the images it pinned, beside the manifest.
+    buildRecord: {
+      toolchain: await readToolchain(deps.repoRoot, rickVersion()),
+      images: images.pinned,
+    },
     ...(source.definition.needs === undefined
       ? {}
       : { needs: renderNeeds(source.definition.needs, context, renderer.renderString) }),

@@ -11,6 +11,14 @@ import {
   DEFAULT_SETTLE_SEC,
   UPDATE_SERVICE_TIMEOUT_SEC,
 } from '../bundle/activation-budget.js';
+import {
+  BUILD_RECORD_PATH,
+  type BuildRecord,
+  type PinnedImageEntry,
+  planBuildRecord,
+  serializeBuildRecord,
+  type Toolchain,
+} from '../bundle/build-record.js';
 import { analyzeBundleUnits } from '../bundle/bundle-units.js';
 import {
   type FileEntry,
@@ -75,8 +83,6 @@ export interface PlanInput {
   /** Seconds since the epoch. */
   epoch: number;
   commit: string | null;
-  /** What built the bundle (manifest `toolchain`); absent: not recorded. */
-  toolchain?: Manifest['toolchain'];
   files: readonly RenderedFile[];
   services: readonly ServiceDefinition[];
   installer: Buffer;
@@ -84,8 +90,12 @@ export interface PlanInput {
   installerDocs?: { manPage: Buffer; completion: Buffer };
   /** The rendered `needs` of bundle.yaml (absent: none declared). */
   needs?: Record<string, unknown>;
-  /** The images the units name by digest (from images.lock). */
-  images?: readonly { reference: string; digest: string }[];
+  /**
+   * What built the bundle and the images its units name by digest (from
+   * images.lock): written to BUILD_RECORD_PATH, not to the manifest
+   * (src/bundle/build-record.ts says why). Absent: no record.
+   */
+  buildRecord?: { toolchain: Toolchain; images: readonly PinnedImageEntry[] };
 }
 
 /**
@@ -124,6 +134,8 @@ export interface BundlePlan {
   /** The rendered Caddy sites, likewise. */
   sites: { name: string; content: string }[];
   fileName: string;
+  /** The build record the bundle carries at BUILD_RECORD_PATH, when written. */
+  buildRecord?: BuildRecord;
   /** The declared needs and what the units use beyond the restricted profile. */
   needs: NeedsCheck;
 }
@@ -180,6 +192,7 @@ export function planBundle(input: PlanInput): BundlePlan {
   const kinds = new Map<string, FileKind>([
     ...input.files.map((f) => [`${fileKindDirs[f.kind]}/${f.name}`, f.kind] as const),
     [INSTALLER_PATH, 'installer'],
+    ...(input.buildRecord ? ([[BUILD_RECORD_PATH, 'installer']] as const) : []),
     ...(input.installerDocs
       ? ([
           [INSTALLER_MAN_PATH, 'installer'],
@@ -252,6 +265,9 @@ export function planBundle(input: PlanInput): BundlePlan {
     sites,
   });
 
+  const buildRecord = input.buildRecord
+    ? planBuildRecord(input.buildRecord.toolchain, input.buildRecord.images)
+    : undefined;
   const entries: PlannedEntry[] = [
     ...input.files.map((f) => ({
       path: `${fileKindDirs[f.kind]}/${f.name}`,
@@ -259,6 +275,15 @@ export function planBundle(input: PlanInput): BundlePlan {
       mode: modes[f.kind],
     })),
     { path: INSTALLER_PATH, data: input.installer, mode: modes.installer },
+    ...(buildRecord
+      ? [
+          {
+            path: BUILD_RECORD_PATH,
+            data: Buffer.from(serializeBuildRecord(buildRecord)),
+            mode: 0o644,
+          },
+        ]
+      : []),
     ...(input.installerDocs
       ? [
           { path: INSTALLER_MAN_PATH, data: input.installerDocs.manPage, mode: 0o644 },
@@ -288,7 +313,6 @@ export function planBundle(input: PlanInput): BundlePlan {
     version: input.version,
     createdAt: new Date(input.epoch * 1000).toISOString(),
     source: { commit: input.commit },
-    ...(input.toolchain ? { toolchain: input.toolchain } : {}),
     requires: { podman: REQUIRED_PODMAN },
     files,
     facts: [...facts.values()].sort((a, b) =>
@@ -303,7 +327,6 @@ export function planBundle(input: PlanInput): BundlePlan {
     })),
     needs: recordedNeeds(needs.needs),
     ...(needs.databases.length ? { databases: needs.databases } : {}),
-    ...(input.images?.length ? { images: input.images.map((i) => ({ ...i })) } : {}),
   };
   const parsed = parseManifest(candidate);
   if (!parsed.ok) {
@@ -326,6 +349,7 @@ export function planBundle(input: PlanInput): BundlePlan {
     systemdUnits: filesOfKind(input.files, 'systemd'),
     sites: filesOfKind(input.files, 'caddy'),
     fileName: bundleFileName(input.name, input.version),
+    ...(buildRecord ? { buildRecord } : {}),
     needs,
   };
 }

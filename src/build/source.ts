@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { Toolchain } from '../bundle/build-record.js';
 import { describe, RickError } from '../errors.js';
 import type { CommandRunner } from '../io/exec.js';
 import {
@@ -155,12 +156,6 @@ export async function readSourceInfo(options: SourceInfoOptions): Promise<Source
     );
   }
   return { commit, epoch: 0, epochFrom: 'none' };
-}
-
-export interface Toolchain {
-  node: string;
-  rick: string;
-  esbuild: string | null;
 }
 
 /**

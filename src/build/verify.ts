@@ -8,10 +8,16 @@
  * signed manifest (`<name>-<version>.tgz`, or `--expect NAME@VERSION`):
  * a release asset whose name says another bundle or version is
  * BUNDLE_MISMATCH here as it is on every host.
+ *
+ * The build record (installer/build-record.json: toolchain, pinned images)
+ * is shown when the bundle has one. Its bytes are checked against the
+ * signed manifest like every file's; its contents are not judged, because
+ * hosts ignore it and a bundle passes here exactly when it installs there.
  */
 import { basename, resolve } from 'node:path';
 import type { PublicKey } from 'openpgp';
 import { defaultArchiveLimits } from '../bundle/archive.js';
+import { BUILD_RECORD_PATH, type BuildRecord, parseBuildRecord } from '../bundle/build-record.js';
 import type { Manifest } from '../bundle/manifest.js';
 import type { Output } from '../cli/run.js';
 import { RickError } from '../errors.js';
@@ -73,7 +79,7 @@ async function bundleKeysOfList(file: string, rootKeys: readonly PublicKey[], no
 export async function verifyBundle(
   options: VerifyOptions,
   deps: VerifyDeps,
-): Promise<{ fingerprint: string; manifest: Manifest }> {
+): Promise<{ fingerprint: string; manifest: Manifest; buildRecord?: ShownBuildRecord }> {
   const bundle = resolve(deps.cwd, options.bundle);
   const fileName = basename(bundle);
   // Refused before anything is read, as on a host: a file must say what it holds.
@@ -121,7 +127,17 @@ export async function verifyBundle(
         ),
   );
   // Only a bundle with a good signature is opened.
-  const { manifest } = parseBundleArchive(data, defaultArchiveLimits);
+  const { manifest, files } = parseBundleArchive(data, defaultArchiveLimits);
   checkIdentity({ bundle: manifest.name, version: manifest.version }, expectation, fileName);
-  return { fingerprint: verified.fingerprint, manifest };
+  const record = files.get(BUILD_RECORD_PATH);
+  if (record === undefined) return { fingerprint: verified.fingerprint, manifest };
+  const parsed = parseBuildRecord(record);
+  return {
+    fingerprint: verified.fingerprint,
+    manifest,
+    buildRecord: parsed.ok ? { record: parsed.record } : { problem: parsed.problem },
+  };
 }
+
+/** The build record as this rick-bundle reads it, or why it cannot (a newer one, say). */
+export type ShownBuildRecord = { record: BuildRecord } | { problem: string };

@@ -208,13 +208,20 @@ export const serviceSchema = z.strictObject({
 });
 export type Service = z.infer<typeof serviceSchema>;
 
-/** An image the build pinned: the reference as the unit wrote it, and its digest. */
-export const pinnedImageSchema = z.strictObject({
-  reference: z.string().min(1).max(512),
-  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 lowercase hex digits>'),
-});
-export type PinnedImageEntry = z.infer<typeof pinnedImageSchema>;
-
+/**
+ * The compatibility rule of manifest.json. Every installer already on hosts
+ * (each host runs its live generation's, and its update timer uses that one
+ * to verify and install the next release) validates this object strictly:
+ * a top-level field it does not know makes it refuse the whole bundle. A new
+ * field here therefore stops every host's update timer, and the fleet can no
+ * longer update itself. Add one only when an older installer MUST refuse the
+ * bundle, because it cannot be installed right without understanding the
+ * field (as `databases`: the installer creates them). A record hosts do not
+ * need goes into the build record (installer/build-record.json,
+ * src/bundle/build-record.ts), a file the manifest lists and signs and hosts
+ * ignore. test/integration/manifest-compat.test.ts holds the fields the
+ * released installers know.
+ */
 export const manifestSchema = z
   .strictObject({
     schemaVersion: z.literal(manifestSchemaVersions),
@@ -227,22 +234,6 @@ export const manifestSchema = z
         .regex(/^[0-9a-f]{7,64}$/)
         .nullable(),
     }),
-    /**
-     * What built the bundle, so that a rebuild from the tag can use the same:
-     * the Node.js that ran rick-bundle, rick-bundle's own version, and the
-     * esbuild of that rick (which builds the single-file installer), null
-     * when that rick has none. Absent in bundles built before it was recorded.
-     */
-    toolchain: z
-      .strictObject({
-        node: z.string().regex(/^\d+\.\d+\.\d+$/),
-        rick: semverString,
-        esbuild: z
-          .string()
-          .regex(/^\d+\.\d+\.\d+$/)
-          .nullable(),
-      })
-      .optional(),
     requires: z.strictObject({
       /** Lowest podman version whose quadlet reads these units. */
       podman: semverString,
@@ -257,12 +248,6 @@ export const manifestSchema = z
      * absent when none, so that installers that predate them read the rest.
      */
     databases: z.array(databaseSchema).optional(),
-    /**
-     * The images the units name by digest (`Image=<reference>@sha256:…`,
-     * from images.lock), sorted by reference; absent when none, so that
-     * installers that predate it read the rest.
-     */
-    images: z.array(pinnedImageSchema).optional(),
   })
   .superRefine((m, ctx) => {
     if (m.databases !== undefined) {

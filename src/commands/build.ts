@@ -85,9 +85,9 @@ export function registerBuild(program: Command, deps: BuildDeps): void {
               .map(formatNeed)
               .join(', ') || 'nothing beyond the restricted profile'
           }`,
-          ...(manifest.images?.length
+          ...(result.plan.buildRecord?.images
             ? [
-                `  images pinned: ${manifest.images.map((i) => `${i.reference}@${i.digest}`).join(', ')}`,
+                `  images pinned: ${result.plan.buildRecord.images.map((i) => `${i.reference}@${i.digest}`).join(', ')}`,
               ]
             : []),
           ...(result.policy

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { type VerifyDeps, verifyBundle } from '../build/verify.js';
+import { BUILD_RECORD_PATH } from '../bundle/build-record.js';
 
 export function registerVerify(program: Command, deps: VerifyDeps): void {
   program
@@ -38,13 +39,26 @@ export function registerVerify(program: Command, deps: VerifyDeps): void {
           deps,
         );
         const m = result.manifest;
+        const shown = result.buildRecord;
+        const record = shown && 'record' in shown ? shown.record : undefined;
         deps.output.stdout(
           [
             `good signature by ${result.fingerprint}`,
             `contents ok: ${m.name} ${m.version}, ${m.files.length} files, created ${m.createdAt}`,
+            ...(record
+              ? [
+                  `built with Node.js ${record.toolchain.node}, rick ${record.toolchain.rick}, esbuild ${record.toolchain.esbuild ?? '(none)'}`,
+                  `images pinned: ${record.images?.map((i) => `${i.reference}@${i.digest}`).join(', ') ?? '(none)'}`,
+                ]
+              : []),
             '',
           ].join('\n'),
         );
+        if (shown && 'problem' in shown) {
+          deps.output.stderr(
+            `warning: ${BUILD_RECORD_PATH} is not readable by this rick-bundle (${shown.problem}); hosts ignore it\n`,
+          );
+        }
       },
     );
 }

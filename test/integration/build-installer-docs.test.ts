@@ -58,6 +58,7 @@ describe('rick-bundle build: the installer manual page and completion', () => {
     const tgz = join(out, 'demo-1.0.0.tgz');
     const files = await installerFiles(tgz);
     expect(files.map((f) => [f.path, f.mode])).toEqual([
+      ['installer/build-record.json', 0o644],
       ['installer/rick-install.1', 0o644],
       ['installer/rick-install.bash', 0o644],
       ['installer/rick-install.cjs', 0o755],
@@ -101,6 +102,7 @@ describe('rick-bundle build: the installer manual page and completion', () => {
     ]);
     expect(plain.code).toBe(0);
     expect((await installerFiles(join(out, 'plain/demo-1.0.0.tgz'))).map((f) => f.path)).toEqual([
+      'installer/build-record.json',
       'installer/rick-install.cjs',
     ]);
 
@@ -118,6 +120,7 @@ describe('rick-bundle build: the installer manual page and completion', () => {
     ]);
     expect(beside.code).toBe(0);
     expect((await installerFiles(join(out, 'beside/demo-1.0.0.tgz'))).map((f) => f.path)).toEqual([
+      'installer/build-record.json',
       'installer/rick-install.1',
       'installer/rick-install.bash',
       'installer/rick-install.cjs',

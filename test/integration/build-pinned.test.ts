@@ -1,6 +1,7 @@
 /**
  * `rick-bundle build` with images.lock: locked images rendered by digest and
- * recorded in the signed manifest (podman's real quadlet generator checks
+ * recorded in the build record the signed manifest lists, never in the
+ * manifest itself (podman's real quadlet generator checks
  * the units), unlocked ones left as written, `--require-pinned`, and a lock
  * entry the units no longer use.
  */
@@ -8,6 +9,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseBundleArchive } from '../../src/bundle/archive.js';
+import { BUILD_RECORD_PATH, parseBuildRecord } from '../../src/bundle/build-record.js';
 import { quadletPath, requireQuadletUnderCi } from '../helpers/quadlet.js';
 import {
   makeTempDir,
@@ -73,38 +75,45 @@ function build(dir: string, ...extra: string[]) {
 }
 
 async function builtBundle() {
-  return parseBundleArchive(await readFile(join(out, 'demo-1.0.0.tgz')));
+  const contents = parseBundleArchive(await readFile(join(out, 'demo-1.0.0.tgz')));
+  const record = contents.files.get(BUILD_RECORD_PATH);
+  if (!record) throw new Error(`the bundle carries no ${BUILD_RECORD_PATH}`);
+  const parsed = parseBuildRecord(record);
+  if (!parsed.ok) throw new Error(`${BUILD_RECORD_PATH}: ${parsed.problem}`);
+  // Never a field of the manifest: installers on hosts refuse fields they do not know.
+  expect(JSON.parse(contents.manifestBytes.toString('utf8'))).not.toHaveProperty('images');
+  return { ...contents, record: parsed.record };
 }
 
 const unitText = (files: ReadonlyMap<string, Buffer>, path: string) =>
   files.get(path)?.toString('utf8');
 
 describe.skipIf(!quadletPath)('rick-bundle build with images.lock', () => {
-  it('renders each locked image as reference@digest, which quadlet accepts, and records it in the manifest', async () => {
+  it('renders each locked image as reference@digest, which quadlet accepts, and records it in the build record', async () => {
     const dir = await bundle({ 'images.lock': lock({ [app]: appDigest, [tool]: toolDigest }) });
     const result = await build(dir, '--require-pinned');
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const { manifest, files } = await builtBundle();
+    const { record, files } = await builtBundle();
     expect(unitText(files, 'quadlet/demo.container')).toContain(`Image=${app}@${appDigest}\n`);
     expect(unitText(files, 'quadlet/tool.image')).toContain(`Image=${tool}@${toolDigest}\n`);
     expect(unitText(files, 'quadlet/side.container')).toContain('Image=tool.image\n');
-    expect(manifest.images).toEqual([
+    expect(record.images).toEqual([
       { reference: tool, digest: toolDigest },
       { reference: app, digest: appDigest },
     ]);
     expect(result.stdout).toContain(`images pinned: ${tool}@${toolDigest}, ${app}@${appDigest}`);
   });
 
-  it('without a lock, images stay as written and the manifest has no images', async () => {
+  it('without a lock, images stay as written and the build record has no images', async () => {
     const dir = await bundle();
     const result = await build(dir);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const { manifest, files } = await builtBundle();
+    const { record, files } = await builtBundle();
     expect(unitText(files, 'quadlet/demo.container')).toContain(`Image=${app}\n`);
-    expect(manifest.images).toBeUndefined();
-    expect(JSON.parse(unitText(files, 'manifest.json') ?? '{}')).not.toHaveProperty('images');
+    expect(record).not.toHaveProperty('images');
+    expect(JSON.parse(unitText(files, BUILD_RECORD_PATH) ?? '')).not.toHaveProperty('images');
   });
 
   it('--require-pinned without a lock: exit 3 naming every image, no output, the bundle untouched', async () => {
@@ -138,8 +147,8 @@ describe.skipIf(!quadletPath)('rick-bundle build with images.lock', () => {
     const result = await build(dir);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe(`warning: tool.image: ${tool} has no digest in images.lock\n`);
-    const { manifest } = await builtBundle();
-    expect(manifest.images).toEqual([{ reference: app, digest: appDigest }]);
+    const { record } = await builtBundle();
+    expect(record.images).toEqual([{ reference: app, digest: appDigest }]);
   });
 
   it('warns about a lock entry for an image the bundle no longer uses', async () => {
@@ -152,8 +161,8 @@ describe.skipIf(!quadletPath)('rick-bundle build with images.lock', () => {
     expect(result.stderr).toBe(
       `warning: images.lock pins ${gone}, which no unit uses any more (run \`rick-bundle pin\` to drop it)\n`,
     );
-    const { manifest } = await builtBundle();
-    expect(manifest.images?.map((i) => i.reference)).toEqual([tool, app]);
+    const { record } = await builtBundle();
+    expect(record.images?.map((i) => i.reference)).toEqual([tool, app]);
   });
 
   it('refuses a malformed images.lock with every problem, and writes nothing', async () => {

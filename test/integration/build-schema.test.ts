@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  BUILD_RECORD_SCHEMA_FILE,
+  buildRecordJsonSchema,
   MANIFEST_SCHEMA_FILE,
   manifestJsonSchema,
   serializeJsonSchema,
@@ -27,17 +29,33 @@ describe('the published manifest JSON Schema', () => {
       'version',
       'createdAt',
       'source',
-      'toolchain',
       'requires',
       'files',
       'facts',
       'services',
       'needs',
       'databases',
-      'images',
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toContain('files');
+  });
+});
+
+describe('the published build record JSON Schema', () => {
+  it('is exactly what the zod schema generates (run `npm run schema` after changing it)', async () => {
+    const committed = await readFile(join(repoRoot, BUILD_RECORD_SCHEMA_FILE), 'utf8');
+    expect(committed).toBe(serializeJsonSchema(buildRecordJsonSchema()));
+  });
+
+  it('describes the record fields and forbids unknown ones', () => {
+    const schema = buildRecordJsonSchema() as {
+      properties: Record<string, unknown>;
+      additionalProperties: boolean;
+      required: string[];
+    };
+    expect(Object.keys(schema.properties)).toEqual(['schemaVersion', 'toolchain', 'images']);
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.required).toEqual(['schemaVersion', 'toolchain']);
   });
 });
 

@@ -86,6 +86,7 @@ describe.skipIf(!tools)('rick-bundle build: Caddy sites and plain units', () => 
     const { manifest, files } = parseBundleArchive(await readFile(join(out, 'demo-1.0.0.tgz')));
     expect(manifest.files.map((f) => [f.path, f.kind, f.mode.toString(8)])).toEqual([
       ['caddy/demo.caddy', 'caddy', '644'],
+      ['installer/build-record.json', 'installer', '644'],
       ['installer/rick-install.cjs', 'installer', '755'],
       ['systemd/demo-fix.service', 'systemd', '644'],
       ['systemd/demo-sweep.service', 'systemd', '644'],

@@ -6,8 +6,14 @@
 import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILD_RECORD_PATH } from '../../src/bundle/build-record.js';
 import { ExitCode } from '../../src/errors.js';
-import { makeTestKey, type TestKey, writeSignedBundle } from '../helpers/bundle-factory.js';
+import {
+  makeTestKey,
+  sampleFiles,
+  type TestKey,
+  writeSignedBundle,
+} from '../helpers/bundle-factory.js';
 import { makeTempDir, runBundleCli } from '../helpers/rick-bundle.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-snapshot.js';
 
@@ -74,6 +80,25 @@ describe('rick-bundle verify', () => {
     });
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(ExitCode.ok);
+  });
+
+  it('shows a build record it cannot read as a warning, and accepts the bundle as hosts install it', async () => {
+    // A record of a later rick-bundle: hosts ignore it, so verify does not refuse the bundle.
+    const later = `${JSON.stringify({ schemaVersion: 2, toolchain: { node: '26.0.0', rick: '3.0.0', esbuild: null }, sbom: 'x' }, null, 2)}\n`;
+    const b = await writeSignedBundle(join(work, 'later'), key, {
+      version: '1.0.0',
+      files: [
+        ...sampleFiles('demo', 'v1'),
+        { path: BUILD_RECORD_PATH, content: later, kind: 'installer', mode: 0o644 },
+      ],
+    });
+    const r = await runBundleCli(['verify', b.bundlePath, '--keyring', pub], { env });
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.stdout).toContain('contents ok: demo 1.0.0');
+    expect(r.stdout).not.toContain('built with');
+    expect(r.stderr).toBe(
+      `warning: ${BUILD_RECORD_PATH} is not readable by this rick-bundle (schemaVersion: Invalid input: expected 1; (root): Unrecognized key: "sbom"); hosts ignore it\n`,
+    );
   });
 
   it('refuses a keyring holding a private key, as hosts do', async () => {

@@ -5,6 +5,11 @@
  * message, nothing changed. `plan` shows a moved digest as its own line.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  BUILD_RECORD_PATH,
+  planBuildRecord,
+  serializeBuildRecord,
+} from '../../src/bundle/build-record.js';
 import { ExitCode } from '../../src/errors.js';
 import {
   type FactoryFile,
@@ -57,11 +62,24 @@ function unit(digest: string): FactoryFile {
   };
 }
 
+/** As rick-bundle build writes it: the pinned image in the build record, which hosts ignore. */
+function buildRecord(digest: string): FactoryFile {
+  return {
+    path: BUILD_RECORD_PATH,
+    kind: 'installer',
+    mode: 0o644,
+    content: serializeBuildRecord(
+      planBuildRecord({ node: '24.21.0', rick: '1.0.0', esbuild: null }, [
+        { reference: IMAGE, digest },
+      ]),
+    ),
+  };
+}
+
 async function bundle(version: string, digest: string) {
   return writeSignedBundle(tree.work, key, {
     version,
-    files: [unit(digest)],
-    manifestPatch: (m) => ({ ...m, images: [{ reference: IMAGE, digest }] }),
+    files: [unit(digest), buildRecord(digest)],
   });
 }
 

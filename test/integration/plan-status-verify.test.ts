@@ -1,6 +1,7 @@
 import { appendFile, chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BUILD_RECORD_PATH } from '../../src/bundle/build-record.js';
 import { ExitCode } from '../../src/errors.js';
 import { sampleFiles, writeSignedBundle } from '../helpers/bundle-factory.js';
 import { FakeHost } from '../helpers/fake-host.js';
@@ -245,5 +246,33 @@ describe('rick-install verify', () => {
       `drift: ${gen}/quadlet/demo/demo-app.container: mode 0666, expected 0644`,
     );
     expect(r.stderr).toContain('error DRIFT: 4 file(s) of generation 1 drifted');
+  });
+  it('ignores the build record a bundle carries: not written into the generation, not counted in drift', async () => {
+    const plain = await hostWith();
+    const without = await runInstaller(plain, ['verify', '--root', tree.root]);
+    expect(without.code).toBe(0);
+
+    tree = await hosts.make();
+    const host = new FakeHost({ root: tree.root });
+    const record = `${JSON.stringify({ schemaVersion: 1, toolchain: { node: '24.21.0', rick: '1.0.0', esbuild: null } }, null, 2)}\n`;
+    const b = await writeSignedBundle(tree.work, hosts.key, {
+      version: '1.0.0',
+      files: [
+        ...sampleFiles('demo', 'v1'),
+        { path: BUILD_RECORD_PATH, content: record, kind: 'installer', mode: 0o644 },
+      ],
+    });
+    expect(b.manifest.files.map((f) => f.path)).toContain(BUILD_RECORD_PATH);
+    const installed = await runInstaller(host, [b.bundlePath, '--root', tree.root]);
+    expect(installed.stderr).not.toContain('build-record');
+    expect(installed.code).toBe(0);
+    const state = await snapshotTree(join(tree.root, 'var/lib/rick'));
+    expect(state.filter((e) => e.path.includes('build-record'))).toEqual([]);
+    expect(state.some((e) => e.path === 'generations/1/bundles/demo/env/demo.env')).toBe(true);
+    const r = await runInstaller(host, ['verify', '--root', tree.root]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('no drift');
+    // The same report, word for word, as for the bundle without the record.
+    expect(r.stdout).toBe(without.stdout);
   });
 });

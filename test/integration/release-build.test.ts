@@ -6,6 +6,7 @@
  * with GnuPG.
  */
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,14 @@ import { repoRoot } from '../helpers/host-tree.js';
 import { expectTreeUnchanged, snapshotTree } from '../helpers/tree-snapshot.js';
 
 const run = promisify(execFile);
+/** The bundles of bundles/ without an images.lock, in the order release.sh builds them. */
+const unpinned = readdirSync(join(repoRoot, 'bundles'))
+  .sort()
+  .filter(
+    (b) =>
+      existsSync(join(repoRoot, 'bundles', b, 'bundle.yaml')) &&
+      !existsSync(join(repoRoot, 'bundles', b, 'images.lock')),
+  );
 const PASSPHRASE = 'correct horse battery staple';
 
 let dir: string;
@@ -226,6 +235,27 @@ describe('release build', () => {
     expect(differs?.stderr).toContain(`reproduce: ${bundles[0]} differs from the rebuild`);
     expect(differs?.code).toBe(1);
   }, 180_000);
+
+  // The release workflow passes --require-pinned; a bundle of bundles/ whose
+  // images have no images.lock yet shows that it reaches rick-bundle build.
+  it.skipIf(unpinned.length === 0)(
+    '--require-pinned refuses a bundle with an image without a digest: exit 3, IMAGES_UNPINNED, the release stops',
+    async () => {
+      const out = join(dir, 'pinned');
+      const error = await release(out, '--require-pinned').then(
+        () => undefined,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(error?.code).toBe(3);
+      expect(error?.stderr).toContain(`error IMAGES_UNPINNED: no images.lock in `);
+      expect(error?.stderr).toContain(`bundles/${unpinned[0]}`);
+      expect(error?.stderr).toContain(`rick-bundle pin `);
+      // The release stops there: no bundle of it, and none of the files that follow the bundles.
+      const written = await readdir(out);
+      expect(written).not.toContain(`${unpinned[0]}-9.8.7.tgz`);
+      expect(written.filter((n) => !n.endsWith('.tgz'))).toEqual([]);
+    },
+  );
 
   it('refuses to write into a directory that already holds files', async () => {
     const out = join(dir, 'busy');

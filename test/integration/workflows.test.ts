@@ -40,7 +40,7 @@ interface Workflow {
   on: Record<string, unknown>;
   jobs: Record<string, Job>;
 }
-const workflowFiles = ['ci.yml', 'index.yml', 'release.yml', 'reproduce.yml'];
+const workflowFiles = ['ci.yml', 'index.yml', 'pin.yml', 'release.yml', 'reproduce.yml'];
 
 async function workflow(name: string): Promise<Workflow> {
   return parse(await readFile(join(repoRoot, '.github/workflows', name), 'utf8')) as Workflow;
@@ -54,7 +54,7 @@ describe('workflows', () => {
   // actionlint runs shellcheck on every run: block: minutes on a busy machine.
   it('pass actionlint, which rejects a broken workflow', async () => {
     const ok = await run(actionlint, [], { cwd: repoRoot });
-    expect(ok.stdout).toContain('Checking 4 workflow file(s)');
+    expect(ok.stdout).toContain('Checking 5 workflow file(s)');
     const dir = await mkdtemp(join(tmpdir(), 'rick-actionlint-'));
     try {
       await mkdir(join(dir, '.github/workflows'), { recursive: true });
@@ -116,7 +116,7 @@ describe('workflows', () => {
     expect(JSON.stringify(build)).not.toContain('secrets.');
     const built = build?.steps?.find((s) => s.run?.includes('release:build'));
     expect(built?.run).toContain(
-      `npm run release:build -- --version "$${'{'}TAG#v}" --out release`,
+      `npm run release:build -- --version "$${'{'}TAG#v}" --out release --require-pinned`,
     );
     expect(built?.run).not.toContain('--key');
     // The time is the commit's, set by the workflow: rick-bundle build fails without it.
@@ -193,6 +193,41 @@ describe('workflows', () => {
     for (const name of workflowFiles.filter((f) => f !== 'index.yml')) {
       expect(runs(await workflow(name)).join('\n')).not.toContain('index-publish');
     }
+  });
+
+  it('pin runs rick-bundle pin with read access only, and opens the pull request from a job that runs no npm code', async () => {
+    const pin = await workflow('pin.yml');
+    expect(Object.keys(pin.on).sort()).toEqual(['schedule', 'workflow_dispatch']);
+    const { pin: pinning, 'pull-request': pr } = pin.jobs;
+    expect(Object.keys(pin.jobs)).toEqual(['pin', 'pull-request']);
+    expect(pinning?.permissions).toEqual({ contents: 'read' });
+    const pinRuns = runs({ on: {}, jobs: { pin: pinning as Job } }).join('\n');
+    expect(pinRuns).toContain('for dir in bundles/*/; do');
+    expect(pinRuns).toContain('node dist/cli/rick-bundle.js pin "$dir"');
+    // Write access only where the pull request is made: git and gh, no npm, no node.
+    expect(pr?.needs).toBe('pin');
+    expect(pr?.permissions).toEqual({ contents: 'write', 'pull-requests': 'write' });
+    const prRuns = runs({ on: {}, jobs: { pr: pr as Job } }).join('\n');
+    expect(prRuns).not.toMatch(/\b(npm|npx|node)\b/);
+    expect(pr?.steps?.some((s) => s.uses?.startsWith('actions/setup-node@'))).toBe(false);
+    expect(prRuns).toContain('gh pr create');
+    // The token is given to the push, never kept in .git/config by the checkout.
+    const checkout = pr?.steps?.find((s) => s.uses?.startsWith('actions/checkout@'));
+    expect(checkout?.with?.['persist-credentials']).toBe(false);
+    expect(prRuns).toContain(
+      `git push --force "https://x-access-token:$${'{'}GH_TOKEN}@github.com/$${'{'}GH_REPO}.git"`,
+    );
+    const step = pr?.steps?.find((s) => s.run?.includes('gh pr create'));
+    expect(step?.env?.GH_TOKEN).toBe(gh('github.token'));
+    expect(step?.run).not.toMatch(/\$\{\{/);
+    // The same actions, at the same commits, as the release workflow.
+    const usesOf = (text: string) =>
+      new Set([...text.matchAll(/uses:\s*(\S+@[0-9a-f]{40})/g)].map((m) => m[1]));
+    const read = (name: string) => readFile(join(repoRoot, '.github/workflows', name), 'utf8');
+    const released = usesOf(await read('release.yml'));
+    const pinned = usesOf(await read('pin.yml'));
+    expect(pinned.size).toBeGreaterThan(0);
+    expect([...pinned].filter((u) => !released.has(u))).toEqual([]);
   });
 
   it('Dependabot updates the npm packages and the pinned actions', async () => {
