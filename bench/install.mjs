@@ -95,12 +95,9 @@ mkdirSync(join(template, 'etc/rick/secrets'), { recursive: true, mode: 0o700 });
 writeFileSync(join(template, 'etc/rick/keys/release.asc'), key.publicKeyArmored);
 writeFileSync(
   join(template, 'etc/group'),
-  'root:x:0:\npostgres-clients:x:4001:\nvalkey-clients:x:4002:\nsynth:x:995:\n',
+  'root:x:0:\npostgres-clients:x:4001:\nvalkey-clients:x:4002:\n',
 );
-writeFileSync(
-  join(template, 'etc/passwd'),
-  'root:x:0:0:root:/root:/bin/sh\nsynth:x:995:995::/:/usr/sbin/nologin\n',
-);
+writeFileSync(join(template, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
 for (const [name, text] of [
   [
     'authentik',
@@ -178,7 +175,16 @@ const installers = [
 
 // --- synthetic 1,000-unit bundle ---------------------------------------------
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
-const files = [];
+// The bundle creates the account its units run as: a bundle names only the
+// accounts it creates and the infrastructure groups (docs/policy.md).
+const files = [
+  {
+    path: 'sysusers.d/synth.conf',
+    data: Buffer.from('u synth - "synthetic bundle" / /usr/sbin/nologin\n'),
+    mode: 0o644,
+    kind: 'sysusers',
+  },
+];
 for (let i = 0; i < 1000; i++) {
   const n = String(i).padStart(4, '0');
   files.push({
