@@ -47,6 +47,8 @@ const GITEA_BROKEN_TAG = '1.0.1';
 const CADDY_LINE = 'import {$RICK_CADDY_SITES:/etc/caddy/rick}/*.caddy';
 /** A tag that is never pushed: its pull must fail. */
 const MISSING_TAG = '2099.1.0';
+/** The tag step 31 pins by its digest, then moves to another image. */
+const PINNED_TAG = '2026.1.0';
 const UNITS = ['authentik-pod.service', 'authentik-server.service', 'authentik-worker.service'];
 const DIAGNOSED = [
   ...UNITS,
@@ -434,6 +436,25 @@ async function buildRelease(
   return release;
 }
 
+/**
+ * `rick-bundle pin` of this machine on a bundle directory, run in the test
+ * host's network namespace (nsenter --net into its init): the loopback
+ * registry answers only there. Returns what pin printed.
+ */
+async function pinInHostNetwork(bundleDir: string, vars: Record<string, string>): Promise<string> {
+  requirePiece(rickBundle, 'rick-bundle (npm run build)');
+  const varsFile = `${bundleDir}.vars.yaml`;
+  await writeFile(
+    varsFile,
+    Object.entries(vars)
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`)
+      .join(''),
+  );
+  log(`    vars: ${JSON.stringify(vars)}`);
+  const r = await host.execInNetwork('node', [rickBundle, 'pin', bundleDir, '--vars', varsFile]);
+  return r.stdout;
+}
+
 /** Publishes a release on the loopback feed (one rename: the feed never sees half of it). */
 async function publish(release: Release): Promise<void> {
   const feedDir = join(host.root, FEED_DIR);
@@ -519,6 +540,57 @@ async function registryManifestRequests(cursor: string, repository: string): Pro
   // Its access log: "GET /v2/NAME/manifests/REF HTTP/1.1" STATUS …
   const request = new RegExp(`"GET /v2/${repository}/manifests/\\S+ HTTP/[\\d.]+" \\d{3}`);
   return journal.split('\n').filter((l) => request.test(l));
+}
+
+/** What a client accepts of a tag's manifest: OCI and Docker, single-platform and index. */
+const MANIFEST_ACCEPT = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+/** The digest the loopback registry names for a tag now: HEAD on its manifest, `Docker-Content-Digest`. */
+async function registryDigest(repository: string, tag: string): Promise<string> {
+  const url = `http://${REGISTRY}/v2/${repository}/manifests/${tag}`;
+  const r = await host.exec(['curl', '-fsS', '-I', '-H', `Accept: ${MANIFEST_ACCEPT}`, url], {
+    quiet: true,
+  });
+  const digest = /^docker-content-digest:\s*(\S+)/im.exec(r.stdout)?.[1] ?? '';
+  log(`    HEAD ${url}: Docker-Content-Digest ${digest || '(none)'}`);
+  return digest;
+}
+
+/**
+ * The image a container runs, as podman records it: the digest it was
+ * created from (`.ImageDigest`), and the digest of the image its ID names.
+ */
+async function runningDigests(container: string): Promise<{ recorded: string; ofId: string }> {
+  const r = await host.exec(
+    ['podman', 'inspect', '--format', '{{.ImageDigest}} {{.Image}} {{.ImageName}}', container],
+    { quiet: true },
+  );
+  const [recorded = '', id = '', name = ''] = r.stdout.trim().split(' ');
+  const image = await host.exec(['podman', 'image', 'inspect', '--format', '{{.Digest}}', id], {
+    quiet: true,
+  });
+  const ofId = image.stdout.trim();
+  log(
+    `    podman inspect ${container}: ImageDigest ${recorded}, Image ${id} (digest ${ofId}), ImageName ${name}`,
+  );
+  return { recorded, ofId };
+}
+
+/** Both of authentik's containers run the image of `digest`, by podman's own record and by image ID. */
+async function expectRunningDigest(digest: string, context: string): Promise<void> {
+  for (const container of ['authentik-server', 'authentik-worker']) {
+    const { recorded, ofId } = await runningDigests(container);
+    check(
+      `podman inspect: ${container} runs ${digest} ${context}`,
+      recorded === digest && ofId === digest,
+      `ImageDigest ${recorded}, its image's digest ${ofId}`,
+    );
+  }
 }
 
 /**
@@ -2883,6 +2955,189 @@ describe.sequential('authentik on a real systemd host', () => {
         'gitea 1.4.0 is not quarantined (it never ran)',
         !(gitea?.quarantined.includes('1.4.0') ?? true),
       );
+    });
+  });
+
+  it('31. a release pinned to a digest keeps running that digest after its tag moves in the registry: through a restart and the next install', async () => {
+    await step('31. pinned digest, tag moved', async () => {
+      const ref = `${IMAGE}:${PINNED_TAG}`;
+      await publishImage([ref]);
+      const published = await registryDigest('authentik-standin', PINNED_TAG);
+      check(
+        `the registry names a sha256 digest for ${ref}`,
+        /^sha256:[0-9a-f]{64}$/.test(published),
+        published,
+      );
+
+      // The release workflow's path: pin a copy of the bundle, build with
+      // --require-pinned, sign; the host installs it as any release.
+      const dir = join(work, 'authentik-pinned');
+      await cp(join(repo, 'bundles/authentik'), dir, { recursive: true });
+      const vars = {
+        authentik_site_address: `http://${AUTH_HOST}`,
+        authentik_image: IMAGE,
+        authentik_version: PINNED_TAG,
+        authentik_valkey_db: '2',
+      };
+      const pinned = await pinInHostNetwork(dir, vars);
+      const lock = JSON.parse(await readFile(join(dir, 'images.lock'), 'utf8')) as {
+        schemaVersion: number;
+        images: Record<string, string>;
+      };
+      check(
+        `images.lock pins ${ref}, the one image of both units, to the digest the registry named`,
+        lock.schemaVersion === 1 &&
+          JSON.stringify(lock.images) === JSON.stringify({ [ref]: published }),
+        JSON.stringify(lock),
+      );
+      check(
+        'rick-bundle pin reported it as new',
+        pinned.includes(`${ref} ${published} (new)`),
+        pinned.trim().replace(/\n/g, ' | '),
+      );
+      const digest = published;
+      const v = await buildRelease('1.13.0', vars, 'authentik', {
+        bundleDir: dir,
+        extra: ['--require-pinned'],
+      });
+      const verified = await run('node', [
+        rickBundle,
+        'verify',
+        v.tgz,
+        '--keyring',
+        join(work, 'key/signing-key.pub.asc'),
+      ]);
+      check(
+        "the signed bundle's build record names the pinned image",
+        verified.stdout.includes(`images pinned: ${ref}@${digest}`),
+        verified.stdout.split('\n').find((l) => l.startsWith('images pinned')) ?? '',
+      );
+
+      const before = await identities();
+      const cursor = await journalCursor();
+      const path = await copyBundleIn(v);
+      const out = await rickInstall(path, ExitCode.ok);
+      check('authentik 1.13.0 is live', (await liveVersion()) === '1.13.0');
+      const lines = out.split('\n').map((l) => l.trim());
+      const liveAt = lines.findIndex((l) => /^generation \d+ is live$/.test(l));
+      const pulledAt = lines.findIndex((l) => l.startsWith(`image ${ref}@${digest}: pulled in `));
+      check(
+        `the installer pulled ${ref}@${digest} before the swap`,
+        pulledAt >= 0 && liveAt > pulledAt,
+        pulledAt >= 0 ? lines[pulledAt]! : 'no pull line names the pinned reference',
+      );
+      const requests = await registryManifestRequests(cursor, 'authentik-standin');
+      check(
+        'the registry served the manifest by its digest, and nobody asked it for the tag',
+        requests.some((l) => l.includes(`/manifests/${digest} `)) &&
+          !requests.some((l) => l.includes(`/manifests/${PINNED_TAG} `)),
+        requests.join(' | ') || 'no request',
+      );
+      for (const name of ['authentik-server', 'authentik-worker']) {
+        const unit = `/etc/containers/systemd/rick/authentik/${name}.container`;
+        const text = await readFile(join(host.root, unit), 'utf8').catch(() => '');
+        const image = text.split('\n').find((l) => l.startsWith('Image='));
+        check(
+          `the live ${unit} names the image by the locked digest`,
+          image === `Image=${ref}@${digest}`,
+          image ?? 'no Image= line',
+        );
+      }
+      await expectRunningDigest(digest, 'after the install');
+      await expectRolledOutAndServing(cursor, before, out, 'after the pinned release');
+
+      // Whoever controls the registry moves the tag to another image: the
+      // stand-in built to fail its health check, so that a container running
+      // it could not pass for the pinned one.
+      // (Built under a name of its own, then pushed as the tag: the host's
+      // store has the pinned image already, which must not stand in for it.)
+      await publishImage([`${IMAGE}-moved:${PINNED_TAG}`, ref], 'unhealthy');
+      const moved = await registryDigest('authentik-standin', PINNED_TAG);
+      check(
+        `the registry now names another digest for ${ref}`,
+        /^sha256:[0-9a-f]{64}$/.test(moved) && moved !== digest,
+        `${digest} -> ${moved}`,
+      );
+      // The host's own image store learns the moved tag too: a unit naming
+      // the tag alone would now start the moved image.
+      await host.exec(['podman', 'pull', '--quiet', ref], { timeoutMs: 300_000 });
+      const stored = (
+        await host.exec(['podman', 'image', 'inspect', '--format', '{{.Digest}}', ref], {
+          quiet: true,
+        })
+      ).stdout.trim();
+      check(
+        `the host's image store has ${ref} as the moved image`,
+        stored === moved,
+        `${ref}: ${stored}`,
+      );
+
+      const beforeRestart = await identities();
+      const restartCursor = await journalCursor();
+      await host.exec(
+        ['systemctl', 'restart', 'authentik-worker.service', 'authentik-server.service'],
+        { timeoutMs: 300_000 },
+      );
+      await expectBothRestarted(beforeRestart);
+      await expectRunningDigest(digest, 'after systemctl restart');
+      await expectNoDependencyFailure(restartCursor);
+      await expectActive('after the restart');
+      await expectServing('after the restart (the moved image would answer 503)', 60_000);
+
+      // The next install of the same release: nothing to do, nothing pulled.
+      const afterRestart = await identities();
+      const again = await rickInstall(path, ExitCode.ok);
+      check(
+        'the install of the same release again has nothing to do',
+        again.includes('authentik 1.13.0: version 1.13.0 is already installed; nothing to do'),
+        again.trim().split('\n').at(-1) ?? '',
+      );
+      check('it pulled no image', !/^image .*: pulled in /m.test(again));
+      check(
+        'no service restarted',
+        JSON.stringify(await identities()) === JSON.stringify(afterRestart),
+      );
+      await expectRunningDigest(digest, 'after the install again');
+      const since = await registryManifestRequests(restartCursor, 'authentik-standin');
+      check(
+        'since the tag moved, neither the restart nor the install asked the registry for the tag',
+        !since.some((l) => l.includes(`/manifests/${PINNED_TAG} `)),
+        since.join(' | ') || 'no manifest request',
+      );
+
+      // A moved tag becomes a new lock and a new release: its plan shows the move.
+      const repinned = await pinInHostNetwork(dir, vars);
+      check(
+        'rick-bundle pin again reports the tag moved',
+        repinned.includes(`${ref} ${digest} → ${moved}`),
+        repinned.trim().replace(/\n/g, ' | '),
+      );
+      const next = await buildRelease('1.14.0', vars, 'authentik', {
+        bundleDir: dir,
+        extra: ['--require-pinned'],
+      });
+      const nextPath = await copyBundleIn(next);
+      const untouched = await hostBefore({ units: true });
+      const plan = await host.exec(['rick-install', 'plan', nextPath], { allowFail: true });
+      check('rick-install plan exits 0', plan.code === 0, `exit ${plan.code}`);
+      const short = (d: string) => `${d.slice(0, 'sha256:'.length + 12)}…`;
+      const imageLine = plan.stdout.split('\n').find((l) => l.startsWith('image '));
+      check(
+        "the plan shows the image's digest change as its own line",
+        imageLine === `image   ${ref} ${short(digest)} → ${short(moved)}`,
+        imageLine ?? 'no image line',
+      );
+      // A plan changes nothing: the trees, the units, the live version as they were.
+      await expectRefusedUnchanged(untouched, { bundle: 'authentik', version: '1.13.0' });
+
+      // The host as a later step would find it: the moved image out of its
+      // store, the pinned release live, clean and serving.
+      await host.exec(['podman', 'rmi', ref]);
+      check(`${ref} (the moved image) left the host's store`, !(await imageExists(ref)));
+      await expectRunningDigest(digest, 'at the end');
+      await expectVerifyClean();
+      await expectActive('at the end');
+      await expectServing('at the end');
     });
   });
 

@@ -137,6 +137,18 @@ export class TestHost {
     return run('nsenter', ['-t', String(this.pid), '-a', ...args], options);
   }
 
+  /**
+   * Runs a program of this machine in the host's network namespace only
+   * (nsenter --net): it reaches what listens on the host's loopback, such as
+   * the registry, while it reads and writes this machine's files with this
+   * machine's tools, as a build machine does with its own registry.
+   */
+  execInNetwork(file: string, args: string[], options: RunOptions = {}): Promise<Result> {
+    if (this.pid === undefined) throw new Error('the test host is not running');
+    if (!options.quiet) log(`[host network]$ ${[file, ...args].map(quoteArg).join(' ')}`);
+    return run('nsenter', [`--net=/proc/${this.pid}/ns/net`, '--', file, ...args], options);
+  }
+
   /** Runs a shell script inside the host. */
   sh(script: string, options: RunOptions = {}): Promise<Result> {
     return this.exec(['sh', '-c', script], options);
