@@ -3075,10 +3075,12 @@ describe.sequential('authentik on a real systemd host', () => {
 
       const beforeRestart = await identities();
       const restartCursor = await journalCursor();
-      await host.exec(
-        ['systemctl', 'restart', 'authentik-worker.service', 'authentik-server.service'],
-        { timeoutMs: 300_000 },
-      );
+      // One at a time, as the installer restarts them: both stopped at once
+      // would leave the pod empty, and podman stops an empty pod
+      // (--exit-policy=stop), failing both starts on their dependency.
+      for (const unit of ['authentik-worker.service', 'authentik-server.service']) {
+        await host.exec(['systemctl', 'restart', unit], { timeoutMs: 300_000 });
+      }
       await expectBothRestarted(beforeRestart);
       await expectRunningDigest(digest, 'after systemctl restart');
       await expectNoDependencyFailure(restartCursor);
